@@ -1,0 +1,46 @@
+# quantd — the two commands a newcomer needs: `make demo` and `make test`.
+# Both install their own dependencies (scripts/install-deps.sh, Debian 12 packages) and build.
+
+BUILD_DIR ?= build
+ENGINE_ONLY_DIR ?= build-engine-only
+# Warnings are errors in CI (CI=true); locally they are only shown.
+WERROR ?= $(if $(CI),ON,OFF)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build test test-only engine-only demo format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DQUANTD_WERROR=$(WERROR) $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Proves the engine builds with the service's dependencies (gRPC, protobuf, SQLite) unavailable,
+# as on the GPU machines.
+engine-only: deps
+	cmake -S . -B $(ENGINE_ONLY_DIR) -G Ninja -DQUANTD_ENGINE_ONLY=ON -DQUANTD_WERROR=$(WERROR) \
+	  -DCMAKE_DISABLE_FIND_PACKAGE_gRPC=ON -DCMAKE_DISABLE_FIND_PACKAGE_Protobuf=ON \
+	  -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON $(CMAKE_FLAGS)
+	cmake --build $(ENGINE_ONLY_DIR) -j $(JOBS) --target quantize-awq
+
+test-only:
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+test: build engine-only
+	$(MAKE) --no-print-directory test-only
+
+demo: build
+	@bash scripts/demo.sh $(BUILD_DIR)
+
+format:
+	git ls-files '*.cc' '*.h' '*.cu' '*.cuh' '*.proto' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR) $(ENGINE_ONLY_DIR)
