@@ -15,7 +15,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # tools the tests drive: promtool, python client stubs
-  prometheus python3 python3-grpcio python3-grpc-tools python3-protobuf
+  prometheus python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-jinja2
   clang-format
 )
 

@@ -1,0 +1,54 @@
+// ChatTemplate: renders the Jinja chat templates that models ship, as transformers'
+// apply_chat_template(..., tokenize=False) does (Jinja2 sandbox, trim_blocks, lstrip_blocks,
+// loop controls, tojson with ensure_ascii=False, raise_exception, strftime_now).
+#ifndef QUANTD_CHAT_TEMPLATE_CHAT_TEMPLATE_H_
+#define QUANTD_CHAT_TEMPLATE_CHAT_TEMPLATE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace quantd::chat_template {
+
+struct ChatMessage {
+  std::string role;
+  std::string content;
+};
+
+class ChatTemplate {
+ public:
+  ~ChatTemplate();
+  ChatTemplate(ChatTemplate&&) noexcept;
+  ChatTemplate& operator=(ChatTemplate&&) noexcept;
+
+  // Parses a template. An unsupported construct or a syntax error is InvalidArgument naming the
+  // construct and the line. `origin` (e.g. a file path) prefixes error messages.
+  static absl::StatusOr<ChatTemplate> Parse(std::string_view source, std::string_view origin);
+
+  // Renders with an arbitrary context (messages, add_generation_prompt, bos_token, tools, ...).
+  absl::StatusOr<std::string> Render(const nlohmann::json& context) const;
+
+  // The common case: messages plus add_generation_prompt, bos_token and eos_token.
+  absl::StatusOr<std::string> Render(const std::vector<ChatMessage>& messages,
+                                     bool add_generation_prompt, std::string_view bos_token,
+                                     std::string_view eos_token) const;
+
+ private:
+  struct Impl;
+  explicit ChatTemplate(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Finds a model directory's default chat template: chat_template.jinja, else chat_template.json,
+// else tokenizer_config.json's "chat_template" (a string, or a list of {name, template} where the
+// one named "default" is used). Returns nullopt when the model has none.
+absl::StatusOr<std::optional<std::string>> LoadChatTemplateSource(std::string_view model_dir);
+
+}  // namespace quantd::chat_template
+
+#endif  // QUANTD_CHAT_TEMPLATE_CHAT_TEMPLATE_H_

@@ -1,0 +1,109 @@
+// The AWQ engine's public API: the only header the worker daemon, quantize-awq and the benchmarks
+// include. Everything else under worker/engine/src is private to the engine.
+//
+// Quantize() reads a Hugging Face model directory, calibrates on a JSON-lines file, runs AutoAWQ's
+// search layer by layer (spec: AutoAWQ 0.2.9, see docs/engine.md) and writes an AutoAWQ GEMM
+// checkpoint. It reports progress, log lines and artifacts to an EngineObserver as it goes, and stops
+// between scaling groups once its CancellationToken is cancelled.
+#ifndef QUANTD_ENGINE_QUANTIZE_H_
+#define QUANTD_ENGINE_QUANTIZE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace quantd::engine {
+
+// The seed script's AWQ_CALIB_SYSTEM_PROMPT, the default system message of chat-wrapped calibration.
+extern const char kSeedSystemPrompt[];
+
+// Float type of the non-quantized tensors in the output.
+enum class OutputDtype { kFloat16, kBFloat16 };
+
+// Which implementation runs the layer math. kAuto = CUDA when a GPU is present, else CPU.
+enum class BackendKind { kAuto, kCpu, kCuda };
+
+// Settings of one quantization. Defaults are the seed script's constants.
+struct QuantizeOptions {
+  std::string model_dir;
+  std::string output_dir;
+  std::string calib_jsonl;
+  int num_calib = 8192;
+  int max_seq_len = 2048;
+  int bits = 4;
+  int group_size = 128;
+  bool zero_point = true;
+  std::string version = "gemm";  // The only layout written: AutoAWQ GEMM.
+  std::vector<std::string> modules_to_not_convert = {"lm_head"};
+  bool apply_chat_template = true;
+  std::string system_prompt = kSeedSystemPrompt;  // "" = no system message.
+  uint64_t seed = 42;
+  OutputDtype output_dtype = OutputDtype::kFloat16;
+  std::string eval_text;   // Optional held-out text for perplexity in quant_report.json.
+  std::string dump_calib;  // Optional: write the calibration blocks here as JSON.
+  BackendKind backend = BackendKind::kAuto;
+};
+
+// Phases of a run, in order.
+enum class Phase { kLoading, kCalibrating, kQuantizing, kEvaluating, kExporting };
+const char* PhaseName(Phase phase);
+
+struct Progress {
+  Phase phase = Phase::kLoading;
+  int layers_done = 0;
+  int layers_total = 0;
+  double fraction = 0.0;                 // Whole run, 0..1, monotone.
+  std::optional<absl::Duration> eta;     // Unset while unknown.
+};
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+// A file of the finished checkpoint.
+struct Artifact {
+  std::string path;
+  int64_t size_bytes = 0;
+  std::string sha256;  // Lower-case hex.
+};
+
+// Receives what happens during Quantize(). Called from the thread that runs Quantize().
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void OnProgress(const Progress& progress) {}
+  virtual void OnLog(LogLevel level, const std::string& message) {}
+  virtual void OnArtifact(const Artifact& artifact) {}
+};
+
+// Cancels a running Quantize() from any thread. The engine checks it between scaling groups and
+// returns absl::CancelledError, leaving no file under a final name in output_dir.
+class CancellationToken {
+ public:
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+// What a successful run produced.
+struct QuantizeResult {
+  std::string output_dir;
+  std::vector<Artifact> artifacts;
+  std::string report_path;  // quant_report.json
+};
+
+// Runs the whole pipeline. Errors are canonical: InvalidArgument for bad inputs (the message names
+// the file, field or argument and what was expected), FailedPrecondition for unsupported models,
+// ResourceExhausted for out of memory, Cancelled after a cancellation.
+absl::StatusOr<QuantizeResult> Quantize(const QuantizeOptions& options, EngineObserver* observer,
+                                        const CancellationToken* cancel);
+
+}  // namespace quantd::engine
+
+#endif  // QUANTD_ENGINE_QUANTIZE_H_
