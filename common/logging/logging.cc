@@ -1,0 +1,82 @@
+#include "logging/logging.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+
+namespace quantd::logging {
+namespace {
+
+absl::Mutex g_mu;
+Options g_options ABSL_GUARDED_BY(g_mu);
+
+const char* LevelName(Level level) {
+  switch (level) {
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarning:
+      return "warning";
+    case Level::kError:
+      return "error";
+  }
+  return "info";
+}
+
+}  // namespace
+
+void Configure(const Options& options) {
+  absl::MutexLock lock(&g_mu);
+  g_options = options;
+}
+
+std::optional<Level> ParseLevel(std::string_view name) {
+  if (name == "debug") return Level::kDebug;
+  if (name == "info") return Level::kInfo;
+  if (name == "warning" || name == "warn") return Level::kWarning;
+  if (name == "error") return Level::kError;
+  return std::nullopt;
+}
+
+std::optional<Format> ParseFormat(std::string_view name) {
+  if (name == "text") return Format::kText;
+  if (name == "json") return Format::kJson;
+  return std::nullopt;
+}
+
+std::string FormatLine(Level level, std::string_view message, const Fields& fields,
+                       Format format, std::string_view component, long long unix_micros) {
+  absl::Time time = absl::FromUnixMicros(unix_micros);
+  std::string timestamp = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone());
+  if (format == Format::kJson) {
+    nlohmann::json line = {{"time", timestamp},
+                           {"level", LevelName(level)},
+                           {"component", std::string(component)},
+                           {"message", std::string(message)}};
+    if (!fields.job_id.empty()) line["job_id"] = fields.job_id;
+    if (!fields.worker_id.empty()) line["worker_id"] = fields.worker_id;
+    // Replace invalid UTF-8 rather than throw: a log line must never take the process down.
+    return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  std::string out = absl::StrCat(timestamp, " ", LevelName(level), " ", component);
+  if (!fields.job_id.empty()) absl::StrAppend(&out, " job=", fields.job_id);
+  if (!fields.worker_id.empty()) absl::StrAppend(&out, " worker=", fields.worker_id);
+  absl::StrAppend(&out, ": ", message);
+  return out;
+}
+
+void Log(Level level, std::string_view message, const Fields& fields) {
+  absl::MutexLock lock(&g_mu);
+  if (level < g_options.min_level) return;
+  std::string line = FormatLine(level, message, fields, g_options.format, g_options.component,
+                                absl::ToUnixMicros(absl::Now()));
+  line.push_back('\n');
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+}  // namespace quantd::logging

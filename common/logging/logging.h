@@ -1,0 +1,48 @@
+// Process-wide logging for quantd and quantd-worker: human-readable lines on a terminal, or JSON lines
+// (time, level, component, job_id, worker_id, message) for log collectors. Thread-safe.
+#ifndef QUANTD_COMMON_LOGGING_LOGGING_H_
+#define QUANTD_COMMON_LOGGING_LOGGING_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace quantd::logging {
+
+enum class Level { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+enum class Format { kText, kJson };
+
+struct Options {
+  Level min_level = Level::kInfo;
+  Format format = Format::kText;
+  std::string component;  // "quantd", "quantd-worker", ...
+};
+
+// Sets the process's logging options; call once at start-up (later calls replace them).
+void Configure(const Options& options);
+
+// Parses "debug" | "info" | "warning" | "error" and "text" | "json" (flag values).
+std::optional<Level> ParseLevel(std::string_view name);
+std::optional<Format> ParseFormat(std::string_view name);
+
+// Context attached to a line.
+struct Fields {
+  std::string job_id;
+  std::string worker_id;
+};
+
+// Writes one line to stderr if `level` is at least the configured minimum.
+void Log(Level level, std::string_view message, const Fields& fields = {});
+
+inline void Debug(std::string_view m, const Fields& f = {}) { Log(Level::kDebug, m, f); }
+inline void Info(std::string_view m, const Fields& f = {}) { Log(Level::kInfo, m, f); }
+inline void Warning(std::string_view m, const Fields& f = {}) { Log(Level::kWarning, m, f); }
+inline void Error(std::string_view m, const Fields& f = {}) { Log(Level::kError, m, f); }
+
+// Formats one line without writing it (for tests and for a job's event stream).
+std::string FormatLine(Level level, std::string_view message, const Fields& fields,
+                       Format format, std::string_view component, long long unix_micros);
+
+}  // namespace quantd::logging
+
+#endif  // QUANTD_COMMON_LOGGING_LOGGING_H_
