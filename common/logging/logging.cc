@@ -63,10 +63,10 @@ std::string FormatLine(Level level, std::string_view message, const Fields& fiel
     // Replace invalid UTF-8 rather than throw: a log line must never take the process down.
     return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
-  std::string out = absl::StrCat(timestamp, " ", LevelName(level), " ", component);
+  std::string out = absl::StrCat(timestamp, " ", LevelName(level), " ", std::string(component));
   if (!fields.job_id.empty()) absl::StrAppend(&out, " job=", fields.job_id);
   if (!fields.worker_id.empty()) absl::StrAppend(&out, " worker=", fields.worker_id);
-  absl::StrAppend(&out, ": ", message);
+  out.append(": ").append(message);
   return out;
 }
 
