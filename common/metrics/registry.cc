@@ -9,10 +9,17 @@
 namespace quantd::metrics {
 namespace {
 
-// The family name and every sample name it writes.
-std::vector<std::string> ExposedNames(const std::string& name, MetricType type) {
+// Every series name a family writes.
+std::vector<std::string> SeriesNamesOf(const std::string& name, MetricType type) {
   if (type != MetricType::kHistogram) return {name};
-  return {name, name + "_bucket", name + "_sum", name + "_count"};
+  return {name + "_bucket", name + "_sum", name + "_count"};
+}
+
+// What a family claims: its series names and its own name.
+std::vector<std::string> ExposedNames(const std::string& name, MetricType type) {
+  std::vector<std::string> names = SeriesNamesOf(name, type);
+  if (type == MetricType::kHistogram) names.push_back(name);
+  return names;
 }
 
 }  // namespace
@@ -110,6 +117,16 @@ std::vector<std::string> Registry::FamilyNames() const {
   std::vector<std::string> names;
   for (const auto& [name, family] : families_) names.push_back(name);
   return names;
+}
+
+
+std::vector<std::string> Registry::SeriesNames() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::set<std::string> names;
+  for (const auto& [name, family] : families_) {
+    for (std::string& series : SeriesNamesOf(name, family->type())) names.insert(std::move(series));
+  }
+  return std::vector<std::string>(names.begin(), names.end());
 }
 
 }  // namespace quantd::metrics

@@ -39,6 +39,9 @@ class Registry {
 
   // Names of the registered families (for tests and tooling that check dashboards).
   std::vector<std::string> FamilyNames() const;
+  // Every series name the families can expose (a histogram "x": x_bucket, x_sum, x_count), sorted;
+  // labelled families count even before their first child exists.
+  std::vector<std::string> SeriesNames() const;
 
  private:
   absl::Status Validate(const std::string& name, const std::string& help, MetricType type,

@@ -76,6 +76,9 @@ TEST(RegistryTest, RejectsNamesThatCollide) {
   EXPECT_THAT(registry.AddHistogramFamily("size_bytes", "x", {}, {1}).status(),
               IsErrorWith(absl::StatusCode::kAlreadyExists, "size_bytes_sum"));
   EXPECT_THAT(registry.FamilyNames(), ElementsAre("latency_seconds", "size_bytes_sum"));
+  EXPECT_THAT(registry.SeriesNames(),
+              ElementsAre("latency_seconds_bucket", "latency_seconds_count", "latency_seconds_sum",
+                          "size_bytes_sum"));
 }
 
 TEST(RegistryTest, ChildrenNeedExactlyTheDeclaredLabels) {
