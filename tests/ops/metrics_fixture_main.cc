@@ -5,6 +5,9 @@
 //
 //   quantd-metrics-fixture --role=server|worker --address=127.0.0.1:0 --port_file=PATH
 //                          [--activity_seconds=2]
+//   quantd-metrics-fixture --print_series_names
+//       prints every series name ServerMetrics and WorkerMetrics can expose, one per line (the
+//       dashboard and alert-rule checks compare PromQL against it).
 #include <signal.h>
 
 #include <chrono>
@@ -78,6 +81,19 @@ void PlayWorker(quantd::metrics::WorkerMetrics& m, std::chrono::milliseconds ste
   m.job_progress_ratio.Set(0);
 }
 
+int PrintSeriesNames() {
+  quantd::metrics::Registry registry;
+  auto server = quantd::metrics::ServerMetrics::Create(registry);
+  auto worker = quantd::metrics::WorkerMetrics::Create(registry);
+  if (!server.ok() || !worker.ok()) {
+    std::fprintf(stderr, "quantd-metrics-fixture: %s %s\n", server.status().ToString().c_str(),
+                 worker.status().ToString().c_str());
+    return 1;
+  }
+  for (const std::string& name : registry.SeriesNames()) std::printf("%s\n", name.c_str());
+  return 0;
+}
+
 std::string_view FlagValue(std::string_view arg, std::string_view name) {
   if (arg.substr(0, name.size()) == name && arg.size() > name.size() && arg[name.size()] == '=') {
     return arg.substr(name.size() + 1);
@@ -92,6 +108,7 @@ int main(int argc, char** argv) {
   double activity_seconds = 2;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i], v;
+    if (arg == "--print_series_names") return PrintSeriesNames();
     if (!(v = FlagValue(arg, "--role")).empty()) {
       role = v;
     } else if (!(v = FlagValue(arg, "--address")).empty()) {

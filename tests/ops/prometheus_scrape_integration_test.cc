@@ -19,7 +19,7 @@ namespace {
 
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
 constexpr char kFixture[] = QUANTD_BINARY_DIR "/tests/quantd-metrics-fixture";
-constexpr char kAlertRules[] = QUANTD_SOURCE_DIR "/deploy/prometheus/alerts.yml";
+constexpr char kAlertRules[] = QUANTD_SOURCE_DIR "/deploy/base/monitoring/alerts.yml";
 constexpr auto kDeadline = std::chrono::seconds(60);
 
 // Waits for a file a child writes when it is listening; returns its first number.
