@@ -52,6 +52,9 @@ absl::StatusOr<std::unique_ptr<EndpointServer>> EndpointServer::Start(EndpointOp
     int yes = 1;
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  // One request per connection: scrapes are seconds apart, and an idle keep-alive connection
+  // would hold Stop() for httplib's keep-alive timeout (5 s).
+  server->set_keep_alive_max_count(1);
   server->new_task_queue = [] { return new httplib::ThreadPool(kServingThreads); };
   InstallHandlers(*server, options.registry, std::move(options.readiness));
   int port = address->port;

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <chrono>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -96,6 +97,17 @@ TEST_F(EndpointServerTest, StopClosesThePortAndIsIdempotent) {
   httplib::Client client("127.0.0.1", port);
   client.set_connection_timeout(1);
   EXPECT_FALSE(client.Get("/healthz"));
+}
+
+TEST_F(EndpointServerTest, StopDoesNotWaitForIdleKeepAliveConnections) {
+  auto server = StartOrDie();
+  ASSERT_NE(server, nullptr);
+  httplib::Client client("127.0.0.1", server->port());
+  client.set_keep_alive(true);  // as Prometheus scrapes: the connection stays open between scrapes
+  ASSERT_TRUE(client.Get("/metrics"));
+  auto start = std::chrono::steady_clock::now();
+  server->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
 TEST_F(EndpointServerTest, StartThenStopAtOnceNeverHangs) {
