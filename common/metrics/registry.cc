@@ -105,7 +105,16 @@ absl::StatusOr<Family<Histogram>*> Registry::AddHistogramFamily(
       [shared_bounds] { return std::make_unique<Histogram>(shared_bounds); }));
 }
 
+void Registry::AddCollectCallback(std::function<void()> refresh) {
+  absl::MutexLock lock(&collect_mu_);
+  collect_callbacks_.push_back(std::move(refresh));
+}
+
 std::string Registry::Serialize() const {
+  {
+    absl::MutexLock collect_lock(&collect_mu_);
+    for (const std::function<void()>& refresh : collect_callbacks_) refresh();
+  }
   absl::ReaderMutexLock lock(&mu_);
   std::string out;
   for (const auto& [name, family] : families_) family->AppendText(&out);
@@ -118,7 +127,6 @@ std::vector<std::string> Registry::FamilyNames() const {
   for (const auto& [name, family] : families_) names.push_back(name);
   return names;
 }
-
 
 std::vector<std::string> Registry::SeriesNames() const {
   absl::ReaderMutexLock lock(&mu_);

@@ -6,6 +6,7 @@
 #ifndef QUANTD_COMMON_METRICS_REGISTRY_H_
 #define QUANTD_COMMON_METRICS_REGISTRY_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -34,6 +35,11 @@ class Registry {
                                                         std::vector<std::string> label_names,
                                                         BucketBounds bounds);
 
+  // Runs `refresh` at the start of every Serialize(), before any value is read: the place to copy
+  // state kept elsewhere (queue lengths, connected workers) into gauges at scrape time. Callbacks
+  // run one scrape at a time, in the order added; they must not call Serialize().
+  void AddCollectCallback(std::function<void()> refresh);
+
   // Every family in the text exposition format 0.0.4, ordered by metric name.
   std::string Serialize() const;
 
@@ -51,6 +57,8 @@ class Registry {
   absl::StatusOr<Family<T>*> Insert(std::unique_ptr<Family<T>> family)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  mutable absl::Mutex collect_mu_;  // serializes the callbacks of concurrent scrapes
+  std::vector<std::function<void()>> collect_callbacks_ ABSL_GUARDED_BY(collect_mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<FamilyBase>> families_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> sample_names_ ABSL_GUARDED_BY(mu_);

@@ -76,9 +76,8 @@ TEST(RegistryTest, RejectsNamesThatCollide) {
   EXPECT_THAT(registry.AddHistogramFamily("size_bytes", "x", {}, {1}).status(),
               IsErrorWith(absl::StatusCode::kAlreadyExists, "size_bytes_sum"));
   EXPECT_THAT(registry.FamilyNames(), ElementsAre("latency_seconds", "size_bytes_sum"));
-  EXPECT_THAT(registry.SeriesNames(),
-              ElementsAre("latency_seconds_bucket", "latency_seconds_count", "latency_seconds_sum",
-                          "size_bytes_sum"));
+  EXPECT_THAT(registry.SeriesNames(), ElementsAre("latency_seconds_bucket", "latency_seconds_count",
+                                                  "latency_seconds_sum", "size_bytes_sum"));
 }
 
 TEST(RegistryTest, ChildrenNeedExactlyTheDeclaredLabels) {
@@ -104,6 +103,23 @@ TEST(RegistryTest, SameLabelsGiveTheSameChild) {
   Gauge* c = *(*family)->Add({{"gpu", "1"}});
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
+}
+
+TEST(RegistryTest, CollectCallbacksRefreshGaugesAtScrapeTime) {
+  Registry registry;
+  auto family = registry.AddGaugeFamily("queue_length", "x");
+  ASSERT_TRUE(family.ok());
+  Gauge* gauge = *(*family)->Add({});
+  int queue_length = 3;  // state owned elsewhere
+  int calls = 0;
+  registry.AddCollectCallback([&] {
+    ++calls;
+    gauge->Set(queue_length);
+  });
+  EXPECT_THAT(registry.Serialize(), HasSubstr("queue_length 3\n"));
+  queue_length = 5;
+  EXPECT_THAT(registry.Serialize(), HasSubstr("queue_length 5\n"));
+  EXPECT_EQ(calls, 2);
 }
 
 TEST(MetricTest, CounterNeverDecreases) {
