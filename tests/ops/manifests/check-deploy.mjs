@@ -5,7 +5,8 @@
 //   node check-deploy.mjs compose       docker-compose.yml is complete and consistent with deploy/
 //   node check-deploy.mjs promql FIXTURE
 //       dashboard and alert expressions parse (promtool) and name only series that FIXTURE
-//       (quantd-metrics-fixture --print_series_names: a dump of quantd's registry) exports
+//       (quantd-metrics-fixture --print_series_names: a dump of quantd's registry) exports;
+//       every alert has a promtool unit test
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -260,6 +261,14 @@ function checkPromql(fixture) {
     if (result.status !== 0) fail(`promtool rejects an expression:\n${result.stdout}${result.stderr}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+  // Every alert has a promtool unit test (tests/ops/prometheus/alerts_test.yml, ctest ops_alert_rules).
+  const [alertTests] = readYaml(path.join(repo, "tests/ops/prometheus/alerts_test.yml"));
+  const tested = new Set(alertTests.tests.flatMap((t) => (t.alert_rule_test ?? []).map((a) => a.alertname)));
+  for (const group of rules.groups) {
+    for (const rule of group.rules) {
+      if (rule.alert && !tested.has(rule.alert)) fail(`alert ${rule.alert} has no test in tests/ops/prometheus/alerts_test.yml`);
+    }
   }
   const titles = dashboard.panels.map((p) => p.title.toLowerCase()).join("\n");
   for (const topic of ["queue depth", "running jobs", "job duration", "layer time", "gpu memory", "error rate"]) {
