@@ -18,6 +18,11 @@ packages=(
   prometheus python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-jinja2
   clang-format
 )
+# Node.js and npm run the deploy/ manifest checks (tests/ops/manifests). A Node.js installed from
+# elsewhere (e.g. NodeSource, which bundles npm and conflicts with Debian's npm) is used as it is.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 if [[ $(id -u) -eq 0 ]]; then
   sudo=()

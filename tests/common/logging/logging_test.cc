@@ -1,0 +1,81 @@
+// Log lines as operators and log collectors read them: text on a terminal, JSON lines otherwise.
+#include "logging/logging.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace quantd::logging {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr long long kNoonMicros = 1764072000123456;  // 2025-11-25T12:00:00.123456Z
+
+TEST(LoggingFormatTest, TextLineCarriesTimeLevelComponentIdsAndMessage) {
+  EXPECT_EQ(FormatLine(Level::kWarning, "lease expired", {.job_id = "j-1", .worker_id = "w-2"},
+                       Format::kText, "quantd", kNoonMicros),
+            "2025-11-25T12:00:00.123456Z warning quantd job=j-1 worker=w-2: lease expired");
+  EXPECT_EQ(FormatLine(Level::kInfo, "listening", {}, Format::kText, "quantd-worker", kNoonMicros),
+            "2025-11-25T12:00:00.123456Z info quantd-worker: listening");
+}
+
+TEST(LoggingFormatTest, JsonLineHasEveryFieldAndEscapesTheMessage) {
+  std::string line =
+      FormatLine(Level::kError, "bad \"path\"\nnext line", {.job_id = "j-1", .worker_id = "w-2"},
+                 Format::kJson, "quantd-worker", kNoonMicros);
+  EXPECT_EQ(line.find('\n'), std::string::npos);  // one line per record
+  nlohmann::json parsed = nlohmann::json::parse(line);
+  EXPECT_EQ(parsed["time"], "2025-11-25T12:00:00.123456Z");
+  EXPECT_EQ(parsed["level"], "error");
+  EXPECT_EQ(parsed["component"], "quantd-worker");
+  EXPECT_EQ(parsed["job_id"], "j-1");
+  EXPECT_EQ(parsed["worker_id"], "w-2");
+  EXPECT_EQ(parsed["message"], "bad \"path\"\nnext line");
+}
+
+TEST(LoggingFormatTest, JsonLineOmitsEmptyIdsAndSurvivesInvalidUtf8) {
+  std::string line =
+      FormatLine(Level::kDebug, "bytes \xff\xfe end", {}, Format::kJson, "quantd", kNoonMicros);
+  nlohmann::json parsed = nlohmann::json::parse(line);
+  EXPECT_FALSE(parsed.contains("job_id"));
+  EXPECT_FALSE(parsed.contains("worker_id"));
+  EXPECT_EQ(parsed["level"], "debug");
+  EXPECT_THAT(parsed["message"].get<std::string>(), HasSubstr(" end"));
+}
+
+TEST(LoggingFlagsTest, ParsesLevelsAndFormats) {
+  EXPECT_EQ(ParseLevel("debug"), Level::kDebug);
+  EXPECT_EQ(ParseLevel("info"), Level::kInfo);
+  EXPECT_EQ(ParseLevel("warn"), Level::kWarning);
+  EXPECT_EQ(ParseLevel("warning"), Level::kWarning);
+  EXPECT_EQ(ParseLevel("error"), Level::kError);
+  EXPECT_EQ(ParseLevel("verbose"), std::nullopt);
+  EXPECT_EQ(ParseFormat("json"), Format::kJson);
+  EXPECT_EQ(ParseFormat("text"), Format::kText);
+  EXPECT_EQ(ParseFormat("yaml"), std::nullopt);
+}
+
+TEST(LoggingTest, WritesConfiguredFormatToStderrAboveTheMinimumLevel) {
+  Configure({.min_level = Level::kWarning, .format = Format::kJson, .component = "quantd"});
+  ::testing::internal::CaptureStderr();
+  Info("hidden");
+  Warning("shown", {.job_id = "j-9", .worker_id = ""});
+  std::string written = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(written, Not(HasSubstr("hidden")));
+  ASSERT_EQ(written.back(), '\n');
+  nlohmann::json parsed = nlohmann::json::parse(written);
+  EXPECT_EQ(parsed["message"], "shown");
+  EXPECT_EQ(parsed["job_id"], "j-9");
+  EXPECT_EQ(parsed["component"], "quantd");
+
+  Configure({.min_level = Level::kDebug, .format = Format::kText, .component = "quantd-worker"});
+  ::testing::internal::CaptureStderr();
+  Debug("now visible");
+  written = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(written, HasSubstr(" debug quantd-worker: now visible\n"));
+}
+
+}  // namespace
+}  // namespace quantd::logging
