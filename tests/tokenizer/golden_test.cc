@@ -15,13 +15,16 @@ using testing::LoadGolden;
 
 struct Case {
   const char* golden;     // <golden>.golden.jsonl
-  const char* model_dir;  // under shared/assets
+  const char* model_dir;  // under shared/assets, or under tests/golden/tokenizer when in_repo
+  bool in_repo = false;
 };
 
 class GoldenTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
-    auto loaded = Tokenizer::FromModelDir(testing::SharedDir() + "/assets/" + GetParam().model_dir);
+    const std::string base =
+        GetParam().in_repo ? testing::GoldenDir() : testing::SharedDir() + "/assets";
+    auto loaded = Tokenizer::FromModelDir(base + "/" + GetParam().model_dir);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     tokenizer_ = std::move(*loaded);
     golden_ = LoadGolden(GetParam().golden);
@@ -77,17 +80,20 @@ TEST_P(GoldenTest, WholeCorpusFilesMatchReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(HuggingFace, GoldenTest,
-                         ::testing::Values(Case{"qwen2", "tokenizers/qwen2"},
-                                           Case{"qwen2.5-slow", "tokenizers/qwen2.5"},
-                                           Case{"tiny-qwen2-wp", "models/tiny-qwen2-wp/model"}),
-                         [](const ::testing::TestParamInfo<Case>& info) {
-                           std::string name = info.param.golden;
-                           for (char& c : name) {
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           }
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    HuggingFace, GoldenTest,
+    ::testing::Values(Case{"qwen2", "tokenizers/qwen2"}, Case{"qwen2.5-slow", "tokenizers/qwen2.5"},
+                      Case{"tiny-qwen2-wp", "models/tiny-qwen2-wp/model"},
+                      // Llama 2: the SentencePiece file itself, and as HF's tokenizer.json.
+                      Case{"llama2-hf-json", "tokenizers/llama2-spm"},
+                      Case{"llama2-hf-json", "llama2-hf", /*in_repo=*/true}),
+    [](const ::testing::TestParamInfo<Case>& info) {
+      std::string name = std::string(info.param.golden) + (info.param.in_repo ? "_json" : "");
+      for (char& c : name) {
+        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name;
+    });
 
 }  // namespace
 }  // namespace quantd::tokenizer

@@ -12,6 +12,8 @@ namespace {
 
 absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581
+
 struct HeapEntry {
   int32_t rank;
   int32_t pos;
@@ -96,6 +98,17 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
     const auto fallback = vocab.find(absl::StrFormat("<0x%02X>", b));
     model->byte_fallback_ids_[b] = fallback == vocab.end() ? -1 : fallback->second;
   }
+  model->split_at_metaspace_ = options.continuing_subword_prefix.empty() &&
+                               options.end_of_word_suffix.empty() && !options.ignore_merges &&
+                               std::none_of(vocab.begin(), vocab.end(), [](const auto& entry) {
+                                 const std::string& t = entry.first;
+                                 for (size_t at = t.find(kMetaspace, 1); at != std::string::npos;
+                                      at = t.find(kMetaspace, at + 1)) {
+                                   if (!std::string_view(t).substr(0, at).ends_with(kMetaspace))
+                                     return true;
+                                 }
+                                 return false;
+                               });
   model->vocab_ = std::move(vocab);
   model->options_ = std::move(options);
   return model;
@@ -244,6 +257,22 @@ void BpeModel::MergeSymbols(std::vector<int32_t>& ids) const {
 }
 
 void BpeModel::EncodeWord(std::string_view word, bool byte_level, std::vector<int32_t>& out) const {
+  if (!split_at_metaspace_ || byte_level) {
+    EncodeChunk(word, byte_level, out);
+    return;
+  }
+  size_t start = 0;
+  for (size_t at = word.find(kMetaspace, 1); at != std::string_view::npos;
+       at = word.find(kMetaspace, at + kMetaspace.size())) {
+    if (word.substr(0, at).ends_with(kMetaspace)) continue;  // inside a run of U+2581
+    EncodeChunk(word.substr(start, at - start), false, out);
+    start = at;
+  }
+  EncodeChunk(word.substr(start), false, out);
+}
+
+void BpeModel::EncodeChunk(std::string_view word, bool byte_level,
+                           std::vector<int32_t>& out) const {
   const bool cacheable = word.size() <= kMaxCachedWordBytes;
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex_);

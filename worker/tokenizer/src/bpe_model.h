@@ -63,6 +63,8 @@ class BpeModel {
   }
 
   BpeModel() = default;
+  // Encodes a piece of a word that BPE cannot merge across (see split_at_metaspace_).
+  void EncodeChunk(std::string_view word, bool byte_level, std::vector<int32_t>& out) const;
   // Ids of the word's characters before any merge.
   void InitialSymbols(std::string_view word, bool byte_level, std::vector<int32_t>& ids) const;
   void MergeSymbols(std::vector<int32_t>& ids) const;
@@ -74,6 +76,10 @@ class BpeModel {
   std::optional<int32_t> unk_id_;
   std::array<int32_t, 256> byte_level_ids_;     // id of each byte's alphabet character, or -1
   std::array<int32_t, 256> byte_fallback_ids_;  // id of "<0xXX>", or -1
+  // No token holds another character followed by U+2581, so no merge crosses the start of a run
+  // of U+2581: words (SentencePiece-style pipelines have no pre-tokenizer, the whole text is one
+  // word) can be cut there, which keeps the merge heap small and makes the cache useful.
+  bool split_at_metaspace_ = false;
 
   // Results per pre-token; most words of a text repeat.
   static constexpr size_t kCacheCapacity = 1 << 18;
