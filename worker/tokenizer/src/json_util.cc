@@ -71,6 +71,12 @@ absl::StatusOr<int64_t> GetInt(const Json& obj, std::string_view key, std::strin
   return GetTyped<int64_t>(obj, key, where, fallback, &Json::is_number_integer, "an integer");
 }
 
+bool ConfigBool(const Json& config, const char* key, bool fallback) {
+  if (!config.is_object()) return fallback;
+  const auto it = config.find(key);
+  return it != config.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
 absl::StatusOr<std::string> GetType(const Json& obj, std::string_view where) {
   return GetString(obj, "type", where);
 }

@@ -30,6 +30,10 @@ absl::StatusOr<bool> GetBool(const Json& obj, std::string_view key, std::string_
                              std::optional<bool> fallback = std::nullopt);
 absl::StatusOr<int64_t> GetInt(const Json& obj, std::string_view key, std::string_view where,
                                std::optional<int64_t> fallback = std::nullopt);
+// A boolean setting of a config object; `fallback` when absent or not a boolean (transformers
+// ignores such values too).
+bool ConfigBool(const Json& config, const char* key, bool fallback);
+
 // The object's "type" field.
 absl::StatusOr<std::string> GetType(const Json& obj, std::string_view where);
 

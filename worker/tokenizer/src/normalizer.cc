@@ -20,21 +20,50 @@ bool IsAscii(std::string_view s) {
   return true;
 }
 
+// Normal forms through utf8proc. Only the stretches around non-ASCII text go through it: a
+// boundary just before an ASCII character is safe for every normal form (ASCII characters are
+// unchanged starters, never the second half of a composition), and most text is ASCII.
 class UnicodeNormalizer : public Normalizer {
  public:
   explicit UnicodeNormalizer(utf8proc_option_t options) : options_(options) {}
   void Normalize(std::string& text) const override {
-    if (IsAscii(text)) return;  // ASCII is invariant under every normal form
-    utf8proc_uint8_t* out = nullptr;
-    const utf8proc_ssize_t n =
-        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                     static_cast<utf8proc_ssize_t>(text.size()), &out,
-                     static_cast<utf8proc_option_t>(options_ | UTF8PROC_STABLE));
-    if (n >= 0) text.assign(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
-    std::free(out);
+    if (IsAscii(text)) return;
+    std::string out;
+    out.reserve(text.size() + 16);
+    const auto ascii = [&](size_t k) { return static_cast<unsigned char>(text[k]) < 0x80; };
+    for (size_t i = 0; i < text.size();) {
+      size_t j = i;
+      while (j < text.size() && ascii(j)) ++j;
+      if (j == text.size()) {
+        out.append(text, i, j - i);
+        break;
+      }
+      // The ASCII character before a non-ASCII run may compose with it (e + U+0301).
+      const size_t start = j > i ? j - 1 : j;
+      out.append(text, i, start - i);
+      size_t end = j;
+      while (end < text.size() && !ascii(end)) ++end;
+      AppendNormalized(std::string_view(text).substr(start, end - start), out);
+      i = end;
+    }
+    text = std::move(out);
   }
 
  private:
+  void AppendNormalized(std::string_view piece, std::string& out) const {
+    utf8proc_uint8_t* mapped = nullptr;
+    const utf8proc_ssize_t n =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(piece.data()),
+                     static_cast<utf8proc_ssize_t>(piece.size()), &mapped,
+                     static_cast<utf8proc_option_t>(options_ | UTF8PROC_STABLE));
+    if (n >= 0) {
+      out.append(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+    } else {
+      out.append(piece);  // not reached for valid UTF-8
+    }
+    std::free(mapped);
+  }
+
   utf8proc_option_t options_;
 };
 

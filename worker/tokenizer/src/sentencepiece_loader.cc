@@ -49,12 +49,6 @@ std::vector<std::pair<std::string, std::string>> MergesFromScores(
   return out;
 }
 
-bool ConfigBool(const Json& config, const char* key, bool fallback) {
-  if (!config.is_object()) return fallback;
-  const auto it = config.find(key);
-  return it != config.end() && it->is_boolean() ? it->get<bool>() : fallback;
-}
-
 }  // namespace
 
 absl::StatusOr<Pipeline> LoadSentencePieceModel(const std::string& dir) {

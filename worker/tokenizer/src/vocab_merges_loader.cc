@@ -122,7 +122,7 @@ absl::StatusOr<Pipeline> LoadVocabAndMerges(const std::string& dir) {
     if (!pre.ok()) return pre.status();
     p.pre_tokenizer = std::move(*pre);
   } else {
-    const bool add_prefix_space = config->is_object() && config->value("add_prefix_space", false);
+    const bool add_prefix_space = ConfigBool(*config, "add_prefix_space", false);
     absl::StatusOr<std::unique_ptr<PreTokenizer>> pre = PreTokenizerFromJson(
         Json{{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"use_regex", true}},
         dir);
