@@ -33,40 +33,9 @@ class GoldenTest : public ::testing::TestWithParam<Case> {
   Golden golden_;
 };
 
-TEST_P(GoldenTest, EncodeMatchesReferenceOnEveryCorpusText) {
-  int failures = 0;
-  for (const auto& row : golden_.rows) {
-    auto with = tokenizer_->Encode(row.text, /*add_special_tokens=*/true);
-    auto without = tokenizer_->Encode(row.text, /*add_special_tokens=*/false);
-    ASSERT_TRUE(with.ok() && without.ok()) << row.name;
-    if (*with != row.ids && ++failures <= 10) {
-      ADD_FAILURE() << row.name
-                    << " (add_special_tokens): " << testing::FirstDifference(*with, row.ids);
-    }
-    if (*without != row.ids_no_special && ++failures <= 10) {
-      ADD_FAILURE() << row.name << ": " << testing::FirstDifference(*without, row.ids_no_special);
-    }
-  }
-  EXPECT_EQ(failures, 0) << "of " << golden_.rows.size()
-                         << " texts; reference: " << golden_.reference;
-}
-
-TEST_P(GoldenTest, DecodeMatchesReference) {
-  int failures = 0;
-  for (const auto& row : golden_.rows) {
-    auto decoded = tokenizer_->Decode(row.ids, /*skip_special_tokens=*/false);
-    auto skipped = tokenizer_->Decode(row.ids, /*skip_special_tokens=*/true);
-    ASSERT_TRUE(decoded.ok() && skipped.ok()) << row.name;
-    if (*decoded != row.decoded && ++failures <= 10) {
-      ADD_FAILURE() << row.name << ": decoded \"" << *decoded << "\" want \"" << row.decoded
-                    << "\"";
-    }
-    if (*skipped != row.decoded_skip && ++failures <= 10) {
-      ADD_FAILURE() << row.name << ": skip_special decoded \"" << *skipped << "\" want \""
-                    << row.decoded_skip << "\"";
-    }
-  }
-  EXPECT_EQ(failures, 0);
+TEST_P(GoldenTest, EncodeAndDecodeMatchReferenceOnEveryCorpusText) {
+  EXPECT_EQ(testing::CompareWithGolden(*tokenizer_, golden_.rows), 0)
+      << "differences on " << golden_.rows.size() << " texts; reference: " << golden_.reference;
 }
 
 TEST_P(GoldenTest, WholeCorpusFilesMatchReference) {

@@ -75,6 +75,41 @@ function fnv1a64(ids) {
 
 const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+// Variants (variants.json): a base tokenizer.json with top-level fields replaced ("patch") and added
+// tokens appended ("add_tokens"), covering each pre-tokenizer behaviour, normalizer and added-token
+// flag. Golden rows for the hostile and invalid texts and a few corpus samples, matched by name.
+const bases = {
+  tiny: path.join(assets, 'models/tiny-qwen2-wp/model/tokenizer.json'),
+  llama: path.join(here, 'llama2-hf/tokenizer.json'),
+};
+function variantJson(variant, readBase) {
+  const doc = JSON.parse(readBase(variant.base));
+  Object.assign(doc, variant.patch ?? {});
+  doc.added_tokens = [...doc.added_tokens, ...(variant.add_tokens ?? [])];
+  return JSON.stringify(doc);
+}
+const variants = JSON.parse(fs.readFileSync(path.join(here, 'variants.json'), 'utf8'));
+const variantRows = corpus.filter((r) => !r.name.includes('.txt#') || /#[0-2]@/.test(r.name));
+const variantLines = [];
+for (const v of variants) {
+  if (!fs.existsSync(bases[v.base])) continue;
+  const tok = Tokenizer.fromString(variantJson(v, (b) => fs.readFileSync(bases[b], 'utf8')));
+  for (const { name: textName, b64 } of variantRows) {
+    const text = decoder.decode(Buffer.from(b64, 'base64'));
+    const ids = (await tok.encode(text, null, { addSpecialTokens: true })).getIds();
+    const plain = (await tok.encode(text, null, { addSpecialTokens: false })).getIds();
+    const row = { variant: v.name, name: textName, ids };
+    if (!same(ids, plain)) row.ids_no_special = plain;
+    row.decoded = await tok.decode(ids, false);
+    const skipped = await tok.decode(ids, true);
+    if (skipped !== row.decoded) row.decoded_skip = skipped;
+    variantLines.push(JSON.stringify(row));
+  }
+}
+fs.writeFileSync(path.join(here, 'variants.golden.jsonl'), variantLines.join('\n') + '\n');
+console.log(`variants.golden.jsonl: ${variants.length} variants x ${variantRows.length} texts`);
+if (process.env.ONLY_VARIANTS) process.exit(0);
+
 for (const [name, make] of Object.entries(tokenizers)) {
   const tok = make();
   const files = {};

@@ -37,8 +37,21 @@ struct Golden {
 // Joins corpus.jsonl with <name>.golden.jsonl.
 Golden LoadGolden(const std::string& name);
 
+// variants.golden.jsonl: rows per variant name (see variants.json), texts joined from the corpus.
+std::map<std::string, std::vector<GoldenRow>> LoadVariantGoldens();
+
 // FNV-1a 64 over the ids as little-endian uint32, in hex (as the generator computes it).
 std::string Fnv1a64(const std::vector<int32_t>& ids);
+
+}  // namespace quantd::tokenizer::testing
+namespace quantd::tokenizer {
+class Tokenizer;
+}
+namespace quantd::tokenizer::testing {
+
+// Encodes and decodes every row with `tokenizer`, adding a test failure (at most 10) for each
+// difference from the reference; returns the number of differences.
+int CompareWithGolden(const Tokenizer& tokenizer, const std::vector<GoldenRow>& rows);
 
 // A short description of where two id sequences first differ.
 std::string FirstDifference(const std::vector<int32_t>& got, const std::vector<int32_t>& want);

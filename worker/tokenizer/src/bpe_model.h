@@ -52,6 +52,8 @@ class BpeModel {
   std::string_view IdToToken(int32_t id) const;
   // One past the largest id.
   int32_t size() const { return static_cast<int32_t>(id_to_token_.size()); }
+  // Number of vocabulary entries (HF's get_vocab_size).
+  int32_t entries() const { return static_cast<int32_t>(vocab_.size()); }
 
  private:
   struct Merge {

@@ -140,7 +140,10 @@ class StripAccentsNormalizer : public Normalizer {
     for (size_t i = 0; i < text.size();) {
       const size_t start = i;
       const char32_t c = NextCodePoint(text, i);
-      if (utf8proc_category(static_cast<utf8proc_int32_t>(c)) != UTF8PROC_CATEGORY_MN) {
+      // Combining marks: Mn, Mc and Me (as unicode-normalization's is_combining_mark).
+      const auto category = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+      if (category != UTF8PROC_CATEGORY_MN && category != UTF8PROC_CATEGORY_MC &&
+          category != UTF8PROC_CATEGORY_ME) {
         out.append(text, start, i - start);
       }
     }

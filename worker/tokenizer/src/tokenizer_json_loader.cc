@@ -44,6 +44,18 @@ absl::StatusOr<Pipeline> LoadTokenizerJson(const std::string& dir) {
       absl::StatusOr<AddedToken> token = AddedTokenFromJson(
           (*added)[i], std::nullopt, absl::StrCat(path, ": added_tokens[", i, "]"));
       if (!token.ok()) return token.status();
+      // As HF does, whatever the file says: a token of the model's vocabulary keeps its id there,
+      // a new one gets the next id after the vocabulary and the tokens added before it.
+      if (auto id = p.added.TokenToId(token->content)) {
+        token->id = *id;
+      } else if (auto model_id = p.model->TokenToId(token->content)) {
+        token->id = *model_id;
+      } else {
+        const int32_t max_added = p.added.MaxId();
+        const int32_t entries = p.model->entries();
+        token->id =
+            max_added >= 0 && (max_added >= entries || entries == 0) ? max_added + 1 : entries;
+      }
       p.added.Add(std::move(*token));
     }
   }
