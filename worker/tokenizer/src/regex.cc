@@ -121,10 +121,14 @@ void Regex::ForEachMatch(std::string_view text,
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0;
   while (pos <= text.size()) {
-    const int rc =
-        jit_ ? pcre2_jit_match(code, subject, text.size(), pos, 0, scratch.data, scratch.context)
-             : pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, scratch.data,
-                           scratch.context);
+    int rc = PCRE2_ERROR_NOMATCH;
+    if (jit_) {
+      rc = pcre2_jit_match(code, subject, text.size(), pos, 0, scratch.data, scratch.context);
+    }
+    if (!jit_ || (rc < 0 && rc != PCRE2_ERROR_NOMATCH)) {  // e.g. the JIT stack ran out
+      rc = pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, scratch.data,
+                       scratch.context);
+    }
     if (rc < 0) break;
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(scratch.data);
     const size_t start = ovector[0], end = ovector[1];
