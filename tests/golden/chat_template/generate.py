@@ -7,6 +7,9 @@ the tokenizer's special tokens).
 
 Usage: python3 tests/golden/chat_template/generate.py   (needs jinja2 >= 3.1)
 
+It also renders features.json (small templates, one construct each: whitespace control, operators,
+filters, tests, loops, scoping, string methods, errors) into features_expected.json.
+
 Every template is rendered with every conversation, add_generation_prompt true and false, plus
 the extra cases in cases.json. strftime_now renders as a marker, STRFTIME_NOW(<format>), that the
 C++ test replaces with the current date formatted the same way, so the files stay deterministic.
@@ -53,6 +56,27 @@ def build_context(spec, case, conversation, tools):
     return context
 
 
+def render(env, source, context):
+    """The rendering, or the error Jinja2 raised (its type and message)."""
+    try:
+        return {"expected": env.from_string(source).render(**context)}
+    except Exception as e:  # noqa: BLE001 - every Jinja2/Python error is an expected outcome.
+        return {"error": str(e), "error_type": type(e).__name__}
+
+
+def render_features(env):
+    with open(os.path.join(HERE, "features.json"), encoding="utf-8") as f:
+        features = json.load(f)
+    for feature in features:
+        feature.update(render(env, feature["template"], feature["context"]))
+    with open(os.path.join(HERE, "features_expected.json"), "w", encoding="utf-8") as f:
+        json.dump({"generator": "generate.py", "jinja2": jinja2.__version__, "cases": features},
+                  f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    print("wrote {} feature cases ({} expected errors)".format(
+        len(features), sum(1 for e in features if "error" in e)))
+
+
 def main():
     with open(os.path.join(HERE, "cases.json"), encoding="utf-8") as f:
         cases_file = json.load(f)
@@ -87,10 +111,7 @@ def main():
             "template": spec["file"],
             "context": context,
         }
-        try:
-            entry["expected"] = env.from_string(source).render(**context)
-        except jinja2.exceptions.TemplateError as e:
-            entry["error"] = str(e)
+        entry.update(render(env, source, context))
         out.append(entry)
 
     with open(os.path.join(HERE, "expected.json"), "w", encoding="utf-8") as f:
@@ -99,6 +120,7 @@ def main():
         f.write("\n")
     errors = sum(1 for e in out if "error" in e)
     print("wrote {} cases ({} expected errors)".format(len(out), errors))
+    render_features(env)
 
 
 if __name__ == "__main__":
