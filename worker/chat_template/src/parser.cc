@@ -42,6 +42,24 @@ class Parser {
  private:
   using SubParser = absl::StatusOr<ExprPtr> (Parser::*)();
 
+  // Real templates nest a few levels; the limit keeps hostile input from exhausting the stack.
+  static constexpr int kMaxDepth = 100;
+  class DepthGuard {
+   public:
+    explicit DepthGuard(Parser* p) : p_(p) { ++p_->depth_; }
+    ~DepthGuard() { --p_->depth_; }
+    DepthGuard(const DepthGuard&) = delete;
+    DepthGuard& operator=(const DepthGuard&) = delete;
+    bool too_deep() const { return p_->depth_ > kMaxDepth; }
+
+   private:
+    Parser* p_;
+  };
+  absl::Status TooDeep() const {
+    return SyntaxError(Cur().line,
+                       absl::StrCat("template nested more than ", kMaxDepth, " levels deep"));
+  }
+
   const Token& Cur() const { return toks_[pos_]; }
   const Token& Peek(size_t n = 1) const { return toks_[std::min(pos_ + n, toks_.size() - 1)]; }
   bool IsOp(const char* op) const { return Cur().type == T::kOperator && Cur().value == op; }
@@ -124,6 +142,8 @@ class Parser {
   }
 
   absl::StatusOr<NodePtr> ParseStatement() {
+    DepthGuard guard(this);
+    if (guard.too_deep()) return TooDeep();
     const Token& t = Cur();
     const std::string tag = t.value;
     const int line = t.line;
@@ -269,6 +289,8 @@ class Parser {
   }
 
   absl::StatusOr<ExprPtr> ParseExpression() {
+    DepthGuard guard(this);
+    if (guard.too_deep()) return TooDeep();
     QCT_ASSIGN(expr, ParseOr());
     while (IsName("if")) {
       int line = Cur().line;
@@ -296,6 +318,8 @@ class Parser {
   }
 
   absl::StatusOr<ExprPtr> ParseNot() {
+    DepthGuard guard(this);
+    if (guard.too_deep()) return TooDeep();
     if (IsName("not")) {
       auto e = MakeExpr(Expr::Kind::kNot, Cur().line);
       Advance();
@@ -370,6 +394,8 @@ class Parser {
   absl::StatusOr<ExprPtr> ParseUnaryFiltered() { return ParseUnary(true); }
 
   absl::StatusOr<ExprPtr> ParseUnary(bool with_filter) {
+    DepthGuard guard(this);
+    if (guard.too_deep()) return TooDeep();
     ExprPtr node;
     if (IsOp("-") || IsOp("+")) {
       auto e = MakeExpr(IsOp("-") ? Expr::Kind::kNegate : Expr::Kind::kPlus, Cur().line);
@@ -605,6 +631,7 @@ class Parser {
 
   const std::vector<Token>& toks_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -248,6 +248,10 @@ class Renderer {
   Value MakeMacro(const Node& node) {
     const Node* macro = &node;
     return Value::Function(node.text, [this, macro](const CallArgs& args) -> absl::StatusOr<Value> {
+      if (macro_depth_ >= kMaxMacroDepth) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "macro '", macro->text, "' nested more than ", kMaxMacroDepth, " calls deep"));
+      }
       if (args.positional.size() > macro->targets.size()) {
         return absl::InvalidArgumentError(
             absl::StrCat("macro '", macro->text, "' takes ", macro->targets.size(), " arguments"));
@@ -273,7 +277,9 @@ class Renderer {
       int saved_depth = loop_depth_;
       loop_depth_ = 0;
       Flow flow = Flow::kNormal;
+      ++macro_depth_;
       absl::Status s = RenderNodes(macro->body, &flow);
+      --macro_depth_;
       loop_depth_ = saved_depth;
       std::swap(saved_out, out_);
       std::swap(saved_frames, frames_);
@@ -435,6 +441,9 @@ class Renderer {
   std::vector<Frame> frames_;
   std::string out_;
   int loop_depth_ = 0;
+  // Bounds recursive macros, which would otherwise exhaust the stack.
+  static constexpr int kMaxMacroDepth = 64;
+  int macro_depth_ = 0;
 };
 
 }  // namespace

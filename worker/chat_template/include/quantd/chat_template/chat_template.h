@@ -59,6 +59,13 @@ class ChatTemplate {
 // one named "default" is used). Returns nullopt when the model has none.
 absl::StatusOr<std::optional<std::string>> LoadChatTemplateSource(std::string_view model_dir);
 
+// The format the seed script falls back to when a model has no usable template (none, one we
+// cannot parse, or one that fails to render): Qwen's ChatML,
+// "<|im_start|>{role}\n{content}<|im_end|>\n" per message, then "<|im_start|>assistant\n" when
+// add_generation_prompt. Callers should say in the job log that they fell back.
+std::string RenderChatMlFallback(const std::vector<ChatMessage>& messages,
+                                 bool add_generation_prompt);
+
 }  // namespace quantd::chat_template
 
 #endif  // QUANTD_CHAT_TEMPLATE_CHAT_TEMPLATE_H_
