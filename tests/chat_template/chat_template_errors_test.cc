@@ -120,6 +120,33 @@ TEST(ChatTemplateErrorsTest, RuntimeErrorsNameTheLine) {
             "chat template line 1: 'break'/'continue' outside a for loop");
 }
 
+TEST(ChatTemplateErrorsTest, ResultsBeyondOurIntegersAndMemoryAreErrors) {
+  // Python would compute these with big integers; we refuse rather than overflow.
+  EXPECT_EQ(RenderError("{{ 2 ** 64 }}", nlohmann::json::object()),
+            "chat template line 1: integer overflow in '**' (values beyond 64 bits are not "
+            "supported)");
+  EXPECT_THAT(RenderError("{{ 9223372036854775807 + 1 }}", nlohmann::json::object()),
+              HasSubstr("integer overflow in '+'"));
+  EXPECT_THAT(RenderError("{{ (-9223372036854775807 - 1) // -1 }}", nlohmann::json::object()),
+              HasSubstr("integer overflow in '//'"));
+  EXPECT_THAT(RenderError("{{ 'x' * 1000000000000 }}", nlohmann::json::object()),
+              HasSubstr("sequence repetition result too large"));
+  EXPECT_THAT(RenderError("{{ range(10000000000) | length }}", nlohmann::json::object()),
+              HasSubstr("range() too large"));
+}
+
+// Python strings cannot hold invalid UTF-8; we keep such bytes unchanged (as surrogateescape
+// would) so calibration text is never silently rewritten.
+TEST(ChatTemplateErrorsTest, InvalidUtf8BytesPassThroughUnchanged) {
+  auto tmpl = ChatTemplate::Parse("[{{ c | trim }}|{{ c[1:] }}|{{ c | length }}]", "");
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status();
+  nlohmann::ordered_json context;
+  context["c"] = std::string(" a\xff\xc3(b ");
+  auto out = tmpl->RenderOrdered(context);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, std::string("[a\xff\xc3(b|a\xff\xc3(b |7]"));
+}
+
 TEST(ChatTemplateErrorsTest, HostileNestingIsAnErrorNotACrash) {
   EXPECT_THAT(ParseError("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}"),
               HasSubstr("nested more than 100 levels deep"));

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates expected.json: chat-template renderings by Python's Jinja2, configured exactly as
 transformers' apply_chat_template configures it (ImmutableSandboxedEnvironment, trim_blocks,
-lstrip_blocks, loopcontrols, its own tojson with ensure_ascii=False, raise_exception,
+lstrip_blocks, loopcontrols, its {% generation %} extension, its own tojson with ensure_ascii=False, raise_exception,
 strftime_now), and the context it passes (messages, tools, documents, add_generation_prompt and
 the tokenizer's special tokens).
 
@@ -24,6 +24,22 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+class AssistantTracker(jinja2.ext.Extension):
+    """transformers' {% generation %} extension, as it behaves when assistant masks are not
+    requested: the body renders through a call block (so it is its own scope)."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        call = self.call_method("_generation_support")
+        return jinja2.nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    def _generation_support(self, caller):
+        return caller()
+
+
 def make_environment():
     def raise_exception(message):
         raise jinja2.exceptions.TemplateError(message)
@@ -36,7 +52,7 @@ def make_environment():
         return "STRFTIME_NOW(" + fmt + ")"
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[jinja2.ext.loopcontrols])
+                                        extensions=[AssistantTracker, jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now

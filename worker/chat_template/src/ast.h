@@ -60,6 +60,7 @@ struct Node {
     kMacro,     // macro name(params = defaults) body
     kBreak,
     kContinue,
+    kGeneration,  // transformers' {% generation %} body {% endgeneration %}: body in its own scope
   };
   Kind kind;
   int line = 0;

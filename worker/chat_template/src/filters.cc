@@ -416,6 +416,14 @@ absl::StatusOr<bool> Compare(const Value& v, const CallArgs& args, const char* o
   return !greater;
 }
 absl::StatusOr<bool> TestEq(const Value& v, const CallArgs& a) { return Compare(v, a, "=="); }
+// `sameas` is Python's `is`: identity for None/True/False, equality of value otherwise (our
+// values have no identity beyond that).
+absl::StatusOr<bool> TestSameAs(const Value& v, const CallArgs& args) {
+  std::optional<Value> other = TestArg(args);
+  if (!other) return absl::InvalidArgumentError("test 'sameas' needs an argument");
+  if (v.kind() != other->kind()) return false;
+  return PythonEquals(v, *other);
+}
 absl::StatusOr<bool> TestNe(const Value& v, const CallArgs& a) { return Compare(v, a, "!="); }
 absl::StatusOr<bool> TestLt(const Value& v, const CallArgs& a) { return Compare(v, a, "<"); }
 absl::StatusOr<bool> TestLe(const Value& v, const CallArgs& a) { return Compare(v, a, "<="); }
@@ -476,7 +484,7 @@ const std::map<std::string, TestFn>& Tests() {
                                                                {"equalto", TestEq},
                                                                {"eq", TestEq},
                                                                {"==", TestEq},
-                                                               {"sameas", TestEq},
+                                                               {"sameas", TestSameAs},
                                                                {"ne", TestNe},
                                                                {"!=", TestNe},
                                                                {"lt", TestLt},

@@ -1,6 +1,7 @@
 #include "operators.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -17,7 +18,19 @@ absl::Status OperandError(const std::string& op, const Value& a, const Value& b)
                                                  a.TypeName(), "' and '", b.TypeName(), "'"));
 }
 
+// Python has unbounded integers and memory; we refuse results it would need them for.
+constexpr size_t kMaxRepeatBytes = size_t{64} << 20;
+
+absl::Status Overflow(const std::string& op) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("integer overflow in '", op, "' (values beyond 64 bits are not supported)"));
+}
+
 absl::StatusOr<Value> Repeat(const Value& seq, int64_t times) {
+  size_t unit = seq.is_string() ? seq.as_string().size() : seq.list().size() * 16;
+  if (times > 0 && unit > 0 && static_cast<size_t>(times) > kMaxRepeatBytes / unit) {
+    return absl::InvalidArgumentError("sequence repetition result too large");
+  }
   if (seq.is_string()) {
     std::string out;
     for (int64_t i = 0; i < times; ++i) out += seq.as_string();
@@ -68,7 +81,10 @@ absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Valu
   if (op == "**") {
     if (!floating && b.as_int() >= 0) {
       int64_t r = 1;
-      for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
+      for (int64_t i = 0; i < b.as_int(); ++i) {
+        if (__builtin_mul_overflow(r, a.as_int(), &r)) return Overflow(op);
+        if (r == 0 || r == 1) break;  // 0 and 1 stay put; also bounds the loop for huge powers.
+      }
       return Value::Int(r);
     }
     return Value::Float(std::pow(a.as_double(), b.as_double()));
@@ -84,12 +100,23 @@ absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Valu
     if (m != 0 && ((m < 0) != (y < 0))) m += y;
     return Value::Float(m);
   }
-  int64_t x = a.as_int(), y = b.as_int();
-  if (op == "+") return Value::Int(x + y);
-  if (op == "-") return Value::Int(x - y);
-  if (op == "*") return Value::Int(x * y);
+  int64_t x = a.as_int(), y = b.as_int(), r = 0;
+  if (op == "+") {
+    if (__builtin_add_overflow(x, y, &r)) return Overflow(op);
+    return Value::Int(r);
+  }
+  if (op == "-") {
+    if (__builtin_sub_overflow(x, y, &r)) return Overflow(op);
+    return Value::Int(r);
+  }
+  if (op == "*") {
+    if (__builtin_mul_overflow(x, y, &r)) return Overflow(op);
+    return Value::Int(r);
+  }
   if (y == 0) return absl::InvalidArgumentError("integer division or modulo by zero");
-  int64_t q = x / y, r = x % y;
+  if (y == -1 && x == INT64_MIN) return Overflow(op);
+  int64_t q = x / y;
+  r = x % y;
   if (r != 0 && ((r < 0) != (y < 0))) {  // Python floors toward negative infinity.
     q -= 1;
     r += y;

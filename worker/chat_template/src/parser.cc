@@ -253,13 +253,22 @@ class Parser {
       QCT_RETURN_IF_ERROR(ExpectBlockEnd());
       return node;
     }
+    if (tag == "generation") {
+      node->kind = Node::Kind::kGeneration;
+      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      std::string end;
+      QCT_ASSIGN(body, ParseBody({"endgeneration"}, &end, line, "generation"));
+      node->body = std::move(body);
+      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      return node;
+    }
     if (tag == "break" || tag == "continue") {
       node->kind = tag == "break" ? Node::Kind::kBreak : Node::Kind::kContinue;
       QCT_RETURN_IF_ERROR(ExpectBlockEnd());
       return node;
     }
-    static const std::set<std::string> kEndTags = {"elif",   "else",   "endif",
-                                                   "endfor", "endset", "endmacro"};
+    static const std::set<std::string> kEndTags = {"elif",   "else",     "endif",        "endfor",
+                                                   "endset", "endmacro", "endgeneration"};
     if (kEndTags.count(tag) > 0) {
       return SyntaxError(line, absl::StrCat("unexpected '", tag, "' tag"));
     }

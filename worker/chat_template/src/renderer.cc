@@ -137,6 +137,13 @@ class Renderer {
         frames_.back()[node.targets[0]] = Value::String(saved);
         return absl::OkStatus();
       }
+      case Node::Kind::kGeneration: {
+        // transformers renders the body through a call block, so assignments stay inside it.
+        frames_.emplace_back();
+        absl::Status s = RenderNodes(node.body, flow);
+        frames_.pop_back();
+        return s;
+      }
       case Node::Kind::kMacro:
         frames_.back()[node.text] = MakeMacro(node);
         return absl::OkStatus();

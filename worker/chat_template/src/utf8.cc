@@ -13,7 +13,8 @@ std::vector<char32_t> DecodeUtf8(std::string_view s) {
     utf8proc_int32_t cp = 0;
     utf8proc_ssize_t n = utf8proc_iterate(p, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
     if (n <= 0) {
-      out.push_back(static_cast<unsigned char>(s[i]));
+      // Like Python's surrogateescape: keep the byte, re-emitted unchanged by AppendUtf8.
+      out.push_back(kEscapedByteBase + static_cast<unsigned char>(s[i]));
       ++i;
     } else {
       out.push_back(static_cast<char32_t>(cp));
@@ -24,6 +25,10 @@ std::vector<char32_t> DecodeUtf8(std::string_view s) {
 }
 
 void AppendUtf8(char32_t cp, std::string* out) {
+  if (cp >= kEscapedByteBase && cp < kEscapedByteBase + 0x100) {
+    out->push_back(static_cast<char>(cp - kEscapedByteBase));
+    return;
+  }
   utf8proc_uint8_t buf[4];
   utf8proc_ssize_t n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(cp), buf);
   out->append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));

@@ -9,7 +9,11 @@
 
 namespace quantd::chat_template {
 
-// Decodes UTF-8 to code points; an invalid byte decodes to itself (as Latin-1) so nothing is lost.
+// Invalid UTF-8 bytes decode to kEscapedByteBase + byte (lone surrogates U+DC80..U+DCFF, never
+// produced by valid UTF-8, as Python's surrogateescape does) and encode back to the same byte.
+inline constexpr char32_t kEscapedByteBase = 0xDC00;
+
+// Decodes UTF-8 to code points; invalid bytes survive a decode/encode round trip unchanged.
 std::vector<char32_t> DecodeUtf8(std::string_view s);
 std::string EncodeUtf8(const std::vector<char32_t>& cps);
 void AppendUtf8(char32_t cp, std::string* out);
