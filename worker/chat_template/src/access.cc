@@ -274,7 +274,7 @@ absl::StatusOr<Value> CallDictMethod(const Value& dict, const std::string& name,
     ValueList out;
     for (const auto& [k, v] : dict.dict()) {
       if (name == "items")
-        out.push_back(Value::List({Value::String(k), v}));
+        out.push_back(Value::Tuple({Value::String(k), v}));
       else if (name == "keys")
         out.push_back(Value::String(k));
       else
@@ -372,8 +372,13 @@ absl::StatusOr<Value> GetItem(const Value& obj, const Value& key) {
       return Value::String(out);
     }
   }
-  if (key.is_string() && !obj.is_dict()) return GetAttr(obj, key.as_string());
-  return Value::Undefined(absl::StrCat(ObjectName(obj), " has no element ", ToPythonRepr(key)));
+  if (key.is_string()) {
+    if (!obj.is_dict()) return GetAttr(obj, key.as_string());
+    return Value::Undefined(absl::StrCat(ObjectName(obj), " has no attribute ", ToPythonRepr(key)));
+  }
+  // Jinja2 quotes the object type for attributes but not for elements.
+  return Value::Undefined(
+      absl::StrCat(obj.TypeName(), " object has no element ", ToPythonRepr(key)));
 }
 
 absl::StatusOr<Value> Slice(const Value& obj, std::optional<int64_t> start,
@@ -411,7 +416,7 @@ absl::StatusOr<Value> Slice(const Value& obj, std::optional<int64_t> start,
   }
   ValueList out;
   for (int64_t i : idx) out.push_back(obj.list()[static_cast<size_t>(i)]);
-  return Value::List(std::move(out));
+  return obj.is_tuple() ? Value::Tuple(std::move(out)) : Value::List(std::move(out));
 }
 
 absl::StatusOr<ValueList> Iterate(const Value& value) {

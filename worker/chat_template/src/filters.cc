@@ -27,15 +27,6 @@ std::optional<Value> Arg(const CallArgs& args, size_t i, const char* keyword) {
   return std::nullopt;
 }
 
-absl::StatusOr<std::string> RequireString(const Value& v, const char* filter) {
-  if (v.is_undefined()) return std::string();
-  if (!v.is_string()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("filter '", filter, "' expects a string, got ", v.TypeName()));
-  }
-  return v.as_string();
-}
-
 // Jinja2's attribute getter for filters: "a.b" walks items then attributes; digits index lists.
 absl::StatusOr<Value> GetPath(const Value& obj, const std::string& path) {
   Value cur = obj;
@@ -56,7 +47,7 @@ absl::StatusOr<Value> GetPath(const Value& obj, const std::string& path) {
 }
 
 absl::StatusOr<Value> FilterTrim(const Value& v, const CallArgs& args) {
-  QCT_ASSIGN(s, RequireString(v, "trim"));
+  std::string s = ToPythonStr(v);  // Jinja2 trims soft_str(value).
   std::optional<Value> chars = Arg(args, 0, "chars");
   std::optional<std::string> set;
   if (chars && chars->is_string()) set = chars->as_string();
@@ -127,7 +118,7 @@ absl::StatusOr<Value> FilterItems(const Value& v, const CallArgs&) {
         absl::StrCat("filter 'items' expects a mapping, got ", v.TypeName()));
   }
   ValueList out;
-  for (const auto& [k, e] : v.dict()) out.push_back(Value::List({Value::String(k), e}));
+  for (const auto& [k, e] : v.dict()) out.push_back(Value::Tuple({Value::String(k), e}));
   return Value::List(std::move(out));
 }
 

@@ -59,10 +59,10 @@ absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Valu
   if (op == "~") return Value::String(ToPythonStr(a) + ToPythonStr(b));
   if (op == "+") {
     if (a.is_string() && b.is_string()) return Value::String(a.as_string() + b.as_string());
-    if (a.is_list() && b.is_list()) {
+    if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
       ValueList out = a.list();
       out.insert(out.end(), b.list().begin(), b.list().end());
-      return Value::List(std::move(out));
+      return a.is_tuple() ? Value::Tuple(std::move(out)) : Value::List(std::move(out));
     }
   }
   if (op == "*") {

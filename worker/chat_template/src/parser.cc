@@ -281,6 +281,7 @@ class Parser {
     QCT_ASSIGN(first, ParseExpression());
     if (!IsOp(",")) return first;
     auto list = MakeExpr(Expr::Kind::kList, line);
+    list->name = "tuple";
     list->items.push_back(std::move(first));
     while (SkipOp(",")) {
       if (Cur().type == T::kBlockEnd) break;
@@ -460,10 +461,15 @@ class Parser {
     }
     if (IsOp("(")) {
       Advance();
-      if (SkipOp(")")) return MakeExpr(Expr::Kind::kList, line);  // Empty tuple.
+      if (SkipOp(")")) {
+        auto empty = MakeExpr(Expr::Kind::kList, line);
+        empty->name = "tuple";
+        return empty;
+      }
       QCT_ASSIGN(first, ParseExpression());
       if (SkipOp(")")) return first;
-      auto list = MakeExpr(Expr::Kind::kList, line);  // Tuples behave as lists here.
+      auto list = MakeExpr(Expr::Kind::kList, line);
+      list->name = "tuple";
       list->items.push_back(std::move(first));
       while (SkipOp(",")) {
         if (IsOp(")")) break;

@@ -346,7 +346,7 @@ class Renderer {
           QCT_ASSIGN(v, Eval(*item));
           items.push_back(std::move(v));
         }
-        return Value::List(std::move(items));
+        return e.name == "tuple" ? Value::Tuple(std::move(items)) : Value::List(std::move(items));
       }
       case Expr::Kind::kDict: {
         ValueDict items;

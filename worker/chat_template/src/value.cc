@@ -51,6 +51,11 @@ Value Value::List(ValueList items) {
   v.list_ = std::make_shared<const ValueList>(std::move(items));
   return v;
 }
+Value Value::Tuple(ValueList items) {
+  Value v = List(std::move(items));
+  v.tuple_ = true;
+  return v;
+}
 Value Value::Dict(ValueDict items) {
   Value v;
   v.kind_ = Kind::kDict;
@@ -206,11 +211,12 @@ std::string ToPythonRepr(const Value& v) {
     case Value::Kind::kString:
       return ReprString(v.as_string());
     case Value::Kind::kList: {
-      std::string out = "[";
+      std::string out = v.is_tuple() ? "(" : "[";
       for (size_t i = 0; i < v.list().size(); ++i) {
         if (i > 0) out += ", ";
         out += ToPythonRepr(v.list()[i]);
       }
+      if (v.is_tuple()) return out + (v.list().size() == 1 ? ",)" : ")");
       return out + "]";
     }
     case Value::Kind::kDict: {
@@ -268,7 +274,7 @@ bool PythonEquals(const Value& a, const Value& b) {
     case Value::Kind::kString:
       return a.as_string() == b.as_string();
     case Value::Kind::kList:
-      if (a.list().size() != b.list().size()) return false;
+      if (a.is_tuple() != b.is_tuple() || a.list().size() != b.list().size()) return false;
       for (size_t i = 0; i < a.list().size(); ++i) {
         if (!PythonEquals(a.list()[i], b.list()[i])) return false;
       }

@@ -55,6 +55,8 @@ class Value {
   static Value Float(double d);
   static Value String(std::string s);
   static Value List(ValueList items);
+  // A Python tuple: behaves as a list except that it prints as (a, b) and never equals a list.
+  static Value Tuple(ValueList items);
   static Value Dict(ValueDict items);
   static Value Namespace(ValueDict items);
   static Value Function(std::string name, std::function<absl::StatusOr<Value>(const CallArgs&)> fn);
@@ -72,6 +74,7 @@ class Value {
   bool is_number() const { return is_int() || is_float() || is_bool(); }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_list() const { return kind_ == Kind::kList; }
+  bool is_tuple() const { return kind_ == Kind::kList && tuple_; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
   bool is_callable() const { return kind_ == Kind::kCallable; }
@@ -98,6 +101,7 @@ class Value {
  private:
   Kind kind_ = Kind::kUndefined;
   bool bool_ = false;
+  bool tuple_ = false;
   int64_t int_ = 0;
   double float_ = 0;
   std::string string_;
