@@ -42,8 +42,9 @@ INSTANTIATE_TEST_SUITE_P(Jinja2, ChatTemplateGoldenTest,
 TEST(ChatTemplateGoldenFileTest, CoversEveryTemplateFamily) {
   std::vector<GoldenCase> cases = testing::LoadGoldenCases("expected.json");
   ASSERT_GE(cases.size(), 150u) << "expected.json missing or truncated";
-  for (const char* family : {"qwen2.5/", "qwen3/", "llama3.1/", "llama3.2/", "mistral-v0.1/",
-                             "mistral-v0.3/", "mistral-small-3.1/", "deepseek-r1-distill-qwen/"}) {
+  for (const char* family :
+       {"qwen2.5/", "qwen3/", "llama3.1/", "llama3.2/", "mistral-v0.1/", "mistral-v0.3/",
+        "mistral-small-3.1/", "deepseek-r1-distill-qwen/", "glm-4.6/"}) {
     int rendered = 0;
     for (const GoldenCase& c : cases) {
       if (c.name.rfind(family, 0) == 0 && c.error.empty()) ++rendered;
