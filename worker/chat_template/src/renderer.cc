@@ -252,47 +252,53 @@ class Renderer {
     return absl::OkStatus();
   }
 
+  // A macro sees the template's top-level variables as they are when it is called, and the
+  // enclosing loop scopes as they were when it was defined (Jinja2 compiles it to a closure).
   Value MakeMacro(const Node& node) {
     const Node* macro = &node;
-    return Value::Function(node.text, [this, macro](const CallArgs& args) -> absl::StatusOr<Value> {
-      if (macro_depth_ >= kMaxMacroDepth) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "macro '", macro->text, "' nested more than ", kMaxMacroDepth, " calls deep"));
-      }
-      if (args.positional.size() > macro->targets.size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("macro '", macro->text, "' takes ", macro->targets.size(), " arguments"));
-      }
-      Frame params;
-      for (size_t i = 0; i < macro->targets.size(); ++i) {
-        const std::string& name = macro->targets[i];
-        std::optional<Value> v;
-        if (i < args.positional.size()) v = args.positional[i];
-        for (const auto& [k, kv] : args.keyword) {
-          if (k == name) v = kv;
-        }
-        if (!v && macro->defaults[i]) {
-          QCT_ASSIGN(d, Eval(*macro->defaults[i]));
-          v = d;
-        }
-        params[name] = v ? *v : Value::Undefined(absl::StrCat("'", name, "' is undefined"));
-      }
-      std::vector<Frame> saved_frames = {frames_.front(), std::move(params)};
-      std::swap(saved_frames, frames_);
-      std::string saved_out;
-      std::swap(saved_out, out_);
-      int saved_depth = loop_depth_;
-      loop_depth_ = 0;
-      Flow flow = Flow::kNormal;
-      ++macro_depth_;
-      absl::Status s = RenderNodes(macro->body, &flow);
-      --macro_depth_;
-      loop_depth_ = saved_depth;
-      std::swap(saved_out, out_);
-      std::swap(saved_frames, frames_);
-      if (!s.ok()) return s;
-      return Value::String(saved_out);
-    });
+    auto enclosing = std::make_shared<const std::vector<Frame>>(frames_.begin() + 1, frames_.end());
+    return Value::Function(
+        node.text, [this, macro, enclosing](const CallArgs& args) -> absl::StatusOr<Value> {
+          if (macro_depth_ >= kMaxMacroDepth) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "macro '", macro->text, "' nested more than ", kMaxMacroDepth, " calls deep"));
+          }
+          if (args.positional.size() > macro->targets.size()) {
+            return absl::InvalidArgumentError(absl::StrCat("macro '", macro->text, "' takes ",
+                                                           macro->targets.size(), " arguments"));
+          }
+          Frame params;
+          for (size_t i = 0; i < macro->targets.size(); ++i) {
+            const std::string& name = macro->targets[i];
+            std::optional<Value> v;
+            if (i < args.positional.size()) v = args.positional[i];
+            for (const auto& [k, kv] : args.keyword) {
+              if (k == name) v = kv;
+            }
+            if (!v && macro->defaults[i]) {
+              QCT_ASSIGN(d, Eval(*macro->defaults[i]));
+              v = d;
+            }
+            params[name] = v ? *v : Value::Undefined(absl::StrCat("'", name, "' is undefined"));
+          }
+          std::vector<Frame> saved_frames = {frames_.front()};
+          saved_frames.insert(saved_frames.end(), enclosing->begin(), enclosing->end());
+          saved_frames.push_back(std::move(params));
+          std::swap(saved_frames, frames_);
+          std::string saved_out;
+          std::swap(saved_out, out_);
+          int saved_depth = loop_depth_;
+          loop_depth_ = 0;
+          Flow flow = Flow::kNormal;
+          ++macro_depth_;
+          absl::Status s = RenderNodes(macro->body, &flow);
+          --macro_depth_;
+          loop_depth_ = saved_depth;
+          std::swap(saved_out, out_);
+          std::swap(saved_frames, frames_);
+          if (!s.ok()) return s;
+          return Value::String(saved_out);
+        });
   }
 
   Value Lookup(const std::string& name) const {
