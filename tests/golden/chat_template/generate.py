@@ -16,6 +16,7 @@ C++ test replaces with the current date formatted the same way, so the files sta
 """
 import json
 import os
+import random
 
 import jinja2
 import jinja2.ext
@@ -59,6 +60,44 @@ def make_environment():
     return env
 
 
+# Pieces random conversations are made of: the hostile strings the issue lists (CJK, emoji and other
+# 4-byte UTF-8, combining marks, runs of whitespace, digits, contractions, special-token text) and
+# the strings templates look for (<think>, </think>, <tool_response>).
+PIECES = [
+    "hello", "world", "The quick brown fox", "don't", "we'll", "I'M", "12345", "3.14", "你好",
+    "世界和平", "こんにちは", "한국어", "😀", "👋🏽", "🇫🇷", "𝔘𝔫𝔦", "e\u0301", "A\u030a", "café",
+    " ", "  ", "\t", "\n", "\n\n", "\r\n", "   \t\n ", "<|im_start|>", "<|im_end|>",
+    "<|endoftext|>", "<s>", "</s>", "[INST]", "[/INST]", "<|eot_id|>", "<|begin_of_text|>",
+    "<think>", "</think>", "<tool_response>", "</tool_response>", "{{ x }}", "{% if %}", "{#",
+    "\"", "'", "\\", "\u00a0", "\u3000", "\u2028", "",
+]
+
+
+def random_text(rng):
+    return "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 8)))
+
+
+def random_conversations(seed, count):
+    """Deterministic conversations alternating user/assistant, some with a system message and
+    reasoning_content, ending with a user turn."""
+    rng = random.Random(seed)
+    out = {}
+    for i in range(count):
+        conv = []
+        if rng.random() < 0.6:
+            conv.append({"role": "system", "content": random_text(rng)})
+        turns = rng.randint(0, 2)
+        for _ in range(turns):
+            conv.append({"role": "user", "content": random_text(rng)})
+            msg = {"role": "assistant", "content": random_text(rng)}
+            if rng.random() < 0.3:
+                msg["reasoning_content"] = random_text(rng)
+            conv.append(msg)
+        conv.append({"role": "user", "content": random_text(rng)})
+        out["random{:02d}".format(i)] = conv
+    return out
+
+
 def build_context(spec, case, conversation, tools):
     context = {
         "messages": conversation,
@@ -98,7 +137,9 @@ def main():
         cases_file = json.load(f)
     env = make_environment()
     templates = cases_file["templates"]
-    conversations = cases_file["conversations"]
+    conversations = dict(cases_file["conversations"])
+    rc = cases_file["random_conversations"]
+    conversations.update(random_conversations(rc["seed"], rc["count"]))
     cases = []
     for name in templates:
         for conv in conversations:
@@ -106,6 +147,8 @@ def main():
                 cases.append({"template": name, "conversation": conv,
                               "add_generation_prompt": agp})
     for extra in cases_file["extra_cases"]:
+        if extra["conversation"] not in conversations:
+            raise SystemExit("unknown conversation " + extra["conversation"])
         for agp in (True, False):
             cases.append(dict(extra, add_generation_prompt=agp))
 
