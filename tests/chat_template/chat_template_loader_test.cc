@@ -204,6 +204,35 @@ TEST(ChatTemplateRenderTest, NonObjectContextIsAnError) {
   EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The seed script falls back to ChatML when the tokenizer has no template or applying it raises.
+// Each such case must surface as a status the caller can act on, and the fallback must render.
+TEST(ChatMlFallbackTest, FallbackWorthyConditionsAreDetectable) {
+  ModelDir dir;
+  dir.Write("tokenizer_config.json", R"({"eos_token": "</s>"})");
+  auto none = LoadChatTemplateSource(dir.path());
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());  // No template: fall back.
+
+  auto unsupported = ChatTemplate::Parse("{% include 'x.jinja' %}", "cfg");
+  ASSERT_FALSE(unsupported.ok());  // Construct we do not support: fall back.
+  EXPECT_EQ(unsupported.status().code(), absl::StatusCode::kInvalidArgument);
+
+  auto strict = ChatTemplate::Parse(
+      "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}"
+      "{% endif %}{{ messages[0].content }}",
+      "cfg");
+  ASSERT_TRUE(strict.ok());
+  const std::vector<ChatMessage> messages = {{"system", "be brief"}, {"user", "hi"}};
+  auto refused = strict->Render(messages, true, "", "");
+  ASSERT_FALSE(refused.ok());  // The template refuses the conversation: fall back.
+  EXPECT_EQ(refused.status().message(),
+            "cfg: chat template line 1: raise_exception: System role not supported");
+
+  EXPECT_EQ(RenderChatMlFallback(messages, true),
+            "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+            "<|im_start|>assistant\n");
+}
+
 TEST(ChatMlFallbackTest, MatchesQwen25ForSystemAndUser) {
   std::vector<testing::GoldenCase> cases = testing::LoadGoldenCases("expected.json");
   auto golden = std::find_if(cases.begin(), cases.end(), [](const testing::GoldenCase& c) {

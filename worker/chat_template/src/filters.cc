@@ -36,7 +36,8 @@ absl::StatusOr<Value> GetPath(const Value& obj, const std::string& path) {
     std::string part =
         path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     Value key = Value::String(part);
-    if (!part.empty() && std::all_of(part.begin(), part.end(), ::isdigit)) {
+    if (!part.empty() &&
+        std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       key = Value::Int(std::strtoll(part.c_str(), nullptr, 10));
     }
     QCT_ASSIGN(next, GetItem(cur, key));

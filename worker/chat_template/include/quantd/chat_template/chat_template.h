@@ -56,7 +56,12 @@ class ChatTemplate {
 
 // Finds a model directory's default chat template: chat_template.jinja, else chat_template.json,
 // else tokenizer_config.json's "chat_template" (a string, or a list of {name, template} where the
-// one named "default" is used). Returns nullopt when the model has none.
+// one named "default" is used). Returns nullopt when the model has none; NotFound when the
+// directory does not exist; InvalidArgument naming the file for malformed JSON or fields.
+//
+// Falling back as the seed script does: nullopt here, or any error from Parse or Render, means
+// "use RenderChatMlFallback and say so in the job log"; all of those errors are InvalidArgument
+// with the template line in the message.
 absl::StatusOr<std::optional<std::string>> LoadChatTemplateSource(std::string_view model_dir);
 
 // The format the seed script falls back to when a model has no usable template (none, one we
