@@ -1,8 +1,10 @@
 // Malformed and unsupported templates must fail with a clear InvalidArgument naming the construct
 // and its line — never crash — so the caller can fall back to ChatML, as the seed script does.
+#include <random>
 #include <string>
 
 #include "gmock/gmock.h"
+#include "golden_test_support.h"
 #include "gtest/gtest.h"
 #include "quantd/chat_template/chat_template.h"
 
@@ -183,6 +185,56 @@ TEST(ChatTemplateErrorsTest, TruncatedTemplatesNeverCrash) {
       EXPECT_THAT(std::string(t.status().message()), StartsWith("chat template line ")) << n;
     }
   }
+}
+
+// Mutated real templates (characters deleted, duplicated or replaced by template punctuation) must
+// parse or fail cleanly, and render or fail cleanly — never crash or hang.
+TEST(ChatTemplateErrorsTest, MutatedRealTemplatesNeverCrash) {
+  const char* const kTemplates[] = {"qwen2.5", "qwen3", "llama3.1", "mistral-v0.3", "glm-4.6"};
+  const std::string kPunctuation = "{}%#-+()[]'\"|.:,=~ \n\\";
+  nlohmann::json context = {{"messages",
+                             {{{"role", "system"}, {"content", "s"}},
+                              {{"role", "user"}, {"content", "u <think>\nr\n</think>\n\nx"}},
+                              {{"role", "assistant"}, {"content", "a"}},
+                              {{"role", "user"}, {"content", "日本"}}}},
+                            {"add_generation_prompt", true},
+                            {"bos_token", "<s>"},
+                            {"eos_token", "</s>"},
+                            {"tools", nullptr}};
+  std::mt19937 rng(20261125);
+  int parsed = 0;
+  for (const char* name : kTemplates) {
+    const std::string source =
+        testing::ReadTextFile(testing::GoldenDir() + "/templates/" + name + ".jinja");
+    ASSERT_FALSE(source.empty()) << name;
+    for (int round = 0; round < 300; ++round) {
+      std::string mutated = source;
+      for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0; --edits) {
+        size_t at = rng() % mutated.size();
+        switch (rng() % 3) {
+          case 0:
+            mutated.erase(at, 1 + rng() % 4);
+            break;
+          case 1:
+            mutated.insert(at, mutated.substr(at, 1 + rng() % 8));
+            break;
+          default:
+            mutated[at] = kPunctuation[rng() % kPunctuation.size()];
+        }
+      }
+      absl::StatusOr<ChatTemplate> t = ChatTemplate::Parse(mutated, "");
+      if (!t.ok()) {
+        EXPECT_THAT(std::string(t.status().message()), StartsWith("chat template line "));
+        continue;
+      }
+      ++parsed;
+      absl::StatusOr<std::string> out = t->Render(context);
+      if (!out.ok()) {
+        EXPECT_THAT(std::string(out.status().message()), StartsWith("chat template line "));
+      }
+    }
+  }
+  EXPECT_GT(parsed, 100);  // Many mutations stay valid and exercise the renderer too.
 }
 
 }  // namespace
