@@ -1,7 +1,9 @@
 #include "filters.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -180,17 +182,35 @@ absl::StatusOr<Value> FilterString(const Value& v, const CallArgs&) {
   return Value::String(ToPythonStr(v));
 }
 
+// Python's float(str) for the decimal forms templates meet (strtod would also take hex).
+std::optional<double> ParseDecimal(const std::string& text) {
+  std::string s = StripString(text, std::nullopt, true, true);
+  if (s.empty() || s.find_first_of("xXpP") != std::string::npos) return std::nullopt;
+  char* end = nullptr;
+  double d = std::strtod(s.c_str(), &end);
+  if (*end != '\0') return std::nullopt;
+  return d;
+}
+
+// int(float): truncation, refusing values outside 64 bits (Python would make a big integer).
+absl::StatusOr<Value> TruncateToInt(double d) {
+  if (!std::isfinite(d) || std::fabs(d) >= 9.2e18) {
+    return absl::InvalidArgumentError("filter 'int': value out of 64-bit range");
+  }
+  return Value::Int(static_cast<int64_t>(d));
+}
+
 absl::StatusOr<Value> FilterInt(const Value& v, const CallArgs& args) {
   Value fallback = Arg(args, 0, "default").value_or(Value::Int(0));
-  if (v.is_number())
-    return Value::Int(v.is_float() ? static_cast<int64_t>(v.as_double()) : v.as_int());
+  if (v.is_float()) return TruncateToInt(v.as_double());
+  if (v.is_number()) return Value::Int(v.as_int());
   if (v.is_string()) {
     std::string s = StripString(v.as_string(), std::nullopt, true, true);
     char* end = nullptr;
+    errno = 0;
     long long i = std::strtoll(s.c_str(), &end, 10);
-    if (!s.empty() && *end == '\0') return Value::Int(i);
-    double d = std::strtod(s.c_str(), &end);
-    if (!s.empty() && *end == '\0' && std::isfinite(d)) return Value::Int(static_cast<int64_t>(d));
+    if (!s.empty() && *end == '\0' && errno == 0) return Value::Int(i);
+    if (std::optional<double> d = ParseDecimal(s); d && !std::isnan(*d)) return TruncateToInt(*d);
   }
   return fallback;
 }
@@ -199,17 +219,17 @@ absl::StatusOr<Value> FilterFloat(const Value& v, const CallArgs& args) {
   Value fallback = Arg(args, 0, "default").value_or(Value::Float(0.0));
   if (v.is_number()) return Value::Float(v.as_double());
   if (v.is_string()) {
-    std::string s = StripString(v.as_string(), std::nullopt, true, true);
-    char* end = nullptr;
-    double d = std::strtod(s.c_str(), &end);
-    if (!s.empty() && *end == '\0') return Value::Float(d);
+    if (std::optional<double> d = ParseDecimal(v.as_string())) return Value::Float(*d);
   }
   return fallback;
 }
 
 absl::StatusOr<Value> FilterAbs(const Value& v, const CallArgs&) {
   if (v.is_float()) return Value::Float(std::fabs(v.as_double()));
-  if (v.is_number()) return Value::Int(std::llabs(v.as_int()));
+  if (v.is_number()) {
+    if (v.as_int() == INT64_MIN) return absl::InvalidArgumentError("abs(): integer overflow");
+    return Value::Int(std::llabs(v.as_int()));
+  }
   return absl::InvalidArgumentError(absl::StrCat("bad operand type for abs(): ", v.TypeName()));
 }
 
