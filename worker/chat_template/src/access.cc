@@ -246,13 +246,7 @@ absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& 
   }
   if (name == "splitlines") {
     ValueList out;
-    size_t start = 0;
-    while (start < s.size()) {
-      size_t nl = s.find('\n', start);
-      if (nl == std::string::npos) nl = s.size();
-      out.push_back(Value::String(s.substr(start, nl - start)));
-      start = nl + 1;
-    }
+    for (std::string& line : SplitLines(s)) out.push_back(Value::String(std::move(line)));
     return Value::List(std::move(out));
   }
   return absl::InvalidArgumentError(absl::StrCat("unsupported method 'str.", name, "'"));
@@ -314,6 +308,26 @@ std::optional<size_t> NormalizeIndex(int64_t index, size_t size) {
 }
 
 }  // namespace
+
+std::vector<std::string> SplitLines(const std::string& s) {
+  std::vector<std::string> lines;
+  std::vector<char32_t> cps = DecodeUtf8(s);
+  std::vector<char32_t> line;
+  for (size_t i = 0; i < cps.size(); ++i) {
+    char32_t c = cps[i];
+    bool boundary = c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || c == 0x1c || c == 0x1d ||
+                    c == 0x1e || c == 0x85 || c == 0x2028 || c == 0x2029;
+    if (!boundary) {
+      line.push_back(c);
+      continue;
+    }
+    if (c == '\r' && i + 1 < cps.size() && cps[i + 1] == '\n') ++i;
+    lines.push_back(EncodeUtf8(line));
+    line.clear();
+  }
+  if (!line.empty()) lines.push_back(EncodeUtf8(line));
+  return lines;
+}
 
 std::string StripString(const std::string& s, const std::optional<std::string>& chars, bool left,
                         bool right) {

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "value.h"
@@ -23,6 +24,8 @@ absl::StatusOr<Value> Slice(const Value& obj, std::optional<int64_t> start,
 absl::StatusOr<ValueList> Iterate(const Value& value);
 // Python's len(); Undefined has length 0.
 absl::StatusOr<int64_t> Length(const Value& value);
+// Python's str.splitlines(): splits on \n, \r, \r\n, \v, \f, \x1c-\x1e, \x85, U+2028, U+2029.
+std::vector<std::string> SplitLines(const std::string& s);
 // Python's str.strip/lstrip/rstrip with optional characters (nullopt: whitespace).
 std::string StripString(const std::string& s, const std::optional<std::string>& chars, bool left,
                         bool right);

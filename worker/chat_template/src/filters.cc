@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -354,6 +355,143 @@ absl::StatusOr<Value> FilterMap(const Value& v, const CallArgs& args) {
 
 absl::StatusOr<Value> FilterSafe(const Value& v, const CallArgs&) { return v; }
 
+absl::StatusOr<Value> FilterIndent(const Value& v, const CallArgs& args) {
+  Value width = Arg(args, 0, "width").value_or(Value::Int(4));
+  std::string indention =
+      width.is_string()
+          ? width.as_string()
+          : std::string(static_cast<size_t>(std::max<int64_t>(0, width.as_int())), ' ');
+  bool first = Arg(args, 1, "first").value_or(Value::Bool(false)).Truthy();
+  bool blank = Arg(args, 2, "blank").value_or(Value::Bool(false)).Truthy();
+  std::vector<std::string> lines = SplitLines(ToPythonStr(v) + "\n");
+  std::string out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i > 0) out += "\n";
+    if (i > 0 && (blank || !lines[i].empty())) out += indention;
+    out += lines[i];
+  }
+  return Value::String(first ? indention + out : out);
+}
+
+// round(value, precision=0, method='common'): Python's round (half to even on the exact binary
+// value, which is what printf's correctly rounded conversion does), or math.ceil / math.floor.
+absl::StatusOr<Value> FilterRound(const Value& v, const CallArgs& args) {
+  if (!v.is_number()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("filter 'round' expects a number, got ", v.TypeName()));
+  }
+  int64_t precision = Arg(args, 0, "precision").value_or(Value::Int(0)).as_int();
+  std::string method = ToPythonStr(Arg(args, 1, "method").value_or(Value::String("common")));
+  if (precision < 0 || precision > 15) {
+    return absl::InvalidArgumentError("filter 'round': precision must be 0..15");
+  }
+  if (method == "common") {
+    if (!v.is_float()) return Value::Int(v.as_int());
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.*f", static_cast<int>(precision), v.as_double());
+    return Value::Float(std::strtod(buf, nullptr));
+  }
+  if (method != "ceil" && method != "floor") {
+    return absl::InvalidArgumentError("filter 'round': method must be common, ceil or floor");
+  }
+  double scale = std::pow(10.0, static_cast<double>(precision));
+  double x = v.as_double() * scale;
+  return Value::Float((method == "ceil" ? std::ceil(x) : std::floor(x)) / scale);
+}
+
+// Jinja2 compares strings case-insensitively in sort/unique/min/max unless case_sensitive.
+Value SortKey(const Value& v, bool case_sensitive) {
+  if (!case_sensitive && v.is_string()) return Value::String(Utf8Lower(v.as_string()));
+  return v;
+}
+
+absl::StatusOr<ValueList> KeyedItems(const Value& v, const CallArgs& args, size_t attr_pos,
+                                     bool* case_sensitive, ValueList* keys) {
+  QCT_ASSIGN(items, Iterate(v));
+  *case_sensitive = Arg(args, attr_pos - 1, "case_sensitive").value_or(Value::Bool(false)).Truthy();
+  std::optional<Value> attribute = Arg(args, attr_pos, "attribute");
+  for (const Value& item : items) {
+    Value key = item;
+    if (attribute && !attribute->is_none()) {
+      QCT_ASSIGN(got, GetPath(item, ToPythonStr(*attribute)));
+      key = got;
+    }
+    keys->push_back(SortKey(key, *case_sensitive));
+  }
+  return items;
+}
+
+absl::StatusOr<Value> FilterSort(const Value& v, const CallArgs& args) {
+  bool reverse = Arg(args, 0, "reverse").value_or(Value::Bool(false)).Truthy();
+  bool case_sensitive = false;
+  ValueList keys;
+  QCT_ASSIGN(items, KeyedItems(v, args, 2, &case_sensitive, &keys));
+  std::vector<size_t> order(items.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  absl::Status error;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    absl::StatusOr<bool> less =
+        reverse ? PythonLess(keys[b], keys[a]) : PythonLess(keys[a], keys[b]);
+    if (!less.ok()) error = less.status();
+    return less.ok() && *less;
+  });
+  QCT_RETURN_IF_ERROR(error);
+  ValueList out;
+  for (size_t i : order) out.push_back(items[i]);
+  return Value::List(std::move(out));
+}
+
+absl::StatusOr<Value> FilterUnique(const Value& v, const CallArgs& args) {
+  bool case_sensitive = false;
+  ValueList keys;
+  QCT_ASSIGN(items, KeyedItems(v, args, 1, &case_sensitive, &keys));
+  ValueList out, seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    bool dup = false;
+    for (const Value& s : seen) dup = dup || PythonEquals(s, keys[i]);
+    if (dup) continue;
+    seen.push_back(keys[i]);
+    out.push_back(items[i]);
+  }
+  return Value::List(std::move(out));
+}
+
+absl::StatusOr<Value> MinMax(const Value& v, const CallArgs& args, bool want_max) {
+  bool case_sensitive = false;
+  ValueList keys;
+  QCT_ASSIGN(items, KeyedItems(v, args, 1, &case_sensitive, &keys));
+  if (items.empty()) return Value::Undefined("No aggregated item, sequence was empty.");
+  size_t best = 0;
+  for (size_t i = 1; i < items.size(); ++i) {
+    QCT_ASSIGN(better,
+               want_max ? PythonLess(keys[best], keys[i]) : PythonLess(keys[i], keys[best]));
+    if (better) best = i;
+  }
+  return items[best];
+}
+absl::StatusOr<Value> FilterMin(const Value& v, const CallArgs& a) { return MinMax(v, a, false); }
+absl::StatusOr<Value> FilterMax(const Value& v, const CallArgs& a) { return MinMax(v, a, true); }
+
+absl::StatusOr<Value> FilterDictSort(const Value& v, const CallArgs& args) {
+  if (!v.is_dict()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("filter 'dictsort' expects a mapping, got ", v.TypeName()));
+  }
+  bool case_sensitive = Arg(args, 0, "case_sensitive").value_or(Value::Bool(false)).Truthy();
+  std::string by = ToPythonStr(Arg(args, 1, "by").value_or(Value::String("key")));
+  bool reverse = Arg(args, 2, "reverse").value_or(Value::Bool(false)).Truthy();
+  if (by != "key" && by != "value") {
+    return absl::InvalidArgumentError("filter 'dictsort': by must be 'key' or 'value'");
+  }
+  ValueList pairs;
+  for (const auto& [k, e] : v.dict()) pairs.push_back(Value::Tuple({Value::String(k), e}));
+  CallArgs sort_args;
+  sort_args.keyword = {{"reverse", Value::Bool(reverse)},
+                       {"case_sensitive", Value::Bool(case_sensitive)},
+                       {"attribute", Value::String(by == "key" ? "0" : "1")}};
+  return FilterSort(Value::List(std::move(pairs)), sort_args);
+}
+
 const std::map<std::string, FilterFn>& Filters() {
   static const auto* filters = new std::map<std::string, FilterFn>{{"trim", FilterTrim},
                                                                    {"length", FilterLength},
@@ -382,7 +520,14 @@ const std::map<std::string, FilterFn>& Filters() {
                                                                    {"selectattr", FilterSelectAttr},
                                                                    {"rejectattr", FilterRejectAttr},
                                                                    {"map", FilterMap},
-                                                                   {"safe", FilterSafe}};
+                                                                   {"safe", FilterSafe},
+                                                                   {"indent", FilterIndent},
+                                                                   {"round", FilterRound},
+                                                                   {"sort", FilterSort},
+                                                                   {"unique", FilterUnique},
+                                                                   {"min", FilterMin},
+                                                                   {"max", FilterMax},
+                                                                   {"dictsort", FilterDictSort}};
   return *filters;
 }
 
