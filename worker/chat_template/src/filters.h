@@ -1,4 +1,5 @@
-// Jinja2's built-in filters and tests that chat templates use, plus transformers' tojson.
+// Jinja2's built-in filters (filters.cc) and tests (template_tests.cc) that chat templates
+// use, plus transformers' tojson.
 #ifndef QUANTD_WORKER_CHAT_TEMPLATE_SRC_FILTERS_H_
 #define QUANTD_WORKER_CHAT_TEMPLATE_SRC_FILTERS_H_
 
