@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -169,6 +170,29 @@ TEST(ChatTemplateRenderTest, MessagesOverloadMatchesApplyChatTemplate) {
       EXPECT_EQ(*out, golden->expected) << name;
     }
   }
+}
+
+TEST(ChatTemplateRenderTest, ConcurrentRendersAgree) {
+  const std::string path = testing::GoldenDir() + "/templates/qwen3.jinja";
+  auto tmpl = ChatTemplate::Parse(testing::ReadTextFile(path), path);
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status();
+  const std::vector<ChatMessage> messages = {
+      {"system", "s"}, {"user", "u"}, {"assistant", "<think>\nr\n</think>\n\na"}, {"user", "v"}};
+  auto reference = tmpl->Render(messages, true, "", "<|im_end|>");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  std::vector<std::string> results(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < results.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        auto out = tmpl->Render(messages, true, "", "<|im_end|>");
+        results[t] = out.ok() ? *out : std::string(out.status().message());
+        if (results[t] != *reference) return;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const std::string& r : results) EXPECT_EQ(r, *reference);
 }
 
 TEST(ChatTemplateRenderTest, EmptySpecialTokensStayUndefinedAndToolsAreNone) {

@@ -20,6 +20,7 @@ struct ChatMessage {
   std::string content;
 };
 
+// Parse once, render many times; Render is const and may be called from several threads at once.
 class ChatTemplate {
  public:
   ~ChatTemplate();
