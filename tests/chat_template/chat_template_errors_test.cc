@@ -52,7 +52,10 @@ TEST(ChatTemplateErrorsTest, UnsupportedConstructsAreNamed) {
             "chat template line 3: unsupported filter 'wordwrap'");
   EXPECT_EQ(ParseError("{% include 'other.jinja' %}"),
             "chat template line 1: unsupported tag 'include'");
-  EXPECT_EQ(ParseError("{% raw %}x{% endraw %}"), "chat template line 1: unsupported tag 'raw'");
+  EXPECT_EQ(ParseError("{% filter upper %}x{% endfilter %}"),
+            "chat template line 1: unsupported tag 'filter'");
+  EXPECT_EQ(ParseError("a\n{% raw %}{{ never closed"),
+            "chat template line 2: unclosed 'raw' tag: missing 'endraw'");
   EXPECT_EQ(ParseError("{{ x is divisible(2) }}"),
             "chat template line 1: unsupported test 'divisible'");
   EXPECT_THAT(ParseError("{{ f(*args) }}"), HasSubstr("unsupported construct '*args'"));

@@ -76,30 +76,16 @@ class Lexer {
       }
       char kind = src_[open + 1];  // '{', '%' or '#'.
       char sign = open + 2 < src_.size() ? src_[open + 2] : '\0';
-      if (sign == '-') {
-        text = RStripSpace(text);
-      } else if (sign != '+' && kind != '{') {
-        // lstrip_blocks: drop spaces between the line start and a block or comment tag.
-        size_t line_start = text.rfind('\n');
-        line_start = line_start == std::string::npos ? 0 : line_start + 1;
-        bool at_line_start = line_start > 0 || text_start == 0 || src_[text_start - 1] == '\n';
-        if (at_line_start && line_start < text.size()) {
-          bool only_space = true;
-          for (size_t i = line_start; i < text.size(); ++i) {
-            if (text[i] != ' ' && text[i] != '\t' && text[i] != '\f' && text[i] != '\v' &&
-                text[i] != '\r') {
-              only_space = false;
-              break;
-            }
-          }
-          if (only_space) text.erase(line_start);
-        }
-      }
+      ApplyLeftControl(sign, kind != '{', text_start, &text);
       Emit(Token::Type::kText, text, text_start);
       size_t body = open + 2 + ((sign == '-' || sign == '+') ? 1 : 0);
       char end_sign = '\0';
       size_t after = 0;
-      if (kind == '#') {
+      if (size_t raw_end = 0; kind == '%' && MatchRawBegin(body, &raw_end)) {
+        auto next = LexRaw(open, raw_end, &end_sign);
+        if (!next.ok()) return next.status();
+        after = *next;
+      } else if (kind == '#') {
         size_t close = src_.find("#}", body);
         if (close == std::string::npos) {
           return SyntaxError(LineAt(open), "unclosed comment: missing '#}'");
@@ -132,6 +118,68 @@ class Lexer {
   }
 
  private:
+  // Whitespace control before a tag: '-' strips all whitespace; otherwise lstrip_blocks drops the
+  // spaces between the line start and a block or comment tag ('+' disables that).
+  void ApplyLeftControl(char sign, bool is_block_or_comment, size_t text_start,
+                        std::string* text) const {
+    if (sign == '-') {
+      *text = RStripSpace(*text);
+      return;
+    }
+    if (sign == '+' || !is_block_or_comment) return;
+    size_t line_start = text->rfind('\n');
+    line_start = line_start == std::string::npos ? 0 : line_start + 1;
+    bool at_line_start = line_start > 0 || text_start == 0 || src_[text_start - 1] == '\n';
+    if (!at_line_start || line_start >= text->size()) return;
+    for (size_t i = line_start; i < text->size(); ++i) {
+      char c = (*text)[i];
+      if (c != ' ' && c != '\t' && c != '\f' && c != '\v' && c != '\r') return;
+    }
+    text->erase(line_start);
+  }
+
+  size_t SkipSpace(size_t p) const {
+    while (p < src_.size() && std::isspace(static_cast<unsigned char>(src_[p]))) ++p;
+    return p;
+  }
+
+  // Matches `<ws> word <ws>` then `-%}`, `+%}` or `%}` at p; on success returns the position after
+  // "%}" and the sign.
+  bool MatchWordTag(size_t p, const char* word, size_t* after, char* sign) const {
+    p = SkipSpace(p);
+    size_t n = std::char_traits<char>::length(word);
+    if (src_.compare(p, n, word) != 0) return false;
+    p = SkipSpace(p + n);
+    *sign = '\0';
+    if (p < src_.size() && (src_[p] == '-' || src_[p] == '+')) *sign = src_[p++];
+    if (src_.compare(p, 2, "%}") != 0) return false;
+    *after = p + 2;
+    return true;
+  }
+
+  bool MatchRawBegin(size_t body, size_t* after) const {
+    char sign;
+    if (!MatchWordTag(body, "raw", after, &sign) || sign == '+') return false;
+    if (sign == '-') *after = SkipSpace(*after);  // `raw -%}` strips what follows.
+    return true;
+  }
+
+  // {% raw %}...{% endraw %}: the content is text. Returns the position after the endraw tag.
+  absl::StatusOr<size_t> LexRaw(size_t open, size_t content_start, char* end_sign) {
+    for (size_t p = src_.find("{%", content_start); p != std::string::npos;
+         p = src_.find("{%", p + 1)) {
+      char sign = src_.size() > p + 2 ? src_[p + 2] : '\0';
+      size_t word = p + 2 + ((sign == '-' || sign == '+') ? 1 : 0);
+      size_t after = 0;
+      if (!MatchWordTag(word, "endraw", &after, end_sign)) continue;
+      std::string content = src_.substr(content_start, p - content_start);
+      ApplyLeftControl(sign, true, content_start, &content);
+      Emit(Token::Type::kText, content, content_start);
+      return after;
+    }
+    return SyntaxError(LineAt(open), "unclosed 'raw' tag: missing 'endraw'");
+  }
+
   size_t FindTagOpen(size_t pos) const {
     while (true) {
       size_t p = src_.find('{', pos);
