@@ -52,8 +52,10 @@ TEST(ChatTemplateErrorsTest, UnsupportedConstructsAreNamed) {
             "chat template line 3: unsupported filter 'wordwrap'");
   EXPECT_EQ(ParseError("{% include 'other.jinja' %}"),
             "chat template line 1: unsupported tag 'include'");
-  EXPECT_EQ(ParseError("{% filter upper %}x{% endfilter %}"),
-            "chat template line 1: unsupported tag 'filter'");
+  EXPECT_EQ(ParseError("{% call helper() %}x{% endcall %}"),
+            "chat template line 1: unsupported tag 'call'");
+  EXPECT_EQ(ParseError("{% filter wordwrap %}x{% endfilter %}"),
+            "chat template line 1: unsupported filter 'wordwrap'");
   EXPECT_EQ(ParseError("a\n{% raw %}{{ never closed"),
             "chat template line 2: unclosed 'raw' tag: missing 'endraw'");
   EXPECT_EQ(ParseError("{{ x is divisible(2) }}"),

@@ -45,6 +45,9 @@ struct Expr {
   std::vector<std::string> ops;  // Comparison operators: == != < > <= >= in notin.
 };
 
+// The variable a {% filter %} block's body is bound to (no template can spell the name).
+inline constexpr char kFilterBlockInput[] = "\x01filter-block";
+
 struct Node;
 using NodePtr = std::unique_ptr<Node>;
 using NodeList = std::vector<NodePtr>;
@@ -60,7 +63,9 @@ struct Node {
     kMacro,     // macro name(params = defaults) body
     kBreak,
     kContinue,
-    kGeneration,  // transformers' {% generation %} body {% endgeneration %}: body in its own scope
+    kGeneration,   // transformers' {% generation %} body {% endgeneration %}: body in its own scope
+    kWith,         // with targets[i] = conditions[i], ...: body in its own scope
+    kFilterBlock,  // filter: body rendered, bound to kFilterBlockInput, then expr evaluated
   };
   Kind kind;
   int line = 0;

@@ -253,6 +253,41 @@ class Parser {
       QCT_RETURN_IF_ERROR(ExpectBlockEnd());
       return node;
     }
+    if (tag == "with") {
+      node->kind = Node::Kind::kWith;
+      while (Cur().type != T::kBlockEnd) {
+        QCT_ASSIGN(name, ExpectName());
+        QCT_RETURN_IF_ERROR(ExpectOp("="));
+        QCT_ASSIGN(value, ParseExpression());
+        node->targets.push_back(name);
+        node->conditions.push_back(std::move(value));
+        if (!SkipOp(",")) break;
+      }
+      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      std::string end;
+      QCT_ASSIGN(body, ParseBody({"endwith"}, &end, line, "with"));
+      node->body = std::move(body);
+      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      return node;
+    }
+    if (tag == "filter") {
+      node->kind = Node::Kind::kFilterBlock;
+      // A filter chain applied to a name no template can spell; the renderer binds the body to it.
+      auto placeholder = MakeExpr(Expr::Kind::kName, line);
+      placeholder->name = kFilterBlockInput;
+      QCT_ASSIGN(chain, ParseOneFilter(std::move(placeholder), line));
+      while (SkipOp("|")) {
+        QCT_ASSIGN(next, ParseOneFilter(std::move(chain), line));
+        chain = std::move(next);
+      }
+      node->expr = std::move(chain);
+      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      std::string end;
+      QCT_ASSIGN(body, ParseBody({"endfilter"}, &end, line, "filter"));
+      node->body = std::move(body);
+      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      return node;
+    }
     if (tag == "generation") {
       node->kind = Node::Kind::kGeneration;
       QCT_RETURN_IF_ERROR(ExpectBlockEnd());
@@ -267,8 +302,9 @@ class Parser {
       QCT_RETURN_IF_ERROR(ExpectBlockEnd());
       return node;
     }
-    static const std::set<std::string> kEndTags = {"elif",   "else",     "endif",        "endfor",
-                                                   "endset", "endmacro", "endgeneration"};
+    static const std::set<std::string> kEndTags = {"elif",          "else",    "endif",
+                                                   "endfor",        "endset",  "endmacro",
+                                                   "endgeneration", "endwith", "endfilter"};
     if (kEndTags.count(tag) > 0) {
       return SyntaxError(line, absl::StrCat("unexpected '", tag, "' tag"));
     }
@@ -600,20 +636,26 @@ class Parser {
     return e;
   }
 
+  // `name` or `name(args)` applied to `input` (the '|' already consumed).
+  absl::StatusOr<ExprPtr> ParseOneFilter(ExprPtr input, int line) {
+    QCT_ASSIGN(name, ExpectName());
+    if (!IsKnownFilter(name)) {
+      return SyntaxError(line, absl::StrCat("unsupported filter '", name, "'"));
+    }
+    auto e = MakeExpr(Expr::Kind::kFilter, line);
+    e->name = name;
+    e->items.push_back(std::move(input));
+    if (IsOp("(")) QCT_RETURN_IF_ERROR(ParseArgs(e.get()));
+    return e;
+  }
+
   absl::StatusOr<ExprPtr> ParseFilterExpr(ExprPtr node) {
     while (true) {
       int line = Cur().line;
       if (IsOp("|")) {
         Advance();
-        QCT_ASSIGN(name, ExpectName());
-        if (!IsKnownFilter(name)) {
-          return SyntaxError(line, absl::StrCat("unsupported filter '", name, "'"));
-        }
-        auto e = MakeExpr(Expr::Kind::kFilter, line);
-        e->name = name;
-        e->items.push_back(std::move(node));
-        if (IsOp("(")) QCT_RETURN_IF_ERROR(ParseArgs(e.get()));
-        node = std::move(e);
+        QCT_ASSIGN(filtered, ParseOneFilter(std::move(node), line));
+        node = std::move(filtered);
       } else if (IsName("is")) {
         Advance();
         auto e = MakeExpr(Expr::Kind::kTest, line);

@@ -144,6 +144,32 @@ class Renderer {
         frames_.pop_back();
         return s;
       }
+      case Node::Kind::kWith: {
+        Frame frame;
+        for (size_t i = 0; i < node.targets.size(); ++i) {
+          QCT_ASSIGN(v, Eval(*node.conditions[i]));  // Values see the enclosing scope only.
+          frame[node.targets[i]] = std::move(v);
+        }
+        frames_.push_back(std::move(frame));
+        absl::Status s = RenderNodes(node.body, flow);
+        frames_.pop_back();
+        return s;
+      }
+      case Node::Kind::kFilterBlock: {
+        std::string body;
+        std::swap(body, out_);
+        frames_.emplace_back();
+        absl::Status s = RenderNodes(node.body, flow);
+        std::swap(body, out_);
+        if (s.ok()) {
+          frames_.back()[kFilterBlockInput] = Value::String(body);
+          absl::StatusOr<Value> v = Eval(*node.expr);
+          if (v.ok()) out_ += ToPythonStr(*v);
+          s = v.status();
+        }
+        frames_.pop_back();
+        return s;
+      }
       case Node::Kind::kMacro:
         frames_.back()[node.text] = MakeMacro(node);
         return absl::OkStatus();
