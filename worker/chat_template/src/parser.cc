@@ -96,6 +96,15 @@ class Parser {
     return name;
   }
 
+  // The "%}" closing a tag, the body up to {% end_tag %}, and that tag's "%}".
+  absl::Status ParseBlockBody(Node* node, const char* end_tag, const char* open_tag) {
+    QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+    std::string end;
+    QCT_ASSIGN(body, ParseBody({end_tag}, &end, node->line, open_tag));
+    node->body = std::move(body);
+    return ExpectBlockEnd();
+  }
+
   // Parses nodes until one of `end_tags` opens a block; its name goes to *end_tag.
   absl::StatusOr<NodeList> ParseBody(const std::set<std::string>& end_tags, std::string* end_tag,
                                      int open_line, const std::string& open_tag) {
@@ -222,11 +231,7 @@ class Parser {
         return Unexpected("'='");
       }
       node->kind = Node::Kind::kSetBlock;
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
-      std::string end;
-      QCT_ASSIGN(body, ParseBody({"endset"}, &end, line, "set"));
-      node->body = std::move(body);
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      QCT_RETURN_IF_ERROR(ParseBlockBody(node.get(), "endset", "set"));
       return node;
     }
     if (tag == "macro") {
@@ -246,11 +251,7 @@ class Parser {
         if (!SkipOp(",")) break;
       }
       QCT_RETURN_IF_ERROR(ExpectOp(")"));
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
-      std::string end;
-      QCT_ASSIGN(body, ParseBody({"endmacro"}, &end, line, "macro"));
-      node->body = std::move(body);
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      QCT_RETURN_IF_ERROR(ParseBlockBody(node.get(), "endmacro", "macro"));
       return node;
     }
     if (tag == "with") {
@@ -263,11 +264,7 @@ class Parser {
         node->conditions.push_back(std::move(value));
         if (!SkipOp(",")) break;
       }
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
-      std::string end;
-      QCT_ASSIGN(body, ParseBody({"endwith"}, &end, line, "with"));
-      node->body = std::move(body);
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      QCT_RETURN_IF_ERROR(ParseBlockBody(node.get(), "endwith", "with"));
       return node;
     }
     if (tag == "filter") {
@@ -281,20 +278,12 @@ class Parser {
         chain = std::move(next);
       }
       node->expr = std::move(chain);
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
-      std::string end;
-      QCT_ASSIGN(body, ParseBody({"endfilter"}, &end, line, "filter"));
-      node->body = std::move(body);
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      QCT_RETURN_IF_ERROR(ParseBlockBody(node.get(), "endfilter", "filter"));
       return node;
     }
     if (tag == "generation") {
       node->kind = Node::Kind::kGeneration;
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
-      std::string end;
-      QCT_ASSIGN(body, ParseBody({"endgeneration"}, &end, line, "generation"));
-      node->body = std::move(body);
-      QCT_RETURN_IF_ERROR(ExpectBlockEnd());
+      QCT_RETURN_IF_ERROR(ParseBlockBody(node.get(), "endgeneration", "generation"));
       return node;
     }
     if (tag == "break" || tag == "continue") {
