@@ -238,4 +238,22 @@ absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
   return absl::OkStatus();
 }
 
+absl::StatusOr<SourceModel> OpenSourceModel(
+    const std::string& model_dir, int group_size,
+    const std::vector<std::string>& modules_to_not_convert) {
+  std::error_code ec;
+  if (!fs::is_directory(model_dir, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model_dir ", model_dir,
+                     fs::exists(model_dir, ec) ? " is not a directory" : " does not exist"));
+  }
+  SourceModel model;
+  QUANTD_ASSIGN_OR_RETURN(model.config, LoadModelConfig(model_dir));
+  QUANTD_RETURN_IF_ERROR(
+      CheckQuantizableGeometry(model.config, group_size, modules_to_not_convert));
+  QUANTD_ASSIGN_OR_RETURN(model.weights, CheckpointReader::Open(model_dir));
+  QUANTD_RETURN_IF_ERROR(model.weights->CheckAgainstConfig(model.config));
+  return model;
+}
+
 }  // namespace quantd::engine

@@ -66,6 +66,15 @@ class CheckpointReader {
 absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
                                       const std::vector<std::string>& modules_to_not_convert);
 
+// A source model ready to quantize: config parsed, weights opened and checked against it, and
+// the quantized Linears' geometry checked for `group_size`.
+struct SourceModel {
+  ModelConfig config;
+  std::unique_ptr<CheckpointReader> weights;
+};
+absl::StatusOr<SourceModel> OpenSourceModel(const std::string& model_dir, int group_size,
+                                            const std::vector<std::string>& modules_to_not_convert);
+
 }  // namespace quantd::engine
 
 #endif  // QUANTD_ENGINE_IO_CHECKPOINT_READER_H_
