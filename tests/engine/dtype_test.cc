@@ -11,9 +11,9 @@ namespace {
 
 TEST(DTypeTest, Float16RoundsHalfToEvenAndSaturatesToInfinity) {
   EXPECT_EQ(FloatToF16(1.0f), 0x3c00);
-  EXPECT_EQ(FloatToF16(65504.0f), 0x7bff);  // Largest finite half.
-  EXPECT_EQ(FloatToF16(65519.0f), 0x7bff);  // Below the midpoint to 65536: rounds down.
-  EXPECT_EQ(FloatToF16(65520.0f), 0x7c00);  // Midpoint rounds to even = infinity.
+  EXPECT_EQ(FloatToF16(65504.0f), 0x7bff);   // Largest finite half.
+  EXPECT_EQ(FloatToF16(65519.0f), 0x7bff);   // Below the midpoint to 65536: rounds down.
+  EXPECT_EQ(FloatToF16(65520.0f), 0x7c00);   // Midpoint rounds to even = infinity.
   EXPECT_EQ(FloatToF16(-1e9f), 0xfc00);
   // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: ties to even (1.0).
   EXPECT_EQ(FloatToF16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);
