@@ -82,7 +82,7 @@ TEST(GemmPackingTest, NibbleOrderMatchesAutoAwq) {
   for (int n = 0; n < 8; ++n) codes[n * 128] = static_cast<uint8_t>(n + 8);
   std::vector<uint8_t> zeros(8, 3);
   std::vector<float> scales(8, 0.5f);
-  PackedLinear p = PackGemm(codes.data(), zeros.data(), scales.data(), 8, 128, 128, std::nullopt);
+  GemmPackedLinear p = PackGemm(codes.data(), zeros.data(), scales.data(), 8, 128, 128, std::nullopt);
   ASSERT_EQ(p.qweight.size(), 128u);
   const uint32_t word = static_cast<uint32_t>(p.qweight[0]);
   for (int i = 0; i < 8; ++i) EXPECT_EQ((word >> (4 * i)) & 0xF, 8u + kAwqPackOrder[i]);
@@ -98,7 +98,7 @@ TEST(GemmPackingTest, RoundTripThroughUnpackAndDequantize) {
   Tensor bias({out}, 0.25f);
   PseudoQuantize(w.ptr(), out, in, group, DType::kF16,
                  {.codes = codes.data(), .scales = scales.data(), .zeros = zeros.data()});
-  PackedLinear p = PackGemm(codes.data(), zeros.data(), scales.data(), out, in, group, bias);
+  GemmPackedLinear p = PackGemm(codes.data(), zeros.data(), scales.data(), out, in, group, bias);
   EXPECT_EQ(p.qweight.size(), static_cast<size_t>(in * out / 8));
   EXPECT_EQ(p.qzeros.size(), static_cast<size_t>(2 * out / 8));
   EXPECT_EQ(p.scales.size(), static_cast<size_t>(2 * out));

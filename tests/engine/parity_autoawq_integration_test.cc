@@ -3,6 +3,9 @@
 // clip bound for ≥ 95 % of (row, group) pairs as AutoAWQ did.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +19,8 @@
 #include "backend/cpu/decoder_layer.h"
 #include "gtest/gtest.h"
 #include "model/model_config.h"
+#include "nlohmann/json.hpp"
+#include "quantd/engine/quantize.h"
 #include "testing/awq_test_safetensors.h"
 
 namespace quantd::engine {
@@ -210,6 +215,45 @@ TEST(ParityAutoAwqTest, ClipChoicesGivenAutoAwqScales) {
   const double match = static_cast<double>(same) / static_cast<double>(total);
   std::printf("clip choices equal given AutoAWQ's scales: %.2f%%\n", 100.0 * match);
   EXPECT_GE(match, 0.95);
+}
+
+// Runs the independent numpy reader (tests/tools/awq_reader.py) and returns its relative logits
+// error over the first 4 calibration rows.
+double ReaderLogitsError(const std::string& args) {
+  const std::string out = std::string(QUANTD_BINARY_DIR) + "/parity_reader_out.json";
+  const std::string cmd = absl::StrCat(
+      "/usr/bin/python3 ", QUANTD_SOURCE_DIR, "/tests/tools/awq_reader.py --float ", kFixture,
+      "/model --calib ", kFixture, "/calib.jsonl --rows 4 ", args, " > ", out);
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << "reader failed: " << cmd;
+    return 1e9;
+  }
+  std::ifstream in(out);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded()) return 1e9;
+  return j["relative_logits_error"].get<double>();
+}
+
+// End to end through Quantize(): the checkpoint, read back by the independent reader, must be no
+// worse than AutoAWQ's own output (0.246) + 2 %.
+TEST(ParityAutoAwqTest, QuantizedCheckpointLogitsErrorWithinAutoAwq) {
+  const std::string out_dir = std::string(QUANTD_BINARY_DIR) + "/parity_autoawq_out";
+  std::filesystem::remove_all(out_dir);
+  QuantizeOptions options;
+  options.model_dir = kFixture + "/model";
+  options.output_dir = out_dir;
+  options.calib_jsonl = kFixture + "/calib.jsonl";
+  options.num_calib = 16;
+  options.max_seq_len = 128;
+  options.apply_chat_template = false;
+  options.backend = BackendKind::kCpu;
+  absl::StatusOr<QuantizeResult> result = Quantize(options, nullptr, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const double ours = ReaderLogitsError("--quantized " + out_dir);
+  const double rtn = ReaderLogitsError("--rtn 128");
+  std::printf("relative logits error: quantd %.4f, AutoAWQ 0.246, RTN %.4f\n", ours, rtn);
+  EXPECT_LE(ours, 0.246 * 1.02);
+  EXPECT_LT(ours, rtn);
 }
 
 }  // namespace

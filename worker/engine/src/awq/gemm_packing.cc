@@ -30,10 +30,10 @@ uint8_t Nibble(const std::vector<int32_t>& packed, int64_t words, int64_t row, i
 
 }  // namespace
 
-PackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales,
+GemmPackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales,
                       int64_t out_features, int64_t in_features, int64_t group_size,
                       const std::optional<Tensor>& bias) {
-  PackedLinear p;
+  GemmPackedLinear p;
   p.in_features = in_features;
   p.out_features = out_features;
   p.group_size = group_size;
@@ -58,7 +58,7 @@ PackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* s
   return p;
 }
 
-UnpackedLinear UnpackGemm(const PackedLinear& p) {
+UnpackedLinear UnpackGemm(const GemmPackedLinear& p) {
   const int64_t in = p.in_features;
   const int64_t out = p.out_features;
   const int64_t groups = in / p.group_size;
@@ -79,7 +79,7 @@ UnpackedLinear UnpackGemm(const PackedLinear& p) {
   return u;
 }
 
-Tensor DequantizeGemm(const PackedLinear& p) {
+Tensor DequantizeGemm(const GemmPackedLinear& p) {
   const UnpackedLinear u = UnpackGemm(p);
   const int64_t in = p.in_features;
   const int64_t groups = in / p.group_size;

@@ -17,7 +17,7 @@ inline constexpr int kAwqPackOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 inline constexpr int kAwqReverseOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
 
 // The tensors of one quantized Linear as the checkpoint stores them.
-struct PackedLinear {
+struct GemmPackedLinear {
   int64_t in_features = 0;
   int64_t out_features = 0;
   int64_t group_size = 0;
@@ -29,7 +29,7 @@ struct PackedLinear {
 
 // Packs codes [out, in] (0..15), zeros [out, in/group] and float16-exact scales [out, in/group],
 // all in nn.Linear (output-major) order, transposing to the GEMM layout. out % 8 == 0.
-PackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales,
+GemmPackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales,
                       int64_t out_features, int64_t in_features, int64_t group_size,
                       const std::optional<Tensor>& bias);
 
@@ -39,11 +39,11 @@ struct UnpackedLinear {
   std::vector<uint8_t> zeros;
   std::vector<float> scales;
 };
-UnpackedLinear UnpackGemm(const PackedLinear& packed);
+UnpackedLinear UnpackGemm(const GemmPackedLinear& packed);
 
 // The dequantized float16 weight [out, in]: (code − zero) · scale rounded to float16, as
 // AutoAWQ's dequantize_gemm computes it.
-Tensor DequantizeGemm(const PackedLinear& packed);
+Tensor DequantizeGemm(const GemmPackedLinear& packed);
 
 }  // namespace quantd::engine
 

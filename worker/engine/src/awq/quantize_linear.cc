@@ -6,7 +6,7 @@
 
 namespace quantd::engine {
 
-PackedLinear QuantizeLinearGemm(const LinearWeights& linear, int64_t group_size) {
+GemmPackedLinear QuantizeLinearGemm(const LinearWeights& linear, int64_t group_size) {
   const int64_t out = linear.out_features();
   const int64_t in = linear.in_features();
   const int64_t groups = in / group_size;

@@ -13,7 +13,7 @@ namespace quantd::engine {
 
 // The codes are emitted directly from the quantizer instead of being recomputed from the
 // dequantized weight as WQLinear_GEMM.from_linear does; spec §7.1 shows both give the same codes.
-PackedLinear QuantizeLinearGemm(const LinearWeights& linear, int64_t group_size);
+GemmPackedLinear QuantizeLinearGemm(const LinearWeights& linear, int64_t group_size);
 
 // Mean squared error over all tokens and outputs of x · (W_trial − W)ᵀ, from gram = xᵀx [C, C]
 // of the n_tokens inputs x: the loss of a group whose inspected module is the Linear itself,

@@ -27,7 +27,7 @@ LayerWeights DequantizedLayer(const QuantizedLayer& layer) {
   LinearWeights* targets[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
                               &w.gate_proj, &w.up_proj, &w.down_proj};
   for (size_t i = 0; i < layer.linears.size() && i < 7; ++i) {
-    const PackedLinear& p = layer.linears[i].packed;
+    const GemmPackedLinear& p = layer.linears[i].packed;
     targets[i]->weight = DequantizeGemm(p);
     if (p.bias.has_value()) {
       Tensor b({p.out_features});

@@ -66,7 +66,7 @@ struct ClipDecision {
 
 struct QuantizedLinear {
   std::string name;  // relative to the layer: "self_attn.q_proj"
-  PackedLinear packed;
+  GemmPackedLinear packed;
 };
 
 // One quantized decoder layer: the packed Linears, the float tensors after AWQ scaling (values in
