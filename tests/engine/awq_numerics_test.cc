@@ -8,6 +8,7 @@
 #include "awq/gemm_packing.h"
 #include "awq/pseudo_quantize.h"
 #include "awq/scale_search.h"
+#include "core/fast_round.h"
 #include "gtest/gtest.h"
 
 namespace quantd::engine {
@@ -82,7 +83,8 @@ TEST(GemmPackingTest, NibbleOrderMatchesAutoAwq) {
   for (int n = 0; n < 8; ++n) codes[n * 128] = static_cast<uint8_t>(n + 8);
   std::vector<uint8_t> zeros(8, 3);
   std::vector<float> scales(8, 0.5f);
-  GemmPackedLinear p = PackGemm(codes.data(), zeros.data(), scales.data(), 8, 128, 128, std::nullopt);
+  GemmPackedLinear p =
+      PackGemm(codes.data(), zeros.data(), scales.data(), 8, 128, 128, std::nullopt);
   ASSERT_EQ(p.qweight.size(), 128u);
   const uint32_t word = static_cast<uint32_t>(p.qweight[0]);
   for (int i = 0; i < 8; ++i) EXPECT_EQ((word >> (4 * i)) & 0xF, 8u + kAwqPackOrder[i]);
@@ -201,6 +203,23 @@ TEST(ClipSearchTest, ClipsAnOutlierThatHurtsTheRestOfTheGroup) {
   EXPECT_LT(r.max_val.data[0], 1.0f);
   ApplyClip(r.max_val, group, &w);
   EXPECT_LE(w.data[5], r.max_val.data[0]);
+}
+
+TEST(FastRoundTest, AgreesWithExactConversionsEverywhere) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int i = 0; i < 2000000; ++i) {
+    const float v = BitsToFloat(bits(rng));
+    for (DType t : {DType::kF16, DType::kBF16}) {
+      const float a = FastRoundTo(t, v);
+      const float b = RoundTo(t, v);
+      ASSERT_TRUE(a == b || (std::isnan(a) && std::isnan(b)) || (a == 0 && b == 0))
+          << v << " " << static_cast<int>(t);
+    }
+  }
+  for (float v : {65504.0f, 65519.0f, 65520.0f, 6.1035156e-05f, 6.0e-05f, 1e-8f, -2.5f}) {
+    EXPECT_EQ(FastRoundTo(DType::kF16, v), RoundTo(DType::kF16, v)) << v;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "awq/apply_scale.h"
 
+#include "core/fast_round.h"
 namespace quantd::engine {
 namespace {
 
@@ -9,7 +10,8 @@ void PerColumn(const std::vector<float>& s, DType md, float* x, int64_t rows, Op
   const int64_t cols = static_cast<int64_t>(s.size());
   for (int64_t i = 0; i < rows; ++i) {
     float* row = x + i * cols;
-    for (int64_t j = 0; j < cols; ++j) row[j] = RoundTo(md, op(row[j], s[static_cast<size_t>(j)]));
+    for (int64_t j = 0; j < cols; ++j)
+      row[j] = FastRoundTo(md, op(row[j], s[static_cast<size_t>(j)]));
   }
 }
 
@@ -28,7 +30,7 @@ void DivideLinearRows(const std::vector<float>& s, DType md, LinearWeights* prev
   const int64_t first = prev->out_features() - n;
   for (int64_t i = 0; i < n; ++i) {
     float* row = prev->weight.ptr() + (first + i) * cols;
-    for (int64_t j = 0; j < cols; ++j) row[j] = RoundTo(md, row[j] / s[static_cast<size_t>(i)]);
+    for (int64_t j = 0; j < cols; ++j) row[j] = FastRoundTo(md, row[j] / s[static_cast<size_t>(i)]);
   }
   if (prev->bias.has_value()) DivideNorm(s, md, &*prev->bias);
 }

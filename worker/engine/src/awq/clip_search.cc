@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "awq/pseudo_quantize.h"
+#include "core/fast_round.h"
 #include "core/matmul.h"
 
 namespace quantd::engine {
@@ -46,16 +47,16 @@ ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t grou
       m0[static_cast<size_t>(o)] = amax;
       result.max_val.data[static_cast<size_t>(o * groups + g)] = amax;
       // AutoAWQ initialises min_err with 1e9 in md (+inf in float16).
-      min_err[static_cast<size_t>(o)] = RoundTo(md, 1e9f);
+      min_err[static_cast<size_t>(o)] = FastRoundTo(md, 1e9f);
     }
     // Partial dot products of the group, [n_tok, rows], stored in md as AutoAWQ's are.
     MatMulStrided(sampled_x.ptr() + g * group, cols, w_group.data(), ref.data(), n_tok, rows,
                   group);
-    for (float& v : ref) v = RoundTo(md, v);
+    for (float& v : ref) v = FastRoundTo(md, v);
     for (int i = 0; i < kClipShrinkSteps; ++i) {
       const float shrink = static_cast<float>(1.0 - static_cast<double>(i) / 20.0);
       for (int64_t o = 0; o < rows; ++o) {
-        const float m = RoundTo(md, m0[static_cast<size_t>(o)] * shrink);
+        const float m = FastRoundTo(md, m0[static_cast<size_t>(o)] * shrink);
         float* t = trial.data() + o * group;
         const float* src = w_group.data() + o * group;
         for (int64_t j = 0; j < group; ++j) t[j] = std::clamp(src[j], -m, m);
@@ -69,16 +70,16 @@ ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t grou
         const float* c = cur.data() + t * rows;
         const float* r = ref.data() + t * rows;
         for (int64_t o = 0; o < rows; ++o) {
-          const float d = RoundTo(md, RoundTo(md, c[o]) - r[o]);
-          err_sum[static_cast<size_t>(o)] += RoundTo(md, d * d);
+          const float d = FastRoundTo(md, FastRoundTo(md, c[o]) - r[o]);
+          err_sum[static_cast<size_t>(o)] += FastRoundTo(md, d * d);
         }
       }
       for (int64_t o = 0; o < rows; ++o) {
-        const float err = RoundTo(md, err_sum[static_cast<size_t>(o)] * inv_tok);
+        const float err = FastRoundTo(md, err_sum[static_cast<size_t>(o)] * inv_tok);
         if (err < min_err[static_cast<size_t>(o)]) {  // strict: ties keep the larger bound
           min_err[static_cast<size_t>(o)] = err;
           result.max_val.data[static_cast<size_t>(o * groups + g)] =
-              RoundTo(md, m0[static_cast<size_t>(o)] * shrink);
+              FastRoundTo(md, m0[static_cast<size_t>(o)] * shrink);
           result.shrink_index[static_cast<size_t>(o * groups + g)] = static_cast<uint8_t>(i);
         }
       }

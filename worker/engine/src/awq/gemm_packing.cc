@@ -1,6 +1,7 @@
 #include "awq/gemm_packing.h"
 
 #include "core/dtype.h"
+#include "core/fast_round.h"
 
 namespace quantd::engine {
 namespace {
@@ -31,8 +32,8 @@ uint8_t Nibble(const std::vector<int32_t>& packed, int64_t words, int64_t row, i
 }  // namespace
 
 GemmPackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales,
-                      int64_t out_features, int64_t in_features, int64_t group_size,
-                      const std::optional<Tensor>& bias) {
+                          int64_t out_features, int64_t in_features, int64_t group_size,
+                          const std::optional<Tensor>& bias) {
   GemmPackedLinear p;
   p.in_features = in_features;
   p.out_features = out_features;
@@ -88,7 +89,7 @@ Tensor DequantizeGemm(const GemmPackedLinear& p) {
     for (int64_t k = 0; k < in; ++k) {
       const int64_t g = n * groups + k / p.group_size;
       const float q = static_cast<float>(u.codes[n * in + k]) - static_cast<float>(u.zeros[g]);
-      w.data[n * in + k] = RoundTo(DType::kF16, q * u.scales[g]);
+      w.data[n * in + k] = FastRoundTo(DType::kF16, q * u.scales[g]);
     }
   }
   return w;

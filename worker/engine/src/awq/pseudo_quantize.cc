@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/fast_round.h"
+
 namespace quantd::engine {
 
 void PseudoQuantizeGroup(float* w, int64_t n, DType md, uint8_t* codes, float* scale_out,
@@ -13,7 +15,7 @@ void PseudoQuantizeGroup(float* w, int64_t n, DType md, uint8_t* codes, float* s
     mx = std::max(mx, w[i]);
     mn = std::min(mn, w[i]);
   }
-  const auto r = [md](float v) { return RoundTo(md, v); };
+  const auto r = [md](float v) { return FastRoundTo(md, v); };
   // scale = clamp_min(mx - mn, 1e-5) / 15; the bound enters as fp(1e-5) in md and the division by
   // the integer max_int is a multiply by 1.0f/15.0f (PyTorch's CUDA scalar path).
   const float range = std::max(r(mx - mn), r(1e-5f));

@@ -2,6 +2,7 @@
 
 #include "awq/pseudo_quantize.h"
 #include "core/dtype.h"
+#include "core/fast_round.h"
 #include "core/matmul.h"
 
 namespace quantd::engine {
@@ -11,7 +12,7 @@ GemmPackedLinear QuantizeLinearGemm(const LinearWeights& linear, int64_t group_s
   const int64_t in = linear.in_features();
   const int64_t groups = in / group_size;
   Tensor w = linear.weight;
-  for (float& v : w.data) v = RoundTo(DType::kF16, v);  // _apply_quant: module.half()
+  for (float& v : w.data) v = FastRoundTo(DType::kF16, v);  // _apply_quant: module.half()
   std::vector<uint8_t> codes(static_cast<size_t>(out * in));
   std::vector<uint8_t> zeros(static_cast<size_t>(out * groups));
   std::vector<float> scales(static_cast<size_t>(out * groups));

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "awq/pseudo_quantize.h"
+#include "core/fast_round.h"
 
 namespace quantd::engine {
 namespace {
@@ -44,9 +45,9 @@ std::vector<float> WeightMean(const std::vector<const Tensor*>& weights, int64_t
       for (int64_t g0 = 0; g0 < cols; g0 += group) {
         float amax = 0.0f;
         for (int64_t j = g0; j < g0 + group; ++j) amax = std::max(amax, std::fabs(row[j]));
-        const float denom = RoundTo(md, amax + eps);
+        const float denom = FastRoundTo(md, amax + eps);
         for (int64_t j = g0; j < g0 + group; ++j) {
-          sum[static_cast<size_t>(j)] += RoundTo(md, std::fabs(row[j]) / denom);
+          sum[static_cast<size_t>(j)] += FastRoundTo(md, std::fabs(row[j]) / denom);
         }
       }
     }
@@ -55,7 +56,7 @@ std::vector<float> WeightMean(const std::vector<const Tensor*>& weights, int64_t
   const float inv = 1.0f / static_cast<float>(rows);
   for (int64_t j = 0; j < cols; ++j) {
     mean[static_cast<size_t>(j)] =
-        RoundTo(md, static_cast<float>(sum[static_cast<size_t>(j)]) * inv);
+        FastRoundTo(md, static_cast<float>(sum[static_cast<size_t>(j)]) * inv);
   }
   return mean;
 }
@@ -72,7 +73,7 @@ std::vector<float> InputMean(const Tensor& x, DType md) {
   const float inv = 1.0f / static_cast<float>(n);
   for (int64_t j = 0; j < c; ++j) {
     mean[static_cast<size_t>(j)] =
-        RoundTo(md, static_cast<float>(sum[static_cast<size_t>(j)]) * inv);
+        FastRoundTo(md, static_cast<float>(sum[static_cast<size_t>(j)]) * inv);
   }
   return mean;
 }
@@ -81,17 +82,17 @@ std::vector<float> ScalesForRatio(const std::vector<float>& x_mean,
                                   const std::vector<float>& w_mean, double ratio, DType md) {
   const float rx = static_cast<float>(ratio);
   const float rw = static_cast<float>(1.0 - ratio);
-  const float eps = RoundTo(md, 1e-4f);
+  const float eps = FastRoundTo(md, 1e-4f);
   std::vector<float> s(x_mean.size());
   for (size_t j = 0; j < s.size(); ++j) {
-    const float num = RoundTo(md, Pow(x_mean[j], rx));
-    const float den = RoundTo(md, RoundTo(md, Pow(w_mean[j], rw)) + 1e-4f);
-    s[j] = std::max(RoundTo(md, num / den), eps);
+    const float num = FastRoundTo(md, Pow(x_mean[j], rx));
+    const float den = FastRoundTo(md, FastRoundTo(md, Pow(w_mean[j], rw)) + 1e-4f);
+    s[j] = std::max(FastRoundTo(md, num / den), eps);
   }
   const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
-  const float norm = RoundTo(md, std::sqrt(RoundTo(md, *hi * *lo)));
+  const float norm = FastRoundTo(md, std::sqrt(FastRoundTo(md, *hi * *lo)));
   for (float& v : s) {
-    v = RoundTo(md, v / norm);
+    v = FastRoundTo(md, v / norm);
     if (std::isinf(v) || std::isnan(v)) v = 1.0f;
   }
   return s;
@@ -106,12 +107,12 @@ void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, int64_t 
   for (int64_t i = 0; i < rows; ++i) {
     const float* src = w.ptr() + i * cols;
     float* dst = out->ptr() + i * cols;
-    for (int64_t j = 0; j < cols; ++j) dst[j] = RoundTo(md, src[j] * s[static_cast<size_t>(j)]);
+    for (int64_t j = 0; j < cols; ++j) dst[j] = FastRoundTo(md, src[j] * s[static_cast<size_t>(j)]);
   }
   PseudoQuantize(out->ptr(), rows, cols, group, md);
   for (int64_t i = 0; i < rows; ++i) {
     float* dst = out->ptr() + i * cols;
-    for (int64_t j = 0; j < cols; ++j) dst[j] = RoundTo(md, dst[j] / s[static_cast<size_t>(j)]);
+    for (int64_t j = 0; j < cols; ++j) dst[j] = FastRoundTo(md, dst[j] / s[static_cast<size_t>(j)]);
   }
 }
 
@@ -154,7 +155,7 @@ double OutputMse(const Tensor& ref, const Tensor& out, DType md) {
   for (int64_t i = 0; i < n; ++i) {
     const float a = std::clamp(ref.data[i], -hi, hi);
     const float b = std::clamp(out.data[i], -hi, hi);
-    const double d = RoundTo(md, a - b);
+    const double d = FastRoundTo(md, a - b);
     total += d * d;
   }
   return total / static_cast<double>(n);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "core/fast_round.h"
 #include "core/matmul.h"
 
 namespace quantd::engine {
@@ -15,7 +16,7 @@ void RmsNormRow(const float* x, const float* w, int64_t c, float eps, DType md, 
   float sum = 0.0f;
   for (int64_t j = 0; j < c; ++j) sum += x[j] * x[j];
   const float inv = 1.0f / std::sqrt(sum / static_cast<float>(c) + eps);
-  for (int64_t j = 0; j < c; ++j) y[j] = RoundTo(md, w[j] * RoundTo(md, x[j] * inv));
+  for (int64_t j = 0; j < c; ++j) y[j] = FastRoundTo(md, w[j] * FastRoundTo(md, x[j] * inv));
 }
 
 // transformers' _compute_*_parameters: inverse frequencies in float32.
@@ -50,7 +51,7 @@ std::vector<float> InverseFrequencies(const ModelConfig& config, int64_t head_di
 
 void RoundAll(DType md, Tensor* t) {
   if (md == DType::kF32) return;
-  for (float& v : t->data) v = RoundTo(md, v);
+  for (float& v : t->data) v = FastRoundTo(md, v);
 }
 
 Tensor RmsNorm(const Tensor& x, const Tensor& weight, float eps, DType md) {
@@ -98,8 +99,8 @@ RopeTable MakeRopeTable(const ModelConfig& config, int64_t len, DType md) {
   for (int64_t p = 0; p < len; ++p) {
     for (int64_t i = 0; i < d; ++i) {
       const float angle = static_cast<float>(p) * inv[static_cast<size_t>(i % (d / 2))];
-      t.cos[static_cast<size_t>(p * d + i)] = RoundTo(md, std::cos(angle));
-      t.sin[static_cast<size_t>(p * d + i)] = RoundTo(md, std::sin(angle));
+      t.cos[static_cast<size_t>(p * d + i)] = FastRoundTo(md, std::cos(angle));
+      t.sin[static_cast<size_t>(p * d + i)] = FastRoundTo(md, std::sin(angle));
     }
   }
   return t;
@@ -121,8 +122,8 @@ void ApplyRope(const RopeTable& rope, int64_t heads, DType md, Tensor* x) {
         rotated[static_cast<size_t>(i + half)] = v[i];
       }
       for (int64_t i = 0; i < d; ++i) {
-        v[i] = RoundTo(
-            md, RoundTo(md, v[i] * c[i]) + RoundTo(md, rotated[static_cast<size_t>(i)] * s[i]));
+        v[i] = FastRoundTo(md, FastRoundTo(md, v[i] * c[i]) +
+                                   FastRoundTo(md, rotated[static_cast<size_t>(i)] * s[i]));
       }
     }
   }
@@ -174,14 +175,14 @@ Tensor SiluMul(const Tensor& gate, const Tensor& up, DType md) {
   Tensor y(gate.shape);
   for (int64_t i = 0; i < gate.numel(); ++i) {
     const float g = gate.data[i];
-    const float act = RoundTo(md, g / (1.0f + std::exp(-g)));
-    y.data[i] = RoundTo(md, act * up.data[i]);
+    const float act = FastRoundTo(md, g / (1.0f + std::exp(-g)));
+    y.data[i] = FastRoundTo(md, act * up.data[i]);
   }
   return y;
 }
 
 void AddInPlace(const Tensor& b, DType md, Tensor* a) {
-  for (int64_t i = 0; i < a->numel(); ++i) a->data[i] = RoundTo(md, a->data[i] + b.data[i]);
+  for (int64_t i = 0; i < a->numel(); ++i) a->data[i] = FastRoundTo(md, a->data[i] + b.data[i]);
 }
 
 }  // namespace quantd::engine
