@@ -92,13 +92,32 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
   return absl::OkStatus();
 }
 
-// Sampled clip inputs of each clipped Linear: AutoAWQ divides the whole cache by the group's
-// scales and then samples tokens; sampling first and dividing the sample is the same.
-struct ClipInput {
-  const char* linear;
-  LinearWeights* weights;
-  Tensor sampled;
-};
+// AutoAWQ clips every Linear except q/k projections — o_proj too when no scaling group feeds it
+// (GQA) — on the scaled weights, with its cached input divided by the scales of the group that
+// scaled that input. Dividing the sampled tokens equals sampling the divided cache.
+void ClipLinears(const std::vector<ScalingGroup>& groups,
+                 const std::vector<ScalingDecision>& scaling, const LayerCapture& cap, DType md,
+                 int64_t group_size, LayerWeights* w, std::vector<ClipDecision>* clips) {
+  struct Target {
+    const char* name;
+    LinearWeights* linear;
+    ScalingGroupKind input_group;
+  };
+  const Target targets[] = {{"self_attn.v_proj", &w->v_proj, ScalingGroupKind::kAttentionInput},
+                            {"self_attn.o_proj", &w->o_proj, ScalingGroupKind::kValueOutput},
+                            {"mlp.gate_proj", &w->gate_proj, ScalingGroupKind::kMlpInput},
+                            {"mlp.up_proj", &w->up_proj, ScalingGroupKind::kMlpInput},
+                            {"mlp.down_proj", &w->down_proj, ScalingGroupKind::kMlpDown}};
+  for (const Target& t : targets) {
+    Tensor sampled = SampleClipTokens(GroupInput(t.input_group, cap));
+    for (size_t i = 0; i < groups.size(); ++i) {
+      if (groups[i].kind == t.input_group) DivideInputs(scaling[i].scales, md, &sampled);
+    }
+    ClipResult r = SearchBestClip(t.linear->weight, sampled, group_size, md);
+    ApplyClip(r.max_val, group_size, &t.linear->weight);
+    clips->push_back({t.name, std::move(r.max_val), std::move(r.shrink_index)});
+  }
+}
 
 class CpuBackend : public Backend {
  public:
@@ -166,20 +185,7 @@ class CpuBackend : public Backend {
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      std::vector<ClipInput> inputs;
-      for (size_t i = 0; i < groups.size(); ++i) {
-        Tensor sampled = SampleClipTokens(GroupInput(groups[i].kind, cap));
-        DivideInputs(out.scaling[i].scales, md, &sampled);
-        for (LinearWeights* l : GroupLinears(groups[i].kind, &w)) {
-          const char* name = LinearName(w, l);
-          if (IsClipped(name)) inputs.push_back({name, l, sampled});
-        }
-      }
-      for (ClipInput& in : inputs) {
-        ClipResult r = SearchBestClip(in.weights->weight, in.sampled, gs, md);
-        ApplyClip(r.max_val, gs, &in.weights->weight);
-        out.clips.push_back({in.linear, std::move(r.max_val), std::move(r.shrink_index)});
-      }
+      ClipLinears(groups, out.scaling, cap, md, gs, &w, &out.clips);
     }
     for (const char* name : kLayerLinearNames) {
       out.linears.push_back({name, QuantizeLinearGemm(*LinearByName(&w, name), gs)});
@@ -225,11 +231,6 @@ class CpuBackend : public Backend {
   }
 
  private:
-  static bool IsClipped(const std::string& name) {
-    // AutoAWQ skips q/k projections (names containing "q_" / "k_").
-    return name.find("q_") == std::string::npos && name.find("k_") == std::string::npos;
-  }
-
   static LinearWeights* LinearByName(LayerWeights* w, const std::string& name) {
     LinearWeights* all[] = {&w->q_proj,    &w->k_proj,  &w->v_proj,   &w->o_proj,
                             &w->gate_proj, &w->up_proj, &w->down_proj};
@@ -237,13 +238,6 @@ class CpuBackend : public Backend {
       if (name == kLayerLinearNames[i]) return all[i];
     }
     return nullptr;
-  }
-
-  static const char* LinearName(LayerWeights& w, const LinearWeights* l) {
-    for (const char* name : kLayerLinearNames) {
-      if (LinearByName(&w, name) == l) return name;
-    }
-    return "";
   }
 };
 
