@@ -222,7 +222,7 @@ class CpuBackend : public Backend {
         const float* z = logits.ptr() + t * vocab;
         const float mx = *std::max_element(z, z + vocab);
         double sum = 0.0;
-        for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(z[j] - mx));
+        for (int64_t j = 0; j < vocab; ++j) sum += std::exp(z[j] - mx);
         const int32_t target = targets[static_cast<size_t>(b)][static_cast<size_t>(t)];
         nll += std::log(sum) + mx - z[target];
       }

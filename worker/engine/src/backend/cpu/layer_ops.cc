@@ -138,33 +138,42 @@ Tensor CausalAttention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   const int64_t group = heads / kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   Tensor out({tokens, q_stride});
-  std::vector<float> scores(static_cast<size_t>(len * len));
+  std::vector<float> scores(static_cast<size_t>(std::min<int64_t>(len, 64) * len));
   const int l = static_cast<int>(len);
   const int hd = static_cast<int>(head_dim);
+  // Queries in row tiles: a tile attends to keys 0..(its last row), so the masked upper triangle
+  // is mostly never computed.
+  constexpr int64_t kTile = 64;
   for (int64_t b = 0; b < blocks; ++b) {
     for (int64_t h = 0; h < heads; ++h) {
-      const float* qb = q.ptr() + b * len * q_stride + h * head_dim;
       const float* kb = k.ptr() + b * len * kv_stride + (h / group) * head_dim;
       const float* vb = v.ptr() + b * len * kv_stride + (h / group) * head_dim;
-      float* ob = out.ptr() + b * len * q_stride + h * head_dim;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, hd, scale, qb,
-                  static_cast<int>(q_stride), kb, static_cast<int>(kv_stride), 0.0f, scores.data(),
-                  l);
-      for (int64_t i = 0; i < len; ++i) {
-        float* row = scores.data() + i * len;
-        float mx = row[0];
-        for (int64_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
-        float sum = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
+      for (int64_t i0 = 0; i0 < len; i0 += kTile) {
+        const int64_t rows = std::min(kTile, len - i0);
+        const int64_t keys = i0 + rows;
+        const float* qb = q.ptr() + (b * len + i0) * q_stride + h * head_dim;
+        float* ob = out.ptr() + (b * len + i0) * q_stride + h * head_dim;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+                    static_cast<int>(keys), hd, scale, qb, static_cast<int>(q_stride), kb,
+                    static_cast<int>(kv_stride), 0.0f, scores.data(), l);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* row = scores.data() + r * len;
+          const int64_t last = i0 + r;  // causal: keys 0..last
+          float mx = row[0];
+          for (int64_t j = 1; j <= last; ++j) mx = std::max(mx, row[j]);
+          float sum = 0.0f;
+          for (int64_t j = 0; j <= last; ++j) {
+            row[j] = std::exp(row[j] - mx);
+            sum += row[j];
+          }
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j <= last; ++j) row[j] *= inv;
+          for (int64_t j = last + 1; j < keys; ++j) row[j] = 0.0f;
         }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-        for (int64_t j = i + 1; j < len; ++j) row[j] = 0.0f;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), hd,
+                    static_cast<int>(keys), 1.0f, scores.data(), l, vb, static_cast<int>(kv_stride),
+                    0.0f, ob, static_cast<int>(q_stride));
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, hd, l, 1.0f, scores.data(), l, vb,
-                  static_cast<int>(kv_stride), 0.0f, ob, static_cast<int>(q_stride));
     }
   }
   RoundAll(md, &out);
