@@ -109,6 +109,33 @@ TEST(CheckpointReaderTest, EveryArchitectureRoundTripsThroughTheRandomGenerator)
   }
 }
 
+TEST(CheckpointReaderTest, RandomModelPlantsTheSameOutlierChannelsInEveryNorm) {
+  IoTempDir dir;
+  RandomModelOptions o;
+  o.config = TinyConfig("LlamaForCausalLM", true);
+  o.output_dir = dir.Sub("m");
+  o.outlier_channels = 3;
+  ASSERT_TRUE(WriteRandomModel(o).ok());
+  auto model = OpenSourceModel(o.output_dir, 32, {});
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<int> first;
+  for (int layer = 0; layer < 2; ++layer) {
+    auto w = model->weights->LoadLayer(model->config, layer);
+    ASSERT_TRUE(w.ok());
+    for (const Tensor* norm : {&w->input_layernorm, &w->post_attention_layernorm}) {
+      std::vector<int> big;
+      for (int c = 0; c < 64; ++c) {
+        float v = norm->data[c];
+        EXPECT_TRUE((v >= 0.79f && v <= 1.21f) || (v >= 15.9f && v <= 24.1f)) << v;
+        if (v > 10) big.push_back(c);
+      }
+      EXPECT_EQ(big.size(), 3u);
+      if (first.empty()) first = big;
+      EXPECT_EQ(big, first);
+    }
+  }
+}
+
 TEST(CheckpointReaderTest, ShardedRandomModelWithIndex) {
   IoTempDir dir;
   std::string model_dir = MakeModel(dir, "Qwen2ForCausalLM", false, 20000);

@@ -87,6 +87,23 @@ TEST(ConfigParseTest, Qwen3HasQkNormAndExplicitHeadDim) {
   EXPECT_EQ(layer[4].shape, (std::vector<int64_t>{32}));
 }
 
+TEST(ConfigParseTest, MistralSlidingWindowBoundsTheBlockLength) {
+  nlohmann::json j = MinimalConfig("MistralForCausalLM");
+  j["sliding_window"] = 4096;
+  auto c = ParseModelConfig(j, "x");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sliding_window, 4096);
+  EXPECT_TRUE(CheckSequenceLength(*c, 4096).ok());
+  absl::Status s = CheckSequenceLength(*c, 8192);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("sliding_window 4096"));
+  j["sliding_window"] = nullptr;  // Mistral v0.2+: full attention.
+  EXPECT_EQ(ParseModelConfig(j, "x")->sliding_window, 0);
+  j = MinimalConfig("Qwen2ForCausalLM");
+  j["sliding_window"] = 4096;  // Inactive without use_sliding_window.
+  EXPECT_TRUE(CheckSequenceLength(*ParseModelConfig(j, "x"), 32768).ok());
+}
+
 TEST(ConfigParseTest, MistralAndLinearRope) {
   nlohmann::json j = MinimalConfig("MistralForCausalLM");
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};

@@ -206,6 +206,14 @@ TEST(ExportAwqTest, OutputDirMustNotBeTheModelDir) {
   EXPECT_EQ(exporter.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(exporter.status().message()), HasSubstr("is the model directory"));
   EXPECT_EQ(ListFileNames(src), before);
+  exporter = AwqExporter::Create(*config, Options(src, src + "/awq/out"));
+  EXPECT_THAT(std::string(exporter.status().message()), HasSubstr("or inside it"));
+  EXPECT_EQ(ListFileNames(src), before);  // Not even the directory was created.
+  ExportOptions bad_group = Options(src, dir.Sub("out"));
+  bad_group.group_size = 48;
+  exporter = AwqExporter::Create(*config, bad_group);
+  EXPECT_EQ(exporter.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("out")));
   WriteTextFile(dir.Sub("file"), "x");
   exporter = AwqExporter::Create(*config, Options(src, dir.Sub("file")));
   EXPECT_THAT(std::string(exporter.status().message()), HasSubstr("is not a directory"));

@@ -135,5 +135,23 @@ TEST(SafetensorsWriterTest, WritesInAnyOrderAndRoundTrips) {
   EXPECT_FALSE((*file)->ReadFloat(*(*file)->Find("x")).ok());
 }
 
+TEST(SafetensorsWriterTest, TensorsWrittenInParts) {
+  IoTempDir dir;
+  std::string path = dir.Sub("p.safetensors");
+  auto writer = SafetensorsWriter::Create(path, {{"x", DType::kF16, {4}}}, {});
+  ASSERT_TRUE(writer.ok());
+  const uint8_t a[4] = {0x00, 0x3c, 0x00, 0x40}, b[4] = {0x00, 0x42, 0x00, 0x44};  // 1 2 3 4
+  ASSERT_TRUE((*writer)->WritePart("x", 4, b).ok());
+  EXPECT_EQ((*writer)->Missing(), std::vector<std::string>{"x"});
+  EXPECT_FALSE((*writer)->WritePart("x", 6, b).ok());  // Past the end.
+  ASSERT_TRUE((*writer)->WritePart("x", 0, a).ok());
+  EXPECT_TRUE((*writer)->Missing().empty());
+  EXPECT_FALSE((*writer)->WritePart("x", 0, a).ok());  // Already complete.
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto file = SafetensorsFile::Open(path);
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ((*file)->ReadFloat(*(*file)->Find("x"))->data, (std::vector<float>{1, 2, 3, 4}));
+}
+
 }  // namespace
 }  // namespace quantd::engine

@@ -69,28 +69,32 @@ absl::Status WriteRandomModel(const RandomModelOptions& options) {
       CheckpointWriter::Create(&staged, plan, std::move(dropped), options.max_shard_bytes));
 
   std::mt19937_64 rng(options.seed);
+  std::set<int64_t> outliers;
+  std::mt19937_64 pick(options.seed ^ 0x9e3779b97f4a7c15ull);
+  while (static_cast<int64_t>(outliers.size()) <
+         std::min<int64_t>(std::max(options.outlier_channels, 0), config.hidden_size)) {
+    outliers.insert(static_cast<int64_t>(pick() % static_cast<uint64_t>(config.hidden_size)));
+  }
+  // Tensors are generated and written a slice at a time, so memory stays bounded however large
+  // the geometry (a 7B embedding is 545M values).
+  constexpr int64_t kSlice = 1 << 20;
+  std::vector<float> slice;
   for (const PlannedTensor& t : plan) {
-    Tensor tensor(t.shape);
-    if (IsNorm(t.name)) {
-      std::uniform_real_distribution<float> near_one(0.8f, 1.2f);
-      for (float& v : tensor.data) v = near_one(rng);
-      // Planted outliers: the same channels in every norm, so activations carry them through.
-      if (options.outlier_channels > 0 && t.shape[0] == config.hidden_size) {
-        std::mt19937_64 pick(options.seed ^ 0x9e3779b97f4a7c15ull);
-        std::set<int64_t> channels;
-        while (static_cast<int>(channels.size()) <
-               std::min<int64_t>(options.outlier_channels, config.hidden_size)) {
-          channels.insert(static_cast<int64_t>(pick() % config.hidden_size));
-        }
-        for (int64_t c : channels) tensor.data[c] *= options.outlier_scale;
+    const int64_t n = Tensor::NumElements(t.shape);
+    const bool norm = IsNorm(t.name);
+    // Weights ~ N(0, 1/sqrt(fan_in)) keep activations O(1) through the layers; norms near 1.
+    const double fan_in = t.shape.size() == 2 ? static_cast<double>(t.shape[1]) : 64.0;
+    std::normal_distribution<float> normal(0.0f, static_cast<float>(1.0 / std::sqrt(fan_in)));
+    std::uniform_real_distribution<float> near_one(0.8f, 1.2f);
+    for (int64_t first = 0; first < n; first += kSlice) {
+      slice.resize(static_cast<size_t>(std::min(kSlice, n - first)));
+      for (float& v : slice) v = norm ? near_one(rng) : normal(rng);
+      // Planted outliers: the same channels in every hidden-size norm, so activations carry them.
+      if (norm && n == config.hidden_size) {
+        for (int64_t c : outliers) slice[static_cast<size_t>(c)] *= options.outlier_scale;
       }
-    } else {
-      // Weights ~ N(0, 1/sqrt(fan_in)) keep activations O(1) through the layers.
-      double fan_in = t.shape.size() == 2 ? static_cast<double>(t.shape[1]) : 64.0;
-      std::normal_distribution<float> normal(0.0f, static_cast<float>(1.0 / std::sqrt(fan_in)));
-      for (float& v : tensor.data) v = normal(rng);
+      QUANTD_RETURN_IF_ERROR(writer->WriteFloatPart(t.name, first, slice));
     }
-    QUANTD_RETURN_IF_ERROR(writer->WriteFloat(t.name, tensor));
   }
   QUANTD_RETURN_IF_ERROR(writer->Finish());
   QUANTD_RETURN_IF_ERROR(staged.AddContent("config.json", config_json.dump(2) + "\n"));

@@ -1,14 +1,13 @@
 #include "export/awq_export.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "io/checkpoint_reader.h"
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
@@ -18,17 +17,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kDtypeNames[][9] = {"float16", "bfloat16"};
-
 const char* OutputDtypeName(OutputDtype d) {
-  return kDtypeNames[d == OutputDtype::kBFloat16 ? 1 : 0];
+  return d == OutputDtype::kBFloat16 ? "bfloat16" : "float16";
 }
 
-// True when both paths name the same existing directory.
-bool SameDirectory(const std::string& a, const std::string& b) {
-  struct stat sa, sb;
-  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
-  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+// True when `dir` is `root` or lies inside it (dir need not exist yet).
+bool IsSameOrInside(const std::string& dir, const std::string& root) {
+  std::error_code ec;
+  fs::path r = fs::canonical(root, ec);
+  if (ec) return false;
+  fs::path d = fs::weakly_canonical(dir, ec);
+  if (ec) return false;
+  auto [r_end, d_it] = std::mismatch(r.begin(), r.end(), d.begin(), d.end());
+  return r_end == r.end();
 }
 
 }  // namespace
@@ -146,13 +147,15 @@ absl::StatusOr<std::unique_ptr<AwqExporter>> AwqExporter::Create(const ModelConf
     return absl::InvalidArgumentError(
         absl::StrCat("group_size must be positive, found ", options.group_size));
   }
-  QUANTD_RETURN_IF_ERROR(EnsureDirectory(options.output_dir, "output_dir"));
-  if (!options.model_dir.empty() && SameDirectory(options.model_dir, options.output_dir)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("output_dir ", options.output_dir,
-                     " is the model directory; choose another directory (model_dir is never "
-                     "modified)"));
+  if (!options.model_dir.empty() && IsSameOrInside(options.output_dir, options.model_dir)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output_dir ", options.output_dir, " is the model directory ", options.model_dir,
+        " or inside it; choose another directory (model_dir is "
+        "never modified)"));
   }
+  QUANTD_RETURN_IF_ERROR(
+      CheckQuantizableGeometry(config, options.group_size, options.modules_to_not_convert));
+  QUANTD_RETURN_IF_ERROR(EnsureDirectory(options.output_dir, "output_dir"));
   std::unique_ptr<AwqExporter> e(new AwqExporter(config, options));
   std::map<std::string, std::string> dropped;
   if (config.tie_word_embeddings) dropped[kLmHeadName] = kEmbedTokensName;

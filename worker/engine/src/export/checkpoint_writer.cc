@@ -94,30 +94,50 @@ absl::Status CheckpointWriter::Write(std::string_view name, absl::Span<const uin
   return w->Write(name, bytes);
 }
 
+absl::Status CheckpointWriter::WritePart(std::string_view name, uint64_t offset,
+                                         absl::Span<const uint8_t> bytes) {
+  SafetensorsWriter* w = WriterOf(name);
+  if (w == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("tensor \"", std::string(name), "\" is not part of the output plan"));
+  }
+  return w->WritePart(name, offset, bytes);
+}
+
 absl::Status CheckpointWriter::WriteFloat(std::string_view name, const Tensor& tensor) {
+  const PlannedTensor* plan = Find(name);
+  if (plan != nullptr && plan->shape != tensor.shape) {
+    return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\": shape ",
+                                            ShapeString(tensor.shape), " given, ",
+                                            ShapeString(plan->shape), " planned"));
+  }
+  return WriteFloatPart(name, 0, tensor.data);
+}
+
+absl::Status CheckpointWriter::WriteFloatPart(std::string_view name, int64_t first,
+                                              absl::Span<const float> values) {
   const PlannedTensor* plan = Find(name);
   if (plan == nullptr) {
     return absl::InternalError(
         absl::StrCat("tensor \"", std::string(name), "\" is not part of the output plan"));
   }
-  if (plan->shape != tensor.shape || plan->dtype == DType::kI32) {
-    return absl::InternalError(absl::StrCat(
-        "tensor \"", plan->name, "\": shape ", ShapeString(tensor.shape), " given, ",
-        ShapeString(plan->shape), " ", std::string(DTypeName(plan->dtype)), " planned"));
+  if (plan->dtype == DType::kI32) {
+    return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\" is planned as I32"));
   }
-  const size_t n = tensor.data.size();
-  std::vector<uint8_t> bytes(n * static_cast<size_t>(DTypeSize(plan->dtype)));
+  const size_t n = values.size();
+  const size_t width = static_cast<size_t>(DTypeSize(plan->dtype));
+  std::vector<uint8_t> bytes(n * width);
   if (plan->dtype == DType::kF32) {
-    std::memcpy(bytes.data(), tensor.ptr(), bytes.size());
+    std::memcpy(bytes.data(), values.data(), bytes.size());
   } else {
     const bool bf16 = plan->dtype == DType::kBF16;
     for (size_t i = 0; i < n; ++i) {
-      uint16_t h = bf16 ? FloatToBf16(tensor.data[i]) : FloatToF16(tensor.data[i]);
+      uint16_t h = bf16 ? FloatToBf16(values[i]) : FloatToF16(values[i]);
       bytes[2 * i] = static_cast<uint8_t>(h & 0xff);
       bytes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
     }
   }
-  return Write(name, bytes);
+  return WritePart(name, static_cast<uint64_t>(first) * width, bytes);
 }
 
 absl::Status CheckpointWriter::WriteInt32(std::string_view name, absl::Span<const int32_t> values) {

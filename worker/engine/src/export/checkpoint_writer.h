@@ -50,8 +50,13 @@ class CheckpointWriter {
 
   // Raw little-endian bytes in the planned dtype.
   absl::Status Write(std::string_view name, absl::Span<const uint8_t> bytes);
+  // Part of a tensor at a byte offset (see SafetensorsWriter::WritePart).
+  absl::Status WritePart(std::string_view name, uint64_t offset, absl::Span<const uint8_t> bytes);
   // A float tensor converted (round to nearest even) to its planned float dtype; shape must match.
   absl::Status WriteFloat(std::string_view name, const Tensor& tensor);
+  // Consecutive elements [first, first + values.size()) of a float tensor, converted likewise:
+  // large tensors (embeddings) can be produced and written a slice at a time.
+  absl::Status WriteFloatPart(std::string_view name, int64_t first, absl::Span<const float> values);
   // An I32 tensor given as values; the count must match the planned shape.
   absl::Status WriteInt32(std::string_view name, absl::Span<const int32_t> values);
 

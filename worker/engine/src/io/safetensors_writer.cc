@@ -80,7 +80,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
           absl::StrCat("tensor \"", w->layout_.ordered[i].name, "\" planned twice for ", path));
     }
   }
-  w->written_.assign(w->layout_.ordered.size(), false);
+  w->written_.assign(w->layout_.ordered.size(), 0);
   w->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (w->fd_ < 0) return ErrnoStatus("cannot create", path);
   uint8_t prefix[8];
@@ -111,6 +111,16 @@ const PlannedTensor* SafetensorsWriter::Find(std::string_view name) const {
 }
 
 absl::Status SafetensorsWriter::Write(std::string_view name, absl::Span<const uint8_t> bytes) {
+  const PlannedTensor* t = Find(name);
+  if (t != nullptr && static_cast<int64_t>(bytes.size()) != t->byte_size()) {
+    return absl::InternalError(absl::StrCat("tensor \"", t->name, "\": ", bytes.size(),
+                                            " bytes given, ", t->byte_size(), " planned"));
+  }
+  return WritePart(name, 0, bytes);
+}
+
+absl::Status SafetensorsWriter::WritePart(std::string_view name, uint64_t offset,
+                                          absl::Span<const uint8_t> bytes) {
   auto it = index_.find(name);
   if (it == index_.end()) {
     return absl::InternalError(
@@ -118,16 +128,16 @@ absl::Status SafetensorsWriter::Write(std::string_view name, absl::Span<const ui
   }
   const size_t i = it->second;
   const PlannedTensor& t = layout_.ordered[i];
-  if (written_[i]) {
-    return absl::InternalError(absl::StrCat("tensor \"", t.name, "\" written twice"));
-  }
-  if (static_cast<int64_t>(bytes.size()) != t.byte_size()) {
-    return absl::InternalError(absl::StrCat("tensor \"", t.name, "\": ", bytes.size(),
-                                            " bytes given, ", t.byte_size(), " planned"));
+  const uint64_t size = static_cast<uint64_t>(t.byte_size());
+  if (offset > size || bytes.size() > size - offset || written_[i] + bytes.size() > size ||
+      (written_[i] == size && size > 0)) {
+    return absl::InternalError(absl::StrCat("tensor \"", t.name, "\": writing ", bytes.size(),
+                                            " bytes at ", offset, " exceeds its ", size,
+                                            " planned bytes or repeats a write"));
   }
   if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, " is already finished"));
   size_t done = 0;
-  const uint64_t at = data_start_ + layout_.offsets[i];
+  const uint64_t at = data_start_ + layout_.offsets[i] + offset;
   while (done < bytes.size()) {
     ssize_t n =
         ::pwrite(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(at + done));
@@ -135,14 +145,17 @@ absl::Status SafetensorsWriter::Write(std::string_view name, absl::Span<const ui
     if (n <= 0) return ErrnoStatus("cannot write", path_);
     done += static_cast<size_t>(n);
   }
-  written_[i] = true;
+  written_[i] += bytes.size();
   return absl::OkStatus();
 }
 
 std::vector<std::string> SafetensorsWriter::Missing() const {
   std::vector<std::string> missing;
   for (size_t i = 0; i < written_.size(); ++i) {
-    if (!written_[i]) missing.push_back(layout_.ordered[i].name);
+    // Empty tensors need no write.
+    if (written_[i] != static_cast<uint64_t>(layout_.ordered[i].byte_size())) {
+      missing.push_back(layout_.ordered[i].name);
+    }
   }
   return missing;
 }

@@ -59,6 +59,10 @@ class SafetensorsWriter {
   // tensor may be written once.
   absl::Status Write(std::string_view name, absl::Span<const uint8_t> bytes);
 
+  // Writes part of a tensor at a byte offset within it, for tensors produced in pieces. Parts
+  // must not overlap; the tensor counts as written once its parts add up to its size.
+  absl::Status WritePart(std::string_view name, uint64_t offset, absl::Span<const uint8_t> bytes);
+
   // Names of planned tensors not written yet.
   std::vector<std::string> Missing() const;
 
@@ -73,7 +77,7 @@ class SafetensorsWriter {
   SafetensorsLayout layout_;
   uint64_t data_start_ = 0;
   std::map<std::string, size_t, std::less<>> index_;
-  std::vector<bool> written_;
+  std::vector<uint64_t> written_;  // Bytes written per tensor.
 };
 
 }  // namespace quantd::engine

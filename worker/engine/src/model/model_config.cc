@@ -187,6 +187,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json, std::st
   if (sliding.value_or(false)) {
     return Unsupported(path, "use_sliding_window", "sliding-window attention is not supported");
   }
+  // Mistral: a window applies to every layer (Qwen2's is switched by use_sliding_window above).
+  if (config.architecture == Architecture::kMistral && f.Has("sliding_window")) {
+    QUANTD_ASSIGN_OR_RETURN(config.sliding_window, PositiveInt(f, "sliding_window"));
+  }
   if (auto lt = json.find("layer_types"); lt != json.end() && lt->is_array()) {
     for (const nlohmann::json& t : *lt) {
       if (t != "full_attention") {
@@ -216,6 +220,16 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json, std::st
   }
   if (!(config.rope_theta > 0)) return f.Error("rope_theta", "expected a positive number");
   return config;
+}
+
+absl::Status CheckSequenceLength(const ModelConfig& config, int max_seq_len) {
+  if (config.sliding_window > 0 && max_seq_len > config.sliding_window) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "max_seq_len ", max_seq_len, " exceeds the model's sliding_window ", config.sliding_window,
+        ", and sliding-window attention is not implemented; use --max_seq_len <= ",
+        config.sliding_window));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ModelConfig> LoadModelConfig(std::string_view model_dir) {
