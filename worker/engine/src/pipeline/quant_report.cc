@@ -25,15 +25,25 @@ QuantReport::QuantReport(const QuantizeOptions& o, std::string backend) {
   };
 }
 
-void QuantReport::SetCalibration(const CalibrationBlocks& c) {
-  calibration_ = {{"rows_read", c.rows_read},
-                  {"rows_skipped", c.rows_skipped},
+void QuantReport::SetCalibration(const CalibrationCounts& c, int seq_len) {
+  calibration_ = {{"lines", c.lines},
+                  {"rows_valid", c.valid_rows},
+                  {"rows_skipped", c.skipped_blank + c.skipped_unparsable + c.skipped_not_object +
+                                       c.skipped_no_text + c.skipped_bad_input_ids},
+                  {"skipped_blank", c.skipped_blank},
+                  {"skipped_unparsable", c.skipped_unparsable},
+                  {"skipped_not_object", c.skipped_not_object},
+                  {"skipped_no_text", c.skipped_no_text},
+                  {"skipped_bad_input_ids", c.skipped_bad_input_ids},
+                  {"rows_sampled", c.sampled},
+                  {"chat_fallbacks", c.chat_fallbacks},
+                  {"texts_empty", c.texts_empty},
+                  {"texts_over_length", c.texts_over_length},
                   {"texts_used", c.texts_used},
-                  {"texts_too_long", c.texts_too_long},
                   {"tokens", c.tokens},
-                  {"blocks", c.blocks.size()},
-                  {"block_len", c.seq_len},
-                  {"tokens_dropped", c.tokens - static_cast<int64_t>(c.blocks.size()) * c.seq_len}};
+                  {"tokens_dropped", c.tokens_dropped},
+                  {"blocks", c.blocks},
+                  {"block_len", seq_len}};
 }
 
 void QuantReport::AddLayer(int layer, const QuantizedLayer& q) {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "calib/calibration.h"
 #include "nlohmann/json.hpp"
-#include "pipeline/calibration_input.h"
 #include "quantd/engine/quantize.h"
 
 namespace quantd::engine {
@@ -20,7 +20,7 @@ class QuantReport {
  public:
   QuantReport(const QuantizeOptions& options, std::string backend);
 
-  void SetCalibration(const CalibrationBlocks& calib);
+  void SetCalibration(const CalibrationCounts& counts, int seq_len);
   // Records a layer's decisions (scales and clip statistics, not the vectors themselves).
   void AddLayer(int layer, const QuantizedLayer& quantized);
   void SetPhaseSeconds(Phase phase, double seconds);

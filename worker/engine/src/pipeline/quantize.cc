@@ -15,12 +15,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "backend/backend.h"
+#include "calib/calibration.h"
 #include "export/awq_export.h"
 #include "io/checkpoint_reader.h"
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
-#include "pipeline/calibration_input.h"
+#include "pipeline/eval_windows.h"
 #include "pipeline/quant_report.h"
 
 namespace quantd::engine {
@@ -98,7 +99,9 @@ class PipelineRun {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<AwqExporter> exporter_;
   std::unique_ptr<QuantReport> report_;
-  CalibrationBlocks calib_;
+  CalibrationSet calib_;
+  std::vector<std::vector<int32_t>> blocks_;
+  absl::Status tokenizer_status_;
   std::optional<EvalWindows> eval_;
   std::unique_ptr<Activations> eval_float_, eval_quantized_;
 };
@@ -150,10 +153,16 @@ absl::Status PipelineRun::Load() {
       }
     }
   }
-  QUANTD_ASSIGN_OR_RETURN(const bool pre_tokenized,
-                          CalibrationIsPreTokenized(options_.calib_jsonl));
-  if (!pre_tokenized || !options_.eval_text.empty()) {
-    QUANTD_ASSIGN_OR_RETURN(tokenizer_, tokenizer::Tokenizer::FromModelDir(options_.model_dir));
+  QUANTD_RETURN_IF_ERROR(CheckSequenceLength(config, options_.max_seq_len));
+  // A model directory without tokenizer files works with pre-tokenized calibration (the parity
+  // fixture); text rows or --eval_text then report why the tokenizer is missing.
+  absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tok =
+      tokenizer::Tokenizer::FromModelDir(options_.model_dir);
+  if (tok.ok()) {
+    tokenizer_ = std::move(*tok);
+  } else {
+    tokenizer_status_ = tok.status();
+    if (!options_.eval_text.empty()) return tok.status();
   }
   QUANTD_ASSIGN_OR_RETURN(backend_, CreateBackend(options_.backend));
   report_ = std::make_unique<QuantReport>(options_, std::string(backend_->name()));
@@ -168,22 +177,29 @@ absl::Status PipelineRun::Load() {
 
 absl::Status PipelineRun::Calibrate() {
   Report(Phase::kCalibrating, 0, source_.config.num_hidden_layers, 0.02);
-  if (options_.apply_chat_template) {
-    // Interim (see calibration_input.h): chat wrapping arrives with calib/ and the chat template.
-    Log(LogLevel::kWarning,
-        "chat-template wrapping of calibration texts is not available in this build; texts are "
-        "used as they are");
+  const CalibrationChat chat =
+      options_.apply_chat_template ? LoadCalibrationChat(options_.model_dir) : CalibrationChat{};
+  absl::StatusOr<CalibrationSet> calib =
+      BuildCalibration(CalibrationOptions::From(options_, source_.config.vocab_size),
+                       tokenizer_.get(), options_.apply_chat_template ? &chat : nullptr, observer_);
+  if (!calib.ok()) {
+    if (tokenizer_ == nullptr && !tokenizer_status_.ok()) {
+      return absl::Status(calib.status().code(),
+                          absl::StrCat(calib.status().message(),
+                                       " (tokenizer: ", tokenizer_status_.message(), ")"));
+    }
+    return calib.status();
   }
-  QUANTD_ASSIGN_OR_RETURN(calib_, LoadCalibrationBlocks(options_, tokenizer_.get()));
-  report_->SetCalibration(calib_);
-  Log(LogLevel::kInfo,
-      absl::StrCat("calibration: ", calib_.texts_used, " texts, ", calib_.blocks.size(),
-                   " blocks of ", calib_.seq_len, " tokens (", calib_.rows_skipped,
-                   " rows skipped, ", calib_.texts_too_long, " texts over max_seq_len)"));
+  calib_ = std::move(*calib);
+  report_->SetCalibration(calib_.counts, calib_.seq_len);
+  for (int64_t b = 0; b < calib_.num_blocks(); ++b) {
+    const absl::Span<const int32_t> block = calib_.block(b);
+    blocks_.emplace_back(block.begin(), block.end());
+  }
   if (!options_.dump_calib.empty()) {
-    nlohmann::json dump = {{"seq_len", calib_.seq_len}, {"blocks", calib_.blocks}};
-    QUANTD_RETURN_IF_ERROR(WriteFileAtomically(options_.dump_calib, dump.dump() + "\n"));
+    QUANTD_RETURN_IF_ERROR(WriteCalibrationDump(options_.dump_calib, calib_));
   }
+  calib_.ids = {};  // blocks_ holds the tokens now
   if (!options_.eval_text.empty()) {
     QUANTD_ASSIGN_OR_RETURN(eval_, LoadEvalWindows(options_.eval_text, *tokenizer_));
   }
@@ -197,8 +213,7 @@ absl::Status PipelineRun::QuantizeLayers() {
   Report(Phase::kQuantizing, 0, n, kQuantizeStart);
   QUANTD_ASSIGN_OR_RETURN(exporter_, AwqExporter::Create(config, ExportOptions::From(options_)));
   QUANTD_ASSIGN_OR_RETURN(Tensor embedding, source_.weights->LoadEmbedding());
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> hidden,
-                          backend_->Embed(embedding, calib_.blocks));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> hidden, backend_->Embed(embedding, blocks_));
   if (eval_.has_value()) {
     QUANTD_ASSIGN_OR_RETURN(eval_float_, backend_->Embed(embedding, eval_->inputs));
     QUANTD_ASSIGN_OR_RETURN(eval_quantized_, backend_->Embed(embedding, eval_->inputs));
