@@ -253,8 +253,9 @@ absl::Status PipelineRun::QuantizeLayers() {
     const absl::Duration eta = elapsed / (i + 1) * (n - i - 1);
     std::string ratios;
     for (const ScalingDecision& d : q.scaling) absl::StrAppend(&ratios, " ", d.ratio);
-    Log(LogLevel::kInfo, absl::StrFormat("layer %d/%d quantized in %.2fs; ratios:%s", i + 1, n,
-                                         absl::ToDoubleSeconds(elapsed) / (i + 1), ratios));
+    Log(LogLevel::kInfo,
+        absl::StrFormat("layer %d/%d quantized (%.2fs per layer); ratios:%s", i + 1, n,
+                        absl::ToDoubleSeconds(elapsed) / (i + 1), ratios));
     Report(Phase::kQuantizing, i + 1, n,
            kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * (i + 1) / n, eta);
   }
