@@ -49,11 +49,17 @@ struct ModelConfig {
   bool attention_bias = false;  // q/k/v have bias (Qwen2, or Llama with attention_bias: true)
   bool qk_norm = false;         // Qwen3
   DType dtype = DType::kF16;    // torch_dtype / dtype: the "MD" AutoAWQ computes in
+  int sliding_window = 0;       // Mistral's attention window; 0 = full attention
   nlohmann::json raw;           // The whole config.json as read.
 };
 
 // Parses a config.json document. `path` is only used in error messages.
 absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json, std::string_view path);
+
+// Mistral attends within a sliding window; the engine computes full causal attention, which is
+// the same only while a calibration block is no longer than the window. FailedPrecondition
+// naming both numbers otherwise.
+absl::Status CheckSequenceLength(const ModelConfig& config, int max_seq_len);
 
 // Reads and parses `model_dir`/config.json.
 absl::StatusOr<ModelConfig> LoadModelConfig(std::string_view model_dir);

@@ -6,7 +6,8 @@ namespace quantd::engine {
 // The seed script's AWQ_CALIB_SYSTEM_PROMPT, byte for byte (246 characters, 630 UTF-8 bytes).
 const char kSeedSystemPrompt[] =
     "你是评测答题模型。目标：ROUGE-L高分且尽量少输出token。\n"
-    "只输出答案正文，切中要点，列出个别关键术语或结论，不要任何“思考过程/推理/分析/步骤/解释/客套”，不要出现“思考完成”等字样。\n"
+    "只输出答案正文，切中要点，列出个别关键术语或结论，不要任何“思考过程/推理/分析/步骤/解释/"
+    "客套”，不要出现“思考完成”等字样。\n"
     "\n"
     "写法要求：\n"
     "1) 尽量复用教材/标准表述，少改写，保持常见措辞与词序。\n"
