@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -75,6 +76,12 @@ TEST(ServiceIntegrationTest, ServerKilledMidJobRestartsAndTheJobFinishesOnceWith
   auto queued = client->Submit(h.Request(slow, "out-queued"));  // Waits behind it (1 slot).
   ASSERT_TRUE(queued.ok());
   ASSERT_TRUE(h.WaitForState(running->name(), v1::JOB_STATE_RUNNING, absl::Seconds(20)));
+  // A follower whose connection the crash drops: it must resume where it was.
+  const std::string follower_log = (h.dir() / "follower.log").string();
+  auto follower =
+      ChildProcess::Start({ServiceHarness::Binary("quantctl"), "--address=" + h.address(), "logs",
+                           "-f", running->name(), "-o", "json"},
+                          {}, follower_log);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));  // Some progress is stored.
 
   server->Signal(SIGKILL);
@@ -100,6 +107,18 @@ TEST(ServiceIntegrationTest, ServerKilledMidJobRestartsAndTheJobFinishesOnceWith
   EXPECT_EQ(progress, 22);  // loading + 20 layers + exporting, each exactly once.
   EXPECT_EQ(running_states, 1);
   EXPECT_EQ(client->List({})->jobs_size(), 2);  // Nothing submitted was lost.
+
+  EXPECT_EQ(follower->Wait(absl::Seconds(20)), 0);
+  std::ifstream in(follower_log);
+  std::vector<int64_t> followed;
+  for (std::string line; std::getline(in, line);) {
+    const size_t at = line.find("\"sequence\":\"");
+    if (line.rfind("{", 0) == 0 && at != std::string::npos) {
+      followed.push_back(std::stoll(line.substr(at + 12)));
+    }
+  }
+  ASSERT_EQ(static_cast<int64_t>(followed.size()), done->last_event_sequence());
+  for (size_t i = 0; i < followed.size(); ++i) EXPECT_EQ(followed[i], static_cast<int64_t>(i) + 1);
 }
 
 TEST(ServiceIntegrationTest, WorkerKilledMidJobIsRequeuedAndCompletesOnAnotherWorker) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -306,6 +307,41 @@ TEST_F(JobManagerTest, LateWatcherGetsEverythingThenLiveEventsExactlyOnce) {
   const int64_t last = manager_->Get(job.name())->last_event_sequence();
   ASSERT_EQ(static_cast<int64_t>(seen.size()), last - 5);
   for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], static_cast<int64_t>(i) + 6);
+}
+
+TEST_F(JobManagerTest, SlowWatcherFallsBehindTheWindowReadsTheStoreAndDoesNotSlowTheJob) {
+  options_.event_window = 4;  // Tiny, so that the slow watcher surely falls behind it.
+  Restart();
+  v1::Job job = Submit();
+  WorkerSession w = Connect("w1");
+  ASSERT_TRUE(Next(w).has_assignment());
+  std::vector<int64_t> seen;
+  std::atomic<bool> started{false};
+  std::thread watcher([&] {
+    EXPECT_TRUE(manager_
+                    ->Watch(
+                        job.name(), 0,
+                        [&](const v1::JobEvent& e) {
+                          started = true;
+                          seen.push_back(e.sequence());
+                          std::this_thread::sleep_for(
+                              std::chrono::milliseconds(5));  // A slow client.
+                          return true;
+                        },
+                        [] { return false; })
+                    .ok());
+  });
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const absl::Time t0 = absl::Now();
+  for (int i = 1; i <= 200; ++i) manager_->HandleWorkerMessage(w, Report(job.job_id(), 1, i));
+  manager_->HandleWorkerMessage(w, Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  const absl::Duration publish_time = absl::Now() - t0;
+  watcher.join();
+  // 200 events at 5 ms each take the watcher >= 1 s; the job did not wait for it.
+  EXPECT_LT(publish_time, absl::Milliseconds(500));
+  const int64_t last = manager_->Get(job.name())->last_event_sequence();
+  ASSERT_EQ(static_cast<int64_t>(seen.size()), last);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], static_cast<int64_t>(i) + 1);
 }
 
 }  // namespace

@@ -118,7 +118,8 @@ EngineProcess::~EngineProcess() {
   if (killer_.joinable()) killer_.join();
 }
 
-void EngineProcess::Cancel() {
+void EngineProcess::Cancel(bool remove_output) {
+  if (!remove_output) keep_output_ = true;
   std::lock_guard<std::mutex> lock(mu_);
   if (exited_ || cancelled_.exchange(true)) return;
   kill(-pid_, SIGTERM);
@@ -204,7 +205,7 @@ void EngineProcess::ReadEvents(int stdout_fd, int stderr_fd) {
   }
   exited_cv_.notify_all();
   v1::JobFinished finished = Conclude(status);
-  if (finished.state() != v1::JOB_STATE_SUCCEEDED) RemovePartialOutput();
+  if (finished.state() != v1::JOB_STATE_SUCCEEDED && !keep_output_) RemovePartialOutput();
   callbacks_.on_finished(std::move(finished));
 }
 

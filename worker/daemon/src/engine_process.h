@@ -46,7 +46,9 @@ class EngineProcess {
   ~EngineProcess();
 
   // Stops the engine (SIGTERM, SIGKILL after the grace period); it then finishes CANCELLED.
-  void Cancel();
+  // `remove_output` = false leaves output_dir alone: used when the server has given the job to
+  // another attempt, which now owns that directory.
+  void Cancel(bool remove_output = true);
   pid_t pid() const { return pid_; }
 
  private:
@@ -62,6 +64,7 @@ class EngineProcess {
   pid_t pid_ = -1;
   bool created_output_dir_ = false;
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> keep_output_{false};
   std::vector<v1::Artifact> artifacts_;  // Reader thread only.
   bool have_result_ = false;
   v1::JobState result_ = v1::JOB_STATE_UNSPECIFIED;

@@ -112,7 +112,7 @@ std::vector<std::unique_ptr<EngineProcess>> WorkerAgent::ApplyHelloLocked(
       // Not wanted any more (finished, cancelled or moved elsewhere while we were away).
       if (job.process) {
         if (!job.finished) logging::Info("server says stop: stopping the engine", {it->first, ""});
-        job.process->Cancel();
+        job.process->Cancel(/*remove_output=*/false);
         dropped.push_back(std::move(job.process));
       }
       it = jobs_.erase(it);
