@@ -21,6 +21,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "quantd/v1/quantization_service.grpc.pb.h"
 #include "quantd_client.h"
 
 namespace {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "quantd/v1/quantization_service.grpc.pb.h"
 
 namespace quantd::client {
 namespace {
@@ -31,6 +32,15 @@ bool Transient(absl::StatusCode code) {
 
 }  // namespace
 
+struct QuantdClient::Rpc {
+  std::unique_ptr<v1::QuantizationService::Stub> stub;
+};
+
+QuantdClient::QuantdClient(ClientOptions options, std::unique_ptr<Rpc> rpc)
+    : options_(std::move(options)), rpc_(std::move(rpc)) {}
+
+QuantdClient::~QuantdClient() = default;
+
 std::string JobName(const std::string& id_or_name) {
   return id_or_name.rfind("jobs/", 0) == 0 ? id_or_name : "jobs/" + id_or_name;
 }
@@ -48,9 +58,9 @@ absl::StatusOr<std::unique_ptr<QuantdClient>> QuantdClient::Connect(const Client
     ssl.pem_root_certs = pem.str();
     credentials = grpc::SslCredentials(ssl);
   }
-  auto channel = grpc::CreateChannel(options.address, credentials);
-  return std::unique_ptr<QuantdClient>(
-      new QuantdClient(options, v1::QuantizationService::NewStub(channel)));
+  auto rpc = std::make_unique<Rpc>();
+  rpc->stub = v1::QuantizationService::NewStub(grpc::CreateChannel(options.address, credentials));
+  return std::unique_ptr<QuantdClient>(new QuantdClient(options, std::move(rpc)));
 }
 
 template <typename Response, typename Call>
@@ -65,19 +75,19 @@ absl::StatusOr<Response> QuantdClient::Unary(const Call& call) const {
 
 absl::StatusOr<v1::Job> QuantdClient::Submit(const v1::SubmitJobRequest& request) {
   return Unary<v1::Job>(
-      [&](grpc::ClientContext* c, v1::Job* out) { return stub_->SubmitJob(c, request, out); });
+      [&](grpc::ClientContext* c, v1::Job* out) { return rpc_->stub->SubmitJob(c, request, out); });
 }
 
 absl::StatusOr<v1::Job> QuantdClient::Get(const std::string& name) {
   v1::GetJobRequest request;
   request.set_name(JobName(name));
   return Unary<v1::Job>(
-      [&](grpc::ClientContext* c, v1::Job* out) { return stub_->GetJob(c, request, out); });
+      [&](grpc::ClientContext* c, v1::Job* out) { return rpc_->stub->GetJob(c, request, out); });
 }
 
 absl::StatusOr<v1::ListJobsResponse> QuantdClient::List(const v1::ListJobsRequest& request) {
   return Unary<v1::ListJobsResponse>([&](grpc::ClientContext* c, v1::ListJobsResponse* out) {
-    return stub_->ListJobs(c, request, out);
+    return rpc_->stub->ListJobs(c, request, out);
   });
 }
 
@@ -85,12 +95,12 @@ absl::StatusOr<v1::Job> QuantdClient::Cancel(const std::string& name) {
   v1::CancelJobRequest request;
   request.set_name(JobName(name));
   return Unary<v1::Job>(
-      [&](grpc::ClientContext* c, v1::Job* out) { return stub_->CancelJob(c, request, out); });
+      [&](grpc::ClientContext* c, v1::Job* out) { return rpc_->stub->CancelJob(c, request, out); });
 }
 
 absl::StatusOr<v1::ListWorkersResponse> QuantdClient::ListWorkers() {
   return Unary<v1::ListWorkersResponse>([&](grpc::ClientContext* c, v1::ListWorkersResponse* out) {
-    return stub_->ListWorkers(c, v1::ListWorkersRequest(), out);
+    return rpc_->stub->ListWorkers(c, v1::ListWorkersRequest(), out);
   });
 }
 
@@ -106,7 +116,7 @@ absl::Status QuantdClient::Follow(const std::string& name, int64_t after_sequenc
     v1::WatchJobRequest request;
     request.set_name(JobName(name));
     request.set_after_sequence(last);
-    auto reader = stub_->WatchJob(&context, request);
+    auto reader = rpc_->stub->WatchJob(&context, request);
     v1::JobEvent event;
     bool terminal = false;
     while (reader->Read(&event)) {

@@ -1,7 +1,8 @@
 // QuantdClient: the C++ client library of quantd (what quantctl is built on). Owns the channel,
 // credentials and the reconnect-and-resume logic of watching a job.
 //
-// Threading: one client may be used from several threads at once.
+// Threading: one client may be used from several threads at once. The header keeps gRPC out of the
+// translation units that include it (compile time).
 #ifndef QUANTD_CLIENT_QUANTD_CLIENT_H_
 #define QUANTD_CLIENT_QUANTD_CLIENT_H_
 
@@ -11,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "quantd/v1/quantization_service.grpc.pb.h"
+#include "quantd/v1/quantization_service.pb.h"
 
 namespace quantd::client {
 
@@ -26,6 +27,7 @@ struct ClientOptions {
 class QuantdClient {
  public:
   static absl::StatusOr<std::unique_ptr<QuantdClient>> Connect(const ClientOptions& options);
+  ~QuantdClient();
 
   absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
   absl::StatusOr<v1::Job> Get(const std::string& name);
@@ -41,14 +43,14 @@ class QuantdClient {
                       int64_t stop_at_sequence = 0);
 
  private:
-  explicit QuantdClient(ClientOptions options, std::unique_ptr<v1::QuantizationService::Stub> stub)
-      : options_(std::move(options)), stub_(std::move(stub)) {}
+  struct Rpc;  // The channel and stub.
+  QuantdClient(ClientOptions options, std::unique_ptr<Rpc> rpc);
   // Runs one unary RPC with the configured deadline.
   template <typename Response, typename Call>
   absl::StatusOr<Response> Unary(const Call& call) const;
 
   ClientOptions options_;
-  std::unique_ptr<v1::QuantizationService::Stub> stub_;
+  std::unique_ptr<Rpc> rpc_;
 };
 
 // "jobs/{id}" for a bare id; names are returned unchanged.
