@@ -52,7 +52,7 @@ JobManager::JobManager(JobStore* store, JobManagerOptions options, ServiceCounte
     : store_(store),
       options_(std::move(options)),
       counters_(counters),
-      scheduler_(options_.jobs_per_gpu),
+      scheduler_(options_.max_jobs_per_gpu),
       hub_(options_.event_window) {}
 
 JobManager::~JobManager() { Stop(); }

@@ -68,7 +68,7 @@ struct JobManagerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration lease_duration = absl::Seconds(10);
   int max_attempts = 3;
-  int jobs_per_gpu = 1;
+  int max_jobs_per_gpu = 0;   // Cap on jobs sharing a GPU; <= 0: as each worker advertises.
   size_t event_window = 256;  // Recent events kept in memory per unfinished job.
 };
 

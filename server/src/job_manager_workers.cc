@@ -263,6 +263,7 @@ void JobManager::ScheduleLocked() {
     WorkerView view;
     view.worker_id = id;
     view.cpu_slots = entry.info.capacity();
+    view.slots_per_gpu = entry.info.capacity();
     for (const v1::Gpu& gpu : entry.info.gpus()) {
       view.gpus.push_back({gpu.index(), gpu.memory_bytes(), 0, 0});
     }

@@ -72,7 +72,7 @@ absl::Status QuantdServer::InitManager() {
   options.heartbeat_interval = absl::Seconds(config_.heartbeat_seconds);
   options.lease_duration = absl::Seconds(config_.lease_seconds);
   options.max_attempts = config_.max_attempts;
-  options.jobs_per_gpu = config_.jobs_per_gpu;
+  options.max_jobs_per_gpu = config_.max_jobs_per_gpu;
   manager_ = std::make_unique<JobManager>(store_.get(), options, &counters_);
   return manager_->Recover();  // Before the port opens: no RPC sees a half-recovered state.
 }

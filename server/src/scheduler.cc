@@ -26,8 +26,10 @@ std::vector<Placement> Scheduler::Schedule(std::vector<QueuedJob> queue,
         }
         continue;
       }
+      int32_t slots = worker.slots_per_gpu < 1 ? 1 : worker.slots_per_gpu;
+      if (max_jobs_per_gpu_ > 0 && slots > max_jobs_per_gpu_) slots = max_jobs_per_gpu_;
       for (GpuSlotView& gpu : worker.gpus) {
-        const bool free_slot = gpu.running_jobs < jobs_per_gpu_;
+        const bool free_slot = gpu.running_jobs < slots;
         const bool fits = gpu.memory_bytes - gpu.reserved_bytes >= job.estimated_bytes;
         if (free_slot && fits && (best_worker == nullptr || gpu.running_jobs < best_load)) {
           best_worker = &worker;

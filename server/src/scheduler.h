@@ -3,10 +3,12 @@
 // placements it returns.
 //
 // Policy: jobs in priority order (higher first), equal priorities oldest first. A job goes to the
-// GPU with the fewest jobs among those with a free slot (fewer than `jobs_per_gpu` jobs) and enough
-// memory for the job's estimate after what its running jobs reserved; a CPU-only worker offers
-// `capacity` slots and no memory check. A job that fits nowhere is skipped, so it does not block
-// smaller jobs behind it; it stays queued until a worker that fits it has room.
+// GPU with the fewest jobs among those with a free slot and enough memory for the job's estimate
+// after what its running jobs reserved. A GPU has as many slots as its worker advertises
+// (WorkerHello.capacity, default 1), capped by the server's `max_jobs_per_gpu` when that is > 0. A
+// CPU-only worker offers `cpu_slots` slots and no memory check. A job that fits nowhere is skipped,
+// so it does not block smaller jobs behind it; it stays queued until a worker that fits it has
+// room.
 //
 // Thread-safety: stateless; safe from any thread.
 #ifndef QUANTD_SERVER_SCHEDULER_H_
@@ -35,6 +37,7 @@ struct GpuSlotView {
 struct WorkerView {
   std::string worker_id;
   std::vector<GpuSlotView> gpus;  // Empty: a CPU-only worker.
+  int32_t slots_per_gpu = 1;      // Jobs one GPU takes at once, as the worker advertises.
   int32_t cpu_slots = 1;          // CPU-only workers: jobs at once.
   int32_t cpu_running = 0;
 };
@@ -47,14 +50,15 @@ struct Placement {
 
 class Scheduler {
  public:
-  explicit Scheduler(int jobs_per_gpu) : jobs_per_gpu_(jobs_per_gpu < 1 ? 1 : jobs_per_gpu) {}
+  // max_jobs_per_gpu <= 0: as each worker advertises.
+  explicit Scheduler(int max_jobs_per_gpu) : max_jobs_per_gpu_(max_jobs_per_gpu) {}
 
   // Placements for as many of `queue` as fit on `workers`.
   std::vector<Placement> Schedule(std::vector<QueuedJob> queue,
                                   std::vector<WorkerView> workers) const;
 
  private:
-  int jobs_per_gpu_;
+  int max_jobs_per_gpu_;
 };
 
 }  // namespace quantd::server

@@ -37,9 +37,10 @@ std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config)
   app.add_option("--max-attempts", config->max_attempts, "Runs of a job before it FAILS")
       ->check(CLI::Range(1, 100))
       ->envname("QUANTD_MAX_ATTEMPTS");
-  app.add_option("--jobs-per-gpu", config->jobs_per_gpu, "Jobs sharing one GPU")
-      ->check(CLI::Range(1, 64))
-      ->envname("QUANTD_JOBS_PER_GPU");
+  app.add_option("--max-jobs-per-gpu", config->max_jobs_per_gpu,
+                 "Cap on jobs sharing one GPU (0: as each worker's --capacity says, default 1)")
+      ->check(CLI::Range(0, 64))
+      ->envname("QUANTD_MAX_JOBS_PER_GPU");
   app.add_option("--local-worker", config->local_worker,
                  "Start a quantd-worker on this machine (true/false)")
       ->envname("QUANTD_LOCAL_WORKER");

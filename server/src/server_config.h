@@ -20,7 +20,7 @@ struct ServerConfig {
   double heartbeat_seconds = 2.0;
   double lease_seconds = 10.0;
   int max_attempts = 3;
-  int jobs_per_gpu = 1;
+  int max_jobs_per_gpu = 0;  // 0: as each worker advertises (quantd-worker --capacity, default 1).
   bool local_worker = true;
   std::string worker_binary;  // Default: quantd-worker next to the quantd executable.
   std::string engine_binary;  // Passed to the local worker as --engine when set.

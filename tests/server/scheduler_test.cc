@@ -18,7 +18,7 @@ WorkerView GpuWorker(const std::string& id, std::vector<int64_t> memories) {
 }
 
 TEST(SchedulerTest, HigherPriorityThenOlderFirst) {
-  Scheduler scheduler(1);
+  Scheduler scheduler(0);
   auto placements = scheduler.Schedule(
       {{"old-low", 0, 1, kGiB}, {"new-high", 5, 3, kGiB}, {"mid-low", 0, 2, kGiB}},
       {GpuWorker("w", {80 * kGiB, 80 * kGiB})});
@@ -29,7 +29,7 @@ TEST(SchedulerTest, HigherPriorityThenOlderFirst) {
 }
 
 TEST(SchedulerTest, OnlyWhereTheEstimateFits) {
-  Scheduler scheduler(1);
+  Scheduler scheduler(0);
   auto placements =
       scheduler.Schedule({{"big", 0, 1, 60 * kGiB}, {"small", 0, 2, 10 * kGiB}},
                          {GpuWorker("small-gpu", {24 * kGiB}), GpuWorker("big-gpu", {80 * kGiB})});
@@ -41,7 +41,7 @@ TEST(SchedulerTest, OnlyWhereTheEstimateFits) {
 }
 
 TEST(SchedulerTest, AJobThatFitsNowhereDoesNotBlockSmallerOnes) {
-  Scheduler scheduler(1);
+  Scheduler scheduler(0);
   auto placements = scheduler.Schedule({{"huge", 9, 1, 500 * kGiB}, {"small", 0, 2, kGiB}},
                                        {GpuWorker("w", {80 * kGiB})});
   ASSERT_EQ(placements.size(), 1u);
@@ -52,11 +52,13 @@ TEST(SchedulerTest, OneJobPerGpuUnlessConfigured) {
   WorkerView busy = GpuWorker("w", {80 * kGiB});
   busy.gpus[0].running_jobs = 1;
   busy.gpus[0].reserved_bytes = 10 * kGiB;
-  EXPECT_TRUE(Scheduler(1).Schedule({{"j", 0, 1, kGiB}}, {busy}).empty());
-  auto shared = Scheduler(2).Schedule({{"j", 0, 1, kGiB}, {"k", 0, 2, kGiB}}, {busy});
-  ASSERT_EQ(shared.size(), 1u);  // Two per GPU: one more fits.
+  EXPECT_TRUE(Scheduler(0).Schedule({{"j", 0, 1, kGiB}}, {busy}).empty());  // Default: 1.
+  busy.slots_per_gpu = 2;  // The worker offers two jobs per GPU.
+  auto shared = Scheduler(0).Schedule({{"j", 0, 1, kGiB}, {"k", 0, 2, kGiB}}, {busy});
+  ASSERT_EQ(shared.size(), 1u);  // One more fits, not two.
+  EXPECT_TRUE(Scheduler(1).Schedule({{"j", 0, 1, kGiB}}, {busy}).empty());  // Server cap.
   // Memory already reserved counts against the fit.
-  EXPECT_TRUE(Scheduler(2).Schedule({{"j", 0, 1, 75 * kGiB}}, {busy}).empty());
+  EXPECT_TRUE(Scheduler(0).Schedule({{"j", 0, 1, 75 * kGiB}}, {busy}).empty());
 }
 
 TEST(SchedulerTest, CpuWorkersOfferSlots) {
