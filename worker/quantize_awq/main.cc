@@ -1,7 +1,100 @@
 // quantize-awq: the one-shot local quantizer with the interface of the seed's quantize_awq.py.
+// Exit codes: 0 succeeded, 1 failed, 2 usage error, 3 cancelled (SIGTERM / SIGINT).
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
 
-int main() {
-  std::fprintf(stderr, "quantize-awq: not implemented yet (issue 4: the AWQ engine on CPU)\n");
-  return 2;
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli_flags.h"
+#include "console_observer.h"
+#include "quantd/engine/quantize.h"
+
+namespace {
+
+quantd::engine::CancellationToken* g_cancel = nullptr;
+
+extern "C" void OnSignal(int) {
+  if (g_cancel != nullptr) g_cancel->Cancel();  // a lock-free atomic store
+}
+
+// The seed script's checks before any work: the model directory and its config.json, and the
+// calibration file (with the hint how to make one).
+absl::Status ValidatePaths(const quantd::engine::QuantizeOptions& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(o.model_dir, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model_dir is not a directory: ", o.model_dir,
+                     " (set --model_dir or AWQ_MODEL_DIR to a Hugging Face model directory)"));
+  }
+  if (!fs::is_regular_file(fs::path(o.model_dir) / "config.json", ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model_dir has no config.json: ", o.model_dir));
+  }
+  if (!fs::is_regular_file(o.calib_jsonl, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "calibration file not found: ", o.calib_jsonl,
+        "\n  set --calib_jsonl or AWQ_CALIB_JSONL to a jsonl file with one {\"text\": \"...\"} per "
+        "line, or make one from your data with:\n"
+        "  N=8192 MAX_LEN=2048 python3 sample_calib_from_data.py"));
+  }
+  return absl::OkStatus();
+}
+
+int ExitCode(const absl::Status& s) {
+  if (s.ok()) return 0;
+  return s.code() == absl::StatusCode::kCancelled ? 3 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using quantd::quantize_awq::ConsoleObserver;
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<quantd::quantize_awq::CliConfig> cli = quantd::quantize_awq::ParseFlags(
+      args, [](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        if (v == nullptr || *v == '\0') return std::nullopt;
+        return std::string(v);
+      });
+  if (!cli.ok()) {
+    std::fprintf(stderr, "quantize-awq: %s\n\n%s", std::string(cli.status().message()).c_str(),
+                 quantd::quantize_awq::UsageText().c_str());
+    return 2;
+  }
+  if (cli->help) {
+    std::fputs(quantd::quantize_awq::UsageText().c_str(), stdout);
+    return 0;
+  }
+  quantd::engine::CancellationToken cancel;
+  g_cancel = &cancel;
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+
+  ConsoleObserver observer(cli->events_jsonl, stdout, stderr);
+  const quantd::engine::QuantizeOptions& o = cli->options;
+  if (absl::Status s = ValidatePaths(o); !s.ok()) {
+    observer.Result(s);
+    return ExitCode(s);
+  }
+  observer.Say(absl::StrCat("quant_config = {\"zero_point\": ", o.zero_point ? "true" : "false",
+                            ", \"q_group_size\": ", o.group_size, ", \"w_bit\": ", o.bits,
+                            ", \"version\": \"GEMM\"}"));
+  observer.Say(absl::StrCat("modules_to_not_convert = [",
+                            absl::StrJoin(o.modules_to_not_convert, ", "), "]"));
+  observer.Say(absl::StrCat("model_dir = ", o.model_dir, "; calib_jsonl = ", o.calib_jsonl,
+                            " (num_calib ", o.num_calib, ", max_seq_len ", o.max_seq_len,
+                            o.apply_chat_template ? ", chat template" : ", plain texts", ")"));
+  absl::StatusOr<quantd::engine::QuantizeResult> result =
+      quantd::engine::Quantize(o, &observer, &cancel);
+  if (result.ok()) {
+    observer.Say(absl::StrCat("saved quantized model to: ", result->output_dir));
+    observer.Say(absl::StrCat("report: ", result->report_path));
+  }
+  observer.Result(result.status());
+  return ExitCode(result.status());
 }

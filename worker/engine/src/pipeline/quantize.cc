@@ -1,11 +1,318 @@
-// Quantize(): the engine's pipeline. Placeholder until the engine lands (issue 4).
+// Quantize(): the engine's pipeline. LOADING (config, checkpoint headers, tokenizer when needed,
+// geometry checks) → CALIBRATING (blocks of max_seq_len tokens) → QUANTIZING (layer by layer:
+// read that layer's weights only, run the backend's AWQ step, hand the tensors to the exporter at
+// once; with --eval_text the float and the quantized model's held-out activations advance through
+// the same layer, so memory stays bounded by one layer) → EVALUATING (final norm, lm_head, NLL) →
+// EXPORTING (config and side files, quant_report.json, rename into place).
 #include "quantd/engine/quantize.h"
 
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "backend/backend.h"
+#include "export/awq_export.h"
+#include "io/checkpoint_reader.h"
+#include "io/file_util.h"
+#include "io/status_macros.h"
+#include "model/architecture.h"
+#include "pipeline/calibration_input.h"
+#include "pipeline/quant_report.h"
+
 namespace quantd::engine {
+namespace {
+
+// Share of the whole run's progress before each phase starts.
+constexpr double kQuantizeStart = 0.05;
+constexpr double kQuantizeEnd = 0.95;
+
+PackedLinear ToExportLinear(GemmPackedLinear g) {
+  PackedLinear p;
+  p.qweight = std::move(g.qweight);
+  p.qzeros = std::move(g.qzeros);
+  const int64_t groups = g.in_features / g.group_size;
+  p.scales = Tensor({groups, g.out_features});
+  for (size_t i = 0; i < g.scales.size(); ++i) p.scales.data[i] = F16ToFloat(g.scales[i]);
+  if (g.bias.has_value()) {
+    Tensor b({g.out_features});
+    for (size_t i = 0; i < g.bias->size(); ++i) b.data[i] = F16ToFloat((*g.bias)[i]);
+    p.bias = std::move(b);
+  }
+  return p;
+}
+
+class PipelineRun {
+ public:
+  PipelineRun(const QuantizeOptions& options, EngineObserver* observer,
+              const CancellationToken* cancel)
+      : options_(options), observer_(observer), cancel_(cancel) {}
+
+  absl::StatusOr<QuantizeResult> Execute();
+
+ private:
+  void Report(Phase phase, int done, int total, double fraction,
+              std::optional<absl::Duration> eta = std::nullopt) {
+    if (observer_ == nullptr) return;
+    Progress p;
+    p.phase = phase;
+    p.layers_done = done;
+    p.layers_total = total;
+    p.fraction = fraction;
+    p.eta = eta;
+    observer_->OnProgress(p);
+  }
+  void Log(LogLevel level, const std::string& message) {
+    if (observer_ != nullptr) observer_->OnLog(level, message);
+  }
+  absl::Status CheckCancel() const {
+    if (cancel_ != nullptr && cancel_->cancelled()) {
+      return absl::CancelledError("quantization cancelled");
+    }
+    return absl::OkStatus();
+  }
+  // Ends the timing of `phase` and starts the next one.
+  void EndPhase(Phase phase) {
+    const absl::Time now = absl::Now();
+    report_->SetPhaseSeconds(phase, absl::ToDoubleSeconds(now - phase_start_));
+    phase_start_ = now;
+  }
+
+  absl::Status ValidateOptions() const;
+  absl::Status Load();
+  absl::Status Calibrate();
+  absl::Status QuantizeLayers();
+  absl::Status Evaluate();
+  absl::StatusOr<QuantizeResult> Export();
+
+  const QuantizeOptions& options_;
+  EngineObserver* observer_;
+  const CancellationToken* cancel_;
+  absl::Time phase_start_ = absl::Now();
+
+  SourceModel source_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<AwqExporter> exporter_;
+  std::unique_ptr<QuantReport> report_;
+  CalibrationBlocks calib_;
+  std::optional<EvalWindows> eval_;
+  std::unique_ptr<Activations> eval_float_, eval_quantized_;
+};
+
+absl::Status PipelineRun::ValidateOptions() const {
+  if (options_.bits != 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bits: only 4-bit AWQ (GEMM) is supported, got ", options_.bits));
+  }
+  if (!options_.zero_point) {
+    return absl::InvalidArgumentError("zero_point: the GEMM layout needs zero points (true)");
+  }
+  if (options_.version != "gemm" && options_.version != "GEMM") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("version: only \"gemm\" is written, got \"", options_.version, "\""));
+  }
+  if (options_.group_size <= 0 || options_.group_size % 8 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("group_size: expected a positive multiple of 8, got ", options_.group_size));
+  }
+  if (options_.num_calib <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_calib: expected a positive number, got ", options_.num_calib));
+  }
+  if (options_.max_seq_len <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_seq_len: expected a positive number, got ", options_.max_seq_len));
+  }
+  if (options_.output_dir.empty()) return absl::InvalidArgumentError("output_dir: not set");
+  return absl::OkStatus();
+}
+
+absl::Status PipelineRun::Load() {
+  Report(Phase::kLoading, 0, 0, 0.0);
+  QUANTD_RETURN_IF_ERROR(ValidateOptions());
+  QUANTD_ASSIGN_OR_RETURN(source_, OpenSourceModel(options_.model_dir, options_.group_size,
+                                                   options_.modules_to_not_convert));
+  const ModelConfig& config = source_.config;
+  // AutoAWQ cannot leave a Linear inside a decoder layer in float (its scaling groups would miss
+  // the input cache); only modules outside the layers (lm_head) may be excluded.
+  for (int i = 0; i < config.num_hidden_layers; ++i) {
+    for (const char* linear : kLayerLinearNames) {
+      const std::string name = LayerTensorName(i, linear);
+      if (IsNotConverted(name, options_.modules_to_not_convert)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "modules_to_not_convert excludes ", name,
+            ", a Linear inside a decoder layer; AWQ's scaling groups need every Linear of ",
+            config.architecture_name, " layers quantized (only lm_head may be excluded)"));
+      }
+    }
+  }
+  QUANTD_ASSIGN_OR_RETURN(const bool pre_tokenized,
+                          CalibrationIsPreTokenized(options_.calib_jsonl));
+  if (!pre_tokenized || !options_.eval_text.empty()) {
+    QUANTD_ASSIGN_OR_RETURN(tokenizer_, tokenizer::Tokenizer::FromModelDir(options_.model_dir));
+  }
+  QUANTD_ASSIGN_OR_RETURN(backend_, CreateBackend(options_.backend));
+  report_ = std::make_unique<QuantReport>(options_, std::string(backend_->name()));
+  Log(LogLevel::kInfo,
+      absl::StrCat("model: ", config.architecture_name, ", ", config.num_hidden_layers,
+                   " layers, hidden ", config.hidden_size, ", dtype ",
+                   std::string(DTypeName(config.dtype)), "; backend ",
+                   std::string(backend_->name())));
+  EndPhase(Phase::kLoading);
+  return CheckCancel();
+}
+
+absl::Status PipelineRun::Calibrate() {
+  Report(Phase::kCalibrating, 0, source_.config.num_hidden_layers, 0.02);
+  if (options_.apply_chat_template) {
+    // Interim (see calibration_input.h): chat wrapping arrives with calib/ and the chat template.
+    Log(LogLevel::kWarning,
+        "chat-template wrapping of calibration texts is not available in this build; texts are "
+        "used as they are");
+  }
+  QUANTD_ASSIGN_OR_RETURN(calib_, LoadCalibrationBlocks(options_, tokenizer_.get()));
+  report_->SetCalibration(calib_);
+  Log(LogLevel::kInfo,
+      absl::StrCat("calibration: ", calib_.texts_used, " texts, ", calib_.blocks.size(),
+                   " blocks of ", calib_.seq_len, " tokens (", calib_.rows_skipped,
+                   " rows skipped, ", calib_.texts_too_long, " texts over max_seq_len)"));
+  if (!options_.dump_calib.empty()) {
+    nlohmann::json dump = {{"seq_len", calib_.seq_len}, {"blocks", calib_.blocks}};
+    QUANTD_RETURN_IF_ERROR(WriteFileAtomically(options_.dump_calib, dump.dump() + "\n"));
+  }
+  if (!options_.eval_text.empty()) {
+    QUANTD_ASSIGN_OR_RETURN(eval_, LoadEvalWindows(options_.eval_text, *tokenizer_));
+  }
+  EndPhase(Phase::kCalibrating);
+  return CheckCancel();
+}
+
+absl::Status PipelineRun::QuantizeLayers() {
+  const ModelConfig& config = source_.config;
+  const int n = config.num_hidden_layers;
+  Report(Phase::kQuantizing, 0, n, kQuantizeStart);
+  QUANTD_ASSIGN_OR_RETURN(exporter_, AwqExporter::Create(config, ExportOptions::From(options_)));
+  QUANTD_ASSIGN_OR_RETURN(Tensor embedding, source_.weights->LoadEmbedding());
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> hidden,
+                          backend_->Embed(embedding, calib_.blocks));
+  if (eval_.has_value()) {
+    QUANTD_ASSIGN_OR_RETURN(eval_float_, backend_->Embed(embedding, eval_->inputs));
+    QUANTD_ASSIGN_OR_RETURN(eval_quantized_, backend_->Embed(embedding, eval_->inputs));
+  }
+  QUANTD_RETURN_IF_ERROR(exporter_->WriteFloat(kEmbedTokensName, embedding));
+  embedding = Tensor();
+
+  const LayerQuantSettings settings{options_.group_size, config.dtype, /*apply_clip=*/true};
+  const DType quantized_md = DType::kF16;  // GEMM checkpoints run in float16
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < n; ++i) {
+    QUANTD_RETURN_IF_ERROR(CheckCancel());
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, source_.weights->LoadLayer(config, i));
+    if (eval_float_ != nullptr) {
+      QUANTD_RETURN_IF_ERROR(
+          backend_->ForwardLayer(config, config.dtype, weights, eval_float_.get()));
+    }
+    QUANTD_ASSIGN_OR_RETURN(
+        QuantizedLayer q,
+        backend_->QuantizeLayer(config, settings, std::move(weights), hidden.get(), cancel_));
+    if (eval_quantized_ != nullptr) {
+      QUANTD_RETURN_IF_ERROR(
+          backend_->ForwardLayer(config, quantized_md, DequantizedLayer(q), eval_quantized_.get()));
+    }
+    report_->AddLayer(i, q);
+    LayerWeights norms;
+    norms.input_layernorm = std::move(q.input_layernorm);
+    norms.post_attention_layernorm = std::move(q.post_attention_layernorm);
+    norms.q_norm = std::move(q.q_norm);
+    norms.k_norm = std::move(q.k_norm);
+    QUANTD_RETURN_IF_ERROR(exporter_->WriteLayerNorms(i, norms));
+    for (QuantizedLinear& l : q.linears) {
+      QUANTD_RETURN_IF_ERROR(
+          exporter_->WriteLinear(i, l.name, ToExportLinear(std::move(l.packed))));
+    }
+    const absl::Duration elapsed = absl::Now() - start;
+    const absl::Duration eta = elapsed / (i + 1) * (n - i - 1);
+    std::string ratios;
+    for (const ScalingDecision& d : q.scaling) absl::StrAppend(&ratios, " ", d.ratio);
+    Log(LogLevel::kInfo, absl::StrFormat("layer %d/%d quantized in %.2fs; ratios:%s", i + 1, n,
+                                         absl::ToDoubleSeconds(elapsed) / (i + 1), ratios));
+    Report(Phase::kQuantizing, i + 1, n,
+           kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * (i + 1) / n, eta);
+  }
+  EndPhase(Phase::kQuantizing);
+  return CheckCancel();
+}
+
+absl::Status PipelineRun::Evaluate() {
+  const ModelConfig& config = source_.config;
+  QUANTD_ASSIGN_OR_RETURN(Tensor final_norm, source_.weights->LoadFinalNorm());
+  QUANTD_RETURN_IF_ERROR(exporter_->WriteFloat(kFinalNormName, final_norm));
+  if (!config.tie_word_embeddings || eval_.has_value()) {
+    QUANTD_ASSIGN_OR_RETURN(Tensor lm_head, source_.weights->LoadLmHead(config));
+    if (!config.tie_word_embeddings) {
+      QUANTD_RETURN_IF_ERROR(exporter_->WriteFloat(kLmHeadName, lm_head));
+    }
+    if (eval_.has_value()) {
+      Report(Phase::kEvaluating, config.num_hidden_layers, config.num_hidden_layers, kQuantizeEnd);
+      QUANTD_ASSIGN_OR_RETURN(const double nll_float,
+                              backend_->NextTokenNll(config, config.dtype, final_norm, lm_head,
+                                                     *eval_float_, eval_->targets));
+      QUANTD_ASSIGN_OR_RETURN(const double nll_quant,
+                              backend_->NextTokenNll(config, DType::kF16, final_norm, lm_head,
+                                                     *eval_quantized_, eval_->targets));
+      const int64_t tokens = static_cast<int64_t>(eval_->targets.size()) * kEvalWindowTokens;
+      const double ppl_float = std::exp(nll_float / static_cast<double>(tokens));
+      const double ppl_quant = std::exp(nll_quant / static_cast<double>(tokens));
+      report_->SetPerplexity(ppl_float, ppl_quant, tokens);
+      Log(LogLevel::kInfo, absl::StrFormat("perplexity on %s (%d tokens): float %.3f, "
+                                           "quantized %.3f",
+                                           options_.eval_text, tokens, ppl_float, ppl_quant));
+      EndPhase(Phase::kEvaluating);
+    }
+  }
+  return CheckCancel();
+}
+
+absl::StatusOr<QuantizeResult> PipelineRun::Export() {
+  Report(Phase::kExporting, source_.config.num_hidden_layers, source_.config.num_hidden_layers,
+         kQuantizeEnd);
+  EndPhase(Phase::kExporting);  // the report carries the time up to here
+  QUANTD_RETURN_IF_ERROR(exporter_->AddFile("quant_report.json", report_->Serialize()));
+  QUANTD_ASSIGN_OR_RETURN(std::vector<Artifact> artifacts, exporter_->Commit());
+  QuantizeResult result;
+  result.output_dir = exporter_->output_dir();
+  result.report_path = result.output_dir + "/quant_report.json";
+  for (const Artifact& a : artifacts) {
+    if (observer_ != nullptr) observer_->OnArtifact(a);
+  }
+  result.artifacts = std::move(artifacts);
+  Report(Phase::kExporting, source_.config.num_hidden_layers, source_.config.num_hidden_layers, 1.0,
+         absl::ZeroDuration());
+  return result;
+}
+
+absl::StatusOr<QuantizeResult> PipelineRun::Execute() {
+  absl::StatusOr<QuantizeResult> result = [&]() -> absl::StatusOr<QuantizeResult> {
+    QUANTD_RETURN_IF_ERROR(Load());
+    QUANTD_RETURN_IF_ERROR(Calibrate());
+    QUANTD_RETURN_IF_ERROR(QuantizeLayers());
+    QUANTD_RETURN_IF_ERROR(Evaluate());
+    return Export();
+  }();
+  if (!result.ok() && exporter_ != nullptr) exporter_->Abort();
+  return result;
+}
+
+}  // namespace
 
 absl::StatusOr<QuantizeResult> Quantize(const QuantizeOptions& options, EngineObserver* observer,
                                         const CancellationToken* cancel) {
-  return absl::UnimplementedError("the AWQ engine is not implemented yet (issue 4)");
+  PipelineRun run(options, observer, cancel);
+  return run.Execute();
 }
 
 }  // namespace quantd::engine

@@ -1,0 +1,152 @@
+// quantize-awq as a user and the worker daemon run it: the seed's validation messages, exit codes
+// (0 / 1 / 2 / 3), --events=jsonl and cancellation by SIGTERM with nothing left under a final name.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+const std::string kBinary = std::string(QUANTD_BINARY_DIR) + "/bin/quantize-awq";
+const std::string kFixture = std::string(QUANTD_SHARED_DIR) + "/fixtures/autoawq-parity/llama-mha";
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+RunResult RunCli(const std::string& args, const std::string& env = "", bool with_stderr = true) {
+  RunResult r;
+  const std::string cmd =
+      absl::StrCat(env, " ", kBinary, " ", args, with_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string TempDir(const std::string& name) {
+  const std::string dir = std::string(QUANTD_BINARY_DIR) + "/quantize_awq_cli_test/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+TEST(QuantizeAwqCliTest, ModelDirThatIsNotADirectory) {
+  const RunResult r =
+      RunCli("--model_dir /nonexistent/model --calib_jsonl " + kFixture + "/calib.jsonl");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--model_dir is not a directory: /nonexistent/model"), std::string::npos)
+      << r.output;
+}
+
+TEST(QuantizeAwqCliTest, ModelDirWithoutConfigJson) {
+  const std::string dir = TempDir("no_config");
+  const RunResult r = RunCli("--model_dir " + dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("has no config.json"), std::string::npos) << r.output;
+}
+
+TEST(QuantizeAwqCliTest, MissingCalibrationFileGivesAHint) {
+  const RunResult r =
+      RunCli("--model_dir " + kFixture + "/model", "AWQ_CALIB_JSONL=/nope/calib.jsonl");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("calibration file not found: /nope/calib.jsonl"), std::string::npos);
+  EXPECT_NE(r.output.find("sample_calib_from_data.py"), std::string::npos) << r.output;
+}
+
+TEST(QuantizeAwqCliTest, DefaultCalibrationFileIsTheSeeds) {
+  const RunResult r = RunCli("--model_dir " + kFixture + "/model");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("calib_8192.jsonl"), std::string::npos) << r.output;
+}
+
+TEST(QuantizeAwqCliTest, UsageErrorsExitTwo) {
+  EXPECT_EQ(RunCli("--bogus").exit_code, 2);
+  EXPECT_EQ(RunCli("--num_calib abc").exit_code, 2);
+  EXPECT_EQ(RunCli("--dtype float8").exit_code, 2);
+  EXPECT_EQ(RunCli("--events=xml").exit_code, 2);
+  const RunResult help = RunCli("--help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("--no_trust_remote_code"), std::string::npos);
+}
+
+TEST(QuantizeAwqCliTest, EventsEndWithAFailedResultCarryingTheCode) {
+  const RunResult r =
+      RunCli("--events=jsonl --model_dir " + kFixture + "/model --calib_jsonl /nope", "", false);
+  EXPECT_EQ(r.exit_code, 1);
+  std::string last;
+  for (size_t start = 0; start < r.output.size();) {
+    size_t end = r.output.find('\n', start);
+    if (end == std::string::npos) end = r.output.size();
+    if (end > start) last = r.output.substr(start, end - start);
+    start = end + 1;
+  }
+  const nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << last;
+  EXPECT_EQ(j["event"], "result");
+  EXPECT_EQ(j["status"], "failed");
+  EXPECT_EQ(j["code"], "INVALID_ARGUMENT");
+  EXPECT_EQ(j["code_number"], 3);
+}
+
+// SIGTERM during quantization: the engine stops at the next scaling group, exits 3 with a
+// "cancelled" result, and no file of the checkpoint exists under its final name.
+TEST(QuantizeAwqCliTest, SigtermCancelsAndLeavesNoFinalFiles) {
+  const std::string out = TempDir("cancelled") + "/out";
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(pipefd[1], 1);
+    close(pipefd[0]);
+    const std::string model = kFixture + "/model", calib = kFixture + "/calib.jsonl";
+    execl(kBinary.c_str(), kBinary.c_str(), "--model_dir", model.c_str(), "--output_dir",
+          out.c_str(), "--calib_jsonl", calib.c_str(), "--num_calib", "16", "--max_seq_len", "128",
+          "--no_chat_template", "--backend", "cpu", "--events=jsonl", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(pipefd[1]);
+  FILE* events = fdopen(pipefd[0], "r");
+  char line[8192];
+  std::string last;
+  bool signalled = false;
+  while (fgets(line, sizeof(line), events) != nullptr) {
+    last = line;
+    if (!signalled && last.find("\"phase\":\"quantizing\"") != std::string::npos) {
+      kill(pid, SIGTERM);
+      signalled = true;
+    }
+  }
+  fclose(events);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(signalled);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  EXPECT_NE(last.find("\"status\":\"cancelled\""), std::string::npos) << last;
+  for (const char* name : {"model.safetensors", "config.json", "quant_report.json",
+                           "quant_config.json", "modules_to_not_convert.txt"}) {
+    EXPECT_FALSE(std::filesystem::exists(out + "/" + name)) << name;
+  }
+  if (std::filesystem::exists(out)) {
+    for (const auto& entry : std::filesystem::directory_iterator(out)) {
+      ADD_FAILURE() << "left behind: " << entry.path();
+    }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,249 @@
+#include "calib/calibration.h"
+
+#include <fstream>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "calib/python_random.h"
+#include "calib/python_strip.h"
+#include "io/file_util.h"
+#include "nlohmann/json.hpp"
+
+namespace quantd::engine {
+namespace {
+
+// A valid row: a text or already tokenized ids.
+using Row = std::variant<std::string, std::vector<int32_t>>;
+
+void Log(EngineObserver* observer, LogLevel level, const std::string& message) {
+  if (observer != nullptr) observer->OnLog(level, message);
+}
+
+// Classifies one line; returns the row when valid, else counts why it is skipped.
+std::optional<Row> ParseRow(std::string_view line, int vocab_size, CalibrationCounts& counts) {
+  if (PythonStrip(line).empty()) {
+    ++counts.skipped_blank;
+    return std::nullopt;
+  }
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    ++counts.skipped_unparsable;
+    return std::nullopt;
+  }
+  if (!j.is_object()) {
+    ++counts.skipped_not_object;
+    return std::nullopt;
+  }
+  auto text = j.find("text");
+  if (text != j.end() && text->is_string()) {
+    std::string t = text->get<std::string>();
+    if (!PythonStrip(t).empty()) return Row(std::move(t));
+  }
+  auto ids = j.find("input_ids");
+  if (ids == j.end()) {
+    ++counts.skipped_no_text;
+    return std::nullopt;
+  }
+  std::vector<int32_t> values;
+  bool ok = ids->is_array();
+  if (ok) values.reserve(ids->size());
+  for (const nlohmann::json& v : ok ? *ids : nlohmann::json::array()) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+        (vocab_size > 0 && v.get<int64_t>() >= vocab_size) || v.get<int64_t>() > INT32_MAX) {
+      ok = false;
+      break;
+    }
+    values.push_back(static_cast<int32_t>(v.get<int64_t>()));
+  }
+  if (!ok) {
+    ++counts.skipped_bad_input_ids;
+    return std::nullopt;
+  }
+  return Row(std::move(values));
+}
+
+std::string SkipSummary(const CalibrationCounts& c) {
+  return absl::StrCat(c.lines, " lines: ", c.skipped_blank, " blank, ", c.skipped_unparsable,
+                      " unparsable, ", c.skipped_not_object, " not an object, ", c.skipped_no_text,
+                      " without text, ", c.skipped_bad_input_ids, " with invalid input_ids");
+}
+
+}  // namespace
+
+CalibrationOptions CalibrationOptions::From(const QuantizeOptions& o, int vocab_size) {
+  CalibrationOptions c;
+  c.calib_jsonl = o.calib_jsonl;
+  c.num_calib = o.num_calib;
+  c.max_seq_len = o.max_seq_len;
+  c.apply_chat_template = o.apply_chat_template;
+  c.system_prompt = o.system_prompt;
+  c.seed = o.seed;
+  c.vocab_size = vocab_size;
+  return c;
+}
+
+CalibrationChat LoadCalibrationChat(std::string_view model_dir) {
+  CalibrationChat chat;
+  absl::StatusOr<std::optional<std::string>> source =
+      chat_template::LoadChatTemplateSource(model_dir);
+  if (!source.ok()) {
+    chat.unavailable_reason =
+        absl::StrCat("cannot load the chat template: ", std::string(source.status().message()));
+  } else if (!source->has_value()) {
+    chat.unavailable_reason = "the model has no chat template";
+  } else {
+    absl::StatusOr<chat_template::ChatTemplate> parsed =
+        chat_template::ChatTemplate::Parse(**source, model_dir);
+    if (parsed.ok()) {
+      chat.tmpl.emplace(std::move(*parsed));
+    } else {
+      chat.unavailable_reason = absl::StrCat("the chat template cannot be parsed: ",
+                                             std::string(parsed.status().message()));
+    }
+  }
+  return chat;
+}
+
+absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& options,
+                                                const tokenizer::Tokenizer* tokenizer,
+                                                const CalibrationChat* chat,
+                                                EngineObserver* observer) {
+  if (options.num_calib <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_calib must be positive, found ", options.num_calib));
+  }
+  if (options.max_seq_len <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_seq_len must be positive, found ", options.max_seq_len));
+  }
+  std::ifstream in(options.calib_jsonl, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "calib_jsonl ", options.calib_jsonl,
+        " cannot be read (missing?); make one with one {\"text\": ...} object per line, e.g. "
+        "N=8192 MAX_LEN=2048 python3 sample_calib_from_data.py"));
+  }
+  CalibrationSet set;
+  CalibrationCounts& counts = set.counts;
+  std::vector<Row> sample;
+  PythonRandom rng(options.seed);
+  const size_t limit = static_cast<size_t>(options.num_calib);
+  std::string line;
+  while (std::getline(in, line)) {
+    ++counts.lines;
+    std::optional<Row> row = ParseRow(line, options.vocab_size, counts);
+    if (!row) continue;
+    const int64_t i = counts.valid_rows++;
+    if (sample.size() < limit) {
+      sample.push_back(std::move(*row));
+    } else {
+      const int64_t j = rng.RandInt(0, i);
+      if (j < options.num_calib) sample[static_cast<size_t>(j)] = std::move(*row);
+    }
+  }
+  if (in.bad()) {
+    return absl::InvalidArgumentError(absl::StrCat("calib_jsonl ", options.calib_jsonl,
+                                                   ": read error after ", counts.lines, " lines"));
+  }
+  counts.sampled = static_cast<int64_t>(sample.size());
+  if (sample.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("calib_jsonl ", options.calib_jsonl,
+                                                   " holds no usable row (", SkipSummary(counts),
+                                                   "); each line must be {\"text\": \"...\"}"));
+  }
+
+  const bool wrap = options.apply_chat_template;
+  const chat_template::ChatTemplate* tmpl = chat != nullptr && chat->tmpl ? &*chat->tmpl : nullptr;
+  const std::string bos = tokenizer != nullptr ? tokenizer->bos_token().value_or("") : "";
+  const std::string eos = tokenizer != nullptr ? tokenizer->eos_token().value_or("") : "";
+  std::string first_fallback_reason =
+      tmpl == nullptr ? (chat != nullptr ? chat->unavailable_reason : "no chat template given")
+                      : "";
+  std::vector<int32_t> all;
+  for (const Row& row : sample) {
+    std::vector<int32_t> ids;
+    if (const auto* tokens = std::get_if<std::vector<int32_t>>(&row)) {
+      ids = *tokens;
+    } else {
+      if (tokenizer == nullptr) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "calib_jsonl ", options.calib_jsonl,
+            " holds text rows but the model has no tokenizer; use {\"input_ids\": [...]} rows"));
+      }
+      std::string user(PythonStrip(std::get<std::string>(row)));
+      std::string prompt = user;
+      if (wrap) {
+        std::vector<chat_template::ChatMessage> messages;
+        if (!options.system_prompt.empty()) messages.push_back({"system", options.system_prompt});
+        messages.push_back({"user", user});
+        absl::StatusOr<std::string> rendered = absl::UnavailableError(first_fallback_reason);
+        if (tmpl != nullptr) {
+          rendered = tmpl->Render(messages, /*add_generation_prompt=*/true, bos, eos);
+        }
+        if (rendered.ok()) {
+          prompt = std::move(*rendered);
+        } else {
+          if (counts.chat_fallbacks++ == 0 && tmpl != nullptr) {
+            first_fallback_reason =
+                absl::StrCat("rendering failed: ", std::string(rendered.status().message()));
+          }
+          prompt = chat_template::RenderChatMlFallback(messages, /*add_generation_prompt=*/true);
+        }
+      }
+      absl::StatusOr<std::vector<int32_t>> encoded =
+          tokenizer->Encode(PythonStrip(prompt), /*add_special_tokens=*/true);
+      if (!encoded.ok()) return encoded.status();
+      ids = std::move(*encoded);
+    }
+    if (static_cast<int64_t>(ids.size()) > options.max_seq_len) {
+      ++counts.texts_over_length;
+      continue;
+    }
+    if (ids.empty()) {
+      ++counts.texts_empty;
+      continue;
+    }
+    ++counts.texts_used;
+    all.insert(all.end(), ids.begin(), ids.end());
+  }
+  if (counts.chat_fallbacks > 0) {
+    Log(observer, LogLevel::kWarning,
+        absl::StrCat("calibration: ", counts.chat_fallbacks, " of ", counts.sampled,
+                     " sampled rows use the ChatML fallback (<|im_start|>...) because ",
+                     first_fallback_reason));
+  }
+  counts.tokens = static_cast<int64_t>(all.size());
+  counts.blocks = counts.tokens / options.max_seq_len;
+  counts.tokens_dropped = counts.tokens - counts.blocks * options.max_seq_len;
+  if (counts.blocks == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "calib_jsonl ", options.calib_jsonl, ": ", counts.texts_used, " usable texts give ",
+        counts.tokens, " tokens, fewer than one block of max_seq_len ", options.max_seq_len, " (",
+        counts.sampled, " sampled, ", counts.texts_over_length, " longer than max_seq_len, ",
+        counts.texts_empty, " empty); lower --max_seq_len or add calibration texts"));
+  }
+  all.resize(static_cast<size_t>(counts.blocks * options.max_seq_len));
+  set.seq_len = options.max_seq_len;
+  set.ids = std::move(all);
+  Log(observer, LogLevel::kInfo,
+      absl::StrCat("calibration: ", counts.texts_used, " texts (", counts.sampled, " sampled of ",
+                   counts.valid_rows, " valid rows, ", counts.texts_over_length,
+                   " over max_seq_len), ", counts.blocks, " blocks of ", set.seq_len, " tokens, ",
+                   counts.tokens_dropped, " tokens dropped"));
+  return set;
+}
+
+absl::Status WriteCalibrationDump(const std::string& path, const CalibrationSet& set) {
+  std::string out = absl::StrCat("{\"seq_len\": ", set.seq_len, ", \"blocks\": [");
+  for (int64_t b = 0; b < set.num_blocks(); ++b) {
+    out += b == 0 ? "[" : ", [";
+    absl::Span<const int32_t> block = set.block(b);
+    for (size_t i = 0; i < block.size(); ++i) absl::StrAppend(&out, i == 0 ? "" : ", ", block[i]);
+    out += "]";
+  }
+  out += "]}\n";
+  return WriteFileAtomically(path, out);
+}
+
+}  // namespace quantd::engine

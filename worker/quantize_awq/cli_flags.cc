@@ -1,0 +1,170 @@
+#include "cli_flags.h"
+
+#include <charconv>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace quantd::quantize_awq {
+namespace {
+
+enum class Kind { kString, kInt, kSwitch };
+
+struct FlagSpec {
+  Kind kind;
+  const char* help;
+};
+
+const std::map<std::string, FlagSpec>& Flags() {
+  static const auto* flags = new std::map<std::string, FlagSpec>{
+      {"model_dir", {Kind::kString, "HF model directory (env AWQ_MODEL_DIR)"}},
+      {"output_dir", {Kind::kString, "output directory (env AWQ_OUTPUT_DIR)"}},
+      {"calib_jsonl", {Kind::kString, "calibration jsonl (env AWQ_CALIB_JSONL)"}},
+      {"num_calib", {Kind::kInt, "calibration texts sampled (8192)"}},
+      {"max_seq_len", {Kind::kInt, "calibration block length (2048)"}},
+      {"group_size", {Kind::kInt, "quantization group size (128)"}},
+      {"seed", {Kind::kInt, "sampling seed (42)"}},
+      {"system_prompt", {Kind::kString, "system message of chat-wrapped texts (seed's)"}},
+      {"dtype", {Kind::kString, "float16|bfloat16: float tensors of the output (float16)"}},
+      {"eval_text", {Kind::kString, "held-out text: perplexity in quant_report.json"}},
+      {"dump_calib", {Kind::kString, "write the calibration blocks as JSON"}},
+      {"modules_to_not_convert", {Kind::kString, "comma-separated module names (lm_head)"}},
+      {"backend", {Kind::kString, "auto|cpu|cuda (auto)"}},
+      {"events", {Kind::kString, "jsonl: machine-readable events on stdout"}},
+      {"no_chat_template", {Kind::kSwitch, "use calibration texts without chat wrapping"}},
+      {"trust_remote_code", {Kind::kSwitch, "accepted (default); no remote code runs in C++"}},
+      {"no_trust_remote_code", {Kind::kSwitch, "accepted"}},
+      {"help", {Kind::kSwitch, "this text"}},
+  };
+  return *flags;
+}
+
+absl::StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& value) {
+  int64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || ptr != value.data() + value.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": expected an integer, got \"", value, "\""));
+  }
+  return v;
+}
+
+absl::Status Apply(const std::string& flag, const std::string& value, CliConfig& c) {
+  engine::QuantizeOptions& o = c.options;
+  if (flag == "model_dir") {
+    o.model_dir = value;
+  } else if (flag == "output_dir") {
+    o.output_dir = value;
+  } else if (flag == "calib_jsonl") {
+    o.calib_jsonl = value;
+  } else if (flag == "system_prompt") {
+    o.system_prompt = value;
+  } else if (flag == "eval_text") {
+    o.eval_text = value;
+  } else if (flag == "dump_calib") {
+    o.dump_calib = value;
+  } else if (flag == "dtype") {
+    if (value == "float16") {
+      o.output_dtype = engine::OutputDtype::kFloat16;
+    } else if (value == "bfloat16") {
+      o.output_dtype = engine::OutputDtype::kBFloat16;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--dtype: expected float16 or bfloat16, got \"", value, "\""));
+    }
+  } else if (flag == "backend") {
+    if (value == "auto") {
+      o.backend = engine::BackendKind::kAuto;
+    } else if (value == "cpu") {
+      o.backend = engine::BackendKind::kCpu;
+    } else if (value == "cuda") {
+      o.backend = engine::BackendKind::kCuda;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--backend: expected auto, cpu or cuda, got \"", value, "\""));
+    }
+  } else if (flag == "events") {
+    if (value != "jsonl") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--events: expected jsonl, got \"", value, "\""));
+    }
+    c.events_jsonl = true;
+  } else if (flag == "modules_to_not_convert") {
+    o.modules_to_not_convert.clear();
+    for (absl::string_view m : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+      o.modules_to_not_convert.emplace_back(m);
+    }
+  } else if (flag == "no_chat_template") {
+    o.apply_chat_template = false;
+  } else if (flag == "trust_remote_code") {
+    c.trust_remote_code = true;
+  } else if (flag == "no_trust_remote_code") {
+    c.trust_remote_code = false;
+  } else if (flag == "help") {
+    c.help = true;
+  } else {
+    absl::StatusOr<int64_t> v = ParseInt(flag, value);
+    if (!v.ok()) return v.status();
+    if (*v <= 0 && flag != "seed") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": expected a positive integer, got ", *v));
+    }
+    if (flag == "num_calib") o.num_calib = static_cast<int>(*v);
+    if (flag == "max_seq_len") o.max_seq_len = static_cast<int>(*v);
+    if (flag == "group_size") o.group_size = static_cast<int>(*v);
+    if (flag == "seed") o.seed = static_cast<uint64_t>(*v);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const EnvLookup& env) {
+  CliConfig c;
+  c.options.model_dir = env("AWQ_MODEL_DIR").value_or(kDefaultModelDir);
+  c.options.output_dir = env("AWQ_OUTPUT_DIR").value_or(kDefaultOutputDir);
+  c.options.calib_jsonl = env("AWQ_CALIB_JSONL").value_or(kDefaultCalibJsonl);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg, "\""));
+    }
+    std::string name = arg.substr(2);
+    std::optional<std::string> value;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    const auto it = Flags().find(name);
+    if (it == Flags().end()) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    if (it->second.kind == Kind::kSwitch) {
+      if (value.has_value()) {
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
+      }
+      value = "";
+    } else if (!value.has_value()) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("--", name, ": missing value"));
+      }
+      value = args[++i];
+    }
+    if (absl::Status s = Apply(name, *value, c); !s.ok()) return s;
+  }
+  return c;
+}
+
+std::string UsageText() {
+  std::string text =
+      "usage: quantize-awq [--model_dir DIR] [--output_dir DIR] [--calib_jsonl FILE] [flags]\n"
+      "AutoAWQ-compatible 4-bit AWQ quantization (GEMM, zero point) of a Hugging Face model.\n\n";
+  for (const auto& [name, spec] : Flags()) {
+    absl::StrAppend(&text, "  --", name, spec.kind == Kind::kSwitch ? "" : " V", "\n      ",
+                    spec.help, "\n");
+  }
+  return text;
+}
+
+}  // namespace quantd::quantize_awq

@@ -1,0 +1,38 @@
+// Command-line flags and environment of quantize-awq (the seed script's interface plus the
+// engine's options; docs/engine-events.md for --events=jsonl).
+#ifndef QUANTD_WORKER_QUANTIZE_AWQ_CLI_FLAGS_H_
+#define QUANTD_WORKER_QUANTIZE_AWQ_CLI_FLAGS_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "quantd/engine/quantize.h"
+
+namespace quantd::quantize_awq {
+
+// The seed script's defaults.
+inline constexpr char kDefaultModelDir[] = "model/YukinoStuki/Qwen2.5-0.5B-Plus-LLM";
+inline constexpr char kDefaultOutputDir[] = "model/YukinoStuki/Qwen2.5-0.5B-Plus-AWQ";
+inline constexpr char kDefaultCalibJsonl[] = "calib_8192.jsonl";
+
+struct CliConfig {
+  engine::QuantizeOptions options;
+  bool events_jsonl = false;
+  bool trust_remote_code = true;  // accepted for compatibility; C++ runs no remote code
+  bool help = false;
+};
+
+// Reads an environment variable (std::getenv in production, a map in tests).
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+// Parses argv (without argv[0]). InvalidArgument names the flag and what was expected.
+absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const EnvLookup& env);
+
+std::string UsageText();
+
+}  // namespace quantd::quantize_awq
+
+#endif  // QUANTD_WORKER_QUANTIZE_AWQ_CLI_FLAGS_H_

@@ -1,0 +1,101 @@
+#include "console_observer.h"
+
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+
+namespace quantd::quantize_awq {
+namespace {
+
+const char* LevelName(engine::LogLevel level) {
+  switch (level) {
+    case engine::LogLevel::kDebug:
+      return "debug";
+    case engine::LogLevel::kInfo:
+      return "info";
+    case engine::LogLevel::kWarning:
+      return "warning";
+    case engine::LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+}  // namespace
+
+void ConsoleObserver::Event(const std::string& json) {
+  std::fputs(json.c_str(), out_);
+  std::fputc('\n', out_);
+  std::fflush(out_);
+}
+
+void ConsoleObserver::Say(const std::string& line) {
+  FILE* f = events_ ? err_ : out_;
+  std::fprintf(f, "[quantize-awq] %s\n", line.c_str());
+  std::fflush(f);
+}
+
+void ConsoleObserver::OnProgress(const engine::Progress& p) {
+  if (events_) {
+    nlohmann::json j = {{"event", "progress"},
+                        {"phase", engine::PhaseName(p.phase)},
+                        {"layers_done", p.layers_done},
+                        {"layers_total", p.layers_total},
+                        {"fraction", p.fraction}};
+    if (p.eta.has_value()) j["eta_seconds"] = absl::ToDoubleSeconds(*p.eta);
+    Event(j.dump());
+  }
+  if (p.phase == engine::Phase::kQuantizing && p.layers_done > 0 &&
+      p.layers_done != last_layer_reported_) {
+    last_layer_reported_ = p.layers_done;
+    std::string line = absl::StrFormat("layer %d/%d done (%.0f%%)", p.layers_done, p.layers_total,
+                                       100.0 * p.fraction);
+    if (p.eta.has_value()) {
+      line += absl::StrFormat(", ETA %.1fs", absl::ToDoubleSeconds(*p.eta));
+    }
+    Say(line);
+  }
+}
+
+void ConsoleObserver::OnLog(engine::LogLevel level, const std::string& message) {
+  if (events_) {
+    Event(nlohmann::json({{"event", "log"}, {"level", LevelName(level)}, {"message", message}})
+              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  Say(level == engine::LogLevel::kInfo ? message : std::string(LevelName(level)) + ": " + message);
+}
+
+void ConsoleObserver::OnArtifact(const engine::Artifact& a) {
+  if (events_) {
+    Event(nlohmann::json({{"event", "artifact"},
+                          {"path", a.path},
+                          {"size_bytes", a.size_bytes},
+                          {"sha256", a.sha256}})
+              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+}
+
+void ConsoleObserver::Result(const absl::Status& status) {
+  if (events_) {
+    nlohmann::json j;
+    if (status.ok()) {
+      j = {{"event", "result"}, {"status", "succeeded"}};
+    } else if (status.code() == absl::StatusCode::kCancelled) {
+      j = {{"event", "result"}, {"status", "cancelled"}};
+    } else {
+      j = {{"event", "result"},
+           {"status", "failed"},
+           {"code", absl::StatusCodeToString(status.code())},
+           {"code_number", static_cast<int>(status.code())},
+           {"message", std::string(status.message())}};
+    }
+    Event(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  if (!status.ok()) {
+    std::fprintf(err_, "[quantize-awq] %s: %s\n",
+                 status.code() == absl::StatusCode::kCancelled ? "cancelled" : "error",
+                 std::string(status.message()).c_str());
+    std::fflush(err_);
+  }
+}
+
+}  // namespace quantd::quantize_awq
