@@ -1,7 +1,38 @@
-// quantd: the control plane. Accepts jobs over gRPC, stores them durably and schedules them.
-#include <cstdio>
+// quantd: the control plane. Accepts jobs over gRPC, stores them durably and schedules them onto
+// quantd-worker processes. Configuration: `quantd --help` (every flag also reads QUANTD_<FLAG>).
+#include <signal.h>
 
-int main() {
-  std::fprintf(stderr, "quantd: not implemented yet (issue 5: the service)\n");
-  return 2;
+#include <cstdio>
+#include <string>
+
+#include "logging/logging.h"
+#include "quantd_server.h"
+
+int main(int argc, char** argv) {
+  quantd::server::ServerConfig config;
+  if (std::optional<int> exit_code = quantd::server::ParseServerFlags(argc, argv, &config)) {
+    return *exit_code;
+  }
+  quantd::logging::Configure(
+      {quantd::logging::ParseLevel(config.log_level).value_or(quantd::logging::Level::kInfo),
+       quantd::logging::ParseFormat(config.log_format).value_or(quantd::logging::Format::kText),
+       "quantd"});
+  // SIGINT/SIGTERM are taken by sigwait below, in an orderly shutdown.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = quantd::server::QuantdServer::Start(config);
+  if (!server.ok()) {
+    quantd::logging::Error("cannot start: " + std::string(server.status().message()));
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  quantd::logging::Info("signal " + std::to_string(signal_number) + ": shutting down");
+  (*server)->Shutdown();
+  return 0;
 }

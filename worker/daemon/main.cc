@@ -1,7 +1,98 @@
-// quantd-worker: connects to quantd, advertises its GPUs and runs jobs with the AWQ engine.
-#include <cstdio>
+// quantd-worker: connects to quantd, advertises its GPUs (or CPU slots) and runs each assigned job
+// in its own quantize-awq child process. Configuration: `quantd-worker --help` (every flag also
+// reads QUANTD_<FLAG>; the server address QUANTD_ADDRESS).
+#include <signal.h>
+#include <unistd.h>
 
-int main() {
-  std::fprintf(stderr, "quantd-worker: not implemented yet (issue 5: the service)\n");
-  return 2;
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "gpu_probe.h"
+#include "logging/logging.h"
+#include "worker_agent.h"
+
+namespace {
+
+// Parses flags into `options`; returns an exit code when the process should end now.
+std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptions* options,
+                              std::string* log_level, std::string* log_format, bool* no_gpus) {
+  CLI::App app{"quantd-worker: runs quantization jobs for quantd", "quantd-worker"};
+  app.option_defaults()->always_capture_default()->multi_option_policy(
+      CLI::MultiOptionPolicy::TakeLast);
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  options->worker_id = host;
+  std::error_code ec;
+  options->engine =
+      (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "quantize-awq").string();
+  double grace = 10, max_backoff = 10;
+  app.add_option("--server", options->server, "quantd address")->envname("QUANTD_ADDRESS");
+  app.add_option("--worker-id", options->worker_id, "Stable id of this worker (default: host name)")
+      ->envname("QUANTD_WORKER_ID");
+  app.add_option("--engine", options->engine, "quantize-awq executable")->envname("QUANTD_ENGINE");
+  app.add_option("--capacity", options->capacity, "Jobs per GPU, or CPU slots without GPUs")
+      ->check(CLI::Range(1, 64))
+      ->envname("QUANTD_WORKER_CAPACITY");
+  app.add_flag("--no-gpus", *no_gpus, "Offer CPU slots even when GPUs are present")
+      ->envname("QUANTD_WORKER_NO_GPUS");
+  app.add_option("--cancel-grace-seconds", grace, "SIGTERM-to-SIGKILL grace of a cancelled engine")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->envname("QUANTD_CANCEL_GRACE_SECONDS");
+  app.add_option("--max-backoff-seconds", max_backoff, "Longest wait between reconnects")
+      ->check(CLI::Range(0.05, 3600.0))
+      ->envname("QUANTD_MAX_BACKOFF_SECONDS");
+  app.add_option("--tls-ca", options->tls_ca, "CA certificate (PEM) to verify quantd with")
+      ->envname("QUANTD_TLS_CA");
+  app.add_option("--log-level", *log_level, "debug|info|warning|error")
+      ->envname("QUANTD_LOG_LEVEL");
+  app.add_option("--log-format", *log_format, "text|json")->envname("QUANTD_LOG_FORMAT");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  options->cancel_grace = absl::Seconds(grace);
+  options->max_backoff = absl::Seconds(max_backoff);
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  quantd::worker::WorkerOptions options;
+  std::string log_level = "info", log_format = "text";
+  bool no_gpus = false;
+  if (auto code = ParseFlags(argc, argv, &options, &log_level, &log_format, &no_gpus)) return *code;
+  namespace logging = quantd::logging;
+  logging::Configure({logging::ParseLevel(log_level).value_or(logging::Level::kInfo),
+                      logging::ParseFormat(log_format).value_or(logging::Format::kText),
+                      "quantd-worker"});
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // EngineProcess unblocks them in its children.
+  signal(SIGPIPE, SIG_IGN);
+  std::string why;
+  if (!no_gpus) options.gpus = quantd::worker::ProbeGpus(&why);
+  if (options.gpus.empty()) {
+    logging::Info(absl::StrCat("no GPU offered (", no_gpus ? "--no-gpus" : why, "): offering ",
+                               options.capacity, " CPU slot(s)"));
+  }
+  quantd::worker::WorkerAgent agent(options);
+  std::thread waiter([&] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    logging::Info("signal " + std::to_string(signal_number) + ": stopping");
+    agent.Stop();
+  });
+  agent.Run();
+  if (waiter.joinable()) {
+    pthread_kill(waiter.native_handle(), SIGTERM);  // Wakes sigwait if Run ended on its own.
+    waiter.join();
+  }
+  return 0;
 }

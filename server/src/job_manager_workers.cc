@@ -1,0 +1,316 @@
+// JobManager, the worker side: worker streams, reports, placement and leases.
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "job_manager.h"
+#include "logging/logging.h"
+
+namespace quantd::server {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+bool OnWorker(v1::JobState state) {
+  return state == v1::JOB_STATE_ASSIGNED || state == v1::JOB_STATE_RUNNING ||
+         state == v1::JOB_STATE_CANCELLING;
+}
+
+v1::ServerMessage AssignmentFor(const v1::Job& job) {
+  v1::ServerMessage message;
+  v1::JobAssignment* assignment = message.mutable_assignment();
+  assignment->set_job_id(job.job_id());
+  assignment->set_attempt(job.attempt());
+  *assignment->mutable_spec() = job.spec();
+  assignment->set_gpu_index(job.gpu_index());
+  return message;
+}
+
+v1::ServerMessage CancelFor(const v1::Job& job) {
+  v1::ServerMessage message;
+  message.mutable_cancel()->set_job_id(job.job_id());
+  message.mutable_cancel()->set_attempt(job.attempt());
+  return message;
+}
+
+}  // namespace
+
+void JobManager::SendLocked(const std::string& worker_id, v1::ServerMessage message) {
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end() && it->second.outbox) it->second.outbox->Push(std::move(message));
+}
+
+void JobManager::ReleaseLocked(const JobRecord& record) {
+  const std::string& worker = record.job.worker();
+  if (worker.size() <= 8) return;
+  auto it = workers_.find(worker.substr(8));
+  if (it != workers_.end()) it->second.jobs.erase(record.job.job_id());
+  dirty_ = true;
+}
+
+// (6), (7), (9)
+void JobManager::RequeueOrFailLocked(JobRecord& record, const std::string& reason) {
+  ReleaseLocked(record);
+  v1::Job& job = record.job;
+  if (job.state() == v1::JOB_STATE_CANCELLING) {
+    (void)TransitionLocked(record, v1::JOB_STATE_CANCELLED);
+    return;
+  }
+  if (job.attempt() >= options_.max_attempts) {
+    v1::JobError error;
+    error.set_code(static_cast<int32_t>(absl::StatusCode::kUnavailable));
+    error.set_message(absl::StrCat(reason, "; gave up after ", job.attempt(), " attempts"));
+    (void)TransitionLocked(record, v1::JOB_STATE_FAILED, &error);
+    return;
+  }
+  v1::JobError why;
+  why.set_code(static_cast<int32_t>(absl::StatusCode::kUnavailable));
+  why.set_message(reason);
+  job.set_attempt(job.attempt() + 1);
+  job.clear_worker();
+  job.set_gpu_index(-1);
+  job.clear_progress();
+  job.clear_artifacts();
+  job.clear_start_time();
+  record.last_report_number = 0;
+  ++counters_->jobs_requeued;
+  (void)TransitionLocked(record, v1::JOB_STATE_QUEUED, &why);
+}
+
+JobRecord* JobManager::BoundJobLocked(const std::string& worker_id, const std::string& job_id,
+                                      int32_t attempt) {
+  auto it = active_.find(job_id);
+  if (it == active_.end()) return nullptr;
+  JobRecord& record = it->second;
+  if (record.job.worker() != "workers/" + worker_id || record.job.attempt() != attempt ||
+      !OnWorker(record.job.state())) {
+    return nullptr;
+  }
+  return &record;
+}
+
+WorkerSession JobManager::ConnectWorker(const v1::WorkerHello& hello, v1::ServerHello* reply) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string& id = hello.worker_id();
+  WorkerEntry& entry = workers_[id];
+  if (entry.outbox) {
+    entry.outbox->Close();  // A newer stream of the same worker replaces the old one.
+  } else {
+    ++counters_->workers_connected;
+  }
+  entry.outbox = std::make_shared<WorkerOutbox>();
+  entry.session_id = ++next_session_;
+  entry.lease_expiry = absl::Now() + options_.lease_duration;
+  v1::Worker& info = entry.info;
+  info.set_name("workers/" + id);
+  info.set_worker_id(id);
+  info.set_host(hello.host());
+  info.set_version(hello.version());
+  *info.mutable_gpus() = hello.gpus();
+  info.set_capacity(hello.capacity() > 0 ? hello.capacity() : 1);
+  info.set_state(v1::WORKER_STATE_CONNECTED);
+  *info.mutable_connect_time() = TimeUtil::GetCurrentTime();
+  *info.mutable_last_heartbeat_time() = info.connect_time();
+
+  *reply->mutable_heartbeat_interval() =
+      TimeUtil::MicrosecondsToDuration(absl::ToInt64Microseconds(options_.heartbeat_interval));
+  *reply->mutable_lease_duration() =
+      TimeUtil::MicrosecondsToDuration(absl::ToInt64Microseconds(options_.lease_duration));
+  std::map<std::string, int32_t> listed;
+  for (const v1::RunningJob& running : hello.running_jobs()) {
+    listed[running.job_id()] = running.attempt();
+    JobRecord* record = BoundJobLocked(id, running.job_id(), running.attempt());
+    if (record == nullptr) {
+      reply->add_stop_job_ids(running.job_id());  // Finished, cancelled or moved meanwhile.
+      continue;
+    }
+    v1::AdoptedJob* adopted = reply->add_adopted_jobs();
+    adopted->set_job_id(running.job_id());
+    adopted->set_attempt(running.attempt());
+    adopted->set_last_report_number(record->last_report_number);
+    entry.jobs[running.job_id()] = record->job.gpu_index();
+    if (record->job.state() == v1::JOB_STATE_CANCELLING) entry.outbox->Push(CancelFor(record->job));
+    logging::Info(absl::StrCat("adopted from workers/", id, " after its reconnect"),
+                  {running.job_id(), id});
+  }
+  // Jobs this worker had but did not list: an assignment it never got is sent again; a job it
+  // started and lost (the worker restarted) is requeued.
+  std::vector<std::string> lost;
+  for (const auto& [job_id, gpu] : entry.jobs) {
+    if (listed.count(job_id) == 0) lost.push_back(job_id);
+  }
+  for (const std::string& job_id : lost) {
+    auto it = active_.find(job_id);
+    if (it == active_.end()) {
+      entry.jobs.erase(job_id);
+      continue;
+    }
+    if (it->second.job.state() == v1::JOB_STATE_ASSIGNED) {
+      entry.outbox->Push(AssignmentFor(it->second.job));
+      continue;
+    }
+    RequeueOrFailLocked(it->second,
+                        absl::StrCat("workers/", id, " reconnected without the job (restarted?)"));
+  }
+  logging::Info(absl::StrCat("worker connected: ", hello.gpus_size(), " GPUs, capacity ",
+                             info.capacity(), ", ", hello.running_jobs_size(), " running jobs"),
+                {"", id});
+  Wake();
+  return WorkerSession{id, entry.session_id, entry.outbox};
+}
+
+void JobManager::DisconnectWorker(const WorkerSession& session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(session.worker_id);
+  if (it == workers_.end() || it->second.session_id != session.session_id) return;
+  WorkerEntry& entry = it->second;
+  if (entry.outbox) {
+    entry.outbox->Close();
+    entry.outbox.reset();
+    --counters_->workers_connected;
+  }
+  entry.info.set_state(v1::WORKER_STATE_DISCONNECTED);
+  logging::Warning(absl::StrCat("worker stream closed; its lease runs until ",
+                                absl::FormatTime(entry.lease_expiry)),
+                   {"", session.worker_id});
+}
+
+void JobManager::HandleWorkerMessage(const WorkerSession& session,
+                                     const v1::WorkerMessage& message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(session.worker_id);
+  if (it == workers_.end() || it->second.session_id != session.session_id) return;  // Replaced.
+  WorkerEntry& entry = it->second;
+  entry.lease_expiry = absl::Now() + options_.lease_duration;  // Any message proves liveness.
+  *entry.info.mutable_last_heartbeat_time() = TimeUtil::GetCurrentTime();
+  switch (message.kind_case()) {
+    case v1::WorkerMessage::kJobStarted: {  // (3)
+      const v1::JobStarted& started = message.job_started();
+      JobRecord* record = BoundJobLocked(session.worker_id, started.job_id(), started.attempt());
+      if (record != nullptr && record->job.state() == v1::JOB_STATE_ASSIGNED) {
+        (void)TransitionLocked(*record, v1::JOB_STATE_RUNNING);
+      }
+      break;
+    }
+    case v1::WorkerMessage::kReport: {
+      const v1::JobReport& report = message.report();
+      JobRecord* record = BoundJobLocked(session.worker_id, report.job_id(), report.attempt());
+      if (record != nullptr) HandleReportLocked(*record, report);
+      break;
+    }
+    case v1::WorkerMessage::kJobFinished: {  // (4)
+      const v1::JobFinished& finished = message.job_finished();
+      JobRecord* record = BoundJobLocked(session.worker_id, finished.job_id(), finished.attempt());
+      if (record != nullptr) HandleFinishedLocked(*record, finished);
+      break;
+    }
+    default:
+      break;  // Heartbeat: the lease renewal above is all it does.
+  }
+}
+
+void JobManager::HandleReportLocked(JobRecord& record, const v1::JobReport& report) {
+  if (report.report_number() <= record.last_report_number) return;  // Resent after a reconnect.
+  v1::JobEvent event;
+  event.set_job(record.job.name());
+  *event.mutable_time() = TimeUtil::GetCurrentTime();
+  switch (report.kind_case()) {
+    case v1::JobReport::kProgress:
+      *event.mutable_progress() = report.progress();
+      *record.job.mutable_progress() = report.progress();
+      break;
+    case v1::JobReport::kLog:
+      *event.mutable_log() = report.log();
+      break;
+    case v1::JobReport::kArtifact:
+      *event.mutable_artifact() = report.artifact();
+      *record.job.add_artifacts() = report.artifact();
+      break;
+    default:
+      return;
+  }
+  record.last_report_number = report.report_number();
+  (void)CommitLocked(record, {std::move(event)});
+}
+
+void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& finished) {
+  ReleaseLocked(record);
+  v1::JobState state = finished.state();
+  if (state != v1::JOB_STATE_SUCCEEDED && state != v1::JOB_STATE_CANCELLED) {
+    state = v1::JOB_STATE_FAILED;
+  }
+  if (state == v1::JOB_STATE_SUCCEEDED) {
+    *record.job.mutable_artifacts() = finished.artifacts();
+  }
+  v1::JobError error = finished.error();
+  if (state == v1::JOB_STATE_FAILED && error.message().empty()) {
+    error.set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
+    error.set_message("the worker reported a failure without a reason");
+  }
+  (void)TransitionLocked(record, state, state == v1::JOB_STATE_FAILED ? &error : nullptr);
+}
+
+// (2)
+void JobManager::ScheduleLocked() {
+  std::vector<QueuedJob> queue;
+  for (const auto& [id, record] : active_) {
+    if (record.job.state() != v1::JOB_STATE_QUEUED) continue;
+    queue.push_back({id, record.job.spec().priority(), CreateMicros(record.job),
+                     record.job.estimated_gpu_memory_bytes()});
+  }
+  if (queue.empty()) return;
+  std::vector<WorkerView> views;
+  for (const auto& [id, entry] : workers_) {
+    if (!entry.outbox) continue;
+    WorkerView view;
+    view.worker_id = id;
+    view.cpu_slots = entry.info.capacity();
+    view.slots_per_gpu = entry.info.capacity();
+    for (const v1::Gpu& gpu : entry.info.gpus()) {
+      view.gpus.push_back({gpu.index(), gpu.memory_bytes(), 0, 0});
+    }
+    for (const auto& [job_id, gpu_index] : entry.jobs) {
+      auto job = active_.find(job_id);
+      const int64_t reserved =
+          job == active_.end() ? 0 : job->second.job.estimated_gpu_memory_bytes();
+      if (gpu_index < 0) ++view.cpu_running;
+      for (GpuSlotView& gpu : view.gpus) {
+        if (gpu.index == gpu_index) {
+          ++gpu.running_jobs;
+          gpu.reserved_bytes += reserved;
+        }
+      }
+    }
+    views.push_back(std::move(view));
+  }
+  for (const Placement& placement : scheduler_.Schedule(std::move(queue), std::move(views))) {
+    JobRecord& record = active_.at(placement.job_id);
+    record.job.set_worker("workers/" + placement.worker_id);
+    record.job.set_gpu_index(placement.gpu_index);
+    if (!TransitionLocked(record, v1::JOB_STATE_ASSIGNED).ok()) continue;
+    WorkerEntry& entry = workers_.at(placement.worker_id);
+    entry.jobs[placement.job_id] = placement.gpu_index;
+    entry.outbox->Push(AssignmentFor(record.job));
+  }
+}
+
+void JobManager::ExpireLeasesLocked(absl::Time now) {
+  for (auto& [id, entry] : workers_) {
+    if (entry.outbox || entry.info.state() == v1::WORKER_STATE_LOST || now < entry.lease_expiry) {
+      continue;
+    }
+    entry.info.set_state(v1::WORKER_STATE_LOST);
+    logging::Warning("worker lost: stream gone and lease expired; requeueing its jobs", {"", id});
+    std::vector<std::string> jobs;
+    for (const auto& [job_id, gpu] : entry.jobs) jobs.push_back(job_id);
+    for (const std::string& job_id : jobs) {
+      auto it = active_.find(job_id);
+      if (it != active_.end()) {
+        RequeueOrFailLocked(it->second,
+                            absl::StrCat("workers/", id, " was lost (stream gone, lease expired)"));
+      }
+    }
+    entry.jobs.clear();
+    dirty_ = true;
+  }
+}
+
+}  // namespace quantd::server

@@ -1,0 +1,76 @@
+#include "server_config.h"
+
+#include <cstdlib>
+
+#include "CLI/CLI.hpp"
+
+namespace quantd::server {
+
+std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config) {
+  CLI::App app{"quantd: the quantization service (jobs, scheduler, durable store)", "quantd"};
+  app.option_defaults()->always_capture_default()->multi_option_policy(
+      CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--listen", config->listen, "Address to serve on, host:port")
+      ->envname("QUANTD_LISTEN");
+  app.add_option("--port-file", config->port_file, "Write the bound port here once serving")
+      ->envname("QUANTD_PORT_FILE");
+  app.add_option("--state-dir", config->state_dir,
+                 "State directory (default $XDG_STATE_HOME/quantd or ~/.local/state/quantd)")
+      ->envname("QUANTD_STATE_DIR");
+  app.add_option("--store", config->store, "Job store backend")
+      ->check(CLI::IsMember({"sqlite", "memory"}))
+      ->envname("QUANTD_STORE");
+  app.add_option("--store-path", config->store_path, "SQLite file (default <state-dir>/quantd.db)")
+      ->envname("QUANTD_STORE_PATH");
+  app.add_option("--allowed-roots", config->allowed_roots,
+                 "Directories job paths must lie under (comma-separated; default: anywhere)")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->envname("QUANTD_ALLOWED_ROOTS");
+  app.add_option("--heartbeat-seconds", config->heartbeat_seconds, "Worker heartbeat interval")
+      ->check(CLI::Range(0.05, 3600.0))
+      ->envname("QUANTD_HEARTBEAT_SECONDS");
+  app.add_option("--lease-seconds", config->lease_seconds,
+                 "A worker's jobs are requeued this long after its stream is gone")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->envname("QUANTD_LEASE_SECONDS");
+  app.add_option("--max-attempts", config->max_attempts, "Runs of a job before it FAILS")
+      ->check(CLI::Range(1, 100))
+      ->envname("QUANTD_MAX_ATTEMPTS");
+  app.add_option("--max-jobs-per-gpu", config->max_jobs_per_gpu,
+                 "Cap on jobs sharing one GPU (0: as each worker's --capacity says, default 1)")
+      ->check(CLI::Range(0, 64))
+      ->envname("QUANTD_MAX_JOBS_PER_GPU");
+  app.add_option("--local-worker", config->local_worker,
+                 "Start a quantd-worker on this machine (true/false)")
+      ->envname("QUANTD_LOCAL_WORKER");
+  app.add_option("--worker-binary", config->worker_binary,
+                 "quantd-worker to start (default: next to quantd)")
+      ->envname("QUANTD_WORKER_BINARY");
+  app.add_option("--engine", config->engine_binary, "quantize-awq for the local worker")
+      ->envname("QUANTD_ENGINE");
+  app.add_option("--tls-cert", config->tls_cert, "Server certificate (PEM)")
+      ->envname("QUANTD_TLS_CERT");
+  app.add_option("--tls-key", config->tls_key, "Server private key (PEM)")
+      ->envname("QUANTD_TLS_KEY");
+  app.add_option("--log-level", config->log_level, "debug|info|warning|error")
+      ->envname("QUANTD_LOG_LEVEL");
+  app.add_option("--log-format", config->log_format, "text|json")->envname("QUANTD_LOG_FORMAT");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (config->state_dir.empty()) {
+    const char* xdg = std::getenv("XDG_STATE_HOME");
+    const char* home = std::getenv("HOME");
+    config->state_dir = xdg && *xdg ? std::string(xdg) + "/quantd"
+                        : home      ? std::string(home) + "/.local/state/quantd"
+                                    : std::string("/var/lib/quantd");
+  }
+  if (config->store_path.empty()) config->store_path = config->state_dir + "/quantd.db";
+  return std::nullopt;
+}
+
+}  // namespace quantd::server

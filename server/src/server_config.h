@@ -1,0 +1,39 @@
+// Configuration of quantd, from flags or the environment (QUANTD_<FLAG>, e.g. QUANTD_LISTEN).
+// The defaults run on one machine with nothing configured: SQLite store under the user's state
+// directory, a local quantd-worker started by the server, listening on 127.0.0.1:7450.
+#ifndef QUANTD_SERVER_SERVER_CONFIG_H_
+#define QUANTD_SERVER_SERVER_CONFIG_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace quantd::server {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:7450";  // host:port; port 0 picks a free one (see port_file).
+  std::string port_file;                  // Written with the bound port once serving.
+  std::string state_dir;         // Default: $XDG_STATE_HOME/quantd or ~/.local/state/quantd.
+  std::string store = "sqlite";  // sqlite | memory
+  std::string store_path;        // Default: <state_dir>/quantd.db
+  std::vector<std::string> allowed_roots;  // Job paths must lie under one; empty = anywhere.
+  double heartbeat_seconds = 2.0;
+  double lease_seconds = 10.0;
+  int max_attempts = 3;
+  int max_jobs_per_gpu = 0;  // 0: as each worker advertises (quantd-worker --capacity, default 1).
+  bool local_worker = true;
+  std::string worker_binary;  // Default: quantd-worker next to the quantd executable.
+  std::string engine_binary;  // Passed to the local worker as --engine when set.
+  std::string tls_cert;       // PEM files; both set = TLS, else plaintext.
+  std::string tls_key;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+// Parses argv (and the environment). Returns the exit code to leave with (after --help or a usage
+// error, printed to stdout/stderr), or nullopt to go on.
+std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config);
+
+}  // namespace quantd::server
+
+#endif  // QUANTD_SERVER_SERVER_CONFIG_H_

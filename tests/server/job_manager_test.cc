@@ -1,0 +1,348 @@
+// JobManager without gRPC: validation, idempotency, the state machine driven by a scripted worker,
+// leases, requeues, adoption after a restart, and watchers.
+#include "job_manager.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "store/memory_job_store.h"
+
+namespace quantd::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+class JobManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("quantd-manager-test-" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "model");
+    std::ofstream(root_ / "model" / "config.json")
+        << R"({"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100,)"
+        << R"( "intermediate_size": 128, "num_attention_heads": 4})";
+    std::ofstream(root_ / "calib.jsonl") << "{\"text\": \"hello\"}\n";
+    options_.paths.allowed_roots = {root_.string()};
+    options_.lease_duration = absl::Milliseconds(300);
+    options_.max_attempts = 2;
+    Restart();
+  }
+  void TearDown() override {
+    if (manager_) manager_->Stop();
+    fs::remove_all(root_);
+  }
+  // A new manager over the same store, as after a server restart.
+  void Restart() {
+    if (manager_) manager_->Stop();
+    manager_ = std::make_unique<JobManager>(&store_, options_, &counters_);
+    ASSERT_TRUE(manager_->Recover().ok());
+    manager_->Start();
+  }
+  v1::SubmitJobRequest Request(const std::string& out = "out") {
+    v1::SubmitJobRequest request;
+    request.mutable_spec()->set_model_dir((root_ / "model").string());
+    request.mutable_spec()->set_output_dir((root_ / out).string());
+    request.mutable_spec()->set_calib_jsonl((root_ / "calib.jsonl").string());
+    return request;
+  }
+  v1::Job Submit(const std::string& out = "out") {
+    auto job = manager_->Submit(Request(out));
+    EXPECT_TRUE(job.ok()) << job.status();
+    return *job;
+  }
+  WorkerSession Connect(const std::string& id, std::vector<v1::RunningJob> running = {},
+                        v1::ServerHello* reply_out = nullptr) {
+    v1::WorkerHello hello;
+    hello.set_worker_id(id);
+    hello.set_capacity(1);
+    for (auto& r : running) *hello.add_running_jobs() = r;
+    v1::ServerHello reply;
+    WorkerSession session = manager_->ConnectWorker(hello, &reply);
+    if (reply_out) *reply_out = reply;
+    return session;
+  }
+  // Next message for the worker, waiting for the scheduler.
+  v1::ServerMessage Next(const WorkerSession& session) {
+    std::optional<v1::ServerMessage> m = session.outbox->Pop();
+    EXPECT_TRUE(m.has_value());
+    return m.value_or(v1::ServerMessage());
+  }
+  v1::JobState StateOf(const std::string& name) { return manager_->Get(name)->state(); }
+  void WaitFor(const std::string& name, v1::JobState state) {
+    for (int i = 0; i < 200 && StateOf(name) != state; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(v1::JobState_Name(StateOf(name)), v1::JobState_Name(state));
+  }
+  std::vector<v1::JobEvent> Events(const std::string& name) {
+    std::vector<v1::JobEvent> events;
+    EXPECT_TRUE(manager_
+                    ->Watch(
+                        name, 0,
+                        [&](const v1::JobEvent& e) {
+                          events.push_back(e);
+                          return true;
+                        },
+                        [] { return false; })
+                    .ok());
+    return events;
+  }
+  static v1::WorkerMessage Report(const std::string& id, int attempt, int number) {
+    v1::WorkerMessage m;
+    m.mutable_report()->set_job_id(id);
+    m.mutable_report()->set_attempt(attempt);
+    m.mutable_report()->set_report_number(number);
+    m.mutable_report()->mutable_log()->set_message("r" + std::to_string(number));
+    return m;
+  }
+  static v1::WorkerMessage Finished(const std::string& id, int attempt, v1::JobState state) {
+    v1::WorkerMessage m;
+    m.mutable_job_finished()->set_job_id(id);
+    m.mutable_job_finished()->set_attempt(attempt);
+    m.mutable_job_finished()->set_state(state);
+    return m;
+  }
+
+  fs::path root_;
+  JobManagerOptions options_;
+  ServiceCounters counters_;
+  MemoryJobStore store_;
+  std::unique_ptr<JobManager> manager_;
+};
+
+TEST_F(JobManagerTest, SubmitFillsDefaultsAndStoresAQueuedEvent) {
+  v1::Job job = Submit();
+  EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(job.attempt(), 1);
+  EXPECT_EQ(job.spec().group_size(), 128);
+  EXPECT_EQ(job.spec().num_calib(), 8192);
+  EXPECT_EQ(job.spec().modules_to_not_convert().names(0), "lm_head");
+  EXPECT_GT(job.estimated_gpu_memory_bytes(), int64_t{1} << 30);
+  EXPECT_EQ(job.last_event_sequence(), 1);
+}
+
+TEST_F(JobManagerTest, InvalidSpecsNameTheField) {
+  struct Case {
+    std::function<void(v1::JobSpec*)> mutate;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {[](v1::JobSpec* s) { s->clear_model_dir(); }, "spec.model_dir"},
+      {[](v1::JobSpec* s) { s->set_model_dir("relative/path"); }, "spec.model_dir"},
+      {[](v1::JobSpec* s) { s->set_model_dir("/etc"); }, "spec.model_dir"},  // Outside roots.
+      {[this](v1::JobSpec* s) { s->set_model_dir(root_.string()); },
+       "spec.model_dir"},  // No config.
+      {[this](v1::JobSpec* s) { s->set_calib_jsonl((root_ / "nope.jsonl").string()); },
+       "spec.calib_jsonl"},
+      {[](v1::JobSpec* s) { s->set_group_size(96); }, "spec.group_size"},
+      {[](v1::JobSpec* s) { s->set_num_calib(0); }, "spec.num_calib"},
+      {[](v1::JobSpec* s) { s->set_max_seq_len(8); }, "spec.max_seq_len"},
+      {[](v1::JobSpec* s) { s->set_bits(8); }, "spec.bits"},
+      {[](v1::JobSpec* s) { s->set_priority(5000); }, "spec.priority"},
+      {[](v1::JobSpec* s) { (*s->mutable_labels())["Bad Key"] = "x"; }, "spec.labels"},
+      {[this](v1::JobSpec* s) { s->set_output_dir((root_ / "model").string()); },
+       "spec.output_dir"},
+  };
+  for (const Case& c : cases) {
+    v1::SubmitJobRequest request = Request();
+    c.mutate(request.mutable_spec());
+    auto job = manager_->Submit(request);
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_NE(job.status().message().find(c.field), std::string::npos) << job.status();
+  }
+  EXPECT_TRUE(manager_->List({})->jobs().empty());  // Nothing rejected was stored.
+}
+
+TEST_F(JobManagerTest, RequestIdMakesSubmitIdempotent) {
+  v1::SubmitJobRequest request = Request();
+  request.set_request_id("req-7");
+  auto first = manager_->Submit(request);
+  auto again = manager_->Submit(request);
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_EQ(first->job_id(), again->job_id());
+  request.mutable_spec()->set_group_size(64);
+  EXPECT_EQ(manager_->Submit(request).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(manager_->List({})->jobs_size(), 1);
+}
+
+TEST_F(JobManagerTest, RunsOnAWorkerAndRecordsEveryStepOnce) {
+  v1::Job job = Submit();
+  WorkerSession w = Connect("w1");
+  v1::ServerMessage assignment = Next(w);
+  ASSERT_TRUE(assignment.has_assignment());
+  EXPECT_EQ(assignment.assignment().job_id(), job.job_id());
+  EXPECT_EQ(StateOf(job.name()), v1::JOB_STATE_ASSIGNED);
+  v1::WorkerMessage started;
+  started.mutable_job_started()->set_job_id(job.job_id());
+  started.mutable_job_started()->set_attempt(1);
+  manager_->HandleWorkerMessage(w, started);
+  manager_->HandleWorkerMessage(w, Report(job.job_id(), 1, 1));
+  manager_->HandleWorkerMessage(w, Report(job.job_id(), 1, 2));
+  manager_->HandleWorkerMessage(w, Report(job.job_id(), 1, 2));  // Resent: dropped.
+  manager_->HandleWorkerMessage(w, Report(job.job_id(), 2, 3));  // Wrong attempt: dropped.
+  manager_->HandleWorkerMessage(w, Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  std::vector<v1::JobEvent> events = Events(job.name());
+  std::vector<std::string> kinds;
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence(), static_cast<int64_t>(i) + 1);
+    kinds.push_back(events[i].has_state_change()
+                        ? v1::JobState_Name(events[i].state_change().state())
+                        : events[i].log().message());
+  }
+  EXPECT_EQ(kinds,
+            (std::vector<std::string>{"JOB_STATE_QUEUED", "JOB_STATE_ASSIGNED", "JOB_STATE_RUNNING",
+                                      "r1", "r2", "JOB_STATE_SUCCEEDED"}));
+}
+
+TEST_F(JobManagerTest, CancelQueuedAtOnceRunningThroughTheWorker) {
+  v1::Job queued = Submit("a");
+  auto cancelled = manager_->Cancel(queued.name());
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_TRUE(manager_->Cancel(queued.name()).ok());  // Again: unchanged.
+
+  v1::Job running = Submit("b");
+  WorkerSession w = Connect("w1");
+  ASSERT_TRUE(Next(w).has_assignment());
+  EXPECT_EQ(manager_->Cancel(running.name())->state(), v1::JOB_STATE_CANCELLING);
+  v1::ServerMessage cancel = Next(w);
+  ASSERT_TRUE(cancel.has_cancel());
+  EXPECT_EQ(cancel.cancel().job_id(), running.job_id());
+  manager_->HandleWorkerMessage(w, Finished(running.job_id(), 1, v1::JOB_STATE_CANCELLED));
+  EXPECT_EQ(StateOf(running.name()), v1::JOB_STATE_CANCELLED);
+
+  v1::Job done = Submit("c");
+  ASSERT_TRUE(Next(w).has_assignment());
+  manager_->HandleWorkerMessage(w, Finished(done.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  EXPECT_EQ(manager_->Cancel(done.name()).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Cancel("jobs/unknown").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(JobManagerTest, LostWorkerRequeuesThenFailsAfterMaxAttempts) {
+  v1::Job job = Submit();
+  WorkerSession w1 = Connect("w1");
+  ASSERT_TRUE(Next(w1).has_assignment());
+  manager_->DisconnectWorker(w1);
+  WaitFor(job.name(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(manager_->Get(job.name())->attempt(), 2);
+
+  WorkerSession w2 = Connect("w2");
+  v1::ServerMessage second = Next(w2);
+  ASSERT_TRUE(second.has_assignment());
+  EXPECT_EQ(second.assignment().attempt(), 2);
+  manager_->DisconnectWorker(w2);
+  WaitFor(job.name(), v1::JOB_STATE_FAILED);
+  v1::Job failed = *manager_->Get(job.name());
+  EXPECT_EQ(failed.error().code(), static_cast<int>(absl::StatusCode::kUnavailable));
+  EXPECT_NE(failed.error().message().find("lease expired"), std::string::npos);
+}
+
+TEST_F(JobManagerTest, AfterARestartTheReconnectingWorkerIsAdoptedNotRerun) {
+  v1::Job job = Submit();
+  WorkerSession w = Connect("w1");
+  ASSERT_TRUE(Next(w).has_assignment());
+  manager_->HandleWorkerMessage(w, Report(job.job_id(), 1, 1));
+  Restart();  // The server restarts; the worker keeps the job running.
+  v1::RunningJob running;
+  running.set_job_id(job.job_id());
+  running.set_attempt(1);
+  v1::ServerHello reply;
+  WorkerSession again = Connect("w1", {running}, &reply);
+  ASSERT_EQ(reply.adopted_jobs_size(), 1);
+  EXPECT_EQ(reply.adopted_jobs(0).last_report_number(), 1);
+  EXPECT_EQ(reply.stop_job_ids_size(), 0);
+  manager_->HandleWorkerMessage(again, Report(job.job_id(), 1, 1));  // Resent; dropped.
+  manager_->HandleWorkerMessage(again, Report(job.job_id(), 1, 2));
+  manager_->HandleWorkerMessage(again, Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  v1::Job done = *manager_->Get(job.name());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.attempt(), 1);
+  int logs = 0;
+  for (const auto& e : Events(job.name())) logs += e.has_log();
+  EXPECT_EQ(logs, 2);
+}
+
+TEST_F(JobManagerTest, AWorkerThatComesBackWithoutTheJobGetsItStopped) {
+  v1::Job job = Submit();
+  WorkerSession w = Connect("w1");
+  ASSERT_TRUE(Next(w).has_assignment());
+  ASSERT_TRUE(manager_->Cancel(job.name()).ok());
+  manager_->DisconnectWorker(w);
+  WaitFor(job.name(), v1::JOB_STATE_CANCELLED);  // Lease expired while CANCELLING.
+  v1::RunningJob running;
+  running.set_job_id(job.job_id());
+  running.set_attempt(1);
+  v1::ServerHello reply;
+  Connect("w1", {running}, &reply);
+  ASSERT_EQ(reply.stop_job_ids_size(), 1);
+  EXPECT_EQ(reply.stop_job_ids(0), job.job_id());
+}
+
+TEST_F(JobManagerTest, LateWatcherGetsEverythingThenLiveEventsExactlyOnce) {
+  v1::Job job = Submit();
+  WorkerSession w = Connect("w1");
+  ASSERT_TRUE(Next(w).has_assignment());
+  for (int i = 1; i <= 300; ++i) manager_->HandleWorkerMessage(w, Report(job.job_id(), 1, i));
+  std::vector<int64_t> seen;
+  std::thread watcher([&] {
+    EXPECT_TRUE(manager_
+                    ->Watch(
+                        job.name(), 5,
+                        [&](const v1::JobEvent& e) {
+                          seen.push_back(e.sequence());
+                          return true;
+                        },
+                        [] { return false; })
+                    .ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 301; i <= 310; ++i) manager_->HandleWorkerMessage(w, Report(job.job_id(), 1, i));
+  manager_->HandleWorkerMessage(w, Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  watcher.join();
+  const int64_t last = manager_->Get(job.name())->last_event_sequence();
+  ASSERT_EQ(static_cast<int64_t>(seen.size()), last - 5);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], static_cast<int64_t>(i) + 6);
+}
+
+TEST_F(JobManagerTest, SlowWatcherFallsBehindTheWindowReadsTheStoreAndDoesNotSlowTheJob) {
+  options_.event_window = 4;  // Tiny, so that the slow watcher surely falls behind it.
+  Restart();
+  v1::Job job = Submit();
+  WorkerSession w = Connect("w1");
+  ASSERT_TRUE(Next(w).has_assignment());
+  std::vector<int64_t> seen;
+  std::atomic<bool> started{false};
+  std::thread watcher([&] {
+    EXPECT_TRUE(manager_
+                    ->Watch(
+                        job.name(), 0,
+                        [&](const v1::JobEvent& e) {
+                          started = true;
+                          seen.push_back(e.sequence());
+                          std::this_thread::sleep_for(
+                              std::chrono::milliseconds(5));  // A slow client.
+                          return true;
+                        },
+                        [] { return false; })
+                    .ok());
+  });
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const absl::Time t0 = absl::Now();
+  for (int i = 1; i <= 200; ++i) manager_->HandleWorkerMessage(w, Report(job.job_id(), 1, i));
+  manager_->HandleWorkerMessage(w, Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  const absl::Duration publish_time = absl::Now() - t0;
+  watcher.join();
+  // 200 events at 5 ms each take the watcher >= 1 s; the job did not wait for it.
+  EXPECT_LT(publish_time, absl::Milliseconds(500));
+  const int64_t last = manager_->Get(job.name())->last_event_sequence();
+  ASSERT_EQ(static_cast<int64_t>(seen.size()), last);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], static_cast<int64_t>(i) + 1);
+}
+
+}  // namespace
+}  // namespace quantd::server

@@ -1,0 +1,62 @@
+// The worker reads the engine's events exactly as docs/engine-events.md defines them.
+#include "engine_events.h"
+
+#include <gtest/gtest.h>
+
+namespace quantd::worker {
+namespace {
+
+TEST(EngineEventsTest, ProgressWithEta) {
+  auto e = ParseEngineEvent(
+      R"({"event":"progress","phase":"quantizing","layers_done":2,"layers_total":24,"fraction":0.41,"eta_seconds":12.5})");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->kind, EngineEvent::Kind::kProgress);
+  EXPECT_EQ(e->progress.phase(), v1::JOB_PHASE_QUANTIZING);
+  EXPECT_EQ(e->progress.layers_done(), 2);
+  EXPECT_EQ(e->progress.layers_total(), 24);
+  EXPECT_DOUBLE_EQ(e->progress.fraction(), 0.41);
+  EXPECT_EQ(e->progress.eta().seconds(), 12);
+  EXPECT_EQ(e->progress.eta().nanos(), 500000000);
+}
+
+TEST(EngineEventsTest, ProgressWithoutEtaLeavesItUnset) {
+  auto e = ParseEngineEvent(R"({"event":"progress","phase":"loading","fraction":0})");
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(e->progress.has_eta());
+  EXPECT_EQ(e->progress.phase(), v1::JOB_PHASE_LOADING);
+}
+
+TEST(EngineEventsTest, LogArtifactAndResults) {
+  auto log = ParseEngineEvent(R"({"event":"log","level":"warning","message":"m"})");
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->log.level(), v1::LOG_LEVEL_WARNING);
+  EXPECT_EQ(log->log.message(), "m");
+  const std::string sha(64, 'a');
+  auto artifact = ParseEngineEvent(
+      R"({"event":"artifact","path":"/o/m.safetensors","size_bytes":7,"sha256":")" + sha + "\"}");
+  ASSERT_TRUE(artifact.ok()) << artifact.status();
+  EXPECT_EQ(artifact->artifact.path(), "/o/m.safetensors");
+  EXPECT_EQ(artifact->artifact.size_bytes(), 7);
+  auto failed = ParseEngineEvent(
+      R"({"event":"result","status":"failed","code":"INVALID_ARGUMENT","code_number":3,"message":"bad"})");
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->result, v1::JOB_STATE_FAILED);
+  EXPECT_EQ(failed->error.code(), 3);
+  EXPECT_EQ(failed->error.message(), "bad");
+  auto cancelled = ParseEngineEvent(R"({"event":"result","status":"cancelled"})");
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->result, v1::JOB_STATE_CANCELLED);
+}
+
+TEST(EngineEventsTest, RejectsWhatIsNotAnEvent) {
+  for (const char* line :
+       {"not json", "[1]", R"({"event":"teleport"})", R"({"event":"progress","phase":"dreaming"})",
+        R"({"event":"artifact","path":"/x","size_bytes":1,"sha256":"short"})",
+        R"({"event":"result","status":"maybe"})"}) {
+    auto e = ParseEngineEvent(line);
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument) << line;
+  }
+}
+
+}  // namespace
+}  // namespace quantd::worker

@@ -1,0 +1,166 @@
+// EngineProcess against the fake engine: the flags a job becomes, the reports and result of a run,
+// and cancellation that leaves no partial output.
+#include "engine_process.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+namespace quantd::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kFakeEngine = std::string(QUANTD_BINARY_DIR) + "/bin/fake-quantize-awq";
+
+TEST(EngineProcessTest, CommandLineCarriesTheSpec) {
+  v1::JobAssignment a;
+  a.set_gpu_index(1);
+  v1::JobSpec* s = a.mutable_spec();
+  s->set_model_dir("/m");
+  s->set_output_dir("/o");
+  s->set_calib_jsonl("/c.jsonl");
+  s->set_num_calib(64);
+  s->set_group_size(64);
+  s->set_apply_chat_template(false);
+  s->set_system_prompt("");
+  s->set_output_dtype(v1::OUTPUT_DTYPE_BFLOAT16);
+  s->mutable_modules_to_not_convert()->add_names("lm_head");
+  s->mutable_modules_to_not_convert()->add_names("visual");
+  std::vector<std::string> expected = {"engine",
+                                       "--model_dir",
+                                       "/m",
+                                       "--output_dir",
+                                       "/o",
+                                       "--calib_jsonl",
+                                       "/c.jsonl",
+                                       "--num_calib",
+                                       "64",
+                                       "--group_size",
+                                       "64",
+                                       "--no_chat_template",
+                                       "--system_prompt",
+                                       "",
+                                       "--dtype",
+                                       "bfloat16",
+                                       "--modules_to_not_convert",
+                                       "lm_head,visual",
+                                       "--backend",
+                                       "cuda",
+                                       "--events=jsonl"};
+  EXPECT_EQ(EngineProcess::CommandLine("engine", a), expected);
+  a.set_gpu_index(-1);
+  EXPECT_EQ(EngineProcess::CommandLine("engine", a)[19], "cpu");
+}
+
+class EngineRun {
+ public:
+  explicit EngineRun(const v1::JobAssignment& a) {
+    auto p = EngineProcess::Start(kFakeEngine, a,
+                                  {[this](v1::JobReport r) {
+                                     std::lock_guard<std::mutex> l(mu_);
+                                     reports_.push_back(std::move(r));
+                                     changed_.notify_all();
+                                   },
+                                   [this](v1::JobFinished f) {
+                                     std::lock_guard<std::mutex> l(mu_);
+                                     finished_ = std::move(f);
+                                     changed_.notify_all();
+                                   }},
+                                  absl::Seconds(2));
+    EXPECT_TRUE(p.ok()) << p.status();
+    process_ = std::move(*p);
+  }
+  void WaitForReports(size_t n) {
+    std::unique_lock<std::mutex> l(mu_);
+    changed_.wait_for(l, std::chrono::seconds(10), [&] { return reports_.size() >= n; });
+  }
+  v1::JobFinished Finished() {
+    std::unique_lock<std::mutex> l(mu_);
+    changed_.wait_for(l, std::chrono::seconds(20), [&] { return finished_.has_value(); });
+    return finished_.value_or(v1::JobFinished());
+  }
+  EngineProcess& process() { return *process_; }
+  size_t reports() {
+    std::lock_guard<std::mutex> l(mu_);
+    return reports_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<v1::JobReport> reports_;
+  std::optional<v1::JobFinished> finished_;
+  std::unique_ptr<EngineProcess> process_;
+};
+
+class EngineProcessRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("quantd-engine-process-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "model");
+    std::ofstream(dir_ / "calib.jsonl") << "{\"text\": \"x\"}\n";
+    assignment_.set_job_id("j");
+    assignment_.set_attempt(1);
+    assignment_.set_gpu_index(-1);
+    assignment_.mutable_spec()->set_model_dir((dir_ / "model").string());
+    assignment_.mutable_spec()->set_output_dir((dir_ / "out").string());
+    assignment_.mutable_spec()->set_calib_jsonl((dir_ / "calib.jsonl").string());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void Behave(const std::string& json) {
+    std::ofstream(dir_ / "model" / "fake_engine.json") << json;
+  }
+
+  fs::path dir_;
+  v1::JobAssignment assignment_;
+};
+
+TEST_F(EngineProcessRunTest, SuccessReportsEveryEventAndTheArtifacts) {
+  Behave(R"({"steps": 3, "step_ms": 10})");
+  EngineRun run(assignment_);
+  v1::JobFinished finished = run.Finished();
+  EXPECT_EQ(finished.state(), v1::JOB_STATE_SUCCEEDED) << finished.error().message();
+  ASSERT_EQ(finished.artifacts_size(), 3);
+  EXPECT_EQ(finished.artifacts(0).path(), (dir_ / "out" / "model.safetensors").string());
+  // loading, log, 3 layers, exporting, 3 artifacts.
+  EXPECT_EQ(run.reports(), 9u);
+}
+
+TEST_F(EngineProcessRunTest, CancelStopsTheEngineAndRemovesItsPartialOutput) {
+  Behave(R"({"steps": 200, "step_ms": 50})");
+  EngineRun run(assignment_);
+  run.WaitForReports(4);
+  ASSERT_TRUE(fs::exists(dir_ / "out" / ".model.safetensors.quantd-tmp"));
+  run.process().Cancel();
+  EXPECT_EQ(run.Finished().state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_FALSE(fs::exists(dir_ / "out"));  // The run created it; nothing of it is left.
+}
+
+TEST_F(EngineProcessRunTest, ACrashIsAFailureNamingTheSignalAndCleansUp) {
+  Behave(R"({"steps": 4, "step_ms": 10, "crash": true})");
+  fs::create_directories(dir_ / "out");
+  std::ofstream(dir_ / "out" / "keep.txt") << "not ours";
+  EngineRun run(assignment_);
+  v1::JobFinished finished = run.Finished();
+  EXPECT_EQ(finished.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(finished.error().message().find("signal 6"), std::string::npos)
+      << finished.error().message();
+  EXPECT_FALSE(fs::exists(dir_ / "out" / ".model.safetensors.quantd-tmp"));
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "keep.txt"));  // Files the job did not write stay.
+}
+
+TEST(EngineProcessStartTest, AMissingEngineIsAClearError) {
+  v1::JobAssignment a;
+  auto p = EngineProcess::Start("/nonexistent/quantize-awq", a, {}, absl::Seconds(1));
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(p.status().message().find("/nonexistent/quantize-awq"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quantd::worker

@@ -1,0 +1,96 @@
+#include "engine_events.h"
+
+#include <cmath>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "nlohmann/json.hpp"
+
+namespace quantd::worker {
+namespace {
+
+using Json = nlohmann::json;
+
+absl::Status Bad(const std::string& line, const std::string& what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("engine event: ", what, " in line: ", line.substr(0, 200)));
+}
+
+std::string String(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+absl::StatusOr<EngineEvent> ParseEngineEvent(const std::string& line) {
+  Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Bad(line, "not a JSON object");
+  const std::string type = String(j, "event");
+  EngineEvent event;
+  if (type == "progress") {
+    static const std::map<std::string, v1::JobPhase> kPhases = {
+        {"loading", v1::JOB_PHASE_LOADING},
+        {"calibrating", v1::JOB_PHASE_CALIBRATING},
+        {"quantizing", v1::JOB_PHASE_QUANTIZING},
+        {"evaluating", v1::JOB_PHASE_EVALUATING},
+        {"exporting", v1::JOB_PHASE_EXPORTING}};
+    auto phase = kPhases.find(String(j, "phase"));
+    if (phase == kPhases.end()) return Bad(line, "unknown \"phase\"");
+    event.kind = EngineEvent::Kind::kProgress;
+    event.progress.set_phase(phase->second);
+    event.progress.set_layers_done(j.value("layers_done", 0));
+    event.progress.set_layers_total(j.value("layers_total", 0));
+    event.progress.set_fraction(j.value("fraction", 0.0));
+    if (j.contains("eta_seconds") && j["eta_seconds"].is_number()) {
+      const double eta = j["eta_seconds"].get<double>();
+      if (std::isfinite(eta) && eta >= 0) {
+        *event.progress.mutable_eta() = google::protobuf::util::TimeUtil::MillisecondsToDuration(
+            static_cast<int64_t>(eta * 1000));
+      }
+    }
+    return event;
+  }
+  if (type == "log") {
+    static const std::map<std::string, v1::LogLevel> kLevels = {{"debug", v1::LOG_LEVEL_DEBUG},
+                                                                {"info", v1::LOG_LEVEL_INFO},
+                                                                {"warning", v1::LOG_LEVEL_WARNING},
+                                                                {"error", v1::LOG_LEVEL_ERROR}};
+    auto level = kLevels.find(String(j, "level"));
+    event.kind = EngineEvent::Kind::kLog;
+    event.log.set_level(level == kLevels.end() ? v1::LOG_LEVEL_INFO : level->second);
+    event.log.set_message(String(j, "message"));
+    return event;
+  }
+  if (type == "artifact") {
+    event.kind = EngineEvent::Kind::kArtifact;
+    event.artifact.set_path(String(j, "path"));
+    event.artifact.set_size_bytes(j.value("size_bytes", int64_t{-1}));
+    event.artifact.set_sha256(String(j, "sha256"));
+    if (event.artifact.path().empty() || event.artifact.size_bytes() < 0 ||
+        event.artifact.sha256().size() != 64) {
+      return Bad(line, "artifact needs \"path\", \"size_bytes\" and a 64-hex \"sha256\"");
+    }
+    return event;
+  }
+  if (type == "result") {
+    event.kind = EngineEvent::Kind::kResult;
+    const std::string status = String(j, "status");
+    if (status == "succeeded") {
+      event.result = v1::JOB_STATE_SUCCEEDED;
+    } else if (status == "cancelled") {
+      event.result = v1::JOB_STATE_CANCELLED;
+    } else if (status == "failed") {
+      event.result = v1::JOB_STATE_FAILED;
+      event.error.set_code(j.value("code_number", 13));
+      event.error.set_message(String(j, "message"));
+    } else {
+      return Bad(line, "unknown result \"status\"");
+    }
+    return event;
+  }
+  return Bad(line, absl::StrCat("unknown \"event\" \"", type, "\""));
+}
+
+}  // namespace quantd::worker

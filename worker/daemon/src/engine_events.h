@@ -1,0 +1,30 @@
+// Parsing of the JSON-lines events that quantize-awq writes to stdout with --events=jsonl
+// (docs/engine-events.md), into the messages the worker sends to the server.
+#ifndef QUANTD_WORKER_DAEMON_ENGINE_EVENTS_H_
+#define QUANTD_WORKER_DAEMON_ENGINE_EVENTS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "quantd/v1/job.pb.h"
+
+namespace quantd::worker {
+
+// One engine event. Exactly one of the members is meaningful, as `kind` says.
+struct EngineEvent {
+  enum class Kind { kProgress, kLog, kArtifact, kResult };
+  Kind kind = Kind::kLog;
+  v1::JobProgress progress;
+  v1::LogLine log;
+  v1::Artifact artifact;
+  // kResult: SUCCEEDED, FAILED or CANCELLED, and for FAILED the error.
+  v1::JobState result = v1::JOB_STATE_UNSPECIFIED;
+  v1::JobError error;
+};
+
+// Parses one line. INVALID_ARGUMENT (saying what is wrong) for a line that is not an event.
+absl::StatusOr<EngineEvent> ParseEngineEvent(const std::string& line);
+
+}  // namespace quantd::worker
+
+#endif  // QUANTD_WORKER_DAEMON_ENGINE_EVENTS_H_
