@@ -1,0 +1,92 @@
+#include "awq/clip_search.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "awq/pseudo_quantize.h"
+#include "core/matmul.h"
+
+namespace quantd::engine {
+
+Tensor SampleClipTokens(const Tensor& x) {
+  const int64_t n = x.dim(0);
+  const int64_t c = x.dim(1);
+  const int64_t step = std::max<int64_t>(1, n / kClipSampleTokens);
+  const int64_t kept = (n + step - 1) / step;
+  Tensor out({kept, c});
+  for (int64_t t = 0; t < kept; ++t) {
+    std::copy_n(x.ptr() + t * step * c, c, out.ptr() + t * c);
+  }
+  return out;
+}
+
+ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t group, DType md) {
+  const int64_t rows = w.dim(0);
+  const int64_t cols = w.dim(1);
+  const int64_t groups = cols / group;
+  const int64_t n_tok = sampled_x.dim(0);
+  ClipResult result;
+  result.max_val = Tensor({rows, groups});
+  result.shrink_index.assign(static_cast<size_t>(rows * groups), 0);
+
+  std::vector<float> gram(static_cast<size_t>(group * group));
+  std::vector<float> diff(static_cast<size_t>(rows * group));
+  std::vector<float> diff_gram(static_cast<size_t>(rows * group));
+  std::vector<float> trial(static_cast<size_t>(group));
+  std::vector<float> m0(static_cast<size_t>(rows));
+  std::vector<float> min_err(static_cast<size_t>(rows));
+  for (int64_t g = 0; g < groups; ++g) {
+    Gram(sampled_x.ptr() + g * group, n_tok, group, cols, gram.data());
+    for (int64_t o = 0; o < rows; ++o) {
+      const float* src = w.ptr() + o * cols + g * group;
+      float amax = 0.0f;
+      for (int64_t j = 0; j < group; ++j) amax = std::max(amax, std::fabs(src[j]));
+      m0[static_cast<size_t>(o)] = amax;
+      result.max_val.data[static_cast<size_t>(o * groups + g)] = amax;
+      // AutoAWQ initialises min_err with 1e9 in md (+inf in float16).
+      min_err[static_cast<size_t>(o)] = RoundTo(md, 1e9f);
+    }
+    for (int i = 0; i < kClipShrinkSteps; ++i) {
+      const float shrink = static_cast<float>(1.0 - static_cast<double>(i) / 20.0);
+      for (int64_t o = 0; o < rows; ++o) {
+        const float* src = w.ptr() + o * cols + g * group;
+        const float m = RoundTo(md, m0[static_cast<size_t>(o)] * shrink);
+        for (int64_t j = 0; j < group; ++j)
+          trial[static_cast<size_t>(j)] = std::clamp(src[j], -m, m);
+        PseudoQuantizeGroup(trial.data(), group, md, nullptr, nullptr, nullptr);
+        float* d = diff.data() + o * group;
+        for (int64_t j = 0; j < group; ++j) d[j] = trial[static_cast<size_t>(j)] - src[j];
+      }
+      MatMul(diff.data(), gram.data(), diff_gram.data(), rows, group, group);
+      for (int64_t o = 0; o < rows; ++o) {
+        const float* d = diff.data() + o * group;
+        const float* dg = diff_gram.data() + o * group;
+        double q = 0.0;
+        for (int64_t j = 0; j < group; ++j) q += static_cast<double>(d[j]) * dg[j];
+        const float err = RoundTo(md, static_cast<float>(q / static_cast<double>(n_tok)));
+        if (err < min_err[static_cast<size_t>(o)]) {  // strict: ties keep the larger bound
+          min_err[static_cast<size_t>(o)] = err;
+          result.max_val.data[static_cast<size_t>(o * groups + g)] =
+              RoundTo(md, m0[static_cast<size_t>(o)] * shrink);
+          result.shrink_index[static_cast<size_t>(o * groups + g)] = static_cast<uint8_t>(i);
+        }
+      }
+    }
+  }
+  return result;
+}
+
+void ApplyClip(const Tensor& max_val, int64_t group, Tensor* w) {
+  const int64_t rows = w->dim(0);
+  const int64_t cols = w->dim(1);
+  const int64_t groups = cols / group;
+  for (int64_t o = 0; o < rows; ++o) {
+    float* row = w->ptr() + o * cols;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float m = max_val.data[static_cast<size_t>(o * groups + j / group)];
+      row[j] = std::clamp(row[j], -m, m);
+    }
+  }
+}
+
+}  // namespace quantd::engine

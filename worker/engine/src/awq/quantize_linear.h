@@ -1,0 +1,26 @@
+// The last AWQ step of a Linear (spec/awq.md §2.4, §7.1): cast the scaled and clipped weight to
+// float16, quantize it group-wise and pack it in the GEMM layout.
+#ifndef QUANTD_ENGINE_AWQ_QUANTIZE_LINEAR_H_
+#define QUANTD_ENGINE_AWQ_QUANTIZE_LINEAR_H_
+
+#include <vector>
+
+#include "awq/gemm_packing.h"
+#include "core/tensor.h"
+#include "model/layer_weights.h"
+
+namespace quantd::engine {
+
+// The codes are emitted directly from the quantizer instead of being recomputed from the
+// dequantized weight as WQLinear_GEMM.from_linear does; spec §7.1 shows both give the same codes.
+PackedLinear QuantizeLinearGemm(const LinearWeights& linear, int64_t group_size);
+
+// Mean squared error over all tokens and outputs of x · (W_trial − W)ᵀ, from gram = xᵀx [C, C]
+// of the n_tokens inputs x: the loss of a group whose inspected module is the Linear itself,
+// without rerunning the product over every token.
+double LinearOutputMse(const std::vector<float>& gram, const Tensor& w, const Tensor& w_trial,
+                       int64_t n_tokens);
+
+}  // namespace quantd::engine
+
+#endif  // QUANTD_ENGINE_AWQ_QUANTIZE_LINEAR_H_

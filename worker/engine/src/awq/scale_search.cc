@@ -1,0 +1,163 @@
+#include "awq/scale_search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "awq/pseudo_quantize.h"
+
+namespace quantd::engine {
+namespace {
+
+float MaxFinite(DType md) {
+  switch (md) {
+    case DType::kF16:
+      return 65504.0f;
+    case DType::kBF16:
+      return Bf16ToFloat(0x7f7f);
+    default:
+      return std::numeric_limits<float>::max();
+  }
+}
+
+// torch.pow special-cases the exponents 0, 1 and 0.5 (fill 1, copy, sqrt).
+float Pow(float x, float e) {
+  if (e == 0.0f) return 1.0f;
+  if (e == 1.0f) return x;
+  if (e == 0.5f) return std::sqrt(x);
+  return std::pow(x, e);
+}
+
+}  // namespace
+
+std::vector<float> WeightMean(const std::vector<const Tensor*>& weights, int64_t group, DType md) {
+  const int64_t cols = weights.front()->dim(1);
+  std::vector<double> sum(static_cast<size_t>(cols), 0.0);
+  int64_t rows = 0;
+  const float eps = 1e-6f;
+  for (const Tensor* w : weights) {
+    const int64_t r = w->dim(0);
+    rows += r;
+    for (int64_t i = 0; i < r; ++i) {
+      const float* row = w->ptr() + i * cols;
+      for (int64_t g0 = 0; g0 < cols; g0 += group) {
+        float amax = 0.0f;
+        for (int64_t j = g0; j < g0 + group; ++j) amax = std::max(amax, std::fabs(row[j]));
+        const float denom = RoundTo(md, amax + eps);
+        for (int64_t j = g0; j < g0 + group; ++j) {
+          sum[static_cast<size_t>(j)] += RoundTo(md, std::fabs(row[j]) / denom);
+        }
+      }
+    }
+  }
+  std::vector<float> mean(static_cast<size_t>(cols));
+  const float inv = 1.0f / static_cast<float>(rows);
+  for (int64_t j = 0; j < cols; ++j) {
+    mean[static_cast<size_t>(j)] =
+        RoundTo(md, static_cast<float>(sum[static_cast<size_t>(j)]) * inv);
+  }
+  return mean;
+}
+
+std::vector<float> InputMean(const Tensor& x, DType md) {
+  const int64_t n = x.dim(0);
+  const int64_t c = x.dim(1);
+  std::vector<double> sum(static_cast<size_t>(c), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = x.ptr() + i * c;
+    for (int64_t j = 0; j < c; ++j) sum[static_cast<size_t>(j)] += std::fabs(row[j]);
+  }
+  std::vector<float> mean(static_cast<size_t>(c));
+  const float inv = 1.0f / static_cast<float>(n);
+  for (int64_t j = 0; j < c; ++j) {
+    mean[static_cast<size_t>(j)] =
+        RoundTo(md, static_cast<float>(sum[static_cast<size_t>(j)]) * inv);
+  }
+  return mean;
+}
+
+std::vector<float> ScalesForRatio(const std::vector<float>& x_mean,
+                                  const std::vector<float>& w_mean, double ratio, DType md) {
+  const float rx = static_cast<float>(ratio);
+  const float rw = static_cast<float>(1.0 - ratio);
+  const float eps = RoundTo(md, 1e-4f);
+  std::vector<float> s(x_mean.size());
+  for (size_t j = 0; j < s.size(); ++j) {
+    const float num = RoundTo(md, Pow(x_mean[j], rx));
+    const float den = RoundTo(md, RoundTo(md, Pow(w_mean[j], rw)) + 1e-4f);
+    s[j] = std::max(RoundTo(md, num / den), eps);
+  }
+  const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
+  const float norm = RoundTo(md, std::sqrt(RoundTo(md, *hi * *lo)));
+  for (float& v : s) {
+    v = RoundTo(md, v / norm);
+    if (std::isinf(v) || std::isnan(v)) v = 1.0f;
+  }
+  return s;
+}
+
+void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, int64_t group, DType md,
+                          Tensor* out) {
+  const int64_t rows = w.dim(0);
+  const int64_t cols = w.dim(1);
+  out->shape = w.shape;
+  out->data.resize(w.data.size());
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* src = w.ptr() + i * cols;
+    float* dst = out->ptr() + i * cols;
+    for (int64_t j = 0; j < cols; ++j) dst[j] = RoundTo(md, src[j] * s[static_cast<size_t>(j)]);
+  }
+  PseudoQuantize(out->ptr(), rows, cols, group, md);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* dst = out->ptr() + i * cols;
+    for (int64_t j = 0; j < cols; ++j) dst[j] = RoundTo(md, dst[j] / s[static_cast<size_t>(j)]);
+  }
+}
+
+absl::StatusOr<ScaleSearchResult> SearchBestScale(
+    const std::vector<float>& x_mean, const std::vector<float>& w_mean, DType md,
+    const std::function<absl::StatusOr<double>(const std::vector<float>& s)>& trial_loss) {
+  ScaleSearchResult result;
+  result.best_loss = std::numeric_limits<double>::infinity();
+  for (int k = 0; k < kScaleGridPoints; ++k) {
+    const double ratio = static_cast<double>(k) / kScaleGridPoints;
+    std::vector<float> s = ScalesForRatio(x_mean, w_mean, ratio, md);
+    absl::StatusOr<double> loss = trial_loss(s);
+    if (!loss.ok()) return loss.status();
+    result.losses.push_back(*loss);
+    if (*loss < result.best_loss) {  // strict: ties keep the earliest ratio
+      result.best_loss = *loss;
+      result.best_index = k;
+      result.best_ratio = ratio;
+      result.scales = std::move(s);
+    }
+  }
+  if (result.best_index < 0) {
+    return absl::InternalError(
+        absl::StrCat("AWQ scale search: no grid point gave a finite loss (NaN in the layer "
+                     "output); losses of ",
+                     kScaleGridPoints, " ratios were all NaN or inf"));
+  }
+  return result;
+}
+
+void ClampToFinite(Tensor* t, DType md) {
+  const float hi = MaxFinite(md);
+  for (float& v : t->data) v = std::clamp(v, -hi, hi);
+}
+
+double OutputMse(const Tensor& ref, const Tensor& out, DType md) {
+  const float hi = MaxFinite(md);
+  double total = 0.0;
+  const int64_t n = ref.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = std::clamp(ref.data[i], -hi, hi);
+    const float b = std::clamp(out.data[i], -hi, hi);
+    const double d = RoundTo(md, a - b);
+    total += d * d;
+  }
+  return total / static_cast<double>(n);
+}
+
+}  // namespace quantd::engine

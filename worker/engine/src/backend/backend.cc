@@ -1,0 +1,41 @@
+#include "backend/backend.h"
+
+#include "backend/cpu/cpu_backend.h"
+
+namespace quantd::engine {
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::kAuto:
+    case BackendKind::kCpu:
+      // No CUDA backend is compiled in yet (issue 6): kAuto is the CPU.
+      return CreateCpuBackend();
+    case BackendKind::kCuda:
+      return absl::FailedPreconditionError(
+          "backend 'cuda' was requested but this build has no CUDA backend; use --backend cpu "
+          "or auto");
+  }
+  return CreateCpuBackend();
+}
+
+LayerWeights DequantizedLayer(const QuantizedLayer& layer) {
+  LayerWeights w;
+  w.input_layernorm = layer.input_layernorm;
+  w.post_attention_layernorm = layer.post_attention_layernorm;
+  w.q_norm = layer.q_norm;
+  w.k_norm = layer.k_norm;
+  LinearWeights* targets[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
+                              &w.gate_proj, &w.up_proj, &w.down_proj};
+  for (size_t i = 0; i < layer.linears.size() && i < 7; ++i) {
+    const PackedLinear& p = layer.linears[i].packed;
+    targets[i]->weight = DequantizeGemm(p);
+    if (p.bias.has_value()) {
+      Tensor b({p.out_features});
+      for (int64_t j = 0; j < p.out_features; ++j) b.data[j] = F16ToFloat((*p.bias)[j]);
+      targets[i]->bias = std::move(b);
+    }
+  }
+  return w;
+}
+
+}  // namespace quantd::engine

@@ -1,0 +1,116 @@
+// Backend: where the layer math of the AWQ engine runs. The pipeline (pipeline/quantize.cc) streams
+// the model one decoder layer at a time through a Backend; the CPU backend (backend/cpu) is the
+// reference, a CUDA backend implements the same interface. The calls are coarse — one per decoder
+// layer — so that a device backend can keep activations resident, fuse and batch freely.
+#ifndef QUANTD_ENGINE_BACKEND_BACKEND_H_
+#define QUANTD_ENGINE_BACKEND_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "awq/gemm_packing.h"
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "model/layer_weights.h"
+#include "model/model_config.h"
+#include "quantd/engine/quantize.h"
+
+namespace quantd::engine {
+
+// The hidden states of a set of equal-length token blocks ([blocks · len, hidden]), held where the
+// backend computes (host memory, device memory). Each block is an independent causal sequence with
+// positions 0..len−1.
+class Activations {
+ public:
+  virtual ~Activations() = default;
+  virtual int64_t num_blocks() const = 0;
+  virtual int64_t block_len() const = 0;
+};
+
+// AWQ settings a backend needs per layer.
+struct LayerQuantSettings {
+  int64_t group_size = 128;
+  DType md = DType::kF16;  // the model dtype AutoAWQ searches in
+  bool apply_clip = true;
+};
+
+// What the search chose for one scaling group.
+struct ScalingDecision {
+  std::string label;  // "input_layernorm->self_attn.q_proj+self_attn.k_proj+self_attn.v_proj"
+  int ratio_index = 0;  // k of ratio k/20
+  double ratio = 0.0;
+  double loss = 0.0;
+  std::vector<float> scales;  // [in_features], values in md
+};
+
+// What the clip search chose for one Linear.
+struct ClipDecision {
+  std::string linear;                 // "self_attn.v_proj"
+  Tensor max_val;                     // [out, in / group]
+  std::vector<uint8_t> shrink_index;  // [out · in / group], bound = max|w| · (1 − i/20)
+};
+
+struct QuantizedLinear {
+  std::string name;  // relative to the layer: "self_attn.q_proj"
+  PackedLinear packed;
+};
+
+// One quantized decoder layer: the packed Linears, the float tensors after AWQ scaling (values in
+// md) and the decisions, for the checkpoint and the report.
+struct QuantizedLayer {
+  std::vector<QuantizedLinear> linears;  // kLayerLinearNames order
+  Tensor input_layernorm;
+  Tensor post_attention_layernorm;
+  std::optional<Tensor> q_norm, k_norm;
+  std::vector<ScalingDecision> scaling;
+  std::vector<ClipDecision> clips;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string_view name() const = 0;
+
+  // Embeds token blocks (all of one length) with rows of embedding [vocab, hidden].
+  virtual absl::StatusOr<std::unique_ptr<Activations>> Embed(
+      const Tensor& embedding, const std::vector<std::vector<int32_t>>& blocks) = 0;
+
+  // AWQ for one decoder layer (spec/awq.md §2.3): forwards the float layer over `hidden`, capturing
+  // the Linears' inputs, and replaces `hidden` by the float layer's output (no error propagation);
+  // searches every scaling group's ratio on the original weights, applies the scales, searches and
+  // applies the clips, quantizes and packs. Checks `cancel` between scaling groups
+  // (absl::CancelledError). `weights` is consumed.
+  virtual absl::StatusOr<QuantizedLayer> QuantizeLayer(const ModelConfig& config,
+                                                       const LayerQuantSettings& settings,
+                                                       LayerWeights weights, Activations* hidden,
+                                                       const CancellationToken* cancel) = 0;
+
+  // Forwards `hidden` through a float layer in place (perplexity of the float or the dequantized
+  // model).
+  virtual absl::Status ForwardLayer(const ModelConfig& config, DType md,
+                                    const LayerWeights& weights, Activations* hidden) = 0;
+
+  // Final RMSNorm and lm_head [vocab, hidden], then the summed negative log-likelihood of
+  // targets[b][t], the token that follows position t of block b.
+  virtual absl::StatusOr<double> NextTokenNll(const ModelConfig& config, DType md,
+                                              const Tensor& final_norm, const Tensor& lm_head,
+                                              const Activations& hidden,
+                                              const std::vector<std::vector<int32_t>>& targets) = 0;
+};
+
+// kAuto → CUDA when compiled in and a GPU is present, else CPU. kCuda without CUDA is an error.
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind);
+
+// The float layer a quantized layer stands for: dequantized Linears (float16 values), biases and
+// the scaled norms, for evaluating the quantized model.
+LayerWeights DequantizedLayer(const QuantizedLayer& layer);
+
+}  // namespace quantd::engine
+
+#endif  // QUANTD_ENGINE_BACKEND_BACKEND_H_

@@ -1,0 +1,259 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "awq/apply_scale.h"
+#include "awq/clip_search.h"
+#include "awq/quantize_linear.h"
+#include "awq/scale_search.h"
+#include "awq/scaling_groups.h"
+#include "backend/cpu/decoder_layer.h"
+#include "core/matmul.h"
+
+namespace quantd::engine {
+namespace {
+
+LayerContext MakeContext(const ModelConfig& config, DType md, int64_t len) {
+  return LayerContext{&config, md, len, MakeRopeTable(config, len, md)};
+}
+
+// The cached input of a group's Linears (AutoAWQ's input_feat entry).
+const Tensor& GroupInput(ScalingGroupKind kind, const LayerCapture& cap) {
+  switch (kind) {
+    case ScalingGroupKind::kAttentionInput:
+      return cap.attn_input;
+    case ScalingGroupKind::kValueOutput:
+      return cap.o_input;
+    case ScalingGroupKind::kMlpInput:
+      return cap.mlp_input;
+    case ScalingGroupKind::kMlpDown:
+      return cap.down_input;
+  }
+  return cap.attn_input;
+}
+
+// Loss of one trial scale vector for a group: rerun the inspected module with Q(W·s)/s.
+class TrialLoss {
+ public:
+  TrialLoss(const LayerContext& ctx, const LayerWeights& layer, const LayerCapture& cap,
+            ScalingGroupKind kind, int64_t group_size)
+      : ctx_(ctx), layer_(layer), cap_(cap), kind_(kind), group_size_(group_size) {
+    if (kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown) {
+      // The inspected module is the Linear itself: the output MSE is a quadratic form in xᵀx.
+      const Tensor& x = GroupInput(kind, cap);
+      gram_.resize(static_cast<size_t>(x.dim(1) * x.dim(1)));
+      Gram(x.ptr(), x.dim(0), x.dim(1), x.dim(1), gram_.data());
+    }
+  }
+
+  double operator()(const std::vector<float>& s) const {
+    std::vector<LinearWeights> trial;
+    for (const LinearWeights* l : GroupLinears(kind_, layer_)) {
+      LinearWeights t{Tensor(), l->bias};
+      ScaleQuantizeUnscale(l->weight, s, group_size_, ctx_.md, &t.weight);
+      trial.push_back(std::move(t));
+    }
+    switch (kind_) {
+      case ScalingGroupKind::kAttentionInput: {
+        Tensor out = SelfAttention(ctx_, trial[0], trial[1], trial[2], layer_.o_proj, layer_,
+                                   cap_.attn_input, nullptr);
+        return OutputMse(cap_.attn_output, out, ctx_.md);
+      }
+      case ScalingGroupKind::kMlpInput: {
+        Tensor out = Mlp(ctx_, trial[0], trial[1], layer_.down_proj, cap_.mlp_input, nullptr);
+        return OutputMse(cap_.mlp_output, out, ctx_.md);
+      }
+      case ScalingGroupKind::kValueOutput:
+        return LinearOutputMse(gram_, layer_.o_proj.weight, trial[0].weight,
+                               cap_.o_input.dim(0));
+      case ScalingGroupKind::kMlpDown:
+        return LinearOutputMse(gram_, layer_.down_proj.weight, trial[0].weight,
+                               cap_.down_input.dim(0));
+    }
+    return 0.0;
+  }
+
+ private:
+  const LayerContext& ctx_;
+  const LayerWeights& layer_;
+  const LayerCapture& cap_;
+  ScalingGroupKind kind_;
+  int64_t group_size_;
+  std::vector<float> gram_;
+};
+
+absl::Status CheckCancel(const CancellationToken* cancel) {
+  if (cancel != nullptr && cancel->cancelled()) return absl::CancelledError("quantization cancelled");
+  return absl::OkStatus();
+}
+
+// Sampled clip inputs of each clipped Linear: AutoAWQ divides the whole cache by the group's
+// scales and then samples tokens; sampling first and dividing the sample is the same.
+struct ClipInput {
+  const char* linear;
+  LinearWeights* weights;
+  Tensor sampled;
+};
+
+class CpuBackend : public Backend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+
+  absl::StatusOr<std::unique_ptr<Activations>> Embed(
+      const Tensor& embedding, const std::vector<std::vector<int32_t>>& blocks) override {
+    if (blocks.empty()) return absl::InvalidArgumentError("no token blocks to embed");
+    const int64_t len = static_cast<int64_t>(blocks.front().size());
+    const int64_t vocab = embedding.dim(0);
+    const int64_t hidden = embedding.dim(1);
+    Tensor h({static_cast<int64_t>(blocks.size()) * len, hidden});
+    int64_t row = 0;
+    for (const auto& block : blocks) {
+      if (static_cast<int64_t>(block.size()) != len) {
+        return absl::InvalidArgumentError("token blocks must all have the same length");
+      }
+      for (int32_t id : block) {
+        if (id < 0 || id >= vocab) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("token id ", id, " is outside the embedding's vocabulary of ", vocab));
+        }
+        std::copy_n(embedding.ptr() + id * hidden, hidden, h.ptr() + row * hidden);
+        ++row;
+      }
+    }
+    return std::make_unique<CpuActivations>(std::move(h), static_cast<int64_t>(blocks.size()), len);
+  }
+
+  absl::StatusOr<QuantizedLayer> QuantizeLayer(const ModelConfig& config,
+                                               const LayerQuantSettings& settings,
+                                               LayerWeights w, Activations* hidden,
+                                               const CancellationToken* cancel) override {
+    auto* act = static_cast<CpuActivations*>(hidden);
+    const DType md = settings.md;
+    const int64_t gs = settings.group_size;
+    const LayerContext ctx = MakeContext(config, md, act->block_len());
+    LayerCapture cap;
+    ForwardDecoderLayer(ctx, w, &act->hidden(), &cap);
+
+    QuantizedLayer out;
+    const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
+    for (const ScalingGroup& group : groups) {
+      if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
+      std::vector<const Tensor*> ws;
+      for (const LinearWeights* l : GroupLinears(group.kind, std::as_const(w))) {
+        ws.push_back(&l->weight);
+      }
+      const std::vector<float> w_mean = WeightMean(ws, gs, md);
+      const std::vector<float> x_mean = InputMean(GroupInput(group.kind, cap), md);
+      const TrialLoss loss(ctx, w, cap, group.kind, gs);
+      absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
+          x_mean, w_mean, md,
+          [&loss](const std::vector<float>& s) -> absl::StatusOr<double> { return loss(s); });
+      if (!best.ok()) {
+        return absl::Status(best.status().code(),
+                            absl::StrCat(GroupLabel(group), ": ", best.status().message()));
+      }
+      out.scaling.push_back(
+          {GroupLabel(group), best->best_index, best->best_ratio, best->best_loss, best->scales});
+    }
+    // Apply all scales in group order (each search above saw the original weights).
+    for (size_t i = 0; i < groups.size(); ++i) {
+      ApplyGroupScales(groups[i].kind, out.scaling[i].scales, md, &w);
+    }
+    if (settings.apply_clip) {
+      if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
+      std::vector<ClipInput> inputs;
+      for (size_t i = 0; i < groups.size(); ++i) {
+        Tensor sampled = SampleClipTokens(GroupInput(groups[i].kind, cap));
+        DivideInputs(out.scaling[i].scales, md, &sampled);
+        for (LinearWeights* l : GroupLinears(groups[i].kind, &w)) {
+          const char* name = LinearName(w, l);
+          if (IsClipped(name)) inputs.push_back({name, l, sampled});
+        }
+      }
+      for (ClipInput& in : inputs) {
+        ClipResult r = SearchBestClip(in.weights->weight, in.sampled, gs, md);
+        ApplyClip(r.max_val, gs, &in.weights->weight);
+        out.clips.push_back({in.linear, std::move(r.max_val), std::move(r.shrink_index)});
+      }
+    }
+    for (const char* name : kLayerLinearNames) {
+      out.linears.push_back({name, QuantizeLinearGemm(*LinearByName(&w, name), gs)});
+    }
+    out.input_layernorm = std::move(w.input_layernorm);
+    out.post_attention_layernorm = std::move(w.post_attention_layernorm);
+    out.q_norm = std::move(w.q_norm);
+    out.k_norm = std::move(w.k_norm);
+    return out;
+  }
+
+  absl::Status ForwardLayer(const ModelConfig& config, DType md, const LayerWeights& weights,
+                            Activations* hidden) override {
+    auto* act = static_cast<CpuActivations*>(hidden);
+    ForwardDecoderLayer(MakeContext(config, md, act->block_len()), weights, &act->hidden(),
+                        nullptr);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<double> NextTokenNll(const ModelConfig& config, DType md,
+                                      const Tensor& final_norm, const Tensor& lm_head,
+                                      const Activations& hidden,
+                                      const std::vector<std::vector<int32_t>>& targets) override {
+    const auto& act = static_cast<const CpuActivations&>(hidden);
+    const int64_t len = act.block_len();
+    const int64_t h = act.hidden().dim(1);
+    const int64_t vocab = lm_head.dim(0);
+    double nll = 0.0;
+    // One block at a time keeps the logits at len × vocab.
+    for (int64_t b = 0; b < act.num_blocks(); ++b) {
+      Tensor rows({len, h});
+      std::copy_n(act.hidden().ptr() + b * len * h, len * h, rows.ptr());
+      const Tensor logits = CpuLogits(config, md, final_norm, lm_head, rows);
+      for (int64_t t = 0; t < len; ++t) {
+        const float* z = logits.ptr() + t * vocab;
+        const float mx = *std::max_element(z, z + vocab);
+        double sum = 0.0;
+        for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(z[j] - mx));
+        const int32_t target = targets[static_cast<size_t>(b)][static_cast<size_t>(t)];
+        nll += std::log(sum) + mx - z[target];
+      }
+    }
+    return nll;
+  }
+
+ private:
+  static bool IsClipped(const std::string& name) {
+    // AutoAWQ skips q/k projections (names containing "q_" / "k_").
+    return name.find("q_") == std::string::npos && name.find("k_") == std::string::npos;
+  }
+
+  static LinearWeights* LinearByName(LayerWeights* w, const std::string& name) {
+    LinearWeights* all[] = {&w->q_proj,    &w->k_proj,  &w->v_proj,   &w->o_proj,
+                            &w->gate_proj, &w->up_proj, &w->down_proj};
+    for (size_t i = 0; i < 7; ++i) {
+      if (name == kLayerLinearNames[i]) return all[i];
+    }
+    return nullptr;
+  }
+
+  static const char* LinearName(LayerWeights& w, const LinearWeights* l) {
+    for (const char* name : kLayerLinearNames) {
+      if (LinearByName(&w, name) == l) return name;
+    }
+    return "";
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend>(); }
+
+Tensor CpuLogits(const ModelConfig& config, DType md, const Tensor& final_norm,
+                 const Tensor& lm_head, const Tensor& hidden) {
+  const Tensor normed = RmsNorm(hidden, final_norm, static_cast<float>(config.rms_norm_eps), md);
+  return Linear(normed, LinearWeights{lm_head, std::nullopt}, md);
+}
+
+}  // namespace quantd::engine

@@ -1,0 +1,162 @@
+#include "io/file_util.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace quantd::engine {
+namespace {
+
+absl::Status ErrnoError(std::string_view what, const std::string& path) {
+  int err = errno;
+  std::string message = absl::StrCat(std::string(what), " ", path, ": ", std::strerror(err));
+  if (err == ENOENT) return absl::NotFoundError(message);
+  if (err == ENOSPC) return absl::ResourceExhaustedError(message);
+  return absl::InternalError(message);
+}
+
+// Closes a descriptor on scope exit.
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open", path);
+  FdCloser closer(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoError("cannot stat", path);
+  if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, " is a directory"));
+  std::string content;
+  char buffer[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("cannot read", path);
+    }
+    if (n == 0) break;
+    content.append(buffer, static_cast<size_t>(n));
+  }
+  return content;
+}
+
+std::string TemporaryPathFor(const std::string& final_path) {
+  std::filesystem::path p(final_path);
+  return (p.parent_path() / absl::StrCat(".", p.filename().string(), ".quantd-tmp")).string();
+}
+
+bool IsTemporaryName(std::string_view name) {
+  constexpr std::string_view kSuffix = ".quantd-tmp";
+  return name.size() > kSuffix.size() + 1 && name.front() == '.' &&
+         name.substr(name.size() - kSuffix.size()) == kSuffix;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view content) {
+  std::string tmp = TemporaryPathFor(path);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot create", tmp);
+  absl::Status status;
+  size_t done = 0;
+  while (done < content.size() && status.ok()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      status = ErrnoError("cannot write", tmp);
+    else
+      done += static_cast<size_t>(n);
+  }
+  if (status.ok() && ::fsync(fd) != 0) status = ErrnoError("cannot fsync", tmp);
+  if (::close(fd) != 0 && status.ok()) status = ErrnoError("cannot close", tmp);
+  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    status = ErrnoError(absl::StrCat("cannot rename ", tmp, " to"), path);
+  }
+  if (!status.ok()) {
+    ::unlink(tmp.c_str());
+    return status;
+  }
+  return SyncDirectory(std::filesystem::path(path).parent_path().string());
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  std::string d = dir.empty() ? "." : dir;
+  int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open directory", d);
+  FdCloser closer(fd);
+  if (::fsync(fd) != 0 && errno != EINVAL) return ErrnoError("cannot fsync directory", d);
+  return absl::OkStatus();
+}
+
+absl::Status EnsureDirectory(const std::string& dir, std::string_view what) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    if (!std::filesystem::is_directory(dir, ec)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(std::string(what), " ", dir, " exists and is not a directory"));
+    }
+    return absl::OkStatus();
+  }
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot create ", std::string(what), " ", dir, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Artifact> DescribeArtifact(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open", path);
+  FdCloser closer(fd);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("OpenSSL SHA-256 initialisation failed");
+  }
+  std::vector<char> buffer(1 << 20);
+  int64_t size = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("cannot read", path);
+    }
+    if (n == 0) break;
+    size += n;
+    EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &digest_len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  Artifact artifact;
+  artifact.path = path;
+  artifact.size_bytes = size;
+  for (unsigned int i = 0; i < digest_len; ++i) {
+    artifact.sha256.push_back(kHex[digest[i] >> 4]);
+    artifact.sha256.push_back(kHex[digest[i] & 15]);
+  }
+  return artifact;
+}
+
+}  // namespace quantd::engine
