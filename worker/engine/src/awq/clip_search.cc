@@ -29,16 +29,18 @@ ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t grou
   result.max_val = Tensor({rows, groups});
   result.shrink_index.assign(static_cast<size_t>(rows * groups), 0);
 
-  std::vector<float> gram(static_cast<size_t>(group * group));
-  std::vector<float> diff(static_cast<size_t>(rows * group));
-  std::vector<float> diff_gram(static_cast<size_t>(rows * group));
-  std::vector<float> trial(static_cast<size_t>(group));
+  std::vector<float> w_group(static_cast<size_t>(rows * group));
+  std::vector<float> trial(static_cast<size_t>(rows * group));
+  std::vector<float> ref(static_cast<size_t>(n_tok * rows));
+  std::vector<float> cur(static_cast<size_t>(n_tok * rows));
   std::vector<float> m0(static_cast<size_t>(rows));
   std::vector<float> min_err(static_cast<size_t>(rows));
+  std::vector<float> err_sum(static_cast<size_t>(rows));
+  const float inv_tok = 1.0f / static_cast<float>(n_tok);
   for (int64_t g = 0; g < groups; ++g) {
-    Gram(sampled_x.ptr() + g * group, n_tok, group, cols, gram.data());
     for (int64_t o = 0; o < rows; ++o) {
       const float* src = w.ptr() + o * cols + g * group;
+      std::copy_n(src, group, w_group.data() + o * group);
       float amax = 0.0f;
       for (int64_t j = 0; j < group; ++j) amax = std::max(amax, std::fabs(src[j]));
       m0[static_cast<size_t>(o)] = amax;
@@ -46,24 +48,33 @@ ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t grou
       // AutoAWQ initialises min_err with 1e9 in md (+inf in float16).
       min_err[static_cast<size_t>(o)] = RoundTo(md, 1e9f);
     }
+    // Partial dot products of the group, [n_tok, rows], stored in md as AutoAWQ's are.
+    MatMulStrided(sampled_x.ptr() + g * group, cols, w_group.data(), ref.data(), n_tok, rows,
+                  group);
+    for (float& v : ref) v = RoundTo(md, v);
     for (int i = 0; i < kClipShrinkSteps; ++i) {
       const float shrink = static_cast<float>(1.0 - static_cast<double>(i) / 20.0);
       for (int64_t o = 0; o < rows; ++o) {
-        const float* src = w.ptr() + o * cols + g * group;
         const float m = RoundTo(md, m0[static_cast<size_t>(o)] * shrink);
-        for (int64_t j = 0; j < group; ++j)
-          trial[static_cast<size_t>(j)] = std::clamp(src[j], -m, m);
-        PseudoQuantizeGroup(trial.data(), group, md, nullptr, nullptr, nullptr);
-        float* d = diff.data() + o * group;
-        for (int64_t j = 0; j < group; ++j) d[j] = trial[static_cast<size_t>(j)] - src[j];
+        float* t = trial.data() + o * group;
+        const float* src = w_group.data() + o * group;
+        for (int64_t j = 0; j < group; ++j) t[j] = std::clamp(src[j], -m, m);
+        PseudoQuantizeGroup(t, group, md, nullptr, nullptr, nullptr);
       }
-      MatMul(diff.data(), gram.data(), diff_gram.data(), rows, group, group);
+      MatMulStrided(sampled_x.ptr() + g * group, cols, trial.data(), cur.data(), n_tok, rows,
+                    group);
+      // err = mean over tokens of (cur − ref)², each step rounded to md like AutoAWQ's tensors.
+      std::fill(err_sum.begin(), err_sum.end(), 0.0f);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const float* c = cur.data() + t * rows;
+        const float* r = ref.data() + t * rows;
+        for (int64_t o = 0; o < rows; ++o) {
+          const float d = RoundTo(md, RoundTo(md, c[o]) - r[o]);
+          err_sum[static_cast<size_t>(o)] += RoundTo(md, d * d);
+        }
+      }
       for (int64_t o = 0; o < rows; ++o) {
-        const float* d = diff.data() + o * group;
-        const float* dg = diff_gram.data() + o * group;
-        double q = 0.0;
-        for (int64_t j = 0; j < group; ++j) q += static_cast<double>(d[j]) * dg[j];
-        const float err = RoundTo(md, static_cast<float>(q / static_cast<double>(n_tok)));
+        const float err = RoundTo(md, err_sum[static_cast<size_t>(o)] * inv_tok);
         if (err < min_err[static_cast<size_t>(o)]) {  // strict: ties keep the larger bound
           min_err[static_cast<size_t>(o)] = err;
           result.max_val.data[static_cast<size_t>(o * groups + g)] =

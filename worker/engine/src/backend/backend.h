@@ -37,15 +37,24 @@ struct LayerQuantSettings {
   int64_t group_size = 128;
   DType md = DType::kF16;  // the model dtype AutoAWQ searches in
   bool apply_clip = true;
+  // AutoAWQ 0.2.9 run under transformers >= 5 leaks a KV cache into the attention group's search:
+  // each trial's keys and values are appended after the float layer's, and top-left causal SDPA
+  // attends only to the float ones, so only q_proj's quantization error is measured. Off (the
+  // spec's behaviour, transformers 4.51 as the seed pins) except to compare with fixtures that were
+  // made that way (fixtures/autoawq-parity, transformers 5.17).
+  bool attention_trials_use_float_kv = false;
 };
 
 // What the search chose for one scaling group.
 struct ScalingDecision {
-  std::string label;  // "input_layernorm->self_attn.q_proj+self_attn.k_proj+self_attn.v_proj"
+  std::string label;    // "input_layernorm->self_attn.q_proj+self_attn.k_proj+self_attn.v_proj"
   int ratio_index = 0;  // k of ratio k/20
   double ratio = 0.0;
   double loss = 0.0;
-  std::vector<float> scales;  // [in_features], values in md
+  std::vector<double> losses;  // loss of every grid point
+  std::vector<float> scales;   // [in_features], values in md
+  // The statistics the grid was built from: ScalesForRatio(x_mean, w_mean, k/20) is grid point k.
+  std::vector<float> x_mean, w_mean;
 };
 
 // What the clip search chose for one Linear.

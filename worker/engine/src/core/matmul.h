@@ -10,6 +10,11 @@ namespace quantd::engine {
 void MatMulTransB(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k,
                   float beta = 0.0f);
 
+// c[m, n] = a[m, k] · b[n, k]ᵀ where the rows of a are lda apart (a column block of a wider
+// matrix).
+void MatMulStrided(const float* a, int64_t lda, const float* b, float* c, int64_t m, int64_t n,
+                   int64_t k);
+
 // c[m, n] = a[m, k] · b[k, n] (+ beta · c).
 void MatMul(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k,
             float beta = 0.0f);

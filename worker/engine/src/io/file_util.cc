@@ -73,22 +73,28 @@ bool IsTemporaryName(std::string_view name) {
          name.substr(name.size() - kSuffix.size()) == kSuffix;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, std::string_view content) {
-  std::string tmp = TemporaryPathFor(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("cannot create", tmp);
+absl::Status WriteFileAndSync(const std::string& path, std::string_view content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot create", path);
   absl::Status status;
   size_t done = 0;
   while (done < content.size() && status.ok()) {
     ssize_t n = ::write(fd, content.data() + done, content.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      status = ErrnoError("cannot write", tmp);
-    else
+    if (n < 0) {
+      status = ErrnoError("cannot write", path);
+    } else {
       done += static_cast<size_t>(n);
+    }
   }
-  if (status.ok() && ::fsync(fd) != 0) status = ErrnoError("cannot fsync", tmp);
-  if (::close(fd) != 0 && status.ok()) status = ErrnoError("cannot close", tmp);
+  if (status.ok() && ::fsync(fd) != 0) status = ErrnoError("cannot fsync", path);
+  if (::close(fd) != 0 && status.ok()) status = ErrnoError("cannot close", path);
+  return status;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view content) {
+  std::string tmp = TemporaryPathFor(path);
+  absl::Status status = WriteFileAndSync(tmp, content);
   if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     status = ErrnoError(absl::StrCat("cannot rename ", tmp, " to"), path);
   }

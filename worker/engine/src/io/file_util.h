@@ -22,6 +22,9 @@ std::string TemporaryPathFor(const std::string& final_path);
 // True when `name` (a file name, not a path) is one of our temporaries.
 bool IsTemporaryName(std::string_view name);
 
+// Creates or truncates `path`, writes `content` and fsyncs it.
+absl::Status WriteFileAndSync(const std::string& path, std::string_view content);
+
 // Writes `content` to TemporaryPathFor(path), fsyncs it and renames it to `path`; on failure the
 // temporary is removed and `path` is untouched.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view content);

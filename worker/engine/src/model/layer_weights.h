@@ -10,7 +10,7 @@
 namespace quantd::engine {
 
 struct LinearWeights {
-  Tensor weight;               // [out_features, in_features], PyTorch nn.Linear layout.
+  Tensor weight;              // [out_features, in_features], PyTorch nn.Linear layout.
   std::optional<Tensor> bias;  // [out_features]
   int64_t out_features() const { return weight.dim(0); }
   int64_t in_features() const { return weight.dim(1); }

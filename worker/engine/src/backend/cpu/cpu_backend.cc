@@ -38,9 +38,9 @@ const Tensor& GroupInput(ScalingGroupKind kind, const LayerCapture& cap) {
 // Loss of one trial scale vector for a group: rerun the inspected module with Q(W·s)/s.
 class TrialLoss {
  public:
-  TrialLoss(const LayerContext& ctx, const LayerWeights& layer, const LayerCapture& cap,
-            ScalingGroupKind kind, int64_t group_size)
-      : ctx_(ctx), layer_(layer), cap_(cap), kind_(kind), group_size_(group_size) {
+  TrialLoss(const LayerContext& ctx, const LayerQuantSettings& settings, const LayerWeights& layer,
+            const LayerCapture& cap, ScalingGroupKind kind)
+      : ctx_(ctx), settings_(settings), layer_(layer), cap_(cap), kind_(kind) {
     if (kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown) {
       // The inspected module is the Linear itself: the output MSE is a quadratic form in xᵀx.
       const Tensor& x = GroupInput(kind, cap);
@@ -53,12 +53,14 @@ class TrialLoss {
     std::vector<LinearWeights> trial;
     for (const LinearWeights* l : GroupLinears(kind_, layer_)) {
       LinearWeights t{Tensor(), l->bias};
-      ScaleQuantizeUnscale(l->weight, s, group_size_, ctx_.md, &t.weight);
+      ScaleQuantizeUnscale(l->weight, s, settings_.group_size, ctx_.md, &t.weight);
       trial.push_back(std::move(t));
     }
     switch (kind_) {
       case ScalingGroupKind::kAttentionInput: {
-        Tensor out = SelfAttention(ctx_, trial[0], trial[1], trial[2], layer_.o_proj, layer_,
+        const bool float_kv = settings_.attention_trials_use_float_kv;
+        Tensor out = SelfAttention(ctx_, trial[0], float_kv ? layer_.k_proj : trial[1],
+                                   float_kv ? layer_.v_proj : trial[2], layer_.o_proj, layer_,
                                    cap_.attn_input, nullptr);
         return OutputMse(cap_.attn_output, out, ctx_.md);
       }
@@ -67,8 +69,7 @@ class TrialLoss {
         return OutputMse(cap_.mlp_output, out, ctx_.md);
       }
       case ScalingGroupKind::kValueOutput:
-        return LinearOutputMse(gram_, layer_.o_proj.weight, trial[0].weight,
-                               cap_.o_input.dim(0));
+        return LinearOutputMse(gram_, layer_.o_proj.weight, trial[0].weight, cap_.o_input.dim(0));
       case ScalingGroupKind::kMlpDown:
         return LinearOutputMse(gram_, layer_.down_proj.weight, trial[0].weight,
                                cap_.down_input.dim(0));
@@ -78,15 +79,16 @@ class TrialLoss {
 
  private:
   const LayerContext& ctx_;
+  const LayerQuantSettings& settings_;
   const LayerWeights& layer_;
   const LayerCapture& cap_;
   ScalingGroupKind kind_;
-  int64_t group_size_;
   std::vector<float> gram_;
 };
 
 absl::Status CheckCancel(const CancellationToken* cancel) {
-  if (cancel != nullptr && cancel->cancelled()) return absl::CancelledError("quantization cancelled");
+  if (cancel != nullptr && cancel->cancelled())
+    return absl::CancelledError("quantization cancelled");
   return absl::OkStatus();
 }
 
@@ -127,8 +129,8 @@ class CpuBackend : public Backend {
   }
 
   absl::StatusOr<QuantizedLayer> QuantizeLayer(const ModelConfig& config,
-                                               const LayerQuantSettings& settings,
-                                               LayerWeights w, Activations* hidden,
+                                               const LayerQuantSettings& settings, LayerWeights w,
+                                               Activations* hidden,
                                                const CancellationToken* cancel) override {
     auto* act = static_cast<CpuActivations*>(hidden);
     const DType md = settings.md;
@@ -147,7 +149,7 @@ class CpuBackend : public Backend {
       }
       const std::vector<float> w_mean = WeightMean(ws, gs, md);
       const std::vector<float> x_mean = InputMean(GroupInput(group.kind, cap), md);
-      const TrialLoss loss(ctx, w, cap, group.kind, gs);
+      const TrialLoss loss(ctx, settings, w, cap, group.kind);
       absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
           x_mean, w_mean, md,
           [&loss](const std::vector<float>& s) -> absl::StatusOr<double> { return loss(s); });
@@ -155,8 +157,8 @@ class CpuBackend : public Backend {
         return absl::Status(best.status().code(),
                             absl::StrCat(GroupLabel(group), ": ", best.status().message()));
       }
-      out.scaling.push_back(
-          {GroupLabel(group), best->best_index, best->best_ratio, best->best_loss, best->scales});
+      out.scaling.push_back({GroupLabel(group), best->best_index, best->best_ratio, best->best_loss,
+                             best->losses, best->scales, x_mean, w_mean});
     }
     // Apply all scales in group order (each search above saw the original weights).
     for (size_t i = 0; i < groups.size(); ++i) {
@@ -197,9 +199,8 @@ class CpuBackend : public Backend {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<double> NextTokenNll(const ModelConfig& config, DType md,
-                                      const Tensor& final_norm, const Tensor& lm_head,
-                                      const Activations& hidden,
+  absl::StatusOr<double> NextTokenNll(const ModelConfig& config, DType md, const Tensor& final_norm,
+                                      const Tensor& lm_head, const Activations& hidden,
                                       const std::vector<std::vector<int32_t>>& targets) override {
     const auto& act = static_cast<const CpuActivations&>(hidden);
     const int64_t len = act.block_len();

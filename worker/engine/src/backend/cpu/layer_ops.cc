@@ -23,8 +23,7 @@ std::vector<float> InverseFrequencies(const ModelConfig& config, int64_t head_di
   std::vector<float> inv(static_cast<size_t>(head_dim / 2));
   for (int64_t i = 0; i < head_dim / 2; ++i) {
     const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
-    inv[static_cast<size_t>(i)] =
-        1.0f / std::pow(static_cast<float>(config.rope_theta), exponent);
+    inv[static_cast<size_t>(i)] = 1.0f / std::pow(static_cast<float>(config.rope_theta), exponent);
   }
   const RopeScaling& rs = config.rope_scaling;
   if (rs.type == RopeScaling::Type::kLinear) {
@@ -58,7 +57,8 @@ Tensor RmsNorm(const Tensor& x, const Tensor& weight, float eps, DType md) {
   const int64_t n = x.dim(0);
   const int64_t c = x.dim(1);
   Tensor y({n, c});
-  for (int64_t i = 0; i < n; ++i) RmsNormRow(x.ptr() + i * c, weight.ptr(), c, eps, md, y.ptr() + i * c);
+  for (int64_t i = 0; i < n; ++i)
+    RmsNormRow(x.ptr() + i * c, weight.ptr(), c, eps, md, y.ptr() + i * c);
   return y;
 }
 
@@ -121,7 +121,8 @@ void ApplyRope(const RopeTable& rope, int64_t heads, DType md, Tensor* x) {
         rotated[static_cast<size_t>(i + half)] = v[i];
       }
       for (int64_t i = 0; i < d; ++i) {
-        v[i] = RoundTo(md, RoundTo(md, v[i] * c[i]) + RoundTo(md, rotated[static_cast<size_t>(i)] * s[i]));
+        v[i] = RoundTo(
+            md, RoundTo(md, v[i] * c[i]) + RoundTo(md, rotated[static_cast<size_t>(i)] * s[i]));
       }
     }
   }
@@ -146,8 +147,8 @@ Tensor CausalAttention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
       const float* vb = v.ptr() + b * len * kv_stride + (h / group) * head_dim;
       float* ob = out.ptr() + b * len * q_stride + h * head_dim;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, hd, scale, qb,
-                  static_cast<int>(q_stride), kb, static_cast<int>(kv_stride), 0.0f,
-                  scores.data(), l);
+                  static_cast<int>(q_stride), kb, static_cast<int>(kv_stride), 0.0f, scores.data(),
+                  l);
       for (int64_t i = 0; i < len; ++i) {
         float* row = scores.data() + i * len;
         float mx = row[0];

@@ -1,0 +1,100 @@
+#include "io_random_model.h"
+
+#include <random>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "export/checkpoint_writer.h"
+#include "io/file_util.h"
+#include "io/status_macros.h"
+#include "model/architecture.h"
+
+namespace quantd::engine::testing {
+namespace {
+
+bool IsNorm(const std::string& name) { return absl::EndsWith(name, "norm.weight"); }
+
+}  // namespace
+
+nlohmann::json TinyConfig(const std::string& architecture, bool tied) {
+  nlohmann::json c = {{"architectures", {architecture}},
+                      {"hidden_size", 64},
+                      {"intermediate_size", 128},
+                      {"num_hidden_layers", 2},
+                      {"num_attention_heads", 4},
+                      {"num_key_value_heads", 2},
+                      {"vocab_size", 96},
+                      {"max_position_embeddings", 512},
+                      {"rms_norm_eps", 1e-6},
+                      {"rope_theta", 10000.0},
+                      {"hidden_act", "silu"},
+                      {"tie_word_embeddings", tied},
+                      {"torch_dtype", "float16"},
+                      {"bos_token_id", 1},
+                      {"eos_token_id", 2}};
+  if (architecture == "Qwen3ForCausalLM") c["head_dim"] = 32;
+  return c;
+}
+
+absl::Status WriteRandomModel(const RandomModelOptions& options) {
+  nlohmann::json config_json = options.config;
+  const char* dtype_name = options.dtype == DType::kBF16  ? "bfloat16"
+                           : options.dtype == DType::kF32 ? "float32"
+                                                          : "float16";
+  if (config_json.contains("dtype")) {
+    config_json["dtype"] = dtype_name;
+  } else {
+    config_json["torch_dtype"] = dtype_name;
+  }
+  QUANTD_ASSIGN_OR_RETURN(ModelConfig config, ParseModelConfig(config_json, "random config"));
+  QUANTD_RETURN_IF_ERROR(EnsureDirectory(options.output_dir, "output_dir"));
+
+  std::vector<PlannedTensor> plan;
+  auto add = [&](const std::vector<TensorSpec>& specs) {
+    for (const TensorSpec& s : specs) plan.push_back({s.name, options.dtype, s.shape});
+  };
+  std::vector<TensorSpec> globals = SourceGlobalTensors(config);
+  add({globals[0]});
+  for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
+    add(SourceLayerTensors(config, layer));
+  }
+  add({globals.begin() + 1, globals.end()});
+
+  StagedFiles staged(options.output_dir);
+  std::map<std::string, std::string> dropped;
+  if (config.tie_word_embeddings) dropped[kLmHeadName] = kEmbedTokensName;
+  QUANTD_ASSIGN_OR_RETURN(
+      std::unique_ptr<CheckpointWriter> writer,
+      CheckpointWriter::Create(&staged, plan, std::move(dropped), options.max_shard_bytes));
+
+  std::mt19937_64 rng(options.seed);
+  for (const PlannedTensor& t : plan) {
+    Tensor tensor(t.shape);
+    if (IsNorm(t.name)) {
+      std::uniform_real_distribution<float> near_one(0.8f, 1.2f);
+      for (float& v : tensor.data) v = near_one(rng);
+      // Planted outliers: the same channels in every norm, so activations carry them through.
+      if (options.outlier_channels > 0 && t.shape[0] == config.hidden_size) {
+        std::mt19937_64 pick(options.seed ^ 0x9e3779b97f4a7c15ull);
+        std::set<int64_t> channels;
+        while (static_cast<int>(channels.size()) <
+               std::min<int64_t>(options.outlier_channels, config.hidden_size)) {
+          channels.insert(static_cast<int64_t>(pick() % config.hidden_size));
+        }
+        for (int64_t c : channels) tensor.data[c] *= options.outlier_scale;
+      }
+    } else {
+      // Weights ~ N(0, 1/sqrt(fan_in)) keep activations O(1) through the layers.
+      double fan_in = t.shape.size() == 2 ? static_cast<double>(t.shape[1]) : 64.0;
+      std::normal_distribution<float> normal(0.0f, static_cast<float>(1.0 / std::sqrt(fan_in)));
+      for (float& v : tensor.data) v = normal(rng);
+    }
+    QUANTD_RETURN_IF_ERROR(writer->WriteFloat(t.name, tensor));
+  }
+  QUANTD_RETURN_IF_ERROR(writer->Finish());
+  QUANTD_RETURN_IF_ERROR(staged.AddContent("config.json", config_json.dump(2) + "\n"));
+  return staged.Commit();
+}
+
+}  // namespace quantd::engine::testing

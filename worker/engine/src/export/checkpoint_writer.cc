@@ -1,0 +1,169 @@
+#include "export/checkpoint_writer.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "io/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace quantd::engine {
+namespace {
+
+constexpr char kSingleFile[] = "model.safetensors";
+constexpr char kIndexFile[] = "model.safetensors.index.json";
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+}  // namespace
+
+std::vector<ShardPlan> PlanShards(const std::vector<PlannedTensor>& state_dict,
+                                  int64_t max_shard_bytes) {
+  std::vector<ShardPlan> shards;
+  ShardPlan current;
+  int64_t current_size = 0;
+  for (const PlannedTensor& t : state_dict) {
+    const int64_t size = t.byte_size();
+    if (size > max_shard_bytes) {
+      shards.push_back({"", {t}});
+      continue;
+    }
+    if (current_size + size > max_shard_bytes) {
+      shards.push_back(std::move(current));
+      current = ShardPlan();
+      current_size = 0;
+    }
+    current.tensors.push_back(t);
+    current_size += size;
+  }
+  if (!current.tensors.empty()) shards.push_back(std::move(current));
+  if (shards.empty()) shards.emplace_back();  // An empty state dict still gives one file.
+  const size_t n = shards.size();
+  for (size_t i = 0; i < n; ++i) {
+    shards[i].file_name =
+        n == 1 ? kSingleFile : absl::StrFormat("model-%05d-of-%05d.safetensors", i + 1, n);
+  }
+  return shards;
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
+    StagedFiles* staged, std::vector<PlannedTensor> state_dict,
+    std::map<std::string, std::string> dropped, int64_t max_shard_bytes) {
+  std::unique_ptr<CheckpointWriter> w(new CheckpointWriter());
+  w->staged_ = staged;
+  w->state_dict_ = std::move(state_dict);
+  w->dropped_ = std::move(dropped);
+  w->shards_ = PlanShards(w->state_dict_, max_shard_bytes);
+  const bool single = w->shards_.size() == 1;
+  for (size_t i = 0; i < w->shards_.size(); ++i) {
+    const ShardPlan& shard = w->shards_[i];
+    std::map<std::string, std::string> metadata = {{"format", "pt"}};
+    if (single) metadata.insert(w->dropped_.begin(), w->dropped_.end());
+    QUANTD_ASSIGN_OR_RETURN(std::string tmp, staged->Add(shard.file_name));
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
+                            SafetensorsWriter::Create(tmp, shard.tensors, metadata));
+    for (const PlannedTensor& t : shard.tensors) {
+      if (!w->shard_of_.emplace(t.name, i).second) {
+        return absl::InternalError(absl::StrCat("tensor \"", t.name, "\" planned twice"));
+      }
+    }
+    w->writers_.push_back(std::move(writer));
+  }
+  return w;
+}
+
+SafetensorsWriter* CheckpointWriter::WriterOf(std::string_view name) const {
+  auto it = shard_of_.find(name);
+  return it == shard_of_.end() ? nullptr : writers_[it->second].get();
+}
+
+const PlannedTensor* CheckpointWriter::Find(std::string_view name) const {
+  SafetensorsWriter* w = WriterOf(name);
+  return w == nullptr ? nullptr : w->Find(name);
+}
+
+absl::Status CheckpointWriter::Write(std::string_view name, absl::Span<const uint8_t> bytes) {
+  SafetensorsWriter* w = WriterOf(name);
+  if (w == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("tensor \"", std::string(name), "\" is not part of the output plan"));
+  }
+  return w->Write(name, bytes);
+}
+
+absl::Status CheckpointWriter::WriteFloat(std::string_view name, const Tensor& tensor) {
+  const PlannedTensor* plan = Find(name);
+  if (plan == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("tensor \"", std::string(name), "\" is not part of the output plan"));
+  }
+  if (plan->shape != tensor.shape || plan->dtype == DType::kI32) {
+    return absl::InternalError(absl::StrCat(
+        "tensor \"", plan->name, "\": shape ", ShapeString(tensor.shape), " given, ",
+        ShapeString(plan->shape), " ", std::string(DTypeName(plan->dtype)), " planned"));
+  }
+  const size_t n = tensor.data.size();
+  std::vector<uint8_t> bytes(n * static_cast<size_t>(DTypeSize(plan->dtype)));
+  if (plan->dtype == DType::kF32) {
+    std::memcpy(bytes.data(), tensor.ptr(), bytes.size());
+  } else {
+    const bool bf16 = plan->dtype == DType::kBF16;
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t h = bf16 ? FloatToBf16(tensor.data[i]) : FloatToF16(tensor.data[i]);
+      bytes[2 * i] = static_cast<uint8_t>(h & 0xff);
+      bytes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+    }
+  }
+  return Write(name, bytes);
+}
+
+absl::Status CheckpointWriter::WriteInt32(std::string_view name, absl::Span<const int32_t> values) {
+  const PlannedTensor* plan = Find(name);
+  if (plan != nullptr && plan->dtype != DType::kI32) {
+    return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\" is planned as ",
+                                            std::string(DTypeName(plan->dtype)), ", not I32"));
+  }
+  return Write(name, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(values.data()),
+                                               values.size() * sizeof(int32_t)));
+}
+
+std::vector<std::string> CheckpointWriter::Missing() const {
+  std::vector<std::string> missing;
+  for (const auto& w : writers_) {
+    std::vector<std::string> m = w->Missing();
+    missing.insert(missing.end(), m.begin(), m.end());
+  }
+  return missing;
+}
+
+absl::Status CheckpointWriter::Finish() {
+  for (const auto& w : writers_) QUANTD_RETURN_IF_ERROR(w->Finish());
+  if (shards_.size() == 1) return absl::OkStatus();
+  // huggingface_hub: {"metadata": {"total_size", dropped...}, "weight_map"} with indent=2, in
+  // shard order then state-dict order within a shard.
+  nlohmann::ordered_json metadata = nlohmann::ordered_json::object();
+  int64_t total = 0;
+  for (const PlannedTensor& t : state_dict_) total += t.byte_size();
+  metadata["total_size"] = total;
+  for (const auto& [k, v] : dropped_) metadata[k] = v;
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  for (const ShardPlan& shard : shards_) {
+    for (const PlannedTensor& t : shard.tensors) weight_map[t.name] = shard.file_name;
+  }
+  nlohmann::ordered_json index = nlohmann::ordered_json::object();
+  index["metadata"] = std::move(metadata);
+  index["weight_map"] = std::move(weight_map);
+  return staged_->AddContent(kIndexFile, index.dump(2, ' ', /*ensure_ascii=*/true));
+}
+
+std::vector<std::string> CheckpointWriter::file_names() const {
+  std::vector<std::string> names;
+  for (const ShardPlan& s : shards_) names.push_back(s.file_name);
+  if (shards_.size() > 1) names.push_back(kIndexFile);
+  return names;
+}
+
+}  // namespace quantd::engine

@@ -1,0 +1,81 @@
+// CheckpointWriter: the weights of an output checkpoint — `model.safetensors`, or shards
+// `model-0000i-of-0000N.safetensors` plus `model.safetensors.index.json` — planned up front from
+// the state dict (names, dtypes, shapes in Hugging Face order) and filled as tensors are produced.
+// Sharding follows huggingface_hub.save_torch_state_dict (AutoAWQ's saver): walk the state dict in
+// order; a tensor larger than the limit gets a shard of its own; otherwise a new shard starts when
+// the running size would exceed the limit.
+#ifndef QUANTD_ENGINE_EXPORT_CHECKPOINT_WRITER_H_
+#define QUANTD_ENGINE_EXPORT_CHECKPOINT_WRITER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/tensor.h"
+#include "io/safetensors_writer.h"
+#include "io/staged_files.h"
+
+namespace quantd::engine {
+
+// AutoAWQ's default shard_size "5GB" (decimal, as huggingface_hub parses it).
+inline constexpr int64_t kDefaultMaxShardBytes = 5'000'000'000;
+
+struct ShardPlan {
+  std::string file_name;
+  std::vector<PlannedTensor> tensors;  // State-dict order.
+};
+
+// Splits a state dict into shards and names them.
+std::vector<ShardPlan> PlanShards(const std::vector<PlannedTensor>& state_dict,
+                                  int64_t max_shard_bytes);
+
+class CheckpointWriter {
+ public:
+  // Creates the temporaries of every shard in `staged` (which must outlive the writer).
+  // `dropped` maps tensor names left out for shared storage to the name kept
+  // (tied: {"lm_head.weight": "model.embed_tokens.weight"}); it goes into the single file's
+  // __metadata__ or the index's metadata.
+  static absl::StatusOr<std::unique_ptr<CheckpointWriter>> Create(
+      StagedFiles* staged, std::vector<PlannedTensor> state_dict,
+      std::map<std::string, std::string> dropped, int64_t max_shard_bytes = kDefaultMaxShardBytes);
+
+  const std::vector<PlannedTensor>& state_dict() const { return state_dict_; }
+  const PlannedTensor* Find(std::string_view name) const;
+
+  // Raw little-endian bytes in the planned dtype.
+  absl::Status Write(std::string_view name, absl::Span<const uint8_t> bytes);
+  // A float tensor converted (round to nearest even) to its planned float dtype; shape must match.
+  absl::Status WriteFloat(std::string_view name, const Tensor& tensor);
+  // An I32 tensor given as values; the count must match the planned shape.
+  absl::Status WriteInt32(std::string_view name, absl::Span<const int32_t> values);
+
+  std::vector<std::string> Missing() const;
+
+  // Fails (InternalError naming a tensor) when a planned tensor was not written; otherwise
+  // fsyncs every shard and stages the index. Renaming is the StagedFiles' Commit().
+  absl::Status Finish();
+
+  // Final file names, shards first, then the index when sharded.
+  std::vector<std::string> file_names() const;
+
+ private:
+  CheckpointWriter() = default;
+  SafetensorsWriter* WriterOf(std::string_view name) const;
+
+  StagedFiles* staged_ = nullptr;
+  std::vector<PlannedTensor> state_dict_;
+  std::map<std::string, std::string> dropped_;
+  std::vector<ShardPlan> shards_;
+  std::vector<std::unique_ptr<SafetensorsWriter>> writers_;
+  std::map<std::string, size_t, std::less<>> shard_of_;
+};
+
+}  // namespace quantd::engine
+
+#endif  // QUANTD_ENGINE_EXPORT_CHECKPOINT_WRITER_H_

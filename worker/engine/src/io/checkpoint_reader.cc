@@ -1,0 +1,259 @@
+#include "io/checkpoint_reader.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "io/json_file.h"
+#include "io/status_macros.h"
+#include "model/architecture.h"
+
+namespace quantd::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kSingleFile[] = "model.safetensors";
+constexpr char kIndexFile[] = "model.safetensors.index.json";
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(
+    const std::string& model_dir) {
+  std::unique_ptr<CheckpointReader> reader(new CheckpointReader());
+  reader->model_dir_ = model_dir;
+  const fs::path dir(model_dir);
+  std::error_code ec;
+  const std::string index_path = (dir / kIndexFile).string();
+  if (fs::exists(index_path, ec)) {
+    QUANTD_ASSIGN_OR_RETURN(nlohmann::json index, ReadJsonFile(index_path));
+    auto map = index.is_object() ? index.find("weight_map") : index.end();
+    if (map == index.end() || !map->is_object() || map->empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path, ": field 'weight_map': expected a non-empty object"));
+    }
+    std::map<std::string, const SafetensorsFile*> opened;
+    for (const auto& [name, shard] : map->items()) {
+      if (!shard.is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat(index_path, ": field 'weight_map.", name,
+                                                       "': expected a file name string"));
+      }
+      std::string shard_name = shard.get<std::string>();
+      if (shard_name.empty() || shard_name.find('/') != std::string::npos || shard_name == "..") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(index_path, ": field 'weight_map.", name, "': \"", shard_name,
+                         "\" is not a file name in the model directory"));
+      }
+      auto it = opened.find(shard_name);
+      if (it == opened.end()) {
+        std::string shard_path = (dir / shard_name).string();
+        if (!fs::exists(shard_path, ec)) {
+          return absl::InvalidArgumentError(absl::StrCat(index_path, " names shard ", shard_name,
+                                                         " (for tensor \"", name,
+                                                         "\"), which does not exist"));
+        }
+        QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
+                                SafetensorsFile::Open(shard_path));
+        it = opened.emplace(shard_name, file.get()).first;
+        reader->files_.push_back(std::move(file));
+      }
+      if (it->second->Find(name) == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(index_path, " places tensor \"", name,
+                                                       "\" in ", it->second->path(),
+                                                       ", which does not contain it"));
+      }
+      reader->location_[name] = it->second;
+    }
+    return reader;
+  }
+  const std::string single_path = (dir / kSingleFile).string();
+  if (!fs::exists(single_path, ec)) {
+    std::string hint = fs::exists(dir / "pytorch_model.bin", ec)
+                           ? " (pytorch_model.bin found: only safetensors checkpoints are "
+                             "supported; convert it with save_pretrained(safe_serialization=True))"
+                           : "";
+    return absl::InvalidArgumentError(absl::StrCat("model_dir ", model_dir, " has neither ",
+                                                   kSingleFile, " nor ", kIndexFile, hint));
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
+                          SafetensorsFile::Open(single_path));
+  for (const SafetensorsEntry& e : file->entries()) reader->location_[e.name] = file.get();
+  reader->files_.push_back(std::move(file));
+  return reader;
+}
+
+std::vector<std::string> CheckpointReader::files() const {
+  std::vector<std::string> paths;
+  for (const auto& f : files_) paths.push_back(f->path());
+  return paths;
+}
+
+const SafetensorsEntry* CheckpointReader::Find(std::string_view name,
+                                               const SafetensorsFile** file) const {
+  auto it = location_.find(name);
+  if (it == location_.end()) return nullptr;
+  if (file != nullptr) *file = it->second;
+  return it->second->Find(name);
+}
+
+absl::StatusOr<Tensor> CheckpointReader::ReadFloat(std::string_view name) const {
+  const SafetensorsFile* file = nullptr;
+  const SafetensorsEntry* e = Find(name, &file);
+  if (e == nullptr) {
+    return absl::NotFoundError(absl::StrCat("tensor \"", std::string(name),
+                                            "\" is not in the checkpoint of ", model_dir_));
+  }
+  return file->ReadFloat(*e);
+}
+
+absl::Status CheckpointReader::CheckTensor(const TensorSpec& spec, const SafetensorsFile** file,
+                                           const SafetensorsEntry** entry) const {
+  const SafetensorsEntry* e = Find(spec.name, file);
+  if (e == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor \"", spec.name, "\" (expected shape ", ShapeString(spec.shape),
+                     ") is missing from the checkpoint in ", model_dir_));
+  }
+  if (e->shape != spec.shape) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        (*file)->path(), ": tensor \"", spec.name, "\" has shape ", ShapeString(e->shape),
+        ", expected ", ShapeString(spec.shape), " from config.json"));
+  }
+  if (e->dtype == DType::kI32) {
+    return absl::InvalidArgumentError(absl::StrCat((*file)->path(), ": tensor \"", spec.name,
+                                                   "\" has dtype I32, expected F32, F16 or BF16"));
+  }
+  if (entry != nullptr) *entry = e;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> CheckpointReader::ReadExpected(std::string_view name,
+                                                      const std::vector<int64_t>& shape) const {
+  const SafetensorsFile* file = nullptr;
+  const SafetensorsEntry* e = nullptr;
+  QUANTD_RETURN_IF_ERROR(CheckTensor({std::string(name), shape}, &file, &e));
+  return file->ReadFloat(*e);
+}
+
+absl::Status CheckpointReader::CheckAgainstConfig(const ModelConfig& config) const {
+  const SafetensorsFile* file = nullptr;
+  for (const TensorSpec& spec : SourceGlobalTensors(config)) {
+    QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, nullptr));
+  }
+  for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
+    for (const TensorSpec& spec : SourceLayerTensors(config, layer)) {
+      QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, nullptr));
+    }
+  }
+  // A layer beyond num_hidden_layers means the config and weights disagree.
+  std::string extra = LayerTensorName(config.num_hidden_layers, "");
+  for (const auto& [name, f] : location_) {
+    if (name.rfind(extra, 0) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f->path(), ": tensor \"", name, "\" belongs to a layer beyond num_hidden_layers (",
+          config.num_hidden_layers, ") of config.json"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LayerWeights> CheckpointReader::LoadLayer(const ModelConfig& config,
+                                                         int layer) const {
+  if (layer < 0 || layer >= config.num_hidden_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " out of range"));
+  }
+  LayerWeights w;
+  LinearWeights* linears[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
+                              &w.gate_proj, &w.up_proj, &w.down_proj};
+  std::vector<int64_t> out = LinearOutFeatures(config);
+  std::vector<int64_t> in = LinearInFeatures(config);
+  for (size_t i = 0; i < 7; ++i) {
+    std::string base = LayerTensorName(layer, kLayerLinearNames[i]);
+    QUANTD_ASSIGN_OR_RETURN(linears[i]->weight, ReadExpected(base + ".weight", {out[i], in[i]}));
+    if (config.attention_bias && i < 3) {
+      QUANTD_ASSIGN_OR_RETURN(linears[i]->bias, ReadExpected(base + ".bias", {out[i]}));
+    }
+  }
+  if (config.qk_norm) {
+    QUANTD_ASSIGN_OR_RETURN(
+        w.q_norm,
+        ReadExpected(LayerTensorName(layer, "self_attn.q_norm.weight"), {config.head_dim}));
+    QUANTD_ASSIGN_OR_RETURN(
+        w.k_norm,
+        ReadExpected(LayerTensorName(layer, "self_attn.k_norm.weight"), {config.head_dim}));
+  }
+  QUANTD_ASSIGN_OR_RETURN(
+      w.input_layernorm,
+      ReadExpected(LayerTensorName(layer, "input_layernorm.weight"), {config.hidden_size}));
+  QUANTD_ASSIGN_OR_RETURN(w.post_attention_layernorm,
+                          ReadExpected(LayerTensorName(layer, "post_attention_layernorm.weight"),
+                                       {config.hidden_size}));
+  return w;
+}
+
+absl::StatusOr<Tensor> CheckpointReader::LoadEmbedding() const {
+  return ReadFloat(kEmbedTokensName);
+}
+
+absl::StatusOr<Tensor> CheckpointReader::LoadFinalNorm() const { return ReadFloat(kFinalNormName); }
+
+absl::StatusOr<Tensor> CheckpointReader::LoadLmHead(const ModelConfig& config) const {
+  return ReadFloat(config.tie_word_embeddings ? kEmbedTokensName : kLmHeadName);
+}
+
+absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
+                                      const std::vector<std::string>& modules_to_not_convert) {
+  if (group_size <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("group_size must be positive, found ", group_size));
+  }
+  std::vector<int64_t> out = LinearOutFeatures(config);
+  std::vector<int64_t> in = LinearInFeatures(config);
+  for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
+    for (size_t i = 0; i < 7; ++i) {
+      std::string module = LayerTensorName(layer, kLayerLinearNames[i]);
+      bool skipped = false;
+      for (const std::string& m : modules_to_not_convert) {
+        if (!m.empty() && module.find(m) != std::string::npos) skipped = true;
+      }
+      if (skipped) continue;
+      if (in[i] % group_size != 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("module ", module, ": in_features ", in[i],
+                         " is not divisible by group_size ", group_size,
+                         "; choose a group size that divides it or list the module in "
+                         "modules_to_not_convert"));
+      }
+      if (out[i] % 8 != 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("module ", module, ": out_features ", out[i],
+                         " is not a multiple of 8, which the GEMM packing needs"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SourceModel> OpenSourceModel(
+    const std::string& model_dir, int group_size,
+    const std::vector<std::string>& modules_to_not_convert) {
+  std::error_code ec;
+  if (!fs::is_directory(model_dir, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model_dir ", model_dir,
+                     fs::exists(model_dir, ec) ? " is not a directory" : " does not exist"));
+  }
+  SourceModel model;
+  QUANTD_ASSIGN_OR_RETURN(model.config, LoadModelConfig(model_dir));
+  QUANTD_RETURN_IF_ERROR(
+      CheckQuantizableGeometry(model.config, group_size, modules_to_not_convert));
+  QUANTD_ASSIGN_OR_RETURN(model.weights, CheckpointReader::Open(model_dir));
+  QUANTD_RETURN_IF_ERROR(model.weights->CheckAgainstConfig(model.config));
+  return model;
+}
+
+}  // namespace quantd::engine

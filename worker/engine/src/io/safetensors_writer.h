@@ -1,0 +1,81 @@
+// SafetensorsWriter: one .safetensors file whose layout is fixed up front, so tensors can be
+// written (pwrite) in any order as they are produced and memory stays bounded by one tensor.
+// Layout as the safetensors library writes it: tensors ordered by dtype descending (F32, I32,
+// BF16, F16) then by name, contiguous data; header compact JSON with "__metadata__" first,
+// padded with spaces to a multiple of 8.
+#ifndef QUANTD_ENGINE_IO_SAFETENSORS_WRITER_H_
+#define QUANTD_ENGINE_IO_SAFETENSORS_WRITER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/dtype.h"
+#include "core/tensor.h"
+
+namespace quantd::engine {
+
+// A tensor of a planned output file.
+struct PlannedTensor {
+  std::string name;
+  DType dtype = DType::kF16;
+  std::vector<int64_t> shape;
+  int64_t byte_size() const { return Tensor::NumElements(shape) * DTypeSize(dtype); }
+};
+
+// The header bytes (length prefix excluded) and each tensor's data offset for `tensors`, in the
+// order the file stores them.
+struct SafetensorsLayout {
+  std::string header;                  // Padded JSON.
+  std::vector<PlannedTensor> ordered;  // Storage order.
+  std::vector<uint64_t> offsets;       // Data-section offsets, parallel to `ordered`.
+  uint64_t data_size = 0;
+  uint64_t file_size() const { return 8 + header.size() + data_size; }
+};
+SafetensorsLayout PlanSafetensorsLayout(std::vector<PlannedTensor> tensors,
+                                        const std::map<std::string, std::string>& metadata);
+
+class SafetensorsWriter {
+ public:
+  // Creates `path` (normally a temporary name) sized for the whole layout, with the header
+  // written. Tensor names must be unique.
+  static absl::StatusOr<std::unique_ptr<SafetensorsWriter>> Create(
+      const std::string& path, std::vector<PlannedTensor> tensors,
+      const std::map<std::string, std::string>& metadata);
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  bool Contains(std::string_view name) const;
+  const PlannedTensor* Find(std::string_view name) const;
+
+  // Writes the little-endian bytes of a planned tensor; the size must match its plan, and each
+  // tensor may be written once.
+  absl::Status Write(std::string_view name, absl::Span<const uint8_t> bytes);
+
+  // Names of planned tensors not written yet.
+  std::vector<std::string> Missing() const;
+
+  // Fails if a tensor is missing; otherwise fsyncs and closes the file.
+  absl::Status Finish();
+
+ private:
+  SafetensorsWriter() = default;
+
+  std::string path_;
+  int fd_ = -1;
+  SafetensorsLayout layout_;
+  uint64_t data_start_ = 0;
+  std::map<std::string, size_t, std::less<>> index_;
+  std::vector<bool> written_;
+};
+
+}  // namespace quantd::engine
+
+#endif  // QUANTD_ENGINE_IO_SAFETENSORS_WRITER_H_
