@@ -1,6 +1,7 @@
 #include "cuda/awq_layer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <utility>
 
@@ -235,8 +236,10 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
         if (attn) {
           AttentionWeights w = AttentionOf(ws->layer, md);
           w.q = trial(0);
-          w.k = trial(1);
-          w.v = trial(2);
+          if (!run.settings.attention_trials_use_float_kv) {
+            w.k = trial(1);
+            w.v = trial(2);
+          }
           QUANTD_RETURN_IF_ERROR(
               SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.f32(), nullptr, &ws->scratch,
                                    run.stream));
@@ -296,37 +299,74 @@ bool IsClipped(const std::string& name) {
   return name.find("q_") == std::string::npos && name.find("k_") == std::string::npos;
 }
 
+static_assert(kClipStepCount == kClipShrinkSteps);
+
+// The clip search of one Linear over its sampled, scale-divided inputs x [n_tok, cols], in chunks
+// of groups so that the products stay under kTrialBudgetBytes.
+absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name,
+                                        const DeviceLinear& l, const float* x, int64_t n_tok,
+                                        AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t gs = run.settings.group_size;
+  const int64_t rows = l.out, cols = l.in, groups = cols / gs;
+  constexpr int64_t kSteps = kClipStepCount;
+  const size_t per_group =
+      static_cast<size_t>(n_tok * (kSteps + 1) * rows + kSteps * rows * gs + kSteps * rows) *
+      sizeof(float);
+  const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(kTrialBudgetBytes / per_group), 1,
+                                            groups);
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_a, chunk * kSteps * rows * gs, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->product, chunk * n_tok * kSteps * rows, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_b, chunk * n_tok * rows, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_c, chunk * kSteps * rows, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->denom, rows * groups, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->max_val, rows * groups, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->shrink, rows * groups, 1));
+  float* m0 = ws->denom.f32();
+  for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
+    const int64_t ng = std::min(chunk, groups - g0);
+    ClipTrials(l.weight.f32(), rows, cols, gs, g0, ng, md, ws->trial_a.f32(), m0, run.stream);
+    // Row-major ref_g [n_tok, rows] = x_g · w_gᵀ is column-major w_gᵀ-major: (w_g)ᵀ · x_gᵀ.
+    QUANTD_RETURN_IF_ERROR(run.gemm->BatchedF32({true, false, rows, n_tok, gs,
+                                                 l.weight.f32() + g0 * gs, cols, gs,
+                                                 x + g0 * gs, cols, gs, ws->trial_b.f32(), rows,
+                                                 n_tok * rows, ng}));
+    QUANTD_RETURN_IF_ERROR(run.gemm->BatchedF32({true, false, kSteps * rows, n_tok, gs,
+                                                 ws->trial_a.f32(), gs, kSteps * rows * gs,
+                                                 x + g0 * gs, cols, gs, ws->product.f32(),
+                                                 kSteps * rows, n_tok * kSteps * rows, ng}));
+    ClipErrors(ws->product.f32(), ws->trial_b.f32(), ng, n_tok, rows, md, ws->trial_c.f32(),
+               run.stream);
+    ClipSelect(ws->trial_c.f32(), m0, rows, groups, g0, ng, md, ws->max_val.f32(),
+               ws->shrink.as<uint8_t>(), run.stream);
+  }
+  ApplyClip(l.weight.f32(), ws->max_val.f32(), rows, cols, gs, run.stream);
+  ClipDecision d;
+  d.linear = name;
+  d.max_val = Tensor({rows, groups});
+  d.shrink_index.resize(static_cast<size_t>(rows * groups));
+  QUANTD_RETURN_IF_ERROR(
+      Download(ws->max_val, d.max_val.ptr(), d.max_val.data.size() * sizeof(float), run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      Download(ws->shrink, d.shrink_index.data(), d.shrink_index.size(), run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "clip search"));
+  return d;
+}
+
 absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std::vector<float>& s,
                        AwqWorkspace* ws, std::vector<ClipDecision>* clips) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
-  const int64_t gs = run.settings.group_size;
-  const int64_t groups = c / gs;
   const int64_t step = std::max<int64_t>(1, run.tokens / kClipSampleTokens);
   const int64_t kept = (run.tokens + step - 1) / step;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * c, sizeof(float)));
-  QUANTD_RETURN_IF_ERROR(Ensure(&ws->group_grams, groups * gs * gs, sizeof(float)));
   GatherRows(g.input, step, kept, c, ws->sampled.f32(), run.stream);
   QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
   DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, c, md, run.stream);
-  QUANTD_RETURN_IF_ERROR(run.gemm->GroupGrams(ws->sampled.f32(), ws->group_grams.f32(), kept, c, gs));
   for (size_t i = 0; i < g.linears.size(); ++i) {
     if (!IsClipped(g.names[i])) continue;
-    DeviceLinear* l = g.linears[i];
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->max_val, l->out * groups, sizeof(float)));
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->shrink, l->out * groups, 1));
-    ClipSearch(l->weight.f32(), ws->group_grams.f32(), l->out, c, gs, kept, md, ws->max_val.f32(),
-               ws->shrink.as<uint8_t>(), run.stream);
-    ApplyClip(l->weight.f32(), ws->max_val.f32(), l->out, c, gs, run.stream);
-    ClipDecision d;
-    d.linear = g.names[i];
-    d.max_val = Tensor({l->out, groups});
-    d.shrink_index.resize(static_cast<size_t>(l->out * groups));
-    QUANTD_RETURN_IF_ERROR(
-        Download(ws->max_val, d.max_val.ptr(), d.max_val.data.size() * sizeof(float), run.stream));
-    QUANTD_RETURN_IF_ERROR(
-        Download(ws->shrink, d.shrink_index.data(), d.shrink_index.size(), run.stream));
-    QUANTD_RETURN_IF_ERROR(Sync(run.stream, "clip search"));
+    QUANTD_ASSIGN_OR_RETURN(ClipDecision d,
+                            ClipLinear(run, g.names[i], *g.linears[i], ws->sampled.f32(), kept, ws));
     clips->push_back(std::move(d));
   }
   return absl::OkStatus();
@@ -380,7 +420,26 @@ absl::StatusOr<Tensor> DownloadVector(const DeviceBuffer& buf, int64_t n, cudaSt
   return t;
 }
 
+// Seconds since the last call (host clock; callers measure at device synchronisation points).
+class Lap {
+ public:
+  double Next() {
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    return s;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 }  // namespace
+
+CudaPhaseSeconds& GlobalPhaseTotals() {
+  static CudaPhaseSeconds totals;
+  return totals;
+}
 
 absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights w,
                                                      const CancellationToken* cancel,
@@ -389,9 +448,15 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   const DType md = run.settings.md;
   QUANTD_RETURN_IF_ERROR(CheckGeometry(c, w, run.settings.group_size));
   QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
+  CudaPhaseSeconds& times = GlobalPhaseTotals();
+  Lap lap;
   QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "weight upload"));
+  times.upload += lap.Next();
   QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer, run.hidden,
                                              &ws->capture, &ws->scratch, run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "layer forward"));
+  times.forward += lap.Next();
   const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
   const std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, c, ws);
 
@@ -417,9 +482,13 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     d.ratio_index = best->best_index;
     d.ratio = best->best_ratio;
     d.loss = best->best_loss;
+    d.losses = losses;
     d.scales = best->scales;
+    d.x_mean = std::move(x_mean);
+    d.w_mean = std::move(w_mean);
     out.scaling.push_back(std::move(d));
   }
+  times.scale_search += lap.Next();
   for (size_t i = 0; i < groups.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], out.scaling[i].scales, ws));
   }
@@ -431,6 +500,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       QUANTD_RETURN_IF_ERROR(ClipGroup(run, dgroups[i], out.scaling[i].scales, ws, &out.clips));
     }
   }
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding and clip"));
+  times.apply_and_clip += lap.Next();
   for (int i = 0; i < 7; ++i) {
     QUANTD_ASSIGN_OR_RETURN(PackedLinear p, QuantizeAndPack(run, *ws->layer.linear(i), ws));
     out.linears.push_back({kLayerLinearNames[i], std::move(p)});
@@ -440,6 +511,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QUANTD_ASSIGN_OR_RETURN(out.post_attention_layernorm,
                           DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream));
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "layer norms"));
+  times.quantize_pack += lap.Next();
   out.q_norm = std::move(w.q_norm);
   out.k_norm = std::move(w.k_norm);
   return out;

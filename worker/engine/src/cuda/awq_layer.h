@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "backend/backend.h"
+#include "cuda/cuda_backend.h"
 #include "cuda/device_buffer.h"
 #include "cuda/device_layer.h"
 #include "cuda/gemm.h"
@@ -39,10 +40,13 @@ struct AwqWorkspace {
   DType rope_md = DType::kF32;
   DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
   DeviceBuffer gram, product, scales, sums, denom, means, losses, out;
-  DeviceBuffer sampled, group_grams, max_val, shrink;
+  DeviceBuffer sampled, max_val, shrink;
   DeviceBuffer codes, qscales, zeros, qweight, qzeros, scales_t;
   DeviceBuffer lm_head, logits, targets;
 };
+
+// Per-phase wall time of QuantizeLayerOnDevice, accumulated.
+CudaPhaseSeconds& GlobalPhaseTotals();
 
 absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights weights,
                                                      const CancellationToken* cancel,

@@ -172,6 +172,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend() {
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
+CudaPhaseSeconds CudaPhaseTotals() { return cuda::GlobalPhaseTotals(); }
+
 size_t CudaPeakDeviceBytes() { return cuda::GlobalDeviceMemoryStats().peak; }
 
 }  // namespace quantd::engine

@@ -21,6 +21,13 @@ bool CudaDeviceAvailable();
 // The backend on device 0; fails (naming the cause) when no usable GPU is present.
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend();
 
+// Seconds spent in QuantizeLayer per phase, summed over all calls of this process (phases end at
+// a device synchronisation, so the split is exact up to launch overlap).
+struct CudaPhaseSeconds {
+  double upload = 0, forward = 0, scale_search = 0, apply_and_clip = 0, quantize_pack = 0;
+};
+CudaPhaseSeconds CudaPhaseTotals();
+
 // High-water mark of the device memory this process allocated through the backend, in bytes.
 size_t CudaPeakDeviceBytes();
 

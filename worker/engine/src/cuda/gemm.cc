@@ -54,14 +54,14 @@ absl::Status Gemm::Gram(const void* x, float* g, int64_t n, int64_t c, DType md)
                       "Gram");
 }
 
-absl::Status Gemm::GroupGrams(const float* x, float* gram, int64_t n, int64_t cols,
-                              int64_t group) {
+absl::Status Gemm::BatchedF32(const Batched& p) {
   const float one = 1.0f, zero = 0.0f;
   return CublasStatus(
-      cublasSgemmStridedBatched(handle_, CUBLAS_OP_N, CUBLAS_OP_T, I(group), I(group), I(n), &one,
-                                x, I(cols), group, x, I(cols), group, &zero, gram, I(group),
-                                group * group, I(cols / group)),
-      "GroupGrams");
+      cublasSgemmStridedBatched(handle_, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, I(p.m), I(p.n), I(p.k), &one,
+                                p.a, I(p.lda), p.stride_a, p.b, I(p.ldb), p.stride_b, &zero, p.c,
+                                I(p.ldc), p.stride_c, I(p.batch)),
+      "BatchedF32");
 }
 
 absl::Status Gemm::MulSymmetric(const float* a, const float* b, float* p, int64_t m, int64_t c) {

@@ -29,9 +29,19 @@ class Gemm {
   // g[c, c] = x[n, c]ᵀ · x[n, c] (x in md, g float32).
   absl::Status Gram(const void* x, float* g, int64_t n, int64_t c, DType md);
 
-  // Per group of `group` columns of x [n, cols] (float32): gram[g] = x_gᵀ x_g, [cols/group, group,
-  // group].
-  absl::Status GroupGrams(const float* x, float* gram, int64_t n, int64_t cols, int64_t group);
+  // Column-major strided-batched float32 product (no TF32): c_b = op(a_b) · op(b_b).
+  struct Batched {
+    bool trans_a, trans_b;
+    int64_t m, n, k;
+    const float* a;
+    int64_t lda, stride_a;
+    const float* b;
+    int64_t ldb, stride_b;
+    float* c;
+    int64_t ldc, stride_c;
+    int64_t batch;
+  };
+  absl::Status BatchedF32(const Batched& p);
 
   // p[m, c] = a[m, c] · b[c, c] with b symmetric, float32.
   absl::Status MulSymmetric(const float* a, const float* b, float* p, int64_t m, int64_t c);

@@ -90,12 +90,20 @@ void GatherRows(const float* x, int64_t step, int64_t kept, int64_t cols, float*
 void ApplyClip(float* w, const float* max_val, int64_t rows, int64_t cols, int64_t group,
                cudaStream_t stream);
 
-// The clip search (awq/clip_search.h) for w [rows, cols] given the Gram matrices of the sampled
-// inputs per group, gram [cols/group, group, group], of n_tok tokens. Writes max_val [rows,
-// groups] (md) and shrink_index [rows, groups].
-void ClipSearch(const float* w, const float* gram, int64_t rows, int64_t cols, int64_t group,
-                int64_t n_tok, DType md, float* max_val, uint8_t* shrink_index,
-                cudaStream_t stream);
+// The clip search (awq/clip_search.h), in AutoAWQ's md arithmetic, for the groups g0..g0+ng of
+// w [rows, cols], in three steps around two batched products (one per group):
+//   ClipTrials: trials [ng, 10 · rows, group] = Q(clamp(w_g, ±md(m0 · (1 − i/20)))) for the 10
+//     shrink steps i (row index i · rows + o); m0 [rows, groups] = max|w_g|.
+//   (caller) ref [ng, n_tok, rows] = x_g · w_gᵀ and cur [ng, n_tok, 10 · rows] = x_g · trialsᵀ.
+//   ClipErrors: err [ng, 10, rows] = md(Σ_t md(md(md(cur) − md(ref))²) / n_tok).
+//   ClipSelect: max_val / shrink_index [rows, groups] of the first strictly smallest error.
+inline constexpr int kClipStepCount = 10;
+void ClipTrials(const float* w, int64_t rows, int64_t cols, int64_t group, int64_t g0, int64_t ng,
+                DType md, float* trials, float* m0, cudaStream_t stream);
+void ClipErrors(const float* cur, const float* ref, int64_t ng, int64_t n_tok, int64_t rows,
+                DType md, float* err, cudaStream_t stream);
+void ClipSelect(const float* err, const float* m0, int64_t rows, int64_t groups, int64_t g0,
+                int64_t ng, DType md, float* max_val, uint8_t* shrink_index, cudaStream_t stream);
 
 // Causal attention per block of `len` tokens with GQA, fused (online softmax, no score matrix).
 // q [tokens, heads · d], k / v [tokens, kv_heads · d], out [tokens, heads · d] rounded to md.

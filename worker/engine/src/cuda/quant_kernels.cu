@@ -133,58 +133,83 @@ __global__ void ApplyClipKernel(float* w, const float* max_val, int64_t n, int64
   }
 }
 
-constexpr int kClipRowsPerBlock = 16;
+constexpr int kClipSteps = kClipStepCount;
 
-// Block = one thread per group element, for kClipRowsPerBlock rows of one group g. Per row and
-// shrink step i: the clipped group is quantized, d = Q(clamp(w)) − w, and the error is
-// dᵀ G_g d / n_tok (float products, float64 sum, then rounded to md as AutoAWQ's err tensor).
-__global__ void ClipSearchKernel(const float* w, const float* gram, int64_t rows, int64_t cols,
-                                 int64_t group, int64_t n_tok, DType md, float* max_val,
-                                 uint8_t* shrink_index) {
-  extern __shared__ float d_sh[];  // [group]
-  __shared__ float fscratch[32];
-  __shared__ double dscratch[32];
+// One warp per (step i, row o, group g of the chunk): the clipped, quantized group
+// Q(clamp(w, ±md(m0 · (1 − i/20)))) into trials [ng, steps · rows, group]; step 0 also records m0.
+__global__ void ClipTrialsKernel(const float* w, int64_t rows, int64_t cols, int64_t group,
+                                 int64_t g0, int64_t ng, DType md, float* trials, float* m0_out) {
   const int64_t groups = cols / group;
-  const int64_t g = blockIdx.x;
-  const int j = threadIdx.x;
-  const bool active = j < group;
-  const float* G = gram + g * group * group;
-  const int64_t row_end = std::min<int64_t>(rows, (blockIdx.y + 1) * int64_t{kClipRowsPerBlock});
-  for (int64_t o = blockIdx.y * int64_t{kClipRowsPerBlock}; o < row_end; ++o) {
-    const float wj = active ? w[o * cols + g * group + j] : 0.0f;
-    const float m0 = BlockMax(active ? fabsf(wj) : 0.0f, fscratch);
+  const int64_t warp = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (warp >= ng * kClipSteps * rows) return;
+  const int64_t gl = warp / (kClipSteps * rows);
+  const int64_t io = warp % (kClipSteps * rows);
+  const int i = static_cast<int>(io / rows);
+  const int64_t o = io % rows;
+  const int64_t g = g0 + gl;
+  const float* src = w + o * cols + g * group;
+  float amax = 0.0f;
+  for (int64_t j = lane; j < group; j += 32) amax = fmaxf(amax, fabsf(src[j]));
+  amax = WarpMax(amax);
+  const float shrink = static_cast<float>(1.0 - static_cast<double>(i) / 20.0);
+  const float m = RoundMd(__fmul_rn(amax, shrink), md);
+  float mx = -INFINITY, mn = INFINITY;
+  for (int64_t j = lane; j < group; j += 32) {
+    const float t = ClampStd(src[j], -m, m);
+    mx = fmaxf(mx, t);
+    mn = fminf(mn, t);
+  }
+  mx = WarpMax(mx);
+  mn = WarpMin(mn);
+  const GroupParams p = QuantParams(mx, mn, md);
+  float* dst = trials + (gl * kClipSteps * rows + io) * group;
+  for (int64_t j = lane; j < group; j += 32) {
+    dst[j] = Dequant(QuantCode(ClampStd(src[j], -m, m), p, md), p, md);
+  }
+  if (i == 0 && lane == 0) m0_out[o * groups + g] = amax;
+}
+
+// One thread per (group of the chunk, step, row): err = md(Σ_t md(d²) / n_tok) with
+// d = md(md(cur) − md(ref)), the float32 sum of AutoAWQ's md tensors.
+__global__ void ClipErrorsKernel(const float* cur, const float* ref, int64_t ng, int64_t n_tok,
+                                 int64_t rows, DType md, float* err) {
+  const int64_t sr = kClipSteps * rows;
+  GRID_STRIDE(idx, ng * sr) {
+    const int64_t gl = idx / sr;
+    const int64_t io = idx % sr;
+    const int64_t o = io % rows;
+    const float* c = cur + gl * n_tok * sr + io;
+    const float* r = ref + gl * n_tok * rows + o;
+    float sum = 0.0f;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const float d = RoundMd(RoundMd(c[t * sr], md) - RoundMd(r[t * rows], md), md);
+      sum += RoundMd(__fmul_rn(d, d), md);
+    }
+    err[idx] = RoundMd(__fmul_rn(sum, 1.0f / static_cast<float>(n_tok)), md);
+  }
+}
+
+// One thread per (row, group of the chunk): the first strictly smallest error over the steps.
+__global__ void ClipSelectKernel(const float* err, const float* m0, int64_t rows, int64_t groups,
+                                 int64_t g0, int64_t ng, DType md, float* max_val,
+                                 uint8_t* shrink_index) {
+  GRID_STRIDE(idx, ng * rows) {
+    const int64_t gl = idx / rows;
+    const int64_t o = idx % rows;
+    const int64_t at = o * groups + g0 + gl;
     float min_err = RoundMd(1e9f, md);
-    float best = m0;
-    int best_i = 0;
-    for (int i = 0; i < 10; ++i) {
-      const float shrink = static_cast<float>(1.0 - static_cast<double>(i) / 20.0);
-      const float m = RoundMd(__fmul_rn(m0, shrink), md);
-      const float t = ClampStd(wj, -m, m);
-      const float mx = BlockMax(active ? t : -INFINITY, fscratch);
-      const float mn = BlockMin(active ? t : INFINITY, fscratch);
-      const GroupParams p = QuantParams(mx, mn, md);
-      const float d = Dequant(QuantCode(t, p, md), p, md) - wj;
-      __syncthreads();
-      if (active) d_sh[j] = d;
-      __syncthreads();
-      double q = 0.0;
-      if (active) {
-        float gd = 0.0f;
-        for (int k = 0; k < group; ++k) gd += d_sh[k] * G[k * group + j];
-        q = static_cast<double>(d) * gd;
-      }
-      q = BlockSum(q, dscratch);
-      const float err = RoundMd(static_cast<float>(q / static_cast<double>(n_tok)), md);
-      if (err < min_err) {  // strict: ties keep the larger bound
-        min_err = err;
-        best = m;
-        best_i = i;
+    int best = 0;
+    for (int i = 0; i < kClipSteps; ++i) {
+      const float e = err[(gl * kClipSteps + i) * rows + o];
+      if (e < min_err) {  // strict: ties keep the larger bound
+        min_err = e;
+        best = i;
       }
     }
-    if (j == 0) {
-      max_val[o * groups + g] = best;
-      shrink_index[o * groups + g] = static_cast<uint8_t>(best_i);
-    }
+    const float shrink = static_cast<float>(1.0 - static_cast<double>(best) / 20.0);
+    max_val[at] = RoundMd(__fmul_rn(m0[at], shrink), md);
+    shrink_index[at] = static_cast<uint8_t>(best);
   }
 }
 
@@ -243,14 +268,23 @@ void ApplyClip(float* w, const float* max_val, int64_t rows, int64_t cols, int64
                                                                 group);
 }
 
-void ClipSearch(const float* w, const float* gram, int64_t rows, int64_t cols, int64_t group,
-                int64_t n_tok, DType md, float* max_val, uint8_t* shrink_index,
-                cudaStream_t stream) {
-  const int threads = static_cast<int>((group + 31) / 32 * 32);
-  const dim3 grid(static_cast<unsigned>(cols / group),
-                  static_cast<unsigned>((rows + kClipRowsPerBlock - 1) / kClipRowsPerBlock));
-  ClipSearchKernel<<<grid, threads, group * sizeof(float), stream>>>(
-      w, gram, rows, cols, group, n_tok, md, max_val, shrink_index);
+void ClipTrials(const float* w, int64_t rows, int64_t cols, int64_t group, int64_t g0, int64_t ng,
+                DType md, float* trials, float* m0, cudaStream_t stream) {
+  const int64_t warps = ng * kClipSteps * rows;
+  ClipTrialsKernel<<<Blocks(warps * 32), kThreads, 0, stream>>>(w, rows, cols, group, g0, ng, md,
+                                                                trials, m0);
+}
+
+void ClipErrors(const float* cur, const float* ref, int64_t ng, int64_t n_tok, int64_t rows,
+                DType md, float* err, cudaStream_t stream) {
+  ClipErrorsKernel<<<Blocks(ng * kClipSteps * rows), kThreads, 0, stream>>>(cur, ref, ng, n_tok,
+                                                                           rows, md, err);
+}
+
+void ClipSelect(const float* err, const float* m0, int64_t rows, int64_t groups, int64_t g0,
+                int64_t ng, DType md, float* max_val, uint8_t* shrink_index, cudaStream_t stream) {
+  ClipSelectKernel<<<Blocks(ng * rows), kThreads, 0, stream>>>(err, m0, rows, groups, g0, ng, md,
+                                                               max_val, shrink_index);
 }
 
 }  // namespace quantd::engine::cuda
