@@ -80,11 +80,17 @@ absl::Status Sync(cudaStream_t stream, const char* what) {
 }
 
 absl::Status PrepareRope(const AwqLayerRun& run, AwqWorkspace* ws) {
-  if (ws->rope_len == run.len && ws->rope_md == run.settings.md) return absl::OkStatus();
-  QUANTD_RETURN_IF_ERROR(UploadRope(*run.config, run.len, run.settings.md, &ws->rope_cos,
-                                    &ws->rope_sin));
-  ws->rope_len = run.len;
-  ws->rope_md = run.settings.md;
+  // The table depends on the block length, md and the config's RoPE parameters.
+  const ModelConfig& c = *run.config;
+  const std::string key = absl::StrCat(run.len, "/", static_cast<int>(run.settings.md), "/",
+                                       c.head_dim, "/", c.rope_theta, "/",
+                                       static_cast<int>(c.rope_scaling.type), "/",
+                                       c.rope_scaling.factor, "/", c.rope_scaling.low_freq_factor,
+                                       "/", c.rope_scaling.high_freq_factor, "/",
+                                       c.rope_scaling.original_max_position_embeddings);
+  if (ws->rope_key == key) return absl::OkStatus();
+  QUANTD_RETURN_IF_ERROR(UploadRope(c, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin));
+  ws->rope_key = key;
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,8 +37,7 @@ struct AwqWorkspace {
   DeviceCapture capture;
   ForwardScratch scratch;
   DeviceBuffer rope_cos, rope_sin;
-  int64_t rope_len = -1;
-  DType rope_md = DType::kF32;
+  std::string rope_key;  // what the tables were built for
   DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
   DeviceBuffer gram, product, scales, sums, denom, means, losses, out;
   DeviceBuffer sampled, max_val, shrink;
