@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/cpu/layer_ops.h"
 #include "cuda/kernels.h"
+#include "io/status_macros.h"
 
 namespace quantd::engine::cuda {
 namespace {
@@ -116,10 +117,25 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
   const int64_t n = g.tokens;
   const int64_t h = c.hidden_size;
   const int64_t im = c.intermediate_size;
-  for (DeviceBuffer* buf : {&s->gate, &s->up, &s->act}) {
-    if (absl::Status st = Ensure(buf, n * im, sizeof(float)); !st.ok()) return st;
+  QUANTD_RETURN_IF_ERROR(Ensure(&s->act_op, n * im, DTypeSize(g.md)));
+  if (g.md != DType::kF32 && w.gate_bias == nullptr && w.up_bias == nullptr) {
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->gate, n * im, DTypeSize(g.md)));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->up, n * im, DTypeSize(g.md)));
+    // Bias-free 16-bit MLP: gate and up come out of the GEMMs already rounded to md, and one
+    // kernel makes the down_proj operand (no float32 intermediates).
+    QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.gate, s->gate.as<void>(), n, im, h, g.md, g.md));
+    QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.up, s->up.as<void>(), n, im, h, g.md, g.md));
+    SiluMulOperand(s->gate.as<void>(), s->up.as<void>(), s->act_op.as<void>(), down_input,
+                   n * im, g.md, stream);
+    QUANTD_RETURN_IF_ERROR(
+        gemm.Linear(s->act_op.as<void>(), w.down, out, n, h, im, g.md, DType::kF32));
+    BiasRound(out, w.down_bias, n, h, g.md, stream);
+    QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("MlpForward");
+    return absl::OkStatus();
   }
-  if (absl::Status st = Ensure(&s->act_op, n * im, DTypeSize(g.md)); !st.ok()) return st;
+  for (DeviceBuffer* buf : {&s->gate, &s->up, &s->act}) {
+    QUANTD_RETURN_IF_ERROR(Ensure(buf, n * im, sizeof(float)));
+  }
   if (absl::Status st = gemm.Linear(x_op, w.gate, s->gate.f32(), n, im, h, g.md); !st.ok())
     return st;
   if (absl::Status st = gemm.Linear(x_op, w.up, s->up.f32(), n, im, h, g.md); !st.ok()) return st;

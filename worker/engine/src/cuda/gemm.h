@@ -22,9 +22,10 @@ class Gemm {
 
   absl::Status Init(cudaStream_t stream);
 
-  // y[n, out] = x[n, in] · w[out, in]ᵀ; x and w in dtype md, y float32.
-  absl::Status Linear(const void* x, const void* w, float* y, int64_t n, int64_t out, int64_t in,
-                      DType md);
+  // y[n, out] = x[n, in] · w[out, in]ᵀ; x and w in dtype md, y in y_type (float32, or md: the
+  // float32 accumulator rounded once, as md(x · wᵀ) of the CPU reference).
+  absl::Status Linear(const void* x, const void* w, void* y, int64_t n, int64_t out, int64_t in,
+                      DType md, DType y_type = DType::kF32);
 
   // g[c, c] = x[n, c]ᵀ · x[n, c] (x in md, g float32).
   absl::Status Gram(const void* x, float* g, int64_t n, int64_t c, DType md);

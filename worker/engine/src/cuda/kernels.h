@@ -29,6 +29,11 @@ void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t 
 void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
              cudaStream_t stream);
 
+// The same from gate / up stored in md (16-bit): act (md) = md(md(silu(gate)) · up), and
+// optionally act_f32 (float32 copy, may be null).
+void SiluMulOperand(const void* gate, const void* up, void* act, float* act_f32, int64_t n,
+                    DType md, cudaStream_t stream);
+
 // a = md(a + b).
 void AddRound(float* a, const float* b, int64_t n, DType md, cudaStream_t stream);
 

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/device_math.cuh"
 #include "cuda/kernels.h"
@@ -68,6 +69,27 @@ __global__ void SiluMulKernel(const float* gate, const float* up, float* out, in
     const float g = gate[i];
     const float act = RoundMd(g / (1.0f + expf(-g)), md);
     out[i] = RoundMd(__fmul_rn(act, up[i]), md);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ float Load(const void* p, int64_t i) {
+  if constexpr (sizeof(T) == 2 && std::is_same_v<T, __half>) {
+    return __half2float(static_cast<const __half*>(p)[i]);
+  } else {
+    return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+  }
+}
+
+template <typename T>
+__global__ void SiluMulOperandKernel(const void* gate, const void* up, void* act, float* act_f32,
+                                     int64_t n, DType md) {
+  GRID_STRIDE(i, n) {
+    const float g = Load<T>(gate, i);
+    const float a = RoundMd(g / (1.0f + expf(-g)), md);
+    const float v = RoundMd(__fmul_rn(a, Load<T>(up, i)), md);
+    static_cast<T*>(act)[i] = static_cast<T>(v);
+    if (act_f32 != nullptr) act_f32[i] = v;
   }
 }
 
@@ -184,6 +206,16 @@ void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t 
 void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
              cudaStream_t stream) {
   SiluMulKernel<<<Blocks(n), kThreads, 0, stream>>>(gate, up, out, n, md);
+}
+
+void SiluMulOperand(const void* gate, const void* up, void* act, float* act_f32, int64_t n,
+                    DType md, cudaStream_t stream) {
+  if (md == DType::kF16) {
+    SiluMulOperandKernel<__half><<<Blocks(n), kThreads, 0, stream>>>(gate, up, act, act_f32, n, md);
+  } else {
+    SiluMulOperandKernel<__nv_bfloat16>
+        <<<Blocks(n), kThreads, 0, stream>>>(gate, up, act, act_f32, n, md);
+  }
 }
 
 void AddRound(float* a, const float* b, int64_t n, DType md, cudaStream_t stream) {
