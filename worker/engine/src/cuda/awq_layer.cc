@@ -23,8 +23,9 @@ struct GroupOnDevice {
   ScalingGroupKind kind;
   std::vector<DeviceLinear*> linears;
   std::vector<const char*> names;
-  const float* input;  // [tokens, cols], the Linears' cached input
+  const void* input;  // [tokens, cols], the Linears' cached input
   int64_t cols;
+  DType input_type = DType::kF32;  // float32, or md (the MLP's down_proj input)
 };
 
 std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
@@ -53,8 +54,8 @@ std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
                        c.hidden_size});
         break;
       case ScalingGroupKind::kMlpDown:
-        out.push_back({g.kind, {&l.down}, {"mlp.down_proj"}, cap.down_input.f32(),
-                       c.intermediate_size});
+        out.push_back({g.kind, {&l.down}, {"mlp.down_proj"}, cap.down_input.as<void>(),
+                       c.intermediate_size, cap.down_input_type});
         break;
     }
   }
@@ -136,7 +137,7 @@ absl::Status GroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, Awq
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->denom, max_rows * (c / gs), sizeof(float)));
   double* sums = ws->sums.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * c * sizeof(double), run.stream));
-  AddColumnAbsSums(g.input, run.tokens, c, sums, run.stream);
+  AddColumnAbsSums(g.input, g.input_type, run.tokens, c, sums, run.stream);
   FinishMean(sums, c, run.tokens, md, ws->means.f32(), run.stream);
   for (const DeviceLinear* l : g.linears) {
     AddNormalizedWeightSums(l->weight.f32(), l->out, c, gs, md, ws->denom.f32(), sums + c,
@@ -190,9 +191,10 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
     const int64_t out = l->out;
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->gram, c * c, sizeof(float)));
     const void* x_op = g.input;
-    if (md != DType::kF32) {
+    if (g.input_type != md) {
       QUANTD_RETURN_IF_ERROR(Ensure(&ws->scratch.act_op, n * c, elem));
-      ToOperand(g.input, ws->scratch.act_op.as<void>(), n * c, md, run.stream);
+      ToOperand(static_cast<const float*>(g.input), ws->scratch.act_op.as<void>(), n * c, md,
+                run.stream);
       x_op = ws->scratch.act_op.as<void>();
     }
     QUANTD_RETURN_IF_ERROR(run.gemm->Gram(x_op, ws->gram.f32(), n, c, md));
@@ -366,7 +368,7 @@ absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std
   const int64_t step = std::max<int64_t>(1, run.tokens / kClipSampleTokens);
   const int64_t kept = (run.tokens + step - 1) / step;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * c, sizeof(float)));
-  GatherRows(g.input, step, kept, c, ws->sampled.f32(), run.stream);
+  GatherRows(g.input, g.input_type, step, kept, c, ws->sampled.f32(), run.stream);
   QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
   DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, c, md, run.stream);
   for (size_t i = 0; i < g.linears.size(); ++i) {

@@ -102,7 +102,13 @@ class CudaBackend : public Backend {
     }
     cuda::AwqLayerRun run{&gemm_, stream_, &config, settings, act->data(),
                           act->num_blocks() * act->block_len(), act->block_len()};
-    return cuda::QuantizeLayerOnDevice(run, std::move(weights), cancel, &workspace_);
+    absl::StatusOr<QuantizedLayer> out =
+        cuda::QuantizeLayerOnDevice(run, std::move(weights), cancel, &workspace_);
+    if (!use_logged_ && out.ok()) {
+      LogMemoryUse();
+      use_logged_ = true;
+    }
+    return out;
   }
 
   absl::Status ForwardLayer(const ModelConfig& config, DType md, const LayerWeights& weights,
@@ -124,33 +130,46 @@ class CudaBackend : public Backend {
   }
 
  private:
+  // The plan before the first layer (an estimate from the geometry) and, after it, what was
+  // actually allocated.
   void LogMemoryPlan(const ModelConfig& c, DType md, int64_t tokens) {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     const double gib = 1024.0 * 1024.0 * 1024.0;
-    const int64_t h = c.hidden_size, im = c.intermediate_size;
-    const int64_t qd = int64_t{c.num_attention_heads} * c.head_dim;
-    const int64_t kvd = int64_t{c.num_key_value_heads} * c.head_dim;
-    const double layer_params = static_cast<double>(h * (qd + 2 * kvd) + qd * h + 3 * h * im);
-    const double weights = layer_params * (4 + DTypeSize(md));
-    const double hidden_b = static_cast<double>(tokens * h) * 4;
-    const double capture = static_cast<double>(tokens) * (4.0 * h * 4 + 2.0 * h * DTypeSize(md) +
-                                                          qd * 4.0 + im * 4.0);
-    const double scratch = static_cast<double>(tokens) *
-                           ((qd * 2 + kvd * 2) * 4.0 + im * (3 * 4.0 + DTypeSize(md)) + h * 8.0);
+    const double e = DTypeSize(md);
+    const double h = c.hidden_size, im = c.intermediate_size;
+    const double qd = double{1} * c.num_attention_heads * c.head_dim;
+    const double kvd = double{1} * c.num_key_value_heads * c.head_dim;
+    const double t = static_cast<double>(tokens);
+    const double weights = (h * (qd + 2 * kvd) + qd * h + 3 * h * im) * (4 + e);
+    const double hidden_b = t * h * 4;
+    const double capture = t * (4 * h * 4 + 2 * h * e + qd * 4 + im * e);
+    const double scratch = t * ((2 * qd + 2 * kvd) * 4 + qd * e + 3 * im * e + h * (8 + e)) +
+                           2.0 * (1 << 30) + im * im * 4;
     std::fprintf(stderr,
-                 "[quantd cuda] memory plan: %lld tokens resident on the GPU (activations %.2f GiB, "
-                 "captured module inputs %.2f GiB, forward scratch %.2f GiB), one layer's weights "
-                 "at a time (%.2f GiB); GPU has %.1f of %.1f GiB free\n",
+                 "[quantd cuda] memory plan: %lld calibration tokens resident on the GPU "
+                 "(hidden states %.2f GiB, captured module inputs/outputs %.2f GiB, forward and "
+                 "search scratch %.2f GiB), one layer's weights at a time (%.2f GiB): about %.1f "
+                 "GiB; the GPU has %.1f of %.1f GiB free\n",
                  static_cast<long long>(tokens), hidden_b / gib, capture / gib, scratch / gib,
-                 weights / gib, static_cast<double>(free_b) / gib,
-                 static_cast<double>(total_b) / gib);
+                 weights / gib, (hidden_b + capture + scratch + weights) / gib,
+                 static_cast<double>(free_b) / gib, static_cast<double>(total_b) / gib);
+  }
+
+  void LogMemoryUse() {
+    const cuda::DeviceMemoryStats& st = cuda::GlobalDeviceMemoryStats();
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    std::fprintf(stderr,
+                 "[quantd cuda] after the first layer: %.2f GiB allocated on the GPU (peak %.2f "
+                 "GiB)\n",
+                 static_cast<double>(st.current) / gib, static_cast<double>(st.peak) / gib);
   }
 
   cudaStream_t stream_ = nullptr;
   cuda::Gemm gemm_;
   cuda::AwqWorkspace workspace_;
   bool plan_logged_ = false;
+  bool use_logged_ = false;
 };
 
 }  // namespace

@@ -111,24 +111,27 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
   return absl::OkStatus();
 }
 
+bool MlpUsesOperandPath(const MlpWeights& w, DType md) {
+  return md != DType::kF32 && w.gate_bias == nullptr && w.up_bias == nullptr;
+}
+
 absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w, const void* x_op,
-                        float* out, float* down_input, ForwardScratch* s, cudaStream_t stream) {
+                        float* out, void* down_input, ForwardScratch* s, cudaStream_t stream) {
   const ModelConfig& c = *g.config;
   const int64_t n = g.tokens;
   const int64_t h = c.hidden_size;
   const int64_t im = c.intermediate_size;
   QUANTD_RETURN_IF_ERROR(Ensure(&s->act_op, n * im, DTypeSize(g.md)));
-  if (g.md != DType::kF32 && w.gate_bias == nullptr && w.up_bias == nullptr) {
+  if (MlpUsesOperandPath(w, g.md)) {
     QUANTD_RETURN_IF_ERROR(Ensure(&s->gate, n * im, DTypeSize(g.md)));
     QUANTD_RETURN_IF_ERROR(Ensure(&s->up, n * im, DTypeSize(g.md)));
     // Bias-free 16-bit MLP: gate and up come out of the GEMMs already rounded to md, and one
     // kernel makes the down_proj operand (no float32 intermediates).
     QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.gate, s->gate.as<void>(), n, im, h, g.md, g.md));
     QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.up, s->up.as<void>(), n, im, h, g.md, g.md));
-    SiluMulOperand(s->gate.as<void>(), s->up.as<void>(), s->act_op.as<void>(), down_input,
-                   n * im, g.md, stream);
-    QUANTD_RETURN_IF_ERROR(
-        gemm.Linear(s->act_op.as<void>(), w.down, out, n, h, im, g.md, DType::kF32));
+    void* act = down_input != nullptr ? down_input : s->act_op.as<void>();
+    SiluMulOperand(s->gate.as<void>(), s->up.as<void>(), act, nullptr, n * im, g.md, stream);
+    QUANTD_RETURN_IF_ERROR(gemm.Linear(act, w.down, out, n, h, im, g.md, DType::kF32));
     BiasRound(out, w.down_bias, n, h, g.md, stream);
     QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("MlpForward");
     return absl::OkStatus();
@@ -141,7 +144,7 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
   if (absl::Status st = gemm.Linear(x_op, w.up, s->up.f32(), n, im, h, g.md); !st.ok()) return st;
   BiasRound(s->gate.f32(), w.gate_bias, n, im, g.md, stream);
   BiasRound(s->up.f32(), w.up_bias, n, im, g.md, stream);
-  float* act = down_input != nullptr ? down_input : s->act.f32();
+  float* act = down_input != nullptr ? static_cast<float*>(down_input) : s->act.f32();
   SiluMul(s->gate.f32(), s->up.f32(), act, n * im, g.md, stream);
   const void* act_op = act;
   if (g.md != DType::kF32) {
@@ -191,10 +194,11 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
   if (absl::Status st = Ensure(&mnormed, n * h, sizeof(float)); !st.ok()) return st;
   if (absl::Status st = Ensure(&mout, n * h, sizeof(float)); !st.ok()) return st;
   if (absl::Status st = Ensure(&mnormed_op, n * h, DTypeSize(g.md)); !st.ok()) return st;
+  const MlpWeights mlp = MlpOf(layer, g.md);
   if (cap != nullptr) {
-    if (absl::Status st = Ensure(&cap->down_input, n * c.intermediate_size, sizeof(float));
-        !st.ok())
-      return st;
+    cap->down_input_type = MlpUsesOperandPath(mlp, g.md) ? g.md : DType::kF32;
+    QUANTD_RETURN_IF_ERROR(
+        Ensure(&cap->down_input, n * c.intermediate_size, DTypeSize(cap->down_input_type)));
   }
   RmsNorm(hidden, layer.post_norm.f32(), mnormed.f32(), n, h, eps, g.md, stream);
   const void* m_op = mnormed.f32();
@@ -202,8 +206,8 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
     ToOperand(mnormed.f32(), mnormed_op.as<void>(), n * h, g.md, stream);
     m_op = mnormed_op.as<void>();
   }
-  if (absl::Status st = MlpForward(gemm, g, MlpOf(layer, g.md), m_op, mout.f32(),
-                                   cap != nullptr ? cap->down_input.f32() : nullptr, s, stream);
+  if (absl::Status st = MlpForward(gemm, g, mlp, m_op, mout.f32(),
+                                   cap != nullptr ? cap->down_input.as<void>() : nullptr, s, stream);
       !st.ok())
     return st;
   AddRound(hidden, mout.f32(), n * h, g.md, stream);

@@ -83,9 +83,14 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
                                   const void* x_op, float* out, float* o_input,
                                   ForwardScratch* s, cudaStream_t stream);
 
-// out = mlp(x); `down_input` (optional, [tokens, intermediate]) receives silu(gate)·up.
+// Whether MlpForward runs without float32 intermediates (16-bit md, no gate/up bias); then its
+// down_proj input is kept in md, else in float32.
+bool MlpUsesOperandPath(const MlpWeights& w, DType md);
+
+// out = mlp(x); `down_input` (optional, [tokens, intermediate]) receives silu(gate)·up, in md when
+// MlpUsesOperandPath, else float32.
 absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w, const void* x_op,
-                        float* out, float* down_input, ForwardScratch* s, cudaStream_t stream);
+                        float* out, void* down_input, ForwardScratch* s, cudaStream_t stream);
 
 AttentionWeights AttentionOf(const DeviceLayer& l, DType md);
 MlpWeights MlpOf(const DeviceLayer& l, DType md);
@@ -94,6 +99,7 @@ MlpWeights MlpOf(const DeviceLayer& l, DType md);
 struct DeviceCapture {
   DeviceBuffer attn_input, attn_input_op, o_input, attn_output;
   DeviceBuffer mlp_input, mlp_input_op, down_input, mlp_output;
+  DType down_input_type = DType::kF32;  // md on MlpForward's operand path
 };
 
 // hidden ← layer(hidden) over g.tokens rows; with `capture`, keeps the module inputs/outputs.

@@ -41,6 +41,18 @@ __device__ __forceinline__ float MaxFiniteMd(DType md) {
   }
 }
 
+// Element i of a float32 or 16-bit array.
+__device__ __forceinline__ float LoadAs(const void* p, int64_t i, DType t) {
+  switch (t) {
+    case DType::kF16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::kBF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+
 // Stores v (already representable in md) into a GEMM operand buffer of dtype md.
 __device__ __forceinline__ void StoreOperand(void* dst, size_t i, float v, DType md) {
   switch (md) {

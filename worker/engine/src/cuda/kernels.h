@@ -47,8 +47,8 @@ void AddSquaredError(const float* ref, const float* out, int64_t n, DType md, do
 // *acc += Σ a[i] · b[i] (float64 accumulation).
 void AddDot(const float* a, const float* b, int64_t n, double* acc, cudaStream_t stream);
 
-// sums[c] += Σ_r |x[r, c]| (float64).
-void AddColumnAbsSums(const float* x, int64_t rows, int64_t cols, double* sums,
+// sums[c] += Σ_r |x[r, c]| (float64); x is float32 or 16-bit (x_type).
+void AddColumnAbsSums(const void* x, DType x_type, int64_t rows, int64_t cols, double* sums,
                       cudaStream_t stream);
 
 // sums[c] += Σ_r md(|w[r, c]| / md(max_group|w| + 1e-6)); `denom` is scratch [rows · cols/group].
@@ -87,8 +87,8 @@ void DivideColumns(float* x, const float* s, int64_t rows, int64_t cols, DType m
 void DivideRows(float* w, const float* s, int64_t first, int64_t n, int64_t cols, DType md,
                 cudaStream_t stream);
 
-// out[t, :] = x[t · step, :] for t < kept.
-void GatherRows(const float* x, int64_t step, int64_t kept, int64_t cols, float* out,
+// out[t, :] = x[t · step, :] for t < kept (x float32 or 16-bit per x_type; out float32).
+void GatherRows(const void* x, DType x_type, int64_t step, int64_t kept, int64_t cols, float* out,
                 cudaStream_t stream);
 
 // w[o, j] = clamp(w[o, j], −max_val[o, j/group], max_val[o, j/group]).

@@ -126,13 +126,14 @@ __global__ void DotKernel(const float* a, const float* b, int64_t n, double* acc
 
 constexpr int64_t kRowsPerChunk = 256;
 
-__global__ void ColumnAbsSumKernel(const float* x, int64_t rows, int64_t cols, double* sums) {
+__global__ void ColumnAbsSumKernel(const void* x, DType x_type, int64_t rows, int64_t cols,
+                                   double* sums) {
   const int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (c >= cols) return;
   const int64_t r0 = blockIdx.y * kRowsPerChunk;
   const int64_t r1 = std::min(rows, r0 + kRowsPerChunk);
   double s = 0.0;
-  for (int64_t r = r0; r < r1; ++r) s += fabsf(x[r * cols + c]);
+  for (int64_t r = r0; r < r1; ++r) s += fabsf(LoadAs(x, r * cols + c, x_type));
   atomicAdd(sums + c, s);
 }
 
@@ -236,10 +237,10 @@ void AddDot(const float* a, const float* b, int64_t n, double* acc, cudaStream_t
   DotKernel<<<std::min<unsigned>(Blocks(n), 2048), kThreads, 0, stream>>>(a, b, n, acc);
 }
 
-void AddColumnAbsSums(const float* x, int64_t rows, int64_t cols, double* sums,
+void AddColumnAbsSums(const void* x, DType x_type, int64_t rows, int64_t cols, double* sums,
                       cudaStream_t stream) {
   const dim3 grid(Blocks(cols), static_cast<unsigned>((rows + kRowsPerChunk - 1) / kRowsPerChunk));
-  ColumnAbsSumKernel<<<grid, kThreads, 0, stream>>>(x, rows, cols, sums);
+  ColumnAbsSumKernel<<<grid, kThreads, 0, stream>>>(x, x_type, rows, cols, sums);
 }
 
 void AddNormalizedWeightSums(const float* w, int64_t rows, int64_t cols, int64_t group, DType md,

@@ -119,9 +119,9 @@ __global__ void DivideRowsKernel(float* w, const float* s, int64_t n, int64_t co
   GRID_STRIDE(i, n) { w[i] = RoundMd(w[i] / s[i / cols], md); }
 }
 
-__global__ void GatherRowsKernel(const float* x, int64_t step, int64_t kept, int64_t cols,
-                                 float* out) {
-  GRID_STRIDE(i, kept * cols) { out[i] = x[(i / cols) * step * cols + i % cols]; }
+__global__ void GatherRowsKernel(const void* x, DType x_type, int64_t step, int64_t kept,
+                                 int64_t cols, float* out) {
+  GRID_STRIDE(i, kept * cols) { out[i] = LoadAs(x, (i / cols) * step * cols + i % cols, x_type); }
 }
 
 __global__ void ApplyClipKernel(float* w, const float* max_val, int64_t n, int64_t cols,
@@ -257,9 +257,9 @@ void DivideRows(float* w, const float* s, int64_t first, int64_t n, int64_t cols
                                                               md);
 }
 
-void GatherRows(const float* x, int64_t step, int64_t kept, int64_t cols, float* out,
+void GatherRows(const void* x, DType x_type, int64_t step, int64_t kept, int64_t cols, float* out,
                 cudaStream_t stream) {
-  GatherRowsKernel<<<Blocks(kept * cols), kThreads, 0, stream>>>(x, step, kept, cols, out);
+  GatherRowsKernel<<<Blocks(kept * cols), kThreads, 0, stream>>>(x, x_type, step, kept, cols, out);
 }
 
 void ApplyClip(float* w, const float* max_val, int64_t rows, int64_t cols, int64_t group,
