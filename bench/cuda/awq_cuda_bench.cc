@@ -30,8 +30,7 @@ struct Args {
 };
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 double HostPeakRssGiB() {
@@ -62,12 +61,18 @@ int Main(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--config") a.config = v;
-    else if (k == "--dir") a.dir = v;
-    else if (k == "--backend") a.backend = v;
-    else if (k == "--blocks") a.blocks = std::atoi(v.c_str());
-    else if (k == "--len") a.len = std::atoi(v.c_str());
-    else if (k == "--layers") a.layers = std::atoi(v.c_str());
+    if (k == "--config")
+      a.config = v;
+    else if (k == "--dir")
+      a.dir = v;
+    else if (k == "--backend")
+      a.backend = v;
+    else if (k == "--blocks")
+      a.blocks = std::atoi(v.c_str());
+    else if (k == "--len")
+      a.len = std::atoi(v.c_str());
+    else if (k == "--layers")
+      a.layers = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "unknown argument %s\n", k.c_str());
       return 2;
@@ -156,18 +161,20 @@ int Main(int argc, char** argv) {
   const double flops = LayerFlops(c, tokens, a.len) * c.num_hidden_layers;
   const CudaPhaseSeconds ph = CudaPhaseTotals();
   const double gib = 1024.0 * 1024.0 * 1024.0;
-  std::printf("\n| geometry | backend | blocks x len | layers | total s | open+init s | embed s | "
-              "load s | upload s | forward s | scale search s | scale+clip s | quant+pack s | "
-              "TFLOP | TFLOP/s | %% of 790 | peak GPU GiB | host RSS GiB |\n");
+  std::printf(
+      "\n| geometry | backend | blocks x len | layers | total s | open+init s | embed s | "
+      "load s | upload s | forward s | scale search s | scale+clip s | quant+pack s | "
+      "TFLOP | TFLOP/s | %% of 790 | peak GPU GiB | host RSS GiB |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  std::printf("| %s h%d i%d | %s | %dx%d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | "
-              "%.2f | %.2f | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
-              c.architecture_name.c_str(), c.hidden_size, c.intermediate_size,
-              std::string(backend->name()).c_str(), a.blocks, a.len, c.num_hidden_layers, total,
-              t_init - t0, t_embed - t_init, load, ph.upload, ph.forward, ph.scale_search,
-              ph.apply_and_clip, ph.quantize_pack, flops / 1e12, flops / 1e12 / quant,
-              100.0 * flops / 1e12 / quant / 790.0,
-              static_cast<double>(CudaPeakDeviceBytes()) / gib, HostPeakRssGiB());
+  std::printf(
+      "| %s h%d i%d | %s | %dx%d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | "
+      "%.2f | %.2f | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
+      c.architecture_name.c_str(), c.hidden_size, c.intermediate_size,
+      std::string(backend->name()).c_str(), a.blocks, a.len, c.num_hidden_layers, total,
+      t_init - t0, t_embed - t_init, load, ph.upload, ph.forward, ph.scale_search,
+      ph.apply_and_clip, ph.quantize_pack, flops / 1e12, flops / 1e12 / quant,
+      100.0 * flops / 1e12 / quant / 790.0, static_cast<double>(CudaPeakDeviceBytes()) / gib,
+      HostPeakRssGiB());
   return 0;
 }
 

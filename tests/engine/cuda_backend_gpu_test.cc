@@ -106,8 +106,8 @@ BackendRun Run(Backend& backend, const ModelConfig& config, const CheckpointRead
       ADD_FAILURE() << backend.name() << " QuantizeLayer " << l << ": " << q.status();
       return run;
     }
-    if (absl::Status s = backend.ForwardLayer(config, settings.md, DequantizedLayer(*q),
-                                              quant_eval->get());
+    if (absl::Status s =
+            backend.ForwardLayer(config, settings.md, DequantizedLayer(*q), quant_eval->get());
         !s.ok()) {
       ADD_FAILURE() << backend.name() << " ForwardLayer (quantized): " << s;
       return run;
@@ -205,8 +205,9 @@ TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixtureWithFloatKvTrials) {
 
 TEST(CudaBackendGpuTest, MatchesCpuOnTinyQwen2Gqa) {
   // GQA, q/k/v bias, tied embeddings; random calibration tokens of its 4096-token vocabulary.
-  CompareBackends(SharedDir() + "/assets/models/tiny-qwen2-wp/model", RandomBlocks(16, 256, 4096, 7),
-                  RandomBlocks(4, 256, 4096, 11), /*float_kv=*/false);
+  CompareBackends(SharedDir() + "/assets/models/tiny-qwen2-wp/model",
+                  RandomBlocks(16, 256, 4096, 7), RandomBlocks(4, 256, 4096, 11),
+                  /*float_kv=*/false);
 }
 
 TEST(CudaBackendGpuTest, RejectsUnsupportedHeadDim) {
@@ -222,7 +223,8 @@ TEST(CudaBackendGpuTest, RejectsUnsupportedHeadDim) {
   LayerWeights w;
   w.input_layernorm = Tensor({96}, 1.0f);
   w.post_attention_layernorm = Tensor({96}, 1.0f);
-  for (LinearWeights* l : {&w.q_proj, &w.k_proj, &w.v_proj, &w.o_proj}) l->weight = Tensor({96, 96}, 0.01f);
+  for (LinearWeights* l : {&w.q_proj, &w.k_proj, &w.v_proj, &w.o_proj})
+    l->weight = Tensor({96, 96}, 0.01f);
   w.gate_proj.weight = Tensor({128, 96}, 0.01f);
   w.up_proj.weight = Tensor({128, 96}, 0.01f);
   w.down_proj.weight = Tensor({96, 128}, 0.01f);

@@ -10,11 +10,9 @@ namespace quantd::engine::cuda {
 namespace {
 
 template <int D, int kQueries, int kKeys>
-__global__ void __launch_bounds__(kQueries) AttentionKernel(const float* q, const float* k,
-                                                            const float* v, float* out,
-                                                            int64_t len, int64_t heads,
-                                                            int64_t kv_heads, float scale,
-                                                            DType md) {
+__global__ void __launch_bounds__(kQueries)
+    AttentionKernel(const float* q, const float* k, const float* v, float* out, int64_t len,
+                    int64_t heads, int64_t kv_heads, float scale, DType md) {
   __shared__ float ks[kKeys][D];
   __shared__ float vs[kKeys][D];
   const int64_t block = blockIdx.z;
@@ -77,8 +75,8 @@ __global__ void __launch_bounds__(kQueries) AttentionKernel(const float* q, cons
 }
 
 template <int D, int kQueries, int kKeys>
-void Launch(const float* q, const float* k, const float* v, float* out, int64_t tokens,
-            int64_t len, int64_t heads, int64_t kv_heads, DType md, cudaStream_t stream) {
+void Launch(const float* q, const float* k, const float* v, float* out, int64_t tokens, int64_t len,
+            int64_t heads, int64_t kv_heads, DType md, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>((len + kQueries - 1) / kQueries),
                   static_cast<unsigned>(heads), static_cast<unsigned>(tokens / len));
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));

@@ -54,8 +54,12 @@ std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
                        c.hidden_size});
         break;
       case ScalingGroupKind::kMlpDown:
-        out.push_back({g.kind, {&l.down}, {"mlp.down_proj"}, cap.down_input.as<void>(),
-                       c.intermediate_size, cap.down_input_type});
+        out.push_back({g.kind,
+                       {&l.down},
+                       {"mlp.down_proj"},
+                       cap.down_input.as<void>(),
+                       c.intermediate_size,
+                       cap.down_input_type});
         break;
     }
   }
@@ -83,12 +87,11 @@ absl::Status Sync(cudaStream_t stream, const char* what) {
 absl::Status PrepareRope(const AwqLayerRun& run, AwqWorkspace* ws) {
   // The table depends on the block length, md and the config's RoPE parameters.
   const ModelConfig& c = *run.config;
-  const std::string key = absl::StrCat(run.len, "/", static_cast<int>(run.settings.md), "/",
-                                       c.head_dim, "/", c.rope_theta, "/",
-                                       static_cast<int>(c.rope_scaling.type), "/",
-                                       c.rope_scaling.factor, "/", c.rope_scaling.low_freq_factor,
-                                       "/", c.rope_scaling.high_freq_factor, "/",
-                                       c.rope_scaling.original_max_position_embeddings);
+  const std::string key = absl::StrCat(
+      run.len, "/", static_cast<int>(run.settings.md), "/", c.head_dim, "/", c.rope_theta, "/",
+      static_cast<int>(c.rope_scaling.type), "/", c.rope_scaling.factor, "/",
+      c.rope_scaling.low_freq_factor, "/", c.rope_scaling.high_freq_factor, "/",
+      c.rope_scaling.original_max_position_embeddings);
   if (ws->rope_key == key) return absl::OkStatus();
   QUANTD_RETURN_IF_ERROR(UploadRope(c, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin));
   ws->rope_key = key;
@@ -101,8 +104,8 @@ LayerGeometry GeometryOf(const AwqLayerRun& run, const AwqWorkspace& ws) {
 
 absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t group) {
   if (c.head_dim != 64 && c.head_dim != 128) {
-    return absl::UnimplementedError(absl::StrCat(
-        "the CUDA backend supports head_dim 64 and 128; this model has ", c.head_dim));
+    return absl::UnimplementedError(
+        absl::StrCat("the CUDA backend supports head_dim 64 and 128; this model has ", c.head_dim));
   }
   const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
                                 &w.gate_proj, &w.up_proj, &w.down_proj};
@@ -113,9 +116,9 @@ absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t 
                        " is not a multiple of group_size ", group, " (1..1024)"));
     }
     if (all[i]->out_features() % 8 != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kLayerLinearNames[i], ": out_features ", all[i]->out_features(),
-          " is not a multiple of 8 (the GEMM packing needs it)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(kLayerLinearNames[i], ": out_features ", all[i]->out_features(),
+                       " is not a multiple of 8 (the GEMM packing needs it)"));
     }
   }
   return absl::OkStatus();
@@ -156,8 +159,7 @@ absl::Status GroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, Awq
 // the one synchronisation is the final copy of the losses.
 absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const GroupOnDevice& g,
                                                const std::vector<float>& x_mean,
-                                               const std::vector<float>& w_mean,
-                                               AwqWorkspace* ws) {
+                                               const std::vector<float>& w_mean, AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
   const int64_t gs = run.settings.group_size;
@@ -169,12 +171,11 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
   std::vector<float> scales;
   scales.reserve(static_cast<size_t>(kGrid * c));
   for (int k = 0; k < kGrid; ++k) {
-    const std::vector<float> s =
-        ScalesForRatio(x_mean, w_mean, static_cast<double>(k) / kGrid, md);
+    const std::vector<float> s = ScalesForRatio(x_mean, w_mean, static_cast<double>(k) / kGrid, md);
     scales.insert(scales.end(), s.begin(), s.end());
   }
-  QUANTD_RETURN_IF_ERROR(Upload(scales.data(), scales.size() * sizeof(float), &ws->scales,
-                                run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      Upload(scales.data(), scales.size() * sizeof(float), &ws->scales, run.stream));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->losses, kGrid, sizeof(double)));
   double* losses = ws->losses.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(losses, 0, kGrid * sizeof(double), run.stream));
@@ -248,9 +249,8 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
             w.k = trial(1);
             w.v = trial(2);
           }
-          QUANTD_RETURN_IF_ERROR(
-              SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.f32(), nullptr, &ws->scratch,
-                                   run.stream));
+          QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.f32(),
+                                                      nullptr, &ws->scratch, run.stream));
         } else {
           MlpWeights w = MlpOf(ws->layer, md);
           w.gate = trial(0);
@@ -297,7 +297,8 @@ absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g,
       divide_rows(&l.up);
       break;
   }
-  for (DeviceLinear* lin : g.linears) MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
+  for (DeviceLinear* lin : g.linears)
+    MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("ApplyScales");
   return absl::OkStatus();
 }
@@ -321,8 +322,8 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   const size_t per_group =
       static_cast<size_t>(n_tok * (kSteps + 1) * rows + kSteps * rows * gs + kSteps * rows) *
       sizeof(float);
-  const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(kTrialBudgetBytes / per_group), 1,
-                                            groups);
+  const int64_t chunk =
+      std::clamp<int64_t>(static_cast<int64_t>(kTrialBudgetBytes / per_group), 1, groups);
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_a, chunk * kSteps * rows * gs, sizeof(float)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->product, chunk * n_tok * kSteps * rows, sizeof(float)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_b, chunk * n_tok * rows, sizeof(float)));
@@ -335,14 +336,12 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
     const int64_t ng = std::min(chunk, groups - g0);
     ClipTrials(l.weight.f32(), rows, cols, gs, g0, ng, md, ws->trial_a.f32(), m0, run.stream);
     // Row-major ref_g [n_tok, rows] = x_g · w_gᵀ is column-major w_gᵀ-major: (w_g)ᵀ · x_gᵀ.
-    QUANTD_RETURN_IF_ERROR(run.gemm->BatchedF32({true, false, rows, n_tok, gs,
-                                                 l.weight.f32() + g0 * gs, cols, gs,
-                                                 x + g0 * gs, cols, gs, ws->trial_b.f32(), rows,
-                                                 n_tok * rows, ng}));
-    QUANTD_RETURN_IF_ERROR(run.gemm->BatchedF32({true, false, kSteps * rows, n_tok, gs,
-                                                 ws->trial_a.f32(), gs, kSteps * rows * gs,
-                                                 x + g0 * gs, cols, gs, ws->product.f32(),
-                                                 kSteps * rows, n_tok * kSteps * rows, ng}));
+    QUANTD_RETURN_IF_ERROR(
+        run.gemm->BatchedF32({true, false, rows, n_tok, gs, l.weight.f32() + g0 * gs, cols, gs,
+                              x + g0 * gs, cols, gs, ws->trial_b.f32(), rows, n_tok * rows, ng}));
+    QUANTD_RETURN_IF_ERROR(run.gemm->BatchedF32(
+        {true, false, kSteps * rows, n_tok, gs, ws->trial_a.f32(), gs, kSteps * rows * gs,
+         x + g0 * gs, cols, gs, ws->product.f32(), kSteps * rows, n_tok * kSteps * rows, ng}));
     ClipErrors(ws->product.f32(), ws->trial_b.f32(), ng, n_tok, rows, md, ws->trial_c.f32(),
                run.stream);
     ClipSelect(ws->trial_c.f32(), m0, rows, groups, g0, ng, md, ws->max_val.f32(),
@@ -373,8 +372,8 @@ absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std
   DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, c, md, run.stream);
   for (size_t i = 0; i < g.linears.size(); ++i) {
     if (!IsClipped(g.names[i])) continue;
-    QUANTD_ASSIGN_OR_RETURN(ClipDecision d,
-                            ClipLinear(run, g.names[i], *g.linears[i], ws->sampled.f32(), kept, ws));
+    QUANTD_ASSIGN_OR_RETURN(
+        ClipDecision d, ClipLinear(run, g.names[i], *g.linears[i], ws->sampled.f32(), kept, ws));
     clips->push_back(std::move(d));
   }
   return absl::OkStatus();
@@ -533,8 +532,8 @@ absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& we
   }
   QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
   QUANTD_RETURN_IF_ERROR(UploadLayer(weights, run.settings.md, run.stream, &ws->layer));
-  QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer,
-                                             run.hidden, nullptr, &ws->scratch, run.stream));
+  QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer, run.hidden,
+                                             nullptr, &ws->scratch, run.stream));
   return Sync(run.stream, "layer forward");
 }
 
@@ -566,22 +565,22 @@ absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor
       flat.push_back(t);
     }
   }
-  QUANTD_RETURN_IF_ERROR(Upload(flat.data(), flat.size() * sizeof(int32_t), &ws->targets,
-                                run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      Upload(flat.data(), flat.size() * sizeof(int32_t), &ws->targets, run.stream));
   DeviceBuffer norm;
-  QUANTD_RETURN_IF_ERROR(Upload(final_norm.ptr(), final_norm.data.size() * sizeof(float), &norm,
-                                run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      Upload(final_norm.ptr(), final_norm.data.size() * sizeof(float), &norm, run.stream));
   // lm_head in md for the GEMM (staged through the logits buffer as float32).
-  QUANTD_RETURN_IF_ERROR(Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->logits,
-                                run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->logits, run.stream));
   const void* head_op = ws->logits.as<void>();
   if (md != DType::kF32) {
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->lm_head, vocab * h, DTypeSize(md)));
     ToOperand(ws->logits.f32(), ws->lm_head.as<void>(), vocab * h, md, run.stream);
     head_op = ws->lm_head.as<void>();
   } else {
-    QUANTD_RETURN_IF_ERROR(Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float),
-                                  &ws->lm_head, run.stream));
+    QUANTD_RETURN_IF_ERROR(
+        Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->lm_head, run.stream));
     head_op = ws->lm_head.as<void>();
   }
   // Blocks per chunk so that the logits stay under about 1 GiB.

@@ -37,7 +37,7 @@ struct AwqWorkspace {
   DeviceCapture capture;
   ForwardScratch scratch;
   DeviceBuffer rope_cos, rope_sin;
-  std::string rope_key;  // what the tables were built for
+  std::string rope_key;                    // what the tables were built for
   DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
   DeviceBuffer gram, product, scales, sums, denom, means, losses, out;
   DeviceBuffer sampled, max_val, shrink;

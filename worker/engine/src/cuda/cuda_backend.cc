@@ -87,8 +87,8 @@ class CudaBackend : public Backend {
                                              rows.data(), rows.size() * sizeof(float),
                                              cudaMemcpyHostToDevice));
     }
-    return std::make_unique<CudaActivations>(std::move(h), static_cast<int64_t>(blocks.size()),
-                                             len, hidden);
+    return std::make_unique<CudaActivations>(std::move(h), static_cast<int64_t>(blocks.size()), len,
+                                             hidden);
   }
 
   absl::StatusOr<QuantizedLayer> QuantizeLayer(const ModelConfig& config,
@@ -100,8 +100,9 @@ class CudaBackend : public Backend {
       LogMemoryPlan(config, settings.md, act->num_blocks() * act->block_len());
       plan_logged_ = true;
     }
-    cuda::AwqLayerRun run{&gemm_, stream_, &config, settings, act->data(),
-                          act->num_blocks() * act->block_len(), act->block_len()};
+    cuda::AwqLayerRun run{&gemm_,          stream_,     &config,
+                          settings,        act->data(), act->num_blocks() * act->block_len(),
+                          act->block_len()};
     absl::StatusOr<QuantizedLayer> out =
         cuda::QuantizeLayerOnDevice(run, std::move(weights), cancel, &workspace_);
     if (!use_logged_ && out.ok()) {
@@ -114,18 +115,19 @@ class CudaBackend : public Backend {
   absl::Status ForwardLayer(const ModelConfig& config, DType md, const LayerWeights& weights,
                             Activations* hidden) override {
     auto* act = static_cast<CudaActivations*>(hidden);
-    cuda::AwqLayerRun run{&gemm_, stream_, &config, {128, md, false}, act->data(),
-                          act->num_blocks() * act->block_len(), act->block_len()};
+    cuda::AwqLayerRun run{&gemm_,           stream_,     &config,
+                          {128, md, false}, act->data(), act->num_blocks() * act->block_len(),
+                          act->block_len()};
     return cuda::ForwardLayerOnDevice(run, weights, &workspace_);
   }
 
-  absl::StatusOr<double> NextTokenNll(const ModelConfig& config, DType md,
-                                      const Tensor& final_norm, const Tensor& lm_head,
-                                      const Activations& hidden,
+  absl::StatusOr<double> NextTokenNll(const ModelConfig& config, DType md, const Tensor& final_norm,
+                                      const Tensor& lm_head, const Activations& hidden,
                                       const std::vector<std::vector<int32_t>>& targets) override {
     const auto& act = static_cast<const CudaActivations&>(hidden);
-    cuda::AwqLayerRun run{&gemm_, stream_, &config, {128, md, false}, act.data(),
-                          act.num_blocks() * act.block_len(), act.block_len()};
+    cuda::AwqLayerRun run{&gemm_,           stream_,    &config,
+                          {128, md, false}, act.data(), act.num_blocks() * act.block_len(),
+                          act.block_len()};
     return cuda::NextTokenNllOnDevice(run, final_norm, lm_head, targets, &workspace_);
   }
 
@@ -182,9 +184,9 @@ bool CudaDeviceAvailable() {
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend() {
   int n = 0;
   if (cudaError_t err = cudaGetDeviceCount(&n); err != cudaSuccess || n == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "backend 'cuda': no usable CUDA device (",
-        err != cudaSuccess ? cudaGetErrorString(err) : "device count is 0", ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("backend 'cuda': no usable CUDA device (",
+                     err != cudaSuccess ? cudaGetErrorString(err) : "device count is 0", ")"));
   }
   auto backend = std::make_unique<CudaBackend>();
   if (absl::Status s = backend->Init(); !s.ok()) return s;

@@ -21,11 +21,9 @@ inline absl::Status CudaStatus(cudaError_t err, const char* what) {
                                           cudaGetErrorString(err), ")"));
 }
 
-#define QUANTD_CUDA_RETURN_IF_ERROR(expr)                                        \
-  do {                                                                           \
-    if (absl::Status _s = ::quantd::engine::cuda::CudaStatus((expr), #expr);     \
-        !_s.ok())                                                                \
-      return _s;                                                                 \
+#define QUANTD_CUDA_RETURN_IF_ERROR(expr)                                                         \
+  do {                                                                                            \
+    if (absl::Status _s = ::quantd::engine::cuda::CudaStatus((expr), #expr); !_s.ok()) return _s; \
   } while (0)
 
 // After kernel launches: the launch error (bad configuration) of the last launch.
@@ -46,7 +44,8 @@ class DeviceBuffer {
   ~DeviceBuffer() { Release(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(o.bytes_) {}
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(o.bytes_) {}
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       Release();
@@ -62,8 +61,8 @@ class DeviceBuffer {
     Release();
     void* p = nullptr;
     if (cudaError_t err = cudaMalloc(&p, bytes == 0 ? 1 : bytes); err != cudaSuccess) {
-      return absl::ResourceExhaustedError(absl::StrCat("cudaMalloc of ", bytes,
-                                                       " bytes failed: ", cudaGetErrorString(err)));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorString(err)));
     }
     ptr_ = p;
     bytes_ = bytes;

@@ -1,5 +1,7 @@
 #include "cuda/device_layer.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "backend/cpu/layer_ops.h"
 #include "cuda/kernels.h"
@@ -7,6 +9,9 @@
 
 namespace quantd::engine::cuda {
 namespace {
+
+// Bound of each [tokens, intermediate] scratch buffer of the 16-bit MLP (token chunks).
+constexpr int64_t kMlpChunkBytes = int64_t{512} << 20;
 
 absl::Status UploadTensor(const Tensor& t, DeviceBuffer* buf, cudaStream_t stream) {
   if (absl::Status s = buf->Reserve(t.data.size() * sizeof(float)); !s.ok()) return s;
@@ -29,7 +34,6 @@ absl::Status UploadLinear(const LinearWeights& w, DType md, cudaStream_t stream,
   }
   return absl::OkStatus();
 }
-
 
 }  // namespace
 
@@ -60,9 +64,16 @@ absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, D
 }
 
 AttentionWeights AttentionOf(const DeviceLayer& l, DType md) {
-  return {l.q.op(md),       l.k.op(md),       l.v.op(md),       l.o.op(md),
-          l.q.bias_ptr(),   l.k.bias_ptr(),   l.v.bias_ptr(),   l.o.bias_ptr(),
-          l.has_qk_norm ? l.q_norm.f32() : nullptr, l.has_qk_norm ? l.k_norm.f32() : nullptr};
+  return {l.q.op(md),
+          l.k.op(md),
+          l.v.op(md),
+          l.o.op(md),
+          l.q.bias_ptr(),
+          l.k.bias_ptr(),
+          l.v.bias_ptr(),
+          l.o.bias_ptr(),
+          l.has_qk_norm ? l.q_norm.f32() : nullptr,
+          l.has_qk_norm ? l.k_norm.f32() : nullptr};
 }
 
 MlpWeights MlpOf(const DeviceLayer& l, DType md) {
@@ -71,8 +82,8 @@ MlpWeights MlpOf(const DeviceLayer& l, DType md) {
 }
 
 absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const AttentionWeights& w,
-                                  const void* x_op, float* out, float* o_input,
-                                  ForwardScratch* s, cudaStream_t stream) {
+                                  const void* x_op, float* out, float* o_input, ForwardScratch* s,
+                                  cudaStream_t stream) {
   const ModelConfig& c = *g.config;
   const int64_t n = g.tokens;
   const int64_t d = c.head_dim;
@@ -90,8 +101,10 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
   BiasRound(s->q.f32(), w.q_bias, n, qd, g.md, stream);
   BiasRound(s->k.f32(), w.k_bias, n, kvd, g.md, stream);
   BiasRound(s->v.f32(), w.v_bias, n, kvd, g.md, stream);
-  if (w.q_norm != nullptr) RmsNorm(s->q.f32(), w.q_norm, s->q.f32(), n * c.num_attention_heads, d, eps, g.md, stream);
-  if (w.k_norm != nullptr) RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, stream);
+  if (w.q_norm != nullptr)
+    RmsNorm(s->q.f32(), w.q_norm, s->q.f32(), n * c.num_attention_heads, d, eps, g.md, stream);
+  if (w.k_norm != nullptr)
+    RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, stream);
   Rope(s->q.f32(), g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, stream);
   Rope(s->k.f32(), g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, stream);
   float* attn = o_input != nullptr ? o_input : s->attn.f32();
@@ -121,17 +134,26 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
   const int64_t n = g.tokens;
   const int64_t h = c.hidden_size;
   const int64_t im = c.intermediate_size;
-  QUANTD_RETURN_IF_ERROR(Ensure(&s->act_op, n * im, DTypeSize(g.md)));
+  const int64_t e = DTypeSize(g.md);
   if (MlpUsesOperandPath(w, g.md)) {
-    QUANTD_RETURN_IF_ERROR(Ensure(&s->gate, n * im, DTypeSize(g.md)));
-    QUANTD_RETURN_IF_ERROR(Ensure(&s->up, n * im, DTypeSize(g.md)));
     // Bias-free 16-bit MLP: gate and up come out of the GEMMs already rounded to md, and one
-    // kernel makes the down_proj operand (no float32 intermediates).
-    QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.gate, s->gate.as<void>(), n, im, h, g.md, g.md));
-    QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.up, s->up.as<void>(), n, im, h, g.md, g.md));
-    void* act = down_input != nullptr ? down_input : s->act_op.as<void>();
-    SiluMulOperand(s->gate.as<void>(), s->up.as<void>(), act, nullptr, n * im, g.md, stream);
-    QUANTD_RETURN_IF_ERROR(gemm.Linear(act, w.down, out, n, h, im, g.md, DType::kF32));
+    // kernel makes the down_proj operand (no float32 intermediates). Token chunks bound the
+    // [tokens, intermediate] scratch to kMlpChunkBytes per buffer; the captured down_proj input
+    // (when wanted) is written whole.
+    const int64_t rows = std::min(n, std::max<int64_t>(128, kMlpChunkBytes / (im * e) / 128 * 128));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->gate, rows * im, e));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->up, rows * im, e));
+    if (down_input == nullptr) QUANTD_RETURN_IF_ERROR(Ensure(&s->act_op, rows * im, e));
+    for (int64_t r0 = 0; r0 < n; r0 += rows) {
+      const int64_t m = std::min(rows, n - r0);
+      const void* x = static_cast<const char*>(x_op) + r0 * h * e;
+      QUANTD_RETURN_IF_ERROR(gemm.Linear(x, w.gate, s->gate.as<void>(), m, im, h, g.md, g.md));
+      QUANTD_RETURN_IF_ERROR(gemm.Linear(x, w.up, s->up.as<void>(), m, im, h, g.md, g.md));
+      void* act = down_input != nullptr ? static_cast<char*>(down_input) + r0 * im * e
+                                        : s->act_op.as<void>();
+      SiluMulOperand(s->gate.as<void>(), s->up.as<void>(), act, nullptr, m * im, g.md, stream);
+      QUANTD_RETURN_IF_ERROR(gemm.Linear(act, w.down, out + r0 * h, m, h, im, g.md, DType::kF32));
+    }
     BiasRound(out, w.down_bias, n, h, g.md, stream);
     QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("MlpForward");
     return absl::OkStatus();
@@ -139,6 +161,7 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
   for (DeviceBuffer* buf : {&s->gate, &s->up, &s->act}) {
     QUANTD_RETURN_IF_ERROR(Ensure(buf, n * im, sizeof(float)));
   }
+  if (g.md != DType::kF32) QUANTD_RETURN_IF_ERROR(Ensure(&s->act_op, n * im, e));
   if (absl::Status st = gemm.Linear(x_op, w.gate, s->gate.f32(), n, im, h, g.md); !st.ok())
     return st;
   if (absl::Status st = gemm.Linear(x_op, w.up, s->up.f32(), n, im, h, g.md); !st.ok()) return st;
@@ -181,9 +204,9 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
     ToOperand(normed.f32(), normed_op.as<void>(), n * h, g.md, stream);
     x_op = normed_op.as<void>();
   }
-  if (absl::Status st = SelfAttentionForward(gemm, g, AttentionOf(layer, g.md), x_op, out.f32(),
-                                             cap != nullptr ? cap->o_input.f32() : nullptr, s,
-                                             stream);
+  if (absl::Status st =
+          SelfAttentionForward(gemm, g, AttentionOf(layer, g.md), x_op, out.f32(),
+                               cap != nullptr ? cap->o_input.f32() : nullptr, s, stream);
       !st.ok())
     return st;
   AddRound(hidden, out.f32(), n * h, g.md, stream);
@@ -206,8 +229,9 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
     ToOperand(mnormed.f32(), mnormed_op.as<void>(), n * h, g.md, stream);
     m_op = mnormed_op.as<void>();
   }
-  if (absl::Status st = MlpForward(gemm, g, mlp, m_op, mout.f32(),
-                                   cap != nullptr ? cap->down_input.as<void>() : nullptr, s, stream);
+  if (absl::Status st =
+          MlpForward(gemm, g, mlp, m_op, mout.f32(),
+                     cap != nullptr ? cap->down_input.as<void>() : nullptr, s, stream);
       !st.ok())
     return st;
   AddRound(hidden, mout.f32(), n * h, g.md, stream);

@@ -24,7 +24,9 @@ struct DeviceLinear {
   DeviceBuffer operand;  // md [out, in] (aliases nothing; for md = f32 unused)
   DeviceBuffer bias;     // float32 [out] or empty
   bool has_bias = false;
-  const void* op(DType md) const { return md == DType::kF32 ? weight.as<void>() : operand.as<void>(); }
+  const void* op(DType md) const {
+    return md == DType::kF32 ? weight.as<void>() : operand.as<void>();
+  }
   const float* bias_ptr() const { return has_bias ? bias.f32() : nullptr; }
 };
 
@@ -80,8 +82,8 @@ struct LayerGeometry {
 // out[tokens, hidden] = self_attn(x); x_op is x in md. `o_input` (optional, [tokens, heads·d])
 // receives the attention output.
 absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const AttentionWeights& w,
-                                  const void* x_op, float* out, float* o_input,
-                                  ForwardScratch* s, cudaStream_t stream);
+                                  const void* x_op, float* out, float* o_input, ForwardScratch* s,
+                                  cudaStream_t stream);
 
 // Whether MlpForward runs without float32 intermediates (16-bit md, no gate/up bias); then its
 // down_proj input is kept in md, else in float32.

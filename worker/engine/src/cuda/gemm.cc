@@ -35,15 +35,15 @@ absl::Status Gemm::Init(cudaStream_t stream) {
   return CublasStatus(cublasSetStream(handle_, stream), "cublasSetStream");
 }
 
-absl::Status Gemm::Linear(const void* x, const void* w, void* y, int64_t n, int64_t out,
-                          int64_t in, DType md, DType y_type) {
+absl::Status Gemm::Linear(const void* x, const void* w, void* y, int64_t n, int64_t out, int64_t in,
+                          DType md, DType y_type) {
   const float one = 1.0f, zero = 0.0f;
   // Column-major view: yᵀ[out, n] = w(col-major [in, out])ᵀ · xᵀ(col-major [in, n]).
-  return CublasStatus(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, I(out), I(n), I(in), &one, w,
-                                   CudaType(md), I(in), x, CudaType(md), I(in), &zero, y,
-                                   CudaType(y_type), I(out), CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT),
-                      "Linear");
+  return CublasStatus(
+      cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, I(out), I(n), I(in), &one, w, CudaType(md),
+                   I(in), x, CudaType(md), I(in), &zero, y, CudaType(y_type), I(out),
+                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      "Linear");
 }
 
 absl::Status Gemm::Gram(const void* x, float* g, int64_t n, int64_t c, DType md) {

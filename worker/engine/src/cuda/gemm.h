@@ -1,5 +1,6 @@
 // cuBLAS products of the CUDA backend. Operands are in the model dtype (float16 / bfloat16 use the
-// tensor cores with float32 accumulation; float32 runs as plain SGEMM, no TF32), results in float32.
+// tensor cores with float32 accumulation; float32 runs as plain SGEMM, no TF32), results in
+// float32.
 #ifndef QUANTD_ENGINE_CUDA_GEMM_H_
 #define QUANTD_ENGINE_CUDA_GEMM_H_
 

@@ -20,8 +20,9 @@ unsigned Blocks(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>(std::min<int64_t>(b, 1 << 20));
 }
 
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+#define GRID_STRIDE(i, n)                                                   \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
+       i += int64_t{gridDim.x} * blockDim.x)
 
 __global__ void RmsNormKernel(const float* x, const float* w, float* y, int64_t cols, float eps,
                               DType md) {
@@ -59,8 +60,8 @@ __global__ void RopeKernel(float* x, const float* cos, const float* sin, int64_t
     const float a = v[i];
     const float b = v[i + half];
     v[i] = RoundMd(RoundMd(__fmul_rn(a, c[i]), md) + RoundMd(__fmul_rn(-b, s[i]), md), md);
-    v[i + half] =
-        RoundMd(RoundMd(__fmul_rn(b, c[i + half]), md) + RoundMd(__fmul_rn(a, s[i + half]), md), md);
+    v[i + half] = RoundMd(
+        RoundMd(__fmul_rn(b, c[i + half]), md) + RoundMd(__fmul_rn(a, s[i + half]), md), md);
   }
 }
 
@@ -179,7 +180,8 @@ __global__ void NllKernel(const float* logits, const int32_t* targets, int64_t v
   for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, z[j]);
   mx = BlockMax(mx, fscratch);
   double sum = 0.0;
-  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) sum += exp(static_cast<double>(z[j] - mx));
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+    sum += exp(static_cast<double>(z[j] - mx));
   sum = BlockSum(sum, dscratch);
   if (threadIdx.x == 0) atomicAdd(acc, log(sum) + mx - z[targets[blockIdx.x]]);
 }
@@ -229,8 +231,8 @@ void ToOperand(const float* src, void* dst, int64_t n, DType md, cudaStream_t st
 
 void AddSquaredError(const float* ref, const float* out, int64_t n, DType md, double* acc,
                      cudaStream_t stream) {
-  SquaredErrorKernel<<<std::min<unsigned>(Blocks(n), 2048), kThreads, 0, stream>>>(ref, out, n,
-                                                                                  md, acc);
+  SquaredErrorKernel<<<std::min<unsigned>(Blocks(n), 2048), kThreads, 0, stream>>>(ref, out, n, md,
+                                                                                   acc);
 }
 
 void AddDot(const float* a, const float* b, int64_t n, double* acc, cudaStream_t stream) {

@@ -15,8 +15,9 @@ unsigned Blocks(int64_t n) {
   return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 20));
 }
 
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+#define GRID_STRIDE(i, n)                                                   \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
+       i += int64_t{gridDim.x} * blockDim.x)
 
 // One warp per (ratio, row, group). The scaled value md(w · s) is recomputed in the second pass
 // instead of being held, so any group size works.
@@ -92,7 +93,8 @@ __global__ void PackNibblesKernel(const uint8_t* src, int64_t rows, int64_t out,
     const int64_t c = i % words;
     uint32_t word = 0;
     for (int n = 0; n < 8; ++n) {
-      word |= (static_cast<uint32_t>(src[(8 * c + kPackOrder[n]) * src_stride + r]) & 0xFu) << (4 * n);
+      word |= (static_cast<uint32_t>(src[(8 * c + kPackOrder[n]) * src_stride + r]) & 0xFu)
+              << (4 * n);
     }
     dst[i] = static_cast<int32_t>(word);
   }
@@ -227,7 +229,7 @@ void QuantizeF16(const float* w, int64_t rows, int64_t cols, int64_t group, uint
                  float* scales, uint8_t* zeros, cudaStream_t stream) {
   const int64_t warps = rows * (cols / group);
   QuantizeF16Kernel<<<Blocks(warps * 32), kThreads, 0, stream>>>(w, rows, cols, group, codes,
-                                                                  scales, zeros);
+                                                                 scales, zeros);
 }
 
 void PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales, int64_t out,
@@ -278,7 +280,7 @@ void ClipTrials(const float* w, int64_t rows, int64_t cols, int64_t group, int64
 void ClipErrors(const float* cur, const float* ref, int64_t ng, int64_t n_tok, int64_t rows,
                 DType md, float* err, cudaStream_t stream) {
   ClipErrorsKernel<<<Blocks(ng * kClipSteps * rows), kThreads, 0, stream>>>(cur, ref, ng, n_tok,
-                                                                           rows, md, err);
+                                                                            rows, md, err);
 }
 
 void ClipSelect(const float* err, const float* m0, int64_t rows, int64_t groups, int64_t g0,
