@@ -93,7 +93,8 @@ absl::Status PrepareRope(const AwqLayerRun& run, AwqWorkspace* ws) {
       c.rope_scaling.low_freq_factor, "/", c.rope_scaling.high_freq_factor, "/",
       c.rope_scaling.original_max_position_embeddings);
   if (ws->rope_key == key) return absl::OkStatus();
-  QUANTD_RETURN_IF_ERROR(UploadRope(c, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin));
+  QUANTD_RETURN_IF_ERROR(
+      UploadRope(c, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin, run.stream));
   ws->rope_key = key;
   return absl::OkStatus();
 }

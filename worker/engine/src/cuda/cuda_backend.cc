@@ -83,10 +83,13 @@ class CudaBackend : public Backend {
         }
         std::copy_n(embedding.ptr() + id * hidden, hidden, rows.data() + t * hidden);
       }
-      QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpy(h.f32() + static_cast<int64_t>(b) * len * hidden,
-                                             rows.data(), rows.size() * sizeof(float),
-                                             cudaMemcpyHostToDevice));
+      // On the backend's stream (non-blocking: a legacy-stream copy would not be ordered before
+      // the kernels that read it); the pageable source is staged before the call returns.
+      QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(h.f32() + static_cast<int64_t>(b) * len * hidden,
+                                                  rows.data(), rows.size() * sizeof(float),
+                                                  cudaMemcpyHostToDevice, stream_));
     }
+    QUANTD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return std::make_unique<CudaActivations>(std::move(h), static_cast<int64_t>(blocks.size()), len,
                                              hidden);
   }

@@ -240,14 +240,15 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
 }
 
 absl::Status UploadRope(const ModelConfig& config, int64_t len, DType md, DeviceBuffer* cos,
-                        DeviceBuffer* sin) {
+                        DeviceBuffer* sin, cudaStream_t stream) {
   const RopeTable t = MakeRopeTable(config, len, md);
   for (auto [buf, v] : {std::pair{cos, &t.cos}, {sin, &t.sin}}) {
     if (absl::Status s = buf->Reserve(v->size() * sizeof(float)); !s.ok()) return s;
-    QUANTD_CUDA_RETURN_IF_ERROR(
-        cudaMemcpy(buf->f32(), v->data(), v->size() * sizeof(float), cudaMemcpyHostToDevice));
+    QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(buf->f32(), v->data(), v->size() * sizeof(float),
+                                                cudaMemcpyHostToDevice, stream));
   }
-  return absl::OkStatus();
+  // The host table dies with this call: wait for the copies.
+  return CudaStatus(cudaStreamSynchronize(stream), "RoPE table upload");
 }
 
 }  // namespace quantd::engine::cuda

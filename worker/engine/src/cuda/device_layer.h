@@ -111,7 +111,7 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
 
 // cos/sin tables [len, head_dim] of the config's RoPE on the device.
 absl::Status UploadRope(const ModelConfig& config, int64_t len, DType md, DeviceBuffer* cos,
-                        DeviceBuffer* sin);
+                        DeviceBuffer* sin, cudaStream_t stream);
 
 }  // namespace quantd::engine::cuda
 
