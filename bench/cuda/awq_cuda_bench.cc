@@ -1,0 +1,184 @@
+// AWQ of a random model on the CUDA (or CPU) backend: writes a random checkpoint of the given
+// config.json geometry with planted outlier channels, then times the engine from opening the
+// checkpoint to the last packed layer (export not included), per phase, and prints a table.
+//
+//   quantd-awq-cuda-bench --config qwen2.5-0.5b-instruct.config.json --blocks 128 --len 512
+//                         [--layers N] [--dir /tmp/m] [--backend cuda|cpu]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "cuda/cuda_backend.h"
+#include "io/checkpoint_reader.h"
+#include "io_random_model.h"
+#include "model/model_config.h"
+#include "nlohmann/json.hpp"
+
+namespace quantd::engine {
+namespace {
+
+struct Args {
+  std::string config, dir = "/tmp/quantd-bench-model", backend = "cuda";
+  int blocks = 128, len = 512, layers = 0;
+};
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double HostPeakRssGiB() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / (1024.0 * 1024.0);
+  }
+  return 0.0;
+}
+
+// Useful floating-point work of AWQ on one layer: the captured forward, 20 trial forwards of
+// self_attn and of the MLP, the Gram matrices and their 20 quadratic forms (AutoAWQ's arithmetic
+// floor as issue 6 counts it, plus the Gram terms our exact reformulation adds).
+double LayerFlops(const ModelConfig& c, double tokens, double len) {
+  const double h = c.hidden_size, im = c.intermediate_size;
+  const double qd = double{1} * c.num_attention_heads * c.head_dim;
+  const double kvd = double{1} * c.num_key_value_heads * c.head_dim;
+  const double attn_core = 2.0 * tokens * len * c.head_dim * c.num_attention_heads;
+  const double attn = 2.0 * tokens * h * (qd + 2 * kvd) + 2.0 * tokens * qd * h + attn_core;
+  const double mlp = 2.0 * tokens * h * 2 * im + 2.0 * tokens * im * h;
+  double gram = 2.0 * tokens * im * im + 20 * 2.0 * h * im * im;
+  if (qd == kvd) gram += 2.0 * tokens * qd * qd + 20 * 2.0 * h * qd * qd;
+  return attn + mlp + 20 * (attn + mlp) + gram;
+}
+
+int Main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--config")
+      a.config = v;
+    else if (k == "--dir")
+      a.dir = v;
+    else if (k == "--backend")
+      a.backend = v;
+    else if (k == "--blocks")
+      a.blocks = std::atoi(v.c_str());
+    else if (k == "--len")
+      a.len = std::atoi(v.c_str());
+    else if (k == "--layers")
+      a.layers = std::atoi(v.c_str());
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", k.c_str());
+      return 2;
+    }
+  }
+  if (a.config.empty()) {
+    std::fprintf(stderr, "--config FILE (a config.json) is required\n");
+    return 2;
+  }
+  std::ifstream in(a.config);
+  nlohmann::json cj = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (cj.is_discarded()) {
+    std::fprintf(stderr, "%s: not valid JSON\n", a.config.c_str());
+    return 2;
+  }
+  if (a.layers > 0) cj["num_hidden_layers"] = a.layers;
+  absl::StatusOr<ModelConfig> parsed = ParseModelConfig(cj, a.config);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  const double t_gen = Now();
+  testing::RandomModelOptions opt{cj, a.dir, parsed->dtype, 1234, 4, 20.0f};
+  if (absl::Status s = testing::WriteRandomModel(opt); !s.ok()) {
+    std::fprintf(stderr, "random model: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "random model written in %.1f s\n", Now() - t_gen);
+
+  const double t0 = Now();
+  absl::StatusOr<SourceModel> model = OpenSourceModel(a.dir, 128, {});
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(model.status().message()).c_str());
+    return 1;
+  }
+  const ModelConfig& c = model->config;
+  std::unique_ptr<Backend> backend;
+  if (a.backend == "cpu") {
+    backend = CreateCpuBackend();
+  } else {
+    absl::StatusOr<std::unique_ptr<Backend>> b = CreateCudaBackend();
+    if (!b.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(b.status().message()).c_str());
+      return 1;
+    }
+    backend = std::move(*b);
+  }
+  const double t_init = Now();
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int32_t> id(0, c.vocab_size - 1);
+  std::vector<std::vector<int32_t>> blocks(static_cast<size_t>(a.blocks));
+  for (auto& b : blocks) {
+    for (int t = 0; t < a.len; ++t) b.push_back(id(rng));
+  }
+  absl::StatusOr<Tensor> emb = model->weights->LoadEmbedding();
+  if (!emb.ok()) return 1;
+  absl::StatusOr<std::unique_ptr<Activations>> hidden = backend->Embed(*emb, blocks);
+  if (!hidden.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(hidden.status().message()).c_str());
+    return 1;
+  }
+  const double t_embed = Now();
+  LayerQuantSettings settings;
+  settings.md = c.dtype;
+  double load = 0.0, quant = 0.0;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const double s0 = Now();
+    absl::StatusOr<LayerWeights> w = model->weights->LoadLayer(c, l);
+    if (!w.ok()) return 1;
+    const double s1 = Now();
+    absl::StatusOr<QuantizedLayer> q =
+        backend->QuantizeLayer(c, settings, *std::move(w), hidden->get(), nullptr);
+    if (!q.ok()) {
+      std::fprintf(stderr, "layer %d: %s\n", l, std::string(q.status().message()).c_str());
+      return 1;
+    }
+    const double s2 = Now();
+    load += s1 - s0;
+    quant += s2 - s1;
+    std::fprintf(stderr, "layer %d: load %.3f s, quantize %.3f s; ratios", l, s1 - s0, s2 - s1);
+    for (const ScalingDecision& d : q->scaling) std::fprintf(stderr, " %d", d.ratio_index);
+    std::fprintf(stderr, "\n");
+  }
+  const double total = Now() - t0;
+  const double tokens = static_cast<double>(a.blocks) * a.len;
+  const double flops = LayerFlops(c, tokens, a.len) * c.num_hidden_layers;
+  const CudaPhaseSeconds ph = CudaPhaseTotals();
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  std::printf(
+      "\n| geometry | backend | blocks x len | layers | total s | open+init s | embed s | "
+      "load s | upload s | forward s | scale search s | scale+clip s | quant+pack s | "
+      "TFLOP | TFLOP/s | %% of 790 | peak GPU GiB | host RSS GiB |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| %s h%d i%d | %s | %dx%d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | "
+      "%.2f | %.2f | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
+      c.architecture_name.c_str(), c.hidden_size, c.intermediate_size,
+      std::string(backend->name()).c_str(), a.blocks, a.len, c.num_hidden_layers, total,
+      t_init - t0, t_embed - t_init, load, ph.upload, ph.forward, ph.scale_search,
+      ph.apply_and_clip, ph.quantize_pack, flops / 1e12, flops / 1e12 / quant,
+      100.0 * flops / 1e12 / quant / 790.0, static_cast<double>(CudaPeakDeviceBytes()) / gib,
+      HostPeakRssGiB());
+  return 0;
+}
+
+}  // namespace
+}  // namespace quantd::engine
+
+int main(int argc, char** argv) { return quantd::engine::Main(argc, argv); }

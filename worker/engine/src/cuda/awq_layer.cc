@@ -1,0 +1,617 @@
+#include "cuda/awq_layer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "awq/clip_search.h"
+#include "awq/scale_search.h"
+#include "awq/scaling_groups.h"
+#include "cuda/kernels.h"
+#include "io/status_macros.h"
+
+namespace quantd::engine::cuda {
+namespace {
+
+// Trial buffers of one batch of grid points are kept under this size; the rest of the grid runs
+// in further batches (still without a host synchronisation).
+constexpr size_t kTrialBudgetBytes = size_t{1} << 30;
+
+struct GroupOnDevice {
+  ScalingGroupKind kind;
+  std::vector<DeviceLinear*> linears;
+  std::vector<const char*> names;
+  const void* input;  // [tokens, cols], the Linears' cached input
+  int64_t cols;
+  DType input_type = DType::kF32;  // float32, or md (the MLP's down_proj input)
+};
+
+std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
+                                        const ModelConfig& c, AwqWorkspace* ws) {
+  DeviceLayer& l = ws->layer;
+  DeviceCapture& cap = ws->capture;
+  const int64_t qd = int64_t{c.num_attention_heads} * c.head_dim;
+  std::vector<GroupOnDevice> out;
+  for (const ScalingGroup& g : groups) {
+    switch (g.kind) {
+      case ScalingGroupKind::kAttentionInput:
+        out.push_back({g.kind,
+                       {&l.q, &l.k, &l.v},
+                       {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
+                       cap.attn_input.f32(),
+                       c.hidden_size});
+        break;
+      case ScalingGroupKind::kValueOutput:
+        out.push_back({g.kind, {&l.o}, {"self_attn.o_proj"}, cap.o_input.f32(), qd});
+        break;
+      case ScalingGroupKind::kMlpInput:
+        out.push_back({g.kind,
+                       {&l.gate, &l.up},
+                       {"mlp.gate_proj", "mlp.up_proj"},
+                       cap.mlp_input.f32(),
+                       c.hidden_size});
+        break;
+      case ScalingGroupKind::kMlpDown:
+        out.push_back({g.kind,
+                       {&l.down},
+                       {"mlp.down_proj"},
+                       cap.down_input.as<void>(),
+                       c.intermediate_size,
+                       cap.down_input_type});
+        break;
+    }
+  }
+  return out;
+}
+
+absl::Status Download(const DeviceBuffer& src, void* dst, size_t bytes, cudaStream_t stream) {
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(dst, src.as<void>(), bytes, cudaMemcpyDeviceToHost, stream));
+  return absl::OkStatus();
+}
+
+absl::Status Upload(const void* src, size_t bytes, DeviceBuffer* dst, cudaStream_t stream) {
+  QUANTD_RETURN_IF_ERROR(dst->Reserve(bytes));
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(dst->as<void>(), src, bytes, cudaMemcpyHostToDevice, stream));
+  return absl::OkStatus();
+}
+
+absl::Status Sync(cudaStream_t stream, const char* what) {
+  QUANTD_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return CudaStatus(cudaStreamSynchronize(stream), what);
+}
+
+absl::Status PrepareRope(const AwqLayerRun& run, AwqWorkspace* ws) {
+  // The table depends on the block length, md and the config's RoPE parameters.
+  const ModelConfig& c = *run.config;
+  const std::string key = absl::StrCat(
+      run.len, "/", static_cast<int>(run.settings.md), "/", c.head_dim, "/", c.rope_theta, "/",
+      static_cast<int>(c.rope_scaling.type), "/", c.rope_scaling.factor, "/",
+      c.rope_scaling.low_freq_factor, "/", c.rope_scaling.high_freq_factor, "/",
+      c.rope_scaling.original_max_position_embeddings);
+  if (ws->rope_key == key) return absl::OkStatus();
+  QUANTD_RETURN_IF_ERROR(
+      UploadRope(c, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin, run.stream));
+  ws->rope_key = key;
+  return absl::OkStatus();
+}
+
+LayerGeometry GeometryOf(const AwqLayerRun& run, const AwqWorkspace& ws) {
+  return {run.config, run.settings.md, run.tokens, run.len, ws.rope_cos.f32(), ws.rope_sin.f32()};
+}
+
+absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t group) {
+  if (c.head_dim != 64 && c.head_dim != 128) {
+    return absl::UnimplementedError(
+        absl::StrCat("the CUDA backend supports head_dim 64 and 128; this model has ", c.head_dim));
+  }
+  const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
+                                &w.gate_proj, &w.up_proj, &w.down_proj};
+  for (int i = 0; i < 7; ++i) {
+    if (group <= 0 || group > 1024 || all[i]->in_features() % group != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kLayerLinearNames[i], ": in_features ", all[i]->in_features(),
+                       " is not a multiple of group_size ", group, " (1..1024)"));
+    }
+    if (all[i]->out_features() % 8 != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kLayerLinearNames[i], ": out_features ", all[i]->out_features(),
+                       " is not a multiple of 8 (the GEMM packing needs it)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// x_mean and w_mean of a group (awq/scale_search.h), computed on the device.
+absl::Status GroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, AwqWorkspace* ws,
+                             std::vector<float>* x_mean, std::vector<float>* w_mean) {
+  const DType md = run.settings.md;
+  const int64_t c = g.cols;
+  const int64_t gs = run.settings.group_size;
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->sums, 2 * c, sizeof(double)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->means, 2 * c, sizeof(float)));
+  int64_t max_rows = 0, rows = 0;
+  for (const DeviceLinear* l : g.linears) {
+    max_rows = std::max(max_rows, l->out);
+    rows += l->out;
+  }
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->denom, max_rows * (c / gs), sizeof(float)));
+  double* sums = ws->sums.as<double>();
+  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * c * sizeof(double), run.stream));
+  AddColumnAbsSums(g.input, g.input_type, run.tokens, c, sums, run.stream);
+  FinishMean(sums, c, run.tokens, md, ws->means.f32(), run.stream);
+  for (const DeviceLinear* l : g.linears) {
+    AddNormalizedWeightSums(l->weight.f32(), l->out, c, gs, md, ws->denom.f32(), sums + c,
+                            run.stream);
+  }
+  FinishMean(sums + c, c, rows, md, ws->means.f32() + c, run.stream);
+  std::vector<float> both(static_cast<size_t>(2 * c));
+  QUANTD_RETURN_IF_ERROR(Download(ws->means, both.data(), both.size() * sizeof(float), run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale statistics"));
+  x_mean->assign(both.begin(), both.begin() + c);
+  w_mean->assign(both.begin() + c, both.end());
+  return absl::OkStatus();
+}
+
+// Losses of every grid point [kScaleGridPoints] for one group. Everything is queued on the stream;
+// the one synchronisation is the final copy of the losses.
+absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const GroupOnDevice& g,
+                                               const std::vector<float>& x_mean,
+                                               const std::vector<float>& w_mean, AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t c = g.cols;
+  const int64_t gs = run.settings.group_size;
+  const int64_t n = run.tokens;
+  const int64_t h = run.config->hidden_size;
+  const size_t elem = static_cast<size_t>(DTypeSize(md));
+  constexpr int kGrid = kScaleGridPoints;
+
+  std::vector<float> scales;
+  scales.reserve(static_cast<size_t>(kGrid * c));
+  for (int k = 0; k < kGrid; ++k) {
+    const std::vector<float> s = ScalesForRatio(x_mean, w_mean, static_cast<double>(k) / kGrid, md);
+    scales.insert(scales.end(), s.begin(), s.end());
+  }
+  QUANTD_RETURN_IF_ERROR(
+      Upload(scales.data(), scales.size() * sizeof(float), &ws->scales, run.stream));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->losses, kGrid, sizeof(double)));
+  double* losses = ws->losses.as<double>();
+  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(losses, 0, kGrid * sizeof(double), run.stream));
+  const float* s_dev = ws->scales.f32();
+  const LayerGeometry geo = GeometryOf(run, *ws);
+  DeviceCapture& cap = ws->capture;
+  double divisor = 0.0;
+
+  const bool gram_form =
+      g.kind == ScalingGroupKind::kValueOutput || g.kind == ScalingGroupKind::kMlpDown;
+  if (gram_form) {
+    // loss = trace(ΔW · G · ΔWᵀ) / (n · out) with G = xᵀx: the Linear's output MSE, exactly.
+    DeviceLinear* l = g.linears.front();
+    const int64_t out = l->out;
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->gram, c * c, sizeof(float)));
+    const void* x_op = g.input;
+    if (g.input_type != md) {
+      QUANTD_RETURN_IF_ERROR(Ensure(&ws->scratch.act_op, n * c, elem));
+      ToOperand(static_cast<const float*>(g.input), ws->scratch.act_op.as<void>(), n * c, md,
+                run.stream);
+      x_op = ws->scratch.act_op.as<void>();
+    }
+    QUANTD_RETURN_IF_ERROR(run.gemm->Gram(x_op, ws->gram.f32(), n, c, md));
+    const size_t per_ratio = static_cast<size_t>(out * c) * sizeof(float) * 2;
+    const int batch = static_cast<int>(
+        std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_a, batch * out * c, sizeof(float)));
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->product, batch * out * c, sizeof(float)));
+    for (int k0 = 0; k0 < kGrid; k0 += batch) {
+      const int r = std::min(batch, kGrid - k0);
+      ScaleQuantizeUnscale(l->weight.f32(), s_dev + k0 * c, r, out, c, gs, md, nullptr,
+                           ws->trial_a.f32(), nullptr, run.stream);
+      QUANTD_RETURN_IF_ERROR(
+          run.gemm->MulSymmetric(ws->trial_a.f32(), ws->gram.f32(), ws->product.f32(), r * out, c));
+      for (int i = 0; i < r; ++i) {
+        AddDot(ws->trial_a.f32() + i * out * c, ws->product.f32() + i * out * c, out * c,
+               losses + k0 + i, run.stream);
+      }
+    }
+    divisor = static_cast<double>(n) * static_cast<double>(out);
+  } else {
+    // Rerun the inspected module (self_attn or mlp) with each grid point's trial weights.
+    DeviceBuffer* trials[] = {&ws->trial_a, &ws->trial_b, &ws->trial_c};
+    size_t per_ratio = 0;
+    for (const DeviceLinear* l : g.linears) per_ratio += static_cast<size_t>(l->out * c) * elem;
+    const int batch = static_cast<int>(
+        std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
+    for (size_t i = 0; i < g.linears.size(); ++i) {
+      QUANTD_RETURN_IF_ERROR(Ensure(trials[i], batch * g.linears[i]->out * c, elem));
+    }
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, n * h, sizeof(float)));
+    const bool attn = g.kind == ScalingGroupKind::kAttentionInput;
+    const void* x_op = md == DType::kF32
+                           ? static_cast<const void*>(g.input)
+                           : (attn ? cap.attn_input_op.as<void>() : cap.mlp_input_op.as<void>());
+    const float* ref = attn ? cap.attn_output.f32() : cap.mlp_output.f32();
+    for (int k0 = 0; k0 < kGrid; k0 += batch) {
+      const int r = std::min(batch, kGrid - k0);
+      for (size_t i = 0; i < g.linears.size(); ++i) {
+        ScaleQuantizeUnscale(g.linears[i]->weight.f32(), s_dev + k0 * c, r, g.linears[i]->out, c,
+                             gs, md, nullptr, nullptr, trials[i]->as<void>(), run.stream);
+      }
+      for (int j = 0; j < r; ++j) {
+        auto trial = [&](size_t i) -> const void* {
+          return trials[i]->as<char>() + static_cast<size_t>(j * g.linears[i]->out * c) * elem;
+        };
+        if (attn) {
+          AttentionWeights w = AttentionOf(ws->layer, md);
+          w.q = trial(0);
+          if (!run.settings.attention_trials_use_float_kv) {
+            w.k = trial(1);
+            w.v = trial(2);
+          }
+          QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.f32(),
+                                                      nullptr, &ws->scratch, run.stream));
+        } else {
+          MlpWeights w = MlpOf(ws->layer, md);
+          w.gate = trial(0);
+          w.up = trial(1);
+          QUANTD_RETURN_IF_ERROR(MlpForward(*run.gemm, geo, w, x_op, ws->out.f32(), nullptr,
+                                            &ws->scratch, run.stream));
+        }
+        AddSquaredError(ref, ws->out.f32(), n * h, md, losses + k0 + j, run.stream);
+      }
+    }
+    divisor = static_cast<double>(n) * static_cast<double>(h);
+  }
+  std::vector<double> sums(kGrid);
+  QUANTD_RETURN_IF_ERROR(Download(ws->losses, sums.data(), kGrid * sizeof(double), run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale search"));
+  for (double& v : sums) v /= divisor;
+  return sums;
+}
+
+// Folds a group's scales into the previous op and the group's Linears (awq/scaling_groups.cc).
+absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g,
+                         const std::vector<float>& s, AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t c = g.cols;
+  QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
+  const float* sd = ws->scales.f32();
+  DeviceLayer& l = ws->layer;
+  auto divide_rows = [&](DeviceLinear* prev) {
+    const int64_t first = prev->out - c;
+    DivideRows(prev->weight.f32(), sd, first, c, prev->in, md, run.stream);
+    if (prev->has_bias) DivideColumns(prev->bias.f32() + first, sd, 1, c, md, run.stream);
+  };
+  switch (g.kind) {
+    case ScalingGroupKind::kAttentionInput:
+      DivideColumns(l.input_norm.f32(), sd, 1, c, md, run.stream);
+      break;
+    case ScalingGroupKind::kValueOutput:
+      divide_rows(&l.v);
+      break;
+    case ScalingGroupKind::kMlpInput:
+      DivideColumns(l.post_norm.f32(), sd, 1, c, md, run.stream);
+      break;
+    case ScalingGroupKind::kMlpDown:
+      divide_rows(&l.up);
+      break;
+  }
+  for (DeviceLinear* lin : g.linears)
+    MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
+  QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("ApplyScales");
+  return absl::OkStatus();
+}
+
+bool IsClipped(const std::string& name) {
+  // AutoAWQ skips q/k projections (names containing "q_" / "k_").
+  return name.find("q_") == std::string::npos && name.find("k_") == std::string::npos;
+}
+
+static_assert(kClipStepCount == kClipShrinkSteps);
+
+// The clip search of one Linear over its sampled, scale-divided inputs x [n_tok, cols], in chunks
+// of groups so that the products stay under kTrialBudgetBytes.
+absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name,
+                                        const DeviceLinear& l, const float* x, int64_t n_tok,
+                                        AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t gs = run.settings.group_size;
+  const int64_t rows = l.out, cols = l.in, groups = cols / gs;
+  constexpr int64_t kSteps = kClipStepCount;
+  const size_t per_group =
+      static_cast<size_t>(n_tok * (kSteps + 1) * rows + kSteps * rows * gs + kSteps * rows) *
+      sizeof(float);
+  const int64_t chunk =
+      std::clamp<int64_t>(static_cast<int64_t>(kTrialBudgetBytes / per_group), 1, groups);
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_a, chunk * kSteps * rows * gs, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->product, chunk * n_tok * kSteps * rows, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_b, chunk * n_tok * rows, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_c, chunk * kSteps * rows, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->denom, rows * groups, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->max_val, rows * groups, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->shrink, rows * groups, 1));
+  float* m0 = ws->denom.f32();
+  for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
+    const int64_t ng = std::min(chunk, groups - g0);
+    ClipTrials(l.weight.f32(), rows, cols, gs, g0, ng, md, ws->trial_a.f32(), m0, run.stream);
+    // Row-major ref_g [n_tok, rows] = x_g · w_gᵀ is column-major w_gᵀ-major: (w_g)ᵀ · x_gᵀ.
+    QUANTD_RETURN_IF_ERROR(
+        run.gemm->BatchedF32({true, false, rows, n_tok, gs, l.weight.f32() + g0 * gs, cols, gs,
+                              x + g0 * gs, cols, gs, ws->trial_b.f32(), rows, n_tok * rows, ng}));
+    QUANTD_RETURN_IF_ERROR(run.gemm->BatchedF32(
+        {true, false, kSteps * rows, n_tok, gs, ws->trial_a.f32(), gs, kSteps * rows * gs,
+         x + g0 * gs, cols, gs, ws->product.f32(), kSteps * rows, n_tok * kSteps * rows, ng}));
+    ClipErrors(ws->product.f32(), ws->trial_b.f32(), ng, n_tok, rows, md, ws->trial_c.f32(),
+               run.stream);
+    ClipSelect(ws->trial_c.f32(), m0, rows, groups, g0, ng, md, ws->max_val.f32(),
+               ws->shrink.as<uint8_t>(), run.stream);
+  }
+  ApplyClip(l.weight.f32(), ws->max_val.f32(), rows, cols, gs, run.stream);
+  ClipDecision d;
+  d.linear = name;
+  d.max_val = Tensor({rows, groups});
+  d.shrink_index.resize(static_cast<size_t>(rows * groups));
+  QUANTD_RETURN_IF_ERROR(
+      Download(ws->max_val, d.max_val.ptr(), d.max_val.data.size() * sizeof(float), run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      Download(ws->shrink, d.shrink_index.data(), d.shrink_index.size(), run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "clip search"));
+  return d;
+}
+
+absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std::vector<float>& s,
+                       AwqWorkspace* ws, std::vector<ClipDecision>* clips) {
+  const DType md = run.settings.md;
+  const int64_t c = g.cols;
+  const int64_t step = std::max<int64_t>(1, run.tokens / kClipSampleTokens);
+  const int64_t kept = (run.tokens + step - 1) / step;
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * c, sizeof(float)));
+  GatherRows(g.input, g.input_type, step, kept, c, ws->sampled.f32(), run.stream);
+  QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
+  DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, c, md, run.stream);
+  for (size_t i = 0; i < g.linears.size(); ++i) {
+    if (!IsClipped(g.names[i])) continue;
+    QUANTD_ASSIGN_OR_RETURN(
+        ClipDecision d, ClipLinear(run, g.names[i], *g.linears[i], ws->sampled.f32(), kept, ws));
+    clips->push_back(std::move(d));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PackedLinear> QuantizeAndPack(const AwqLayerRun& run, const DeviceLinear& l,
+                                             AwqWorkspace* ws) {
+  const int64_t gs = run.settings.group_size;
+  const int64_t groups = l.in / gs;
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->codes, l.out * l.in, 1));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->qscales, l.out * groups, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->zeros, l.out * groups, 1));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->qweight, l.in * l.out / 8, sizeof(int32_t)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->qzeros, groups * l.out / 8, sizeof(int32_t)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales_t, groups * l.out, sizeof(uint16_t)));
+  QuantizeF16(l.weight.f32(), l.out, l.in, gs, ws->codes.as<uint8_t>(), ws->qscales.f32(),
+              ws->zeros.as<uint8_t>(), run.stream);
+  PackGemm(ws->codes.as<uint8_t>(), ws->zeros.as<uint8_t>(), ws->qscales.f32(), l.out, l.in, gs,
+           ws->qweight.as<int32_t>(), ws->qzeros.as<int32_t>(), ws->scales_t.as<uint16_t>(),
+           run.stream);
+  PackedLinear p;
+  p.in_features = l.in;
+  p.out_features = l.out;
+  p.group_size = gs;
+  p.qweight.resize(static_cast<size_t>(l.in * l.out / 8));
+  p.qzeros.resize(static_cast<size_t>(groups * l.out / 8));
+  p.scales.resize(static_cast<size_t>(groups * l.out));
+  QUANTD_RETURN_IF_ERROR(
+      Download(ws->qweight, p.qweight.data(), p.qweight.size() * sizeof(int32_t), run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      Download(ws->qzeros, p.qzeros.data(), p.qzeros.size() * sizeof(int32_t), run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      Download(ws->scales_t, p.scales.data(), p.scales.size() * sizeof(uint16_t), run.stream));
+  std::vector<float> bias;
+  if (l.has_bias) {
+    bias.resize(static_cast<size_t>(l.out));
+    QUANTD_RETURN_IF_ERROR(Download(l.bias, bias.data(), bias.size() * sizeof(float), run.stream));
+  }
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "quantize and pack"));
+  if (l.has_bias) {
+    std::vector<uint16_t> b(bias.size());
+    for (size_t i = 0; i < b.size(); ++i) b[i] = FloatToF16(bias[i]);
+    p.bias = std::move(b);
+  }
+  return p;
+}
+
+absl::StatusOr<Tensor> DownloadVector(const DeviceBuffer& buf, int64_t n, cudaStream_t stream) {
+  Tensor t({n});
+  QUANTD_RETURN_IF_ERROR(Download(buf, t.ptr(), static_cast<size_t>(n) * sizeof(float), stream));
+  return t;
+}
+
+// Seconds since the last call (host clock; callers measure at device synchronisation points).
+class Lap {
+ public:
+  double Next() {
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    return s;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+CudaPhaseSeconds& GlobalPhaseTotals() {
+  static CudaPhaseSeconds totals;
+  return totals;
+}
+
+absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights w,
+                                                     const CancellationToken* cancel,
+                                                     AwqWorkspace* ws) {
+  const ModelConfig& c = *run.config;
+  const DType md = run.settings.md;
+  QUANTD_RETURN_IF_ERROR(CheckGeometry(c, w, run.settings.group_size));
+  QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
+  CudaPhaseSeconds& times = GlobalPhaseTotals();
+  Lap lap;
+  QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "weight upload"));
+  times.upload += lap.Next();
+  QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer, run.hidden,
+                                             &ws->capture, &ws->scratch, run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "layer forward"));
+  times.forward += lap.Next();
+  const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
+  const std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, c, ws);
+
+  QuantizedLayer out;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    if (cancel != nullptr && cancel->cancelled()) {
+      return absl::CancelledError("quantization cancelled");
+    }
+    std::vector<float> x_mean, w_mean;
+    QUANTD_RETURN_IF_ERROR(GroupStatistics(run, dgroups[i], ws, &x_mean, &w_mean));
+    QUANTD_ASSIGN_OR_RETURN(std::vector<double> losses,
+                            GridLosses(run, dgroups[i], x_mean, w_mean, ws));
+    size_t next = 0;
+    absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
+        x_mean, w_mean, md,
+        [&](const std::vector<float>&) -> absl::StatusOr<double> { return losses[next++]; });
+    if (!best.ok()) {
+      return absl::Status(best.status().code(),
+                          absl::StrCat(GroupLabel(groups[i]), ": ", best.status().message()));
+    }
+    ScalingDecision d;
+    d.label = GroupLabel(groups[i]);
+    d.ratio_index = best->best_index;
+    d.ratio = best->best_ratio;
+    d.loss = best->best_loss;
+    d.losses = losses;
+    d.scales = best->scales;
+    d.x_mean = std::move(x_mean);
+    d.w_mean = std::move(w_mean);
+    out.scaling.push_back(std::move(d));
+  }
+  times.scale_search += lap.Next();
+  for (size_t i = 0; i < groups.size(); ++i) {
+    QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], out.scaling[i].scales, ws));
+  }
+  if (run.settings.apply_clip) {
+    if (cancel != nullptr && cancel->cancelled()) {
+      return absl::CancelledError("quantization cancelled");
+    }
+    for (size_t i = 0; i < groups.size(); ++i) {
+      QUANTD_RETURN_IF_ERROR(ClipGroup(run, dgroups[i], out.scaling[i].scales, ws, &out.clips));
+    }
+  }
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding and clip"));
+  times.apply_and_clip += lap.Next();
+  for (int i = 0; i < 7; ++i) {
+    QUANTD_ASSIGN_OR_RETURN(PackedLinear p, QuantizeAndPack(run, *ws->layer.linear(i), ws));
+    out.linears.push_back({kLayerLinearNames[i], std::move(p)});
+  }
+  QUANTD_ASSIGN_OR_RETURN(out.input_layernorm,
+                          DownloadVector(ws->layer.input_norm, c.hidden_size, run.stream));
+  QUANTD_ASSIGN_OR_RETURN(out.post_attention_layernorm,
+                          DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "layer norms"));
+  times.quantize_pack += lap.Next();
+  out.q_norm = std::move(w.q_norm);
+  out.k_norm = std::move(w.k_norm);
+  return out;
+}
+
+absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& weights,
+                                  AwqWorkspace* ws) {
+  if (run.config->head_dim != 64 && run.config->head_dim != 128) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the CUDA backend supports head_dim 64 and 128; this model has ", run.config->head_dim));
+  }
+  QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
+  QUANTD_RETURN_IF_ERROR(UploadLayer(weights, run.settings.md, run.stream, &ws->layer));
+  QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer, run.hidden,
+                                             nullptr, &ws->scratch, run.stream));
+  return Sync(run.stream, "layer forward");
+}
+
+absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor& final_norm,
+                                            const Tensor& lm_head,
+                                            const std::vector<std::vector<int32_t>>& targets,
+                                            AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t h = run.config->hidden_size;
+  const int64_t vocab = lm_head.dim(0);
+  const int64_t len = run.len;
+  const int64_t blocks = run.tokens / len;
+  if (static_cast<int64_t>(targets.size()) != blocks) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets: expected ", blocks, " blocks, got ", targets.size()));
+  }
+  std::vector<int32_t> flat;
+  flat.reserve(static_cast<size_t>(run.tokens));
+  for (const auto& row : targets) {
+    if (static_cast<int64_t>(row.size()) != len) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("targets: every block needs ", len, " targets, got ", row.size()));
+    }
+    for (int32_t t : row) {
+      if (t < 0 || t >= vocab) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("target token ", t, " is outside the vocabulary of ", vocab));
+      }
+      flat.push_back(t);
+    }
+  }
+  QUANTD_RETURN_IF_ERROR(
+      Upload(flat.data(), flat.size() * sizeof(int32_t), &ws->targets, run.stream));
+  DeviceBuffer norm;
+  QUANTD_RETURN_IF_ERROR(
+      Upload(final_norm.ptr(), final_norm.data.size() * sizeof(float), &norm, run.stream));
+  // lm_head in md for the GEMM (staged through the logits buffer as float32).
+  QUANTD_RETURN_IF_ERROR(
+      Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->logits, run.stream));
+  const void* head_op = ws->logits.as<void>();
+  if (md != DType::kF32) {
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->lm_head, vocab * h, DTypeSize(md)));
+    ToOperand(ws->logits.f32(), ws->lm_head.as<void>(), vocab * h, md, run.stream);
+    head_op = ws->lm_head.as<void>();
+  } else {
+    QUANTD_RETURN_IF_ERROR(
+        Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->lm_head, run.stream));
+    head_op = ws->lm_head.as<void>();
+  }
+  // Blocks per chunk so that the logits stay under about 1 GiB.
+  const int64_t per_block = len * vocab * static_cast<int64_t>(sizeof(float));
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 30) / per_block);
+  DeviceBuffer acc;
+  QUANTD_RETURN_IF_ERROR(acc.Reserve(sizeof(double)));
+  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(acc.as<void>(), 0, sizeof(double), run.stream));
+  ForwardScratch& s = ws->scratch;
+  for (int64_t b0 = 0; b0 < blocks; b0 += chunk) {
+    const int64_t rows = std::min(chunk, blocks - b0) * len;
+    QUANTD_RETURN_IF_ERROR(Ensure(&s.residual_norm, rows * h, sizeof(float)));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s.x_op, rows * h, DTypeSize(md)));
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, rows * vocab, sizeof(float)));
+    RmsNorm(run.hidden + b0 * len * h, norm.f32(), s.residual_norm.f32(), rows, h,
+            static_cast<float>(run.config->rms_norm_eps), md, run.stream);
+    const void* x_op = s.residual_norm.f32();
+    if (md != DType::kF32) {
+      ToOperand(s.residual_norm.f32(), s.x_op.as<void>(), rows * h, md, run.stream);
+      x_op = s.x_op.as<void>();
+    }
+    QUANTD_RETURN_IF_ERROR(run.gemm->Linear(x_op, head_op, ws->out.f32(), rows, vocab, h, md));
+    BiasRound(ws->out.f32(), nullptr, rows, vocab, md, run.stream);
+    AddNll(ws->out.f32(), ws->targets.as<int32_t>() + b0 * len, rows, vocab, acc.as<double>(),
+           run.stream);
+  }
+  double nll = 0.0;
+  QUANTD_RETURN_IF_ERROR(Download(acc, &nll, sizeof(double), run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "next-token NLL"));
+  return nll;
+}
+
+}  // namespace quantd::engine::cuda

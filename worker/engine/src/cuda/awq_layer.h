@@ -1,0 +1,65 @@
+// AWQ of one decoder layer on the GPU (spec/awq.md §2–§7, the CPU reference's QuantizeLayer): the
+// captured forward, the batched scale search per scaling group (all grid points' trial weights
+// built in one launch, losses reduced on the device, one host synchronisation per group), scale
+// folding, the Gram-matrix clip search, float16 quantization and GEMM packing.
+#ifndef QUANTD_ENGINE_CUDA_AWQ_LAYER_H_
+#define QUANTD_ENGINE_CUDA_AWQ_LAYER_H_
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "backend/backend.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/device_buffer.h"
+#include "cuda/device_layer.h"
+#include "cuda/gemm.h"
+
+namespace quantd::engine::cuda {
+
+// What one call works on: the backend's cuBLAS handle and stream, and the resident hidden states.
+struct AwqLayerRun {
+  Gemm* gemm;
+  cudaStream_t stream;
+  const ModelConfig* config;
+  LayerQuantSettings settings;
+  float* hidden;   // [tokens, hidden_size]
+  int64_t tokens;  // blocks · len
+  int64_t len;
+};
+
+// Device memory kept between layers (grown on demand, never shrunk).
+struct AwqWorkspace {
+  DeviceLayer layer;
+  DeviceCapture capture;
+  ForwardScratch scratch;
+  DeviceBuffer rope_cos, rope_sin;
+  std::string rope_key;                    // what the tables were built for
+  DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
+  DeviceBuffer gram, product, scales, sums, denom, means, losses, out;
+  DeviceBuffer sampled, max_val, shrink;
+  DeviceBuffer codes, qscales, zeros, qweight, qzeros, scales_t;
+  DeviceBuffer lm_head, logits, targets;
+};
+
+// Per-phase wall time of QuantizeLayerOnDevice, accumulated.
+CudaPhaseSeconds& GlobalPhaseTotals();
+
+absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights weights,
+                                                     const CancellationToken* cancel,
+                                                     AwqWorkspace* ws);
+
+absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& weights,
+                                  AwqWorkspace* ws);
+
+absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor& final_norm,
+                                            const Tensor& lm_head,
+                                            const std::vector<std::vector<int32_t>>& targets,
+                                            AwqWorkspace* ws);
+
+}  // namespace quantd::engine::cuda
+
+#endif  // QUANTD_ENGINE_CUDA_AWQ_LAYER_H_

@@ -1,0 +1,36 @@
+// The CUDA backend of the AWQ engine: the Backend interface (backend/backend.h) on one NVIDIA GPU.
+// Activations stay in device memory; each decoder layer's weights are uploaded, searched, scaled,
+// clipped, quantized and packed on the device, with the same decisions as the CPU reference.
+//
+// This header is plain C++ so that backend/backend.cc can include it in builds with
+// QUANTD_HAVE_CUDA.
+#ifndef QUANTD_ENGINE_CUDA_CUDA_BACKEND_H_
+#define QUANTD_ENGINE_CUDA_CUDA_BACKEND_H_
+
+#include <cstddef>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "backend/backend.h"
+
+namespace quantd::engine {
+
+// True when the CUDA runtime sees at least one device.
+bool CudaDeviceAvailable();
+
+// The backend on device 0; fails (naming the cause) when no usable GPU is present.
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend();
+
+// Seconds spent in QuantizeLayer per phase, summed over all calls of this process (phases end at
+// a device synchronisation, so the split is exact up to launch overlap).
+struct CudaPhaseSeconds {
+  double upload = 0, forward = 0, scale_search = 0, apply_and_clip = 0, quantize_pack = 0;
+};
+CudaPhaseSeconds CudaPhaseTotals();
+
+// High-water mark of the device memory this process allocated through the backend, in bytes.
+size_t CudaPeakDeviceBytes();
+
+}  // namespace quantd::engine
+
+#endif  // QUANTD_ENGINE_CUDA_CUDA_BACKEND_H_

@@ -1,0 +1,98 @@
+// Device memory and error plumbing of the CUDA backend: an owning device buffer, and macros that
+// turn CUDA / cuBLAS errors into absl::Status with the failing call named.
+#ifndef QUANTD_ENGINE_CUDA_DEVICE_BUFFER_H_
+#define QUANTD_ENGINE_CUDA_DEVICE_BUFFER_H_
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace quantd::engine::cuda {
+
+inline absl::Status CudaStatus(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("CUDA error in ", what, ": ", cudaGetErrorName(err), " (",
+                                          cudaGetErrorString(err), ")"));
+}
+
+#define QUANTD_CUDA_RETURN_IF_ERROR(expr)                                                         \
+  do {                                                                                            \
+    if (absl::Status _s = ::quantd::engine::cuda::CudaStatus((expr), #expr); !_s.ok()) return _s; \
+  } while (0)
+
+// After kernel launches: the launch error (bad configuration) of the last launch.
+#define QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED(what) \
+  QUANTD_CUDA_RETURN_IF_ERROR((static_cast<void>(what), cudaGetLastError()))
+
+// Bytes currently allocated through DeviceBuffer and the high-water mark (for the memory report).
+struct DeviceMemoryStats {
+  size_t current = 0;
+  size_t peak = 0;
+};
+DeviceMemoryStats& GlobalDeviceMemoryStats();
+
+// An owning, untyped device allocation. Moves only.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  ~DeviceBuffer() { Release(); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(o.bytes_) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      Release();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      bytes_ = o.bytes_;
+    }
+    return *this;
+  }
+
+  // Makes the buffer at least `bytes` large (contents are not kept when it grows).
+  absl::Status Reserve(size_t bytes) {
+    if (bytes <= bytes_ && ptr_ != nullptr) return absl::OkStatus();
+    Release();
+    void* p = nullptr;
+    if (cudaError_t err = cudaMalloc(&p, bytes == 0 ? 1 : bytes); err != cudaSuccess) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorString(err)));
+    }
+    ptr_ = p;
+    bytes_ = bytes;
+    DeviceMemoryStats& st = GlobalDeviceMemoryStats();
+    st.current += bytes_;
+    if (st.current > st.peak) st.peak = st.current;
+    return absl::OkStatus();
+  }
+
+  void Release() {
+    if (ptr_ != nullptr) {
+      cudaFree(ptr_);
+      GlobalDeviceMemoryStats().current -= bytes_;
+    }
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+
+  template <typename T = void>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+  float* f32() const { return static_cast<float*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace quantd::engine::cuda
+
+#endif  // QUANTD_ENGINE_CUDA_DEVICE_BUFFER_H_

@@ -1,0 +1,254 @@
+#include "cuda/device_layer.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "backend/cpu/layer_ops.h"
+#include "cuda/kernels.h"
+#include "io/status_macros.h"
+
+namespace quantd::engine::cuda {
+namespace {
+
+// Bound of each [tokens, intermediate] scratch buffer of the 16-bit MLP (token chunks).
+constexpr int64_t kMlpChunkBytes = int64_t{512} << 20;
+
+absl::Status UploadTensor(const Tensor& t, DeviceBuffer* buf, cudaStream_t stream) {
+  if (absl::Status s = buf->Reserve(t.data.size() * sizeof(float)); !s.ok()) return s;
+  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(buf->f32(), t.ptr(), t.data.size() * sizeof(float),
+                                              cudaMemcpyHostToDevice, stream));
+  return absl::OkStatus();
+}
+
+absl::Status UploadLinear(const LinearWeights& w, DType md, cudaStream_t stream, DeviceLinear* l) {
+  l->out = w.out_features();
+  l->in = w.in_features();
+  if (absl::Status s = UploadTensor(w.weight, &l->weight, stream); !s.ok()) return s;
+  l->has_bias = w.bias.has_value();
+  if (l->has_bias) {
+    if (absl::Status s = UploadTensor(*w.bias, &l->bias, stream); !s.ok()) return s;
+  }
+  if (md != DType::kF32) {
+    if (absl::Status s = Ensure(&l->operand, l->out * l->in, DTypeSize(md)); !s.ok()) return s;
+    RefreshOperand(l, md, stream);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Ensure(DeviceBuffer* buf, int64_t n, size_t elem) {
+  return buf->Reserve(static_cast<size_t>(n) * elem);
+}
+
+void RefreshOperand(DeviceLinear* l, DType md, cudaStream_t stream) {
+  if (md == DType::kF32) return;
+  ToOperand(l->weight.f32(), l->operand.as<void>(), l->out * l->in, md, stream);
+}
+
+absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out) {
+  const LinearWeights* src[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
+                                &w.gate_proj, &w.up_proj, &w.down_proj};
+  for (int i = 0; i < 7; ++i) {
+    if (absl::Status s = UploadLinear(*src[i], md, stream, out->linear(i)); !s.ok()) return s;
+  }
+  if (absl::Status s = UploadTensor(w.input_layernorm, &out->input_norm, stream); !s.ok()) return s;
+  if (absl::Status s = UploadTensor(w.post_attention_layernorm, &out->post_norm, stream); !s.ok())
+    return s;
+  out->has_qk_norm = w.q_norm.has_value() && w.k_norm.has_value();
+  if (out->has_qk_norm) {
+    if (absl::Status s = UploadTensor(*w.q_norm, &out->q_norm, stream); !s.ok()) return s;
+    if (absl::Status s = UploadTensor(*w.k_norm, &out->k_norm, stream); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+AttentionWeights AttentionOf(const DeviceLayer& l, DType md) {
+  return {l.q.op(md),
+          l.k.op(md),
+          l.v.op(md),
+          l.o.op(md),
+          l.q.bias_ptr(),
+          l.k.bias_ptr(),
+          l.v.bias_ptr(),
+          l.o.bias_ptr(),
+          l.has_qk_norm ? l.q_norm.f32() : nullptr,
+          l.has_qk_norm ? l.k_norm.f32() : nullptr};
+}
+
+MlpWeights MlpOf(const DeviceLayer& l, DType md) {
+  return {l.gate.op(md),     l.up.op(md),     l.down.op(md),
+          l.gate.bias_ptr(), l.up.bias_ptr(), l.down.bias_ptr()};
+}
+
+absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const AttentionWeights& w,
+                                  const void* x_op, float* out, float* o_input, ForwardScratch* s,
+                                  cudaStream_t stream) {
+  const ModelConfig& c = *g.config;
+  const int64_t n = g.tokens;
+  const int64_t d = c.head_dim;
+  const int64_t qd = c.num_attention_heads * d;
+  const int64_t kvd = c.num_key_value_heads * d;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  for (auto [buf, cols] : {std::pair{&s->q, qd}, {&s->k, kvd}, {&s->v, kvd}, {&s->attn, qd}}) {
+    if (absl::Status st = Ensure(buf, n * cols, sizeof(float)); !st.ok()) return st;
+  }
+  if (absl::Status st = Ensure(&s->attn_op, n * qd, DTypeSize(g.md)); !st.ok()) return st;
+  const int64_t h = c.hidden_size;
+  if (absl::Status st = gemm.Linear(x_op, w.q, s->q.f32(), n, qd, h, g.md); !st.ok()) return st;
+  if (absl::Status st = gemm.Linear(x_op, w.k, s->k.f32(), n, kvd, h, g.md); !st.ok()) return st;
+  if (absl::Status st = gemm.Linear(x_op, w.v, s->v.f32(), n, kvd, h, g.md); !st.ok()) return st;
+  BiasRound(s->q.f32(), w.q_bias, n, qd, g.md, stream);
+  BiasRound(s->k.f32(), w.k_bias, n, kvd, g.md, stream);
+  BiasRound(s->v.f32(), w.v_bias, n, kvd, g.md, stream);
+  if (w.q_norm != nullptr)
+    RmsNorm(s->q.f32(), w.q_norm, s->q.f32(), n * c.num_attention_heads, d, eps, g.md, stream);
+  if (w.k_norm != nullptr)
+    RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, stream);
+  Rope(s->q.f32(), g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, stream);
+  Rope(s->k.f32(), g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, stream);
+  float* attn = o_input != nullptr ? o_input : s->attn.f32();
+  if (!CausalAttention(s->q.f32(), s->k.f32(), s->v.f32(), attn, n, g.len, c.num_attention_heads,
+                       c.num_key_value_heads, d, g.md, stream)) {
+    return absl::UnimplementedError(
+        absl::StrCat("the CUDA backend's attention supports head_dim 64 and 128, not ", d));
+  }
+  const void* attn_op = attn;
+  if (g.md != DType::kF32) {
+    ToOperand(attn, s->attn_op.as<void>(), n * qd, g.md, stream);
+    attn_op = s->attn_op.as<void>();
+  }
+  if (absl::Status st = gemm.Linear(attn_op, w.o, out, n, h, qd, g.md); !st.ok()) return st;
+  BiasRound(out, w.o_bias, n, h, g.md, stream);
+  QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("SelfAttentionForward");
+  return absl::OkStatus();
+}
+
+bool MlpUsesOperandPath(const MlpWeights& w, DType md) {
+  return md != DType::kF32 && w.gate_bias == nullptr && w.up_bias == nullptr;
+}
+
+absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w, const void* x_op,
+                        float* out, void* down_input, ForwardScratch* s, cudaStream_t stream) {
+  const ModelConfig& c = *g.config;
+  const int64_t n = g.tokens;
+  const int64_t h = c.hidden_size;
+  const int64_t im = c.intermediate_size;
+  const int64_t e = DTypeSize(g.md);
+  if (MlpUsesOperandPath(w, g.md)) {
+    // Bias-free 16-bit MLP: gate and up come out of the GEMMs already rounded to md, and one
+    // kernel makes the down_proj operand (no float32 intermediates). Token chunks bound the
+    // [tokens, intermediate] scratch to kMlpChunkBytes per buffer; the captured down_proj input
+    // (when wanted) is written whole.
+    const int64_t rows = std::min(n, std::max<int64_t>(128, kMlpChunkBytes / (im * e) / 128 * 128));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->gate, rows * im, e));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->up, rows * im, e));
+    if (down_input == nullptr) QUANTD_RETURN_IF_ERROR(Ensure(&s->act_op, rows * im, e));
+    for (int64_t r0 = 0; r0 < n; r0 += rows) {
+      const int64_t m = std::min(rows, n - r0);
+      const void* x = static_cast<const char*>(x_op) + r0 * h * e;
+      QUANTD_RETURN_IF_ERROR(gemm.Linear(x, w.gate, s->gate.as<void>(), m, im, h, g.md, g.md));
+      QUANTD_RETURN_IF_ERROR(gemm.Linear(x, w.up, s->up.as<void>(), m, im, h, g.md, g.md));
+      void* act = down_input != nullptr ? static_cast<char*>(down_input) + r0 * im * e
+                                        : s->act_op.as<void>();
+      SiluMulOperand(s->gate.as<void>(), s->up.as<void>(), act, nullptr, m * im, g.md, stream);
+      QUANTD_RETURN_IF_ERROR(gemm.Linear(act, w.down, out + r0 * h, m, h, im, g.md, DType::kF32));
+    }
+    BiasRound(out, w.down_bias, n, h, g.md, stream);
+    QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("MlpForward");
+    return absl::OkStatus();
+  }
+  for (DeviceBuffer* buf : {&s->gate, &s->up, &s->act}) {
+    QUANTD_RETURN_IF_ERROR(Ensure(buf, n * im, sizeof(float)));
+  }
+  if (g.md != DType::kF32) QUANTD_RETURN_IF_ERROR(Ensure(&s->act_op, n * im, e));
+  if (absl::Status st = gemm.Linear(x_op, w.gate, s->gate.f32(), n, im, h, g.md); !st.ok())
+    return st;
+  if (absl::Status st = gemm.Linear(x_op, w.up, s->up.f32(), n, im, h, g.md); !st.ok()) return st;
+  BiasRound(s->gate.f32(), w.gate_bias, n, im, g.md, stream);
+  BiasRound(s->up.f32(), w.up_bias, n, im, g.md, stream);
+  float* act = down_input != nullptr ? static_cast<float*>(down_input) : s->act.f32();
+  SiluMul(s->gate.f32(), s->up.f32(), act, n * im, g.md, stream);
+  const void* act_op = act;
+  if (g.md != DType::kF32) {
+    ToOperand(act, s->act_op.as<void>(), n * im, g.md, stream);
+    act_op = s->act_op.as<void>();
+  }
+  if (absl::Status st = gemm.Linear(act_op, w.down, out, n, h, im, g.md); !st.ok()) return st;
+  BiasRound(out, w.down_bias, n, h, g.md, stream);
+  QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("MlpForward");
+  return absl::OkStatus();
+}
+
+absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const DeviceLayer& layer,
+                                 float* hidden, DeviceCapture* cap, ForwardScratch* s,
+                                 cudaStream_t stream) {
+  const ModelConfig& c = *g.config;
+  const int64_t n = g.tokens;
+  const int64_t h = c.hidden_size;
+  const int64_t qd = int64_t{c.num_attention_heads} * c.head_dim;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  DeviceBuffer& normed = cap != nullptr ? cap->attn_input : s->residual_norm;
+  DeviceBuffer& out = cap != nullptr ? cap->attn_output : s->out;
+  if (absl::Status st = Ensure(&normed, n * h, sizeof(float)); !st.ok()) return st;
+  if (absl::Status st = Ensure(&out, n * h, sizeof(float)); !st.ok()) return st;
+  DeviceBuffer& normed_op = cap != nullptr ? cap->attn_input_op : s->x_op;
+  if (absl::Status st = Ensure(&normed_op, n * h, DTypeSize(g.md)); !st.ok()) return st;
+  if (cap != nullptr) {
+    if (absl::Status st = Ensure(&cap->o_input, n * qd, sizeof(float)); !st.ok()) return st;
+  }
+
+  RmsNorm(hidden, layer.input_norm.f32(), normed.f32(), n, h, eps, g.md, stream);
+  const void* x_op = normed.f32();
+  if (g.md != DType::kF32) {
+    ToOperand(normed.f32(), normed_op.as<void>(), n * h, g.md, stream);
+    x_op = normed_op.as<void>();
+  }
+  if (absl::Status st =
+          SelfAttentionForward(gemm, g, AttentionOf(layer, g.md), x_op, out.f32(),
+                               cap != nullptr ? cap->o_input.f32() : nullptr, s, stream);
+      !st.ok())
+    return st;
+  AddRound(hidden, out.f32(), n * h, g.md, stream);
+
+  DeviceBuffer& mnormed = cap != nullptr ? cap->mlp_input : s->residual_norm;
+  DeviceBuffer& mout = cap != nullptr ? cap->mlp_output : s->out;
+  DeviceBuffer& mnormed_op = cap != nullptr ? cap->mlp_input_op : s->x_op;
+  if (absl::Status st = Ensure(&mnormed, n * h, sizeof(float)); !st.ok()) return st;
+  if (absl::Status st = Ensure(&mout, n * h, sizeof(float)); !st.ok()) return st;
+  if (absl::Status st = Ensure(&mnormed_op, n * h, DTypeSize(g.md)); !st.ok()) return st;
+  const MlpWeights mlp = MlpOf(layer, g.md);
+  if (cap != nullptr) {
+    cap->down_input_type = MlpUsesOperandPath(mlp, g.md) ? g.md : DType::kF32;
+    QUANTD_RETURN_IF_ERROR(
+        Ensure(&cap->down_input, n * c.intermediate_size, DTypeSize(cap->down_input_type)));
+  }
+  RmsNorm(hidden, layer.post_norm.f32(), mnormed.f32(), n, h, eps, g.md, stream);
+  const void* m_op = mnormed.f32();
+  if (g.md != DType::kF32) {
+    ToOperand(mnormed.f32(), mnormed_op.as<void>(), n * h, g.md, stream);
+    m_op = mnormed_op.as<void>();
+  }
+  if (absl::Status st =
+          MlpForward(gemm, g, mlp, m_op, mout.f32(),
+                     cap != nullptr ? cap->down_input.as<void>() : nullptr, s, stream);
+      !st.ok())
+    return st;
+  AddRound(hidden, mout.f32(), n * h, g.md, stream);
+  QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("DecoderLayerForward");
+  return absl::OkStatus();
+}
+
+absl::Status UploadRope(const ModelConfig& config, int64_t len, DType md, DeviceBuffer* cos,
+                        DeviceBuffer* sin, cudaStream_t stream) {
+  const RopeTable t = MakeRopeTable(config, len, md);
+  for (auto [buf, v] : {std::pair{cos, &t.cos}, {sin, &t.sin}}) {
+    if (absl::Status s = buf->Reserve(v->size() * sizeof(float)); !s.ok()) return s;
+    QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(buf->f32(), v->data(), v->size() * sizeof(float),
+                                                cudaMemcpyHostToDevice, stream));
+  }
+  // The host table dies with this call: wait for the copies.
+  return CudaStatus(cudaStreamSynchronize(stream), "RoPE table upload");
+}
+
+}  // namespace quantd::engine::cuda

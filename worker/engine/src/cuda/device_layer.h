@@ -1,0 +1,118 @@
+// One decoder layer on the GPU: its weights (float32 masters that AWQ scales and clips in place,
+// plus model-dtype copies the GEMMs read) and the forward of its two inspected modules, mirroring
+// backend/cpu/decoder_layer.h.
+#ifndef QUANTD_ENGINE_CUDA_DEVICE_LAYER_H_
+#define QUANTD_ENGINE_CUDA_DEVICE_LAYER_H_
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/dtype.h"
+#include "cuda/device_buffer.h"
+#include "cuda/gemm.h"
+#include "model/layer_weights.h"
+#include "model/model_config.h"
+
+namespace quantd::engine::cuda {
+
+struct DeviceLinear {
+  int64_t out = 0, in = 0;
+  DeviceBuffer weight;   // float32 [out, in], values in md
+  DeviceBuffer operand;  // md [out, in] (aliases nothing; for md = f32 unused)
+  DeviceBuffer bias;     // float32 [out] or empty
+  bool has_bias = false;
+  const void* op(DType md) const {
+    return md == DType::kF32 ? weight.as<void>() : operand.as<void>();
+  }
+  const float* bias_ptr() const { return has_bias ? bias.f32() : nullptr; }
+};
+
+struct DeviceLayer {
+  DeviceLinear q, k, v, o, gate, up, down;
+  DeviceBuffer input_norm, post_norm, q_norm, k_norm;
+  bool has_qk_norm = false;
+
+  DeviceLinear* linear(int i) {
+    DeviceLinear* all[] = {&q, &k, &v, &o, &gate, &up, &down};
+    return all[i];
+  }
+};
+
+// Copies host weights to the device (float32 masters) and builds the md operands.
+absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out);
+
+// Rebuilds a Linear's md operand from its float32 master.
+void RefreshOperand(DeviceLinear* l, DType md, cudaStream_t stream);
+
+// Grows `buf` to hold n elements of `elem` bytes.
+absl::Status Ensure(DeviceBuffer* buf, int64_t n, size_t elem);
+
+// Scratch buffers of a forward over `tokens` rows, reused across calls.
+struct ForwardScratch {
+  DeviceBuffer x_op;  // md copy of a GEMM input
+  DeviceBuffer q, k, v, attn, attn_op;
+  DeviceBuffer gate, up, act, act_op;
+  DeviceBuffer out;  // a module's output
+  DeviceBuffer residual_norm;
+};
+
+// The weights a module forward uses: md operands and float32 biases (trial weights substitute
+// their operands here).
+struct AttentionWeights {
+  const void *q, *k, *v, *o;
+  const float *q_bias, *k_bias, *v_bias, *o_bias;
+  const float *q_norm, *k_norm;  // null when absent
+};
+struct MlpWeights {
+  const void *gate, *up, *down;
+  const float *gate_bias, *up_bias, *down_bias;
+};
+
+struct LayerGeometry {
+  const ModelConfig* config;
+  DType md;
+  int64_t tokens, len;
+  const float* rope_cos;  // [len, head_dim]
+  const float* rope_sin;
+};
+
+// out[tokens, hidden] = self_attn(x); x_op is x in md. `o_input` (optional, [tokens, heads·d])
+// receives the attention output.
+absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const AttentionWeights& w,
+                                  const void* x_op, float* out, float* o_input, ForwardScratch* s,
+                                  cudaStream_t stream);
+
+// Whether MlpForward runs without float32 intermediates (16-bit md, no gate/up bias); then its
+// down_proj input is kept in md, else in float32.
+bool MlpUsesOperandPath(const MlpWeights& w, DType md);
+
+// out = mlp(x); `down_input` (optional, [tokens, intermediate]) receives silu(gate)·up, in md when
+// MlpUsesOperandPath, else float32.
+absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w, const void* x_op,
+                        float* out, void* down_input, ForwardScratch* s, cudaStream_t stream);
+
+AttentionWeights AttentionOf(const DeviceLayer& l, DType md);
+MlpWeights MlpOf(const DeviceLayer& l, DType md);
+
+// Device copies of the intermediates AWQ needs (LayerCapture of the CPU backend).
+struct DeviceCapture {
+  DeviceBuffer attn_input, attn_input_op, o_input, attn_output;
+  DeviceBuffer mlp_input, mlp_input_op, down_input, mlp_output;
+  DType down_input_type = DType::kF32;  // md on MlpForward's operand path
+};
+
+// hidden ← layer(hidden) over g.tokens rows; with `capture`, keeps the module inputs/outputs.
+absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const DeviceLayer& layer,
+                                 float* hidden, DeviceCapture* capture, ForwardScratch* s,
+                                 cudaStream_t stream);
+
+// cos/sin tables [len, head_dim] of the config's RoPE on the device.
+absl::Status UploadRope(const ModelConfig& config, int64_t len, DType md, DeviceBuffer* cos,
+                        DeviceBuffer* sin, cudaStream_t stream);
+
+}  // namespace quantd::engine::cuda
+
+#endif  // QUANTD_ENGINE_CUDA_DEVICE_LAYER_H_

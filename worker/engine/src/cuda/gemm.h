@@ -1,0 +1,57 @@
+// cuBLAS products of the CUDA backend. Operands are in the model dtype (float16 / bfloat16 use the
+// tensor cores with float32 accumulation; float32 runs as plain SGEMM, no TF32), results in
+// float32.
+#ifndef QUANTD_ENGINE_CUDA_GEMM_H_
+#define QUANTD_ENGINE_CUDA_GEMM_H_
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "core/dtype.h"
+
+namespace quantd::engine::cuda {
+
+class Gemm {
+ public:
+  Gemm() = default;
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  absl::Status Init(cudaStream_t stream);
+
+  // y[n, out] = x[n, in] · w[out, in]ᵀ; x and w in dtype md, y in y_type (float32, or md: the
+  // float32 accumulator rounded once, as md(x · wᵀ) of the CPU reference).
+  absl::Status Linear(const void* x, const void* w, void* y, int64_t n, int64_t out, int64_t in,
+                      DType md, DType y_type = DType::kF32);
+
+  // g[c, c] = x[n, c]ᵀ · x[n, c] (x in md, g float32).
+  absl::Status Gram(const void* x, float* g, int64_t n, int64_t c, DType md);
+
+  // Column-major strided-batched float32 product (no TF32): c_b = op(a_b) · op(b_b).
+  struct Batched {
+    bool trans_a, trans_b;
+    int64_t m, n, k;
+    const float* a;
+    int64_t lda, stride_a;
+    const float* b;
+    int64_t ldb, stride_b;
+    float* c;
+    int64_t ldc, stride_c;
+    int64_t batch;
+  };
+  absl::Status BatchedF32(const Batched& p);
+
+  // p[m, c] = a[m, c] · b[c, c] with b symmetric, float32.
+  absl::Status MulSymmetric(const float* a, const float* b, float* p, int64_t m, int64_t c);
+
+ private:
+  cublasHandle_t handle_ = nullptr;
+};
+
+}  // namespace quantd::engine::cuda
+
+#endif  // QUANTD_ENGINE_CUDA_GEMM_H_
