@@ -37,7 +37,7 @@ test: build engine-only
 	$(MAKE) --no-print-directory test-only
 
 demo: build
-	@bash scripts/demo.sh $(BUILD_DIR)
+	@bash scripts/demo-service.sh $(BUILD_DIR)
 
 format:
 	git ls-files '*.cc' '*.h' '*.cu' '*.cuh' '*.proto' | xargs clang-format -i

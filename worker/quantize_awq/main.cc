@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "cli_flags.h"
 #include "console_observer.h"
+#include "tokenize_command.h"
 #include "quantd/engine/quantize.h"
 
 namespace {
@@ -55,6 +57,10 @@ int ExitCode(const absl::Status& s) {
 int main(int argc, char** argv) {
   using quantd::quantize_awq::ConsoleObserver;
   const std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "tokenize") {
+    return quantd::quantize_awq::RunTokenize({args.begin() + 1, args.end()}, std::cin, stdout,
+                                             stderr);
+  }
   absl::StatusOr<quantd::quantize_awq::CliConfig> cli = quantd::quantize_awq::ParseFlags(
       args, [](const std::string& name) -> std::optional<std::string> {
         const char* v = std::getenv(name.c_str());

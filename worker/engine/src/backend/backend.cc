@@ -1,16 +1,26 @@
 #include "backend/backend.h"
 
 #include "backend/cpu/cpu_backend.h"
+#if defined(QUANTD_HAVE_CUDA)
+#include "cuda/cuda_backend.h"
+#endif
 
 namespace quantd::engine {
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind) {
   switch (kind) {
     case BackendKind::kAuto:
+#if defined(QUANTD_HAVE_CUDA)
+      // The CUDA backend whenever a GPU is present, the CPU reference otherwise.
+      if (CudaDeviceAvailable()) return CreateCudaBackend();
+#endif
+      return CreateCpuBackend();
     case BackendKind::kCpu:
-      // No CUDA backend is compiled in yet (issue 6): kAuto is the CPU.
       return CreateCpuBackend();
     case BackendKind::kCuda:
+#if defined(QUANTD_HAVE_CUDA)
+      return CreateCudaBackend();
+#endif
       return absl::FailedPreconditionError(
           "backend 'cuda' was requested but this build has no CUDA backend; use --backend cpu "
           "or auto");

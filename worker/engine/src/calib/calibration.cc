@@ -105,6 +105,25 @@ CalibrationChat LoadCalibrationChat(std::string_view model_dir) {
   return chat;
 }
 
+std::string RenderCalibrationPrompt(std::string_view user, std::string_view system_prompt,
+                                    const chat_template::ChatTemplate* tmpl, std::string_view bos,
+                                    std::string_view eos, std::string* fallback_reason) {
+  std::vector<chat_template::ChatMessage> messages;
+  if (!system_prompt.empty()) messages.push_back({"system", std::string(system_prompt)});
+  messages.push_back({"user", std::string(user)});
+  if (tmpl != nullptr) {
+    absl::StatusOr<std::string> rendered =
+        tmpl->Render(messages, /*add_generation_prompt=*/true, bos, eos);
+    if (rendered.ok()) return *std::move(rendered);
+    if (fallback_reason != nullptr) {
+      *fallback_reason = absl::StrCat("rendering failed: ", std::string(rendered.status().message()));
+    }
+  } else if (fallback_reason != nullptr) {
+    *fallback_reason = "no chat template";
+  }
+  return chat_template::RenderChatMlFallback(messages, /*add_generation_prompt=*/true);
+}
+
 absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& options,
                                                 const tokenizer::Tokenizer* tokenizer,
                                                 const CalibrationChat* chat,
@@ -174,21 +193,10 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
       std::string user(PythonStrip(std::get<std::string>(row)));
       std::string prompt = user;
       if (wrap) {
-        std::vector<chat_template::ChatMessage> messages;
-        if (!options.system_prompt.empty()) messages.push_back({"system", options.system_prompt});
-        messages.push_back({"user", user});
-        absl::StatusOr<std::string> rendered = absl::UnavailableError(first_fallback_reason);
-        if (tmpl != nullptr) {
-          rendered = tmpl->Render(messages, /*add_generation_prompt=*/true, bos, eos);
-        }
-        if (rendered.ok()) {
-          prompt = std::move(*rendered);
-        } else {
-          if (counts.chat_fallbacks++ == 0 && tmpl != nullptr) {
-            first_fallback_reason =
-                absl::StrCat("rendering failed: ", std::string(rendered.status().message()));
-          }
-          prompt = chat_template::RenderChatMlFallback(messages, /*add_generation_prompt=*/true);
+        std::string reason;
+        prompt = RenderCalibrationPrompt(user, options.system_prompt, tmpl, bos, eos, &reason);
+        if (!reason.empty() && counts.chat_fallbacks++ == 0 && tmpl != nullptr) {
+          first_fallback_reason = std::move(reason);
         }
       }
       absl::StatusOr<std::vector<int32_t>> encoded =

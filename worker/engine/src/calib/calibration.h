@@ -80,6 +80,13 @@ struct CalibrationChat {
 };
 CalibrationChat LoadCalibrationChat(std::string_view model_dir);
 
+// The chat prompt of one calibration text, as the seed script builds it: messages [system (left out
+// when `system_prompt` is empty), user] rendered with add_generation_prompt. Falls back to the ChatML
+// format when `tmpl` is null or rendering fails, and then sets *fallback_reason (if given).
+std::string RenderCalibrationPrompt(std::string_view user, std::string_view system_prompt,
+                                    const chat_template::ChatTemplate* tmpl, std::string_view bos,
+                                    std::string_view eos, std::string* fallback_reason);
+
 // Builds the calibration blocks. `tokenizer` may be null when every row is pre-tokenized (a model
 // directory without tokenizer files, like the parity fixture); a text row then is an error. `chat`
 // is used only with options.apply_chat_template (nullptr there means "no template": the ChatML
