@@ -30,8 +30,8 @@ struct GemmPackedLinear {
 // Packs codes [out, in] (0..15), zeros [out, in/group] and float16-exact scales [out, in/group],
 // all in nn.Linear (output-major) order, transposing to the GEMM layout. out % 8 == 0.
 GemmPackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales,
-                      int64_t out_features, int64_t in_features, int64_t group_size,
-                      const std::optional<Tensor>& bias);
+                          int64_t out_features, int64_t in_features, int64_t group_size,
+                          const std::optional<Tensor>& bias);
 
 // The inverse, as a loader does: codes [out, in], zeros and scales [out, in/group].
 struct UnpackedLinear {
