@@ -380,7 +380,7 @@ absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std
   return absl::OkStatus();
 }
 
-absl::StatusOr<PackedLinear> QuantizeAndPack(const AwqLayerRun& run, const DeviceLinear& l,
+absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const DeviceLinear& l,
                                              AwqWorkspace* ws) {
   const int64_t gs = run.settings.group_size;
   const int64_t groups = l.in / gs;
@@ -395,7 +395,7 @@ absl::StatusOr<PackedLinear> QuantizeAndPack(const AwqLayerRun& run, const Devic
   PackGemm(ws->codes.as<uint8_t>(), ws->zeros.as<uint8_t>(), ws->qscales.f32(), l.out, l.in, gs,
            ws->qweight.as<int32_t>(), ws->qzeros.as<int32_t>(), ws->scales_t.as<uint16_t>(),
            run.stream);
-  PackedLinear p;
+  GemmPackedLinear p;
   p.in_features = l.in;
   p.out_features = l.out;
   p.group_size = gs;
@@ -511,7 +511,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding and clip"));
   times.apply_and_clip += lap.Next();
   for (int i = 0; i < 7; ++i) {
-    QUANTD_ASSIGN_OR_RETURN(PackedLinear p, QuantizeAndPack(run, *ws->layer.linear(i), ws));
+    QUANTD_ASSIGN_OR_RETURN(GemmPackedLinear p, QuantizeAndPack(run, *ws->layer.linear(i), ws));
     out.linears.push_back({kLayerLinearNames[i], std::move(p)});
   }
   QUANTD_ASSIGN_OR_RETURN(out.input_layernorm,
