@@ -12,8 +12,10 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: quantize-awq tokenize --model_dir DIR [--chat] [--system_prompt S] [--render]\n"
-    "  Reads JSON lines {\"text\": ...} on stdin; writes one line per input line: the JSON array of\n"
-    "  token ids calibration uses for the text (chat-wrapped with --chat, stripped, encoded with the\n"
+    "  Reads JSON lines {\"text\": ...} on stdin; writes one line per input line: the JSON array "
+    "of\n"
+    "  token ids calibration uses for the text (chat-wrapped with --chat, stripped, encoded with "
+    "the\n"
     "  tokenizer's special tokens), or with --render the rendered text as one JSON string.\n"
     "  --model_dir defaults to AWQ_MODEL_DIR. --chat wraps each text as [system, user] messages\n"
     "  with add_generation_prompt; --system_prompt defaults to the seed's, '' means none.\n";
@@ -66,10 +68,11 @@ int RunTokenize(const std::vector<std::string>& args, std::istream& in, std::FIL
   }
   std::optional<TokenizeFlags> flags = Parse(args, err);
   if (!flags) return 2;
-  auto preview = engine::CalibrationPreview::Open(flags->model_dir, flags->chat,
-                                                  flags->system_prompt);
+  auto preview =
+      engine::CalibrationPreview::Open(flags->model_dir, flags->chat, flags->system_prompt);
   if (!preview.ok()) {
-    std::fprintf(err, "quantize-awq tokenize: %s\n", std::string(preview.status().message()).c_str());
+    std::fprintf(err, "quantize-awq tokenize: %s\n",
+                 std::string(preview.status().message()).c_str());
     return 1;
   }
   int bad_rows = 0;
@@ -80,8 +83,10 @@ int RunTokenize(const std::vector<std::string>& args, std::istream& in, std::FIL
     if (row.is_object() && row.contains("text") && row["text"].is_string()) text = &row["text"];
     std::string result = "null";
     if (text == nullptr) {
-      std::fprintf(err, "quantize-awq tokenize: stdin line %lld: expected a JSON object with a "
-                   "string \"text\"\n", static_cast<long long>(line_no));
+      std::fprintf(err,
+                   "quantize-awq tokenize: stdin line %lld: expected a JSON object with a "
+                   "string \"text\"\n",
+                   static_cast<long long>(line_no));
       ++bad_rows;
     } else if (flags->render) {
       result = nlohmann::json((*preview)->Render(text->get<std::string>()))
@@ -99,7 +104,8 @@ int RunTokenize(const std::vector<std::string>& args, std::istream& in, std::FIL
     std::fprintf(out, "%s\n", result.c_str());
   }
   if (std::string reason = (*preview)->fallback_reason(); flags->chat && !reason.empty()) {
-    std::fprintf(err, "quantize-awq tokenize: used the ChatML fallback (<|im_start|>...) because %s\n",
+    std::fprintf(err,
+                 "quantize-awq tokenize: used the ChatML fallback (<|im_start|>...) because %s\n",
                  reason.c_str());
   }
   return bad_rows == 0 ? 0 : 1;

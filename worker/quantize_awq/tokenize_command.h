@@ -1,4 +1,5 @@
-// `quantize-awq tokenize`: reads JSON lines {"text": ...} and writes, per line, the token ids (or with
+// `quantize-awq tokenize`: reads JSON lines {"text": ...} and writes, per line, the token ids (or
+// with
 // --render the rendered chat text) exactly as calibration would use them.
 #ifndef QUANTD_QUANTIZE_AWQ_TOKENIZE_COMMAND_H_
 #define QUANTD_QUANTIZE_AWQ_TOKENIZE_COMMAND_H_

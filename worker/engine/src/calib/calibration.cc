@@ -116,7 +116,8 @@ std::string RenderCalibrationPrompt(std::string_view user, std::string_view syst
         tmpl->Render(messages, /*add_generation_prompt=*/true, bos, eos);
     if (rendered.ok()) return *std::move(rendered);
     if (fallback_reason != nullptr) {
-      *fallback_reason = absl::StrCat("rendering failed: ", std::string(rendered.status().message()));
+      *fallback_reason =
+          absl::StrCat("rendering failed: ", std::string(rendered.status().message()));
     }
   } else if (fallback_reason != nullptr) {
     *fallback_reason = "no chat template";

@@ -23,8 +23,8 @@ class CalibrationPreviewImpl final : public CalibrationPreview {
     if (!chat_) return std::string(text);
     const chat_template::ChatTemplate* tmpl = chat_->tmpl ? &*chat_->tmpl : nullptr;
     std::string reason;
-    std::string prompt = RenderCalibrationPrompt(PythonStrip(text), system_prompt_, tmpl, bos_,
-                                                 eos_, &reason);
+    std::string prompt =
+        RenderCalibrationPrompt(PythonStrip(text), system_prompt_, tmpl, bos_, eos_, &reason);
     if (tmpl != nullptr && !reason.empty()) {
       absl::MutexLock lock(&mu_);
       fallback_reason_ = std::move(reason);
@@ -59,9 +59,8 @@ absl::StatusOr<std::unique_ptr<CalibrationPreview>> CalibrationPreview::Open(
   if (!tokenizer.ok()) return tokenizer.status();
   std::optional<CalibrationChat> calibration_chat;
   if (chat) calibration_chat = LoadCalibrationChat(model_dir);
-  return std::make_unique<CalibrationPreviewImpl>(*std::move(tokenizer),
-                                                  std::move(calibration_chat),
-                                                  std::move(system_prompt));
+  return std::make_unique<CalibrationPreviewImpl>(
+      *std::move(tokenizer), std::move(calibration_chat), std::move(system_prompt));
 }
 
 }  // namespace quantd::engine
