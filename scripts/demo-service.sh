@@ -39,7 +39,7 @@ echo "quantd serving on $QUANTD_ADDRESS (state in $state)"
 
 status=0
 "$bin/quantctl" submit --model-dir "$model" --output-dir "$out" --calib-jsonl "$calib" \
-  --num-calib 32 --max-seq-len 512 --eval-text "$heldout" --follow || status=$?
+  --num-calib 16 --max-seq-len 2048 --eval-text "$heldout" --follow || status=$?
 echo
 if [[ $status -eq 0 ]]; then
   echo "Quantized checkpoint written to: $out"

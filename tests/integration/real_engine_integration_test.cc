@@ -32,7 +32,9 @@ TEST(RealEngineIntegrationTest, TinyQwen2SucceedsThroughServerWorkerAndQuantctl)
   CommandResult r =
       h.Quantctl({"submit", "--model-dir", (shared / "model").string(), "--calib-jsonl",
                   (shared / "calib.jsonl").string(), "--output-dir", out.string(), "--num-calib",
-                  "32", "--max-seq-len", "256", "--follow"},
+                  "32", "--max-seq-len", "512", "--system-prompt",
+                  // AutoAWQ's reference run's prompt: short enough that every text fits 512 tokens.
+                  "You are a helpful assistant.", "--follow"},
                  absl::Seconds(500));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("state running"), std::string::npos) << r.out;
