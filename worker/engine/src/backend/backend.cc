@@ -1,5 +1,8 @@
 #include "backend/backend.h"
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
 #include "backend/cpu/cpu_backend.h"
 #if defined(QUANTD_HAVE_CUDA)
 #include "cuda/cuda_backend.h"
@@ -26,6 +29,31 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind) {
           "or auto");
   }
   return CreateCpuBackend();
+}
+
+absl::StatusOr<int64_t> UniformBlockLength(const std::vector<std::vector<int32_t>>& blocks) {
+  if (blocks.empty()) return absl::InvalidArgumentError("no token blocks to embed");
+  const size_t len = blocks.front().size();
+  for (const auto& block : blocks) {
+    if (block.size() != len) {
+      return absl::InvalidArgumentError("token blocks must all have the same length");
+    }
+  }
+  return static_cast<int64_t>(len);
+}
+
+absl::Status GatherEmbeddingRows(const Tensor& embedding, const std::vector<int32_t>& block,
+                                 float* out) {
+  const int64_t vocab = embedding.dim(0);
+  const int64_t hidden = embedding.dim(1);
+  for (int32_t id : block) {
+    if (id < 0 || id >= vocab) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", id, " is outside the embedding's vocabulary of ", vocab));
+    }
+    out = std::copy_n(embedding.ptr() + id * hidden, hidden, out);
+  }
+  return absl::OkStatus();
 }
 
 LayerWeights DequantizedLayer(const QuantizedLayer& layer) {

@@ -113,6 +113,15 @@ class Backend {
                                               const std::vector<std::vector<int32_t>>& targets) = 0;
 };
 
+// The length shared by every token block (each block is one sequence); InvalidArgument when there
+// are none or they differ. Used by every backend's Embed().
+absl::StatusOr<int64_t> UniformBlockLength(const std::vector<std::vector<int32_t>>& blocks);
+
+// Copies the embedding rows [vocab, hidden] of `block`'s ids to out[len · hidden]; InvalidArgument
+// naming an id outside the vocabulary.
+absl::Status GatherEmbeddingRows(const Tensor& embedding, const std::vector<int32_t>& block,
+                                 float* out);
+
 // kAuto → CUDA when compiled in and a GPU is present, else CPU. kCuda without CUDA is an error.
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind);
 

@@ -61,9 +61,9 @@ class CudaBackend : public Backend {
 
   absl::StatusOr<std::unique_ptr<Activations>> Embed(
       const Tensor& embedding, const std::vector<std::vector<int32_t>>& blocks) override {
-    if (blocks.empty()) return absl::InvalidArgumentError("no token blocks to embed");
-    const int64_t len = static_cast<int64_t>(blocks.front().size());
-    const int64_t vocab = embedding.dim(0);
+    absl::StatusOr<int64_t> block_len = UniformBlockLength(blocks);
+    if (!block_len.ok()) return block_len.status();
+    const int64_t len = *block_len;
     const int64_t hidden = embedding.dim(1);
     const int64_t tokens = static_cast<int64_t>(blocks.size()) * len;
     // Gathered on the host one block at a time, copied through a reused staging vector.
@@ -72,16 +72,8 @@ class CudaBackend : public Backend {
       return s;
     std::vector<float> rows(static_cast<size_t>(len * hidden));
     for (size_t b = 0; b < blocks.size(); ++b) {
-      if (static_cast<int64_t>(blocks[b].size()) != len) {
-        return absl::InvalidArgumentError("token blocks must all have the same length");
-      }
-      for (int64_t t = 0; t < len; ++t) {
-        const int32_t id = blocks[b][static_cast<size_t>(t)];
-        if (id < 0 || id >= vocab) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("token id ", id, " is outside the embedding's vocabulary of ", vocab));
-        }
-        std::copy_n(embedding.ptr() + id * hidden, hidden, rows.data() + t * hidden);
+      if (absl::Status s = GatherEmbeddingRows(embedding, blocks[b], rows.data()); !s.ok()) {
+        return s;
       }
       // On the backend's stream (non-blocking: a legacy-stream copy would not be ordered before
       // the kernels that read it); the pageable source is staged before the call returns.

@@ -125,26 +125,17 @@ class CpuBackend : public Backend {
 
   absl::StatusOr<std::unique_ptr<Activations>> Embed(
       const Tensor& embedding, const std::vector<std::vector<int32_t>>& blocks) override {
-    if (blocks.empty()) return absl::InvalidArgumentError("no token blocks to embed");
-    const int64_t len = static_cast<int64_t>(blocks.front().size());
-    const int64_t vocab = embedding.dim(0);
+    absl::StatusOr<int64_t> len = UniformBlockLength(blocks);
+    if (!len.ok()) return len.status();
     const int64_t hidden = embedding.dim(1);
-    Tensor h({static_cast<int64_t>(blocks.size()) * len, hidden});
-    int64_t row = 0;
-    for (const auto& block : blocks) {
-      if (static_cast<int64_t>(block.size()) != len) {
-        return absl::InvalidArgumentError("token blocks must all have the same length");
-      }
-      for (int32_t id : block) {
-        if (id < 0 || id >= vocab) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("token id ", id, " is outside the embedding's vocabulary of ", vocab));
-        }
-        std::copy_n(embedding.ptr() + id * hidden, hidden, h.ptr() + row * hidden);
-        ++row;
-      }
+    Tensor h({static_cast<int64_t>(blocks.size()) * *len, hidden});
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      absl::Status s = GatherEmbeddingRows(embedding, blocks[b],
+                                           h.ptr() + static_cast<int64_t>(b) * *len * hidden);
+      if (!s.ok()) return s;
     }
-    return std::make_unique<CpuActivations>(std::move(h), static_cast<int64_t>(blocks.size()), len);
+    return std::make_unique<CpuActivations>(std::move(h), static_cast<int64_t>(blocks.size()),
+                                            *len);
   }
 
   absl::StatusOr<QuantizedLayer> QuantizeLayer(const ModelConfig& config,
