@@ -22,7 +22,6 @@ constexpr size_t kTrialBudgetBytes = size_t{1} << 30;
 struct GroupOnDevice {
   ScalingGroupKind kind;
   std::vector<DeviceLinear*> linears;
-  std::vector<const char*> names;
   const void* input;  // [tokens, cols], the Linears' cached input
   int64_t cols;
   DType input_type = DType::kF32;  // float32, or md (the MLP's down_proj input)
@@ -37,26 +36,17 @@ std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
   for (const ScalingGroup& g : groups) {
     switch (g.kind) {
       case ScalingGroupKind::kAttentionInput:
-        out.push_back({g.kind,
-                       {&l.q, &l.k, &l.v},
-                       {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
-                       cap.attn_input.f32(),
-                       c.hidden_size});
+        out.push_back({g.kind, {&l.q, &l.k, &l.v}, cap.attn_input.f32(), c.hidden_size});
         break;
       case ScalingGroupKind::kValueOutput:
-        out.push_back({g.kind, {&l.o}, {"self_attn.o_proj"}, cap.o_input.f32(), qd});
+        out.push_back({g.kind, {&l.o}, cap.o_input.f32(), qd});
         break;
       case ScalingGroupKind::kMlpInput:
-        out.push_back({g.kind,
-                       {&l.gate, &l.up},
-                       {"mlp.gate_proj", "mlp.up_proj"},
-                       cap.mlp_input.f32(),
-                       c.hidden_size});
+        out.push_back({g.kind, {&l.gate, &l.up}, cap.mlp_input.f32(), c.hidden_size});
         break;
       case ScalingGroupKind::kMlpDown:
         out.push_back({g.kind,
                        {&l.down},
-                       {"mlp.down_proj"},
                        cap.down_input.as<void>(),
                        c.intermediate_size,
                        cap.down_input_type});
@@ -199,20 +189,26 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
                 run.stream);
       x_op = ws->scratch.act_op.as<void>();
     }
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->gram_lo, c * c, sizeof(float)));
     QUANTD_RETURN_IF_ERROR(run.gemm->Gram(x_op, ws->gram.f32(), n, c, md));
-    const size_t per_ratio = static_cast<size_t>(out * c) * sizeof(float) * 2;
+    SplitTf32(ws->gram.f32(), ws->gram_lo.f32(), c * c, run.stream);
+    const size_t per_ratio = static_cast<size_t>(out * c) * sizeof(float) * 3;
     const int batch = static_cast<int>(
         std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_a, batch * out * c, sizeof(float)));
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->product, batch * out * c, sizeof(float)));
+    for (DeviceBuffer* b : {&ws->trial_a, &ws->trial_b, &ws->product}) {
+      QUANTD_RETURN_IF_ERROR(Ensure(b, batch * out * c, sizeof(float)));
+    }
     for (int k0 = 0; k0 < kGrid; k0 += batch) {
       const int r = std::min(batch, kGrid - k0);
       ScaleQuantizeUnscale(l->weight.f32(), s_dev + k0 * c, r, out, c, gs, md, nullptr,
                            ws->trial_a.f32(), nullptr, run.stream);
-      QUANTD_RETURN_IF_ERROR(
-          run.gemm->MulSymmetric(ws->trial_a.f32(), ws->gram.f32(), ws->product.f32(), r * out, c));
+      SplitTf32(ws->trial_a.f32(), ws->trial_b.f32(), r * out * c, run.stream);
+      QUANTD_RETURN_IF_ERROR(run.gemm->MulSymmetricSplit(ws->trial_a.f32(), ws->trial_b.f32(),
+                                                         ws->gram.f32(), ws->gram_lo.f32(),
+                                                         ws->product.f32(), r * out, c));
       for (int i = 0; i < r; ++i) {
-        AddDot(ws->trial_a.f32() + i * out * c, ws->product.f32() + i * out * c, out * c,
+        const int64_t at = i * out * c;
+        AddDot(ws->trial_a.f32() + at, ws->trial_b.f32() + at, ws->product.f32() + at, out * c,
                losses + k0 + i, run.stream);
       }
     }
@@ -233,6 +229,17 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
                            ? static_cast<const void*>(g.input)
                            : (attn ? cap.attn_input_op.as<void>() : cap.mlp_input_op.as<void>());
     const float* ref = attn ? cap.attn_output.f32() : cap.mlp_output.f32();
+    // MLP trials on the bias-free 16-bit path compare md outputs straight from cuBLAS with an md
+    // copy of the reference: half the loss kernel's traffic and no rounding pass.
+    const MlpWeights mlp = MlpOf(ws->layer, md);
+    const DType out_type =
+        !attn && MlpUsesOperandPath(mlp, md) && mlp.down_bias == nullptr ? md : DType::kF32;
+    const void* ref_loss = ref;
+    if (out_type != DType::kF32) {
+      QUANTD_RETURN_IF_ERROR(Ensure(&ws->ref_op, n * h, elem));
+      ToOperand(ref, ws->ref_op.as<void>(), n * h, md, run.stream);
+      ref_loss = ws->ref_op.as<void>();
+    }
     for (int k0 = 0; k0 < kGrid; k0 += batch) {
       const int r = std::min(batch, kGrid - k0);
       for (size_t i = 0; i < g.linears.size(); ++i) {
@@ -253,13 +260,14 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
           QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.f32(),
                                                       nullptr, &ws->scratch, run.stream));
         } else {
-          MlpWeights w = MlpOf(ws->layer, md);
+          MlpWeights w = mlp;
           w.gate = trial(0);
           w.up = trial(1);
-          QUANTD_RETURN_IF_ERROR(MlpForward(*run.gemm, geo, w, x_op, ws->out.f32(), nullptr,
-                                            &ws->scratch, run.stream));
+          QUANTD_RETURN_IF_ERROR(MlpForward(*run.gemm, geo, w, x_op, ws->out.as<void>(), out_type,
+                                            nullptr, &ws->scratch, run.stream));
         }
-        AddSquaredError(ref, ws->out.f32(), n * h, md, losses + k0 + j, run.stream);
+        AddSquaredError(ref_loss, ws->out.as<void>(), out_type, n * h, md, losses + k0 + j,
+                        run.stream);
       }
     }
     divisor = static_cast<double>(n) * static_cast<double>(h);
@@ -302,11 +310,6 @@ absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g,
     MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("ApplyScales");
   return absl::OkStatus();
-}
-
-bool IsClipped(const std::string& name) {
-  // AutoAWQ skips q/k projections (names containing "q_" / "k_").
-  return name.find("q_") == std::string::npos && name.find("k_") == std::string::npos;
 }
 
 static_assert(kClipStepCount == kClipShrinkSteps);
@@ -361,27 +364,51 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   return d;
 }
 
-absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std::vector<float>& s,
-                       AwqWorkspace* ws, std::vector<ClipDecision>* clips) {
+// AutoAWQ clips every Linear except q/k projections — o_proj too when no scaling group feeds it
+// (GQA) — on the scaled weights, with its cached input divided by the scales of the group that
+// scaled that input (as ClipLinears of the CPU backend, in the same order).
+absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>& groups,
+                         const std::vector<ScalingDecision>& scaling, AwqWorkspace* ws,
+                         std::vector<ClipDecision>* clips) {
   const DType md = run.settings.md;
-  const int64_t c = g.cols;
+  DeviceLayer& l = ws->layer;
+  const DeviceCapture& cap = ws->capture;
+  struct Target {
+    const char* name;
+    const DeviceLinear* linear;
+    ScalingGroupKind input_group;
+    const void* input;
+    DType input_type;
+  };
+  const Target targets[] = {
+      {"self_attn.v_proj", &l.v, ScalingGroupKind::kAttentionInput, cap.attn_input.f32(),
+       DType::kF32},
+      {"self_attn.o_proj", &l.o, ScalingGroupKind::kValueOutput, cap.o_input.f32(), DType::kF32},
+      {"mlp.gate_proj", &l.gate, ScalingGroupKind::kMlpInput, cap.mlp_input.f32(), DType::kF32},
+      {"mlp.up_proj", &l.up, ScalingGroupKind::kMlpInput, cap.mlp_input.f32(), DType::kF32},
+      {"mlp.down_proj", &l.down, ScalingGroupKind::kMlpDown, cap.down_input.as<void>(),
+       cap.down_input_type}};
   const int64_t step = std::max<int64_t>(1, run.tokens / kClipSampleTokens);
   const int64_t kept = (run.tokens + step - 1) / step;
-  QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * c, sizeof(float)));
-  GatherRows(g.input, g.input_type, step, kept, c, ws->sampled.f32(), run.stream);
-  QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
-  DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, c, md, run.stream);
-  for (size_t i = 0; i < g.linears.size(); ++i) {
-    if (!IsClipped(g.names[i])) continue;
-    QUANTD_ASSIGN_OR_RETURN(
-        ClipDecision d, ClipLinear(run, g.names[i], *g.linears[i], ws->sampled.f32(), kept, ws));
+  for (const Target& t : targets) {
+    const int64_t cols = t.linear->in;
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * cols, sizeof(float)));
+    GatherRows(t.input, t.input_type, step, kept, cols, ws->sampled.f32(), run.stream);
+    for (size_t i = 0; i < groups.size(); ++i) {
+      if (groups[i].kind != t.input_group) continue;
+      const std::vector<float>& s = scaling[i].scales;
+      QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
+      DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, cols, md, run.stream);
+    }
+    QUANTD_ASSIGN_OR_RETURN(ClipDecision d,
+                            ClipLinear(run, t.name, *t.linear, ws->sampled.f32(), kept, ws));
     clips->push_back(std::move(d));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const DeviceLinear& l,
-                                             AwqWorkspace* ws) {
+                                                 AwqWorkspace* ws) {
   const int64_t gs = run.settings.group_size;
   const int64_t groups = l.in / gs;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->codes, l.out * l.in, 1));
@@ -504,9 +531,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     if (cancel != nullptr && cancel->cancelled()) {
       return absl::CancelledError("quantization cancelled");
     }
-    for (size_t i = 0; i < groups.size(); ++i) {
-      QUANTD_RETURN_IF_ERROR(ClipGroup(run, dgroups[i], out.scaling[i].scales, ws, &out.clips));
-    }
+    QUANTD_RETURN_IF_ERROR(ClipLinears(run, groups, out.scaling, ws, &out.clips));
   }
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding and clip"));
   times.apply_and_clip += lap.Next();

@@ -39,7 +39,7 @@ struct AwqWorkspace {
   DeviceBuffer rope_cos, rope_sin;
   std::string rope_key;                    // what the tables were built for
   DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
-  DeviceBuffer gram, product, scales, sums, denom, means, losses, out;
+  DeviceBuffer gram, gram_lo, ref_op, product, scales, sums, denom, means, losses, out;
   DeviceBuffer sampled, max_val, shrink;
   DeviceBuffer codes, qscales, zeros, qweight, qzeros, scales_t;
   DeviceBuffer lm_head, logits, targets;

@@ -129,13 +129,18 @@ bool MlpUsesOperandPath(const MlpWeights& w, DType md) {
 }
 
 absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w, const void* x_op,
-                        float* out, void* down_input, ForwardScratch* s, cudaStream_t stream) {
+                        void* out, DType out_type, void* down_input, ForwardScratch* s,
+                        cudaStream_t stream) {
   const ModelConfig& c = *g.config;
   const int64_t n = g.tokens;
   const int64_t h = c.hidden_size;
   const int64_t im = c.intermediate_size;
   const int64_t e = DTypeSize(g.md);
-  if (MlpUsesOperandPath(w, g.md)) {
+  const bool operand_path = MlpUsesOperandPath(w, g.md);
+  if (out_type != DType::kF32 && (!operand_path || out_type != g.md || w.down_bias != nullptr)) {
+    return absl::InternalError("MlpForward: an md output needs the bias-free 16-bit path");
+  }
+  if (operand_path) {
     // Bias-free 16-bit MLP: gate and up come out of the GEMMs already rounded to md, and one
     // kernel makes the down_proj operand (no float32 intermediates). Token chunks bound the
     // [tokens, intermediate] scratch to kMlpChunkBytes per buffer; the captured down_proj input
@@ -151,10 +156,13 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
       QUANTD_RETURN_IF_ERROR(gemm.Linear(x, w.up, s->up.as<void>(), m, im, h, g.md, g.md));
       void* act = down_input != nullptr ? static_cast<char*>(down_input) + r0 * im * e
                                         : s->act_op.as<void>();
-      SiluMulOperand(s->gate.as<void>(), s->up.as<void>(), act, nullptr, m * im, g.md, stream);
-      QUANTD_RETURN_IF_ERROR(gemm.Linear(act, w.down, out + r0 * h, m, h, im, g.md, DType::kF32));
+      SiluMulOperand(s->gate.as<void>(), s->up.as<void>(), act, m * im, g.md, stream);
+      QUANTD_RETURN_IF_ERROR(gemm.Linear(act, w.down,
+                                         static_cast<char*>(out) + r0 * h * DTypeSize(out_type), m,
+                                         h, im, g.md, out_type));
     }
-    BiasRound(out, w.down_bias, n, h, g.md, stream);
+    if (out_type == DType::kF32)
+      BiasRound(static_cast<float*>(out), w.down_bias, n, h, g.md, stream);
     QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("MlpForward");
     return absl::OkStatus();
   }
@@ -174,8 +182,9 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
     ToOperand(act, s->act_op.as<void>(), n * im, g.md, stream);
     act_op = s->act_op.as<void>();
   }
-  if (absl::Status st = gemm.Linear(act_op, w.down, out, n, h, im, g.md); !st.ok()) return st;
-  BiasRound(out, w.down_bias, n, h, g.md, stream);
+  float* out_f32 = static_cast<float*>(out);
+  if (absl::Status st = gemm.Linear(act_op, w.down, out_f32, n, h, im, g.md); !st.ok()) return st;
+  BiasRound(out_f32, w.down_bias, n, h, g.md, stream);
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("MlpForward");
   return absl::OkStatus();
 }
@@ -230,7 +239,7 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
     m_op = mnormed_op.as<void>();
   }
   if (absl::Status st =
-          MlpForward(gemm, g, mlp, m_op, mout.f32(),
+          MlpForward(gemm, g, mlp, m_op, mout.f32(), DType::kF32,
                      cap != nullptr ? cap->down_input.as<void>() : nullptr, s, stream);
       !st.ok())
     return st;

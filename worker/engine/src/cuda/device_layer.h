@@ -89,10 +89,13 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
 // down_proj input is kept in md, else in float32.
 bool MlpUsesOperandPath(const MlpWeights& w, DType md);
 
-// out = mlp(x); `down_input` (optional, [tokens, intermediate]) receives silu(gate)·up, in md when
-// MlpUsesOperandPath, else float32.
+// out = mlp(x), in out_type: float32, or md where MlpUsesOperandPath and down_proj has no bias
+// (cuBLAS then rounds the accumulator to md, with no pass over the output). `down_input`
+// (optional, [tokens, intermediate]) receives silu(gate)·up, in md when MlpUsesOperandPath, else
+// float32.
 absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w, const void* x_op,
-                        float* out, void* down_input, ForwardScratch* s, cudaStream_t stream);
+                        void* out, DType out_type, void* down_input, ForwardScratch* s,
+                        cudaStream_t stream);
 
 AttentionWeights AttentionOf(const DeviceLayer& l, DType md);
 MlpWeights MlpOf(const DeviceLayer& l, DType md);

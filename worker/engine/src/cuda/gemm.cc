@@ -1,5 +1,7 @@
 #include "cuda/gemm.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace quantd::engine::cuda {
@@ -65,12 +67,24 @@ absl::Status Gemm::BatchedF32(const Batched& p) {
       "BatchedF32");
 }
 
-absl::Status Gemm::MulSymmetric(const float* a, const float* b, float* p, int64_t m, int64_t c) {
-  const float one = 1.0f, zero = 0.0f;
-  // Row-major p = a · b is col-major pᵀ = bᵀ · aᵀ = b · aᵀ (b symmetric).
-  return CublasStatus(cublasSgemm(handle_, CUBLAS_OP_N, CUBLAS_OP_N, I(c), I(m), I(c), &one, b,
-                                  I(c), a, I(c), &zero, p, I(c)),
-                      "MulSymmetric");
+absl::Status Gemm::MulSymmetricSplit(const float* a_hi, const float* a_lo, const float* b_hi,
+                                     const float* b_lo, float* p, int64_t m, int64_t c) {
+  // Row-major p = a · b is col-major pᵀ = bᵀ · aᵀ = b · aᵀ (b symmetric). Small terms first.
+  const std::pair<const float*, const float*> terms[] = {{b_lo, a_hi}, {b_hi, a_lo}, {b_hi, a_hi}};
+  const float one = 1.0f;
+  float beta = 0.0f;
+  for (const auto& [b, a] : terms) {
+    if (absl::Status s =
+            CublasStatus(cublasGemmEx(handle_, CUBLAS_OP_N, CUBLAS_OP_N, I(c), I(m), I(c), &one, b,
+                                      CUDA_R_32F, I(c), a, CUDA_R_32F, I(c), &beta, p, CUDA_R_32F,
+                                      I(c), CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
+                         "MulSymmetricSplit");
+        !s.ok()) {
+      return s;
+    }
+    beta = 1.0f;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace quantd::engine::cuda

@@ -45,8 +45,11 @@ class Gemm {
   };
   absl::Status BatchedF32(const Batched& p);
 
-  // p[m, c] = a[m, c] · b[c, c] with b symmetric, float32.
-  absl::Status MulSymmetric(const float* a, const float* b, float* p, int64_t m, int64_t c);
+  // p[m, c] = a[m, c] · b[c, c] with b symmetric, to float32 accuracy on the TF32 tensor cores:
+  // each operand is given split as hi + lo (SplitTf32 in kernels.h, hi exact in TF32), and
+  // p = a_hi·b_lo + a_lo·b_hi + a_hi·b_hi (the dropped a_lo·b_lo is below float32's rounding).
+  absl::Status MulSymmetricSplit(const float* a_hi, const float* a_lo, const float* b_hi,
+                                 const float* b_lo, float* p, int64_t m, int64_t c);
 
  private:
   cublasHandle_t handle_ = nullptr;

@@ -29,10 +29,9 @@ void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t 
 void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
              cudaStream_t stream);
 
-// The same from gate / up stored in md (16-bit): act (md) = md(md(silu(gate)) · up), and
-// optionally act_f32 (float32 copy, may be null).
-void SiluMulOperand(const void* gate, const void* up, void* act, float* act_f32, int64_t n,
-                    DType md, cudaStream_t stream);
+// The same from gate / up stored in md (16-bit): act (md) = md(md(silu(gate)) · up).
+void SiluMulOperand(const void* gate, const void* up, void* act, int64_t n, DType md,
+                    cudaStream_t stream);
 
 // a = md(a + b).
 void AddRound(float* a, const float* b, int64_t n, DType md, cudaStream_t stream);
@@ -40,12 +39,18 @@ void AddRound(float* a, const float* b, int64_t n, DType md, cudaStream_t stream
 // dst (dtype md) = src; values must already be representable in md.
 void ToOperand(const float* src, void* dst, int64_t n, DType md, cudaStream_t stream);
 
-// *acc += Σ md(clip(ref) − clip(out))² over n elements (AutoAWQ's _compute_loss numerator).
-void AddSquaredError(const float* ref, const float* out, int64_t n, DType md, double* acc,
+// *acc += Σ md(clip(ref) − clip(out))² over n elements (AutoAWQ's _compute_loss numerator);
+// ref and out both float32 or both md (`type`).
+void AddSquaredError(const void* ref, const void* out, DType type, int64_t n, DType md, double* acc,
                      cudaStream_t stream);
 
-// *acc += Σ a[i] · b[i] (float64 accumulation).
-void AddDot(const float* a, const float* b, int64_t n, double* acc, cudaStream_t stream);
+// *acc += Σ (a_hi[i] + a_lo[i]) · b[i] (float64 accumulation; a_lo may be null).
+void AddDot(const float* a_hi, const float* a_lo, const float* b, int64_t n, double* acc,
+            cudaStream_t stream);
+
+// x = hi + lo exactly, hi exact in TF32 (x's low 13 mantissa bits cleared, in place), lo the rest:
+// the operands of Gemm::MulSymmetricSplit.
+void SplitTf32(float* x, float* lo, int64_t n, cudaStream_t stream);
 
 // sums[c] += Σ_r |x[r, c]| (float64); x is float32 or 16-bit (x_type).
 void AddColumnAbsSums(const void* x, DType x_type, int64_t rows, int64_t cols, double* sums,

@@ -5,7 +5,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <type_traits>
+#include <cstdint>
 
 #include "cuda/device_math.cuh"
 #include "cuda/kernels.h"
@@ -74,23 +74,32 @@ __global__ void SiluMulKernel(const float* gate, const float* up, float* out, in
 }
 
 template <typename T>
-__device__ __forceinline__ float Load(const void* p, int64_t i) {
-  if constexpr (sizeof(T) == 2 && std::is_same_v<T, __half>) {
-    return __half2float(static_cast<const __half*>(p)[i]);
-  } else {
-    return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-  }
+__device__ __forceinline__ T SiluMulOne(T gate, T up, DType md) {
+  const float g = static_cast<float>(gate);
+  const float a = RoundMd(g / (1.0f + expf(-g)), md);
+  return static_cast<T>(__fmul_rn(a, static_cast<float>(up)));
 }
 
+// Eight 16-bit elements per thread through 16-byte loads and stores: the kernel is bound by
+// memory bandwidth at the MLP's [tokens, intermediate] size. `vec` elements go this way, the
+// tail (and misaligned buffers) one by one.
 template <typename T>
-__global__ void SiluMulOperandKernel(const void* gate, const void* up, void* act, float* act_f32,
-                                     int64_t n, DType md) {
-  GRID_STRIDE(i, n) {
-    const float g = Load<T>(gate, i);
-    const float a = RoundMd(g / (1.0f + expf(-g)), md);
-    const float v = RoundMd(__fmul_rn(a, Load<T>(up, i)), md);
-    static_cast<T*>(act)[i] = static_cast<T>(v);
-    if (act_f32 != nullptr) act_f32[i] = v;
+__global__ void SiluMulOperandKernel(const T* gate, const T* up, T* act, int64_t vec, int64_t n,
+                                     DType md) {
+  GRID_STRIDE(v, vec) {
+    const uint4 gv = reinterpret_cast<const uint4*>(gate)[v];
+    const uint4 uv = reinterpret_cast<const uint4*>(up)[v];
+    uint4 ov;
+    const T* g8 = reinterpret_cast<const T*>(&gv);
+    const T* u8 = reinterpret_cast<const T*>(&uv);
+    T* o8 = reinterpret_cast<T*>(&ov);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) o8[j] = SiluMulOne(g8[j], u8[j], md);
+    reinterpret_cast<uint4*>(act)[v] = ov;
+  }
+  GRID_STRIDE(i, n - vec * 8) {
+    const int64_t k = vec * 8 + i;
+    act[k] = SiluMulOne(gate[k], up[k], md);
   }
 }
 
@@ -102,14 +111,14 @@ __global__ void ToOperandKernel(const float* src, void* dst, int64_t n, DType md
   GRID_STRIDE(i, n) { StoreOperand(dst, static_cast<size_t>(i), src[i], md); }
 }
 
-__global__ void SquaredErrorKernel(const float* ref, const float* out, int64_t n, DType md,
-                                   double* acc) {
+template <typename T>
+__global__ void SquaredErrorKernel(const T* ref, const T* out, int64_t n, DType md, double* acc) {
   __shared__ double scratch[32];
   const float hi = MaxFiniteMd(md);
   double sum = 0.0;
   GRID_STRIDE(i, n) {
-    const float a = ClampStd(ref[i], -hi, hi);
-    const float b = ClampStd(out[i], -hi, hi);
+    const float a = ClampStd(static_cast<float>(ref[i]), -hi, hi);
+    const float b = ClampStd(static_cast<float>(out[i]), -hi, hi);
     const double d = RoundMd(a - b, md);
     sum += d * d;
   }
@@ -117,12 +126,25 @@ __global__ void SquaredErrorKernel(const float* ref, const float* out, int64_t n
   if (threadIdx.x == 0) atomicAdd(acc, sum);
 }
 
-__global__ void DotKernel(const float* a, const float* b, int64_t n, double* acc) {
+__global__ void DotKernel(const float* a_hi, const float* a_lo, const float* b, int64_t n,
+                          double* acc) {
   __shared__ double scratch[32];
   double sum = 0.0;
-  GRID_STRIDE(i, n) { sum += static_cast<double>(a[i]) * b[i]; }
+  GRID_STRIDE(i, n) {
+    const float a = a_lo != nullptr ? a_hi[i] + a_lo[i] : a_hi[i];
+    sum += static_cast<double>(a) * b[i];
+  }
   sum = BlockSum(sum, scratch);
   if (threadIdx.x == 0) atomicAdd(acc, sum);
+}
+
+__global__ void SplitTf32Kernel(float* x, float* lo, int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float v = x[i];
+    const float hi = __uint_as_float(__float_as_uint(v) & 0xffffe000u);
+    x[i] = hi;
+    lo[i] = v - hi;  // exact: the cleared low bits
+  }
 }
 
 constexpr int64_t kRowsPerChunk = 256;
@@ -211,13 +233,23 @@ void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md
   SiluMulKernel<<<Blocks(n), kThreads, 0, stream>>>(gate, up, out, n, md);
 }
 
-void SiluMulOperand(const void* gate, const void* up, void* act, float* act_f32, int64_t n,
-                    DType md, cudaStream_t stream) {
+template <typename T>
+void LaunchSiluMulOperand(const void* gate, const void* up, void* act, int64_t n, DType md,
+                          cudaStream_t stream) {
+  const bool aligned = ((reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up) |
+                         reinterpret_cast<uintptr_t>(act)) %
+                        16) == 0;
+  const int64_t vec = aligned ? n / 8 : 0;
+  SiluMulOperandKernel<T><<<Blocks(std::max<int64_t>(vec, n - vec * 8)), kThreads, 0, stream>>>(
+      static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(act), vec, n, md);
+}
+
+void SiluMulOperand(const void* gate, const void* up, void* act, int64_t n, DType md,
+                    cudaStream_t stream) {
   if (md == DType::kF16) {
-    SiluMulOperandKernel<__half><<<Blocks(n), kThreads, 0, stream>>>(gate, up, act, act_f32, n, md);
+    LaunchSiluMulOperand<__half>(gate, up, act, n, md, stream);
   } else {
-    SiluMulOperandKernel<__nv_bfloat16>
-        <<<Blocks(n), kThreads, 0, stream>>>(gate, up, act, act_f32, n, md);
+    LaunchSiluMulOperand<__nv_bfloat16>(gate, up, act, n, md, stream);
   }
 }
 
@@ -229,14 +261,32 @@ void ToOperand(const float* src, void* dst, int64_t n, DType md, cudaStream_t st
   ToOperandKernel<<<Blocks(n), kThreads, 0, stream>>>(src, dst, n, md);
 }
 
-void AddSquaredError(const float* ref, const float* out, int64_t n, DType md, double* acc,
-                     cudaStream_t stream) {
-  SquaredErrorKernel<<<std::min<unsigned>(Blocks(n), 2048), kThreads, 0, stream>>>(ref, out, n, md,
-                                                                                   acc);
+template <typename T>
+void LaunchSquaredError(const void* ref, const void* out, int64_t n, DType md, double* acc,
+                        cudaStream_t stream) {
+  SquaredErrorKernel<T><<<std::min<unsigned>(Blocks(n), 2048), kThreads, 0, stream>>>(
+      static_cast<const T*>(ref), static_cast<const T*>(out), n, md, acc);
 }
 
-void AddDot(const float* a, const float* b, int64_t n, double* acc, cudaStream_t stream) {
-  DotKernel<<<std::min<unsigned>(Blocks(n), 2048), kThreads, 0, stream>>>(a, b, n, acc);
+void AddSquaredError(const void* ref, const void* out, DType type, int64_t n, DType md, double* acc,
+                     cudaStream_t stream) {
+  switch (type) {
+    case DType::kF16:
+      return LaunchSquaredError<__half>(ref, out, n, md, acc, stream);
+    case DType::kBF16:
+      return LaunchSquaredError<__nv_bfloat16>(ref, out, n, md, acc, stream);
+    default:
+      return LaunchSquaredError<float>(ref, out, n, md, acc, stream);
+  }
+}
+
+void AddDot(const float* a_hi, const float* a_lo, const float* b, int64_t n, double* acc,
+            cudaStream_t stream) {
+  DotKernel<<<std::min<unsigned>(Blocks(n), 2048), kThreads, 0, stream>>>(a_hi, a_lo, b, n, acc);
+}
+
+void SplitTf32(float* x, float* lo, int64_t n, cudaStream_t stream) {
+  SplitTf32Kernel<<<Blocks(n), kThreads, 0, stream>>>(x, lo, n);
 }
 
 void AddColumnAbsSums(const void* x, DType x_type, int64_t rows, int64_t cols, double* sums,
