@@ -90,10 +90,19 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
   const int64_t qd = c.num_attention_heads * d;
   const int64_t kvd = c.num_key_value_heads * d;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  for (auto [buf, cols] : {std::pair{&s->q, qd}, {&s->k, kvd}, {&s->v, kvd}, {&s->attn, qd}}) {
+  for (auto [buf, cols] : {std::pair{&s->q, qd}, {&s->k, kvd}, {&s->v, kvd}}) {
     if (absl::Status st = Ensure(buf, n * cols, sizeof(float)); !st.ok()) return st;
   }
-  if (absl::Status st = Ensure(&s->attn_op, n * qd, DTypeSize(g.md)); !st.ok()) return st;
+  // The attention writes o_proj's md operand itself; a float32 copy only where one is wanted (the
+  // captured o_proj input) or where it is the operand (float32 models).
+  const bool f32 = g.md == DType::kF32;
+  float* attn = o_input;
+  if (attn == nullptr && f32) {
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->attn, n * qd, sizeof(float)));
+    attn = s->attn.f32();
+  }
+  if (!f32) QUANTD_RETURN_IF_ERROR(Ensure(&s->attn_op, n * qd, DTypeSize(g.md)));
+  void* attn_op = f32 ? nullptr : s->attn_op.as<void>();
   const int64_t h = c.hidden_size;
   if (absl::Status st = gemm.Linear(x_op, w.q, s->q.f32(), n, qd, h, g.md); !st.ok()) return st;
   if (absl::Status st = gemm.Linear(x_op, w.k, s->k.f32(), n, kvd, h, g.md); !st.ok()) return st;
@@ -107,18 +116,13 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
     RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, stream);
   Rope(s->q.f32(), g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, stream);
   Rope(s->k.f32(), g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, stream);
-  float* attn = o_input != nullptr ? o_input : s->attn.f32();
-  if (!CausalAttention(s->q.f32(), s->k.f32(), s->v.f32(), attn, n, g.len, c.num_attention_heads,
-                       c.num_key_value_heads, d, g.md, stream)) {
+  if (!CausalAttention(s->q.f32(), s->k.f32(), s->v.f32(), attn, attn_op, n, g.len,
+                       c.num_attention_heads, c.num_key_value_heads, d, g.md, stream)) {
     return absl::UnimplementedError(
         absl::StrCat("the CUDA backend's attention supports head_dim 64 and 128, not ", d));
   }
-  const void* attn_op = attn;
-  if (g.md != DType::kF32) {
-    ToOperand(attn, s->attn_op.as<void>(), n * qd, g.md, stream);
-    attn_op = s->attn_op.as<void>();
-  }
-  if (absl::Status st = gemm.Linear(attn_op, w.o, out, n, h, qd, g.md); !st.ok()) return st;
+  if (absl::Status st = gemm.Linear(f32 ? attn : attn_op, w.o, out, n, h, qd, g.md); !st.ok())
+    return st;
   BiasRound(out, w.o_bias, n, h, g.md, stream);
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("SelfAttentionForward");
   return absl::OkStatus();

@@ -111,11 +111,15 @@ void ClipSelect(const float* err, const float* m0, int64_t rows, int64_t groups,
                 int64_t ng, DType md, float* max_val, uint8_t* shrink_index, cudaStream_t stream);
 
 // Causal attention per block of `len` tokens with GQA, fused (online softmax, no score matrix).
-// q [tokens, heads · d], k / v [tokens, kv_heads · d], out [tokens, heads · d] rounded to md.
-// Supported head_dim: 64, 128. Returns false for others.
-bool CausalAttention(const float* q, const float* k, const float* v, float* out, int64_t tokens,
-                     int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim, DType md,
-                     cudaStream_t stream);
+// q [tokens, heads · d], k / v [tokens, kv_heads · d] (float32, values in md). The output
+// [tokens, heads · d], rounded to md, goes to `out` (float32) and/or `out_op` (dtype md, a GEMM
+// operand); either may be null, and `out_op` must be null for a float32 md. 16-bit md runs on the
+// tensor cores (Q·Kᵀ and P·V in md with float32 accumulation, P rounded to md, softmax in
+// float32); float32 md runs an exact float32 kernel. Supported head_dim: 64, 128. Returns false
+// for others.
+bool CausalAttention(const float* q, const float* k, const float* v, float* out, void* out_op,
+                     int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                     DType md, cudaStream_t stream);
 
 // *acc += Σ_rows (logsumexp(logits[r, :]) − logits[r, target[r]]) for logits [rows, vocab].
 void AddNll(const float* logits, const int32_t* targets, int64_t rows, int64_t vocab, double* acc,
