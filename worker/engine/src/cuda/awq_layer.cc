@@ -28,11 +28,20 @@ struct GroupOnDevice {
   DType input_type = DType::kF32;  // float32, or md (the MLP's down_proj input)
 };
 
+// o_proj with its cached input: the v→o group's Linear, and clipped also where no group feeds it.
+GroupOnDevice OutputProjection(const ModelConfig& c, AwqWorkspace* ws) {
+  const int64_t qd = int64_t{c.num_attention_heads} * c.head_dim;
+  return {ScalingGroupKind::kValueOutput,
+          {&ws->layer.o},
+          {"self_attn.o_proj"},
+          ws->capture.o_input.f32(),
+          qd};
+}
+
 std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
                                         const ModelConfig& c, AwqWorkspace* ws) {
   DeviceLayer& l = ws->layer;
   DeviceCapture& cap = ws->capture;
-  const int64_t qd = int64_t{c.num_attention_heads} * c.head_dim;
   std::vector<GroupOnDevice> out;
   for (const ScalingGroup& g : groups) {
     switch (g.kind) {
@@ -44,7 +53,7 @@ std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
                        c.hidden_size});
         break;
       case ScalingGroupKind::kValueOutput:
-        out.push_back({g.kind, {&l.o}, {"self_attn.o_proj"}, cap.o_input.f32(), qd});
+        out.push_back(OutputProjection(c, ws));
         break;
       case ScalingGroupKind::kMlpInput:
         out.push_back({g.kind,
@@ -361,7 +370,9 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   return d;
 }
 
-absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std::vector<float>& s,
+// Clips the group's Linears (not q/k) on sampled tokens of their cached input divided by the
+// group's scales `s` (null: an input no group scaled).
+absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std::vector<float>* s,
                        AwqWorkspace* ws, std::vector<ClipDecision>* clips) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
@@ -369,8 +380,10 @@ absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std
   const int64_t kept = (run.tokens + step - 1) / step;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * c, sizeof(float)));
   GatherRows(g.input, g.input_type, step, kept, c, ws->sampled.f32(), run.stream);
-  QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
-  DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, c, md, run.stream);
+  if (s != nullptr) {
+    QUANTD_RETURN_IF_ERROR(Upload(s->data(), s->size() * sizeof(float), &ws->scales, run.stream));
+    DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, c, md, run.stream);
+  }
   for (size_t i = 0; i < g.linears.size(); ++i) {
     if (!IsClipped(g.names[i])) continue;
     QUANTD_ASSIGN_OR_RETURN(
@@ -381,7 +394,7 @@ absl::Status ClipGroup(const AwqLayerRun& run, const GroupOnDevice& g, const std
 }
 
 absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const DeviceLinear& l,
-                                             AwqWorkspace* ws) {
+                                                 AwqWorkspace* ws) {
   const int64_t gs = run.settings.group_size;
   const int64_t groups = l.in / gs;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->codes, l.out * l.in, 1));
@@ -504,8 +517,16 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     if (cancel != nullptr && cancel->cancelled()) {
       return absl::CancelledError("quantization cancelled");
     }
+    // AutoAWQ clips o_proj also where no scaling group feeds it (GQA with v_proj narrower than
+    // o_proj's input), unscaled, right after v_proj — the CPU reference's order.
+    const bool o_scaled = std::any_of(groups.begin(), groups.end(), [](const ScalingGroup& g) {
+      return g.kind == ScalingGroupKind::kValueOutput;
+    });
     for (size_t i = 0; i < groups.size(); ++i) {
-      QUANTD_RETURN_IF_ERROR(ClipGroup(run, dgroups[i], out.scaling[i].scales, ws, &out.clips));
+      QUANTD_RETURN_IF_ERROR(ClipGroup(run, dgroups[i], &out.scaling[i].scales, ws, &out.clips));
+      if (!o_scaled && dgroups[i].kind == ScalingGroupKind::kAttentionInput) {
+        QUANTD_RETURN_IF_ERROR(ClipGroup(run, OutputProjection(c, ws), nullptr, ws, &out.clips));
+      }
     }
   }
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding and clip"));
