@@ -166,24 +166,39 @@ float Md16ToFloat(uint16_t bits, DType md) {
   return md == DType::kF16 ? F16ToFloat(bits) : Bf16ToFloat(bits);
 }
 
+// A device copy of `x` in md (16-bit) or float32 (md = float32), as the backend hands them over.
+struct DeviceInput {
+  DeviceArray array;
+  DeviceInput(const std::vector<float>& x, DType md) : array(x.size() * DTypeSize(md)) {
+    if (array.ptr == nullptr) return;
+    if (md == DType::kF32) {
+      ok = cudaMemcpy(array.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess;
+      return;
+    }
+    std::vector<uint16_t> bits(x.size());
+    for (size_t i = 0; i < x.size(); ++i)
+      bits[i] = md == DType::kF16 ? FloatToF16(x[i]) : FloatToBf16(x[i]);
+    ok = cudaMemcpy(array.ptr, bits.data(), x.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess;
+  }
+  bool ok = false;
+  const void* ptr() const { return array.ptr; }
+};
+
 void CheckAgainstFloat64(const Shape& s, DType md, float q_scale, uint32_t seed) {
   SCOPED_TRACE(std::string(DTypeName(md)) + " d" + std::to_string(s.d) + " heads " +
                std::to_string(s.heads) + "/" + std::to_string(s.kv_heads) + " " +
                std::to_string(s.blocks) + "x" + std::to_string(s.len));
   const Inputs in = RandomInputs(s, md, q_scale, seed);
   const size_t q_bytes = in.q.size() * sizeof(float);
-  const size_t kv_bytes = in.k.size() * sizeof(float);
   const bool f32 = md == DType::kF32;
   const int64_t out_n = s.tokens() * s.q_cols();
-  DeviceArray q(q_bytes), k(kv_bytes), v(kv_bytes), out(q_bytes), out_op(out_n * 2);
-  ASSERT_TRUE(q.ptr && k.ptr && v.ptr && out.ptr && out_op.ptr);
-  ASSERT_CUDA(cudaMemcpy(q.ptr, in.q.data(), q_bytes, cudaMemcpyHostToDevice));
-  ASSERT_CUDA(cudaMemcpy(k.ptr, in.k.data(), kv_bytes, cudaMemcpyHostToDevice));
-  ASSERT_CUDA(cudaMemcpy(v.ptr, in.v.data(), kv_bytes, cudaMemcpyHostToDevice));
+  const DeviceInput q(in.q, md), k(in.k, md), v(in.v, md);
+  DeviceArray out(q_bytes), out_op(out_n * 2);
+  ASSERT_TRUE(q.ok && k.ok && v.ok && out.ptr && out_op.ptr);
   // Poison: all-ones bits are NaN in float32, fp16 and bf16.
   ASSERT_CUDA(cudaMemset(out.ptr, 0xff, q_bytes));
   ASSERT_CUDA(cudaMemset(out_op.ptr, 0xff, out_n * 2));
-  ASSERT_TRUE(cuda::CausalAttention(q.f32(), k.f32(), v.f32(), out.f32(),
+  ASSERT_TRUE(cuda::CausalAttention(q.ptr(), k.ptr(), v.ptr(), out.f32(),
                                     f32 ? nullptr : out_op.ptr, s.tokens(), s.len, s.heads,
                                     s.kv_heads, s.d, md, nullptr));
   ASSERT_CUDA(cudaGetLastError());
@@ -293,27 +308,24 @@ double MedianMs(F launch, int reps) {
   return ms[ms.size() / 2];
 }
 
-// Times the bf16 tensor-core kernel and the float32 kernel (the previous path of every model) on
-// the same inputs; the tensor-core kernel must be the faster one.
+// Times the bf16 tensor-core kernel (md inputs) and the float32 kernel (float32 inputs: the
+// previous path of every model) on the same values; the tensor-core kernel must be the faster.
 void TimeKernels(const Shape& s) {
   const Inputs in = RandomInputs(s, DType::kBF16, 1.0f, 7, /*uniform=*/true);
-  const size_t q_bytes = in.q.size() * sizeof(float);
-  const size_t kv_bytes = in.k.size() * sizeof(float);
-  DeviceArray q(q_bytes), k(kv_bytes), v(kv_bytes), out(q_bytes), out_op(q_bytes / 2);
-  ASSERT_TRUE(q.ptr && k.ptr && v.ptr && out.ptr && out_op.ptr);
-  ASSERT_CUDA(cudaMemcpy(q.ptr, in.q.data(), q_bytes, cudaMemcpyHostToDevice));
-  ASSERT_CUDA(cudaMemcpy(k.ptr, in.k.data(), kv_bytes, cudaMemcpyHostToDevice));
-  ASSERT_CUDA(cudaMemcpy(v.ptr, in.v.data(), kv_bytes, cudaMemcpyHostToDevice));
+  const DeviceInput q(in.q, DType::kBF16), k(in.k, DType::kBF16), v(in.v, DType::kBF16);
+  const DeviceInput q32(in.q, DType::kF32), k32(in.k, DType::kF32), v32(in.v, DType::kF32);
+  DeviceArray out(in.q.size() * sizeof(float)), out_op(in.q.size() * 2);
+  ASSERT_TRUE(q.ok && k.ok && v.ok && q32.ok && k32.ok && v32.ok && out.ptr && out_op.ptr);
   const double tc = MedianMs(
       [&] {
-        cuda::CausalAttention(q.f32(), k.f32(), v.f32(), nullptr, out_op.ptr, s.tokens(), s.len,
+        cuda::CausalAttention(q.ptr(), k.ptr(), v.ptr(), nullptr, out_op.ptr, s.tokens(), s.len,
                               s.heads, s.kv_heads, s.d, DType::kBF16, nullptr);
       },
       20);
   const double scalar = MedianMs(
       [&] {
-        cuda::CausalAttention(q.f32(), k.f32(), v.f32(), out.f32(), nullptr, s.tokens(), s.len,
-                              s.heads, s.kv_heads, s.d, DType::kF32, nullptr);
+        cuda::CausalAttention(q32.ptr(), k32.ptr(), v32.ptr(), out.f32(), nullptr, s.tokens(),
+                              s.len, s.heads, s.kv_heads, s.d, DType::kF32, nullptr);
       },
       5);
   ASSERT_CUDA(cudaGetLastError());

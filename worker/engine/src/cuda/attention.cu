@@ -1,15 +1,11 @@
 // Fused causal GQA attention (kernels.h). 16-bit models run a flash-attention-2 style kernel on
 // the tensor cores: a block of kWarps warps owns kWarps · 16 query rows of one head, each warp 16
-// rows; key/value tiles are converted from float32 to md while they are staged in shared memory
-// (lossless: the values are representable in md); S = Q·Kᵀ and O += P·V are mma.sync m16n8k16
-// with float32 accumulation; the softmax is online in float32 (base 2, the scale folded in) and P
-// is rounded to md before P·V, as torch's SDPA does in md. Tiles above the diagonal are never
-// loaded and a warp skips the key tiles that lie wholly above its rows, so no [len, len] matrix
-// exists. Float32 models keep the exact float32 kernel (attention_f32.cu).
-//
-// Pipelining without cp.async (the inputs need a conversion): while a warp multiplies with the K
-// tile in shared memory, the V tile of the same step is in flight into registers, and while it
-// multiplies with V the next K tile is; two barriers per key tile.
+// rows; md key/value tiles stream into shared memory through cp.async, double-buffered (the next
+// tile is in flight while the warps work on this one); S = Q·Kᵀ and O += P·V are mma.sync
+// m16n8k16 with float32 accumulation; the softmax is online in float32 (base 2, the scale folded
+// in) and P is rounded to md before P·V, as torch's SDPA does in md. Key tiles above the diagonal
+// are never loaded and a warp skips the tiles that lie wholly above its rows, so no [len, len]
+// matrix exists. Float32 models keep the exact float32 kernel (attention_f32.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -87,60 +83,55 @@ __device__ __forceinline__ void LoadMatrices(uint32_t (&r)[4], const void* row) 
   }
 }
 
-// kRows rows × D float32 columns of a tile in flight through registers (16-byte loads, coalesced
-// along the rows) and their md copy in shared memory, rows of kStride elements. Rows at or past
-// `len` read as zero.
+// Starts the copy of rows [r0, r0 + kRows) × D of an md slice (row stride `stride` elements)
+// into shared memory rows of kStride elements, 16 bytes per cp.async; rows at or past `len` are
+// zero-filled (nothing is read for them).
 template <typename T, int D, int kRows, int kThreads, int kStride>
-struct TileStage {
-  static constexpr int kVectors = kRows * D / 4 / kThreads;
-  static_assert(kRows * D % (4 * kThreads) == 0, "the tile must split evenly over the threads");
-  float4 v[kVectors];
-
-  // Each thread moves one 4-column slice of every kRowStep-th row.
-  static constexpr int kRowStep = kThreads / (D / 4);
-  static_assert(kThreads % (D / 4) == 0, "a thread keeps one column slice");
-
-  // Rows r0.. of `base` (row stride `stride` floats).
-  __device__ __forceinline__ void Load(const float* base, int64_t r0, int64_t len, int64_t stride) {
-    const int r = static_cast<int>(threadIdx.x) / (D / 4);
-    const int c = static_cast<int>(threadIdx.x) % (D / 4) * 4;
-    const float* p = base + (r0 + r) * stride + c;
-    const int rows = static_cast<int>(std::min<int64_t>(len - r0, kRows));  // may be ≤ 0
+__device__ __forceinline__ void CopyTileAsync(T* smem, const T* base, int64_t r0, int64_t len,
+                                              int64_t stride) {
+  constexpr int kChunksPerRow = D * static_cast<int>(sizeof(T)) / 16;
+  constexpr int kElems = 16 / static_cast<int>(sizeof(T));
+  static_assert(kRows * kChunksPerRow % kThreads == 0, "the tile must split evenly");
+  const int64_t rows = std::min<int64_t>(len - r0, kRows);  // may be ≤ 0
 #pragma unroll
-    for (int i = 0; i < kVectors; ++i) {
-      v[i] = r + i * kRowStep < rows
-                 ? __ldg(reinterpret_cast<const float4*>(p + i * kRowStep * stride))
-                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    }
+  for (int i = 0; i < kRows * kChunksPerRow / kThreads; ++i) {
+    const int idx = static_cast<int>(threadIdx.x) + i * kThreads;
+    const int r = idx / kChunksPerRow;
+    const int c = idx % kChunksPerRow * kElems;
+    const bool in = r < rows;
+    const T* src = in ? base + (r0 + r) * stride + c : base;
+    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem + r * kStride + c));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(in ? 16 : 0)
+                 : "memory");
   }
+}
 
-  __device__ __forceinline__ void Store(T* smem) const {
-    const int r = static_cast<int>(threadIdx.x) / (D / 4);
-    const int c = static_cast<int>(threadIdx.x) % (D / 4) * 4;
-#pragma unroll
-    for (int i = 0; i < kVectors; ++i) {
-      *reinterpret_cast<uint2*>(smem + (r + i * kRowStep) * kStride + c) =
-          make_uint2(PackPair<T>(v[i].x, v[i].y), PackPair<T>(v[i].z, v[i].w));
-    }
-  }
-};
+__device__ __forceinline__ void CommitCopies() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+// Waits until at most `kPending` of this thread's committed copy groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void WaitCopies() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
 
 // Grid: x = (block · tiles + reversed query tile) · heads + head, so the heads sharing a KV head
 // and the query tiles of one block run together (K/V stay in L2) and the longest tiles start first.
 template <typename T, int D, int kWarps, int kKeys>
 __global__ void __launch_bounds__(kWarps * 32)
-    TensorCoreAttentionKernel(const float* __restrict__ q, const float* __restrict__ k,
-                              const float* __restrict__ v, float* __restrict__ out,
+    TensorCoreAttentionKernel(const T* __restrict__ q, const T* __restrict__ k,
+                              const T* __restrict__ v, float* __restrict__ out,
                               T* __restrict__ out_op, int64_t len, int64_t tiles, int heads,
                               int kv_heads, float scale_log2) {
   constexpr int kThreads = kWarps * 32;
   constexpr int kQueries = kWarps * 16;
   constexpr int kStride = D + 8;  // padded rows: the 8 rows of an ldmatrix hit distinct banks
-  static_assert(kQueries % kKeys == 0 && kQueries <= 2 * kKeys && kKeys % 16 == 0 && D % 16 == 0,
-                "the query tile is staged through the key/value buffers");
-  __shared__ __align__(16) T kv[2 * kKeys * kStride];
-  T* const ks = kv;
-  T* const vs = kv + kKeys * kStride;
+  constexpr int kTile = kKeys * kStride;
+  static_assert(kQueries <= 2 * kKeys && kKeys % 16 == 0 && D % 16 == 0,
+                "the query tile is staged through the second stage's buffers");
+  __shared__ __align__(16) T smem[4 * kTile];  // [stage][K, V][kKeys][kStride]
 
   const int64_t id = blockIdx.x;
   const int h = static_cast<int>(id % heads);
@@ -150,9 +141,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int kvh = h / (heads / kv_heads);
   const int64_t q_stride = int64_t{heads} * D;
   const int64_t kv_stride = int64_t{kv_heads} * D;
-  const float* const qb = q + block * len * q_stride + h * D;
-  const float* const kb = k + block * len * kv_stride + kvh * D;
-  const float* const vb = v + block * len * kv_stride + kvh * D;
+  const T* const qb = q + block * len * q_stride + h * D;
+  const T* const kb = k + block * len * kv_stride + kvh * D;
+  const T* const vb = v + block * len * kv_stride + kvh * D;
 
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
@@ -161,37 +152,43 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t row0 = q0 + warp * 16;
   const bool warp_valid = row0 < len;
 
-  // Q tile → shared memory (through the K/V buffers) → this warp's A fragments.
-  TileStage<T, D, kKeys, kThreads, kStride> stage;
-#pragma unroll
-  for (int part = 0; part < kQueries / kKeys; ++part) {
-    stage.Load(qb, q0 + part * kKeys, len, q_stride);
-    stage.Store(kv + part * kKeys * kStride);
-  }
+  // The Q tile through stage 1's buffers into this warp's A fragments; key/value tile 0 into
+  // stage 0 meanwhile.
+  CopyTileAsync<T, D, kQueries, kThreads, kStride>(smem + 2 * kTile, qb, q0, len, q_stride);
+  CommitCopies();
+  CopyTileAsync<T, D, kKeys, kThreads, kStride>(smem, kb, 0, len, kv_stride);
+  CopyTileAsync<T, D, kKeys, kThreads, kStride>(smem + kTile, vb, 0, len, kv_stride);
+  CommitCopies();
+  WaitCopies<1>();
   __syncthreads();
   uint32_t qf[D / 16][4];
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
-    LoadMatrices(qf[kk], kv + (warp * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride + kk * 16 +
-                             lane / 16 * 8);
+    LoadMatrices(qf[kk], smem + 2 * kTile + (warp * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride +
+                             kk * 16 + lane / 16 * 8);
   }
   __syncthreads();
 
   const int64_t key_end = std::min<int64_t>(len, q0 + kQueries);
   const int tiles_k = static_cast<int>((key_end + kKeys - 1) / kKeys);
-  stage.Load(kb, 0, len, kv_stride);
-  stage.Store(ks);
-  stage.Load(vb, 0, len, kv_stride);
-  __syncthreads();
-
   float o[D / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY};  // running row maxima (scaled, base 2)
   float l[2] = {0.0f, 0.0f};            // this thread's part of the row sums
   for (int kt = 0; kt < tiles_k; ++kt) {
     const int64_t k0 = int64_t{kt} * kKeys;
+    const T* const ks = smem + (kt & 1) * 2 * kTile;
+    const T* const vs = ks + kTile;
+    // Tile kt + 1 into the other stage (freed by the barrier that ended step kt − 1).
+    if (kt + 1 < tiles_k) {
+      T* const next = smem + ((kt + 1) & 1) * 2 * kTile;
+      CopyTileAsync<T, D, kKeys, kThreads, kStride>(next, kb, k0 + kKeys, len, kv_stride);
+      CopyTileAsync<T, D, kKeys, kThreads, kStride>(next + kTile, vb, k0 + kKeys, len, kv_stride);
+    }
+    CommitCopies();
+    WaitCopies<1>();  // tile kt has landed
+    __syncthreads();
     // Rows and k0 are multiples of 16: an active warp has at least one unmasked key per row.
     const bool active = warp_valid && k0 <= row0;
-    uint32_t p[kKeys / 16][4];
     if (active) {
       float s[kKeys / 8][4] = {};
 #pragma unroll
@@ -206,8 +203,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       }
       // Offsets from k0: this thread's rows g, g + 8 see keys ≤ row and < len.
       const int row_off = static_cast<int>(row0 - k0) + g;
-      const int key_end = static_cast<int>(std::min<int64_t>(len - k0, kKeys));
-      const bool masked = row_off < kKeys - 1 || key_end < kKeys;
+      const int keys = static_cast<int>(std::min<int64_t>(len - k0, kKeys));
+      const bool masked = row_off < kKeys - 1 || keys < kKeys;
       float mx[2] = {m[0], m[1]};
 #pragma unroll
       for (int j = 0; j < kKeys / 8; ++j) {
@@ -215,7 +212,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         for (int e = 0; e < 4; ++e) {
           float x = s[j][e] * scale_log2;
           const int key = j * 8 + c2 + (e & 1);
-          if (masked && (key > row_off + (e >> 1) * 8 || key >= key_end)) x = -INFINITY;
+          if (masked && (key > row_off + (e >> 1) * 8 || key >= keys)) x = -INFINITY;
           s[j][e] = x;
           mx[e >> 1] = fmaxf(mx[e >> 1], x);
         }
@@ -246,36 +243,21 @@ __global__ void __launch_bounds__(kWarps * 32)
       // The C fragments of key columns 16kk.. and 16kk + 8.. are the A fragment of P's k-step kk.
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {
-        p[kk][0] = PackPair<T>(s[2 * kk][0], s[2 * kk][1]);
-        p[kk][1] = PackPair<T>(s[2 * kk][2], s[2 * kk][3]);
-        p[kk][2] = PackPair<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        p[kk][3] = PackPair<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
-    }
-    // Every warp finished the previous step's P·V before the last barrier: V may be replaced.
-    stage.Store(vs);
-    const bool more = kt + 1 < tiles_k;
-    if (more) stage.Load(kb, k0 + kKeys, len, kv_stride);
-    __syncthreads();
-    if (active) {
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
+        const uint32_t p[4] = {PackPair<T>(s[2 * kk][0], s[2 * kk][1]),
+                               PackPair<T>(s[2 * kk][2], s[2 * kk][3]),
+                               PackPair<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               PackPair<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
         for (int j = 0; j < D / 16; ++j) {
           uint32_t b[4];
           LoadMatrices<true>(
               b, vs + (kk * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride + j * 16 + lane / 16 * 8);
-          Mma<T>(o[2 * j], p[kk], b[0], b[1]);
-          Mma<T>(o[2 * j + 1], p[kk], b[2], b[3]);
+          Mma<T>(o[2 * j], p, b[0], b[1]);
+          Mma<T>(o[2 * j + 1], p, b[2], b[3]);
         }
       }
     }
-    if (more) {
-      // Every warp passed the barrier after its Q·Kᵀ: K may be replaced.
-      stage.Store(ks);
-      stage.Load(vb, k0 + kKeys, len, kv_stride);
-    }
-    __syncthreads();
+    __syncthreads();  // every warp is done with this stage before it is refilled
   }
 
   if (!warp_valid) return;
@@ -297,7 +279,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 template <typename T, int D, int kWarps, int kKeys>
-void LaunchTensorCore(const float* q, const float* k, const float* v, float* out, void* out_op,
+void LaunchTensorCore(const void* q, const void* k, const void* v, float* out, void* out_op,
                       int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads,
                       cudaStream_t stream) {
   constexpr int kQueries = kWarps * 16;
@@ -306,12 +288,13 @@ void LaunchTensorCore(const float* q, const float* k, const float* v, float* out
   const auto scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(double{D}));
   TensorCoreAttentionKernel<T, D, kWarps, kKeys>
       <<<static_cast<unsigned>(grid), kWarps * 32, 0, stream>>>(
-          q, k, v, out, static_cast<T*>(out_op), len, tiles, static_cast<int>(heads),
-          static_cast<int>(kv_heads), scale_log2);
+          static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), out,
+          static_cast<T*>(out_op), len, tiles, static_cast<int>(heads), static_cast<int>(kv_heads),
+          scale_log2);
 }
 
 template <typename T>
-bool LaunchForHeadDim(const float* q, const float* k, const float* v, float* out, void* out_op,
+bool LaunchForHeadDim(const void* q, const void* k, const void* v, float* out, void* out_op,
                       int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads,
                       int64_t head_dim, cudaStream_t stream) {
   switch (head_dim) {
@@ -328,7 +311,7 @@ bool LaunchForHeadDim(const float* q, const float* k, const float* v, float* out
 
 }  // namespace
 
-bool CausalAttention(const float* q, const float* k, const float* v, float* out, void* out_op,
+bool CausalAttention(const void* q, const void* k, const void* v, float* out, void* out_op,
                      int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
                      DType md, cudaStream_t stream) {
   if (tokens <= 0 || len <= 0) return true;
@@ -341,7 +324,9 @@ bool CausalAttention(const float* q, const float* k, const float* v, float* out,
                                              head_dim, stream);
     default:
       return out_op == nullptr &&
-             CausalAttentionF32(q, k, v, out, tokens, len, heads, kv_heads, head_dim, stream);
+             CausalAttentionF32(static_cast<const float*>(q), static_cast<const float*>(k),
+                                static_cast<const float*>(v), out, tokens, len, heads, kv_heads,
+                                head_dim, stream);
   }
 }
 
