@@ -17,6 +17,7 @@
 #if defined(QUANTD_HAVE_CUDA)
 #include <cuda_runtime.h>
 
+#include "cuda/attention_tiles.h"
 #include "cuda/kernels.h"
 #endif
 
@@ -184,7 +185,9 @@ struct DeviceInput {
   const void* ptr() const { return array.ptr; }
 };
 
-void CheckAgainstFloat64(const Shape& s, DType md, float q_scale, uint32_t seed) {
+// `tiles`: a tile shape of the tensor-core kernel to run instead of CausalAttention's default.
+void CheckAgainstFloat64(const Shape& s, DType md, float q_scale, uint32_t seed,
+                         const cuda::AttentionTiles* tiles = nullptr) {
   SCOPED_TRACE(std::string(DTypeName(md)) + " d" + std::to_string(s.d) + " heads " +
                std::to_string(s.heads) + "/" + std::to_string(s.kv_heads) + " " +
                std::to_string(s.blocks) + "x" + std::to_string(s.len));
@@ -198,9 +201,13 @@ void CheckAgainstFloat64(const Shape& s, DType md, float q_scale, uint32_t seed)
   // Poison: all-ones bits are NaN in float32, fp16 and bf16.
   ASSERT_CUDA(cudaMemset(out.ptr, 0xff, q_bytes));
   ASSERT_CUDA(cudaMemset(out_op.ptr, 0xff, out_n * 2));
-  ASSERT_TRUE(cuda::CausalAttention(q.ptr(), k.ptr(), v.ptr(), out.f32(),
-                                    f32 ? nullptr : out_op.ptr, s.tokens(), s.len, s.heads,
-                                    s.kv_heads, s.d, md, nullptr));
+  void* md_out = f32 ? nullptr : out_op.ptr;
+  ASSERT_TRUE(tiles != nullptr
+                  ? cuda::CausalAttentionWithTiles(*tiles, q.ptr(), k.ptr(), v.ptr(), out.f32(),
+                                                   md_out, s.tokens(), s.len, s.heads, s.kv_heads,
+                                                   s.d, md, nullptr)
+                  : cuda::CausalAttention(q.ptr(), k.ptr(), v.ptr(), out.f32(), md_out, s.tokens(),
+                                          s.len, s.heads, s.kv_heads, s.d, md, nullptr));
   ASSERT_CUDA(cudaGetLastError());
   ASSERT_CUDA(cudaDeviceSynchronize());
   std::vector<float> got(static_cast<size_t>(out_n));
@@ -268,6 +275,19 @@ TEST(CudaAttentionGpuTest, MatchesFloat64ReferenceInF16AndBf16) {
   }
 }
 
+TEST(CudaAttentionGpuTest, EveryCompiledTileShapeMatchesFloat64Reference) {
+  if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
+  uint32_t seed = 50;
+  for (int d : {64, 128}) {
+    for (const cuda::AttentionTiles& t : cuda::AttentionTileChoices(d)) {
+      SCOPED_TRACE("tiles " + std::to_string(t.warps) + " warps, " + std::to_string(t.keys) +
+                   " keys, " + std::to_string(t.min_blocks) + " blocks");
+      CheckAgainstFloat64({2, 300, 4, 2, d}, DType::kBF16, 1.0f, seed++, &t);
+      CheckAgainstFloat64({3, 17, 4, 1, d}, DType::kF16, 4.0f, seed++, &t);
+    }
+  }
+}
+
 TEST(CudaAttentionGpuTest, Float32ModelsStayExact) {
   if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
   uint32_t seed = 100;
@@ -316,12 +336,18 @@ void TimeKernels(const Shape& s) {
   const DeviceInput q32(in.q, DType::kF32), k32(in.k, DType::kF32), v32(in.v, DType::kF32);
   DeviceArray out(in.q.size() * sizeof(float)), out_op(in.q.size() * 2);
   ASSERT_TRUE(q.ok && k.ok && v.ok && q32.ok && k32.ok && v32.ok && out.ptr && out_op.ptr);
-  const double tc = MedianMs(
-      [&] {
-        cuda::CausalAttention(q.ptr(), k.ptr(), v.ptr(), nullptr, out_op.ptr, s.tokens(), s.len,
-                              s.heads, s.kv_heads, s.d, DType::kBF16, nullptr);
-      },
-      20);
+  // Every compiled tile shape; the first is CausalAttention's default.
+  std::vector<double> tc;
+  for (const cuda::AttentionTiles& t : cuda::AttentionTileChoices(s.d)) {
+    tc.push_back(MedianMs(
+        [&] {
+          cuda::CausalAttentionWithTiles(t, q.ptr(), k.ptr(), v.ptr(), nullptr, out_op.ptr,
+                                         s.tokens(), s.len, s.heads, s.kv_heads, s.d, DType::kBF16,
+                                         nullptr);
+        },
+        20));
+  }
+  ASSERT_FALSE(tc.empty());
   const double scalar = MedianMs(
       [&] {
         cuda::CausalAttention(q32.ptr(), k32.ptr(), v32.ptr(), out.f32(), nullptr, s.tokens(),
@@ -332,12 +358,20 @@ void TimeKernels(const Shape& s) {
   ASSERT_CUDA(cudaDeviceSynchronize());
   // Useful work: Q·Kᵀ and P·V over the causal half, 2 FLOP per multiply-add.
   const double flop = 4.0 * s.d * s.heads * s.blocks * (double{1.0} * s.len * (s.len + 1) / 2);
+  std::string shapes;
+  const std::vector<cuda::AttentionTiles> choices = cuda::AttentionTileChoices(s.d);
+  for (size_t i = 0; i < tc.size(); ++i) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "%s%dw/%dk/%db %.3f ms", i == 0 ? "" : ", ", choices[i].warps,
+                  choices[i].keys, choices[i].min_blocks, tc[i]);
+    shapes += buf;
+  }
   std::printf(
       "[attention-timing] d%d heads %d/%d %dx%d: tensor-core bf16 %.3f ms (%.1f TFLOP/s), "
-      "float32 kernel %.3f ms (%.1f TFLOP/s), %.1fx\n",
-      s.d, s.heads, s.kv_heads, s.blocks, s.len, tc, flop / tc / 1e9, scalar, flop / scalar / 1e9,
-      scalar / tc);
-  EXPECT_LT(tc, scalar);
+      "float32 kernel %.3f ms (%.1f TFLOP/s), %.1fx; tile shapes: %s\n",
+      s.d, s.heads, s.kv_heads, s.blocks, s.len, tc[0], flop / tc[0] / 1e9, scalar,
+      flop / scalar / 1e9, scalar / tc[0], shapes.c_str());
+  EXPECT_LT(tc[0], scalar);
 }
 
 TEST(CudaAttentionGpuTest, TensorCoreKernelTiming) {

@@ -13,9 +13,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "cuda/attention_f32.h"
+#include "cuda/attention_tiles.h"
 #include "cuda/kernels.h"
 
 namespace quantd::engine::cuda {
@@ -119,8 +122,8 @@ __device__ __forceinline__ void WaitCopies() {
 
 // Grid: x = (block · tiles + reversed query tile) · heads + head, so the heads sharing a KV head
 // and the query tiles of one block run together (K/V stay in L2) and the longest tiles start first.
-template <typename T, int D, int kWarps, int kKeys>
-__global__ void __launch_bounds__(kWarps * 32)
+template <typename T, int D, int kWarps, int kKeys, int kMinBlocks>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     TensorCoreAttentionKernel(const T* __restrict__ q, const T* __restrict__ k,
                               const T* __restrict__ v, float* __restrict__ out,
                               T* __restrict__ out_op, int64_t len, int64_t tiles, int heads,
@@ -278,56 +281,104 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-template <typename T, int D, int kWarps, int kKeys>
-void LaunchTensorCore(const void* q, const void* k, const void* v, float* out, void* out_op,
-                      int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads,
-                      cudaStream_t stream) {
+// One launch's arguments.
+struct AttentionArgs {
+  const void *q, *k, *v;
+  float* out;
+  void* out_op;
+  int64_t tokens, len, heads, kv_heads;
+  cudaStream_t stream;
+};
+
+template <int W, int K, int B>
+struct Tiles {
+  static constexpr int kWarps = W, kKeys = K, kMinBlocks = B;
+};
+
+// The compiled shapes per head_dim, default (the fastest measured) first.
+using Tiles64 = std::tuple<Tiles<4, 64, 3>, Tiles<4, 64, 4>, Tiles<8, 64, 2>, Tiles<4, 32, 4>>;
+using Tiles128 = std::tuple<Tiles<4, 32, 3>, Tiles<4, 32, 2>, Tiles<4, 32, 4>>;
+
+// Launches the kernel if `t` names these tiles.
+template <typename T, int D, int kWarps, int kKeys, int kMinBlocks>
+bool LaunchIfTiles(Tiles<kWarps, kKeys, kMinBlocks>, const AttentionTiles& t,
+                   const AttentionArgs& a) {
+  if (t.warps != kWarps || t.keys != kKeys || t.min_blocks != kMinBlocks) return false;
   constexpr int kQueries = kWarps * 16;
-  const int64_t tiles = (len + kQueries - 1) / kQueries;
-  const int64_t grid = tokens / len * tiles * heads;
+  const int64_t tiles = (a.len + kQueries - 1) / kQueries;
+  const int64_t grid = a.tokens / a.len * tiles * a.heads;
   const auto scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(double{D}));
-  TensorCoreAttentionKernel<T, D, kWarps, kKeys>
-      <<<static_cast<unsigned>(grid), kWarps * 32, 0, stream>>>(
-          static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), out,
-          static_cast<T*>(out_op), len, tiles, static_cast<int>(heads), static_cast<int>(kv_heads),
-          scale_log2);
+  TensorCoreAttentionKernel<T, D, kWarps, kKeys, kMinBlocks>
+      <<<static_cast<unsigned>(grid), kWarps * 32, 0, a.stream>>>(
+          static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v), a.out,
+          static_cast<T*>(a.out_op), a.len, tiles, static_cast<int>(a.heads),
+          static_cast<int>(a.kv_heads), scale_log2);
+  return true;
+}
+
+template <typename T, int D, typename... S>
+bool LaunchMatching(std::tuple<S...>, const AttentionTiles& t, const AttentionArgs& a) {
+  return (LaunchIfTiles<T, D>(S{}, t, a) || ...);
 }
 
 template <typename T>
-bool LaunchForHeadDim(const void* q, const void* k, const void* v, float* out, void* out_op,
-                      int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads,
-                      int64_t head_dim, cudaStream_t stream) {
+bool LaunchWithTiles(const AttentionTiles& t, int64_t head_dim, const AttentionArgs& a) {
   switch (head_dim) {
     case 64:
-      LaunchTensorCore<T, 64, 4, 64>(q, k, v, out, out_op, tokens, len, heads, kv_heads, stream);
-      return true;
+      return LaunchMatching<T, 64>(Tiles64{}, t, a);
     case 128:
-      LaunchTensorCore<T, 128, 4, 32>(q, k, v, out, out_op, tokens, len, heads, kv_heads, stream);
-      return true;
+      return LaunchMatching<T, 128>(Tiles128{}, t, a);
     default:
       return false;
   }
 }
 
+template <typename... S>
+std::vector<AttentionTiles> ListOf(std::tuple<S...>) {
+  return {AttentionTiles{S::kWarps, S::kKeys, S::kMinBlocks}...};
+}
+
 }  // namespace
+
+std::vector<AttentionTiles> AttentionTileChoices(int64_t head_dim) {
+  switch (head_dim) {
+    case 64:
+      return ListOf(Tiles64{});
+    case 128:
+      return ListOf(Tiles128{});
+    default:
+      return {};
+  }
+}
+
+bool CausalAttentionWithTiles(const AttentionTiles& tiles, const void* q, const void* k,
+                              const void* v, float* out, void* out_op, int64_t tokens, int64_t len,
+                              int64_t heads, int64_t kv_heads, int64_t head_dim, DType md,
+                              cudaStream_t stream) {
+  if (tokens <= 0 || len <= 0) return true;
+  const AttentionArgs a{q, k, v, out, out_op, tokens, len, heads, kv_heads, stream};
+  switch (md) {
+    case DType::kF16:
+      return LaunchWithTiles<__half>(tiles, head_dim, a);
+    case DType::kBF16:
+      return LaunchWithTiles<__nv_bfloat16>(tiles, head_dim, a);
+    default:
+      return false;
+  }
+}
 
 bool CausalAttention(const void* q, const void* k, const void* v, float* out, void* out_op,
                      int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
                      DType md, cudaStream_t stream) {
-  if (tokens <= 0 || len <= 0) return true;
-  switch (md) {
-    case DType::kF16:
-      return LaunchForHeadDim<__half>(q, k, v, out, out_op, tokens, len, heads, kv_heads, head_dim,
-                                      stream);
-    case DType::kBF16:
-      return LaunchForHeadDim<__nv_bfloat16>(q, k, v, out, out_op, tokens, len, heads, kv_heads,
-                                             head_dim, stream);
-    default:
-      return out_op == nullptr &&
-             CausalAttentionF32(static_cast<const float*>(q), static_cast<const float*>(k),
-                                static_cast<const float*>(v), out, tokens, len, heads, kv_heads,
-                                head_dim, stream);
+  if (md == DType::kF32) {
+    return out_op == nullptr &&
+           CausalAttentionF32(static_cast<const float*>(q), static_cast<const float*>(k),
+                              static_cast<const float*>(v), out, tokens, len, heads, kv_heads,
+                              head_dim, stream);
   }
+  const std::vector<AttentionTiles> choices = AttentionTileChoices(head_dim);
+  return !choices.empty() && CausalAttentionWithTiles(choices.front(), q, k, v, out, out_op, tokens,
+                                                      len, heads, kv_heads, head_dim, md, stream);
 }
 
 }  // namespace quantd::engine::cuda
