@@ -1,9 +1,9 @@
 #!/bin/bash
-# Runs on the device machine (from the repository root, with .device-bundle carried): unpacks the
-# bundle made by make-bundle.sh, runs the CUDA gpu tests and the AWQ benchmark, writes logs under
-# $OUT and prints a short table last.
-#   .device-bundle/run-gpu-checks.sh [tests] [bench-small] [bench-large] [bench-7b]
-# (no argument: tests and bench-small)
+# Runs on the device machine (from the repository root, with the bundle's directory carried):
+# unpacks the bundle that make-bundle.sh put beside this script, runs the CUDA gpu tests (attention
+# kernel, then CPU parity) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
+#   bash .device-bundle*/run-gpu-checks.sh [attention] [tests] [bench-small] [bench-large] [bench-7b]
+# (no argument: tests and bench-small; `tests` includes `attention`)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/quantd-out}
@@ -26,15 +26,20 @@ bench() {  # name, args...
   summary+=("$(tail -n 1 "$out/$name.md")")
   rm -rf /tmp/quantd-bench-model
 }
+gtest() {  # which (attention | backend), the summary lines' pattern
+  local start=$(date +%s)
+  "$b/bin/cuda_$1_gpu_test" > "$out/$1_test.log" 2>&1
+  local rc=$?
+  grep -E "^\[(attention|parity)|^\[  (FAILED|PASSED|SKIPPED)|Failure|Expected|Which is|first:" \
+    "$out/$1_test.log" | head -40
+  summary+=("$1 gpu test rc=$rc wall=$(( $(date +%s) - start ))s")
+  summary+=("$(grep "$2" "$out/$1_test.log" | tr '\n' ' ')")
+}
 for step in "${steps[@]}"; do
   case "$step" in
-    tests)
-      start=$(date +%s)
-      "$b/bin/cuda_backend_gpu_test" > "$out/gpu_test.log" 2>&1
-      rc=$?
-      grep -E "^\[parity\]|^\[  FAILED|^\[  PASSED|^\[  SKIPPED|Failure|Expected|Which is" "$out/gpu_test.log" | head -40
-      summary+=("gpu tests rc=$rc wall=$(( $(date +%s) - start ))s")
-      summary+=("$(grep '^\[parity\]' "$out/gpu_test.log" | tr '\n' ' ')")
+    attention|tests)
+      gtest attention "^\[attention-timing\]"
+      [ "$step" = tests ] && gtest backend "^\[parity\]"
       ;;
     bench-small)
       bench qwen05b_128x512 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;

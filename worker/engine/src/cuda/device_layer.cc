@@ -90,35 +90,55 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
   const int64_t qd = c.num_attention_heads * d;
   const int64_t kvd = c.num_key_value_heads * d;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  for (auto [buf, cols] : {std::pair{&s->q, qd}, {&s->k, kvd}, {&s->v, kvd}, {&s->attn, qd}}) {
+  for (auto [buf, cols] : {std::pair{&s->q, qd}, {&s->k, kvd}, {&s->v, kvd}}) {
     if (absl::Status st = Ensure(buf, n * cols, sizeof(float)); !st.ok()) return st;
   }
-  if (absl::Status st = Ensure(&s->attn_op, n * qd, DTypeSize(g.md)); !st.ok()) return st;
+  // 16-bit md: the attention reads q/k/v in md (RoPE and v's bias rounding write them) and writes
+  // o_proj's md operand itself; a float32 output only where one is wanted (the captured o_proj
+  // input). Float32 md: everything in float32.
+  const bool f32 = g.md == DType::kF32;
+  float* attn = o_input;
+  if (attn == nullptr && f32) {
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->attn, n * qd, sizeof(float)));
+    attn = s->attn.f32();
+  }
+  if (!f32) {
+    const size_t e = DTypeSize(g.md);
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->attn_op, n * qd, e));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->q_op, n * qd, e));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->k_op, n * kvd, e));
+    QUANTD_RETURN_IF_ERROR(Ensure(&s->v_op, n * kvd, e));
+  }
+  void* attn_op = f32 ? nullptr : s->attn_op.as<void>();
+  void* q_op = f32 ? nullptr : s->q_op.as<void>();
+  void* k_op = f32 ? nullptr : s->k_op.as<void>();
   const int64_t h = c.hidden_size;
   if (absl::Status st = gemm.Linear(x_op, w.q, s->q.f32(), n, qd, h, g.md); !st.ok()) return st;
   if (absl::Status st = gemm.Linear(x_op, w.k, s->k.f32(), n, kvd, h, g.md); !st.ok()) return st;
   if (absl::Status st = gemm.Linear(x_op, w.v, s->v.f32(), n, kvd, h, g.md); !st.ok()) return st;
   BiasRound(s->q.f32(), w.q_bias, n, qd, g.md, stream);
   BiasRound(s->k.f32(), w.k_bias, n, kvd, g.md, stream);
-  BiasRound(s->v.f32(), w.v_bias, n, kvd, g.md, stream);
+  if (f32) {
+    BiasRound(s->v.f32(), w.v_bias, n, kvd, g.md, stream);
+  } else {
+    BiasRoundOperand(s->v.f32(), w.v_bias, n, kvd, g.md, s->v_op.as<void>(), stream);
+  }
   if (w.q_norm != nullptr)
     RmsNorm(s->q.f32(), w.q_norm, s->q.f32(), n * c.num_attention_heads, d, eps, g.md, stream);
   if (w.k_norm != nullptr)
     RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, stream);
-  Rope(s->q.f32(), g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, stream);
-  Rope(s->k.f32(), g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, stream);
-  float* attn = o_input != nullptr ? o_input : s->attn.f32();
-  if (!CausalAttention(s->q.f32(), s->k.f32(), s->v.f32(), attn, n, g.len, c.num_attention_heads,
+  Rope(s->q.f32(), g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, q_op, stream);
+  Rope(s->k.f32(), g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, k_op, stream);
+  const void* q_in = f32 ? s->q.as<void>() : q_op;
+  const void* k_in = f32 ? s->k.as<void>() : k_op;
+  const void* v_in = f32 ? s->v.as<void>() : s->v_op.as<void>();
+  if (!CausalAttention(q_in, k_in, v_in, attn, attn_op, n, g.len, c.num_attention_heads,
                        c.num_key_value_heads, d, g.md, stream)) {
     return absl::UnimplementedError(
         absl::StrCat("the CUDA backend's attention supports head_dim 64 and 128, not ", d));
   }
-  const void* attn_op = attn;
-  if (g.md != DType::kF32) {
-    ToOperand(attn, s->attn_op.as<void>(), n * qd, g.md, stream);
-    attn_op = s->attn_op.as<void>();
-  }
-  if (absl::Status st = gemm.Linear(attn_op, w.o, out, n, h, qd, g.md); !st.ok()) return st;
+  if (absl::Status st = gemm.Linear(f32 ? attn : attn_op, w.o, out, n, h, qd, g.md); !st.ok())
+    return st;
   BiasRound(out, w.o_bias, n, h, g.md, stream);
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("SelfAttentionForward");
   return absl::OkStatus();

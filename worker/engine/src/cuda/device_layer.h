@@ -54,6 +54,7 @@ absl::Status Ensure(DeviceBuffer* buf, int64_t n, size_t elem);
 struct ForwardScratch {
   DeviceBuffer x_op;  // md copy of a GEMM input
   DeviceBuffer q, k, v, attn, attn_op;
+  DeviceBuffer q_op, k_op, v_op;  // attention inputs in md (16-bit md)
   DeviceBuffer gate, up, act, act_op;
   DeviceBuffer out;  // a module's output
   DeviceBuffer residual_norm;

@@ -21,9 +21,14 @@ void RmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t col
 void BiasRound(float* y, const float* bias, int64_t rows, int64_t cols, DType md,
                cudaStream_t stream);
 
-// Rotate-half RoPE in place on x [tokens, heads · head_dim]; cos/sin [len, head_dim] in md.
+// The same into y_op (dtype md, 16-bit), y left as it is.
+void BiasRoundOperand(const float* y, const float* bias, int64_t rows, int64_t cols, DType md,
+                      void* y_op, cudaStream_t stream);
+
+// Rotate-half RoPE on x [tokens, heads · head_dim]; cos/sin [len, head_dim] in md. In place, or
+// into x_op (dtype md, 16-bit; x left as it is) where x_op is not null.
 void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads,
-          int64_t head_dim, int64_t len, DType md, cudaStream_t stream);
+          int64_t head_dim, int64_t len, DType md, void* x_op, cudaStream_t stream);
 
 // out = md(md(silu(gate)) · up).
 void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
@@ -116,11 +121,15 @@ void ClipSelect(const float* err, const float* m0, int64_t rows, int64_t groups,
                 int64_t ng, DType md, float* max_val, uint8_t* shrink_index, cudaStream_t stream);
 
 // Causal attention per block of `len` tokens with GQA, fused (online softmax, no score matrix).
-// q [tokens, heads · d], k / v [tokens, kv_heads · d], out [tokens, heads · d] rounded to md.
-// Supported head_dim: 64, 128. Returns false for others.
-bool CausalAttention(const float* q, const float* k, const float* v, float* out, int64_t tokens,
-                     int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim, DType md,
-                     cudaStream_t stream);
+// q [tokens, heads · d], k / v [tokens, kv_heads · d] in md (float32 arrays for a float32 md).
+// The output [tokens, heads · d], rounded to md, goes to `out` (float32) and/or `out_op` (dtype
+// md, a GEMM operand); either may be null, and `out_op` must be null for a float32 md. 16-bit md
+// runs on the tensor cores (Q·Kᵀ and P·V in md with float32 accumulation, P rounded to md,
+// softmax in float32); float32 md runs an exact float32 kernel. Supported head_dim: 64, 128.
+// Returns false for others.
+bool CausalAttention(const void* q, const void* k, const void* v, float* out, void* out_op,
+                     int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                     DType md, cudaStream_t stream);
 
 // *acc += Σ_rows (logsumexp(logits[r, :]) − logits[r, target[r]]) for logits [rows, vocab].
 void AddNll(const float* logits, const int32_t* targets, int64_t rows, int64_t vocab, double* acc,

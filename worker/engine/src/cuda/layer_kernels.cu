@@ -38,15 +38,23 @@ __global__ void RmsNormKernel(const float* x, const float* w, float* y, int64_t 
   }
 }
 
-__global__ void BiasRoundKernel(float* y, const float* bias, int64_t n, int64_t cols, DType md) {
+// Into y_out (float32, may be y) or y_op (dtype md), whichever is not null.
+__global__ void BiasRoundKernel(const float* y, const float* bias, int64_t n, int64_t cols,
+                                DType md, float* y_out, void* y_op) {
   GRID_STRIDE(i, n) {
     const float b = bias != nullptr ? bias[i % cols] : 0.0f;
-    y[i] = RoundMd(y[i] + b, md);
+    const float r = RoundMd(y[i] + b, md);
+    if (y_op != nullptr) {
+      StoreOperand(y_op, static_cast<size_t>(i), r, md);
+    } else {
+      y_out[i] = r;
+    }
   }
 }
 
+// x_op null: in place; else into x_op (dtype md).
 __global__ void RopeKernel(float* x, const float* cos, const float* sin, int64_t n, int64_t heads,
-                           int64_t d, int64_t len, DType md) {
+                           int64_t d, int64_t len, DType md, void* x_op) {
   const int64_t half = d / 2;
   // One thread per (token, head, i < half): updates elements i and i + half together.
   GRID_STRIDE(idx, n) {
@@ -59,9 +67,17 @@ __global__ void RopeKernel(float* x, const float* cos, const float* sin, int64_t
     const float* s = sin + pos * d;
     const float a = v[i];
     const float b = v[i + half];
-    v[i] = RoundMd(RoundMd(__fmul_rn(a, c[i]), md) + RoundMd(__fmul_rn(-b, s[i]), md), md);
-    v[i + half] = RoundMd(
+    const float lo =
+        RoundMd(RoundMd(__fmul_rn(a, c[i]), md) + RoundMd(__fmul_rn(-b, s[i]), md), md);
+    const float hi = RoundMd(
         RoundMd(__fmul_rn(b, c[i + half]), md) + RoundMd(__fmul_rn(a, s[i + half]), md), md);
+    if (x_op != nullptr) {
+      StoreOperand(x_op, static_cast<size_t>(th * d + i), lo, md);
+      StoreOperand(x_op, static_cast<size_t>(th * d + i + half), hi, md);
+    } else {
+      v[i] = lo;
+      v[i + half] = hi;
+    }
   }
 }
 
@@ -219,13 +235,20 @@ void RmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t col
 void BiasRound(float* y, const float* bias, int64_t rows, int64_t cols, DType md,
                cudaStream_t stream) {
   if (bias == nullptr && md == DType::kF32) return;
-  BiasRoundKernel<<<Blocks(rows * cols), kThreads, 0, stream>>>(y, bias, rows * cols, cols, md);
+  BiasRoundKernel<<<Blocks(rows * cols), kThreads, 0, stream>>>(y, bias, rows * cols, cols, md, y,
+                                                                nullptr);
+}
+
+void BiasRoundOperand(const float* y, const float* bias, int64_t rows, int64_t cols, DType md,
+                      void* y_op, cudaStream_t stream) {
+  BiasRoundKernel<<<Blocks(rows * cols), kThreads, 0, stream>>>(y, bias, rows * cols, cols, md,
+                                                                nullptr, y_op);
 }
 
 void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads,
-          int64_t head_dim, int64_t len, DType md, cudaStream_t stream) {
+          int64_t head_dim, int64_t len, DType md, void* x_op, cudaStream_t stream) {
   const int64_t n = tokens * heads * (head_dim / 2);
-  RopeKernel<<<Blocks(n), kThreads, 0, stream>>>(x, cos, sin, n, heads, head_dim, len, md);
+  RopeKernel<<<Blocks(n), kThreads, 0, stream>>>(x, cos, sin, n, heads, head_dim, len, md, x_op);
 }
 
 void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
