@@ -3,7 +3,9 @@
 # unpacks the bundle that make-bundle.sh put beside this script, runs the CUDA gpu tests (attention
 # kernel, then CPU parity) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [tests] [bench-small] [bench-large] [bench-7b]
-# (no argument: tests and bench-small; `tests` includes `attention`)
+#                                          [profile-small] [profile-large]
+# (no argument: tests and bench-small; `tests` includes `attention`; profile-*: one layer under
+# Nsight Compute, GPU time per kernel summed by name, printed as a table)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/quantd-out}
@@ -35,6 +37,35 @@ gtest() {  # which (attention | backend), the summary lines' pattern
   summary+=("$1 gpu test rc=$rc wall=$(( $(date +%s) - start ))s")
   summary+=("$(grep "$2" "$out/$1_test.log" | tr '\n' ' ')")
 }
+profile() {  # name, bench args...: every kernel's duration (clocks left alone), top 25 by time
+  local name=$1; shift
+  local ncu
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+  "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+    "$b/bin/quantd-awq-cuda-bench" "$@" --layers 1 > "$out/$name.csv" 2> "$out/$name.log"
+  summary+=("$name rc=$?")
+  summary+=("$(python3 - "$out/$name.csv" <<'PY'
+import collections, csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+head = rows[0]
+name_i, val_i = head.index("Kernel Name"), head.index("Metric Value")
+total, count = collections.Counter(), collections.Counter()
+for r in rows[1:]:
+    try:
+        v = float(r[val_i].replace(",", ""))
+    except ValueError:
+        continue
+    total[r[name_i][:90]] += v
+    count[r[name_i][:90]] += 1
+all_ns = sum(total.values())
+print(f"{sum(count.values())} kernels, GPU time {all_ns / 1e6:.1f} ms")
+print("| ms | % | launches | kernel |\n|---|---|---|---|")
+for n, v in total.most_common(25):
+    print(f"| {v / 1e6:.2f} | {100 * v / all_ns:.1f} | {count[n]} | {n} |")
+PY
+)")
+  rm -rf /tmp/quantd-bench-model
+}
 for step in "${steps[@]}"; do
   case "$step" in
     attention|tests)
@@ -45,6 +76,10 @@ for step in "${steps[@]}"; do
       bench qwen05b_128x512 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     bench-large)
       bench qwen05b_256x2048_4layers --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 --layers 4 ;;
+    profile-small)
+      profile profile_qwen05b_128x512 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
+    profile-large)
+      profile profile_qwen05b_256x2048 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 ;;
     bench-7b)
       bench qwen7b_128x512_2layers --config "$b/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 2 ;;
   esac
