@@ -1,6 +1,6 @@
 // The operations view of a real run, on loopback: quantd (SQLite store in a temp dir), a separate
 // quantd-worker running the real quantize-awq on the CPU, and Debian's Prometheus scraping both
-// every second while a small job on the demo model (tiny-qwen2-wp) runs through quantctl.
+// four times a second while a small job on the demo model (tiny-qwen2-wp) runs through quantctl.
 //   - PromQL through Prometheus's HTTP API sees what happened (jobs, attempts, layers, tokens,
 //     gRPC and store calls, a scrape during the run) and deploy/'s alert rules evaluate cleanly;
 //   - `promtool check metrics` finds nothing wrong with either process's /metrics;
@@ -151,7 +151,9 @@ void Stack::StartPrometheus() {
   const std::string config = dir.path() + "/prometheus.yml";
   // Same job names as deploy/prometheus/prometheus.yml, so the dashboards' queries apply.
   std::ofstream(config) << "global:\n"
-                           "  scrape_interval: 1s\n"
+                           // Often enough to catch a job of a few seconds running.
+                           "  scrape_interval: 250ms\n"
+                           "  scrape_timeout: 250ms\n"
                            "  evaluation_interval: 1s\n"
                            "rule_files: ['"
                         << kAlertRules

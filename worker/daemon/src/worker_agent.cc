@@ -340,8 +340,9 @@ void WorkerAgent::OnFinished(const std::string& job_id, int32_t attempt, v1::Job
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.assignment.attempt() != attempt) return;
-  logging::Info(absl::StrCat("engine finished: ", v1::JobState_Name(finished.state()), " ",
-                             finished.error().message()),
+  const std::string& why = finished.error().message();
+  logging::Info(absl::StrCat("engine finished: ", v1::JobState_Name(finished.state()),
+                             why.empty() ? "" : ": ", why),
                 {job_id, options_.worker_id});
   recorder_.JobFinished(job_id, finished.state());
   it->second.finished = std::move(finished);
