@@ -144,6 +144,15 @@ absl::Status JobManager::CommitLocked(JobRecord& record, std::vector<v1::JobEven
   return absl::OkStatus();
 }
 
+void JobManager::LogToJobLocked(JobRecord& record, const std::string& message,
+                                const std::string& worker_id) {
+  logging::Info(message, {record.job.job_id(), worker_id});
+  v1::JobEvent event = NewEvent(record.job);
+  event.mutable_log()->set_level(v1::LOG_LEVEL_INFO);
+  event.mutable_log()->set_message("quantd: " + message);
+  (void)CommitLocked(record, {std::move(event)});
+}
+
 absl::Status JobManager::TransitionLocked(JobRecord& record, v1::JobState state,
                                           const v1::JobError* error) {
   v1::Job& job = record.job;

@@ -131,6 +131,9 @@ class JobManager {
 
   // Stores the record with `events`, publishes them, keeps the cache in step.
   absl::Status CommitLocked(JobRecord& record, std::vector<v1::JobEvent> events);
+  // Logs an info line about the job and stores it as a log event, so watchers see it too.
+  void LogToJobLocked(JobRecord& record, const std::string& message,
+                      const std::string& worker_id = "");
   // Moves a job to `state` with a StateChange event.
   absl::Status TransitionLocked(JobRecord& record, v1::JobState state,
                                 const v1::JobError* error = nullptr);

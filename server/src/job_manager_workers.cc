@@ -125,8 +125,7 @@ WorkerSession JobManager::ConnectWorker(const v1::WorkerHello& hello, v1::Server
     adopted->set_last_report_number(record->last_report_number);
     entry.jobs[running.job_id()] = record->job.gpu_index();
     if (record->job.state() == v1::JOB_STATE_CANCELLING) entry.outbox->Push(CancelFor(record->job));
-    logging::Info(absl::StrCat("adopted from workers/", id, " after its reconnect"),
-                  {running.job_id(), id});
+    LogToJobLocked(*record, absl::StrCat("adopted from workers/", id, " after its reconnect"), id);
   }
   // Jobs this worker had but did not list: an assignment it never got is sent again; a job it
   // started and lost (the worker restarted) is requeued.
