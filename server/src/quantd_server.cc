@@ -191,16 +191,13 @@ absl::Status QuantdServer::StartLocalWorker() {
       http::ParseHostPort(config_.metrics_address, "--metrics-address");
   const int worker_metrics_port =
       !metrics_address.ok() || metrics_address->port == 0 ? 0 : endpoint_->port() + 1;
-  const std::string& host = endpoint_->host();
   std::vector<std::string> args = {
       binary,
       absl::StrCat("--server=127.0.0.1:", port_),
       "--worker-id=local",
       "--log-level=" + config_.log_level,
       "--log-format=" + config_.log_format,
-      absl::StrCat(
-          "--metrics-address=", host.find(':') == std::string::npos ? host : "[" + host + "]", ":",
-          worker_metrics_port)};
+      "--metrics-address=" + http::FormatHostPort(endpoint_->host(), worker_metrics_port)};
   if (!config_.engine_binary.empty()) args.push_back("--engine=" + config_.engine_binary);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
