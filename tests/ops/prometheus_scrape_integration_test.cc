@@ -4,7 +4,7 @@
 //   - PromQL through Prometheus's HTTP API sees what happened (jobs, attempts, layers, tokens,
 //     gRPC and store calls, a scrape during the run) and deploy/'s alert rules evaluate cleanly;
 //   - `promtool check metrics` finds nothing wrong with either process's /metrics;
-//   - /healthz and /readyz answer;
+//   - /healthz and /readyz answer, and the worker turns not ready when quantd goes away;
 //   - with --log-format=json both processes write JSON lines with time, level, component, job id,
 //     worker id and message, and the worker's lines about the job are in its event stream.
 // One test case: the stack and its job take about a minute, and ctest runs each case in its own
@@ -394,6 +394,21 @@ TEST(OpsStackTest, RealJobIsScrapedCheckedAndLogged) {
   {
     SCOPED_TRACE("logs");
     ExpectJsonLogsAndJobLinesInTheEventStream(stack);
+  }
+  {
+    SCOPED_TRACE("worker readiness follows its connection");
+    stack.children.front().Stop();  // quantd goes away.
+    std::pair<int, std::string> ready;
+    WaitUntil(
+        [&] {
+          ready = Get(stack.worker_metrics_port, "/readyz");
+          return ready.first == 503;
+        },
+        std::chrono::seconds(20));
+    EXPECT_EQ(ready.first, 503);
+    EXPECT_TRUE(absl::StrContains(ready.second, "not connected to quantd")) << ready.second;
+    EXPECT_TRUE(absl::StrContains(Get(stack.worker_metrics_port, "/metrics").second,
+                                  "\nquantd_worker_connected 0\n"));
   }
 }
 
