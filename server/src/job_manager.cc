@@ -166,9 +166,12 @@ absl::Status JobManager::TransitionLocked(JobRecord& record, v1::JobState state,
   change->set_attempt(job.attempt());
   change->set_worker(job.worker());
   if (error != nullptr) *change->mutable_error() = *error;
+  // The worker field carries the bare id ("workers/w1" -> "w1"), as the worker's own lines do.
+  const std::string worker_id =
+      absl::StartsWith(job.worker(), "workers/") ? job.worker().substr(8) : job.worker();
   logging::Info(absl::StrCat("job -> ", v1::JobState_Name(state), " (attempt ", job.attempt(),
                              job.worker().empty() ? "" : absl::StrCat(", ", job.worker()), ")"),
-                {job.job_id(), ""});
+                {job.job_id(), worker_id});
   const std::string job_id = job.job_id();  // `record` may be gone after a terminal commit.
   const std::optional<JobClock> clock =
       clocks_.count(job_id) ? std::optional<JobClock>(clocks_[job_id]) : std::nullopt;

@@ -348,13 +348,18 @@ std::vector<nlohmann::json> JsonLines(const std::string& log, const std::string&
 
 void ExpectJsonLogsAndJobLinesInTheEventStream(Stack& stack) {
   std::string job_id;
+  bool server_line_for_job_on_worker = false;
   for (const nlohmann::json& line : JsonLines(stack.Log("quantd"), "quantd")) {
     if (absl::StartsWith(line.value("message", ""), "job submitted")) {
       job_id = line.value("job_id", "");
     }
+    server_line_for_job_on_worker =
+        server_line_for_job_on_worker || (!job_id.empty() && line.value("job_id", "") == job_id &&
+                                          line.value("worker_id", "") == "ops-worker");
   }
   ASSERT_FALSE(job_id.empty()) << "no \"job submitted\" line with a job_id:\n"
                                << stack.Log("quantd");
+  EXPECT_TRUE(server_line_for_job_on_worker) << stack.Log("quantd");
   bool worker_line_for_job = false;
   for (const nlohmann::json& line : JsonLines(stack.Log("quantd-worker"), "quantd-worker")) {
     worker_line_for_job = worker_line_for_job || (line.value("job_id", "") == job_id &&
