@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo through the service: starts quantd (which starts its local quantd-worker) on a free
-# port with a throwaway state directory, submits the demo job with `quantctl submit --follow`,
-# prints where the checkpoint was written, and shuts the server down cleanly.
+# port with a throwaway state directory, prints where both serve Prometheus metrics, submits the
+# demo job with `quantctl submit --follow`, prints where the checkpoint was written, and shuts the
+# server down cleanly.
 #   scripts/demo-service.sh [build-dir]
 # QUANTD_DEMO_ENGINE overrides the engine (default: the build's quantize-awq).
 set -euo pipefail
@@ -26,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$bin/quantd" --listen=127.0.0.1:0 --port-file="$state/port" --state-dir="$state/state" \
-  --engine="$engine" --log-level=warning 2>"$state/quantd.log" &
+  --engine="$engine" --metrics-address=127.0.0.1:0 2>"$state/quantd.log" &
 server_pid=$!
 for _ in $(seq 300); do
   [[ -s "$state/port" ]] && break
@@ -36,6 +37,18 @@ done
 [[ -s "$state/port" ]] || { echo "quantd did not start" >&2; cat "$state/quantd.log" >&2; exit 1; }
 export QUANTD_ADDRESS="127.0.0.1:$(cat "$state/port")"
 echo "quantd serving on $QUANTD_ADDRESS (state in $state)"
+
+# Both processes log where they serve /metrics (the local worker a moment after the server).
+metrics_url() {  # $1: the component, quantd or quantd-worker
+  sed -n "s|.* $1: metrics at \(http://[^ ]*/metrics\).*|\1|p" "$state/quantd.log" | head -n 1
+}
+for _ in $(seq 100); do
+  [[ -n "$(metrics_url quantd-worker)" ]] && break
+  sleep 0.1
+done
+echo "Prometheus metrics while the demo runs (health: /healthz, /readyz beside them):"
+echo "  quantd         $(metrics_url quantd)"
+echo "  quantd-worker  $(metrics_url quantd-worker)"
 
 status=0
 "$bin/quantctl" submit --model-dir "$model" --output-dir "$out" --calib-jsonl "$calib" \

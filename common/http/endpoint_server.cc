@@ -84,10 +84,7 @@ EndpointServer::EndpointServer(std::unique_ptr<httplib::Server> server, std::str
 
 EndpointServer::~EndpointServer() { Stop(); }
 
-std::string EndpointServer::url() const {
-  bool ipv6 = host_.find(':') != std::string::npos;
-  return absl::StrCat("http://", ipv6 ? "[" : "", host_, ipv6 ? "]" : "", ":", port_);
-}
+std::string EndpointServer::url() const { return "http://" + FormatHostPort(host_, port_); }
 
 void EndpointServer::Stop() {
   if (!thread_.joinable()) return;

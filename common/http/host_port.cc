@@ -30,4 +30,10 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view address, std::string_vie
   return HostPort{host.empty() ? "0.0.0.0" : std::string(host), port};
 }
 
+std::string FormatHostPort(std::string_view host, int port) {
+  const bool ipv6 = host.find(':') != std::string_view::npos;
+  return absl::StrCat(ipv6 ? "[" : "", absl::string_view(host.data(), host.size()), ipv6 ? "]" : "",
+                      ":", port);
+}
+
 }  // namespace quantd::http

@@ -18,6 +18,9 @@ struct HostPort {
 // `what` names the flag or field in errors, e.g. "--metrics_address".
 absl::StatusOr<HostPort> ParseHostPort(std::string_view address, std::string_view what);
 
+// "HOST:PORT", with an IPv6 host in brackets ("[::1]:9090"): what ParseHostPort reads back.
+std::string FormatHostPort(std::string_view host, int port);
+
 }  // namespace quantd::http
 
 #endif  // QUANTD_COMMON_HTTP_HOST_PORT_H_

@@ -13,6 +13,8 @@ namespace {
 
 absl::Mutex g_mu;
 Options g_options ABSL_GUARDED_BY(g_mu);
+JobLineSink g_job_sink ABSL_GUARDED_BY(g_mu);
+thread_local bool t_in_sink = false;  // A line logged by the sink is not fed back to it.
 
 const char* LevelName(Level level) {
   switch (level) {
@@ -49,8 +51,8 @@ std::optional<Format> ParseFormat(std::string_view name) {
   return std::nullopt;
 }
 
-std::string FormatLine(Level level, std::string_view message, const Fields& fields,
-                       Format format, std::string_view component, long long unix_micros) {
+std::string FormatLine(Level level, std::string_view message, const Fields& fields, Format format,
+                       std::string_view component, long long unix_micros) {
   absl::Time time = absl::FromUnixMicros(unix_micros);
   std::string timestamp = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone());
   if (format == Format::kJson) {
@@ -70,13 +72,26 @@ std::string FormatLine(Level level, std::string_view message, const Fields& fiel
   return out;
 }
 
-void Log(Level level, std::string_view message, const Fields& fields) {
+void SetJobLineSink(JobLineSink sink) {
   absl::MutexLock lock(&g_mu);
-  if (level < g_options.min_level) return;
-  std::string line = FormatLine(level, message, fields, g_options.format, g_options.component,
-                                absl::ToUnixMicros(absl::Now()));
-  line.push_back('\n');
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  g_job_sink = std::move(sink);
+}
+
+void Log(Level level, std::string_view message, const Fields& fields) {
+  JobLineSink sink;
+  {
+    absl::MutexLock lock(&g_mu);
+    if (level < g_options.min_level) return;
+    std::string line = FormatLine(level, message, fields, g_options.format, g_options.component,
+                                  absl::ToUnixMicros(absl::Now()));
+    line.push_back('\n');
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    if (fields.job_id.empty() || level < Level::kInfo || t_in_sink || !g_job_sink) return;
+    sink = g_job_sink;
+  }
+  t_in_sink = true;
+  sink(level, fields.job_id, std::string(message));
+  t_in_sink = false;
 }
 
 }  // namespace quantd::logging

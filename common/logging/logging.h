@@ -1,8 +1,9 @@
-// Process-wide logging for quantd and quantd-worker: human-readable lines on a terminal, or JSON lines
-// (time, level, component, job_id, worker_id, message) for log collectors. Thread-safe.
+// Process-wide logging for quantd and quantd-worker: human-readable lines on a terminal, or JSON
+// lines (time, level, component, job_id, worker_id, message) for log collectors. Thread-safe.
 #ifndef QUANTD_COMMON_LOGGING_LOGGING_H_
 #define QUANTD_COMMON_LOGGING_LOGGING_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,9 +40,17 @@ inline void Info(std::string_view m, const Fields& f = {}) { Log(Level::kInfo, m
 inline void Warning(std::string_view m, const Fields& f = {}) { Log(Level::kWarning, m, f); }
 inline void Error(std::string_view m, const Fields& f = {}) { Log(Level::kError, m, f); }
 
+// Receives every line at info level or above that names a job (Fields.job_id), after it is
+// written: quantd-worker forwards them to the job's event stream. Called on the logging thread
+// with no lock of this module held; lines the sink itself logs are not passed to it again. Keep it
+// quick and non-blocking. An empty function removes the sink.
+using JobLineSink =
+    std::function<void(Level level, const std::string& job_id, const std::string& message)>;
+void SetJobLineSink(JobLineSink sink);
+
 // Formats one line without writing it (for tests and for a job's event stream).
-std::string FormatLine(Level level, std::string_view message, const Fields& fields,
-                       Format format, std::string_view component, long long unix_micros);
+std::string FormatLine(Level level, std::string_view message, const Fields& fields, Format format,
+                       std::string_view component, long long unix_micros);
 
 }  // namespace quantd::logging
 

@@ -8,11 +8,6 @@
 
 namespace quantd::server {
 
-grpc::Status QuantizationServiceImpl::Finish(const absl::Status& status) {
-  if (absl::IsInvalidArgument(status)) ++counters_->requests_rejected;
-  return ToGrpcStatus(status);
-}
-
 template <typename T>
 static absl::Status Unwrap(absl::StatusOr<T> result, T* out) {
   if (!result.ok()) return result.status();
@@ -22,29 +17,29 @@ static absl::Status Unwrap(absl::StatusOr<T> result, T* out) {
 
 grpc::Status QuantizationServiceImpl::SubmitJob(grpc::ServerContext*,
                                                 const v1::SubmitJobRequest* request, v1::Job* job) {
-  return Finish(Unwrap(manager_->Submit(*request), job));
+  return ToGrpcStatus(Unwrap(manager_->Submit(*request), job));
 }
 
 grpc::Status QuantizationServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
                                              v1::Job* job) {
-  return Finish(Unwrap(manager_->Get(request->name()), job));
+  return ToGrpcStatus(Unwrap(manager_->Get(request->name()), job));
 }
 
 grpc::Status QuantizationServiceImpl::ListJobs(grpc::ServerContext*,
                                                const v1::ListJobsRequest* request,
                                                v1::ListJobsResponse* response) {
-  return Finish(Unwrap(manager_->List(*request), response));
+  return ToGrpcStatus(Unwrap(manager_->List(*request), response));
 }
 
 grpc::Status QuantizationServiceImpl::CancelJob(grpc::ServerContext*,
                                                 const v1::CancelJobRequest* request, v1::Job* job) {
-  return Finish(Unwrap(manager_->Cancel(request->name()), job));
+  return ToGrpcStatus(Unwrap(manager_->Cancel(request->name()), job));
 }
 
 grpc::Status QuantizationServiceImpl::WatchJob(grpc::ServerContext* context,
                                                const v1::WatchJobRequest* request,
                                                grpc::ServerWriter<v1::JobEvent>* writer) {
-  return Finish(manager_->Watch(
+  return ToGrpcStatus(manager_->Watch(
       request->name(), request->after_sequence(),
       [&](const v1::JobEvent& event) { return writer->Write(event); },
       [&] { return context->IsCancelled(); }));

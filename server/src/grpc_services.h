@@ -6,14 +6,12 @@
 #include "job_manager.h"
 #include "quantd/v1/quantization_service.grpc.pb.h"
 #include "quantd/v1/worker_service.grpc.pb.h"
-#include "service_counters.h"
 
 namespace quantd::server {
 
 class QuantizationServiceImpl final : public v1::QuantizationService::Service {
  public:
-  QuantizationServiceImpl(JobManager* manager, ServiceCounters* counters)
-      : manager_(manager), counters_(counters) {}
+  explicit QuantizationServiceImpl(JobManager* manager) : manager_(manager) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
                          v1::Job* job) override;
@@ -29,11 +27,7 @@ class QuantizationServiceImpl final : public v1::QuantizationService::Service {
                            v1::ListWorkersResponse* response) override;
 
  private:
-  // Counts rejections, then converts.
-  grpc::Status Finish(const absl::Status& status);
-
   JobManager* manager_;
-  ServiceCounters* counters_;
 };
 
 class WorkerServiceImpl final : public v1::WorkerService::Service {

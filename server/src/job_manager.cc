@@ -48,10 +48,10 @@ bool OnWorker(v1::JobState state) {
 
 }  // namespace
 
-JobManager::JobManager(JobStore* store, JobManagerOptions options, ServiceCounters* counters)
+JobManager::JobManager(JobStore* store, JobManagerOptions options, metrics::ServerMetrics& metrics)
     : store_(store),
       options_(std::move(options)),
-      counters_(counters),
+      metrics_(metrics),
       scheduler_(options_.max_jobs_per_gpu),
       hub_(options_.event_window) {}
 
@@ -65,6 +65,12 @@ absl::Status JobManager::Recover() {
   for (JobRecord& record : *unfinished) {
     const v1::Job& job = record.job;
     hub_.Open(job.job_id(), job.last_event_sequence());
+    // Waiting since before the restart: counted from now, the best this process knows.
+    clocks_[job.job_id()] = {absl::Now(), std::nullopt};
+    if (job.has_start_time()) {
+      clocks_[job.job_id()].first_placed =
+          absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(job.start_time()));
+    }
     if (OnWorker(job.state()) && !job.worker().empty()) {
       // The worker may still run it: wait for it to reconnect until a fresh lease expires.
       const std::string worker_id = job.worker().substr(job.worker().find('/') + 1);
@@ -87,6 +93,7 @@ void JobManager::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (loop_.joinable()) return;
   stopping_ = false;
+  accepting_ = true;
   loop_ = std::thread([this] { Loop(); });
 }
 
@@ -94,6 +101,7 @@ void JobManager::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    accepting_ = false;
     for (auto& [id, entry] : workers_) {
       if (entry.outbox) entry.outbox->Close();
     }
@@ -127,19 +135,22 @@ absl::Status JobManager::CommitLocked(JobRecord& record, std::vector<v1::JobEven
     logging::Error(absl::StrCat("storing job ", record.job.job_id(), ": ", status.ToString()));
     return status;
   }
-  counters_->events_stored += static_cast<int64_t>(events.size());
   hub_.Publish(record.job.job_id(), events);
   if (IsTerminal(record.job.state())) {
     hub_.Close(record.job.job_id());
+    clocks_.erase(record.job.job_id());
     active_.erase(record.job.job_id());  // `record` may be the erased entry: do not touch it after.
   }
-  int64_t queued = 0, running = 0;
-  for (const auto& [id, r] : active_) {
-    (r.job.state() == v1::JOB_STATE_QUEUED ? queued : running) += 1;
-  }
-  counters_->jobs_queued = queued;
-  counters_->jobs_running = running;
   return absl::OkStatus();
+}
+
+void JobManager::LogToJobLocked(JobRecord& record, const std::string& message,
+                                const std::string& worker_id) {
+  logging::Info(message, {record.job.job_id(), worker_id});
+  v1::JobEvent event = NewEvent(record.job);
+  event.mutable_log()->set_level(v1::LOG_LEVEL_INFO);
+  event.mutable_log()->set_message("quantd: " + message);
+  (void)CommitLocked(record, {std::move(event)});
 }
 
 absl::Status JobManager::TransitionLocked(JobRecord& record, v1::JobState state,
@@ -155,13 +166,18 @@ absl::Status JobManager::TransitionLocked(JobRecord& record, v1::JobState state,
   change->set_attempt(job.attempt());
   change->set_worker(job.worker());
   if (error != nullptr) *change->mutable_error() = *error;
-  if (state == v1::JOB_STATE_SUCCEEDED) ++counters_->jobs_succeeded;
-  if (state == v1::JOB_STATE_FAILED) ++counters_->jobs_failed;
-  if (state == v1::JOB_STATE_CANCELLED) ++counters_->jobs_cancelled;
+  // The worker field carries the bare id ("workers/w1" -> "w1"), as the worker's own lines do.
+  const std::string worker_id =
+      absl::StartsWith(job.worker(), "workers/") ? job.worker().substr(8) : job.worker();
   logging::Info(absl::StrCat("job -> ", v1::JobState_Name(state), " (attempt ", job.attempt(),
                              job.worker().empty() ? "" : absl::StrCat(", ", job.worker()), ")"),
-                {job.job_id(), ""});
-  return CommitLocked(record, {std::move(event)});
+                {job.job_id(), worker_id});
+  const std::string job_id = job.job_id();  // `record` may be gone after a terminal commit.
+  const std::optional<JobClock> clock =
+      clocks_.count(job_id) ? std::optional<JobClock>(clocks_[job_id]) : std::nullopt;
+  if (absl::Status s = CommitLocked(record, {std::move(event)}); !s.ok()) return s;
+  ObserveTransitionLocked(job_id, state, clock);
+  return absl::OkStatus();
 }
 
 // (1)
@@ -205,11 +221,10 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   event.mutable_state_change()->set_attempt(1);
   std::vector<v1::JobEvent> events = {std::move(event)};
   if (absl::Status s = store_->CreateJob(record, events); !s.ok()) return s;
-  ++counters_->jobs_submitted;
-  ++counters_->events_stored;
+  metrics_.jobs_submitted.Increment();
   hub_.Open(job.job_id(), job.last_event_sequence());
   active_[job.job_id()] = record;
-  ++counters_->jobs_queued;
+  clocks_[job.job_id()] = {absl::Now(), std::nullopt};
   logging::Info(
       absl::StrCat("job submitted: ", job.spec().model_dir(), " -> ", job.spec().output_dir()),
       {job.job_id(), ""});
@@ -285,11 +300,11 @@ absl::Status JobManager::Watch(const std::string& name, int64_t after_sequence,
   absl::StatusOr<std::string> id = JobIdFromName(name);
   if (!id.ok()) return id.status();
   if (after_sequence < 0) return absl::InvalidArgumentError("after_sequence: negative");
-  ++counters_->watchers;
+  metrics_.watchers.Increment();
   struct Leave {
-    ServiceCounters* c;
-    ~Leave() { --c->watchers; }
-  } leave{counters_};
+    metrics::Gauge& watchers;
+    ~Leave() { watchers.Decrement(); }
+  } leave{metrics_.watchers};
   constexpr int kBatch = 256;
   int64_t last = after_sequence;
   std::vector<v1::JobEvent> batch;

@@ -45,6 +45,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,10 +55,10 @@
 #include "absl/time/time.h"
 #include "job_event_hub.h"
 #include "job_spec_validation.h"
+#include "metrics/quantd_metrics.h"
 #include "quantd/v1/quantization_service.pb.h"
 #include "quantd/v1/worker_service.pb.h"
 #include "scheduler.h"
-#include "service_counters.h"
 #include "store/job_store.h"
 #include "worker_outbox.h"
 
@@ -81,7 +82,9 @@ struct WorkerSession {
 
 class JobManager {
  public:
-  JobManager(JobStore* store, JobManagerOptions options, ServiceCounters* counters);
+  // `metrics` (quantd_jobs*, quantd_workers, quantd_gpus, quantd_watchers) must outlive the
+  // manager; the gauges of jobs, workers and GPUs are refreshed by CollectMetrics().
+  JobManager(JobStore* store, JobManagerOptions options, metrics::ServerMetrics& metrics);
   ~JobManager();
 
   // Loads unfinished jobs from the store. Call once, before Start() and before serving.
@@ -101,6 +104,10 @@ class JobManager {
                      const std::function<bool(const v1::JobEvent&)>& write,
                      const std::function<bool()>& cancelled);
   v1::ListWorkersResponse ListWorkers();
+  // True between Start() and Stop(): jobs are accepted and scheduled.
+  bool accepting() const { return accepting_.load(); }
+  // Copies the jobs, workers and GPUs by state into the gauges (a Registry collect callback).
+  void CollectMetrics();
 
   // WorkerService: a stream opened with `hello`; fills the ServerHello to send back.
   WorkerSession ConnectWorker(const v1::WorkerHello& hello, v1::ServerHello* reply);
@@ -115,12 +122,25 @@ class JobManager {
     absl::Time lease_expiry;
     std::map<std::string, int32_t> jobs;  // Job id -> GPU index (-1: CPU slot).
   };
+  // When an unfinished job entered the queue (submission or requeue) and was first placed on a
+  // worker: the start of quantd_job_queue_wait_seconds and quantd_job_duration_seconds.
+  struct JobClock {
+    absl::Time queued_since;
+    std::optional<absl::Time> first_placed;
+  };
 
   // Stores the record with `events`, publishes them, keeps the cache in step.
   absl::Status CommitLocked(JobRecord& record, std::vector<v1::JobEvent> events);
+  // Logs an info line about the job and stores it as a log event, so watchers see it too.
+  void LogToJobLocked(JobRecord& record, const std::string& message,
+                      const std::string& worker_id = "");
   // Moves a job to `state` with a StateChange event.
   absl::Status TransitionLocked(JobRecord& record, v1::JobState state,
                                 const v1::JobError* error = nullptr);
+  // Feeds the job metrics for a stored transition of `job_id` to `state`; `clock` is the job's
+  // clock before it.
+  void ObserveTransitionLocked(const std::string& job_id, v1::JobState state,
+                               const std::optional<JobClock>& clock);
   void RequeueOrFailLocked(JobRecord& record, const std::string& reason);
   void ReleaseLocked(const JobRecord& record);
   void ScheduleLocked();
@@ -136,16 +156,18 @@ class JobManager {
 
   JobStore* const store_;
   const JobManagerOptions options_;
-  ServiceCounters* const counters_;
+  metrics::ServerMetrics& metrics_;
   Scheduler scheduler_;
   JobEventHub hub_;
 
   std::mutex mu_;
   std::map<std::string, JobRecord> active_;  // Unfinished jobs by id.
   std::map<std::string, WorkerEntry> workers_;
+  std::map<std::string, JobClock> clocks_;  // Unfinished jobs by id.
   uint64_t next_session_ = 0;
   bool dirty_ = false;  // Something changed that the scheduler should look at.
   bool stopping_ = false;
+  std::atomic<bool> accepting_{false};
   std::condition_variable wake_;
   std::thread loop_;
 };

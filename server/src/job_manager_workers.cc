@@ -71,7 +71,6 @@ void JobManager::RequeueOrFailLocked(JobRecord& record, const std::string& reaso
   job.clear_artifacts();
   job.clear_start_time();
   record.last_report_number = 0;
-  ++counters_->jobs_requeued;
   (void)TransitionLocked(record, v1::JOB_STATE_QUEUED, &why);
 }
 
@@ -93,8 +92,6 @@ WorkerSession JobManager::ConnectWorker(const v1::WorkerHello& hello, v1::Server
   WorkerEntry& entry = workers_[id];
   if (entry.outbox) {
     entry.outbox->Close();  // A newer stream of the same worker replaces the old one.
-  } else {
-    ++counters_->workers_connected;
   }
   entry.outbox = std::make_shared<WorkerOutbox>();
   entry.session_id = ++next_session_;
@@ -128,8 +125,7 @@ WorkerSession JobManager::ConnectWorker(const v1::WorkerHello& hello, v1::Server
     adopted->set_last_report_number(record->last_report_number);
     entry.jobs[running.job_id()] = record->job.gpu_index();
     if (record->job.state() == v1::JOB_STATE_CANCELLING) entry.outbox->Push(CancelFor(record->job));
-    logging::Info(absl::StrCat("adopted from workers/", id, " after its reconnect"),
-                  {running.job_id(), id});
+    LogToJobLocked(*record, absl::StrCat("adopted from workers/", id, " after its reconnect"), id);
   }
   // Jobs this worker had but did not list: an assignment it never got is sent again; a job it
   // started and lost (the worker restarted) is requeued.
@@ -165,7 +161,6 @@ void JobManager::DisconnectWorker(const WorkerSession& session) {
   if (entry.outbox) {
     entry.outbox->Close();
     entry.outbox.reset();
-    --counters_->workers_connected;
   }
   entry.info.set_state(v1::WORKER_STATE_DISCONNECTED);
   logging::Warning(absl::StrCat("worker stream closed; its lease runs until ",

@@ -14,6 +14,10 @@ std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config)
       ->envname("QUANTD_LISTEN");
   app.add_option("--port-file", config->port_file, "Write the bound port here once serving")
       ->envname("QUANTD_PORT_FILE");
+  app.add_option("--metrics-address", config->metrics_address,
+                 "Address of /metrics, /healthz and /readyz, host:port (port 0: a free one; the "
+                 "local worker serves its own on the next port)")
+      ->envname("QUANTD_METRICS_ADDRESS");
   app.add_option("--state-dir", config->state_dir,
                  "State directory (default $XDG_STATE_HOME/quantd or ~/.local/state/quantd)")
       ->envname("QUANTD_STATE_DIR");
@@ -54,8 +58,11 @@ std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config)
   app.add_option("--tls-key", config->tls_key, "Server private key (PEM)")
       ->envname("QUANTD_TLS_KEY");
   app.add_option("--log-level", config->log_level, "debug|info|warning|error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
       ->envname("QUANTD_LOG_LEVEL");
-  app.add_option("--log-format", config->log_format, "text|json")->envname("QUANTD_LOG_FORMAT");
+  app.add_option("--log-format", config->log_format, "text|json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->envname("QUANTD_LOG_FORMAT");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

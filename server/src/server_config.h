@@ -13,6 +13,8 @@ namespace quantd::server {
 struct ServerConfig {
   std::string listen = "127.0.0.1:7450";  // host:port; port 0 picks a free one (see port_file).
   std::string port_file;                  // Written with the bound port once serving.
+  // /metrics, /healthz and /readyz (HOST:PORT, [IPv6]:PORT or :PORT; port 0 picks a free one).
+  std::string metrics_address = "127.0.0.1:7451";
   std::string state_dir;         // Default: $XDG_STATE_HOME/quantd or ~/.local/state/quantd.
   std::string store = "sqlite";  // sqlite | memory
   std::string store_path;        // Default: <state_dir>/quantd.db

@@ -102,6 +102,38 @@ TEST(QuantizeAwqCliTest, EventsEndWithAFailedResultCarryingTheCode) {
   EXPECT_EQ(j["code_number"], 3);
 }
 
+// The worker's metrics come from these: one "layer" event per decoder layer, in order, with its
+// time and the calibration tokens it ran, and no GPU memory on the CPU backend.
+TEST(QuantizeAwqCliTest, EventsReportEachLayerWithItsTimeAndTokens) {
+  const std::string out = TempDir("layers") + "/out";
+  const RunResult r = RunCli(absl::StrCat("--model_dir ", kFixture, "/model --output_dir ", out,
+                                          " --calib_jsonl ", kFixture,
+                                          "/calib.jsonl --num_calib 16 --max_seq_len 128 "
+                                          "--no_chat_template --backend cpu --events=jsonl"),
+                             "", false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<nlohmann::json> layers;
+  for (size_t start = 0; start < r.output.size();) {
+    size_t end = r.output.find('\n', start);
+    if (end == std::string::npos) end = r.output.size();
+    nlohmann::json j = nlohmann::json::parse(r.output.substr(start, end - start), nullptr, false);
+    if (!j.is_discarded() && j.value("event", "") == "layer") layers.push_back(j);
+    start = end + 1;
+  }
+  ASSERT_EQ(layers.size(), 2u) << r.output;  // The fixture has 2 decoder layers.
+  for (size_t i = 0; i < layers.size(); ++i) {
+    EXPECT_EQ(layers[i]["layer"], i + 1);
+    EXPECT_EQ(layers[i]["layers_total"], 2);
+    EXPECT_GE(layers[i]["seconds"].get<double>(), 0.0);
+    // Whole blocks of max_seq_len tokens, the same for every layer.
+    EXPECT_GT(layers[i]["tokens"].get<int64_t>(), 0);
+    EXPECT_EQ(layers[i]["tokens"].get<int64_t>() % 128, 0);
+    EXPECT_EQ(layers[i]["tokens"], layers[0]["tokens"]);
+    EXPECT_FALSE(layers[i].contains("gpu_memory_bytes"));
+    EXPECT_FALSE(layers[i].contains("gpu_memory_peak_bytes"));
+  }
+}
+
 // SIGTERM during quantization: the engine stops at the next scaling group, exits 3 with a
 // "cancelled" result, and no file of the checkpoint exists under its final name.
 TEST(QuantizeAwqCliTest, SigtermCancelsAndLeavesNoFinalFiles) {

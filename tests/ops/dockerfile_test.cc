@@ -202,7 +202,7 @@ TEST(RuntimePackagesTest, NamesThePackagesOwningTheLibrariesAnExecutableLoads) {
   // Runs the script the build stage uses on an executable of this build.
   std::string command =
       "bash " QUANTD_SOURCE_DIR "/deploy/docker/runtime-packages.sh " QUANTD_BINARY_DIR
-      "/tests/quantd-metrics-fixture 2>&1";
+      "/bin/quantd 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;

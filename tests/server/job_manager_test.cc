@@ -1,5 +1,5 @@
 // JobManager without gRPC: validation, idempotency, the state machine driven by a scripted worker,
-// leases, requeues, adoption after a restart, and watchers.
+// leases, requeues, adoption after a restart, watchers, and the job and worker metrics.
 #include "job_manager.h"
 
 #include <gtest/gtest.h>
@@ -39,7 +39,7 @@ class JobManagerTest : public ::testing::Test {
   // A new manager over the same store, as after a server restart.
   void Restart() {
     if (manager_) manager_->Stop();
-    manager_ = std::make_unique<JobManager>(&store_, options_, &counters_);
+    manager_ = std::make_unique<JobManager>(&store_, options_, *metrics_);
     ASSERT_TRUE(manager_->Recover().ok());
     manager_->Start();
   }
@@ -110,7 +110,8 @@ class JobManagerTest : public ::testing::Test {
 
   fs::path root_;
   JobManagerOptions options_;
-  ServiceCounters counters_;
+  metrics::Registry registry_;
+  std::unique_ptr<metrics::ServerMetrics> metrics_ = *metrics::ServerMetrics::Create(registry_);
   MemoryJobStore store_;
   std::unique_ptr<JobManager> manager_;
 };
@@ -242,6 +243,61 @@ TEST_F(JobManagerTest, LostWorkerRequeuesThenFailsAfterMaxAttempts) {
   EXPECT_NE(failed.error().message().find("lease expired"), std::string::npos);
 }
 
+TEST_F(JobManagerTest, MetricsFollowJobsAndWorkers) {
+  metrics::ServerMetrics& m = *metrics_;
+  v1::Job job = Submit("a");
+  v1::Job cancelled = Submit("b");
+  ASSERT_TRUE(manager_->Cancel(cancelled.name()).ok());
+  manager_->CollectMetrics();
+  EXPECT_EQ(m.jobs_submitted.Value(), 2);
+  EXPECT_EQ(m.jobs_cancelled.Value(), 1);
+  EXPECT_EQ(m.jobs_queued.Value(), 1);
+  EXPECT_EQ(m.workers_idle.Value() + m.workers_busy.Value(), 0);
+
+  WorkerSession w = Connect("w1");  // A CPU-only worker with one slot.
+  ASSERT_TRUE(Next(w).has_assignment());
+  manager_->CollectMetrics();
+  EXPECT_EQ(m.jobs_queued.Value(), 0);
+  EXPECT_EQ(m.jobs_running.Value(), 1);
+  EXPECT_EQ(m.workers_busy.Value(), 1);
+  EXPECT_EQ(m.gpus_busy.Value(), 1);
+  EXPECT_EQ(m.gpus_free.Value(), 0);
+  EXPECT_EQ(m.job_attempts.Value(), 1);
+  EXPECT_EQ(m.job_queue_wait_seconds.Collect().count, 1u);
+
+  // The worker is lost: the job waits again, is placed on the next worker, and succeeds there.
+  manager_->DisconnectWorker(w);
+  WaitFor(job.name(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(m.job_requeues.Value(), 1);
+  WorkerSession w2 = Connect("w2");
+  ASSERT_TRUE(Next(w2).has_assignment());
+  EXPECT_EQ(m.job_attempts.Value(), 2);
+  EXPECT_EQ(m.job_queue_wait_seconds.Collect().count, 2u);
+  manager_->HandleWorkerMessage(w2, Finished(job.job_id(), 2, v1::JOB_STATE_SUCCEEDED));
+  EXPECT_EQ(m.jobs_succeeded.Value(), 1);
+  EXPECT_EQ(m.JobDuration(metrics::JobOutcome::kSucceeded).Collect().count, 1u);
+  // Cancelled while queued: it never ran, so it has no duration.
+  EXPECT_EQ(m.JobDuration(metrics::JobOutcome::kCancelled).Collect().count, 0u);
+  manager_->CollectMetrics();
+  EXPECT_EQ(m.jobs_running.Value(), 0);
+  EXPECT_EQ(m.workers_idle.Value(), 1);  // w2; w1 is gone.
+  EXPECT_EQ(m.gpus_free.Value(), 1);
+
+  v1::Job watched = Submit("c");  // Unfinished, so its watcher stays until it goes away.
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    (void)manager_->Watch(
+        watched.name(), 0, [](const v1::JobEvent&) { return true; }, [&] { return stop.load(); });
+  });
+  for (int i = 0; i < 100 && m.watchers.Value() != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(m.watchers.Value(), 1);
+  stop = true;
+  watcher.join();
+  EXPECT_EQ(m.watchers.Value(), 0);
+}
+
 TEST_F(JobManagerTest, AfterARestartTheReconnectingWorkerIsAdoptedNotRerun) {
   v1::Job job = Submit();
   WorkerSession w = Connect("w1");
@@ -262,9 +318,13 @@ TEST_F(JobManagerTest, AfterARestartTheReconnectingWorkerIsAdoptedNotRerun) {
   v1::Job done = *manager_->Get(job.name());
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(done.attempt(), 1);
-  int logs = 0;
-  for (const auto& e : Events(job.name())) logs += e.has_log();
-  EXPECT_EQ(logs, 2);
+  std::vector<std::string> logs;
+  for (const auto& e : Events(job.name())) {
+    if (e.has_log()) logs.push_back(e.log().message());
+  }
+  // The worker's two reports, and the server's own line about the adoption in between.
+  EXPECT_EQ(logs, (std::vector<std::string>{
+                      "r1", "quantd: adopted from workers/w1 after its reconnect", "r2"}));
 }
 
 TEST_F(JobManagerTest, AWorkerThatComesBackWithoutTheJobGetsItStopped) {

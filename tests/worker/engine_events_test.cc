@@ -48,11 +48,32 @@ TEST(EngineEventsTest, LogArtifactAndResults) {
   EXPECT_EQ(cancelled->result, v1::JOB_STATE_CANCELLED);
 }
 
+TEST(EngineEventsTest, LayerWithAndWithoutGpuMemory) {
+  auto cuda = ParseEngineEvent(
+      R"({"event":"layer","layer":3,"layers_total":24,"seconds":1.5,"tokens":65536,"gpu_memory_bytes":1073741824,"gpu_memory_peak_bytes":2147483648})");
+  ASSERT_TRUE(cuda.ok()) << cuda.status();
+  EXPECT_EQ(cuda->kind, EngineEvent::Kind::kLayer);
+  EXPECT_EQ(cuda->layer.layer, 3);
+  EXPECT_EQ(cuda->layer.layers_total, 24);
+  EXPECT_DOUBLE_EQ(cuda->layer.seconds, 1.5);
+  EXPECT_EQ(cuda->layer.tokens, 65536);
+  EXPECT_EQ(cuda->layer.gpu_memory_bytes, int64_t{1} << 30);
+  EXPECT_EQ(cuda->layer.gpu_memory_peak_bytes, int64_t{1} << 31);
+  auto cpu = ParseEngineEvent(
+      R"({"event":"layer","layer":1,"layers_total":4,"seconds":0.25,"tokens":512})");
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_FALSE(cpu->layer.gpu_memory_bytes.has_value());
+  EXPECT_FALSE(cpu->layer.gpu_memory_peak_bytes.has_value());
+}
+
 TEST(EngineEventsTest, RejectsWhatIsNotAnEvent) {
   for (const char* line :
        {"not json", "[1]", R"({"event":"teleport"})", R"({"event":"progress","phase":"dreaming"})",
         R"({"event":"artifact","path":"/x","size_bytes":1,"sha256":"short"})",
-        R"({"event":"result","status":"maybe"})"}) {
+        R"({"event":"result","status":"maybe"})",
+        R"({"event":"layer","layer":0,"layers_total":4,"seconds":1,"tokens":5})",
+        R"({"event":"layer","layer":1,"layers_total":4,"seconds":-1,"tokens":5})",
+        R"({"event":"layer","layer":1,"layers_total":4,"seconds":"1","tokens":5})"}) {
     auto e = ParseEngineEvent(line);
     EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument) << line;
   }

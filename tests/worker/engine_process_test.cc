@@ -70,6 +70,10 @@ class EngineRun {
                                      std::lock_guard<std::mutex> l(mu_);
                                      finished_ = std::move(f);
                                      changed_.notify_all();
+                                   },
+                                   [this](const LayerDone& layer) {
+                                     std::lock_guard<std::mutex> l(mu_);
+                                     layers_.push_back(layer);
                                    }},
                                   absl::Seconds(2));
     EXPECT_TRUE(p.ok()) << p.status();
@@ -89,11 +93,16 @@ class EngineRun {
     std::lock_guard<std::mutex> l(mu_);
     return reports_.size();
   }
+  std::vector<LayerDone> layers() {
+    std::lock_guard<std::mutex> l(mu_);
+    return layers_;
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable changed_;
   std::vector<v1::JobReport> reports_;
+  std::vector<LayerDone> layers_;
   std::optional<v1::JobFinished> finished_;
   std::unique_ptr<EngineProcess> process_;
 };
@@ -128,8 +137,16 @@ TEST_F(EngineProcessRunTest, SuccessReportsEveryEventAndTheArtifacts) {
   EXPECT_EQ(finished.state(), v1::JOB_STATE_SUCCEEDED) << finished.error().message();
   ASSERT_EQ(finished.artifacts_size(), 3);
   EXPECT_EQ(finished.artifacts(0).path(), (dir_ / "out" / "model.safetensors").string());
-  // loading, log, 3 layers, exporting, 3 artifacts.
+  // loading, log, 3 layers, exporting, 3 artifacts; the layer events go to on_layer only.
   EXPECT_EQ(run.reports(), 9u);
+  std::vector<LayerDone> layers = run.layers();
+  ASSERT_EQ(layers.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(layers[i].layer, i + 1);
+    EXPECT_EQ(layers[i].layers_total, 3);
+    EXPECT_EQ(layers[i].tokens, 1024);
+    EXPECT_DOUBLE_EQ(layers[i].seconds, 0.01);
+  }
 }
 
 TEST_F(EngineProcessRunTest, CancelStopsTheEngineAndRemovesItsPartialOutput) {

@@ -1,6 +1,7 @@
 // quantd-worker: connects to quantd, advertises its GPUs (or CPU slots) and runs each assigned job
-// in its own quantize-awq child process. Configuration: `quantd-worker --help` (every flag also
-// reads QUANTD_<FLAG>; the server address QUANTD_ADDRESS).
+// in its own quantize-awq child process. Serves /metrics, /healthz and /readyz (ready: connected to
+// quantd) on --metrics-address. Configuration: `quantd-worker --help` (every flag also reads
+// QUANTD_<FLAG>; the server address QUANTD_ADDRESS).
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,14 +12,24 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "gpu_probe.h"
+#include "http/endpoint_server.h"
 #include "logging/logging.h"
+#include "metrics/quantd_metrics.h"
 #include "worker_agent.h"
+#include "worker_metrics_recorder.h"
 
 namespace {
 
+struct ProcessFlags {
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::string metrics_address = "127.0.0.1:7452";
+  bool no_gpus = false;
+};
+
 // Parses flags into `options`; returns an exit code when the process should end now.
 std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptions* options,
-                              std::string* log_level, std::string* log_format, bool* no_gpus) {
+                              ProcessFlags* flags) {
   CLI::App app{"quantd-worker: runs quantization jobs for quantd", "quantd-worker"};
   app.option_defaults()->always_capture_default()->multi_option_policy(
       CLI::MultiOptionPolicy::TakeLast);
@@ -36,7 +47,7 @@ std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptio
   app.add_option("--capacity", options->capacity, "Jobs per GPU, or CPU slots without GPUs")
       ->check(CLI::Range(1, 64))
       ->envname("QUANTD_WORKER_CAPACITY");
-  app.add_flag("--no-gpus", *no_gpus, "Offer CPU slots even when GPUs are present")
+  app.add_flag("--no-gpus", flags->no_gpus, "Offer CPU slots even when GPUs are present")
       ->envname("QUANTD_WORKER_NO_GPUS");
   app.add_option("--cancel-grace-seconds", grace, "SIGTERM-to-SIGKILL grace of a cancelled engine")
       ->check(CLI::Range(0.0, 3600.0))
@@ -46,9 +57,15 @@ std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptio
       ->envname("QUANTD_MAX_BACKOFF_SECONDS");
   app.add_option("--tls-ca", options->tls_ca, "CA certificate (PEM) to verify quantd with")
       ->envname("QUANTD_TLS_CA");
-  app.add_option("--log-level", *log_level, "debug|info|warning|error")
+  app.add_option("--metrics-address", flags->metrics_address,
+                 "Address of /metrics, /healthz and /readyz, host:port (port 0: a free one)")
+      ->envname("QUANTD_METRICS_ADDRESS");
+  app.add_option("--log-level", flags->log_level, "debug|info|warning|error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
       ->envname("QUANTD_LOG_LEVEL");
-  app.add_option("--log-format", *log_format, "text|json")->envname("QUANTD_LOG_FORMAT");
+  app.add_option("--log-format", flags->log_format, "text|json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->envname("QUANTD_LOG_FORMAT");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -63,12 +80,11 @@ std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptio
 
 int main(int argc, char** argv) {
   quantd::worker::WorkerOptions options;
-  std::string log_level = "info", log_format = "text";
-  bool no_gpus = false;
-  if (auto code = ParseFlags(argc, argv, &options, &log_level, &log_format, &no_gpus)) return *code;
+  ProcessFlags flags;
+  if (auto code = ParseFlags(argc, argv, &options, &flags)) return *code;
   namespace logging = quantd::logging;
-  logging::Configure({logging::ParseLevel(log_level).value_or(logging::Level::kInfo),
-                      logging::ParseFormat(log_format).value_or(logging::Format::kText),
+  logging::Configure({logging::ParseLevel(flags.log_level).value_or(logging::Level::kInfo),
+                      logging::ParseFormat(flags.log_format).value_or(logging::Format::kText),
                       "quantd-worker"});
   sigset_t signals;
   sigemptyset(&signals);
@@ -77,12 +93,42 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // EngineProcess unblocks them in its children.
   signal(SIGPIPE, SIG_IGN);
   std::string why;
-  if (!no_gpus) options.gpus = quantd::worker::ProbeGpus(&why);
+  if (!flags.no_gpus) options.gpus = quantd::worker::ProbeGpus(&why);
   if (options.gpus.empty()) {
-    logging::Info(absl::StrCat("no GPU offered (", no_gpus ? "--no-gpus" : why, "): offering ",
-                               options.capacity, " CPU slot(s)"));
+    logging::Info(absl::StrCat("no GPU offered (", flags.no_gpus ? "--no-gpus" : why,
+                               "): offering ", options.capacity, " CPU slot(s)"));
   }
-  quantd::worker::WorkerAgent agent(options);
+
+  quantd::metrics::Registry registry;
+  auto worker_metrics = quantd::metrics::WorkerMetrics::Create(registry);
+  if (!worker_metrics.ok()) {
+    logging::Error(absl::StrCat("metrics: ", worker_metrics.status().message()));
+    return 1;
+  }
+  std::vector<int32_t> gpu_indexes;
+  for (const quantd::v1::Gpu& gpu : options.gpus) gpu_indexes.push_back(gpu.index());
+  quantd::worker::WorkerMetricsRecorder recorder(**worker_metrics, gpu_indexes);
+  registry.AddCollectCallback([&recorder] { recorder.Collect(); });
+  auto endpoint = quantd::http::EndpointServer::Start(
+      {.address = flags.metrics_address,
+       .address_flag = "--metrics-address",
+       .registry = &registry,
+       .readiness = [&recorder, server = options.server]() -> absl::Status {
+         if (recorder.connected()) return absl::OkStatus();
+         return absl::UnavailableError(absl::StrCat("not connected to quantd at ", server));
+       }});
+  if (!endpoint.ok()) {
+    logging::Error(std::string(endpoint.status().message()));
+    return 1;
+  }
+  logging::Info(
+      absl::StrCat("metrics at ", (*endpoint)->url(), "/metrics (health: /healthz, /readyz)"));
+
+  quantd::worker::WorkerAgent agent(options, recorder);
+  logging::SetJobLineSink(
+      [&agent](logging::Level level, const std::string& job_id, const std::string& message) {
+        agent.ForwardJobLog(level, job_id, message);
+      });
   std::thread waiter([&] {
     int signal_number = 0;
     sigwait(&signals, &signal_number);
@@ -94,5 +140,6 @@ int main(int argc, char** argv) {
     pthread_kill(waiter.native_handle(), SIGTERM);  // Wakes sigwait if Run ended on its own.
     waiter.join();
   }
+  logging::SetJobLineSink({});
   return 0;
 }

@@ -1,7 +1,9 @@
 #include "console_observer.h"
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "quantd/engine/device_memory.h"
 
 namespace quantd::quantize_awq {
 namespace {
@@ -34,7 +36,26 @@ void ConsoleObserver::Say(const std::string& line) {
   std::fflush(f);
 }
 
+void ConsoleObserver::LayerEvent(const engine::Progress& p) {
+  const absl::Time now = absl::Now();
+  nlohmann::json j = {{"event", "layer"},
+                      {"layer", p.layers_done},
+                      {"layers_total", p.layers_total},
+                      {"seconds", absl::ToDoubleSeconds(now - layer_start_)},
+                      {"tokens", p.tokens_per_layer}};
+  layer_start_ = now;
+  if (std::optional<engine::DeviceMemoryUse> memory = engine::EngineDeviceMemory()) {
+    j["gpu_memory_bytes"] = memory->in_use_bytes;
+    j["gpu_memory_peak_bytes"] = memory->peak_bytes;
+  }
+  Event(j.dump());
+}
+
 void ConsoleObserver::OnProgress(const engine::Progress& p) {
+  const bool quantizing = p.phase == engine::Phase::kQuantizing;
+  if (quantizing && p.layers_done == 0) layer_start_ = absl::Now();
+  const bool layer_done = quantizing && p.layers_done > 0 && p.layers_done != last_layer_reported_;
+  if (events_ && layer_done) LayerEvent(p);
   if (events_) {
     nlohmann::json j = {{"event", "progress"},
                         {"phase", engine::PhaseName(p.phase)},
@@ -44,8 +65,7 @@ void ConsoleObserver::OnProgress(const engine::Progress& p) {
     if (p.eta.has_value()) j["eta_seconds"] = absl::ToDoubleSeconds(*p.eta);
     Event(j.dump());
   }
-  if (p.phase == engine::Phase::kQuantizing && p.layers_done > 0 &&
-      p.layers_done != last_layer_reported_) {
+  if (layer_done) {
     last_layer_reported_ = p.layers_done;
     std::string line = absl::StrFormat("layer %d/%d done (%.0f%%)", p.layers_done, p.layers_total,
                                        100.0 * p.fraction);

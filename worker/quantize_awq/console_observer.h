@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "quantd/engine/quantize.h"
 
 namespace quantd::quantize_awq {
@@ -28,11 +29,14 @@ class ConsoleObserver : public engine::EngineObserver {
 
  private:
   void Event(const std::string& json);
+  // The "layer" event after layer `p.layers_done` (docs/engine-events.md).
+  void LayerEvent(const engine::Progress& p);
 
   bool events_;
   FILE* out_;
   FILE* err_;
   int last_layer_reported_ = -1;
+  absl::Time layer_start_;  // When the current layer began (the end of the previous one).
 };
 
 }  // namespace quantd::quantize_awq

@@ -145,6 +145,16 @@ TEST(HostPortTest, ParsesTheAddressForms) {
   EXPECT_EQ(ParseHostPort("localhost:0", "--a")->port, 0);
 }
 
+TEST(HostPortTest, FormatsWhatItParsesBack) {
+  EXPECT_EQ(FormatHostPort("127.0.0.1", 7452), "127.0.0.1:7452");
+  EXPECT_EQ(FormatHostPort("::1", 0), "[::1]:0");
+  for (const char* address : {"0.0.0.0:7451", "[::]:7452"}) {
+    absl::StatusOr<HostPort> parsed = ParseHostPort(address, "--a");
+    ASSERT_TRUE(parsed.ok()) << address;
+    EXPECT_EQ(FormatHostPort(parsed->host, parsed->port), address);
+  }
+}
+
 TEST(HostPortTest, NamesTheFlagInErrors) {
   EXPECT_THAT(ParseHostPort("9090", "--metrics_address").status().message(),
               HasSubstr("--metrics_address \"9090\": expected HOST:PORT"));

@@ -1,6 +1,7 @@
 // Log lines as operators and log collectors read them: text on a terminal, JSON lines otherwise.
 #include "logging/logging.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -75,6 +76,27 @@ TEST(LoggingTest, WritesConfiguredFormatToStderrAboveTheMinimumLevel) {
   Debug("now visible");
   written = ::testing::internal::GetCapturedStderr();
   EXPECT_THAT(written, HasSubstr(" debug quantd-worker: now visible\n"));
+}
+
+TEST(LoggingTest, JobLinesAtInfoAndAboveReachTheJobSinkOnce) {
+  Configure({.min_level = Level::kDebug, .format = Format::kText, .component = "quantd-worker"});
+  std::vector<std::string> forwarded;
+  SetJobLineSink([&](Level level, const std::string& job_id, const std::string& message) {
+    forwarded.push_back(absl::StrCat(static_cast<int>(level), " ", job_id, " ", message));
+    Info("the sink logs too", {.job_id = job_id, .worker_id = ""});  // Not fed back.
+  });
+  ::testing::internal::CaptureStderr();
+  Info("starting attempt 1", {.job_id = "j-1", .worker_id = "w"});
+  Warning("engine ignored SIGTERM", {.job_id = "j-1", .worker_id = ""});
+  Debug("engine: stderr line", {.job_id = "j-1", .worker_id = ""});  // Below info: log only.
+  Info("no job here");
+  std::string written = ::testing::internal::GetCapturedStderr();
+  SetJobLineSink({});
+  Info("after removal", {.job_id = "j-1", .worker_id = ""});
+  EXPECT_EQ(forwarded,
+            (std::vector<std::string>{"1 j-1 starting attempt 1", "2 j-1 engine ignored SIGTERM"}));
+  EXPECT_THAT(written, HasSubstr("engine: stderr line"));  // Still written.
+  EXPECT_THAT(written, HasSubstr("the sink logs too"));
 }
 
 }  // namespace

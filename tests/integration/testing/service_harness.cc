@@ -86,6 +86,7 @@ std::unique_ptr<ChildProcess> ServiceHarness::StartServer(const std::vector<std:
   std::vector<std::string> argv = {Binary("quantd"),
                                    "--listen=127.0.0.1:" + std::to_string(port),
                                    "--port-file=" + port_file.string(),
+                                   "--metrics-address=127.0.0.1:0",  // Tests run side by side.
                                    "--state-dir=" + (dir_ / "state").string(),
                                    "--allowed-roots=" + dir_.string(),
                                    "--local-worker=false",
@@ -111,6 +112,7 @@ std::unique_ptr<ChildProcess> ServiceHarness::StartWorker(const std::string& wor
                                    "--worker-id=" + worker_id,
                                    "--engine=" + Binary("fake-quantize-awq"),
                                    "--no-gpus",
+                                   "--metrics-address=127.0.0.1:0",
                                    "--max-backoff-seconds=0.5",
                                    "--cancel-grace-seconds=2",
                                    "--log-level=debug"};

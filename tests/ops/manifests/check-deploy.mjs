@@ -5,7 +5,7 @@
 //   node check-deploy.mjs compose       docker-compose.yml is complete and consistent with deploy/
 //   node check-deploy.mjs promql FIXTURE
 //       dashboard and alert expressions parse (promtool) and name only series that FIXTURE
-//       (quantd-metrics-fixture --print_series_names: a dump of quantd's registry) exports;
+//       (quantd-metric-series-names: a dump of quantd's registry) exports;
 //       every alert has a promtool unit test
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -236,9 +236,9 @@ function checkCompose() {
   console.log(`docker-compose.yml: ${Object.keys(services).length} services checked`);
 }
 
-function checkPromql(fixture) {
-  if (!fixture) return fail("promql: pass the path of quantd-metrics-fixture");
-  const series = new Set(execFileSync(fixture, ["--print_series_names"], { encoding: "utf8" }).split("\n").filter(Boolean));
+function checkPromql(seriesNames) {
+  if (!seriesNames) return fail("promql: pass the path of quantd-metric-series-names");
+  const series = new Set(execFileSync(seriesNames, [], { encoding: "utf8" }).split("\n").filter(Boolean));
   const dashboard = JSON.parse(fs.readFileSync(path.join(monitoring, "quantd-dashboard.json"), "utf8"));
   const [rules] = readYaml(path.join(monitoring, "alerts.yml"));
   const expressions = [...dashboardExpressions(dashboard), ...ruleExpressions(rules)];
@@ -283,7 +283,7 @@ const commands = {
   promql: () => checkPromql(argument),
 };
 if (!commands[command]) {
-  console.error(`usage: node check-deploy.mjs ${Object.keys(commands).join("|")} [fixture]`);
+  console.error(`usage: node check-deploy.mjs ${Object.keys(commands).join("|")} [quantd-metric-series-names]`);
   process.exit(2);
 }
 try {

@@ -60,6 +60,19 @@ bool ChildProcess::Running() {
   return true;
 }
 
+std::optional<int> ChildProcess::WaitExit(int timeout_ms) {
+  if (pid_ <= 0) return std::nullopt;
+  int status = 0;
+  for (int waited = 0; waited <= timeout_ms; waited += 10) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = 0;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
+}
+
 int ChildProcess::Stop(int grace_ms) {
   if (pid_ <= 0) return 0;
   kill(pid_, SIGTERM);

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ class ChildProcess {
   ~ChildProcess();
 
   bool Running();
+  // Waits up to `timeout_ms` for the process to exit; its wait status, or nullopt if it still runs.
+  std::optional<int> WaitExit(int timeout_ms);
   // SIGTERM, up to `grace_ms` to exit, then SIGKILL; returns the wait status.
   int Stop(int grace_ms = 5000);
   const std::string& log_path() const { return log_path_; }

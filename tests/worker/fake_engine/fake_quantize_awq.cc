@@ -1,6 +1,7 @@
 // fake-quantize-awq: a stand-in for quantize-awq that speaks the same child-process protocol
 // (docs/engine-events.md) without doing any math, so the service can be tested end to end in
-// seconds. It emits progress, log and artifact events, writes files into output_dir under
+// seconds. It emits progress, layer (1024 tokens per step), log and artifact events, writes files
+// into output_dir under
 // `.<name>.quantd-tmp` and renames them, sleeps between steps, exits 3 on SIGTERM after removing
 // its temporary file, and can be told to fail or crash.
 //
@@ -138,6 +139,11 @@ int main(int argc, char** argv) {
             {"message", fail}});
       return 1;
     }
+    Emit({{"event", "layer"},
+          {"layer", i},
+          {"layers_total", steps},
+          {"seconds", step_ms / 1000.0},
+          {"tokens", 1024}});
     Progress("quantizing", i, steps, 0.1 + 0.8 * i / steps);
   }
   Progress("exporting", steps, steps, 0.95);

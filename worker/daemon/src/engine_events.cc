@@ -74,6 +74,33 @@ absl::StatusOr<EngineEvent> ParseEngineEvent(const std::string& line) {
     }
     return event;
   }
+  if (type == "layer") {
+    event.kind = EngineEvent::Kind::kLayer;
+    LayerDone& layer = event.layer;
+    const auto number = [&](const char* key) -> std::optional<double> {
+      auto it = j.find(key);
+      if (it == j.end() || !it->is_number()) return std::nullopt;
+      return it->get<double>();
+    };
+    std::optional<double> index = number("layer"), total = number("layers_total");
+    std::optional<double> seconds = number("seconds"), tokens = number("tokens");
+    if (!index || !total || !seconds || !tokens || *index < 1 || *seconds < 0 || *tokens < 0) {
+      return Bad(line,
+                 "layer needs \"layer\" >= 1, \"layers_total\", \"seconds\" >= 0 and "
+                 "\"tokens\" >= 0");
+    }
+    layer.layer = static_cast<int>(*index);
+    layer.layers_total = static_cast<int>(*total);
+    layer.seconds = *seconds;
+    layer.tokens = static_cast<int64_t>(*tokens);
+    if (std::optional<double> used = number("gpu_memory_bytes")) {
+      layer.gpu_memory_bytes = static_cast<int64_t>(*used);
+    }
+    if (std::optional<double> peak = number("gpu_memory_peak_bytes")) {
+      layer.gpu_memory_peak_bytes = static_cast<int64_t>(*peak);
+    }
+    return event;
+  }
   if (type == "result") {
     event.kind = EngineEvent::Kind::kResult;
     const std::string status = String(j, "status");

@@ -3,6 +3,8 @@
 #ifndef QUANTD_WORKER_DAEMON_ENGINE_EVENTS_H_
 #define QUANTD_WORKER_DAEMON_ENGINE_EVENTS_H_
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -10,9 +12,20 @@
 
 namespace quantd::worker {
 
+// A decoder layer the engine finished: what the worker's metrics need (docs/metrics.md).
+struct LayerDone {
+  int layer = 0;  // 1-based.
+  int layers_total = 0;
+  double seconds = 0;  // Since the previous layer ended (the first: since quantizing began).
+  int64_t tokens = 0;  // Calibration tokens the layer ran.
+  // Device memory of the engine process (CUDA backend only).
+  std::optional<int64_t> gpu_memory_bytes;
+  std::optional<int64_t> gpu_memory_peak_bytes;
+};
+
 // One engine event. Exactly one of the members is meaningful, as `kind` says.
 struct EngineEvent {
-  enum class Kind { kProgress, kLog, kArtifact, kResult };
+  enum class Kind { kProgress, kLog, kArtifact, kResult, kLayer };
   Kind kind = Kind::kLog;
   v1::JobProgress progress;
   v1::LogLine log;
@@ -20,6 +33,7 @@ struct EngineEvent {
   // kResult: SUCCEEDED, FAILED or CANCELLED, and for FAILED the error.
   v1::JobState result = v1::JOB_STATE_UNSPECIFIED;
   v1::JobError error;
+  LayerDone layer;
 };
 
 // Parses one line. INVALID_ARGUMENT (saying what is wrong) for a line that is not an event.

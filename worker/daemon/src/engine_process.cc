@@ -186,6 +186,9 @@ void EngineProcess::ReadEvents(int stdout_fd, int stderr_fd) {
             artifacts_.push_back(event->artifact);
             *report.mutable_artifact() = event->artifact;
             break;
+          case EngineEvent::Kind::kLayer:
+            if (callbacks_.on_layer) callbacks_.on_layer(event->layer);
+            continue;
           case EngineEvent::Kind::kResult:
             have_result_ = true;
             result_ = event->result;

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine_events.h"
 #include "quantd/v1/worker_service.pb.h"
 
 namespace quantd::worker {
@@ -31,6 +32,8 @@ struct EngineCallbacks {
   std::function<void(v1::JobReport)> on_report;
   // The end: SUCCEEDED (with the artifacts), FAILED (with the error) or CANCELLED. Called once.
   std::function<void(v1::JobFinished)> on_finished;
+  // A decoder layer done (for the worker's metrics; not a report). Optional.
+  std::function<void(const LayerDone&)> on_layer;
 };
 
 class EngineProcess {

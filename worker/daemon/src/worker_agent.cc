@@ -115,6 +115,7 @@ std::vector<std::unique_ptr<EngineProcess>> WorkerAgent::ApplyHelloLocked(
         job.process->Cancel(/*remove_output=*/false);
         dropped.push_back(std::move(job.process));
       }
+      recorder_.JobForgotten(it->first);
       it = jobs_.erase(it);
       continue;
     }
@@ -133,6 +134,18 @@ std::vector<v1::WorkerMessage> WorkerAgent::TakeOutgoingLocked() {
   std::erase_if(jobs_, [&](const auto& entry) {
     return entry.second.finished_sent && now - entry.second.finished_sent_at > kRememberFinished;
   });
+  std::vector<ForwardedLine> forwarded;
+  {
+    std::lock_guard<std::mutex> lock(forward_mu_);
+    forwarded.swap(forwarded_);
+  }
+  for (ForwardedLine& f : forwarded) {
+    auto it = jobs_.find(f.job_id);
+    if (it == jobs_.end() || it->second.finished_sent) continue;  // Too late for its stream.
+    v1::JobReport report;
+    *report.mutable_log() = std::move(f.line);
+    AddReportLocked(f.job_id, it->second, std::move(report));
+  }
   for (auto& [id, job] : jobs_) {
     if (!job.started_sent) {
       v1::WorkerMessage& m = out.emplace_back();
@@ -182,6 +195,7 @@ bool WorkerAgent::Serve() {
     dropped = ApplyHelloLocked(reply.hello());
   }
   dropped.clear();
+  recorder_.Connected();
   logging::Info(absl::StrCat("connected to ", options_.server, " as workers/", options_.worker_id,
                              " (", reply.hello().adopted_jobs_size(), " jobs adopted)"));
 
@@ -216,6 +230,7 @@ bool WorkerAgent::Serve() {
     connected = false;
     live_context_.reset();
   }
+  recorder_.Disconnected();
   changed_.notify_all();
   sender.join();
   grpc::Status status = stream->Finish();
@@ -248,7 +263,9 @@ void WorkerAgent::StartJob(const v1::JobAssignment& assignment) {
       {id, options_.worker_id});
   EngineCallbacks callbacks{
       [this, id, attempt](v1::JobReport r) { OnReport(id, attempt, std::move(r)); },
-      [this, id, attempt](v1::JobFinished f) { OnFinished(id, attempt, std::move(f)); }};
+      [this, id, attempt](v1::JobFinished f) { OnFinished(id, attempt, std::move(f)); },
+      [this, id, attempt](const LayerDone& layer) { OnLayer(id, attempt, layer); }};
+  recorder_.JobStarted(id, assignment.gpu_index());
   absl::StatusOr<std::unique_ptr<EngineProcess>> process = EngineProcess::Start(
       options_.engine, assignment, std::move(callbacks), options_.cancel_grace);
   std::lock_guard<std::mutex> lock(mu_);
@@ -263,6 +280,9 @@ void WorkerAgent::StartJob(const v1::JobAssignment& assignment) {
     finished.set_state(v1::JOB_STATE_FAILED);
     finished.mutable_error()->set_code(static_cast<int32_t>(process.status().code()));
     finished.mutable_error()->set_message(std::string(process.status().message()));
+    logging::Error(absl::StrCat("cannot start the engine: ", process.status().message()),
+                   {id, options_.worker_id});
+    recorder_.JobFinished(id, v1::JOB_STATE_FAILED);
     it->second.finished = std::move(finished);
   }
   changed_.notify_all();
@@ -276,24 +296,55 @@ void WorkerAgent::CancelJob(const v1::CancelAssignment& cancel) {
   if (it->second.process) it->second.process->Cancel();
 }
 
+void WorkerAgent::ForwardJobLog(logging::Level level, const std::string& job_id,
+                                const std::string& message) {
+  static constexpr v1::LogLevel kLevels[] = {v1::LOG_LEVEL_DEBUG, v1::LOG_LEVEL_INFO,
+                                             v1::LOG_LEVEL_WARNING, v1::LOG_LEVEL_ERROR};
+  ForwardedLine forwarded{job_id, {}};
+  forwarded.line.set_level(kLevels[static_cast<int>(level)]);
+  forwarded.line.set_message(absl::StrCat("quantd-worker: ", message));
+  {
+    std::lock_guard<std::mutex> lock(forward_mu_);
+    if (forwarded_.size() >= kMaxForwardedLines) return;  // The stream is down for long.
+    forwarded_.push_back(std::move(forwarded));
+  }
+  // Without mu_ (the caller may hold it): the sender picks the line up at the latest with its
+  // next heartbeat.
+  changed_.notify_all();
+}
+
+void WorkerAgent::AddReportLocked(const std::string& job_id, Job& job, v1::JobReport report) {
+  report.set_job_id(job_id);
+  report.set_attempt(job.assignment.attempt());
+  report.set_report_number(static_cast<int64_t>(job.reports.size()) + 1);
+  job.reports.push_back(std::move(report));
+  changed_.notify_all();
+}
+
 void WorkerAgent::OnReport(const std::string& job_id, int32_t attempt, v1::JobReport report) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.assignment.attempt() != attempt) return;
-  report.set_job_id(job_id);
-  report.set_attempt(attempt);
-  report.set_report_number(static_cast<int64_t>(it->second.reports.size()) + 1);
-  it->second.reports.push_back(std::move(report));
-  changed_.notify_all();
+  if (report.has_progress()) recorder_.JobProgress(job_id, report.progress().fraction());
+  AddReportLocked(job_id, it->second, std::move(report));
+}
+
+void WorkerAgent::OnLayer(const std::string& job_id, int32_t attempt, const LayerDone& layer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.assignment.attempt() != attempt) return;
+  recorder_.JobLayerDone(job_id, layer);
 }
 
 void WorkerAgent::OnFinished(const std::string& job_id, int32_t attempt, v1::JobFinished finished) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.assignment.attempt() != attempt) return;
-  logging::Info(absl::StrCat("engine finished: ", v1::JobState_Name(finished.state()), " ",
-                             finished.error().message()),
+  const std::string& why = finished.error().message();
+  logging::Info(absl::StrCat("engine finished: ", v1::JobState_Name(finished.state()),
+                             why.empty() ? "" : ": ", why),
                 {job_id, options_.worker_id});
+  recorder_.JobFinished(job_id, finished.state());
   it->second.finished = std::move(finished);
   changed_.notify_all();
 }

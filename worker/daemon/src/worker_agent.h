@@ -7,8 +7,13 @@
 // take the worker down. Reports are numbered per (job, attempt) from 1 and kept until the job is
 // forgotten, which bounds resending to one job's reports.
 //
+// A job's log lines (logging with its job id, info and above) are also sent as log reports, so
+// they reach the job's event stream (ForwardJobLog; main installs it as the logging sink).
+// Metrics go to a WorkerMetricsRecorder.
+//
 // Threading: Run() on one thread; a sender thread per connection writes; engine callbacks come from
-// each EngineProcess's reader thread. One mutex guards the job table.
+// each EngineProcess's reader thread. One mutex guards the job table; forwarded log lines wait in
+// their own queue (the logging sink may run while the job-table mutex is held).
 #ifndef QUANTD_WORKER_DAEMON_WORKER_AGENT_H_
 #define QUANTD_WORKER_DAEMON_WORKER_AGENT_H_
 
@@ -22,7 +27,9 @@
 
 #include "absl/time/time.h"
 #include "engine_process.h"
+#include "logging/logging.h"
 #include "quantd/v1/worker_service.pb.h"
+#include "worker_metrics_recorder.h"
 
 namespace quantd::worker {
 
@@ -39,12 +46,16 @@ struct WorkerOptions {
 
 class WorkerAgent {
  public:
-  explicit WorkerAgent(WorkerOptions options) : options_(std::move(options)) {}
+  // `recorder` must outlive the agent.
+  WorkerAgent(WorkerOptions options, WorkerMetricsRecorder& recorder)
+      : options_(std::move(options)), recorder_(recorder) {}
   ~WorkerAgent();
 
   // Connects and serves until Stop(). Then cancels running jobs and waits for them.
   void Run();
   void Stop();
+  // Queues a job's log line to be sent as a log report of that job (a logging::JobLineSink).
+  void ForwardJobLog(logging::Level level, const std::string& job_id, const std::string& message);
 
  private:
   struct Job {
@@ -60,6 +71,8 @@ class WorkerAgent {
   // How long a finished job is remembered after its JobFinished was written, in case the stream
   // broke before the server stored it (the next hello then lists it and the server re-adopts it).
   static constexpr absl::Duration kRememberFinished = absl::Minutes(10);
+  // Forwarded log lines kept while no connection takes them.
+  static constexpr size_t kMaxForwardedLines = 1000;
   class Connection;
 
   // One connection's life; returns after it drops. True when the hello exchange succeeded.
@@ -71,10 +84,20 @@ class WorkerAgent {
   void CancelJob(const v1::CancelAssignment& cancel);
   // The messages due on the stream now, marking them sent.
   std::vector<v1::WorkerMessage> TakeOutgoingLocked();
+  // Numbers `report` and queues it for sending.
+  void AddReportLocked(const std::string& job_id, Job& job, v1::JobReport report);
   void OnReport(const std::string& job_id, int32_t attempt, v1::JobReport report);
+  void OnLayer(const std::string& job_id, int32_t attempt, const LayerDone& layer);
   void OnFinished(const std::string& job_id, int32_t attempt, v1::JobFinished finished);
 
   const WorkerOptions options_;
+  WorkerMetricsRecorder& recorder_;
+  struct ForwardedLine {
+    std::string job_id;
+    v1::LogLine line;
+  };
+  std::mutex forward_mu_;  // Taken after mu_, never before it.
+  std::vector<ForwardedLine> forwarded_;
   std::mutex mu_;
   std::condition_variable changed_;
   std::map<std::string, Job> jobs_;

@@ -192,4 +192,6 @@ CudaPhaseSeconds CudaPhaseTotals() { return cuda::GlobalPhaseTotals(); }
 
 size_t CudaPeakDeviceBytes() { return cuda::GlobalDeviceMemoryStats().peak; }
 
+size_t CudaDeviceBytesInUse() { return cuda::GlobalDeviceMemoryStats().current; }
+
 }  // namespace quantd::engine

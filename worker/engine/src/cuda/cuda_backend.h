@@ -30,6 +30,8 @@ CudaPhaseSeconds CudaPhaseTotals();
 
 // High-water mark of the device memory this process allocated through the backend, in bytes.
 size_t CudaPeakDeviceBytes();
+// Device memory this process holds through the backend now, in bytes.
+size_t CudaDeviceBytesInUse();
 
 }  // namespace quantd::engine
 

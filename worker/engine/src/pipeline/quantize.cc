@@ -64,6 +64,7 @@ class PipelineRun {
     p.layers_total = total;
     p.fraction = fraction;
     p.eta = eta;
+    for (const std::vector<int32_t>& block : blocks_) p.tokens_per_layer += block.size();
     observer_->OnProgress(p);
   }
   void Log(LogLevel level, const std::string& message) {

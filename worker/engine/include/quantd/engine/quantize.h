@@ -60,6 +60,7 @@ struct Progress {
   int layers_total = 0;
   double fraction = 0.0;                 // Whole run, 0..1, monotone.
   std::optional<absl::Duration> eta;     // Unset while unknown.
+  int64_t tokens_per_layer = 0;          // Calibration tokens each layer runs (0 until known).
 };
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };

@@ -1,0 +1,76 @@
+// JobManager, the metrics side: job transitions into counters and histograms as they happen, and
+// jobs, workers and GPUs by state into gauges at scrape time (docs/metrics.md).
+#include "job_manager.h"
+
+namespace quantd::server {
+namespace {
+
+std::optional<metrics::JobOutcome> OutcomeOf(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_SUCCEEDED:
+      return metrics::JobOutcome::kSucceeded;
+    case v1::JOB_STATE_FAILED:
+      return metrics::JobOutcome::kFailed;
+    case v1::JOB_STATE_CANCELLED:
+      return metrics::JobOutcome::kCancelled;
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+void JobManager::ObserveTransitionLocked(const std::string& job_id, v1::JobState state,
+                                         const std::optional<JobClock>& clock) {
+  const absl::Time now = absl::Now();
+  if (std::optional<metrics::JobOutcome> outcome = OutcomeOf(state)) {
+    metrics_.JobsFinished(*outcome).Increment();
+    // Jobs that never reached a worker (cancelled while queued) have no duration.
+    if (clock.has_value() && clock->first_placed.has_value()) {
+      metrics_.JobDuration(*outcome).Observe(absl::ToDoubleSeconds(now - *clock->first_placed));
+    }
+    return;
+  }
+  auto it = clocks_.find(job_id);
+  if (it == clocks_.end()) return;
+  if (state == v1::JOB_STATE_ASSIGNED) {  // (2): an attempt starts.
+    metrics_.job_attempts.Increment();
+    metrics_.job_queue_wait_seconds.Observe(absl::ToDoubleSeconds(now - it->second.queued_since));
+    if (!it->second.first_placed.has_value()) it->second.first_placed = now;
+  } else if (state == v1::JOB_STATE_QUEUED) {  // (6): back in the queue.
+    metrics_.job_requeues.Increment();
+    it->second.queued_since = now;
+  }
+}
+
+void JobManager::CollectMetrics() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t queued = 0, running = 0;
+  for (const auto& [id, record] : active_) {
+    (record.job.state() == v1::JOB_STATE_QUEUED ? queued : running) += 1;
+  }
+  int64_t idle = 0, busy = 0, free_slots = 0, busy_slots = 0;
+  for (const auto& [id, entry] : workers_) {
+    if (!entry.outbox) continue;  // Disconnected or lost.
+    (entry.jobs.empty() ? idle : busy) += 1;
+    if (entry.info.gpus().empty()) {  // A CPU-only worker: its slots stand in for GPUs.
+      const int64_t used = static_cast<int64_t>(entry.jobs.size());
+      busy_slots += used;
+      free_slots += std::max<int64_t>(0, entry.info.capacity() - used);
+      continue;
+    }
+    for (const v1::Gpu& gpu : entry.info.gpus()) {
+      bool used = false;
+      for (const auto& [job_id, gpu_index] : entry.jobs) used = used || gpu_index == gpu.index();
+      (used ? busy_slots : free_slots) += 1;
+    }
+  }
+  metrics_.jobs_queued.Set(static_cast<double>(queued));
+  metrics_.jobs_running.Set(static_cast<double>(running));
+  metrics_.workers_idle.Set(static_cast<double>(idle));
+  metrics_.workers_busy.Set(static_cast<double>(busy));
+  metrics_.gpus_free.Set(static_cast<double>(free_slots));
+  metrics_.gpus_busy.Set(static_cast<double>(busy_slots));
+}
+
+}  // namespace quantd::server
