@@ -229,11 +229,13 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
                            ? static_cast<const void*>(g.input)
                            : (attn ? cap.attn_input_op.as<void>() : cap.mlp_input_op.as<void>());
     const float* ref = attn ? cap.attn_output.f32() : cap.mlp_output.f32();
-    // MLP trials on the bias-free 16-bit path compare md outputs straight from cuBLAS with an md
-    // copy of the reference: half the loss kernel's traffic and no rounding pass.
+    // With a 16-bit md the trials compare md outputs straight from cuBLAS(Lt) (o_proj with its
+    // bias in the epilogue; the MLP on its bias-free path) with an md copy of the reference: half
+    // the loss kernel's traffic and no rounding pass.
     const MlpWeights mlp = MlpOf(ws->layer, md);
-    const DType out_type =
-        !attn && MlpUsesOperandPath(mlp, md) && mlp.down_bias == nullptr ? md : DType::kF32;
+    const bool md_out =
+        md != DType::kF32 && (attn || (MlpUsesOperandPath(mlp, md) && mlp.down_bias == nullptr));
+    const DType out_type = md_out ? md : DType::kF32;
     const void* ref_loss = ref;
     if (out_type != DType::kF32) {
       QUANTD_RETURN_IF_ERROR(Ensure(&ws->ref_op, n * h, elem));
@@ -257,8 +259,8 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
             w.k = trial(1);
             w.v = trial(2);
           }
-          QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.f32(),
-                                                      nullptr, &ws->scratch, run.stream));
+          QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.as<void>(),
+                                                      out_type, nullptr, &ws->scratch, run.stream));
         } else {
           MlpWeights w = mlp;
           w.gate = trial(0);

@@ -30,6 +30,9 @@ absl::Status UploadLinear(const LinearWeights& w, DType md, cudaStream_t stream,
   }
   if (md != DType::kF32) {
     if (absl::Status s = Ensure(&l->operand, l->out * l->in, DTypeSize(md)); !s.ok()) return s;
+    if (l->has_bias) {
+      if (absl::Status s = Ensure(&l->bias_op, l->out, DTypeSize(md)); !s.ok()) return s;
+    }
     RefreshOperand(l, md, stream);
   }
   return absl::OkStatus();
@@ -44,6 +47,7 @@ absl::Status Ensure(DeviceBuffer* buf, int64_t n, size_t elem) {
 void RefreshOperand(DeviceLinear* l, DType md, cudaStream_t stream) {
   if (md == DType::kF32) return;
   ToOperand(l->weight.f32(), l->operand.as<void>(), l->out * l->in, md, stream);
+  if (l->has_bias) ToOperand(l->bias.f32(), l->bias_op.as<void>(), l->out, md, stream);
 }
 
 absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out) {
@@ -72,6 +76,10 @@ AttentionWeights AttentionOf(const DeviceLayer& l, DType md) {
           l.k.bias_ptr(),
           l.v.bias_ptr(),
           l.o.bias_ptr(),
+          l.q.bias_op_ptr(),
+          l.k.bias_op_ptr(),
+          l.v.bias_op_ptr(),
+          l.o.bias_op_ptr(),
           l.has_qk_norm ? l.q_norm.f32() : nullptr,
           l.has_qk_norm ? l.k_norm.f32() : nullptr};
 }
@@ -82,21 +90,29 @@ MlpWeights MlpOf(const DeviceLayer& l, DType md) {
 }
 
 absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const AttentionWeights& w,
-                                  const void* x_op, float* out, float* o_input, ForwardScratch* s,
-                                  cudaStream_t stream) {
+                                  const void* x_op, void* out, DType out_type, float* o_input,
+                                  ForwardScratch* s, cudaStream_t stream) {
   const ModelConfig& c = *g.config;
   const int64_t n = g.tokens;
   const int64_t d = c.head_dim;
   const int64_t qd = c.num_attention_heads * d;
   const int64_t kvd = c.num_key_value_heads * d;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  for (auto [buf, cols] : {std::pair{&s->q, qd}, {&s->k, kvd}, {&s->v, kvd}}) {
-    if (absl::Status st = Ensure(buf, n * cols, sizeof(float)); !st.ok()) return st;
-  }
-  // 16-bit md: the attention reads q/k/v in md (RoPE and v's bias rounding write them) and writes
-  // o_proj's md operand itself; a float32 output only where one is wanted (the captured o_proj
-  // input). Float32 md: everything in float32.
+  // 16-bit md: the attention reads q/k/v in md and writes o_proj's md operand itself; a float32
+  // output only where one is wanted (the captured o_proj input). Without q/k norms the q/k/v GEMMs
+  // write md straight from cuBLAS(Lt) with the bias added in the epilogue and RoPE runs in place
+  // on md; with them (Qwen3) q/k/v pass through float32 for the norms. Float32 md: everything in
+  // float32.
   const bool f32 = g.md == DType::kF32;
+  const bool fused = !f32 && w.q_norm == nullptr && w.k_norm == nullptr;
+  if (out_type != DType::kF32 && (f32 || out_type != g.md)) {
+    return absl::InternalError("SelfAttentionForward: an md output needs a 16-bit model dtype");
+  }
+  if (!fused) {
+    for (auto [buf, cols] : {std::pair{&s->q, qd}, {&s->k, kvd}, {&s->v, kvd}}) {
+      if (absl::Status st = Ensure(buf, n * cols, sizeof(float)); !st.ok()) return st;
+    }
+  }
   float* attn = o_input;
   if (attn == nullptr && f32) {
     QUANTD_RETURN_IF_ERROR(Ensure(&s->attn, n * qd, sizeof(float)));
@@ -113,22 +129,33 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
   void* q_op = f32 ? nullptr : s->q_op.as<void>();
   void* k_op = f32 ? nullptr : s->k_op.as<void>();
   const int64_t h = c.hidden_size;
-  if (absl::Status st = gemm.Linear(x_op, w.q, s->q.f32(), n, qd, h, g.md); !st.ok()) return st;
-  if (absl::Status st = gemm.Linear(x_op, w.k, s->k.f32(), n, kvd, h, g.md); !st.ok()) return st;
-  if (absl::Status st = gemm.Linear(x_op, w.v, s->v.f32(), n, kvd, h, g.md); !st.ok()) return st;
-  BiasRound(s->q.f32(), w.q_bias, n, qd, g.md, stream);
-  BiasRound(s->k.f32(), w.k_bias, n, kvd, g.md, stream);
-  if (f32) {
-    BiasRound(s->v.f32(), w.v_bias, n, kvd, g.md, stream);
+  if (fused) {
+    QUANTD_RETURN_IF_ERROR(gemm.LinearBias(x_op, w.q, w.q_bias_op, q_op, n, qd, h, g.md));
+    QUANTD_RETURN_IF_ERROR(gemm.LinearBias(x_op, w.k, w.k_bias_op, k_op, n, kvd, h, g.md));
+    QUANTD_RETURN_IF_ERROR(
+        gemm.LinearBias(x_op, w.v, w.v_bias_op, s->v_op.as<void>(), n, kvd, h, g.md));
+    Rope(nullptr, g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, q_op, stream);
+    Rope(nullptr, g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, k_op, stream);
   } else {
-    BiasRoundOperand(s->v.f32(), w.v_bias, n, kvd, g.md, s->v_op.as<void>(), stream);
+    QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.q, s->q.f32(), n, qd, h, g.md));
+    QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.k, s->k.f32(), n, kvd, h, g.md));
+    QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.v, s->v.f32(), n, kvd, h, g.md));
+    BiasRound(s->q.f32(), w.q_bias, n, qd, g.md, stream);
+    BiasRound(s->k.f32(), w.k_bias, n, kvd, g.md, stream);
+    if (f32) {
+      BiasRound(s->v.f32(), w.v_bias, n, kvd, g.md, stream);
+    } else {
+      BiasRoundOperand(s->v.f32(), w.v_bias, n, kvd, g.md, s->v_op.as<void>(), stream);
+    }
+    if (w.q_norm != nullptr)
+      RmsNorm(s->q.f32(), w.q_norm, s->q.f32(), n * c.num_attention_heads, d, eps, g.md, stream);
+    if (w.k_norm != nullptr)
+      RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, stream);
+    Rope(s->q.f32(), g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, q_op,
+         stream);
+    Rope(s->k.f32(), g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, k_op,
+         stream);
   }
-  if (w.q_norm != nullptr)
-    RmsNorm(s->q.f32(), w.q_norm, s->q.f32(), n * c.num_attention_heads, d, eps, g.md, stream);
-  if (w.k_norm != nullptr)
-    RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, stream);
-  Rope(s->q.f32(), g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, q_op, stream);
-  Rope(s->k.f32(), g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, k_op, stream);
   const void* q_in = f32 ? s->q.as<void>() : q_op;
   const void* k_in = f32 ? s->k.as<void>() : k_op;
   const void* v_in = f32 ? s->v.as<void>() : s->v_op.as<void>();
@@ -137,9 +164,13 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
     return absl::UnimplementedError(
         absl::StrCat("the CUDA backend's attention supports head_dim 64 and 128, not ", d));
   }
-  if (absl::Status st = gemm.Linear(f32 ? attn : attn_op, w.o, out, n, h, qd, g.md); !st.ok())
-    return st;
-  BiasRound(out, w.o_bias, n, h, g.md, stream);
+  if (out_type != DType::kF32) {
+    QUANTD_RETURN_IF_ERROR(gemm.LinearBias(attn_op, w.o, w.o_bias_op, out, n, h, qd, g.md));
+  } else {
+    float* out_f32 = static_cast<float*>(out);
+    QUANTD_RETURN_IF_ERROR(gemm.Linear(f32 ? attn : attn_op, w.o, out_f32, n, h, qd, g.md));
+    BiasRound(out_f32, w.o_bias, n, h, g.md, stream);
+  }
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("SelfAttentionForward");
   return absl::OkStatus();
 }
@@ -234,7 +265,7 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
     x_op = normed_op.as<void>();
   }
   if (absl::Status st =
-          SelfAttentionForward(gemm, g, AttentionOf(layer, g.md), x_op, out.f32(),
+          SelfAttentionForward(gemm, g, AttentionOf(layer, g.md), x_op, out.f32(), DType::kF32,
                                cap != nullptr ? cap->o_input.f32() : nullptr, s, stream);
       !st.ok())
     return st;

@@ -23,11 +23,13 @@ struct DeviceLinear {
   DeviceBuffer weight;   // float32 [out, in], values in md
   DeviceBuffer operand;  // md [out, in] (aliases nothing; for md = f32 unused)
   DeviceBuffer bias;     // float32 [out] or empty
+  DeviceBuffer bias_op;  // md [out] copy for the GEMM bias epilogue (16-bit md only)
   bool has_bias = false;
   const void* op(DType md) const {
     return md == DType::kF32 ? weight.as<void>() : operand.as<void>();
   }
   const float* bias_ptr() const { return has_bias ? bias.f32() : nullptr; }
+  const void* bias_op_ptr() const { return has_bias ? bias_op.as<void>() : nullptr; }
 };
 
 struct DeviceLayer {
@@ -44,7 +46,7 @@ struct DeviceLayer {
 // Copies host weights to the device (float32 masters) and builds the md operands.
 absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out);
 
-// Rebuilds a Linear's md operand from its float32 master.
+// Rebuilds a Linear's md operand (and bias copy) from its float32 master.
 void RefreshOperand(DeviceLinear* l, DType md, cudaStream_t stream);
 
 // Grows `buf` to hold n elements of `elem` bytes.
@@ -65,7 +67,8 @@ struct ForwardScratch {
 struct AttentionWeights {
   const void *q, *k, *v, *o;
   const float *q_bias, *k_bias, *v_bias, *o_bias;
-  const float *q_norm, *k_norm;  // null when absent
+  const void *q_bias_op, *k_bias_op, *v_bias_op, *o_bias_op;  // md copies (16-bit md)
+  const float *q_norm, *k_norm;                               // null when absent
 };
 struct MlpWeights {
   const void *gate, *up, *down;
@@ -80,11 +83,12 @@ struct LayerGeometry {
   const float* rope_sin;
 };
 
-// out[tokens, hidden] = self_attn(x); x_op is x in md. `o_input` (optional, [tokens, heads·d])
-// receives the attention output.
+// out[tokens, hidden] = self_attn(x) in out_type (float32, or md for 16-bit md: o_proj's GEMM
+// then rounds to md itself, bias in its epilogue); x_op is x in md. `o_input` (optional,
+// [tokens, heads·d]) receives the attention output.
 absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const AttentionWeights& w,
-                                  const void* x_op, float* out, float* o_input, ForwardScratch* s,
-                                  cudaStream_t stream);
+                                  const void* x_op, void* out, DType out_type, float* o_input,
+                                  ForwardScratch* s, cudaStream_t stream);
 
 // Whether MlpForward runs without float32 intermediates (16-bit md, no gate/up bias); then its
 // down_proj input is kept in md, else in float32.

@@ -26,15 +26,80 @@ cudaDataType_t CudaType(DType md) {
 
 int I(int64_t v) { return static_cast<int>(v); }
 
+constexpr size_t kLtWorkspaceBytes = size_t{32} << 20;
+
+// Owns the cuBLASLt descriptors of one call.
+struct LtCall {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  ~LtCall() {
+    if (pref != nullptr) cublasLtMatmulPreferenceDestroy(pref);
+    for (cublasLtMatrixLayout_t l : {a, b, c}) {
+      if (l != nullptr) cublasLtMatrixLayoutDestroy(l);
+    }
+    if (op != nullptr) cublasLtMatmulDescDestroy(op);
+  }
+};
+
 }  // namespace
 
 Gemm::~Gemm() {
   if (handle_ != nullptr) cublasDestroy(handle_);
+  if (lt_ != nullptr) cublasLtDestroy(lt_);
+  if (lt_workspace_ != nullptr) cudaFree(lt_workspace_);
 }
 
 absl::Status Gemm::Init(cudaStream_t stream) {
+  stream_ = stream;
   if (absl::Status s = CublasStatus(cublasCreate(&handle_), "cublasCreate"); !s.ok()) return s;
+  if (absl::Status s = CublasStatus(cublasLtCreate(&lt_), "cublasLtCreate"); !s.ok()) return s;
+  if (cudaMalloc(&lt_workspace_, kLtWorkspaceBytes) != cudaSuccess) {
+    lt_workspace_ = nullptr;
+    return absl::ResourceExhaustedError("cannot allocate cuBLASLt's 32 MiB workspace on the GPU");
+  }
   return CublasStatus(cublasSetStream(handle_, stream), "cublasSetStream");
+}
+
+absl::Status Gemm::LinearBias(const void* x, const void* w, const void* bias, void* y, int64_t n,
+                              int64_t out, int64_t in, DType md) {
+  if (bias == nullptr) return Linear(x, w, y, n, out, in, md, md);
+  // Column-major as Linear: yᵀ[out, n] = op(w)[out, in] · xᵀ[in, n]; the bias runs along out.
+  LtCall call;
+  const cudaDataType_t t = CudaType(md);
+  const cublasOperation_t trans = CUBLAS_OP_T, no_trans = CUBLAS_OP_N;
+  const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  const size_t workspace = kLtWorkspaceBytes;
+  cublasLtMatmulHeuristicResult_t best{};
+  int found = 0;
+  const cublasStatus_t steps[] = {
+      cublasLtMatmulDescCreate(&call.op, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+      cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)),
+      cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_TRANSB, &no_trans,
+                                     sizeof(no_trans)),
+      cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                     sizeof(epilogue)),
+      cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                     sizeof(bias)),
+      cublasLtMatrixLayoutCreate(&call.a, t, static_cast<uint64_t>(in), static_cast<uint64_t>(out),
+                                 in),
+      cublasLtMatrixLayoutCreate(&call.b, t, static_cast<uint64_t>(in), static_cast<uint64_t>(n),
+                                 in),
+      cublasLtMatrixLayoutCreate(&call.c, t, static_cast<uint64_t>(out), static_cast<uint64_t>(n),
+                                 out),
+      cublasLtMatmulPreferenceCreate(&call.pref),
+      cublasLtMatmulPreferenceSetAttribute(call.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                           &workspace, sizeof(workspace)),
+      cublasLtMatmulAlgoGetHeuristic(lt_, call.op, call.a, call.b, call.c, call.c, call.pref, 1,
+                                     &best, &found)};
+  for (cublasStatus_t st : steps) {
+    if (absl::Status s = CublasStatus(st, "LinearBias setup"); !s.ok()) return s;
+  }
+  if (found == 0) return absl::InternalError("cuBLASLt has no algorithm for a bias epilogue GEMM");
+  const float one = 1.0f, zero = 0.0f;
+  return CublasStatus(cublasLtMatmul(lt_, call.op, &one, w, call.a, x, call.b, &zero, y, call.c, y,
+                                     call.c, &best.algo, lt_workspace_, kLtWorkspaceBytes, stream_),
+                      "LinearBias");
 }
 
 absl::Status Gemm::Linear(const void* x, const void* w, void* y, int64_t n, int64_t out, int64_t in,

@@ -4,6 +4,7 @@
 #ifndef QUANTD_ENGINE_CUDA_GEMM_H_
 #define QUANTD_ENGINE_CUDA_GEMM_H_
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -27,6 +28,12 @@ class Gemm {
   // float32 accumulator rounded once, as md(x · wᵀ) of the CPU reference).
   absl::Status Linear(const void* x, const void* w, void* y, int64_t n, int64_t out, int64_t in,
                       DType md, DType y_type = DType::kF32);
+
+  // y[n, out] = md(x · wᵀ + bias) for 16-bit md: cuBLASLt's bias epilogue adds the bias (md
+  // values, dtype md) to the float32 accumulator and rounds once to md, as the CPU reference's
+  // md(acc + bias), with no pass over y. A null bias is Linear(..., y_type = md).
+  absl::Status LinearBias(const void* x, const void* w, const void* bias, void* y, int64_t n,
+                          int64_t out, int64_t in, DType md);
 
   // g[c, c] = x[n, c]ᵀ · x[n, c] (x in md, g float32).
   absl::Status Gram(const void* x, float* g, int64_t n, int64_t c, DType md);
@@ -53,6 +60,9 @@ class Gemm {
 
  private:
   cublasHandle_t handle_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  void* lt_workspace_ = nullptr;  // cuBLASLt's scratch, kLtWorkspaceBytes
 };
 
 }  // namespace quantd::engine::cuda

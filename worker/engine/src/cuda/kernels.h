@@ -26,7 +26,7 @@ void BiasRoundOperand(const float* y, const float* bias, int64_t rows, int64_t c
                       void* y_op, cudaStream_t stream);
 
 // Rotate-half RoPE on x [tokens, heads · head_dim]; cos/sin [len, head_dim] in md. In place, or
-// into x_op (dtype md, 16-bit; x left as it is) where x_op is not null.
+// into x_op (dtype md, 16-bit; x left as it is) where x_op is not null; x null: in place on x_op.
 void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads,
           int64_t head_dim, int64_t len, DType md, void* x_op, cudaStream_t stream);
 

@@ -62,11 +62,11 @@ __global__ void RopeKernel(float* x, const float* cos, const float* sin, int64_t
     const int64_t th = idx / half;  // token · heads + head
     const int64_t t = th / heads;
     const int64_t pos = t % len;
-    float* v = x + th * d;
+    float* v = x != nullptr ? x + th * d : nullptr;
     const float* c = cos + pos * d;
     const float* s = sin + pos * d;
-    const float a = v[i];
-    const float b = v[i + half];
+    const float a = v != nullptr ? v[i] : LoadAs(x_op, th * d + i, md);
+    const float b = v != nullptr ? v[i + half] : LoadAs(x_op, th * d + i + half, md);
     const float lo =
         RoundMd(RoundMd(__fmul_rn(a, c[i]), md) + RoundMd(__fmul_rn(-b, s[i]), md), md);
     const float hi = RoundMd(
