@@ -12,7 +12,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 final=${OUT:-/tmp/quantd-out}
 out=/tmp/quantd-e2e-logs
-rm -rf "$out" && mkdir -p "$out" "$final"
+rm -rf "$out" && mkdir -p "$out" "$final" && rm -f "$final/e2e-table.md"
 b=/tmp/quantd-bundle
 gpu_steps=(unpack-only)
 for step in "$@"; do
@@ -46,6 +46,7 @@ e2e() {  # name, config, blocks, len, layers, extra flags...
   cat "$out/$name.err"
   grep -E "memory|exported|GPU" "$out/$name.log"
   rows+=("$(cat "$out/$name.md")")
+  cat "$out/$name.md" >> "$final/e2e-table.md"  # kept even if a later step runs out of time
   echo "$name rc=$rc wall=$(( $(date +%s) - start ))s"
 }
 layers_of() { [[ "$1" == *:* ]] && echo "${1#*:}" || echo 0; }
@@ -58,5 +59,5 @@ for step in "$@"; do
   esac
 done
 echo "== end to end"
-printf '%s\n' "${rows[@]}" | tee "$final/e2e-table.md"
+printf '%s\n' "${rows[@]}"
 tar -C "$out" -czf "$final/e2e-logs.tar.gz" .
