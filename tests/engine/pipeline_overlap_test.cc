@@ -135,7 +135,9 @@ TEST(LayerPrefetcherTest, ReturnsEveryLayerInOrderAsADirectReadDoes) {
     EXPECT_EQ(pre->q_proj.weight.data, direct->q_proj.weight.data) << "layer " << i;
     EXPECT_EQ(pre->down_proj.weight.data, direct->down_proj.weight.data) << "layer " << i;
     ASSERT_EQ(pre->q_proj.bias.has_value(), direct->q_proj.bias.has_value());
-    if (direct->q_proj.bias) EXPECT_EQ(pre->q_proj.bias->data, direct->q_proj.bias->data);
+    if (direct->q_proj.bias) {
+      EXPECT_EQ(pre->q_proj.bias->data, direct->q_proj.bias->data);
+    }
     EXPECT_EQ(pre->post_attention_layernorm.data, direct->post_attention_layernorm.data);
   }
   EXPECT_EQ(layers.Next().status().code(), absl::StatusCode::kOutOfRange);

@@ -248,6 +248,10 @@ absl::Status AwqExporter::RemoveStaleCheckpointFiles() const {
   return absl::OkStatus();
 }
 
+void AwqExporter::StartWriteback() const {
+  if (weights_ != nullptr) weights_->StartWriteback();
+}
+
 absl::Status AwqExporter::FinishWeights() {
   if (weights_finished_) return absl::OkStatus();
   if (weights_ == nullptr) return absl::FailedPreconditionError("export aborted");

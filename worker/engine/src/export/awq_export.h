@@ -101,6 +101,10 @@ class AwqExporter {
   // An extra file of the output directory, committed with the rest.
   absl::Status AddFile(std::string_view name, std::string_view content);
 
+  // Starts writing the weights written so far to disk in the background, so that
+  // FinishWeights() has little left to wait for.
+  void StartWriteback() const;
+
   // Fails (InternalError naming a tensor) when a planned tensor was not written; otherwise puts
   // the weights on disk (fsync). Commit() does it when not done yet.
   absl::Status FinishWeights();

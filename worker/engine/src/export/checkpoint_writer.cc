@@ -191,6 +191,10 @@ std::vector<std::string> CheckpointWriter::Missing() const {
   return missing;
 }
 
+void CheckpointWriter::StartWriteback() const {
+  for (const auto& w : writers_) w->StartWriteback();
+}
+
 absl::Status CheckpointWriter::Finish() {
   for (const auto& w : writers_) QUANTD_RETURN_IF_ERROR(w->Finish());
   if (shards_.size() == 1) return absl::OkStatus();

@@ -68,6 +68,9 @@ class CheckpointWriter {
 
   std::vector<std::string> Missing() const;
 
+  // Starts writing what was written so far to disk, without waiting (see Finish()).
+  void StartWriteback() const;
+
   // Fails (InternalError naming a tensor) when a planned tensor was not written; otherwise
   // fsyncs every shard and stages the index. Renaming is the StagedFiles' Commit().
   absl::Status Finish();

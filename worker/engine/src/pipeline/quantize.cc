@@ -75,6 +75,7 @@ absl::Status WriteLayer(AwqExporter* exporter, LayerOutput& out) {
     QUANTD_RETURN_IF_ERROR(
         exporter->WriteLinear(out.layer, l.name, ToExportLinear(std::move(l.packed))));
   }
+  exporter->StartWriteback();  // the disk works while the GPU does: little is left for fsync
   return absl::OkStatus();
 }
 
@@ -117,7 +118,7 @@ class PipelineRun {
   absl::Status ValidateOptions() const;
   absl::Status Load();
   absl::Status Calibrate();
-  // Waits for the backend started by Load().
+  // Waits for the backend started by Load() (QuantizeLayers does, just before embedding).
   absl::Status AwaitBackend();
   absl::Status QuantizeLayers();
   absl::Status Evaluate();
@@ -230,7 +231,8 @@ absl::Status PipelineRun::AwaitBackend() {
   QUANTD_ASSIGN_OR_RETURN(backend_, std::move(started.backend));
   report_->SetBackend(std::string(backend_->name()));
   Log(LogLevel::kInfo,
-      absl::StrFormat("backend %s (started in %.2fs, %.2fs of it beside loading and calibrating)",
+      absl::StrFormat("backend %s (started in %.2fs, %.2fs of it beside loading, calibrating and "
+                      "reading the embedding)",
                       std::string(backend_->name()), started.seconds,
                       std::max(0.0, started.seconds - absl::ToDoubleSeconds(absl::Now() - start))));
   return absl::OkStatus();
@@ -297,19 +299,20 @@ absl::Status PipelineRun::QuantizeLayers() {
   // Layer 0 is read while the embedding is; the float tensors outside the layers are copied to
   // the output by the writer while the backend quantizes.
   LayerPrefetcher layers(&reader, &config);
-  QUANTD_RETURN_IF_ERROR(Write([this, &reader] {
-    return CopySourceTensor(reader, kEmbedTokensName, exporter_.get(), kEmbedTokensName);
-  }));
-  if (!config.tie_word_embeddings) {
-    QUANTD_RETURN_IF_ERROR(Write([this, &reader] {
-      return CopySourceTensor(reader, kLmHeadName, exporter_.get(), kLmHeadName);
+  for (const char* name : {kEmbedTokensName, kLmHeadName}) {
+    if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
+    QUANTD_RETURN_IF_ERROR(Write([this, &reader, name] {
+      QUANTD_RETURN_IF_ERROR(CopySourceTensor(reader, name, exporter_.get(), name));
+      exporter_->StartWriteback();
+      return absl::OkStatus();
     }));
   }
   {
     std::vector<const std::vector<std::vector<int32_t>>*> sets = {&blocks_};
     if (eval_.has_value()) sets.push_back(&eval_->inputs);
     QUANTD_ASSIGN_OR_RETURN(EmbeddingRows embedding, ReadEmbeddingRows(reader, sets));
-    blocks_ = {};  // the renumbered copy is what the backend embeds
+    blocks_ = {};                            // the renumbered copy is what the backend embeds
+    QUANTD_RETURN_IF_ERROR(AwaitBackend());  // everything above overlapped its start
     QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> hidden,
                             backend_->Embed(embedding.rows, embedding.block_sets[0]));
     hidden_ = std::move(hidden);
@@ -435,7 +438,6 @@ absl::StatusOr<QuantizeResult> PipelineRun::Execute() {
   absl::StatusOr<QuantizeResult> result = [&]() -> absl::StatusOr<QuantizeResult> {
     QUANTD_RETURN_IF_ERROR(Load());
     QUANTD_RETURN_IF_ERROR(Calibrate());
-    QUANTD_RETURN_IF_ERROR(AwaitBackend());
     QUANTD_RETURN_IF_ERROR(QuantizeLayers());
     QUANTD_RETURN_IF_ERROR(Evaluate());
     return Export();
