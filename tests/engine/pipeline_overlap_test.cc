@@ -123,6 +123,29 @@ TEST(ExportQueueTest, TheFirstFailureIsReturnedAndLaterTasksAreSkipped) {
   EXPECT_EQ(ran.load(), 1);
 }
 
+TEST(ExportQueueTest, DestroyingTheQueueDropsTasksNotStarted) {
+  std::atomic<int> ran{0};
+  {
+    ExportQueue queue(8);
+    ASSERT_TRUE(queue
+                    .Submit([&] {
+                      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                      ++ran;
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE(queue
+                      .Submit([&] {
+                        ++ran;
+                        return absl::OkStatus();
+                      })
+                      .ok());
+    }
+  }
+  EXPECT_LE(ran.load(), 1);  // at most the first one had started
+}
+
 TEST(LayerPrefetcherTest, ReturnsEveryLayerInOrderAsADirectReadDoes) {
   testing::IoTempDir dir;
   SourceModel m = RandomSource(dir, /*tied=*/true);

@@ -14,6 +14,7 @@ ExportQueue::~ExportQueue() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    tasks_.clear();  // after a failure or a cancellation nothing more is written
   }
   changed_.notify_all();
   thread_.join();

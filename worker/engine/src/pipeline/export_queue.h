@@ -22,7 +22,7 @@ class ExportQueue {
   using Task = std::function<absl::Status()>;
 
   explicit ExportQueue(int max_pending);
-  // Drains: every submitted task runs (or is skipped after a failure) before the thread ends.
+  // Drops the tasks not started and waits for the one running (call Drain() first to run all).
   ~ExportQueue();
   ExportQueue(const ExportQueue&) = delete;
   ExportQueue& operator=(const ExportQueue&) = delete;

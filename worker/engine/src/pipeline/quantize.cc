@@ -52,8 +52,6 @@ struct LayerOutput {
   std::vector<QuantizedLinear> linears;
 };
 
-absl::Status WriteLayer(AwqExporter* exporter, LayerOutput& out);
-
 PackedLinear ToExportLinear(GemmPackedLinear g) {
   PackedLinear p;
   p.qweight = std::move(g.qweight);
