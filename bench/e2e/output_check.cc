@@ -18,7 +18,9 @@ namespace {
 
 constexpr int kGroup = 128;
 
-std::string Shape(const std::vector<int64_t>& s) { return "[" + absl::StrJoin(s, ", ") + "]"; }
+std::string Shape(const std::vector<int64_t>& s) {
+  return absl::StrCat("[", absl::StrJoin(s, ", "), "]");
+}
 
 // "" when `name` is there with `dtype` and `shape`.
 std::string CheckTensor(const engine::CheckpointReader& r, const std::string& name,
