@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "awq_flops.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
@@ -40,21 +41,6 @@ double HostPeakRssGiB() {
     if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / (1024.0 * 1024.0);
   }
   return 0.0;
-}
-
-// Useful floating-point work of AWQ on one layer: the captured forward, 20 trial forwards of
-// self_attn and of the MLP, the Gram matrices and their 20 quadratic forms (AutoAWQ's arithmetic
-// floor as issue 6 counts it, plus the Gram terms our exact reformulation adds).
-double LayerFlops(const ModelConfig& c, double tokens, double len) {
-  const double h = c.hidden_size, im = c.intermediate_size;
-  const double qd = double{1} * c.num_attention_heads * c.head_dim;
-  const double kvd = double{1} * c.num_key_value_heads * c.head_dim;
-  const double attn_core = 2.0 * tokens * len * c.head_dim * c.num_attention_heads;
-  const double attn = 2.0 * tokens * h * (qd + 2 * kvd) + 2.0 * tokens * qd * h + attn_core;
-  const double mlp = 2.0 * tokens * h * 2 * im + 2.0 * tokens * im * h;
-  double gram = 2.0 * tokens * im * im + 20 * 2.0 * h * im * im;
-  if (qd == kvd) gram += 2.0 * tokens * qd * qd + 20 * 2.0 * h * qd * qd;
-  return attn + mlp + 20 * (attn + mlp) + gram;
 }
 
 int Main(int argc, char** argv) {
@@ -158,7 +144,7 @@ int Main(int argc, char** argv) {
   }
   const double total = Now() - t0;
   const double tokens = static_cast<double>(a.blocks) * a.len;
-  const double flops = LayerFlops(c, tokens, a.len) * c.num_hidden_layers;
+  const double flops = bench::AwqLayerFlops(c, tokens, a.len) * c.num_hidden_layers;
   const CudaPhaseSeconds ph = CudaPhaseTotals();
   const double gib = 1024.0 * 1024.0 * 1024.0;
   std::printf(

@@ -12,8 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "cli_flags.h"
 #include "console_observer.h"
-#include "tokenize_command.h"
 #include "quantd/engine/quantize.h"
+#include "tokenize_command.h"
 
 namespace {
 
@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
 
+  // Artifact digests are only printed as events (the daemon reads them).
+  cli->options.artifact_digests = cli->events_jsonl;
   ConsoleObserver observer(cli->events_jsonl, stdout, stderr);
   const quantd::engine::QuantizeOptions& o = cli->options;
   if (absl::Status s = ValidatePaths(o); !s.ok()) {

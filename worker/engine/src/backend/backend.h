@@ -80,6 +80,16 @@ struct QuantizedLayer {
   std::vector<ClipDecision> clips;
 };
 
+// A device backend's memory: its plan for a run (an estimate from the geometry, before the first
+// layer) and what it has allocated, for the job log and quant_report.json.
+struct DeviceMemoryReport {
+  std::string plan;                  // one line for the job log
+  int64_t planned_bytes = 0;         // the plan's total
+  int64_t peak_allocated_bytes = 0;  // high-water mark of the backend's own device allocations
+  int64_t device_total_bytes = 0;    // the device's memory
+  int64_t device_free_bytes = 0;     // free on the device when asked (all processes)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -111,6 +121,16 @@ class Backend {
                                               const Tensor& final_norm, const Tensor& lm_head,
                                               const Activations& hidden,
                                               const std::vector<std::vector<int32_t>>& targets) = 0;
+
+  // Backends with device memory report it (the plan for `tokens` calibration tokens of `config`
+  // in `md`, and the allocations so far); host backends report nothing.
+  virtual std::optional<DeviceMemoryReport> DeviceMemory(const ModelConfig& config, DType md,
+                                                         int64_t tokens) {
+    (void)config;
+    (void)md;
+    (void)tokens;
+    return std::nullopt;
+  }
 };
 
 // The length shared by every token block (each block is one sequence); InvalidArgument when there

@@ -16,4 +16,19 @@ std::string_view DTypeName(DType t) {
   return "?";
 }
 
+void ToFloat32(DType source, const uint8_t* bytes, size_t n, float* out) {
+  if (source == DType::kF32) {
+    std::memcpy(out, bytes, n * 4);
+    return;
+  }
+  auto half = [bytes](size_t i) {
+    return static_cast<uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+  };
+  if (source == DType::kBF16) {
+    for (size_t i = 0; i < n; ++i) out[i] = Bf16ToFloat(half(i));
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = F16ToFloat(half(i));
+  }
+}
+
 }  // namespace quantd::engine

@@ -56,7 +56,7 @@ inline uint16_t FloatToF16(float f) {
   uint32_t bits = FloatToBits(f);
   uint32_t sign = (bits >> 16) & 0x8000u;
   uint32_t abs = bits & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // Rounds to >= 65520: inf
   if (abs < 0x38800000u) {
     // Result is subnormal (or zero): round abs * 2^24 to an integer, ties to even.
@@ -82,6 +82,9 @@ inline float RoundTo(DType t, float v) {
       return v;
   }
 }
+
+// Converts n little-endian elements of a float dtype (F32, F16, BF16) to float32, exactly.
+void ToFloat32(DType source, const uint8_t* bytes, size_t n, float* out);
 
 }  // namespace quantd::engine
 

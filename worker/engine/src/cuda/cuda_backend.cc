@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -126,10 +127,18 @@ class CudaBackend : public Backend {
     return cuda::NextTokenNllOnDevice(run, final_norm, lm_head, targets, &workspace_);
   }
 
+  std::optional<DeviceMemoryReport> DeviceMemory(const ModelConfig& config, DType md,
+                                                 int64_t tokens) override {
+    plan_logged_ = true;  // the caller logs the plan and the use
+    use_logged_ = true;
+    return PlanMemory(config, md, tokens);
+  }
+
  private:
-  // The plan before the first layer (an estimate from the geometry) and, after it, what was
-  // actually allocated.
-  void LogMemoryPlan(const ModelConfig& c, DType md, int64_t tokens) {
+  // The plan before the first layer (an estimate from the geometry) and what was actually
+  // allocated. The pipeline asks for them through DeviceMemory() and logs them in the job log;
+  // other callers (the benchmark) get them on stderr.
+  static DeviceMemoryReport PlanMemory(const ModelConfig& c, DType md, int64_t tokens) {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     const double gib = 1024.0 * 1024.0 * 1024.0;
@@ -143,14 +152,23 @@ class CudaBackend : public Backend {
     const double capture = t * (4 * h * 4 + 2 * h * e + qd * 4 + im * e);
     const double scratch = t * ((2 * qd + 2 * kvd) * 4 + qd * e + 3 * im * e + h * (8 + e)) +
                            2.0 * (1 << 30) + im * im * 4;
-    std::fprintf(stderr,
-                 "[quantd cuda] memory plan: %lld calibration tokens resident on the GPU "
-                 "(hidden states %.2f GiB, captured module inputs/outputs %.2f GiB, forward and "
-                 "search scratch %.2f GiB), one layer's weights at a time (%.2f GiB): about %.1f "
-                 "GiB; the GPU has %.1f of %.1f GiB free\n",
-                 static_cast<long long>(tokens), hidden_b / gib, capture / gib, scratch / gib,
-                 weights / gib, (hidden_b + capture + scratch + weights) / gib,
-                 static_cast<double>(free_b) / gib, static_cast<double>(total_b) / gib);
+    const double planned = hidden_b + capture + scratch + weights;
+    DeviceMemoryReport r;
+    r.plan = absl::StrFormat(
+        "memory plan: %lld calibration tokens resident on the GPU (hidden states %.2f GiB, "
+        "captured module inputs/outputs %.2f GiB, forward and search scratch %.2f GiB), one "
+        "layer's weights at a time (%.2f GiB): about %.1f GiB; the GPU has %.1f of %.1f GiB free",
+        static_cast<long long>(tokens), hidden_b / gib, capture / gib, scratch / gib, weights / gib,
+        planned / gib, static_cast<double>(free_b) / gib, static_cast<double>(total_b) / gib);
+    r.planned_bytes = static_cast<int64_t>(planned);
+    r.peak_allocated_bytes = static_cast<int64_t>(cuda::GlobalDeviceMemoryStats().peak);
+    r.device_total_bytes = static_cast<int64_t>(total_b);
+    r.device_free_bytes = static_cast<int64_t>(free_b);
+    return r;
+  }
+
+  void LogMemoryPlan(const ModelConfig& c, DType md, int64_t tokens) {
+    std::fprintf(stderr, "[quantd cuda] %s\n", PlanMemory(c, md, tokens).plan.c_str());
   }
 
   void LogMemoryUse() {

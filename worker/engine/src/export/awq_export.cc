@@ -207,6 +207,11 @@ absl::Status AwqExporter::WriteFloat(std::string_view name, const Tensor& tensor
   return weights_->WriteFloat(name, tensor);
 }
 
+absl::Status AwqExporter::WriteFloatFrom(std::string_view name, int64_t first, DType source,
+                                         absl::Span<const uint8_t> bytes) {
+  return weights_->WriteFloatFrom(name, first, source, bytes);
+}
+
 absl::Status AwqExporter::AddFile(std::string_view name, std::string_view content) {
   return staged_.AddContent(name, content);
 }
@@ -243,9 +248,21 @@ absl::Status AwqExporter::RemoveStaleCheckpointFiles() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<Artifact>> AwqExporter::Commit() {
+void AwqExporter::StartWriteback() const {
+  if (weights_ != nullptr) weights_->StartWriteback();
+}
+
+absl::Status AwqExporter::FinishWeights() {
+  if (weights_finished_) return absl::OkStatus();
+  if (weights_ == nullptr) return absl::FailedPreconditionError("export aborted");
+  QUANTD_RETURN_IF_ERROR(weights_->Finish());
+  weights_finished_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Artifact>> AwqExporter::Commit(bool digests) {
   if (committed_) return absl::FailedPreconditionError("export already committed");
-  absl::Status status = weights_->Finish();
+  absl::Status status = FinishWeights();
   if (status.ok()) status = StageSideFiles();
   if (status.ok()) status = staged_.Commit();
   if (!status.ok()) {
@@ -256,8 +273,16 @@ absl::StatusOr<std::vector<Artifact>> AwqExporter::Commit() {
   QUANTD_RETURN_IF_ERROR(RemoveStaleCheckpointFiles());
   std::vector<Artifact> artifacts;
   for (const std::string& name : staged_.names()) {
-    QUANTD_ASSIGN_OR_RETURN(Artifact a, DescribeArtifact(staged_.FinalPath(name)));
-    artifacts.push_back(std::move(a));
+    const std::string path = staged_.FinalPath(name);
+    if (digests) {
+      QUANTD_ASSIGN_OR_RETURN(Artifact a, DescribeArtifact(path));
+      artifacts.push_back(std::move(a));
+      continue;
+    }
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(path, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", ec.message()));
+    artifacts.push_back({path, static_cast<int64_t>(size), ""});
   }
   return artifacts;
 }

@@ -93,14 +93,27 @@ class AwqExporter {
   absl::Status WriteLayerNorms(int layer, const LayerWeights& weights);
   // Any float tensor of the plan by full name (embedding, final norm, lm_head).
   absl::Status WriteFloat(std::string_view name, const Tensor& tensor);
+  // Part of one from a source tensor's raw bytes in `source` dtype
+  // (CheckpointWriter::WriteFloatFrom).
+  absl::Status WriteFloatFrom(std::string_view name, int64_t first, DType source,
+                              absl::Span<const uint8_t> bytes);
 
   // An extra file of the output directory, committed with the rest.
   absl::Status AddFile(std::string_view name, std::string_view content);
 
+  // Starts writing the weights written so far to disk in the background, so that
+  // FinishWeights() has little left to wait for.
+  void StartWriteback() const;
+
+  // Fails (InternalError naming a tensor) when a planned tensor was not written; otherwise puts
+  // the weights on disk (fsync). Commit() does it when not done yet.
+  absl::Status FinishWeights();
+
   // Stages config.json, the copied files, quant_config.json and modules_to_not_convert.txt, checks
   // every planned tensor was written, renames everything into place, removes stale checkpoint
-  // files of an earlier run, and returns every final file with its size and SHA-256.
-  absl::StatusOr<std::vector<Artifact>> Commit();
+  // files of an earlier run, and returns every final file with its size and (with `digests`)
+  // SHA-256.
+  absl::StatusOr<std::vector<Artifact>> Commit(bool digests = true);
 
   // Removes every temporary; the output directory keeps no new final name.
   void Abort();
@@ -114,6 +127,7 @@ class AwqExporter {
   ExportOptions options_;
   StagedFiles staged_;
   std::unique_ptr<CheckpointWriter> weights_;
+  bool weights_finished_ = false;
   bool committed_ = false;
 };
 

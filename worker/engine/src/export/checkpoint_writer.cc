@@ -1,5 +1,6 @@
 #include "export/checkpoint_writer.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -140,6 +141,37 @@ absl::Status CheckpointWriter::WriteFloatPart(std::string_view name, int64_t fir
   return WritePart(name, static_cast<uint64_t>(first) * width, bytes);
 }
 
+absl::Status CheckpointWriter::WriteFloatFrom(std::string_view name, int64_t first, DType source,
+                                              absl::Span<const uint8_t> bytes) {
+  const PlannedTensor* plan = Find(name);
+  if (plan == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("tensor \"", std::string(name), "\" is not part of the output plan"));
+  }
+  if (source == DType::kI32 || plan->dtype == DType::kI32) {
+    return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\": not a float tensor"));
+  }
+  const size_t width = static_cast<size_t>(DTypeSize(source));
+  const int64_t n = static_cast<int64_t>(bytes.size() / width);
+  if (bytes.size() % width != 0 || first < 0 || first + n > Tensor::NumElements(plan->shape)) {
+    return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\": ", bytes.size(),
+                                            " source bytes of ", std::string(DTypeName(source)),
+                                            " at element ", first, " do not fit its ",
+                                            Tensor::NumElements(plan->shape), " elements"));
+  }
+  if (source == plan->dtype) return WritePart(name, static_cast<uint64_t>(first) * width, bytes);
+  constexpr int64_t kSlice = int64_t{1} << 22;  // elements per conversion slice (16 MiB float32)
+  std::vector<float> values(static_cast<size_t>(std::min(n, kSlice)));
+  for (int64_t done = 0; done < n; done += kSlice) {
+    const int64_t m = std::min(kSlice, n - done);
+    ToFloat32(source, bytes.data() + static_cast<size_t>(done) * width, static_cast<size_t>(m),
+              values.data());
+    QUANTD_RETURN_IF_ERROR(WriteFloatPart(
+        name, first + done, absl::Span<const float>(values.data(), static_cast<size_t>(m))));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckpointWriter::WriteInt32(std::string_view name, absl::Span<const int32_t> values) {
   const PlannedTensor* plan = Find(name);
   if (plan != nullptr && plan->dtype != DType::kI32) {
@@ -157,6 +189,10 @@ std::vector<std::string> CheckpointWriter::Missing() const {
     missing.insert(missing.end(), m.begin(), m.end());
   }
   return missing;
+}
+
+void CheckpointWriter::StartWriteback() const {
+  for (const auto& w : writers_) w->StartWriteback();
 }
 
 absl::Status CheckpointWriter::Finish() {

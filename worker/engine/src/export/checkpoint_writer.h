@@ -57,10 +57,19 @@ class CheckpointWriter {
   // Consecutive elements [first, first + values.size()) of a float tensor, converted likewise:
   // large tensors (embeddings) can be produced and written a slice at a time.
   absl::Status WriteFloatPart(std::string_view name, int64_t first, absl::Span<const float> values);
+  // Consecutive elements [first, first + n) of a float tensor given as the raw little-endian bytes
+  // of `source` dtype (a slice of a memory-mapped source tensor: embedding, lm_head), converted
+  // to the planned dtype a slice at a time, so no float32 copy of the whole tensor is made;
+  // copied as is when the dtypes agree.
+  absl::Status WriteFloatFrom(std::string_view name, int64_t first, DType source,
+                              absl::Span<const uint8_t> bytes);
   // An I32 tensor given as values; the count must match the planned shape.
   absl::Status WriteInt32(std::string_view name, absl::Span<const int32_t> values);
 
   std::vector<std::string> Missing() const;
+
+  // Starts writing what was written so far to disk, without waiting (see Finish()).
+  void StartWriteback() const;
 
   // Fails (InternalError naming a tensor) when a planned tensor was not written; otherwise
   // fsyncs every shard and stages the index. Renaming is the StagedFiles' Commit().

@@ -170,19 +170,19 @@ absl::StatusOr<Tensor> SafetensorsFile::ReadFloat(const SafetensorsEntry& e) con
         absl::StrCat(path_, ": tensor \"", e.name, "\" has dtype I32, expected F32, F16 or BF16"));
   }
   Tensor t(e.shape);
-  const uint8_t* src = Bytes(e).data();
-  const size_t n = t.data.size();
-  float* dst = t.ptr();
-  if (e.dtype == DType::kF32) {
-    std::memcpy(dst, src, n * 4);
-  } else {
-    const bool bf16 = e.dtype == DType::kBF16;
-    for (size_t i = 0; i < n; ++i) {
-      uint16_t h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
-      dst[i] = bf16 ? Bf16ToFloat(h) : F16ToFloat(h);
-    }
-  }
+  ToFloat32(e.dtype, Bytes(e).data(), t.data.size(), t.ptr());
+  ReleasePages(Bytes(e));
   return t;
+}
+
+void SafetensorsFile::ReleasePages(absl::Span<const uint8_t> bytes) const {
+  // The mapping is read-only and private: dropping its pages loses nothing (they stay in the page
+  // cache and fault back in if read again), so the range is widened to whole pages.
+  if (map_ == nullptr) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+  const uintptr_t last = reinterpret_cast<uintptr_t>(bytes.data() + bytes.size());
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 absl::StatusOr<std::vector<int32_t>> SafetensorsFile::ReadInt32(const SafetensorsEntry& e) const {

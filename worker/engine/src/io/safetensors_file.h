@@ -51,7 +51,13 @@ class SafetensorsFile {
   // Raw little-endian bytes of a tensor (unaligned).
   absl::Span<const uint8_t> Bytes(const SafetensorsEntry& entry) const;
 
-  // A float tensor as float32 (exact for F16/BF16/F32); other dtypes are InvalidArgument.
+  // Drops the pages of `bytes` (a range returned by Bytes()) from this process's mapping, not
+  // from the page cache, so a model streamed through the mapping does not pile up in resident
+  // memory.
+  void ReleasePages(absl::Span<const uint8_t> bytes) const;
+
+  // A float tensor as float32 (exact for F16/BF16/F32); other dtypes are InvalidArgument. Its
+  // pages are released afterwards.
   absl::StatusOr<Tensor> ReadFloat(const SafetensorsEntry& entry) const;
   // An I32 tensor's values.
   absl::StatusOr<std::vector<int32_t>> ReadInt32(const SafetensorsEntry& entry) const;

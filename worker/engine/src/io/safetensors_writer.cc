@@ -160,6 +160,10 @@ std::vector<std::string> SafetensorsWriter::Missing() const {
   return missing;
 }
 
+void SafetensorsWriter::StartWriteback() const {
+  if (fd_ >= 0) ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);  // best effort
+}
+
 absl::Status SafetensorsWriter::Finish() {
   std::vector<std::string> missing = Missing();
   if (!missing.empty()) {

@@ -66,6 +66,10 @@ class SafetensorsWriter {
   // Names of planned tensors not written yet.
   std::vector<std::string> Missing() const;
 
+  // Starts writing the file's dirty pages to disk without waiting (sync_file_range), so the
+  // fsync of Finish() has little left to do when the file was filled over a long run.
+  void StartWriteback() const;
+
   // Fails if a tensor is missing; otherwise fsyncs and closes the file.
   absl::Status Finish();
 

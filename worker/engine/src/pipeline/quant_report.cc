@@ -4,7 +4,7 @@
 
 namespace quantd::engine {
 
-QuantReport::QuantReport(const QuantizeOptions& o, std::string backend) {
+QuantReport::QuantReport(const QuantizeOptions& o) {
   settings_ = {
       {"model_dir", o.model_dir},
       {"calib_jsonl", o.calib_jsonl},
@@ -18,12 +18,14 @@ QuantReport::QuantReport(const QuantizeOptions& o, std::string backend) {
       {"seed", o.seed},
       {"dtype", o.output_dtype == OutputDtype::kBFloat16 ? "bfloat16" : "float16"},
       {"modules_to_not_convert", o.modules_to_not_convert},
-      {"backend", std::move(backend)},
+      {"backend", nullptr},
       {"duo_scaling", true},
       {"scale_grid", 20},
       {"clip_shrink_steps", kClipShrinkSteps},
   };
 }
+
+void QuantReport::SetBackend(std::string name) { settings_["backend"] = std::move(name); }
 
 void QuantReport::SetCalibration(const CalibrationCounts& c, int seq_len) {
   calibration_ = {{"lines", c.lines},
@@ -75,11 +77,25 @@ void QuantReport::SetPerplexity(double float_ppl, double quantized_ppl, int64_t 
                  {"tokens_scored", tokens}};
 }
 
+void QuantReport::SetDeviceMemory(const DeviceMemoryReport& m) {
+  device_memory_ = {{"plan", m.plan},
+                    {"planned_bytes", m.planned_bytes},
+                    {"peak_allocated_bytes", m.peak_allocated_bytes},
+                    {"device_total_bytes", m.device_total_bytes},
+                    {"device_free_bytes", m.device_free_bytes}};
+}
+
+void QuantReport::SetOverlapSeconds(const std::map<std::string, double>& seconds) {
+  overlap_seconds_ = seconds;
+}
+
 nlohmann::json QuantReport::ToJson() const {
   nlohmann::json j = {{"settings", settings_},
                       {"calibration", calibration_},
                       {"layers", layers_},
                       {"phase_seconds", phase_seconds_}};
+  if (!overlap_seconds_.empty()) j["overlap_seconds"] = overlap_seconds_;
+  if (device_memory_.has_value()) j["device_memory"] = *device_memory_;
   if (evaluation_.has_value()) j["evaluation"] = *evaluation_;
   return j;
 }

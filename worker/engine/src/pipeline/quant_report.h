@@ -1,6 +1,7 @@
 // quant_report.json: what a quantization did and what it cost — settings, calibration counts,
 // the ratio every scaling group chose, clip statistics per Linear, time per phase and (with
-// --eval_text) perplexity of the float and the quantized model.
+// --eval_text) perplexity of the float and the quantized model; with a device backend its memory
+// plan and peak.
 #ifndef QUANTD_ENGINE_PIPELINE_QUANT_REPORT_H_
 #define QUANTD_ENGINE_PIPELINE_QUANT_REPORT_H_
 
@@ -18,13 +19,18 @@ namespace quantd::engine {
 
 class QuantReport {
  public:
-  QuantReport(const QuantizeOptions& options, std::string backend);
+  explicit QuantReport(const QuantizeOptions& options);
 
+  void SetBackend(std::string name);
   void SetCalibration(const CalibrationCounts& counts, int seq_len);
   // Records a layer's decisions (scales and clip statistics, not the vectors themselves).
   void AddLayer(int layer, const QuantizedLayer& quantized);
   void SetPhaseSeconds(Phase phase, double seconds);
   void SetPerplexity(double float_ppl, double quantized_ppl, int64_t tokens);
+  // A device backend's memory plan and peak allocation ("device_memory").
+  void SetDeviceMemory(const DeviceMemoryReport& memory);
+  // Seconds of work done beside the backend and seconds waited for it ("overlap_seconds").
+  void SetOverlapSeconds(const std::map<std::string, double>& seconds);
 
   nlohmann::json ToJson() const;
   std::string Serialize() const { return ToJson().dump(2) + "\n"; }
@@ -35,6 +41,8 @@ class QuantReport {
   nlohmann::json layers_ = nlohmann::json::array();
   std::map<std::string, double> phase_seconds_;
   std::optional<nlohmann::json> evaluation_;
+  std::optional<nlohmann::json> device_memory_;
+  std::map<std::string, double> overlap_seconds_;
 };
 
 }  // namespace quantd::engine

@@ -4,9 +4,16 @@
 // once; with --eval_text the float and the quantized model's held-out activations advance through
 // the same layer, so memory stays bounded by one layer) → EVALUATING (final norm, lm_head, NLL) →
 // EXPORTING (config and side files, quant_report.json, rename into place).
+//
+// Around the backend everything overlaps its work: a LayerPrefetcher reads layer i+1 from the
+// memory-mapped checkpoint while the backend quantizes layer i (two layers of weights on the host
+// at most), and an ExportQueue converts and writes layer i (and the embedding / lm_head copies)
+// while the backend works on the next ones.
 #include "quantd/engine/quantize.h"
 
+#include <algorithm>
 #include <cmath>
+#include <future>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -22,7 +29,10 @@
 #include "io/status_macros.h"
 #include "model/architecture.h"
 #include "pipeline/eval_windows.h"
+#include "pipeline/export_queue.h"
+#include "pipeline/layer_prefetcher.h"
 #include "pipeline/quant_report.h"
+#include "pipeline/source_tensors.h"
 
 namespace quantd::engine {
 namespace {
@@ -30,6 +40,17 @@ namespace {
 // Share of the whole run's progress before each phase starts.
 constexpr double kQuantizeStart = 0.05;
 constexpr double kQuantizeEnd = 0.95;
+// Layers whose output may wait for the writer besides the one being written: bounds the host
+// memory the overlap costs.
+constexpr int kMaxPendingWrites = 2;
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// What the exporter needs of a quantized layer.
+struct LayerOutput {
+  int layer = 0;
+  LayerWeights norms;
+  std::vector<QuantizedLinear> linears;
+};
 
 PackedLinear ToExportLinear(GemmPackedLinear g) {
   PackedLinear p;
@@ -44,6 +65,16 @@ PackedLinear ToExportLinear(GemmPackedLinear g) {
     p.bias = std::move(b);
   }
   return p;
+}
+
+absl::Status WriteLayer(AwqExporter* exporter, LayerOutput& out) {
+  QUANTD_RETURN_IF_ERROR(exporter->WriteLayerNorms(out.layer, out.norms));
+  for (QuantizedLinear& l : out.linears) {
+    QUANTD_RETURN_IF_ERROR(
+        exporter->WriteLinear(out.layer, l.name, ToExportLinear(std::move(l.packed))));
+  }
+  exporter->StartWriteback();  // the disk works while the GPU does: little is left for fsync
+  return absl::OkStatus();
 }
 
 class PipelineRun {
@@ -86,9 +117,14 @@ class PipelineRun {
   absl::Status ValidateOptions() const;
   absl::Status Load();
   absl::Status Calibrate();
+  // Waits for the backend started by Load() (QuantizeLayers does, just before embedding).
+  absl::Status AwaitBackend();
   absl::Status QuantizeLayers();
   absl::Status Evaluate();
   absl::StatusOr<QuantizeResult> Export();
+  // Queues a write for the writer thread (the only one that touches the exporter until Export).
+  absl::Status Write(ExportQueue::Task task) { return writes_->Submit(std::move(task)); }
+  void LogDeviceMemory(const char* when);
 
   const QuantizeOptions& options_;
   EngineObserver* observer_;
@@ -97,14 +133,21 @@ class PipelineRun {
 
   SourceModel source_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  struct StartedBackend {
+    absl::StatusOr<std::unique_ptr<Backend>> backend;
+    double seconds = 0.0;
+  };
+  std::future<StartedBackend> backend_start_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<AwqExporter> exporter_;
+  std::unique_ptr<ExportQueue> writes_;  // after exporter_: stops before the exporter goes
   std::unique_ptr<QuantReport> report_;
   CalibrationSet calib_;
   std::vector<std::vector<int32_t>> blocks_;
   absl::Status tokenizer_status_;
   std::optional<EvalWindows> eval_;
-  std::unique_ptr<Activations> eval_float_, eval_quantized_;
+  std::unique_ptr<Activations> hidden_, eval_float_, eval_quantized_;
+  double layer_read_wait_ = 0.0, layer_read_background_ = 0.0;
 };
 
 absl::Status PipelineRun::ValidateOptions() const {
@@ -138,6 +181,13 @@ absl::Status PipelineRun::ValidateOptions() const {
 absl::Status PipelineRun::Load() {
   Report(Phase::kLoading, 0, 0, 0.0);
   QUANTD_RETURN_IF_ERROR(ValidateOptions());
+  // The backend starts (CUDA context, cuBLAS) while the model is opened and calibration is read.
+  backend_start_ = std::async(std::launch::async, [kind = options_.backend] {
+    const absl::Time start = absl::Now();
+    StartedBackend b{CreateBackend(kind)};
+    b.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    return b;
+  });
   QUANTD_ASSIGN_OR_RETURN(source_, OpenSourceModel(options_.model_dir, options_.group_size,
                                                    options_.modules_to_not_convert));
   const ModelConfig& config = source_.config;
@@ -165,15 +215,26 @@ absl::Status PipelineRun::Load() {
     tokenizer_status_ = tok.status();
     if (!options_.eval_text.empty()) return tok.status();
   }
-  QUANTD_ASSIGN_OR_RETURN(backend_, CreateBackend(options_.backend));
-  report_ = std::make_unique<QuantReport>(options_, std::string(backend_->name()));
+  report_ = std::make_unique<QuantReport>(options_);
   Log(LogLevel::kInfo,
       absl::StrCat("model: ", config.architecture_name, ", ", config.num_hidden_layers,
                    " layers, hidden ", config.hidden_size, ", dtype ",
-                   std::string(DTypeName(config.dtype)), "; backend ",
-                   std::string(backend_->name())));
+                   std::string(DTypeName(config.dtype))));
   EndPhase(Phase::kLoading);
   return CheckCancel();
+}
+
+absl::Status PipelineRun::AwaitBackend() {
+  const absl::Time start = absl::Now();
+  StartedBackend started = backend_start_.get();
+  QUANTD_ASSIGN_OR_RETURN(backend_, std::move(started.backend));
+  report_->SetBackend(std::string(backend_->name()));
+  Log(LogLevel::kInfo,
+      absl::StrFormat("backend %s (started in %.2fs, %.2fs of it beside loading, calibrating and "
+                      "reading the embedding)",
+                      std::string(backend_->name()), started.seconds,
+                      std::max(0.0, started.seconds - absl::ToDoubleSeconds(absl::Now() - start))));
+  return absl::OkStatus();
 }
 
 absl::Status PipelineRun::Calibrate() {
@@ -208,48 +269,88 @@ absl::Status PipelineRun::Calibrate() {
   return CheckCancel();
 }
 
+void PipelineRun::LogDeviceMemory(const char* when) {
+  const int64_t tokens = calib_.counts.blocks * calib_.seq_len;
+  std::optional<DeviceMemoryReport> m =
+      backend_->DeviceMemory(source_.config, source_.config.dtype, tokens);
+  if (!m.has_value()) return;
+  report_->SetDeviceMemory(*m);
+  if (std::string_view(when).empty()) {
+    Log(LogLevel::kInfo, m->plan);
+  } else {
+    Log(LogLevel::kInfo,
+        absl::StrFormat("GPU memory %s: peak %.2f GiB allocated by the backend (plan %.2f GiB); "
+                        "%.1f of %.1f GiB free on the device",
+                        when, static_cast<double>(m->peak_allocated_bytes) / kGiB,
+                        static_cast<double>(m->planned_bytes) / kGiB,
+                        static_cast<double>(m->device_free_bytes) / kGiB,
+                        static_cast<double>(m->device_total_bytes) / kGiB));
+  }
+}
+
 absl::Status PipelineRun::QuantizeLayers() {
   const ModelConfig& config = source_.config;
+  const CheckpointReader& reader = *source_.weights;
   const int n = config.num_hidden_layers;
   Report(Phase::kQuantizing, 0, n, kQuantizeStart);
   QUANTD_ASSIGN_OR_RETURN(exporter_, AwqExporter::Create(config, ExportOptions::From(options_)));
-  QUANTD_ASSIGN_OR_RETURN(Tensor embedding, source_.weights->LoadEmbedding());
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> hidden, backend_->Embed(embedding, blocks_));
-  if (eval_.has_value()) {
-    QUANTD_ASSIGN_OR_RETURN(eval_float_, backend_->Embed(embedding, eval_->inputs));
-    QUANTD_ASSIGN_OR_RETURN(eval_quantized_, backend_->Embed(embedding, eval_->inputs));
+  writes_ = std::make_unique<ExportQueue>(kMaxPendingWrites);
+  // Layer 0 is read while the embedding is; the float tensors outside the layers are copied to
+  // the output by the writer while the backend quantizes.
+  LayerPrefetcher layers(&reader, &config);
+  for (const char* name : {kEmbedTokensName, kLmHeadName}) {
+    if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
+    QUANTD_RETURN_IF_ERROR(Write([this, &reader, name] {
+      QUANTD_RETURN_IF_ERROR(CopySourceTensor(reader, name, exporter_.get(), name));
+      exporter_->StartWriteback();
+      return absl::OkStatus();
+    }));
   }
-  QUANTD_RETURN_IF_ERROR(exporter_->WriteFloat(kEmbedTokensName, embedding));
-  embedding = Tensor();
+  {
+    std::vector<const std::vector<std::vector<int32_t>>*> sets = {&blocks_};
+    if (eval_.has_value()) sets.push_back(&eval_->inputs);
+    QUANTD_ASSIGN_OR_RETURN(EmbeddingRows embedding, ReadEmbeddingRows(reader, sets));
+    blocks_ = {};                            // the renumbered copy is what the backend embeds
+    QUANTD_RETURN_IF_ERROR(AwaitBackend());  // everything above overlapped its start
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> hidden,
+                            backend_->Embed(embedding.rows, embedding.block_sets[0]));
+    hidden_ = std::move(hidden);
+    if (eval_.has_value()) {
+      QUANTD_ASSIGN_OR_RETURN(eval_float_,
+                              backend_->Embed(embedding.rows, embedding.block_sets[1]));
+      QUANTD_ASSIGN_OR_RETURN(eval_quantized_,
+                              backend_->Embed(embedding.rows, embedding.block_sets[1]));
+    }
+  }
+  LogDeviceMemory("");
 
   const LayerQuantSettings settings{options_.group_size, config.dtype, /*apply_clip=*/true};
   const DType quantized_md = DType::kF16;  // GEMM checkpoints run in float16
   const absl::Time start = absl::Now();
   for (int i = 0; i < n; ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancel());
-    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, source_.weights->LoadLayer(config, i));
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
     if (eval_float_ != nullptr) {
       QUANTD_RETURN_IF_ERROR(
           backend_->ForwardLayer(config, config.dtype, weights, eval_float_.get()));
     }
     QUANTD_ASSIGN_OR_RETURN(
         QuantizedLayer q,
-        backend_->QuantizeLayer(config, settings, std::move(weights), hidden.get(), cancel_));
+        backend_->QuantizeLayer(config, settings, std::move(weights), hidden_.get(), cancel_));
     if (eval_quantized_ != nullptr) {
       QUANTD_RETURN_IF_ERROR(
           backend_->ForwardLayer(config, quantized_md, DequantizedLayer(q), eval_quantized_.get()));
     }
+    if (i == 0) LogDeviceMemory("after the first layer");
     report_->AddLayer(i, q);
-    LayerWeights norms;
-    norms.input_layernorm = std::move(q.input_layernorm);
-    norms.post_attention_layernorm = std::move(q.post_attention_layernorm);
-    norms.q_norm = std::move(q.q_norm);
-    norms.k_norm = std::move(q.k_norm);
-    QUANTD_RETURN_IF_ERROR(exporter_->WriteLayerNorms(i, norms));
-    for (QuantizedLinear& l : q.linears) {
-      QUANTD_RETURN_IF_ERROR(
-          exporter_->WriteLinear(i, l.name, ToExportLinear(std::move(l.packed))));
-    }
+    auto out = std::make_shared<LayerOutput>();
+    out->layer = i;
+    out->norms.input_layernorm = std::move(q.input_layernorm);
+    out->norms.post_attention_layernorm = std::move(q.post_attention_layernorm);
+    out->norms.q_norm = std::move(q.q_norm);
+    out->norms.k_norm = std::move(q.k_norm);
+    out->linears = std::move(q.linears);
+    QUANTD_RETURN_IF_ERROR(Write([this, out] { return WriteLayer(exporter_.get(), *out); }));
     const absl::Duration elapsed = absl::Now() - start;
     const absl::Duration eta = elapsed / (i + 1) * (n - i - 1);
     std::string ratios;
@@ -260,6 +361,8 @@ absl::Status PipelineRun::QuantizeLayers() {
     Report(Phase::kQuantizing, i + 1, n,
            kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * (i + 1) / n, eta);
   }
+  layer_read_wait_ = layers.wait_seconds();
+  layer_read_background_ = layers.read_seconds();
   EndPhase(Phase::kQuantizing);
   return CheckCancel();
 }
@@ -267,29 +370,26 @@ absl::Status PipelineRun::QuantizeLayers() {
 absl::Status PipelineRun::Evaluate() {
   const ModelConfig& config = source_.config;
   QUANTD_ASSIGN_OR_RETURN(Tensor final_norm, source_.weights->LoadFinalNorm());
-  QUANTD_RETURN_IF_ERROR(exporter_->WriteFloat(kFinalNormName, final_norm));
-  if (!config.tie_word_embeddings || eval_.has_value()) {
+  auto norm = std::make_shared<Tensor>(final_norm);
+  QUANTD_RETURN_IF_ERROR(
+      Write([this, norm] { return exporter_->WriteFloat(kFinalNormName, *norm); }));
+  // lm_head (untied) is copied to the output by the writer since QuantizeLayers.
+  if (eval_.has_value()) {
     QUANTD_ASSIGN_OR_RETURN(Tensor lm_head, source_.weights->LoadLmHead(config));
-    if (!config.tie_word_embeddings) {
-      QUANTD_RETURN_IF_ERROR(exporter_->WriteFloat(kLmHeadName, lm_head));
-    }
-    if (eval_.has_value()) {
-      Report(Phase::kEvaluating, config.num_hidden_layers, config.num_hidden_layers, kQuantizeEnd);
-      QUANTD_ASSIGN_OR_RETURN(const double nll_float,
-                              backend_->NextTokenNll(config, config.dtype, final_norm, lm_head,
-                                                     *eval_float_, eval_->targets));
-      QUANTD_ASSIGN_OR_RETURN(const double nll_quant,
-                              backend_->NextTokenNll(config, DType::kF16, final_norm, lm_head,
-                                                     *eval_quantized_, eval_->targets));
-      const int64_t tokens = static_cast<int64_t>(eval_->targets.size()) * kEvalWindowTokens;
-      const double ppl_float = std::exp(nll_float / static_cast<double>(tokens));
-      const double ppl_quant = std::exp(nll_quant / static_cast<double>(tokens));
-      report_->SetPerplexity(ppl_float, ppl_quant, tokens);
-      Log(LogLevel::kInfo, absl::StrFormat("perplexity on %s (%d tokens): float %.3f, "
-                                           "quantized %.3f",
-                                           options_.eval_text, tokens, ppl_float, ppl_quant));
-      EndPhase(Phase::kEvaluating);
-    }
+    Report(Phase::kEvaluating, config.num_hidden_layers, config.num_hidden_layers, kQuantizeEnd);
+    QUANTD_ASSIGN_OR_RETURN(const double nll_float,
+                            backend_->NextTokenNll(config, config.dtype, final_norm, lm_head,
+                                                   *eval_float_, eval_->targets));
+    QUANTD_ASSIGN_OR_RETURN(const double nll_quant,
+                            backend_->NextTokenNll(config, DType::kF16, final_norm, lm_head,
+                                                   *eval_quantized_, eval_->targets));
+    const int64_t tokens = static_cast<int64_t>(eval_->targets.size()) * kEvalWindowTokens;
+    const double ppl_float = std::exp(nll_float / static_cast<double>(tokens));
+    const double ppl_quant = std::exp(nll_quant / static_cast<double>(tokens));
+    report_->SetPerplexity(ppl_float, ppl_quant, tokens);
+    Log(LogLevel::kInfo, absl::StrFormat("perplexity on %s (%d tokens): float %.3f, quantized %.3f",
+                                         options_.eval_text, tokens, ppl_float, ppl_quant));
+    EndPhase(Phase::kEvaluating);
   }
   return CheckCancel();
 }
@@ -297,9 +397,30 @@ absl::Status PipelineRun::Evaluate() {
 absl::StatusOr<QuantizeResult> PipelineRun::Export() {
   Report(Phase::kExporting, source_.config.num_hidden_layers, source_.config.num_hidden_layers,
          kQuantizeEnd);
+  QUANTD_RETURN_IF_ERROR(writes_->Drain());
+  const absl::Time sync_start = absl::Now();
+  QUANTD_RETURN_IF_ERROR(exporter_->FinishWeights());  // on disk (fsync) before the report
+  const double sync_seconds = absl::ToDoubleSeconds(absl::Now() - sync_start);
+  LogDeviceMemory("at the end");
+  report_->SetOverlapSeconds({{"layer_read_background", layer_read_background_},
+                              {"layer_read_wait", layer_read_wait_},
+                              {"write_background", writes_->busy_seconds()},
+                              {"write_wait", writes_->wait_seconds()},
+                              {"weights_fsync", sync_seconds}});
   EndPhase(Phase::kExporting);  // the report carries the time up to here
   QUANTD_RETURN_IF_ERROR(exporter_->AddFile("quant_report.json", report_->Serialize()));
-  QUANTD_ASSIGN_OR_RETURN(std::vector<Artifact> artifacts, exporter_->Commit());
+  const absl::Time commit_start = absl::Now();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<Artifact> artifacts,
+                          exporter_->Commit(options_.artifact_digests));
+  int64_t bytes = 0;
+  for (const Artifact& a : artifacts) bytes += a.size_bytes;
+  Log(LogLevel::kInfo,
+      absl::StrFormat("exported %d files (%.1f MiB): writes %.2fs in the background (waited "
+                      "%.2fs), fsync %.2fs, commit%s %.2fs",
+                      artifacts.size(), static_cast<double>(bytes) / (1024.0 * 1024.0),
+                      writes_->busy_seconds(), writes_->wait_seconds(), sync_seconds,
+                      options_.artifact_digests ? " and SHA-256" : "",
+                      absl::ToDoubleSeconds(absl::Now() - commit_start)));
   QuantizeResult result;
   result.output_dir = exporter_->output_dir();
   result.report_path = result.output_dir + "/quant_report.json";
@@ -320,7 +441,10 @@ absl::StatusOr<QuantizeResult> PipelineRun::Execute() {
     QUANTD_RETURN_IF_ERROR(Evaluate());
     return Export();
   }();
-  if (!result.ok() && exporter_ != nullptr) exporter_->Abort();
+  if (!result.ok()) {
+    writes_.reset();  // drops queued writes, waits for the one running
+    if (exporter_ != nullptr) exporter_->Abort();
+  }
   return result;
 }
 

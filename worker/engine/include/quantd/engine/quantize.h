@@ -3,8 +3,8 @@
 //
 // Quantize() reads a Hugging Face model directory, calibrates on a JSON-lines file, runs AutoAWQ's
 // search layer by layer (spec: AutoAWQ 0.2.9, see docs/engine.md) and writes an AutoAWQ GEMM
-// checkpoint. It reports progress, log lines and artifacts to an EngineObserver as it goes, and stops
-// between scaling groups once its CancellationToken is cancelled.
+// checkpoint. It reports progress, log lines and artifacts to an EngineObserver as it goes, and
+// stops between scaling groups once its CancellationToken is cancelled.
 #ifndef QUANTD_ENGINE_QUANTIZE_H_
 #define QUANTD_ENGINE_QUANTIZE_H_
 
@@ -20,7 +20,8 @@
 
 namespace quantd::engine {
 
-// The seed script's AWQ_CALIB_SYSTEM_PROMPT, the default system message of chat-wrapped calibration.
+// The seed script's AWQ_CALIB_SYSTEM_PROMPT, the default system message of chat-wrapped
+// calibration.
 extern const char kSeedSystemPrompt[];
 
 // Float type of the non-quantized tensors in the output.
@@ -48,6 +49,10 @@ struct QuantizeOptions {
   std::string eval_text;   // Optional held-out text for perplexity in quant_report.json.
   std::string dump_calib;  // Optional: write the calibration blocks here as JSON.
   BackendKind backend = BackendKind::kAuto;
+  // SHA-256 of every output file in the artifacts (one more read of the whole output after the
+  // last file is written); off, Artifact::sha256 stays empty. quantize-awq turns it off unless
+  // it emits events (the daemon's mode).
+  bool artifact_digests = true;
 };
 
 // Phases of a run, in order.
@@ -58,9 +63,9 @@ struct Progress {
   Phase phase = Phase::kLoading;
   int layers_done = 0;
   int layers_total = 0;
-  double fraction = 0.0;                 // Whole run, 0..1, monotone.
-  std::optional<absl::Duration> eta;     // Unset while unknown.
-  int64_t tokens_per_layer = 0;          // Calibration tokens each layer runs (0 until known).
+  double fraction = 0.0;              // Whole run, 0..1, monotone.
+  std::optional<absl::Duration> eta;  // Unset while unknown.
+  int64_t tokens_per_layer = 0;       // Calibration tokens each layer runs (0 until known).
 };
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };

@@ -1,0 +1,117 @@
+#include "output_check.h"
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/dtype.h"
+#include "io/checkpoint_reader.h"
+#include "io/json_file.h"
+#include "model/architecture.h"
+#include "model/layer_weights.h"
+
+namespace quantd::bench {
+namespace {
+
+constexpr int kGroup = 128;
+
+std::string Shape(const std::vector<int64_t>& s) {
+  return absl::StrCat("[", absl::StrJoin(s, ", "), "]");
+}
+
+// "" when `name` is there with `dtype` and `shape`.
+std::string CheckTensor(const engine::CheckpointReader& r, const std::string& name,
+                        engine::DType dtype, const std::vector<int64_t>& shape) {
+  const engine::SafetensorsEntry* e = r.Find(name);
+  if (e == nullptr) return name + " missing";
+  if (e->dtype != dtype || e->shape != shape) {
+    return absl::StrCat(name, ": ", std::string(engine::DTypeName(e->dtype)), " ", Shape(e->shape),
+                        ", expected ", std::string(engine::DTypeName(dtype)), " ", Shape(shape));
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string CheckAwqOutput(const std::string& out_dir, const engine::ModelConfig& c, int blocks,
+                           int len, const nlohmann::json& report) {
+  namespace fs = std::filesystem;
+  using engine::DType;
+  for (const char* f : {"config.json", "quant_config.json", "quant_report.json"}) {
+    if (!fs::is_regular_file(fs::path(out_dir) / f)) return absl::StrCat(f, " missing");
+  }
+  absl::StatusOr<nlohmann::json> cfg = engine::ReadJsonFile(out_dir + "/config.json");
+  if (!cfg.ok()) return std::string(cfg.status().message());
+  const nlohmann::json q = cfg->value("quantization_config", nlohmann::json::object());
+  if (q.value("quant_method", "") != "awq" || q.value("bits", 0) != 4 ||
+      q.value("group_size", 0) != kGroup || q.value("version", "") != "gemm") {
+    return "config.json: quantization_config is not awq / 4 bits / group 128 / gemm";
+  }
+  const nlohmann::json cal = report.value("calibration", nlohmann::json::object());
+  if (cal.value("blocks", -1) != blocks || cal.value("block_len", -1) != len ||
+      cal.value("tokens_dropped", -1) != 0) {
+    return absl::StrCat("calibration: ", cal.value("blocks", -1), " blocks of ",
+                        cal.value("block_len", -1), " (", cal.value("tokens_dropped", -1),
+                        " tokens dropped), expected ", blocks, " x ", len);
+  }
+  absl::StatusOr<std::unique_ptr<engine::CheckpointReader>> r =
+      engine::CheckpointReader::Open(out_dir);
+  if (!r.ok()) return std::string(r.status().message());
+  const engine::CheckpointReader& ck = **r;
+  std::vector<int64_t> out = engine::LinearOutFeatures(c), in = engine::LinearInFeatures(c);
+  int64_t expected = 2 + (c.tie_word_embeddings ? 0 : 1);  // embedding, final norm, lm_head
+  std::string problem =
+      CheckTensor(ck, engine::kEmbedTokensName, DType::kF16, {c.vocab_size, c.hidden_size});
+  if (problem.empty())
+    problem = CheckTensor(ck, engine::kFinalNormName, DType::kF16, {c.hidden_size});
+  if (problem.empty() && !c.tie_word_embeddings) {
+    problem = CheckTensor(ck, engine::kLmHeadName, DType::kF16, {c.vocab_size, c.hidden_size});
+  }
+  for (int l = 0; l < c.num_hidden_layers && problem.empty(); ++l) {
+    for (size_t i = 0; i < 7 && problem.empty(); ++i) {
+      const std::string base = engine::LayerTensorName(l, engine::kLayerLinearNames[i]);
+      problem = CheckTensor(ck, base + ".qweight", DType::kI32, {in[i], out[i] / 8});
+      if (problem.empty()) {
+        problem = CheckTensor(ck, base + ".qzeros", DType::kI32, {in[i] / kGroup, out[i] / 8});
+      }
+      if (problem.empty()) {
+        problem = CheckTensor(ck, base + ".scales", DType::kF16, {in[i] / kGroup, out[i]});
+      }
+      expected += 3;
+      if (problem.empty() && c.attention_bias && i < 3) {
+        problem = CheckTensor(ck, base + ".bias", DType::kF16, {out[i]});
+        ++expected;
+      }
+    }
+    for (const char* norm : {"input_layernorm.weight", "post_attention_layernorm.weight"}) {
+      if (problem.empty()) {
+        problem = CheckTensor(ck, engine::LayerTensorName(l, norm), DType::kF16, {c.hidden_size});
+      }
+      ++expected;
+    }
+    if (c.qk_norm) expected += 2;
+  }
+  if (!problem.empty()) return problem;
+  int64_t found = 0;
+  for (const std::string& file : ck.files()) {
+    absl::StatusOr<std::unique_ptr<engine::SafetensorsFile>> f =
+        engine::SafetensorsFile::Open(file);
+    if (!f.ok()) return std::string(f.status().message());
+    found += static_cast<int64_t>((*f)->entries().size());
+  }
+  if (found != expected) return absl::StrCat(found, " tensors, expected ", expected);
+  // The last layer's down_proj scales: finite and positive.
+  const std::string scales =
+      engine::LayerTensorName(c.num_hidden_layers - 1, "mlp.down_proj") + ".scales";
+  absl::StatusOr<engine::Tensor> s = ck.ReadFloat(scales);
+  if (!s.ok()) return std::string(s.status().message());
+  for (float v : s->data) {
+    if (!std::isfinite(v) || v <= 0.0f) return absl::StrCat(scales, " holds ", v);
+  }
+  return "ok";
+}
+
+}  // namespace quantd::bench

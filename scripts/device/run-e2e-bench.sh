@@ -1,0 +1,63 @@
+#!/bin/bash
+# Runs on the device machine (from the repository root, with .device-bundle-e2e carried): unpacks
+# the bundles made by make-e2e-bundle.sh and runs quantize-awq end to end through quantd-e2e-bench
+# on random checkpoints (docs/perf.md, "end to end"); prints the table last and leaves it, with
+# every log and quant_report.json in e2e-logs.tar.gz, under $OUT (at most 8 files come back).
+#   .device-bundle-e2e/run-e2e-bench.sh STEP...
+# Steps: engine-small (run-gpu-checks.sh bench-small: the engine-only benchmark, for comparison),
+#        gpu-tests (run-gpu-checks.sh tests), small (0.5B 128x512, all layers), small-events (the
+#        same with --events=jsonl, the daemon's mode, which also hashes the output),
+#        large[:K] (0.5B 256x2048, K layers, default all), 7b[:K] (7B 128x512, K layers).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+final=${OUT:-/tmp/quantd-out}
+out=/tmp/quantd-e2e-logs
+rm -rf "$out" && mkdir -p "$out" "$final" && rm -f "$final/e2e-table.md"
+b=/tmp/quantd-bundle
+gpu_steps=(unpack-only)
+for step in "$@"; do
+  case "$step" in
+    engine-small) gpu_steps+=(bench-small) ;;
+    gpu-tests) gpu_steps+=(tests) ;;
+  esac
+done
+OUT=$out bash "$here/run-gpu-checks.sh" "${gpu_steps[@]}" | tee "$out/gpu-checks.txt"
+tar -C "$b" -xJf "$here/e2e.tar.xz" || exit 1
+export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+nproc; free -g | head -2; df -h /tmp | tail -1
+rows=()
+header=--header
+e2e() {  # name, config, blocks, len, layers, extra flags...
+  local name=$1 config=$2 blocks=$3 len=$4 layers=${5:-0}
+  shift 5
+  local start=$(date +%s)
+  "$b/bin/quantd-e2e-bench" --quantize_awq "$b/bin/quantize-awq" --config "$b/configs/$config" \
+    --blocks "$blocks" --len "$len" --layers "$layers" --name "$name" --work_dir /tmp/quantd-e2e \
+    --log "$out/$name.log" --keep $header "$@" > "$out/$name.md" 2> "$out/$name.err"
+  local rc=$?
+  header=
+  cp /tmp/quantd-e2e/out/quant_report.json "$out/$name.report.json" 2>/dev/null
+  for f in /tmp/quantd-e2e/out/*.safetensors; do  # what hashing the output costs here
+    [ -f "$f" ] || continue
+    local TIMEFORMAT="sha256sum $(du -m "$f" | cut -f1) MiB: %R s"
+    { time sha256sum "$f" >/dev/null; } 2>&1
+  done
+  rm -rf /tmp/quantd-e2e
+  cat "$out/$name.err"
+  grep -E "memory|exported|GPU" "$out/$name.log"
+  rows+=("$(cat "$out/$name.md")")
+  cat "$out/$name.md" >> "$final/e2e-table.md"  # kept even if a later step runs out of time
+  echo "$name rc=$rc wall=$(( $(date +%s) - start ))s"
+}
+layers_of() { [[ "$1" == *:* ]] && echo "${1#*:}" || echo 0; }
+for step in "$@"; do
+  case "$step" in
+    small) e2e qwen05b_128x512 qwen2.5-0.5b-instruct.config.json 128 512 0 ;;
+    small-events) e2e qwen05b_128x512_events qwen2.5-0.5b-instruct.config.json 128 512 0 --events ;;
+    large*) e2e qwen05b_256x2048 qwen2.5-0.5b-instruct.config.json 256 2048 "$(layers_of "$step")" ;;
+    7b*) e2e qwen7b_128x512 qwen2.5-7b-instruct.config.json 128 512 "$(layers_of "$step")" ;;
+  esac
+done
+echo "== end to end"
+printf '%s\n' "${rows[@]}"
+tar -C "$out" -czf "$final/e2e-logs.tar.gz" .
