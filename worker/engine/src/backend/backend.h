@@ -110,6 +110,17 @@ class Backend {
                                                        LayerWeights weights, Activations* hidden,
                                                        const CancellationToken* cancel) = 0;
 
+  // May start moving `weights` — the layer the next QuantizeLayer call will receive — to the
+  // device, so that the copy overlaps the work on the current layer. Called from another thread
+  // while QuantizeLayer runs; `weights` need to stay valid only during the call. Best effort: a
+  // backend that cannot stage now (or has nothing to stage to) does nothing, and QuantizeLayer
+  // always works on the weights it is given.
+  virtual void StageLayer(const ModelConfig& config, DType md, const LayerWeights& weights) {
+    (void)config;
+    (void)md;
+    (void)weights;
+  }
+
   // Forwards `hidden` through a float layer in place (perplexity of the float or the dequantized
   // model).
   virtual absl::Status ForwardLayer(const ModelConfig& config, DType md,

@@ -479,7 +479,7 @@ CudaPhaseSeconds& GlobalPhaseTotals() {
 }
 
 absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights w,
-                                                     const CancellationToken* cancel,
+                                                     bool uploaded, const CancellationToken* cancel,
                                                      AwqWorkspace* ws) {
   const ModelConfig& c = *run.config;
   const DType md = run.settings.md;
@@ -487,7 +487,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
   CudaPhaseSeconds& times = GlobalPhaseTotals();
   Lap lap;
-  QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
+  if (!uploaded) QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "weight upload"));
   times.upload += lap.Next();
   QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer, run.hidden,

@@ -48,8 +48,10 @@ struct AwqWorkspace {
 // Per-phase wall time of QuantizeLayerOnDevice, accumulated.
 CudaPhaseSeconds& GlobalPhaseTotals();
 
+// `uploaded`: ws->layer already holds `weights` (staged by the backend, the stream waits for the
+// copy); otherwise they are uploaded first.
 absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights weights,
-                                                     const CancellationToken* cancel,
+                                                     bool uploaded, const CancellationToken* cancel,
                                                      AwqWorkspace* ws);
 
 absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& weights,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -49,13 +50,32 @@ class CudaActivations : public Activations {
 class CudaBackend : public Backend {
  public:
   ~CudaBackend() override {
+    if (staged_event_ != nullptr) cudaEventDestroy(staged_event_);
+    if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
   absl::Status Init() {
     QUANTD_CUDA_RETURN_IF_ERROR(cudaSetDevice(0));
     QUANTD_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    QUANTD_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    QUANTD_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&staged_event_, cudaEventDisableTiming));
     return gemm_.Init(stream_);
+  }
+
+  // Uploads the next layer on a copy stream into a second DeviceLayer while the current one is
+  // worked on; QuantizeLayer swaps it in. One layer is staged at a time: if the last one was not
+  // taken yet, this one is not staged (QuantizeLayer then uploads it itself).
+  void StageLayer(const ModelConfig& config, DType md, const LayerWeights& weights) override {
+    (void)config;
+    std::lock_guard<std::mutex> lock(stage_mu_);
+    if (staged_.has_value()) return;
+    cudaSetDevice(0);  // the calling thread may not have made the device current
+    if (!cuda::UploadLayer(weights, md, copy_stream_, &staged_layer_).ok() ||
+        cudaEventRecord(staged_event_, copy_stream_) != cudaSuccess) {
+      return;  // QuantizeLayer uploads it again and reports a real failure
+    }
+    staged_ = Staged{md, Fingerprint(weights)};
   }
 
   std::string_view name() const override { return "cuda"; }
@@ -99,8 +119,19 @@ class CudaBackend : public Backend {
     cuda::AwqLayerRun run{&gemm_,          stream_,     &config,
                           settings,        act->data(), act->num_blocks() * act->block_len(),
                           act->block_len()};
+    bool uploaded = false;
+    {
+      std::lock_guard<std::mutex> lock(stage_mu_);
+      if (staged_.has_value() && staged_->md == settings.md &&
+          staged_->fingerprint == Fingerprint(weights)) {
+        QUANTD_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_, staged_event_, 0));
+        std::swap(workspace_.layer, staged_layer_);
+        uploaded = true;
+      }
+      staged_.reset();
+    }
     absl::StatusOr<QuantizedLayer> out =
-        cuda::QuantizeLayerOnDevice(run, std::move(weights), cancel, &workspace_);
+        cuda::QuantizeLayerOnDevice(run, std::move(weights), uploaded, cancel, &workspace_);
     if (!use_logged_ && out.ok()) {
       LogMemoryUse();
       use_logged_ = true;
@@ -180,7 +211,32 @@ class CudaBackend : public Backend {
                  static_cast<double>(st.current) / gib, static_cast<double>(st.peak) / gib);
   }
 
+  // Identifies a staged layer: every Linear's shape and a few of its values.
+  static std::vector<float> Fingerprint(const LayerWeights& w) {
+    std::vector<float> f;
+    const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
+                                  &w.gate_proj, &w.up_proj, &w.down_proj};
+    for (const LinearWeights* l : all) {
+      const std::vector<float>& d = l->weight.data;
+      f.push_back(static_cast<float>(d.size()));
+      for (size_t i : {size_t{0}, d.size() / 3, d.size() / 2, d.size() - 1}) {
+        if (i < d.size()) f.push_back(d[i]);
+      }
+    }
+    return f;
+  }
+
+  struct Staged {
+    DType md;
+    std::vector<float> fingerprint;
+  };
+
   cudaStream_t stream_ = nullptr;
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t staged_event_ = nullptr;
+  std::mutex stage_mu_;
+  cuda::DeviceLayer staged_layer_;  // guarded by stage_mu_
+  std::optional<Staged> staged_;    // guarded by stage_mu_
   cuda::Gemm gemm_;
   cuda::AwqWorkspace workspace_;
   bool plan_logged_ = false;

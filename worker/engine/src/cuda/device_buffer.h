@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -31,9 +32,10 @@ inline absl::Status CudaStatus(cudaError_t err, const char* what) {
   QUANTD_CUDA_RETURN_IF_ERROR((static_cast<void>(what), cudaGetLastError()))
 
 // Bytes currently allocated through DeviceBuffer and the high-water mark (for the memory report).
+// Atomic: a layer is staged from another thread while the backend works.
 struct DeviceMemoryStats {
-  size_t current = 0;
-  size_t peak = 0;
+  std::atomic<size_t> current{0};
+  std::atomic<size_t> peak{0};
 };
 DeviceMemoryStats& GlobalDeviceMemoryStats();
 
@@ -67,8 +69,10 @@ class DeviceBuffer {
     ptr_ = p;
     bytes_ = bytes;
     DeviceMemoryStats& st = GlobalDeviceMemoryStats();
-    st.current += bytes_;
-    if (st.current > st.peak) st.peak = st.current;
+    const size_t now = st.current.fetch_add(bytes_) + bytes_;
+    size_t peak = st.peak.load();
+    while (now > peak && !st.peak.compare_exchange_weak(peak, now)) {
+    }
     return absl::OkStatus();
   }
 

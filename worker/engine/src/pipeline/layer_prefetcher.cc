@@ -7,8 +7,9 @@
 
 namespace quantd::engine {
 
-LayerPrefetcher::LayerPrefetcher(const CheckpointReader* reader, const ModelConfig* config)
-    : reader_(reader), config_(config) {
+LayerPrefetcher::LayerPrefetcher(const CheckpointReader* reader, const ModelConfig* config,
+                                 std::function<void(const LayerWeights&)> on_read)
+    : reader_(reader), config_(config), on_read_(std::move(on_read)) {
   Start(0);
 }
 
@@ -18,10 +19,11 @@ LayerPrefetcher::~LayerPrefetcher() {
 
 void LayerPrefetcher::Start(int layer) {
   if (layer >= config_->num_hidden_layers) return;
-  pending_ = std::async(std::launch::async, [reader = reader_, config = config_, layer] {
+  pending_ = std::async(std::launch::async, [this, layer] {
     const absl::Time start = absl::Now();
-    Read r{reader->LoadLayer(*config, layer)};
+    Read r{reader_->LoadLayer(*config_, layer)};
     r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    if (r.weights.ok() && on_read_ != nullptr) on_read_(*r.weights);
     return r;
   });
 }

@@ -5,6 +5,7 @@
 #ifndef QUANTD_ENGINE_PIPELINE_LAYER_PREFETCHER_H_
 #define QUANTD_ENGINE_PIPELINE_LAYER_PREFETCHER_H_
 
+#include <functional>
 #include <future>
 
 #include "absl/status/statusor.h"
@@ -16,8 +17,11 @@ namespace quantd::engine {
 
 class LayerPrefetcher {
  public:
-  // Starts reading layer 0 at once. `reader` and `config` must outlive the prefetcher.
-  LayerPrefetcher(const CheckpointReader* reader, const ModelConfig* config);
+  // Starts reading layer 0 at once. `reader` and `config` must outlive the prefetcher. `on_read`
+  // (optional) runs on the reading thread with each layer read, before Next() can return it (the
+  // pipeline stages it on the backend's device there).
+  LayerPrefetcher(const CheckpointReader* reader, const ModelConfig* config,
+                  std::function<void(const LayerWeights&)> on_read = nullptr);
   // Waits for a read in flight (it only touches the reader).
   ~LayerPrefetcher();
   LayerPrefetcher(const LayerPrefetcher&) = delete;
@@ -40,6 +44,7 @@ class LayerPrefetcher {
 
   const CheckpointReader* reader_;
   const ModelConfig* config_;
+  std::function<void(const LayerWeights&)> on_read_;
   int next_ = 0;
   std::future<Read> pending_;
   double wait_seconds_ = 0.0;

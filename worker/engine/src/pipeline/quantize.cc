@@ -12,6 +12,7 @@
 #include "quantd/engine/quantize.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <future>
 #include <memory>
@@ -297,7 +298,12 @@ absl::Status PipelineRun::QuantizeLayers() {
   writes_ = std::make_unique<ExportQueue>(kMaxPendingWrites);
   // Layer 0 is read while the embedding is; the float tensors outside the layers are copied to
   // the output by the writer while the backend quantizes.
-  LayerPrefetcher layers(&reader, &config);
+  // Each layer read is staged on the backend's device (the copy overlaps the current layer's
+  // work) once the backend is up; layer 0 is read during its start and uploaded when quantized.
+  std::atomic<Backend*> stage_on{nullptr};
+  LayerPrefetcher layers(&reader, &config, [&stage_on, &config](const LayerWeights& w) {
+    if (Backend* b = stage_on.load(); b != nullptr) b->StageLayer(config, config.dtype, w);
+  });
   for (const char* name : {kEmbedTokensName, kLmHeadName}) {
     if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
     QUANTD_RETURN_IF_ERROR(Write([this, &reader, name] {
@@ -312,6 +318,7 @@ absl::Status PipelineRun::QuantizeLayers() {
     QUANTD_ASSIGN_OR_RETURN(EmbeddingRows embedding, ReadEmbeddingRows(reader, sets));
     blocks_ = {};                            // the renumbered copy is what the backend embeds
     QUANTD_RETURN_IF_ERROR(AwaitBackend());  // everything above overlapped its start
+    stage_on.store(backend_.get());
     QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> hidden,
                             backend_->Embed(embedding.rows, embedding.block_sets[0]));
     hidden_ = std::move(hidden);
