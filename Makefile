@@ -23,9 +23,10 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # Proves the engine builds with the service's dependencies (gRPC, protobuf, SQLite) unavailable,
-# as on the GPU machines.
+# as on the GPU machines, and without CUDA (the main build compiles the CUDA backend where nvcc is).
 engine-only: deps
 	cmake -S . -B $(ENGINE_ONLY_DIR) -G Ninja -DQUANTD_ENGINE_ONLY=ON -DQUANTD_WERROR=$(WERROR) \
+	  -DQUANTD_CUDA=OFF \
 	  -DCMAKE_DISABLE_FIND_PACKAGE_gRPC=ON -DCMAKE_DISABLE_FIND_PACKAGE_Protobuf=ON \
 	  -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON $(CMAKE_FLAGS)
 	cmake --build $(ENGINE_ONLY_DIR) -j $(JOBS) --target quantize-awq
