@@ -96,7 +96,7 @@ class PipelineRun {
     p.layers_total = total;
     p.fraction = fraction;
     p.eta = eta;
-    for (const std::vector<int32_t>& block : blocks_) p.tokens_per_layer += block.size();
+    p.tokens_per_layer = calib_tokens_;
     observer_->OnProgress(p);
   }
   void Log(LogLevel level, const std::string& message) {
@@ -145,6 +145,7 @@ class PipelineRun {
   std::unique_ptr<QuantReport> report_;
   CalibrationSet calib_;
   std::vector<std::vector<int32_t>> blocks_;
+  int64_t calib_tokens_ = 0;  // tokens each layer runs (blocks_ is released once embedded)
   absl::Status tokenizer_status_;
   std::optional<EvalWindows> eval_;
   std::unique_ptr<Activations> hidden_, eval_float_, eval_quantized_;
@@ -258,6 +259,7 @@ absl::Status PipelineRun::Calibrate() {
   for (int64_t b = 0; b < calib_.num_blocks(); ++b) {
     const absl::Span<const int32_t> block = calib_.block(b);
     blocks_.emplace_back(block.begin(), block.end());
+    calib_tokens_ += static_cast<int64_t>(block.size());
   }
   if (!options_.dump_calib.empty()) {
     QUANTD_RETURN_IF_ERROR(WriteCalibrationDump(options_.dump_calib, calib_));
