@@ -49,12 +49,18 @@ std::optional<double> Sample(const std::string& exposition, const std::string& s
   return std::nullopt;
 }
 
-TEST(QuantdServerTest, MetricsHealthAndReadinessAgreeOnHttpAndGrpc) {
+// gRPC and metrics on free loopback ports, in-memory store, no local worker.
+ServerConfig LoopbackServerConfig() {
   ServerConfig config;
   config.listen = "127.0.0.1:0";
   config.metrics_address = "127.0.0.1:0";
   config.store = "memory";
   config.local_worker = false;
+  return config;
+}
+
+TEST(QuantdServerTest, MetricsHealthAndReadinessAgreeOnHttpAndGrpc) {
+  ServerConfig config = LoopbackServerConfig();
   auto server = QuantdServer::Start(config);
   ASSERT_TRUE(server.ok()) << server.status();
   const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
@@ -93,11 +99,7 @@ TEST(QuantdServerTest, MetricsHealthAndReadinessAgreeOnHttpAndGrpc) {
 }
 
 TEST(QuantdServerTest, AMetricsAddressInUseIsAClearStartError) {
-  ServerConfig config;
-  config.listen = "127.0.0.1:0";
-  config.metrics_address = "127.0.0.1:0";
-  config.store = "memory";
-  config.local_worker = false;
+  ServerConfig config = LoopbackServerConfig();
   auto first = QuantdServer::Start(config);
   ASSERT_TRUE(first.ok()) << first.status();
   config.metrics_address = (*first)->metrics_url().substr(std::string("http://").size());
