@@ -149,18 +149,17 @@ int Main(int argc, char** argv) {
   const double gib = 1024.0 * 1024.0 * 1024.0;
   std::printf(
       "\n| geometry | backend | blocks x len | layers | total s | open+init s | embed s | "
-      "load s | upload s | forward s | scale search s | scale+clip s | quant+pack s | "
+      "load s | upload s | forward+stats s | scale search s | fold+clip+pack s | "
       "TFLOP | TFLOP/s | %% of 790 | peak GPU GiB | host RSS GiB |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::printf(
       "| %s h%d i%d | %s | %dx%d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | "
-      "%.2f | %.2f | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
+      "%.2f | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
       c.architecture_name.c_str(), c.hidden_size, c.intermediate_size,
       std::string(backend->name()).c_str(), a.blocks, a.len, c.num_hidden_layers, total,
-      t_init - t0, t_embed - t_init, load, ph.upload, ph.forward, ph.scale_search,
-      ph.apply_and_clip, ph.quantize_pack, flops / 1e12, flops / 1e12 / quant,
-      100.0 * flops / 1e12 / quant / 790.0, static_cast<double>(CudaPeakDeviceBytes()) / gib,
-      HostPeakRssGiB());
+      t_init - t0, t_embed - t_init, load, ph.upload, ph.forward, ph.scale_search, ph.finish,
+      flops / 1e12, flops / 1e12 / quant, 100.0 * flops / 1e12 / quant / 790.0,
+      static_cast<double>(CudaPeakDeviceBytes()) / gib, HostPeakRssGiB());
   return 0;
 }
 

@@ -116,31 +116,50 @@ void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, int64_t 
   }
 }
 
-absl::StatusOr<ScaleSearchResult> SearchBestScale(
-    const std::vector<float>& x_mean, const std::vector<float>& w_mean, DType md,
-    const std::function<absl::StatusOr<double>(const std::vector<float>& s)>& trial_loss) {
+std::vector<std::vector<float>> GridScales(const std::vector<float>& x_mean,
+                                           const std::vector<float>& w_mean, DType md) {
+  std::vector<std::vector<float>> grid;
+  grid.reserve(kScaleGridPoints);
+  for (int k = 0; k < kScaleGridPoints; ++k) {
+    grid.push_back(ScalesForRatio(x_mean, w_mean, static_cast<double>(k) / kScaleGridPoints, md));
+  }
+  return grid;
+}
+
+absl::StatusOr<ScaleSearchResult> PickBestScale(std::vector<std::vector<float>> grid,
+                                                std::vector<double> losses) {
   ScaleSearchResult result;
   result.best_loss = std::numeric_limits<double>::infinity();
-  for (int k = 0; k < kScaleGridPoints; ++k) {
-    const double ratio = static_cast<double>(k) / kScaleGridPoints;
-    std::vector<float> s = ScalesForRatio(x_mean, w_mean, ratio, md);
-    absl::StatusOr<double> loss = trial_loss(s);
-    if (!loss.ok()) return loss.status();
-    result.losses.push_back(*loss);
-    if (*loss < result.best_loss) {  // strict: ties keep the earliest ratio
-      result.best_loss = *loss;
+  for (int k = 0; k < static_cast<int>(losses.size()); ++k) {
+    if (losses[k] < result.best_loss) {  // strict: ties keep the earliest ratio
+      result.best_loss = losses[k];
       result.best_index = k;
-      result.best_ratio = ratio;
-      result.scales = std::move(s);
     }
   }
   if (result.best_index < 0) {
     return absl::InternalError(
         absl::StrCat("AWQ scale search: no grid point gave a finite loss (NaN in the layer "
                      "output); losses of ",
-                     kScaleGridPoints, " ratios were all NaN or inf"));
+                     losses.size(), " ratios were all NaN or inf"));
   }
+  result.best_ratio = static_cast<double>(result.best_index) / kScaleGridPoints;
+  result.scales = std::move(grid[result.best_index]);
+  result.losses = std::move(losses);
   return result;
+}
+
+absl::StatusOr<ScaleSearchResult> SearchBestScale(
+    const std::vector<float>& x_mean, const std::vector<float>& w_mean, DType md,
+    const std::function<absl::StatusOr<double>(const std::vector<float>& s)>& trial_loss) {
+  std::vector<std::vector<float>> grid = GridScales(x_mean, w_mean, md);
+  std::vector<double> losses;
+  losses.reserve(grid.size());
+  for (const std::vector<float>& s : grid) {
+    absl::StatusOr<double> loss = trial_loss(s);
+    if (!loss.ok()) return loss.status();
+    losses.push_back(*loss);
+  }
+  return PickBestScale(std::move(grid), std::move(losses));
 }
 
 void ClampToFinite(Tensor* t, DType md) {

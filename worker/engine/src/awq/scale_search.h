@@ -39,6 +39,15 @@ struct ScaleSearchResult {
   std::vector<double> losses;  // loss of every grid point
 };
 
+// The scale vector of every grid point k/20 (ScalesForRatio), in grid order.
+std::vector<std::vector<float>> GridScales(const std::vector<float>& x_mean,
+                                           const std::vector<float>& w_mean, DType md);
+
+// The first strictly smallest of `losses` (one per grid point, in grid order), with its scale
+// vector taken from `grid`. Fails when no loss is finite (AutoAWQ raises there too).
+absl::StatusOr<ScaleSearchResult> PickBestScale(std::vector<std::vector<float>> grid,
+                                                std::vector<double> losses);
+
 // Evaluates every grid point with `trial_loss(s)` and keeps the first strictly smallest loss.
 // Fails when no loss is finite (AutoAWQ raises there too).
 absl::StatusOr<ScaleSearchResult> SearchBestScale(

@@ -115,14 +115,14 @@ absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t 
   return absl::OkStatus();
 }
 
-// x_mean and w_mean of a group (awq/scale_search.h), computed on the device.
+// x_mean and w_mean of a group (awq/scale_search.h), computed on the device into means[2c]
+// (x_mean, then w_mean). Queued only.
 absl::Status GroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, AwqWorkspace* ws,
-                             std::vector<float>* x_mean, std::vector<float>* w_mean) {
+                             float* means) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
   const int64_t gs = run.settings.group_size;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->sums, 2 * c, sizeof(double)));
-  QUANTD_RETURN_IF_ERROR(Ensure(&ws->means, 2 * c, sizeof(float)));
   int64_t max_rows = 0, rows = 0;
   for (const DeviceLinear* l : g.linears) {
     max_rows = std::max(max_rows, l->out);
@@ -132,25 +132,20 @@ absl::Status GroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, Awq
   double* sums = ws->sums.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * c * sizeof(double), run.stream));
   AddColumnAbsSums(g.input, g.input_type, run.tokens, c, sums, run.stream);
-  FinishMean(sums, c, run.tokens, md, ws->means.f32(), run.stream);
+  FinishMean(sums, c, run.tokens, md, means, run.stream);
   for (const DeviceLinear* l : g.linears) {
     AddNormalizedWeightSums(l->weight.f32(), l->out, c, gs, md, ws->denom.f32(), sums + c,
                             run.stream);
   }
-  FinishMean(sums + c, c, rows, md, ws->means.f32() + c, run.stream);
-  std::vector<float> both(static_cast<size_t>(2 * c));
-  QUANTD_RETURN_IF_ERROR(Download(ws->means, both.data(), both.size() * sizeof(float), run.stream));
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale statistics"));
-  x_mean->assign(both.begin(), both.begin() + c);
-  w_mean->assign(both.begin() + c, both.end());
+  FinishMean(sums + c, c, rows, md, means + c, run.stream);
   return absl::OkStatus();
 }
 
-// Losses of every grid point [kScaleGridPoints] for one group. Everything is queued on the stream;
-// the one synchronisation is the final copy of the losses.
-absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const GroupOnDevice& g,
-                                               const std::vector<float>& x_mean,
-                                               const std::vector<float>& w_mean, AwqWorkspace* ws) {
+// Adds the summed squared error of every grid point to losses[kScaleGridPoints] for one group
+// whose grid scale vectors are s_dev[kScaleGridPoints, c], and returns the divisor that makes the
+// sums AutoAWQ's mean losses. Queued only.
+absl::StatusOr<double> GridLosses(const AwqLayerRun& run, const GroupOnDevice& g,
+                                  const float* s_dev, double* losses, AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
   const int64_t gs = run.settings.group_size;
@@ -159,18 +154,6 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
   const size_t elem = static_cast<size_t>(DTypeSize(md));
   constexpr int kGrid = kScaleGridPoints;
 
-  std::vector<float> scales;
-  scales.reserve(static_cast<size_t>(kGrid * c));
-  for (int k = 0; k < kGrid; ++k) {
-    const std::vector<float> s = ScalesForRatio(x_mean, w_mean, static_cast<double>(k) / kGrid, md);
-    scales.insert(scales.end(), s.begin(), s.end());
-  }
-  QUANTD_RETURN_IF_ERROR(
-      Upload(scales.data(), scales.size() * sizeof(float), &ws->scales, run.stream));
-  QUANTD_RETURN_IF_ERROR(Ensure(&ws->losses, kGrid, sizeof(double)));
-  double* losses = ws->losses.as<double>();
-  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(losses, 0, kGrid * sizeof(double), run.stream));
-  const float* s_dev = ws->scales.f32();
   const LayerGeometry geo = GeometryOf(run, *ws);
   DeviceCapture& cap = ws->capture;
   double divisor = 0.0;
@@ -274,20 +257,15 @@ absl::StatusOr<std::vector<double>> GridLosses(const AwqLayerRun& run, const Gro
     }
     divisor = static_cast<double>(n) * static_cast<double>(h);
   }
-  std::vector<double> sums(kGrid);
-  QUANTD_RETURN_IF_ERROR(Download(ws->losses, sums.data(), kGrid * sizeof(double), run.stream));
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale search"));
-  for (double& v : sums) v /= divisor;
-  return sums;
+  return divisor;
 }
 
 // Folds a group's scales into the previous op and the group's Linears (awq/scaling_groups.cc).
-absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g,
-                         const std::vector<float>& s, AwqWorkspace* ws) {
+// `sd`: the chosen scale vector [c] on the device.
+absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g, const float* sd,
+                         AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
-  QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
-  const float* sd = ws->scales.f32();
   DeviceLayer& l = ws->layer;
   auto divide_rows = [&](DeviceLinear* prev) {
     const int64_t first = prev->out - c;
@@ -317,7 +295,8 @@ absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g,
 static_assert(kClipStepCount == kClipShrinkSteps);
 
 // The clip search of one Linear over its sampled, scale-divided inputs x [n_tok, cols], in chunks
-// of groups so that the products stay under kTrialBudgetBytes.
+// of groups so that the products stay under kTrialBudgetBytes. Queued only: the decision's
+// contents arrive with the arena's FinishDownloads().
 absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name,
                                         const DeviceLinear& l, const float* x, int64_t n_tok,
                                         AwqWorkspace* ws) {
@@ -358,19 +337,19 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   d.linear = name;
   d.max_val = Tensor({rows, groups});
   d.shrink_index.resize(static_cast<size_t>(rows * groups));
-  QUANTD_RETURN_IF_ERROR(
-      Download(ws->max_val, d.max_val.ptr(), d.max_val.data.size() * sizeof(float), run.stream));
-  QUANTD_RETURN_IF_ERROR(
-      Download(ws->shrink, d.shrink_index.data(), d.shrink_index.size(), run.stream));
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "clip search"));
+  QUANTD_RETURN_IF_ERROR(ws->host.Download(
+      ws->max_val.as<void>(), d.max_val.data.size() * sizeof(float), d.max_val.ptr(), run.stream));
+  QUANTD_RETURN_IF_ERROR(ws->host.Download(ws->shrink.as<void>(), d.shrink_index.size(),
+                                           d.shrink_index.data(), run.stream));
   return d;
 }
 
 // AutoAWQ clips every Linear except q/k projections — o_proj too when no scaling group feeds it
 // (GQA) — on the scaled weights, with its cached input divided by the scales of the group that
 // scaled that input (as ClipLinears of the CPU backend, in the same order).
+// `scales[i]`: the chosen scale vector of groups[i] on the device.
 absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>& groups,
-                         const std::vector<ScalingDecision>& scaling, AwqWorkspace* ws,
+                         const std::vector<const float*>& scales, AwqWorkspace* ws,
                          std::vector<ClipDecision>* clips) {
   const DType md = run.settings.md;
   DeviceLayer& l = ws->layer;
@@ -390,17 +369,21 @@ absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>
       {"mlp.up_proj", &l.up, ScalingGroupKind::kMlpInput, cap.mlp_input.f32(), DType::kF32},
       {"mlp.down_proj", &l.down, ScalingGroupKind::kMlpDown, cap.down_input.as<void>(),
        cap.down_input_type}};
+  // Downloads are queued into the decisions: they must not move until the arena delivers.
+  clips->reserve(clips->size() + std::size(targets));
   const int64_t step = std::max<int64_t>(1, run.tokens / kClipSampleTokens);
   const int64_t kept = (run.tokens + step - 1) / step;
+  const void* sampled_from = nullptr;  // gate_proj and up_proj share their sampled input
   for (const Target& t : targets) {
     const int64_t cols = t.linear->in;
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * cols, sizeof(float)));
-    GatherRows(t.input, t.input_type, step, kept, cols, ws->sampled.f32(), run.stream);
-    for (size_t i = 0; i < groups.size(); ++i) {
-      if (groups[i].kind != t.input_group) continue;
-      const std::vector<float>& s = scaling[i].scales;
-      QUANTD_RETURN_IF_ERROR(Upload(s.data(), s.size() * sizeof(float), &ws->scales, run.stream));
-      DivideColumns(ws->sampled.f32(), ws->scales.f32(), kept, cols, md, run.stream);
+    if (t.input != sampled_from) {
+      QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * cols, sizeof(float)));
+      GatherRows(t.input, t.input_type, step, kept, cols, ws->sampled.f32(), run.stream);
+      for (size_t i = 0; i < groups.size(); ++i) {
+        if (groups[i].kind != t.input_group) continue;
+        DivideColumns(ws->sampled.f32(), scales[i], kept, cols, md, run.stream);
+      }
+      sampled_from = t.input;
     }
     QUANTD_ASSIGN_OR_RETURN(ClipDecision d,
                             ClipLinear(run, t.name, *t.linear, ws->sampled.f32(), kept, ws));
@@ -409,8 +392,10 @@ absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>
   return absl::OkStatus();
 }
 
+// Queued only: the packed tensors, and the float32 bias (`bias`, empty without one; the caller
+// converts it to float16), arrive with the arena's FinishDownloads().
 absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const DeviceLinear& l,
-                                                 AwqWorkspace* ws) {
+                                                 AwqWorkspace* ws, std::vector<float>* bias) {
   const int64_t gs = run.settings.group_size;
   const int64_t groups = l.in / gs;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->codes, l.out * l.in, 1));
@@ -431,29 +416,28 @@ absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const D
   p.qweight.resize(static_cast<size_t>(l.in * l.out / 8));
   p.qzeros.resize(static_cast<size_t>(groups * l.out / 8));
   p.scales.resize(static_cast<size_t>(groups * l.out));
-  QUANTD_RETURN_IF_ERROR(
-      Download(ws->qweight, p.qweight.data(), p.qweight.size() * sizeof(int32_t), run.stream));
-  QUANTD_RETURN_IF_ERROR(
-      Download(ws->qzeros, p.qzeros.data(), p.qzeros.size() * sizeof(int32_t), run.stream));
-  QUANTD_RETURN_IF_ERROR(
-      Download(ws->scales_t, p.scales.data(), p.scales.size() * sizeof(uint16_t), run.stream));
-  std::vector<float> bias;
+  PinnedArena& host = ws->host;
+  QUANTD_RETURN_IF_ERROR(host.Download(ws->qweight.as<void>(), p.qweight.size() * sizeof(int32_t),
+                                       p.qweight.data(), run.stream));
+  QUANTD_RETURN_IF_ERROR(host.Download(ws->qzeros.as<void>(), p.qzeros.size() * sizeof(int32_t),
+                                       p.qzeros.data(), run.stream));
+  QUANTD_RETURN_IF_ERROR(host.Download(ws->scales_t.as<void>(), p.scales.size() * sizeof(uint16_t),
+                                       p.scales.data(), run.stream));
+  bias->clear();
   if (l.has_bias) {
-    bias.resize(static_cast<size_t>(l.out));
-    QUANTD_RETURN_IF_ERROR(Download(l.bias, bias.data(), bias.size() * sizeof(float), run.stream));
-  }
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "quantize and pack"));
-  if (l.has_bias) {
-    std::vector<uint16_t> b(bias.size());
-    for (size_t i = 0; i < b.size(); ++i) b[i] = FloatToF16(bias[i]);
-    p.bias = std::move(b);
+    bias->resize(static_cast<size_t>(l.out));
+    QUANTD_RETURN_IF_ERROR(
+        host.Download(l.bias.as<void>(), bias->size() * sizeof(float), bias->data(), run.stream));
   }
   return p;
 }
 
-absl::StatusOr<Tensor> DownloadVector(const DeviceBuffer& buf, int64_t n, cudaStream_t stream) {
+// Queued only, as QuantizeAndPack.
+absl::StatusOr<Tensor> DownloadVector(const DeviceBuffer& buf, int64_t n, cudaStream_t stream,
+                                      PinnedArena* host) {
   Tensor t({n});
-  QUANTD_RETURN_IF_ERROR(Download(buf, t.ptr(), static_cast<size_t>(n) * sizeof(float), stream));
+  QUANTD_RETURN_IF_ERROR(
+      host->Download(buf.as<void>(), static_cast<size_t>(n) * sizeof(float), t.ptr(), stream));
   return t;
 }
 
@@ -483,70 +467,126 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
                                                      AwqWorkspace* ws) {
   const ModelConfig& c = *run.config;
   const DType md = run.settings.md;
+  constexpr int kGrid = kScaleGridPoints;
   QUANTD_RETURN_IF_ERROR(CheckGeometry(c, w, run.settings.group_size));
+  // Nothing queued earlier (a failed layer included) may still use the arena.
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "weight upload"));
+  ws->host.Reset();
   QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
   CudaPhaseSeconds& times = GlobalPhaseTotals();
   Lap lap;
   if (!uploaded) QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "weight upload"));
   times.upload += lap.Next();
+
+  // The whole layer is queued with three host synchronisations: after the group statistics (the
+  // grid's scale vectors are computed on the host, as the CPU reference does), after the grid
+  // losses, and after the packed layer's copies into pinned memory.
   QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer, run.hidden,
                                              &ws->capture, &ws->scratch, run.stream));
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "layer forward"));
-  times.forward += lap.Next();
   const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
   const std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, c, ws);
+  std::vector<int64_t> first_col(dgroups.size() + 1, 0);  // group i's columns in the layer slots
+  for (size_t i = 0; i < dgroups.size(); ++i) first_col[i + 1] = first_col[i] + dgroups[i].cols;
+  const int64_t all_cols = first_col.back();
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->means, 2 * all_cols, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales, kGrid * all_cols, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(
+      Ensure(&ws->losses, kGrid * static_cast<int64_t>(dgroups.size()), sizeof(double)));
+  for (size_t i = 0; i < dgroups.size(); ++i) {
+    QUANTD_RETURN_IF_ERROR(
+        GroupStatistics(run, dgroups[i], ws, ws->means.f32() + 2 * first_col[i]));
+  }
+  std::vector<float> means(static_cast<size_t>(2 * all_cols));
+  QUANTD_RETURN_IF_ERROR(ws->host.Download(ws->means.as<void>(), means.size() * sizeof(float),
+                                           means.data(), run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "layer forward and scale statistics"));
+  ws->host.FinishDownloads();
+  times.forward += lap.Next();
 
-  QuantizedLayer out;
-  for (size_t i = 0; i < groups.size(); ++i) {
+  // The host computes group i + 1's grid while the device runs group i's trials.
+  double* losses = ws->losses.as<double>();
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemsetAsync(losses, 0, kGrid * dgroups.size() * sizeof(double), run.stream));
+  std::vector<std::vector<float>> x_mean(dgroups.size()), w_mean(dgroups.size());
+  std::vector<std::vector<std::vector<float>>> grids(dgroups.size());
+  std::vector<double> divisor(dgroups.size());
+  for (size_t i = 0; i < dgroups.size(); ++i) {
     if (cancel != nullptr && cancel->cancelled()) {
       return absl::CancelledError("quantization cancelled");
     }
-    std::vector<float> x_mean, w_mean;
-    QUANTD_RETURN_IF_ERROR(GroupStatistics(run, dgroups[i], ws, &x_mean, &w_mean));
-    QUANTD_ASSIGN_OR_RETURN(std::vector<double> losses,
-                            GridLosses(run, dgroups[i], x_mean, w_mean, ws));
-    size_t next = 0;
-    absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
-        x_mean, w_mean, md,
-        [&](const std::vector<float>&) -> absl::StatusOr<double> { return losses[next++]; });
+    const int64_t cols = dgroups[i].cols;
+    const float* m = means.data() + 2 * first_col[i];
+    x_mean[i].assign(m, m + cols);
+    w_mean[i].assign(m + cols, m + 2 * cols);
+    grids[i] = GridScales(x_mean[i], w_mean[i], md);
+    float* s_dev = ws->scales.f32() + kGrid * first_col[i];
+    for (int k = 0; k < kGrid; ++k) {
+      QUANTD_RETURN_IF_ERROR(
+          ws->host.Upload(grids[i][k].data(), cols * sizeof(float), s_dev + k * cols, run.stream));
+    }
+    QUANTD_ASSIGN_OR_RETURN(divisor[i], GridLosses(run, dgroups[i], s_dev, losses + kGrid * i, ws));
+  }
+  std::vector<double> sums(kGrid * dgroups.size());
+  QUANTD_RETURN_IF_ERROR(
+      ws->host.Download(losses, sums.size() * sizeof(double), sums.data(), run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale search"));
+  ws->host.FinishDownloads();
+
+  QuantizedLayer out;
+  std::vector<const float*> chosen(dgroups.size());  // the chosen scale vectors on the device
+  for (size_t i = 0; i < dgroups.size(); ++i) {
+    std::vector<double> group_losses(sums.begin() + kGrid * i, sums.begin() + kGrid * (i + 1));
+    for (double& v : group_losses) v /= divisor[i];
+    absl::StatusOr<ScaleSearchResult> best =
+        PickBestScale(std::move(grids[i]), std::move(group_losses));
     if (!best.ok()) {
       return absl::Status(best.status().code(),
                           absl::StrCat(GroupLabel(groups[i]), ": ", best.status().message()));
     }
+    chosen[i] = ws->scales.f32() + kGrid * first_col[i] + best->best_index * dgroups[i].cols;
     ScalingDecision d;
     d.label = GroupLabel(groups[i]);
     d.ratio_index = best->best_index;
     d.ratio = best->best_ratio;
     d.loss = best->best_loss;
-    d.losses = losses;
-    d.scales = best->scales;
-    d.x_mean = std::move(x_mean);
-    d.w_mean = std::move(w_mean);
+    d.losses = std::move(best->losses);
+    d.scales = std::move(best->scales);
+    d.x_mean = std::move(x_mean[i]);
+    d.w_mean = std::move(w_mean[i]);
     out.scaling.push_back(std::move(d));
   }
   times.scale_search += lap.Next();
-  for (size_t i = 0; i < groups.size(); ++i) {
-    QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], out.scaling[i].scales, ws));
+
+  for (size_t i = 0; i < dgroups.size(); ++i) {
+    QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], chosen[i], ws));
   }
   if (run.settings.apply_clip) {
     if (cancel != nullptr && cancel->cancelled()) {
       return absl::CancelledError("quantization cancelled");
     }
-    QUANTD_RETURN_IF_ERROR(ClipLinears(run, groups, out.scaling, ws, &out.clips));
+    QUANTD_RETURN_IF_ERROR(ClipLinears(run, groups, chosen, ws, &out.clips));
   }
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding and clip"));
-  times.apply_and_clip += lap.Next();
+  std::vector<std::vector<float>> biases(7);
+  out.linears.reserve(7);
   for (int i = 0; i < 7; ++i) {
-    QUANTD_ASSIGN_OR_RETURN(GemmPackedLinear p, QuantizeAndPack(run, *ws->layer.linear(i), ws));
+    QUANTD_ASSIGN_OR_RETURN(GemmPackedLinear p,
+                            QuantizeAndPack(run, *ws->layer.linear(i), ws, &biases[i]));
     out.linears.push_back({kLayerLinearNames[i], std::move(p)});
   }
-  QUANTD_ASSIGN_OR_RETURN(out.input_layernorm,
-                          DownloadVector(ws->layer.input_norm, c.hidden_size, run.stream));
-  QUANTD_ASSIGN_OR_RETURN(out.post_attention_layernorm,
-                          DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream));
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "layer norms"));
-  times.quantize_pack += lap.Next();
+  QUANTD_ASSIGN_OR_RETURN(out.input_layernorm, DownloadVector(ws->layer.input_norm, c.hidden_size,
+                                                              run.stream, &ws->host));
+  QUANTD_ASSIGN_OR_RETURN(
+      out.post_attention_layernorm,
+      DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream, &ws->host));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding, clip search, quantize and pack"));
+  ws->host.FinishDownloads();
+  for (int i = 0; i < 7; ++i) {
+    if (biases[i].empty()) continue;
+    std::vector<uint16_t> b(biases[i].size());
+    for (size_t j = 0; j < b.size(); ++j) b[j] = FloatToF16(biases[i][j]);
+    out.linears[i].packed.bias = std::move(b);
+  }
+  times.finish += lap.Next();
   out.q_norm = std::move(w.q_norm);
   out.k_norm = std::move(w.k_norm);
   return out;

@@ -1,7 +1,7 @@
 // AWQ of one decoder layer on the GPU (spec/awq.md §2–§7, the CPU reference's QuantizeLayer): the
 // captured forward, the batched scale search per scaling group (all grid points' trial weights
-// built in one launch, losses reduced on the device, one host synchronisation per group), scale
-// folding, the Gram-matrix clip search, float16 quantization and GEMM packing.
+// built in one launch, losses reduced on the device), scale folding, the clip search, float16
+// quantization and GEMM packing — queued with three host synchronisations per layer.
 #ifndef QUANTD_ENGINE_CUDA_AWQ_LAYER_H_
 #define QUANTD_ENGINE_CUDA_AWQ_LAYER_H_
 
@@ -17,6 +17,7 @@
 #include "cuda/device_buffer.h"
 #include "cuda/device_layer.h"
 #include "cuda/gemm.h"
+#include "cuda/pinned_arena.h"
 
 namespace quantd::engine::cuda {
 
@@ -43,6 +44,7 @@ struct AwqWorkspace {
   DeviceBuffer sampled, max_val, shrink;
   DeviceBuffer codes, qscales, zeros, qweight, qzeros, scales_t;
   DeviceBuffer lm_head, logits, targets;
+  PinnedArena host;  // staging of the layer's uploads and downloads
 };
 
 // Per-phase wall time of QuantizeLayerOnDevice, accumulated.

@@ -21,10 +21,12 @@ bool CudaDeviceAvailable();
 // The backend on device 0; fails (naming the cause) when no usable GPU is present.
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend();
 
-// Seconds spent in QuantizeLayer per phase, summed over all calls of this process (phases end at
-// a device synchronisation, so the split is exact up to launch overlap).
+// Seconds spent in QuantizeLayer per phase, summed over all calls of this process. Phases end at
+// the layer's host synchronisations: `upload` (waiting for the staged weights, or uploading them),
+// `forward` (captured forward and group statistics), `scale_search` (every group's grid losses),
+// `finish` (scale folding, clip search, quantization, packing and the copies to the host).
 struct CudaPhaseSeconds {
-  double upload = 0, forward = 0, scale_search = 0, apply_and_clip = 0, quantize_pack = 0;
+  double upload = 0, forward = 0, scale_search = 0, finish = 0;
 };
 CudaPhaseSeconds CudaPhaseTotals();
 

@@ -57,9 +57,17 @@ class DeviceBuffer {
     return *this;
   }
 
-  // Makes the buffer at least `bytes` large (contents are not kept when it grows).
+  // Makes the buffer at least `bytes` large (contents are not kept when it grows). Work queued on
+  // any stream may still use the old allocation, and cudaFree does not promise to wait for it:
+  // growing waits for the device first.
   absl::Status Reserve(size_t bytes) {
     if (bytes <= bytes_ && ptr_ != nullptr) return absl::OkStatus();
+    if (ptr_ != nullptr) {
+      if (cudaError_t err = cudaDeviceSynchronize(); err != cudaSuccess) {
+        return absl::InternalError(
+            absl::StrCat("CUDA error before growing a device buffer: ", cudaGetErrorString(err)));
+      }
+    }
     Release();
     void* p = nullptr;
     if (cudaError_t err = cudaMalloc(&p, bytes == 0 ? 1 : bytes); err != cudaSuccess) {
