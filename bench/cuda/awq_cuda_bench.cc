@@ -124,6 +124,8 @@ int Main(int argc, char** argv) {
   LayerQuantSettings settings;
   settings.md = c.dtype;
   double load = 0.0, quant = 0.0;
+  CudaPhaseSeconds before = CudaPhaseTotals();
+  double alloc_before = CudaAllocationSeconds();
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const double s0 = Now();
     absl::StatusOr<LayerWeights> w = model->weights->LoadLayer(c, l);
@@ -138,7 +140,16 @@ int Main(int argc, char** argv) {
     const double s2 = Now();
     load += s1 - s0;
     quant += s2 - s1;
-    std::fprintf(stderr, "layer %d: load %.3f s, quantize %.3f s; ratios", l, s1 - s0, s2 - s1);
+    const CudaPhaseSeconds after = CudaPhaseTotals();
+    const double alloc_after = CudaAllocationSeconds();
+    std::fprintf(stderr,
+                 "layer %d: load %.3f s, quantize %.3f s (upload %.3f, forward+stats %.3f, search "
+                 "%.3f, finish %.3f; device allocations %.3f); ratios",
+                 l, s1 - s0, s2 - s1, after.upload - before.upload, after.forward - before.forward,
+                 after.scale_search - before.scale_search, after.finish - before.finish,
+                 alloc_after - alloc_before);
+    before = after;
+    alloc_before = alloc_after;
     for (const ScalingDecision& d : q->scaling) std::fprintf(stderr, " %d", d.ratio_index);
     std::fprintf(stderr, "\n");
   }

@@ -268,4 +268,8 @@ size_t CudaPeakDeviceBytes() { return cuda::GlobalDeviceMemoryStats().peak; }
 
 size_t CudaDeviceBytesInUse() { return cuda::GlobalDeviceMemoryStats().current; }
 
+double CudaAllocationSeconds() {
+  return static_cast<double>(cuda::GlobalDeviceMemoryStats().malloc_ns.load()) * 1e-9;
+}
+
 }  // namespace quantd::engine

@@ -34,6 +34,8 @@ CudaPhaseSeconds CudaPhaseTotals();
 size_t CudaPeakDeviceBytes();
 // Device memory this process holds through the backend now, in bytes.
 size_t CudaDeviceBytesInUse();
+// Seconds this process spent allocating device memory through the backend.
+double CudaAllocationSeconds();
 
 }  // namespace quantd::engine
 

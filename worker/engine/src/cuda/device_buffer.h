@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -36,6 +37,7 @@ inline absl::Status CudaStatus(cudaError_t err, const char* what) {
 struct DeviceMemoryStats {
   std::atomic<size_t> current{0};
   std::atomic<size_t> peak{0};
+  std::atomic<int64_t> malloc_ns{0};  // time spent in cudaMalloc (and the wait before growing)
 };
 DeviceMemoryStats& GlobalDeviceMemoryStats();
 
@@ -62,6 +64,7 @@ class DeviceBuffer {
   // growing waits for the device first.
   absl::Status Reserve(size_t bytes) {
     if (bytes <= bytes_ && ptr_ != nullptr) return absl::OkStatus();
+    const auto start = std::chrono::steady_clock::now();
     if (ptr_ != nullptr) {
       if (cudaError_t err = cudaDeviceSynchronize(); err != cudaSuccess) {
         return absl::InternalError(
@@ -77,6 +80,9 @@ class DeviceBuffer {
     ptr_ = p;
     bytes_ = bytes;
     DeviceMemoryStats& st = GlobalDeviceMemoryStats();
+    st.malloc_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
     const size_t now = st.current.fetch_add(bytes_) + bytes_;
     size_t peak = st.peak.load();
     while (now > peak && !st.peak.compare_exchange_weak(peak, now)) {
