@@ -3,6 +3,7 @@
 # unpacks the bundle that make-bundle.sh put beside this script, runs the CUDA gpu tests (attention
 # kernel, then CPU parity) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [tests] [bench-small] [bench-large] [bench-7b]
+#                                          [bench-7b-large]
 #                                          [profile-small] [profile-large]
 # (no argument: tests and bench-small; `tests` includes `attention`; profile-*: one layer under
 # Nsight Compute, GPU time per kernel summed by name, printed as a table)
@@ -82,6 +83,8 @@ for step in "${steps[@]}"; do
       profile profile_qwen05b_256x2048 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 ;;
     bench-7b)
       bench qwen7b_128x512_2layers --config "$b/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 2 ;;
+    bench-7b-large)  # the seed's scale on 7B: activations do not fit, token chunks
+      bench qwen7b_256x2048_2layers --config "$b/configs/qwen2.5-7b-instruct.config.json" --blocks 256 --len 2048 --layers 2 ;;
   esac
 done
 echo "== summary"

@@ -1,10 +1,12 @@
 // The CUDA backend against the CPU reference, through the Backend interface, on the shared models:
 // the same scaling-group ratios and clip choices (≥ 95 %), the same float-model NLL and the same
 // quantized-model NLL (within 0.5 %). Skips itself where no GPU (or no CUDA build) is present.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,16 +30,24 @@ std::string SharedDir() {
   return env != nullptr ? std::string(env) : std::string(QUANTD_SHARED_DIR);
 }
 
-std::unique_ptr<Backend> CudaOrSkip() {
+#if !defined(QUANTD_HAVE_CUDA)
+struct CudaBackendOptions {
+  int64_t chunk_blocks = 0;
+  bool hidden_states_on_host = false;
+};
+#endif
+
+std::unique_ptr<Backend> CudaOrSkip(const CudaBackendOptions& options = {}) {
 #if defined(QUANTD_HAVE_CUDA)
   if (!CudaDeviceAvailable()) return nullptr;
-  absl::StatusOr<std::unique_ptr<Backend>> b = CreateCudaBackend();
+  absl::StatusOr<std::unique_ptr<Backend>> b = CreateCudaBackend(options);
   if (!b.ok()) {
     ADD_FAILURE() << b.status();
     return nullptr;
   }
   return std::move(*b);
 #else
+  (void)options;
   return nullptr;
 #endif
 }
@@ -125,64 +135,118 @@ BackendRun Run(Backend& backend, const ModelConfig& config, const CheckpointRead
   return run;
 }
 
-void CompareBackends(const std::string& model_dir, const std::vector<std::vector<int32_t>>& calib,
-                     const std::vector<std::vector<int32_t>>& eval, bool float_kv) {
-  std::unique_ptr<Backend> cuda = CudaOrSkip();
-  if (cuda == nullptr) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
-  absl::StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
-  ASSERT_TRUE(config.ok()) << config.status();
-  absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(model_dir);
-  ASSERT_TRUE(reader.ok()) << reader.status();
-  LayerQuantSettings settings;
-  settings.md = config->dtype;
-  settings.attention_trials_use_float_kv = float_kv;
-
-  std::unique_ptr<Backend> cpu = CreateCpuBackend();
-  const BackendRun ref = Run(*cpu, *config, **reader, settings, calib, eval);
-  const BackendRun got = Run(*cuda, *config, **reader, settings, calib, eval);
-  ASSERT_EQ(ref.layers.size(), got.layers.size());
-
+// How many scaling-group ratios and clip choices two runs share.
+struct Agreement {
   int groups = 0, same_groups = 0;
   int64_t clips = 0, same_clips = 0;
-  for (size_t l = 0; l < ref.layers.size(); ++l) {
+  double ratios() const { return static_cast<double>(same_groups) / groups; }
+  double clip_choices() const { return static_cast<double>(same_clips) / clips; }
+};
+
+Agreement Compare(const BackendRun& ref, const BackendRun& got) {
+  Agreement r;
+  EXPECT_EQ(ref.layers.size(), got.layers.size());
+  for (size_t l = 0; l < std::min(ref.layers.size(), got.layers.size()); ++l) {
     const QuantizedLayer& a = ref.layers[l];
     const QuantizedLayer& b = got.layers[l];
-    ASSERT_EQ(a.scaling.size(), b.scaling.size());
-    for (size_t g = 0; g < a.scaling.size(); ++g) {
+    EXPECT_EQ(a.scaling.size(), b.scaling.size());
+    for (size_t g = 0; g < std::min(a.scaling.size(), b.scaling.size()); ++g) {
       EXPECT_EQ(a.scaling[g].label, b.scaling[g].label);
-      ++groups;
-      same_groups += a.scaling[g].ratio_index == b.scaling[g].ratio_index ? 1 : 0;
-      std::printf("layer %zu %-70s cpu k=%2d cuda k=%2d  loss %.6g / %.6g\n", l,
+      ++r.groups;
+      r.same_groups += a.scaling[g].ratio_index == b.scaling[g].ratio_index ? 1 : 0;
+      std::printf("layer %zu %-70s k=%2d / k=%2d  loss %.6g / %.6g\n", l,
                   a.scaling[g].label.c_str(), a.scaling[g].ratio_index, b.scaling[g].ratio_index,
                   a.scaling[g].loss, b.scaling[g].loss);
     }
-    ASSERT_EQ(a.clips.size(), b.clips.size());
-    for (size_t c = 0; c < a.clips.size(); ++c) {
+    EXPECT_EQ(a.clips.size(), b.clips.size());
+    for (size_t c = 0; c < std::min(a.clips.size(), b.clips.size()); ++c) {
       EXPECT_EQ(a.clips[c].linear, b.clips[c].linear);
-      ASSERT_EQ(a.clips[c].shrink_index.size(), b.clips[c].shrink_index.size());
-      for (size_t i = 0; i < a.clips[c].shrink_index.size(); ++i) {
-        ++clips;
-        same_clips += a.clips[c].shrink_index[i] == b.clips[c].shrink_index[i] ? 1 : 0;
+      EXPECT_EQ(a.clips[c].shrink_index.size(), b.clips[c].shrink_index.size());
+      for (size_t i = 0;
+           i < std::min(a.clips[c].shrink_index.size(), b.clips[c].shrink_index.size()); ++i) {
+        ++r.clips;
+        r.same_clips += a.clips[c].shrink_index[i] == b.clips[c].shrink_index[i] ? 1 : 0;
       }
     }
-    ASSERT_EQ(a.linears.size(), b.linears.size());
-    for (size_t i = 0; i < a.linears.size(); ++i) {
+    EXPECT_EQ(a.linears.size(), b.linears.size());
+    for (size_t i = 0; i < std::min(a.linears.size(), b.linears.size()); ++i) {
       EXPECT_EQ(a.linears[i].packed.qweight.size(), b.linears[i].packed.qweight.size());
       EXPECT_EQ(a.linears[i].packed.scales.size(), b.linears[i].packed.scales.size());
     }
   }
-  const double ratio_match = static_cast<double>(same_groups) / groups;
-  const double clip_match = static_cast<double>(same_clips) / static_cast<double>(clips);
+  return r;
+}
+
+struct ModelUnderTest {
+  ModelConfig config;
+  std::unique_ptr<CheckpointReader> reader;
+  LayerQuantSettings settings;
+};
+
+std::optional<ModelUnderTest> OpenModel(const std::string& model_dir, bool float_kv) {
+  absl::StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
+  EXPECT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(model_dir);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!config.ok() || !reader.ok()) return std::nullopt;
+  ModelUnderTest m{*config, std::move(*reader), {}};
+  m.settings.md = config->dtype;
+  m.settings.attention_trials_use_float_kv = float_kv;
+  return m;
+}
+
+void CompareBackends(const std::string& model_dir, const std::vector<std::vector<int32_t>>& calib,
+                     const std::vector<std::vector<int32_t>>& eval, bool float_kv) {
+  std::unique_ptr<Backend> cuda = CudaOrSkip();
+  if (cuda == nullptr) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  std::optional<ModelUnderTest> m = OpenModel(model_dir, float_kv);
+  ASSERT_TRUE(m.has_value());
+  std::unique_ptr<Backend> cpu = CreateCpuBackend();
+  const BackendRun ref = Run(*cpu, m->config, *m->reader, m->settings, calib, eval);
+  const BackendRun got = Run(*cuda, m->config, *m->reader, m->settings, calib, eval);
+  const Agreement a = Compare(ref, got);
   std::printf("[parity] %s: ratios %d/%d (%.1f%%), clips %ld/%ld (%.2f%%)\n", model_dir.c_str(),
-              same_groups, groups, 100 * ratio_match, static_cast<long>(same_clips),
-              static_cast<long>(clips), 100 * clip_match);
+              a.same_groups, a.groups, 100 * a.ratios(), static_cast<long>(a.same_clips),
+              static_cast<long>(a.clips), 100 * a.clip_choices());
   std::printf("[parity] float NLL cpu %.6f cuda %.6f; quantized NLL cpu %.6f cuda %.6f\n",
               ref.float_nll, got.float_nll, ref.quant_nll, got.quant_nll);
-  EXPECT_GE(ratio_match, 0.95);
-  EXPECT_GE(clip_match, 0.95);
+  EXPECT_GE(a.ratios(), 0.95);
+  EXPECT_GE(a.clip_choices(), 0.95);
   EXPECT_TRUE(std::isfinite(got.float_nll) && std::isfinite(got.quant_nll));
   EXPECT_NEAR(got.float_nll, ref.float_nll, 0.005 * std::fabs(ref.float_nll));
   EXPECT_NEAR(got.quant_nll, ref.quant_nll, 0.005 * std::fabs(ref.quant_nll));
+}
+
+// Activations worked on in token chunks — hidden states in pinned host memory, or on the device
+// read from one copy and written to another — give the decisions of the resident run: the same
+// samples, statistics and losses up to the summation order of the chunks.
+void CompareChunkedWithResident(const std::string& model_dir,
+                                const std::vector<std::vector<int32_t>>& calib,
+                                const std::vector<std::vector<int32_t>>& eval) {
+  std::unique_ptr<Backend> resident = CudaOrSkip();
+  if (resident == nullptr) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  std::optional<ModelUnderTest> m = OpenModel(model_dir, false);
+  ASSERT_TRUE(m.has_value());
+  const BackendRun ref = Run(*resident, m->config, *m->reader, m->settings, calib, eval);
+  // 3 and 5 blocks per chunk: the last chunk is shorter than the others.
+  for (const CudaBackendOptions& options :
+       {CudaBackendOptions{3, true}, CudaBackendOptions{5, false}}) {
+    std::unique_ptr<Backend> chunked = CudaOrSkip(options);
+    ASSERT_NE(chunked, nullptr);
+    const BackendRun got = Run(*chunked, m->config, *m->reader, m->settings, calib, eval);
+    const Agreement a = Compare(ref, got);
+    std::printf(
+        "[chunked] %s, %lld blocks per chunk, hidden states %s: ratios %d/%d, clips "
+        "%ld/%ld; float NLL %.6f / %.6f, quantized NLL %.6f / %.6f\n",
+        model_dir.c_str(), static_cast<long long>(options.chunk_blocks),
+        options.hidden_states_on_host ? "on the host" : "on the device", a.same_groups, a.groups,
+        static_cast<long>(a.same_clips), static_cast<long>(a.clips), ref.float_nll, got.float_nll,
+        ref.quant_nll, got.quant_nll);
+    EXPECT_EQ(a.same_groups, a.groups);
+    EXPECT_GE(a.clip_choices(), 0.999);
+    EXPECT_NEAR(got.float_nll, ref.float_nll, 1e-5 * std::fabs(ref.float_nll));
+    EXPECT_NEAR(got.quant_nll, ref.quant_nll, 1e-3 * std::fabs(ref.quant_nll));
+  }
 }
 
 TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixture) {
@@ -208,6 +272,20 @@ TEST(CudaBackendGpuTest, MatchesCpuOnTinyQwen2Gqa) {
   CompareBackends(SharedDir() + "/assets/models/tiny-qwen2-wp/model",
                   RandomBlocks(16, 256, 4096, 7), RandomBlocks(4, 256, 4096, 11),
                   /*float_kv=*/false);
+}
+
+TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnLlamaMhaFixture) {
+  const std::string dir = SharedDir() + "/fixtures/autoawq-parity/llama-mha";
+  absl::StatusOr<std::vector<std::vector<int32_t>>> calib =
+      testing::ReadInputIdRows(dir + "/calib.jsonl");
+  ASSERT_TRUE(calib.ok()) << calib.status();
+  const std::vector<std::vector<int32_t>> eval(calib->begin(), calib->begin() + 4);
+  CompareChunkedWithResident(dir + "/model", *calib, eval);
+}
+
+TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnTinyQwen2Gqa) {
+  CompareChunkedWithResident(SharedDir() + "/assets/models/tiny-qwen2-wp/model",
+                             RandomBlocks(16, 256, 4096, 7), RandomBlocks(4, 256, 4096, 11));
 }
 
 TEST(CudaBackendGpuTest, RejectsUnsupportedHeadDim) {

@@ -1,6 +1,7 @@
 #include "cuda/awq_layer.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -89,8 +90,36 @@ absl::Status PrepareRope(const AwqLayerRun& run, AwqWorkspace* ws) {
   return absl::OkStatus();
 }
 
-LayerGeometry GeometryOf(const AwqLayerRun& run, const AwqWorkspace& ws) {
-  return {run.config, run.settings.md, run.tokens, run.len, ws.rope_cos.f32(), ws.rope_sin.f32()};
+// The geometry of `tokens` rows (a chunk of whole blocks).
+LayerGeometry GeometryOf(const AwqLayerRun& run, const AwqWorkspace& ws, int64_t tokens) {
+  return {run.config, run.settings.md, tokens, run.len, ws.rope_cos.f32(), ws.rope_sin.f32()};
+}
+
+// The device hidden states of rows [t0, t0 + m): the resident buffer itself when the run works in
+// place, else a copy (from device or pinned host memory) in the workspace's chunk buffer.
+absl::StatusOr<float*> ChunkIn(const AwqLayerRun& run, int64_t t0, int64_t m, AwqWorkspace* ws) {
+  const int64_t h = run.config->hidden_size;
+  if (run.in_place) return run.hidden + t0 * h;
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->chunk_hidden, run.chunk_tokens * h, sizeof(float)));
+  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(ws->chunk_hidden.f32(), run.hidden + t0 * h,
+                                              static_cast<size_t>(m * h) * sizeof(float),
+                                              cudaMemcpyDefault, run.stream));
+  return ws->chunk_hidden.f32();
+}
+
+// Writes the chunk's layer output to run.hidden_out (nothing to do in place).
+absl::Status ChunkOut(const AwqLayerRun& run, int64_t t0, int64_t m, AwqWorkspace* ws) {
+  if (run.in_place) return absl::OkStatus();
+  const int64_t h = run.config->hidden_size;
+  return CudaStatus(
+      cudaMemcpyAsync(run.hidden_out + t0 * h, ws->chunk_hidden.f32(),
+                      static_cast<size_t>(m * h) * sizeof(float), cudaMemcpyDefault, run.stream),
+      "hidden states chunk copy");
+}
+
+// Rows per chunk: all of them in place.
+int64_t ChunkTokens(const AwqLayerRun& run) {
+  return run.in_place ? run.tokens : std::max<int64_t>(run.len, run.chunk_tokens);
 }
 
 absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t group) {
@@ -115,24 +144,25 @@ absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t 
   return absl::OkStatus();
 }
 
-// x_mean and w_mean of a group (awq/scale_search.h), computed on the device into means[2c]
-// (x_mean, then w_mean). Queued only.
-absl::Status GroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, AwqWorkspace* ws,
-                             float* means) {
+bool IsGramGroup(ScalingGroupKind kind) {
+  return kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown;
+}
+
+// w_mean of a group into means[c, 2c) and x_mean from the input's column sums (over all tokens,
+// sums[0, c)) into means[0, c). Queued only; sums[c, 2c) is used as scratch.
+absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, double* sums,
+                                   float* means, AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
   const int64_t gs = run.settings.group_size;
-  QUANTD_RETURN_IF_ERROR(Ensure(&ws->sums, 2 * c, sizeof(double)));
   int64_t max_rows = 0, rows = 0;
   for (const DeviceLinear* l : g.linears) {
     max_rows = std::max(max_rows, l->out);
     rows += l->out;
   }
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->denom, max_rows * (c / gs), sizeof(float)));
-  double* sums = ws->sums.as<double>();
-  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * c * sizeof(double), run.stream));
-  AddColumnAbsSums(g.input, g.input_type, run.tokens, c, sums, run.stream);
   FinishMean(sums, c, run.tokens, md, means, run.stream);
+  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums + c, 0, c * sizeof(double), run.stream));
   for (const DeviceLinear* l : g.linears) {
     AddNormalizedWeightSums(l->weight.f32(), l->out, c, gs, md, ws->denom.f32(), sums + c,
                             run.stream);
@@ -141,123 +171,134 @@ absl::Status GroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, Awq
   return absl::OkStatus();
 }
 
-// Adds the summed squared error of every grid point to losses[kScaleGridPoints] for one group
-// whose grid scale vectors are s_dev[kScaleGridPoints, c], and returns the divisor that makes the
-// sums AutoAWQ's mean losses. Queued only.
-absl::StatusOr<double> GridLosses(const AwqLayerRun& run, const GroupOnDevice& g,
-                                  const float* s_dev, double* losses, AwqWorkspace* ws) {
+// gram (+)= xᵀx over the m rows of a Gram-form group's captured input (the Linear's output MSE is
+// a quadratic form in it, so token chunks add up).
+absl::Status AccumulateGram(const AwqLayerRun& run, const GroupOnDevice& g, int64_t m,
+                            bool accumulate, DeviceBuffer* gram, AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t c = g.cols;
+  QUANTD_RETURN_IF_ERROR(Ensure(gram, c * c, sizeof(float)));
+  const void* x_op = g.input;
+  if (g.input_type != md) {
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->scratch.act_op, m * c, DTypeSize(md)));
+    ToOperand(static_cast<const float*>(g.input), ws->scratch.act_op.as<void>(), m * c, md,
+              run.stream);
+    x_op = ws->scratch.act_op.as<void>();
+  }
+  return run.gemm->Gram(x_op, gram->f32(), m, c, md, accumulate);
+}
+
+// Adds the summed squared output error of every grid point to losses[kScaleGridPoints] for a
+// Gram-form group (grid scale vectors s_dev[kScaleGridPoints, c], `gram` over all tokens; split
+// in place) and returns the divisor that makes the sums AutoAWQ's mean losses. Queued only.
+absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g,
+                                  DeviceBuffer* gram, const float* s_dev, double* losses,
+                                  AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
   const int64_t gs = run.settings.group_size;
-  const int64_t n = run.tokens;
+  constexpr int kGrid = kScaleGridPoints;
+  // loss = trace(ΔW · G · ΔWᵀ) / (n · out) with G = xᵀx: the Linear's output MSE, exactly.
+  DeviceLinear* l = g.linears.front();
+  const int64_t out = l->out;
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->gram_lo, c * c, sizeof(float)));
+  SplitTf32(gram->f32(), ws->gram_lo.f32(), c * c, run.stream);
+  const size_t per_ratio = static_cast<size_t>(out * c) * sizeof(float) * 3;
+  const int batch = static_cast<int>(
+      std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
+  for (DeviceBuffer* b : {&ws->trial_a, &ws->trial_b, &ws->product}) {
+    QUANTD_RETURN_IF_ERROR(Ensure(b, batch * out * c, sizeof(float)));
+  }
+  for (int k0 = 0; k0 < kGrid; k0 += batch) {
+    const int r = std::min(batch, kGrid - k0);
+    ScaleQuantizeUnscale(l->weight.f32(), s_dev + k0 * c, r, out, c, gs, md, nullptr,
+                         ws->trial_a.f32(), nullptr, run.stream);
+    SplitTf32(ws->trial_a.f32(), ws->trial_b.f32(), r * out * c, run.stream);
+    QUANTD_RETURN_IF_ERROR(run.gemm->MulSymmetricSplit(ws->trial_a.f32(), ws->trial_b.f32(),
+                                                       gram->f32(), ws->gram_lo.f32(),
+                                                       ws->product.f32(), r * out, c));
+    for (int i = 0; i < r; ++i) {
+      const int64_t at = i * out * c;
+      AddDot(ws->trial_a.f32() + at, ws->trial_b.f32() + at, ws->product.f32() + at, out * c,
+             losses + k0 + i, run.stream);
+    }
+  }
+  return static_cast<double>(run.tokens) * static_cast<double>(out);
+}
+
+// Adds, for the `geo.tokens` rows whose module inputs and outputs are in ws->capture, the summed
+// squared output error of the inspected module (self_attn or mlp) rerun with every grid point's
+// trial weights to losses[kScaleGridPoints], and returns the divisor (over all tokens). Queued
+// only.
+absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& g,
+                                   const LayerGeometry& geo, const float* s_dev, double* losses,
+                                   AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t c = g.cols;
+  const int64_t gs = run.settings.group_size;
+  const int64_t n = geo.tokens;
   const int64_t h = run.config->hidden_size;
   const size_t elem = static_cast<size_t>(DTypeSize(md));
   constexpr int kGrid = kScaleGridPoints;
-
-  const LayerGeometry geo = GeometryOf(run, *ws);
   DeviceCapture& cap = ws->capture;
-  double divisor = 0.0;
-
-  const bool gram_form =
-      g.kind == ScalingGroupKind::kValueOutput || g.kind == ScalingGroupKind::kMlpDown;
-  if (gram_form) {
-    // loss = trace(ΔW · G · ΔWᵀ) / (n · out) with G = xᵀx: the Linear's output MSE, exactly.
-    DeviceLinear* l = g.linears.front();
-    const int64_t out = l->out;
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->gram, c * c, sizeof(float)));
-    const void* x_op = g.input;
-    if (g.input_type != md) {
-      QUANTD_RETURN_IF_ERROR(Ensure(&ws->scratch.act_op, n * c, elem));
-      ToOperand(static_cast<const float*>(g.input), ws->scratch.act_op.as<void>(), n * c, md,
-                run.stream);
-      x_op = ws->scratch.act_op.as<void>();
-    }
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->gram_lo, c * c, sizeof(float)));
-    QUANTD_RETURN_IF_ERROR(run.gemm->Gram(x_op, ws->gram.f32(), n, c, md));
-    SplitTf32(ws->gram.f32(), ws->gram_lo.f32(), c * c, run.stream);
-    const size_t per_ratio = static_cast<size_t>(out * c) * sizeof(float) * 3;
-    const int batch = static_cast<int>(
-        std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
-    for (DeviceBuffer* b : {&ws->trial_a, &ws->trial_b, &ws->product}) {
-      QUANTD_RETURN_IF_ERROR(Ensure(b, batch * out * c, sizeof(float)));
-    }
-    for (int k0 = 0; k0 < kGrid; k0 += batch) {
-      const int r = std::min(batch, kGrid - k0);
-      ScaleQuantizeUnscale(l->weight.f32(), s_dev + k0 * c, r, out, c, gs, md, nullptr,
-                           ws->trial_a.f32(), nullptr, run.stream);
-      SplitTf32(ws->trial_a.f32(), ws->trial_b.f32(), r * out * c, run.stream);
-      QUANTD_RETURN_IF_ERROR(run.gemm->MulSymmetricSplit(ws->trial_a.f32(), ws->trial_b.f32(),
-                                                         ws->gram.f32(), ws->gram_lo.f32(),
-                                                         ws->product.f32(), r * out, c));
-      for (int i = 0; i < r; ++i) {
-        const int64_t at = i * out * c;
-        AddDot(ws->trial_a.f32() + at, ws->trial_b.f32() + at, ws->product.f32() + at, out * c,
-               losses + k0 + i, run.stream);
-      }
-    }
-    divisor = static_cast<double>(n) * static_cast<double>(out);
-  } else {
-    // Rerun the inspected module (self_attn or mlp) with each grid point's trial weights.
-    DeviceBuffer* trials[] = {&ws->trial_a, &ws->trial_b, &ws->trial_c};
-    size_t per_ratio = 0;
-    for (const DeviceLinear* l : g.linears) per_ratio += static_cast<size_t>(l->out * c) * elem;
-    const int batch = static_cast<int>(
-        std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
-    for (size_t i = 0; i < g.linears.size(); ++i) {
-      QUANTD_RETURN_IF_ERROR(Ensure(trials[i], batch * g.linears[i]->out * c, elem));
-    }
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, n * h, sizeof(float)));
-    const bool attn = g.kind == ScalingGroupKind::kAttentionInput;
-    const void* x_op = md == DType::kF32
-                           ? static_cast<const void*>(g.input)
-                           : (attn ? cap.attn_input_op.as<void>() : cap.mlp_input_op.as<void>());
-    const float* ref = attn ? cap.attn_output.f32() : cap.mlp_output.f32();
-    // With a 16-bit md the trials compare md outputs straight from cuBLAS(Lt) (o_proj with its
-    // bias in the epilogue; the MLP on its bias-free path) with an md copy of the reference: half
-    // the loss kernel's traffic and no rounding pass.
-    const MlpWeights mlp = MlpOf(ws->layer, md);
-    const bool md_out =
-        md != DType::kF32 && (attn || (MlpUsesOperandPath(mlp, md) && mlp.down_bias == nullptr));
-    const DType out_type = md_out ? md : DType::kF32;
-    const void* ref_loss = ref;
-    if (out_type != DType::kF32) {
-      QUANTD_RETURN_IF_ERROR(Ensure(&ws->ref_op, n * h, elem));
-      ToOperand(ref, ws->ref_op.as<void>(), n * h, md, run.stream);
-      ref_loss = ws->ref_op.as<void>();
-    }
-    for (int k0 = 0; k0 < kGrid; k0 += batch) {
-      const int r = std::min(batch, kGrid - k0);
-      for (size_t i = 0; i < g.linears.size(); ++i) {
-        ScaleQuantizeUnscale(g.linears[i]->weight.f32(), s_dev + k0 * c, r, g.linears[i]->out, c,
-                             gs, md, nullptr, nullptr, trials[i]->as<void>(), run.stream);
-      }
-      for (int j = 0; j < r; ++j) {
-        auto trial = [&](size_t i) -> const void* {
-          return trials[i]->as<char>() + static_cast<size_t>(j * g.linears[i]->out * c) * elem;
-        };
-        if (attn) {
-          AttentionWeights w = AttentionOf(ws->layer, md);
-          w.q = trial(0);
-          if (!run.settings.attention_trials_use_float_kv) {
-            w.k = trial(1);
-            w.v = trial(2);
-          }
-          QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.as<void>(),
-                                                      out_type, nullptr, &ws->scratch, run.stream));
-        } else {
-          MlpWeights w = mlp;
-          w.gate = trial(0);
-          w.up = trial(1);
-          QUANTD_RETURN_IF_ERROR(MlpForward(*run.gemm, geo, w, x_op, ws->out.as<void>(), out_type,
-                                            nullptr, &ws->scratch, run.stream));
-        }
-        AddSquaredError(ref_loss, ws->out.as<void>(), out_type, n * h, md, losses + k0 + j,
-                        run.stream);
-      }
-    }
-    divisor = static_cast<double>(n) * static_cast<double>(h);
+  DeviceBuffer* trials[] = {&ws->trial_a, &ws->trial_b, &ws->trial_c};
+  size_t per_ratio = 0;
+  for (const DeviceLinear* l : g.linears) per_ratio += static_cast<size_t>(l->out * c) * elem;
+  const int batch = static_cast<int>(
+      std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
+  for (size_t i = 0; i < g.linears.size(); ++i) {
+    QUANTD_RETURN_IF_ERROR(Ensure(trials[i], batch * g.linears[i]->out * c, elem));
   }
-  return divisor;
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, n * h, sizeof(float)));
+  const bool attn = g.kind == ScalingGroupKind::kAttentionInput;
+  const void* x_op = md == DType::kF32
+                         ? static_cast<const void*>(g.input)
+                         : (attn ? cap.attn_input_op.as<void>() : cap.mlp_input_op.as<void>());
+  const float* ref = attn ? cap.attn_output.f32() : cap.mlp_output.f32();
+  // With a 16-bit md the trials compare md outputs straight from cuBLAS(Lt) (o_proj with its
+  // bias in the epilogue; the MLP on its bias-free path) with an md copy of the reference: half
+  // the loss kernel's traffic and no rounding pass.
+  const MlpWeights mlp = MlpOf(ws->layer, md);
+  const bool md_out =
+      md != DType::kF32 && (attn || (MlpUsesOperandPath(mlp, md) && mlp.down_bias == nullptr));
+  const DType out_type = md_out ? md : DType::kF32;
+  const void* ref_loss = ref;
+  if (out_type != DType::kF32) {
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->ref_op, n * h, elem));
+    ToOperand(ref, ws->ref_op.as<void>(), n * h, md, run.stream);
+    ref_loss = ws->ref_op.as<void>();
+  }
+  for (int k0 = 0; k0 < kGrid; k0 += batch) {
+    const int r = std::min(batch, kGrid - k0);
+    for (size_t i = 0; i < g.linears.size(); ++i) {
+      ScaleQuantizeUnscale(g.linears[i]->weight.f32(), s_dev + k0 * c, r, g.linears[i]->out, c, gs,
+                           md, nullptr, nullptr, trials[i]->as<void>(), run.stream);
+    }
+    for (int j = 0; j < r; ++j) {
+      auto trial = [&](size_t i) -> const void* {
+        return trials[i]->as<char>() + static_cast<size_t>(j * g.linears[i]->out * c) * elem;
+      };
+      if (attn) {
+        AttentionWeights w = AttentionOf(ws->layer, md);
+        w.q = trial(0);
+        if (!run.settings.attention_trials_use_float_kv) {
+          w.k = trial(1);
+          w.v = trial(2);
+        }
+        QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.as<void>(),
+                                                    out_type, nullptr, &ws->scratch, run.stream));
+      } else {
+        MlpWeights w = mlp;
+        w.gate = trial(0);
+        w.up = trial(1);
+        QUANTD_RETURN_IF_ERROR(MlpForward(*run.gemm, geo, w, x_op, ws->out.as<void>(), out_type,
+                                          nullptr, &ws->scratch, run.stream));
+      }
+      AddSquaredError(ref_loss, ws->out.as<void>(), out_type, n * h, md, losses + k0 + j,
+                      run.stream);
+    }
+  }
+  return static_cast<double>(run.tokens) * static_cast<double>(h);
 }
 
 // Folds a group's scales into the previous op and the group's Linears (awq/scaling_groups.cc).
@@ -295,11 +336,13 @@ absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g, const f
 static_assert(kClipStepCount == kClipShrinkSteps);
 
 // The clip search of one Linear over its sampled, scale-divided inputs x [n_tok, cols], in chunks
-// of groups so that the products stay under kTrialBudgetBytes. Queued only: the decision's
-// contents arrive with the arena's FinishDownloads().
+// of groups so that the products stay under kTrialBudgetBytes. With a 16-bit md the weights and
+// trial weights are exact in TF32 and x comes split as x + x_lo (SplitTf32): the products run on
+// the TF32 tensor cores at float32 accuracy; float32 md (x_lo null) keeps float32 GEMMs. Queued
+// only: the decision's contents arrive with the arena's FinishDownloads().
 absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name,
-                                        const DeviceLinear& l, const float* x, int64_t n_tok,
-                                        AwqWorkspace* ws) {
+                                        const DeviceLinear& l, const float* x, const float* x_lo,
+                                        int64_t n_tok, AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t gs = run.settings.group_size;
   const int64_t rows = l.out, cols = l.in, groups = cols / gs;
@@ -317,16 +360,22 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->max_val, rows * groups, sizeof(float)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->shrink, rows * groups, 1));
   float* m0 = ws->denom.f32();
+  auto product = [&](const Gemm::Batched& p, int64_t g0) {
+    return x_lo == nullptr ? run.gemm->BatchedF32(p)
+                           : run.gemm->BatchedTf32Split(p, x_lo + g0 * gs);
+  };
   for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
     const int64_t ng = std::min(chunk, groups - g0);
     ClipTrials(l.weight.f32(), rows, cols, gs, g0, ng, md, ws->trial_a.f32(), m0, run.stream);
     // Row-major ref_g [n_tok, rows] = x_g · w_gᵀ is column-major w_gᵀ-major: (w_g)ᵀ · x_gᵀ.
     QUANTD_RETURN_IF_ERROR(
-        run.gemm->BatchedF32({true, false, rows, n_tok, gs, l.weight.f32() + g0 * gs, cols, gs,
-                              x + g0 * gs, cols, gs, ws->trial_b.f32(), rows, n_tok * rows, ng}));
-    QUANTD_RETURN_IF_ERROR(run.gemm->BatchedF32(
+        product({true, false, rows, n_tok, gs, l.weight.f32() + g0 * gs, cols, gs, x + g0 * gs,
+                 cols, gs, ws->trial_b.f32(), rows, n_tok * rows, ng},
+                g0));
+    QUANTD_RETURN_IF_ERROR(product(
         {true, false, kSteps * rows, n_tok, gs, ws->trial_a.f32(), gs, kSteps * rows * gs,
-         x + g0 * gs, cols, gs, ws->product.f32(), kSteps * rows, n_tok * kSteps * rows, ng}));
+         x + g0 * gs, cols, gs, ws->product.f32(), kSteps * rows, n_tok * kSteps * rows, ng},
+        g0));
     ClipErrors(ws->product.f32(), ws->trial_b.f32(), ng, n_tok, rows, md, ws->trial_c.f32(),
                run.stream);
     ClipSelect(ws->trial_c.f32(), m0, rows, groups, g0, ng, md, ws->max_val.f32(),
@@ -344,49 +393,94 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   return d;
 }
 
+// The captured inputs whose sampled rows the clip search reads (kClipInputs slots of
+// AwqWorkspace::samples) and the scaling group whose scales divide each.
+struct ClipInput {
+  ScalingGroupKind group;
+  const void* data;
+  DType type;
+  int64_t cols;
+};
+std::array<ClipInput, kClipInputs> ClipInputsOf(const AwqLayerRun& run, const AwqWorkspace& ws) {
+  const ModelConfig& c = *run.config;
+  const DeviceCapture& cap = ws.capture;
+  return {
+      {{ScalingGroupKind::kAttentionInput, cap.attn_input.as<void>(), DType::kF32, c.hidden_size},
+       {ScalingGroupKind::kValueOutput, cap.o_input.as<void>(), DType::kF32,
+        int64_t{c.num_attention_heads} * c.head_dim},
+       {ScalingGroupKind::kMlpInput, cap.mlp_input.as<void>(), DType::kF32, c.hidden_size},
+       {ScalingGroupKind::kMlpDown, cap.down_input.as<void>(), cap.down_input_type,
+        c.intermediate_size}}};
+}
+
+// The clip search's token sample: every step-th row of all calibration tokens (AutoAWQ's
+// n_sample_token), `kept` rows in all.
+int64_t ClipSampleStep(const AwqLayerRun& run) {
+  return std::max<int64_t>(1, run.tokens / kClipSampleTokens);
+}
+int64_t ClipSampleRows(const AwqLayerRun& run) {
+  const int64_t step = ClipSampleStep(run);
+  return (run.tokens + step - 1) / step;
+}
+
+// Copies the sampled rows among [t0, t0 + m) of every clip input into ws->samples.
+absl::Status GatherClipSamples(const AwqLayerRun& run, int64_t t0, int64_t m, AwqWorkspace* ws) {
+  const int64_t step = ClipSampleStep(run);
+  const int64_t kept = ClipSampleRows(run);
+  const int64_t j0 = (t0 + step - 1) / step;
+  const int64_t j1 = std::min(kept, (t0 + m + step - 1) / step);
+  if (j1 <= j0) return absl::OkStatus();
+  const std::array<ClipInput, kClipInputs> inputs = ClipInputsOf(run, *ws);
+  for (int i = 0; i < kClipInputs; ++i) {
+    const ClipInput& in = inputs[i];
+    QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples[i], kept * in.cols, sizeof(float)));
+    const char* first = static_cast<const char*>(in.data) +
+                        (j0 * step - t0) * in.cols * static_cast<int64_t>(DTypeSize(in.type));
+    GatherRows(first, in.type, step, j1 - j0, in.cols, ws->samples[i].f32() + j0 * in.cols,
+               run.stream);
+  }
+  return absl::OkStatus();
+}
+
 // AutoAWQ clips every Linear except q/k projections — o_proj too when no scaling group feeds it
-// (GQA) — on the scaled weights, with its cached input divided by the scales of the group that
-// scaled that input (as ClipLinears of the CPU backend, in the same order).
-// `scales[i]`: the chosen scale vector of groups[i] on the device.
+// (GQA) — on the scaled weights, with its sampled input divided by the scales of the group that
+// scaled that input (as ClipLinears of the CPU backend, in the same order). `scales[i]`: the
+// chosen scale vector of groups[i] on the device. The samples are divided (and split) in place.
 absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>& groups,
                          const std::vector<const float*>& scales, AwqWorkspace* ws,
                          std::vector<ClipDecision>* clips) {
   const DType md = run.settings.md;
   DeviceLayer& l = ws->layer;
-  const DeviceCapture& cap = ws->capture;
   struct Target {
     const char* name;
     const DeviceLinear* linear;
-    ScalingGroupKind input_group;
-    const void* input;
-    DType input_type;
+    int input;  // slot of ClipInputsOf
   };
-  const Target targets[] = {
-      {"self_attn.v_proj", &l.v, ScalingGroupKind::kAttentionInput, cap.attn_input.f32(),
-       DType::kF32},
-      {"self_attn.o_proj", &l.o, ScalingGroupKind::kValueOutput, cap.o_input.f32(), DType::kF32},
-      {"mlp.gate_proj", &l.gate, ScalingGroupKind::kMlpInput, cap.mlp_input.f32(), DType::kF32},
-      {"mlp.up_proj", &l.up, ScalingGroupKind::kMlpInput, cap.mlp_input.f32(), DType::kF32},
-      {"mlp.down_proj", &l.down, ScalingGroupKind::kMlpDown, cap.down_input.as<void>(),
-       cap.down_input_type}};
+  const Target targets[] = {{"self_attn.v_proj", &l.v, 0},
+                            {"self_attn.o_proj", &l.o, 1},
+                            {"mlp.gate_proj", &l.gate, 2},
+                            {"mlp.up_proj", &l.up, 2},
+                            {"mlp.down_proj", &l.down, 3}};
+  const std::array<ClipInput, kClipInputs> inputs = ClipInputsOf(run, *ws);
+  const int64_t kept = ClipSampleRows(run);
   // Downloads are queued into the decisions: they must not move until the arena delivers.
   clips->reserve(clips->size() + std::size(targets));
-  const int64_t step = std::max<int64_t>(1, run.tokens / kClipSampleTokens);
-  const int64_t kept = (run.tokens + step - 1) / step;
-  const void* sampled_from = nullptr;  // gate_proj and up_proj share their sampled input
+  std::array<bool, kClipInputs> prepared{};  // gate_proj and up_proj share their input
   for (const Target& t : targets) {
-    const int64_t cols = t.linear->in;
-    if (t.input != sampled_from) {
-      QUANTD_RETURN_IF_ERROR(Ensure(&ws->sampled, kept * cols, sizeof(float)));
-      GatherRows(t.input, t.input_type, step, kept, cols, ws->sampled.f32(), run.stream);
+    const ClipInput& in = inputs[t.input];
+    float* x = ws->samples[t.input].f32();
+    if (!prepared[t.input]) {
       for (size_t i = 0; i < groups.size(); ++i) {
-        if (groups[i].kind != t.input_group) continue;
-        DivideColumns(ws->sampled.f32(), scales[i], kept, cols, md, run.stream);
+        if (groups[i].kind == in.group) DivideColumns(x, scales[i], kept, in.cols, md, run.stream);
       }
-      sampled_from = t.input;
+      if (md != DType::kF32) {
+        QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples_lo[t.input], kept * in.cols, sizeof(float)));
+        SplitTf32(x, ws->samples_lo[t.input].f32(), kept * in.cols, run.stream);
+      }
+      prepared[t.input] = true;
     }
-    QUANTD_ASSIGN_OR_RETURN(ClipDecision d,
-                            ClipLinear(run, t.name, *t.linear, ws->sampled.f32(), kept, ws));
+    const float* x_lo = md != DType::kF32 ? ws->samples_lo[t.input].f32() : nullptr;
+    QUANTD_ASSIGN_OR_RETURN(ClipDecision d, ClipLinear(run, t.name, *t.linear, x, x_lo, kept, ws));
     clips->push_back(std::move(d));
   }
   return absl::OkStatus();
@@ -478,23 +572,44 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   if (!uploaded) QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
   times.upload += lap.Next();
 
-  // The whole layer is queued with three host synchronisations: after the group statistics (the
-  // grid's scale vectors are computed on the host, as the CPU reference does), after the grid
-  // losses, and after the packed layer's copies into pinned memory.
-  QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer, run.hidden,
-                                             &ws->capture, &ws->scratch, run.stream));
+  // The whole layer is queued with three host synchronisations: after the captured forward and
+  // the group statistics (the grid's scale vectors are computed on the host, as the CPU
+  // reference does), after the grid losses, and after the packed layer's copies into pinned
+  // memory. Token chunks (activations that do not fit): the forward runs chunk by chunk,
+  // accumulating the statistics, the Gram matrices and the clip samples, and the trials rerun
+  // each chunk's forward from the layer's input (the losses are sums over tokens).
+  const int64_t chunk = ChunkTokens(run);
   const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
-  const std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, c, ws);
+  std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, c, ws);
   std::vector<int64_t> first_col(dgroups.size() + 1, 0);  // group i's columns in the layer slots
   for (size_t i = 0; i < dgroups.size(); ++i) first_col[i + 1] = first_col[i] + dgroups[i].cols;
   const int64_t all_cols = first_col.back();
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->sums, 2 * all_cols, sizeof(double)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->means, 2 * all_cols, sizeof(float)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales, kGrid * all_cols, sizeof(float)));
   QUANTD_RETURN_IF_ERROR(
       Ensure(&ws->losses, kGrid * static_cast<int64_t>(dgroups.size()), sizeof(double)));
+  double* sums = ws->sums.as<double>();
+  QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * all_cols * sizeof(double), run.stream));
+  for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
+    const int64_t m = std::min(chunk, run.tokens - t0);
+    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
+    QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
+                                               &ws->capture, &ws->scratch, run.stream));
+    dgroups = DeviceGroups(groups, c, ws);
+    for (size_t i = 0; i < dgroups.size(); ++i) {
+      const GroupOnDevice& g = dgroups[i];
+      AddColumnAbsSums(g.input, g.input_type, m, g.cols, sums + 2 * first_col[i], run.stream);
+      if (IsGramGroup(g.kind)) {
+        QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, m, t0 > 0, &ws->grams[i], ws));
+      }
+    }
+    if (run.settings.apply_clip) QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, t0, m, ws));
+    QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
+  }
   for (size_t i = 0; i < dgroups.size(); ++i) {
-    QUANTD_RETURN_IF_ERROR(
-        GroupStatistics(run, dgroups[i], ws, ws->means.f32() + 2 * first_col[i]));
+    QUANTD_RETURN_IF_ERROR(FinishGroupStatistics(run, dgroups[i], sums + 2 * first_col[i],
+                                                 ws->means.f32() + 2 * first_col[i], ws));
   }
   std::vector<float> means(static_cast<size_t>(2 * all_cols));
   QUANTD_RETURN_IF_ERROR(ws->host.Download(ws->means.as<void>(), means.size() * sizeof(float),
@@ -524,18 +639,43 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       QUANTD_RETURN_IF_ERROR(
           ws->host.Upload(grids[i][k].data(), cols * sizeof(float), s_dev + k * cols, run.stream));
     }
-    QUANTD_ASSIGN_OR_RETURN(divisor[i], GridLosses(run, dgroups[i], s_dev, losses + kGrid * i, ws));
+    if (IsGramGroup(dgroups[i].kind)) {
+      QUANTD_ASSIGN_OR_RETURN(
+          divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, losses + kGrid * i, ws));
+    } else if (run.in_place) {  // on the captures of the forward above
+      QUANTD_ASSIGN_OR_RETURN(divisor[i], TrialLosses(run, dgroups[i], GeometryOf(run, *ws, chunk),
+                                                      s_dev, losses + kGrid * i, ws));
+    }
   }
-  std::vector<double> sums(kGrid * dgroups.size());
-  QUANTD_RETURN_IF_ERROR(
-      ws->host.Download(losses, sums.size() * sizeof(double), sums.data(), run.stream));
+  // Not in place: the module-output groups' trials chunk by chunk, each chunk's forward rerun.
+  for (int64_t t0 = 0; !run.in_place && t0 < run.tokens; t0 += chunk) {
+    const int64_t m = std::min(chunk, run.tokens - t0);
+    const LayerGeometry geo = GeometryOf(run, *ws, m);
+    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
+    QUANTD_RETURN_IF_ERROR(
+        DecoderLayerForward(*run.gemm, geo, ws->layer, x, &ws->capture, &ws->scratch, run.stream));
+    dgroups = DeviceGroups(groups, c, ws);
+    for (size_t i = 0; i < dgroups.size(); ++i) {
+      if (cancel != nullptr && cancel->cancelled()) {
+        return absl::CancelledError("quantization cancelled");
+      }
+      if (IsGramGroup(dgroups[i].kind)) continue;
+      const float* s_dev = ws->scales.f32() + kGrid * first_col[i];
+      QUANTD_ASSIGN_OR_RETURN(divisor[i],
+                              TrialLosses(run, dgroups[i], geo, s_dev, losses + kGrid * i, ws));
+    }
+  }
+  std::vector<double> loss_sums(kGrid * dgroups.size());
+  QUANTD_RETURN_IF_ERROR(ws->host.Download(losses, loss_sums.size() * sizeof(double),
+                                           loss_sums.data(), run.stream));
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale search"));
   ws->host.FinishDownloads();
 
   QuantizedLayer out;
   std::vector<const float*> chosen(dgroups.size());  // the chosen scale vectors on the device
   for (size_t i = 0; i < dgroups.size(); ++i) {
-    std::vector<double> group_losses(sums.begin() + kGrid * i, sums.begin() + kGrid * (i + 1));
+    std::vector<double> group_losses(loss_sums.begin() + kGrid * i,
+                                     loss_sums.begin() + kGrid * (i + 1));
     for (double& v : group_losses) v /= divisor[i];
     absl::StatusOr<ScaleSearchResult> best =
         PickBestScale(std::move(grids[i]), std::move(group_losses));
@@ -600,8 +740,14 @@ absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& we
   }
   QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
   QUANTD_RETURN_IF_ERROR(UploadLayer(weights, run.settings.md, run.stream, &ws->layer));
-  QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws), ws->layer, run.hidden,
-                                             nullptr, &ws->scratch, run.stream));
+  const int64_t chunk = ChunkTokens(run);
+  for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
+    const int64_t m = std::min(chunk, run.tokens - t0);
+    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
+    QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
+                                               nullptr, &ws->scratch, run.stream));
+    QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
+  }
   return Sync(run.stream, "layer forward");
 }
 
@@ -658,12 +804,21 @@ absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor
   QUANTD_RETURN_IF_ERROR(acc.Reserve(sizeof(double)));
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(acc.as<void>(), 0, sizeof(double), run.stream));
   ForwardScratch& s = ws->scratch;
-  for (int64_t b0 = 0; b0 < blocks; b0 += chunk) {
-    const int64_t rows = std::min(chunk, blocks - b0) * len;
+  const int64_t per_chunk = ChunkTokens(run) / len;  // blocks per hidden-state chunk
+  const float* hidden = nullptr;                     // the chunk holding block b0
+  int64_t hidden_b0 = 0;                             // its first block
+  for (int64_t b0 = 0, nb = 0; b0 < blocks; b0 += nb) {
+    if (b0 % per_chunk == 0) {
+      QUANTD_ASSIGN_OR_RETURN(hidden,
+                              ChunkIn(run, b0 * len, std::min(per_chunk, blocks - b0) * len, ws));
+      hidden_b0 = b0;
+    }
+    nb = std::min({chunk, blocks - b0, per_chunk - b0 % per_chunk});
+    const int64_t rows = nb * len;
     QUANTD_RETURN_IF_ERROR(Ensure(&s.residual_norm, rows * h, sizeof(float)));
     QUANTD_RETURN_IF_ERROR(Ensure(&s.x_op, rows * h, DTypeSize(md)));
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, rows * vocab, sizeof(float)));
-    RmsNorm(run.hidden + b0 * len * h, norm.f32(), s.residual_norm.f32(), rows, h,
+    RmsNorm(hidden + (b0 - hidden_b0) * len * h, norm.f32(), s.residual_norm.f32(), rows, h,
             static_cast<float>(run.config->rms_norm_eps), md, run.stream);
     const void* x_op = s.residual_norm.f32();
     if (md != DType::kF32) {

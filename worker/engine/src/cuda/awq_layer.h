@@ -7,6 +7,7 @@
 
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,16 +22,25 @@
 
 namespace quantd::engine::cuda {
 
-// What one call works on: the backend's cuBLAS handle and stream, and the resident hidden states.
+// What one call works on: the backend's cuBLAS handle and stream, and the hidden states. In place
+// (they fit): `hidden` is the device buffer, updated in place, all tokens at once. Otherwise the
+// tokens are worked on in chunks of whole blocks: read from `hidden` and written to `hidden_out`
+// (device or pinned host memory), each chunk copied through the workspace.
 struct AwqLayerRun {
   Gemm* gemm;
   cudaStream_t stream;
   const ModelConfig* config;
   LayerQuantSettings settings;
-  float* hidden;   // [tokens, hidden_size]
+  float* hidden;   // [tokens, hidden_size]: the layer's input
   int64_t tokens;  // blocks · len
   int64_t len;
+  bool in_place = true;
+  float* hidden_out = nullptr;  // [tokens, hidden_size] when not in place
+  int64_t chunk_tokens = 0;     // rows per chunk (a multiple of len) when not in place
 };
+
+// The captured inputs the clip search samples: self_attn's, o_proj's, the MLP's, down_proj's.
+inline constexpr int kClipInputs = 4;
 
 // Device memory kept between layers (grown on demand, never shrunk).
 struct AwqWorkspace {
@@ -40,8 +50,11 @@ struct AwqWorkspace {
   DeviceBuffer rope_cos, rope_sin;
   std::string rope_key;                    // what the tables were built for
   DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
-  DeviceBuffer gram, gram_lo, ref_op, product, scales, sums, denom, means, losses, out;
-  DeviceBuffer sampled, max_val, shrink;
+  std::array<DeviceBuffer, 4> grams;       // per scaling group (Gram-form groups only)
+  DeviceBuffer gram_lo, ref_op, product, scales, sums, denom, means, losses, out;
+  std::array<DeviceBuffer, kClipInputs> samples, samples_lo;  // the clip search's sampled inputs
+  DeviceBuffer max_val, shrink;
+  DeviceBuffer chunk_hidden;  // one chunk's hidden states when the run is not in place
   DeviceBuffer codes, qscales, zeros, qweight, qzeros, scales_t;
   DeviceBuffer lm_head, logits, targets;
   PinnedArena host;  // staging of the layer's uploads and downloads

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,8 @@
 #include "cuda/device_layer.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
+#include "cuda/pinned_buffer.h"
+#include "io/status_macros.h"
 
 namespace quantd::engine {
 namespace cuda {
@@ -32,23 +35,92 @@ namespace {
 
 using cuda::DeviceBuffer;
 
-// Hidden states [blocks · len, hidden] as float32 device memory (values in md).
+// Hidden states [blocks · len, hidden] as float32 (values in md): on the device, or in pinned host
+// memory; worked on in chunks of chunk_blocks blocks (planned at the first layer, when the model's
+// geometry is known). In place (one chunk, on the device) a layer updates them where they are;
+// otherwise it reads the current buffer and writes the other.
 class CudaActivations : public Activations {
  public:
-  CudaActivations(DeviceBuffer hidden, int64_t blocks, int64_t len, int64_t cols)
-      : hidden_(std::move(hidden)), blocks_(blocks), len_(len), cols_(cols) {}
+  CudaActivations(int64_t blocks, int64_t len, int64_t cols, bool on_host)
+      : blocks_(blocks), len_(len), cols_(cols), on_host_(on_host) {}
   int64_t num_blocks() const override { return blocks_; }
   int64_t block_len() const override { return len_; }
   int64_t cols() const { return cols_; }
-  float* data() const { return hidden_.f32(); }
+  int64_t chunk_blocks() const { return chunk_blocks_; }  // 0 until planned
+  void set_chunk_blocks(int64_t b) { chunk_blocks_ = std::clamp<int64_t>(b, 1, blocks_); }
+  bool on_host() const { return on_host_; }
+  bool in_place() const { return !on_host_ && chunk_blocks_ >= blocks_; }
+  size_t bytes() const { return static_cast<size_t>(blocks_ * len_ * cols_) * sizeof(float); }
+
+  absl::Status Allocate() { return Reserve(cur_); }
+  float* current() const { return Data(cur_); }
+  // The buffer a layer writes when not in place (allocated on first use).
+  absl::StatusOr<float*> other() {
+    if (absl::Status s = Reserve(cur_ ^ 1); !s.ok()) return s;
+    return Data(cur_ ^ 1);
+  }
+  // After a layer that was not in place: its output becomes the current states.
+  void Advance() {
+    if (!in_place()) cur_ ^= 1;
+  }
 
  private:
-  DeviceBuffer hidden_;
-  int64_t blocks_, len_, cols_;
+  absl::Status Reserve(int i) {
+    return on_host_ ? host_[i].Reserve(bytes()) : device_[i].Reserve(bytes());
+  }
+  float* Data(int i) const { return on_host_ ? host_[i].f32() : device_[i].f32(); }
+
+  int64_t blocks_, len_, cols_, chunk_blocks_ = 0;
+  bool on_host_;
+  int cur_ = 0;
+  DeviceBuffer device_[2];
+  cuda::PinnedBuffer host_[2];
 };
+
+// Device memory of a run by parts (bytes), estimated from the geometry: what every layer needs
+// whatever the token count, and what scales with the tokens worked on at a time.
+struct MemoryEstimate {
+  double weights;    // one layer: float32 masters and md operands
+  double fixed;      // trial batches, Gram matrices, cuBLAS workspaces
+  double per_token;  // captured module inputs/outputs and forward/search scratch
+  double capture_per_token;
+  double hidden_per_token;  // one float32 row of hidden states
+};
+
+MemoryEstimate EstimateMemory(const ModelConfig& c, DType md) {
+  const double e = DTypeSize(md);
+  const double h = c.hidden_size, im = c.intermediate_size;
+  const double qd = double{1} * c.num_attention_heads * c.head_dim;
+  const double kvd = double{1} * c.num_key_value_heads * c.head_dim;
+  MemoryEstimate m;
+  m.weights = (h * (qd + 2 * kvd) + qd * h + 3 * h * im) * (4 + e);
+  m.fixed = 2.0 * (1 << 30) + (2 * im * im + 2 * qd * qd) * 4;
+  m.capture_per_token = 4 * h * 4 + 2 * h * e + qd * 4 + im * e;
+  m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + 3 * im * e + h * (8 + e);
+  m.hidden_per_token = h * 4;
+  return m;
+}
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// Blocks per chunk for `blocks` blocks of `len` tokens, given `budget` bytes of device memory
+// beside the hidden states: all of them when the layer's working set fits (hidden states on the
+// device, worked on in place), else as many as fit beside a second device copy of the hidden
+// states (none when they are in host memory) and a chunk buffer; 0 when not even one block does.
+int64_t ChunkBlocks(const MemoryEstimate& m, int64_t blocks, int64_t len, bool on_host,
+                    double budget) {
+  const double base = m.fixed + 2 * m.weights;  // the current and the staged layer
+  const double tokens = static_cast<double>(blocks * len);
+  if (!on_host && base + tokens * m.per_token <= budget) return blocks;
+  const double other = on_host ? 0.0 : tokens * m.hidden_per_token;
+  const double per_block = static_cast<double>(len) * (m.per_token + m.hidden_per_token);
+  const double fit = std::floor((budget - base - other) / per_block);
+  return fit < 1 ? 0 : static_cast<int64_t>(std::min(fit, static_cast<double>(blocks)));
+}
 
 class CudaBackend : public Backend {
  public:
+  explicit CudaBackend(const CudaBackendOptions& options) : options_(options) {}
   ~CudaBackend() override {
     if (staged_event_ != nullptr) cudaEventDestroy(staged_event_);
     if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
@@ -86,25 +158,44 @@ class CudaBackend : public Backend {
     if (!block_len.ok()) return block_len.status();
     const int64_t len = *block_len;
     const int64_t hidden = embedding.dim(1);
-    const int64_t tokens = static_cast<int64_t>(blocks.size()) * len;
+    const int64_t n = static_cast<int64_t>(blocks.size());
+    // The hidden states go to the device unless two copies of them (a chunked layer reads one
+    // and writes the other) would take more than a quarter of its free memory; the chunk size is
+    // planned at the first layer, which knows the model's geometry.
+    size_t free_b = 0, total_b = 0;
+    QUANTD_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_b, &total_b));
+    const double bytes = static_cast<double>(n * len * hidden) * sizeof(float);
+    const bool on_host =
+        options_.hidden_states_on_host || 2 * bytes > 0.25 * static_cast<double>(free_b);
+    auto act = std::make_unique<CudaActivations>(n, len, hidden, on_host);
+    if (absl::Status s = act->Allocate(); !s.ok()) return s;
+    if (n * len > embedded_.tokens) embedded_ = {n * len, len, on_host};  // the calibration set
+    if (on_host) {  // gathered straight into the pinned buffer
+      for (int64_t b = 0; b < n; ++b) {
+        if (absl::Status s = GatherEmbeddingRows(embedding, blocks[static_cast<size_t>(b)],
+                                                 act->current() + b * len * hidden);
+            !s.ok()) {
+          return s;
+        }
+      }
+      return act;
+    }
     // Gathered on the host one block at a time, copied through a reused staging vector.
-    DeviceBuffer h;
-    if (absl::Status s = h.Reserve(static_cast<size_t>(tokens * hidden) * sizeof(float)); !s.ok())
-      return s;
     std::vector<float> rows(static_cast<size_t>(len * hidden));
-    for (size_t b = 0; b < blocks.size(); ++b) {
-      if (absl::Status s = GatherEmbeddingRows(embedding, blocks[b], rows.data()); !s.ok()) {
+    for (int64_t b = 0; b < n; ++b) {
+      if (absl::Status s =
+              GatherEmbeddingRows(embedding, blocks[static_cast<size_t>(b)], rows.data());
+          !s.ok()) {
         return s;
       }
       // On the backend's stream (non-blocking: a legacy-stream copy would not be ordered before
       // the kernels that read it); the pageable source is staged before the call returns.
-      QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(h.f32() + static_cast<int64_t>(b) * len * hidden,
-                                                  rows.data(), rows.size() * sizeof(float),
+      QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(act->current() + b * len * hidden, rows.data(),
+                                                  rows.size() * sizeof(float),
                                                   cudaMemcpyHostToDevice, stream_));
     }
     QUANTD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    return std::make_unique<CudaActivations>(std::move(h), static_cast<int64_t>(blocks.size()), len,
-                                             hidden);
+    return act;
   }
 
   absl::StatusOr<QuantizedLayer> QuantizeLayer(const ModelConfig& config,
@@ -112,13 +203,12 @@ class CudaBackend : public Backend {
                                                LayerWeights weights, Activations* hidden,
                                                const CancellationToken* cancel) override {
     auto* act = static_cast<CudaActivations*>(hidden);
+    QUANTD_RETURN_IF_ERROR(Plan(config, settings.md, act));
     if (!plan_logged_) {
       LogMemoryPlan(config, settings.md, act->num_blocks() * act->block_len());
       plan_logged_ = true;
     }
-    cuda::AwqLayerRun run{&gemm_,          stream_,     &config,
-                          settings,        act->data(), act->num_blocks() * act->block_len(),
-                          act->block_len()};
+    QUANTD_ASSIGN_OR_RETURN(cuda::AwqLayerRun run, RunOn(config, settings, act));
     bool uploaded = false;
     {
       std::lock_guard<std::mutex> lock(stage_mu_);
@@ -132,6 +222,7 @@ class CudaBackend : public Backend {
     }
     absl::StatusOr<QuantizedLayer> out =
         cuda::QuantizeLayerOnDevice(run, std::move(weights), uploaded, cancel, &workspace_);
+    if (out.ok()) act->Advance();
     if (!use_logged_ && out.ok()) {
       LogMemoryUse();
       use_logged_ = true;
@@ -142,19 +233,24 @@ class CudaBackend : public Backend {
   absl::Status ForwardLayer(const ModelConfig& config, DType md, const LayerWeights& weights,
                             Activations* hidden) override {
     auto* act = static_cast<CudaActivations*>(hidden);
-    cuda::AwqLayerRun run{&gemm_,           stream_,     &config,
-                          {128, md, false}, act->data(), act->num_blocks() * act->block_len(),
-                          act->block_len()};
-    return cuda::ForwardLayerOnDevice(run, weights, &workspace_);
+    QUANTD_RETURN_IF_ERROR(Plan(config, md, act));
+    QUANTD_ASSIGN_OR_RETURN(cuda::AwqLayerRun run, RunOn(config, {128, md, false}, act));
+    QUANTD_RETURN_IF_ERROR(cuda::ForwardLayerOnDevice(run, weights, &workspace_));
+    act->Advance();
+    return absl::OkStatus();
   }
 
   absl::StatusOr<double> NextTokenNll(const ModelConfig& config, DType md, const Tensor& final_norm,
                                       const Tensor& lm_head, const Activations& hidden,
                                       const std::vector<std::vector<int32_t>>& targets) override {
-    const auto& act = static_cast<const CudaActivations&>(hidden);
-    cuda::AwqLayerRun run{&gemm_,           stream_,    &config,
-                          {128, md, false}, act.data(), act.num_blocks() * act.block_len(),
+    // Reads the states only: no output buffer (the chunked path copies chunks in).
+    auto& act = const_cast<CudaActivations&>(static_cast<const CudaActivations&>(hidden));
+    QUANTD_RETURN_IF_ERROR(Plan(config, md, &act));
+    cuda::AwqLayerRun run{&gemm_,           stream_,       &config,
+                          {128, md, false}, act.current(), act.num_blocks() * act.block_len(),
                           act.block_len()};
+    run.in_place = act.in_place();
+    run.chunk_tokens = act.chunk_blocks() * act.block_len();
     return cuda::NextTokenNllOnDevice(run, final_norm, lm_head, targets, &workspace_);
   }
 
@@ -166,31 +262,103 @@ class CudaBackend : public Backend {
   }
 
  private:
-  // The plan before the first layer (an estimate from the geometry) and what was actually
-  // allocated. The pipeline asks for them through DeviceMemory() and logs them in the job log;
-  // other callers (the benchmark) get them on stderr.
-  static DeviceMemoryReport PlanMemory(const ModelConfig& c, DType md, int64_t tokens) {
+  // The run of one layer over `act`: in place, or chunk by chunk from its current buffer into the
+  // other.
+  absl::StatusOr<cuda::AwqLayerRun> RunOn(const ModelConfig& config,
+                                          const LayerQuantSettings& settings,
+                                          CudaActivations* act) {
+    cuda::AwqLayerRun run{&gemm_,          stream_,        &config,
+                          settings,        act->current(), act->num_blocks() * act->block_len(),
+                          act->block_len()};
+    run.in_place = act->in_place();
+    run.chunk_tokens = act->chunk_blocks() * act->block_len();
+    if (!run.in_place) {
+      absl::StatusOr<float*> out = act->other();
+      if (!out.ok()) return out.status();
+      run.hidden_out = *out;
+    }
+    return run;
+  }
+
+  // Chooses the chunk size of `act` once, before its first layer (ChunkBlocks). Fails, naming the
+  // sizes, when not even one block fits.
+  absl::Status Plan(const ModelConfig& config, DType md, CudaActivations* act) {
+    if (act->chunk_blocks() > 0) return absl::OkStatus();
+    if (options_.chunk_blocks > 0) {
+      act->set_chunk_blocks(options_.chunk_blocks);
+      return absl::OkStatus();
+    }
+    const MemoryEstimate m = EstimateMemory(config, md);
+    const double budget = Budget(act->on_host() ? 0 : act->bytes());
+    const int64_t chunk =
+        ChunkBlocks(m, act->num_blocks(), act->block_len(), act->on_host(), budget);
+    if (chunk == 0) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "not enough GPU memory: a layer of %s (hidden %d, intermediate %d) needs about %.1f GiB "
+          "per calibration block of %lld tokens beside %.1f GiB of weights and search buffers "
+          "(and, on the GPU, a second copy of the hidden states); about %.1f GiB are available",
+          config.architecture_name, config.hidden_size, config.intermediate_size,
+          static_cast<double>(act->block_len()) * (m.per_token + m.hidden_per_token) / kGiB,
+          static_cast<long long>(act->block_len()), (m.fixed + 2 * m.weights) / kGiB,
+          budget / kGiB));
+    }
+    act->set_chunk_blocks(chunk);
+    return absl::OkStatus();
+  }
+
+  // Device bytes a layer may use beside `hidden_bytes` of hidden states on the device: what is
+  // free plus what the backend holds already (reused), less a margin for the CUDA context.
+  static double Budget(size_t hidden_bytes) {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    const double gib = 1024.0 * 1024.0 * 1024.0;
-    const double e = DTypeSize(md);
-    const double h = c.hidden_size, im = c.intermediate_size;
-    const double qd = double{1} * c.num_attention_heads * c.head_dim;
-    const double kvd = double{1} * c.num_key_value_heads * c.head_dim;
-    const double t = static_cast<double>(tokens);
-    const double weights = (h * (qd + 2 * kvd) + qd * h + 3 * h * im) * (4 + e);
-    const double hidden_b = t * h * 4;
-    const double capture = t * (4 * h * 4 + 2 * h * e + qd * 4 + im * e);
-    const double scratch = t * ((2 * qd + 2 * kvd) * 4 + qd * e + 3 * im * e + h * (8 + e)) +
-                           2.0 * (1 << 30) + im * im * 4;
-    const double planned = hidden_b + capture + scratch + weights;
+    return static_cast<double>(free_b + cuda::GlobalDeviceMemoryStats().current) -
+           static_cast<double>(hidden_bytes) - 1.0 * kGiB;
+  }
+
+  // The plan before the first layer (an estimate from the geometry, for the calibration states
+  // last embedded) and what was actually allocated. The pipeline asks for them through
+  // DeviceMemory() and logs them in the job log; other callers (the benchmark) get them on stderr.
+  DeviceMemoryReport PlanMemory(const ModelConfig& c, DType md, int64_t tokens) const {
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    const MemoryEstimate m = EstimateMemory(c, md);
+    const int64_t len = embedded_.len > 0 ? embedded_.len : tokens;
+    const int64_t blocks = std::max<int64_t>(1, tokens / std::max<int64_t>(1, len));
+    const bool on_host = embedded_.on_host;
+    const double hidden_b = static_cast<double>(tokens) * m.hidden_per_token;
+    const int64_t chunk = options_.chunk_blocks > 0 ? std::min(options_.chunk_blocks, blocks)
+                                                    : ChunkBlocks(m, blocks, len, on_host,
+                                                                  Budget(on_host ? 0 : hidden_b));
+    const bool in_place = !on_host && chunk == blocks;
+    const double t = static_cast<double>((chunk > 0 ? chunk : 1) * len);
+    const double capture = t * m.capture_per_token;
+    const double scratch = t * (m.per_token - m.capture_per_token) + m.fixed;
+    const double hidden_dev =
+        on_host ? 0.0 : (in_place ? hidden_b : 2 * hidden_b + t * m.hidden_per_token);
+    const double planned = hidden_dev + capture + scratch + 2 * m.weights;
+    std::string where;
+    if (in_place) {
+      where = absl::StrFormat("%lld calibration tokens resident on the GPU (hidden states %.2f GiB",
+                              static_cast<long long>(tokens), hidden_b / kGiB);
+    } else {
+      where = absl::StrFormat(
+          "%lld calibration tokens in %lld chunks of %lld blocks (hidden states %s, %.2f GiB; "
+          "per chunk",
+          static_cast<long long>(tokens),
+          static_cast<long long>(chunk > 0 ? (blocks + chunk - 1) / chunk : 0),
+          static_cast<long long>(chunk),
+          on_host ? "in pinned host memory"
+                  : "on the GPU, read from one copy and written to another",
+          hidden_b / kGiB);
+    }
     DeviceMemoryReport r;
     r.plan = absl::StrFormat(
-        "memory plan: %lld calibration tokens resident on the GPU (hidden states %.2f GiB, "
-        "captured module inputs/outputs %.2f GiB, forward and search scratch %.2f GiB), one "
-        "layer's weights at a time (%.2f GiB): about %.1f GiB; the GPU has %.1f of %.1f GiB free",
-        static_cast<long long>(tokens), hidden_b / gib, capture / gib, scratch / gib, weights / gib,
-        planned / gib, static_cast<double>(free_b) / gib, static_cast<double>(total_b) / gib);
+        "memory plan: %s, captured module inputs/outputs %.2f GiB, forward and search scratch "
+        "%.2f GiB), two layers' weights at a time (%.2f GiB each): about %.1f GiB; the GPU has "
+        "%.1f of %.1f GiB free",
+        where, capture / kGiB, scratch / kGiB, m.weights / kGiB, planned / kGiB,
+        static_cast<double>(free_b) / kGiB, static_cast<double>(total_b) / kGiB);
+    if (chunk == 0) r.plan += " (does not fit: the first layer will fail)";
     r.planned_bytes = static_cast<int64_t>(planned);
     r.peak_allocated_bytes = static_cast<int64_t>(cuda::GlobalDeviceMemoryStats().peak);
     r.device_total_bytes = static_cast<int64_t>(total_b);
@@ -237,6 +405,11 @@ class CudaBackend : public Backend {
   std::mutex stage_mu_;
   cuda::DeviceLayer staged_layer_;  // guarded by stage_mu_
   std::optional<Staged> staged_;    // guarded by stage_mu_
+  CudaBackendOptions options_;
+  struct Embedded {
+    int64_t tokens = 0, len = 0;
+    bool on_host = false;
+  } embedded_;  // the largest activations embedded (the calibration set), for the memory plan
   cuda::Gemm gemm_;
   cuda::AwqWorkspace workspace_;
   bool plan_logged_ = false;
@@ -250,14 +423,14 @@ bool CudaDeviceAvailable() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
-absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend() {
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options) {
   int n = 0;
   if (cudaError_t err = cudaGetDeviceCount(&n); err != cudaSuccess || n == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("backend 'cuda': no usable CUDA device (",
                      err != cudaSuccess ? cudaGetErrorString(err) : "device count is 0", ")"));
   }
-  auto backend = std::make_unique<CudaBackend>();
+  auto backend = std::make_unique<CudaBackend>(options);
   if (absl::Status s = backend->Init(); !s.ok()) return s;
   return std::unique_ptr<Backend>(std::move(backend));
 }

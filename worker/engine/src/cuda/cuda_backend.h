@@ -1,6 +1,8 @@
 // The CUDA backend of the AWQ engine: the Backend interface (backend/backend.h) on one NVIDIA GPU.
-// Activations stay in device memory; each decoder layer's weights are uploaded, searched, scaled,
-// clipped, quantized and packed on the device, with the same decisions as the CPU reference.
+// Activations stay in device memory when they fit; otherwise they are worked on in token chunks,
+// the hidden states kept on the device or, when those do not fit either, in pinned host memory.
+// Each decoder layer's weights are uploaded, searched, scaled, clipped, quantized and packed on
+// the device, with the same decisions as the CPU reference.
 //
 // This header is plain C++ so that backend/backend.cc can include it in builds with
 // QUANTD_HAVE_CUDA.
@@ -8,6 +10,7 @@
 #define QUANTD_ENGINE_CUDA_CUDA_BACKEND_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -18,8 +21,15 @@ namespace quantd::engine {
 // True when the CUDA runtime sees at least one device.
 bool CudaDeviceAvailable();
 
+// How the backend places activations. The defaults follow the memory plan (everything resident
+// when it fits); tests force the chunked and host-memory paths.
+struct CudaBackendOptions {
+  int64_t chunk_blocks = 0;            // calibration blocks per chunk; 0: from the memory plan
+  bool hidden_states_on_host = false;  // pinned host memory even when the GPU has room
+};
+
 // The backend on device 0; fails (naming the cause) when no usable GPU is present.
-absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend();
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options = {});
 
 // Seconds spent in QuantizeLayer per phase, summed over all calls of this process. Phases end at
 // the layer's host synchronisations: `upload` (waiting for the staged weights, or uploading them),

@@ -113,11 +113,11 @@ absl::Status Gemm::Linear(const void* x, const void* w, void* y, int64_t n, int6
       "Linear");
 }
 
-absl::Status Gemm::Gram(const void* x, float* g, int64_t n, int64_t c, DType md) {
-  const float one = 1.0f, zero = 0.0f;
+absl::Status Gemm::Gram(const void* x, float* g, int64_t n, int64_t c, DType md, bool accumulate) {
+  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   // x row-major [n, c] is col-major [c, n]; g = x_cm · x_cmᵀ.
   return CublasStatus(cublasGemmEx(handle_, CUBLAS_OP_N, CUBLAS_OP_T, I(c), I(c), I(n), &one, x,
-                                   CudaType(md), I(c), x, CudaType(md), I(c), &zero, g, CUDA_R_32F,
+                                   CudaType(md), I(c), x, CudaType(md), I(c), &beta, g, CUDA_R_32F,
                                    I(c), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                       "Gram");
 }
@@ -130,6 +130,24 @@ absl::Status Gemm::BatchedF32(const Batched& p) {
                                 p.a, I(p.lda), p.stride_a, p.b, I(p.ldb), p.stride_b, &zero, p.c,
                                 I(p.ldc), p.stride_c, I(p.batch)),
       "BatchedF32");
+}
+
+absl::Status Gemm::BatchedTf32Split(const Batched& p, const float* b_lo) {
+  const float one = 1.0f, zero = 0.0f;
+  for (const auto& [b, beta] : {std::pair{b_lo, &zero}, std::pair{p.b, &one}}) {  // small first
+    if (absl::Status s =
+            CublasStatus(cublasGemmStridedBatchedEx(
+                             handle_, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                             p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, I(p.m), I(p.n), I(p.k), &one,
+                             p.a, CUDA_R_32F, I(p.lda), p.stride_a, b, CUDA_R_32F, I(p.ldb),
+                             p.stride_b, beta, p.c, CUDA_R_32F, I(p.ldc), p.stride_c, I(p.batch),
+                             CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
+                         "BatchedTf32Split");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Gemm::MulSymmetricSplit(const float* a_hi, const float* a_lo, const float* b_hi,

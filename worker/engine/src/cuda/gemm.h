@@ -35,8 +35,9 @@ class Gemm {
   absl::Status LinearBias(const void* x, const void* w, const void* bias, void* y, int64_t n,
                           int64_t out, int64_t in, DType md);
 
-  // g[c, c] = x[n, c]ᵀ · x[n, c] (x in md, g float32).
-  absl::Status Gram(const void* x, float* g, int64_t n, int64_t c, DType md);
+  // g[c, c] = x[n, c]ᵀ · x[n, c] (x in md, g float32); with `accumulate`, g += that (token chunks).
+  absl::Status Gram(const void* x, float* g, int64_t n, int64_t c, DType md,
+                    bool accumulate = false);
 
   // Column-major strided-batched float32 product (no TF32): c_b = op(a_b) · op(b_b).
   struct Batched {
@@ -51,6 +52,11 @@ class Gemm {
     int64_t batch;
   };
   absl::Status BatchedF32(const Batched& p);
+
+  // The same product to float32 accuracy on the TF32 tensor cores, for an `a` whose values are
+  // exact in TF32 (16-bit md values) and a `b` given split as hi + lo (SplitTf32; p.b is hi, b_lo
+  // has p.b's layout): c = a·b_lo + a·b_hi, both terms exact products summed in float32.
+  absl::Status BatchedTf32Split(const Batched& p, const float* b_lo);
 
   // p[m, c] = a[m, c] · b[c, c] with b symmetric, to float32 accuracy on the TF32 tensor cores:
   // each operand is given split as hi + lo (SplitTf32 in kernels.h, hi exact in TF32), and
