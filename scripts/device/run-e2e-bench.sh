@@ -7,7 +7,8 @@
 # Steps: engine-small (run-gpu-checks.sh bench-small: the engine-only benchmark, for comparison),
 #        gpu-tests (run-gpu-checks.sh tests), small (0.5B 128x512, all layers), small-events (the
 #        same with --events=jsonl, the daemon's mode, which also hashes the output),
-#        large[:K] (0.5B 256x2048, K layers, default all), 7b[:K] (7B 128x512, K layers).
+#        large[:K] (0.5B 256x2048, K layers, default all), 7b[:K] (7B 128x512, K layers),
+#        7b-large[:K] (7B 256x2048: token chunks, K layers).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 final=${OUT:-/tmp/quantd-out}
@@ -55,6 +56,7 @@ for step in "$@"; do
     small) e2e qwen05b_128x512 qwen2.5-0.5b-instruct.config.json 128 512 0 ;;
     small-events) e2e qwen05b_128x512_events qwen2.5-0.5b-instruct.config.json 128 512 0 --events ;;
     large*) e2e qwen05b_256x2048 qwen2.5-0.5b-instruct.config.json 256 2048 "$(layers_of "$step")" ;;
+    7b-large*) e2e qwen7b_256x2048 qwen2.5-7b-instruct.config.json 256 2048 "$(layers_of "$step")" ;;
     7b*) e2e qwen7b_128x512 qwen2.5-7b-instruct.config.json 128 512 "$(layers_of "$step")" ;;
   esac
 done

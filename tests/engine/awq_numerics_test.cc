@@ -155,6 +155,25 @@ TEST(ScaleSearchTest, AllNanLossesAreAnError) {
   EXPECT_FALSE(result.ok());
 }
 
+// The CUDA backend computes the grid once and picks from its losses: NaN losses never win, the
+// winner's scale vector is the grid's, which is ScalesForRatio at the winning ratio.
+TEST(ScaleSearchTest, PickBestScaleTakesTheWinnersGridVector) {
+  std::vector<float> x(128), wm(128, 0.5f);
+  for (size_t j = 0; j < x.size(); ++j) x[j] = 0.01f * static_cast<float>(j + 1);
+  std::vector<std::vector<float>> grid = GridScales(x, wm, DType::kBF16);
+  ASSERT_EQ(grid.size(), static_cast<size_t>(kScaleGridPoints));
+  std::vector<double> losses(kScaleGridPoints, 3.0);
+  losses[4] = std::nan("");
+  losses[9] = 1.5;
+  losses[13] = 1.5;
+  auto result = PickBestScale(grid, losses);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->best_index, 9);
+  EXPECT_DOUBLE_EQ(result->best_ratio, 0.45);
+  EXPECT_EQ(result->scales, ScalesForRatio(x, wm, 0.45, DType::kBF16));
+  EXPECT_EQ(result->losses.size(), static_cast<size_t>(kScaleGridPoints));
+}
+
 TEST(ScaleSearchTest, WeightMeanNormalisesByGroupMax) {
   Tensor a({1, 4});
   a.data = {1.0f, -2.0f, 0.5f, 0.25f};
