@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "cuda/device_buffer.h"
+#include "io/status_macros.h"
 
 namespace quantd::engine::cuda {
 namespace {
@@ -16,32 +16,23 @@ size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace
 
-PinnedArena::~PinnedArena() {
-  for (const Chunk& c : chunks_) cudaFreeHost(c.data);
-}
-
 absl::StatusOr<void*> PinnedArena::Take(size_t bytes) {
   const size_t need = AlignUp(std::max<size_t>(bytes, 1));
   // The current chunk, then any later one with room (chunks after the current are unused).
   for (size_t i = chunk_; i < chunks_.size(); ++i) {
     const size_t offset = i == chunk_ ? used_ : 0;
-    if (chunks_[i].bytes - offset >= need) {
+    if (chunks_[i].bytes() - offset >= need) {
       chunk_ = i;
       used_ = offset + need;
-      return static_cast<void*>(chunks_[i].data + offset);
+      return static_cast<void*>(reinterpret_cast<char*>(chunks_[i].f32()) + offset);
     }
   }
-  const size_t size = std::max(need, kMinChunkBytes);
-  void* p = nullptr;
-  if (cudaError_t err = cudaHostAlloc(&p, size, cudaHostAllocDefault); err != cudaSuccess) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cudaHostAlloc of ", size,
-                     " bytes of pinned host memory failed: ", cudaGetErrorString(err)));
-  }
-  chunks_.push_back({static_cast<char*>(p), size});
+  PinnedBuffer chunk;
+  QUANTD_RETURN_IF_ERROR(chunk.Reserve(std::max(need, kMinChunkBytes)));
+  chunks_.push_back(std::move(chunk));
   chunk_ = chunks_.size() - 1;
   used_ = need;
-  return p;
+  return static_cast<void*>(chunks_.back().f32());
 }
 
 absl::Status PinnedArena::Upload(const void* src, size_t bytes, void* device_dst,

@@ -11,13 +11,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cuda/pinned_buffer.h"
 
 namespace quantd::engine::cuda {
 
 class PinnedArena {
  public:
   PinnedArena() = default;
-  ~PinnedArena();
   PinnedArena(const PinnedArena&) = delete;
   PinnedArena& operator=(const PinnedArena&) = delete;
 
@@ -41,16 +41,12 @@ class PinnedArena {
   void Reset();
 
  private:
-  struct Chunk {
-    char* data;
-    size_t bytes;
-  };
   struct PendingDownload {
     const void* piece;
     void* host_dst;
     size_t bytes;
   };
-  std::vector<Chunk> chunks_;
+  std::vector<PinnedBuffer> chunks_;
   size_t chunk_ = 0;  // the chunk pieces are taken from
   size_t used_ = 0;   // bytes of it handed out
   std::vector<PendingDownload> pending_;
