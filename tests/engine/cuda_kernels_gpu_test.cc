@@ -20,7 +20,6 @@
 #if defined(QUANTD_HAVE_CUDA)
 #include <cuda_runtime.h>
 
-#include "cuda/attention_tiles.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
 #include "testing/cuda_gpu_test_support.h"
@@ -80,21 +79,11 @@ struct RopeCase {
   int blocks, len, heads, kv_heads, d;
 };
 
-// Uploads md values as 16-bit bits into a new device array.
-bool UploadMd(const std::vector<float>& x, DType md, DeviceArray* dst) {
-  const std::vector<uint16_t> bits = ToBits(x, md);
-  return dst->ptr != nullptr && Upload(bits.data(), bits.size() * 2, dst->ptr);
-}
-
-std::string Describe(const RopeCase& c) {
-  return std::string(DTypeName(c.md)) + " d" + std::to_string(c.d) + " heads " +
-         std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " " +
-         std::to_string(c.blocks) + "x" + std::to_string(c.len);
-}
-
 // RopeQkOperand on md q/k equals the CPU's ApplyRope element for element.
 void CheckRope(const RopeCase& c, bool time_it = false) {
-  SCOPED_TRACE(Describe(c));
+  SCOPED_TRACE(std::string(DTypeName(c.md)) + " d" + std::to_string(c.d) + " heads " +
+               std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " " +
+               std::to_string(c.blocks) + "x" + std::to_string(c.len));
   std::mt19937 rng(7 + c.d + c.len);
   const int64_t tokens = int64_t{c.blocks} * c.len;
   RopeTable table;
@@ -155,77 +144,6 @@ TEST(CudaKernelsGpu, RopeQkOperandMatchesCpuReference) {
     CheckRope({md, 2, 9, 4, 4, 40});  // head_dim % 16 != 0: the scalar fallback
   }
   CheckRope({DType::kBF16, 128, 512, 14, 2, 64}, /*time_it=*/true);
-}
-
-// The attention kernel's own RoPE of q (QueryRope) gives the output that RopeQkOperand on q before
-// the kernel gives, bit for bit, for every compiled tile shape; and times both at the benchmark's
-// geometry.
-void CheckAttentionQueryRope(const RopeCase& c, bool time_it = false) {
-  SCOPED_TRACE(Describe(c));
-  std::mt19937 rng(11 + c.d + c.len);
-  const int64_t tokens = int64_t{c.blocks} * c.len;
-  const size_t q_n = static_cast<size_t>(tokens * c.heads * c.d);
-  const size_t kv_n = static_cast<size_t>(tokens * c.kv_heads * c.d);
-  const std::vector<float> cos = RandomMd(static_cast<size_t>(c.len * c.d), c.md, 0.7f, &rng);
-  const std::vector<float> sin = RandomMd(cos.size(), c.md, 0.7f, &rng);
-  DeviceArray q(q_n * 2), q_rot(q_n * 2), k(kv_n * 2), v(kv_n * 2), dcos(cos.size() * 4),
-      dsin(sin.size() * 4), out_sep(q_n * 2), out_fused(q_n * 2);
-  ASSERT_TRUE(UploadMd(RandomMd(q_n, c.md, 2.0f, &rng), c.md, &q));
-  ASSERT_TRUE(UploadMd(RandomMd(kv_n, c.md, 2.0f, &rng), c.md, &k));
-  ASSERT_TRUE(UploadMd(RandomMd(kv_n, c.md, 1.0f, &rng), c.md, &v));
-  ASSERT_TRUE(dcos.ptr && dsin.ptr && q_rot.ptr && out_sep.ptr && out_fused.ptr);
-  ASSERT_TRUE(Upload(cos.data(), cos.size() * 4, dcos.ptr));
-  ASSERT_TRUE(Upload(sin.data(), sin.size() * 4, dsin.ptr));
-  ASSERT_EQ(cudaMemcpy(q_rot.ptr, q.ptr, q_n * 2, cudaMemcpyDeviceToDevice), cudaSuccess);
-  const cuda::QueryRope rope{dcos.f32(), dsin.f32()};
-  cuda::RopeQkOperand(q_rot.ptr, nullptr, rope.cos, rope.sin, tokens, c.heads, 0, c.d, c.len, c.md,
-                      nullptr);
-  auto attention = [&](const cuda::AttentionTiles& t, const void* query, void* out,
-                       const cuda::QueryRope* r) {
-    return cuda::CausalAttentionWithTiles(t, query, k.ptr, v.ptr, nullptr, out, tokens, c.len,
-                                          c.heads, c.kv_heads, c.d, c.md, nullptr, r);
-  };
-  for (const cuda::AttentionTiles& t : cuda::AttentionTileChoices(c.d)) {
-    SCOPED_TRACE("tiles " + std::to_string(t.warps) + "/" + std::to_string(t.keys) + "/" +
-                 std::to_string(t.min_blocks));
-    ASSERT_EQ(cudaMemset(out_sep.ptr, 0xff, q_n * 2), cudaSuccess);
-    ASSERT_EQ(cudaMemset(out_fused.ptr, 0, q_n * 2), cudaSuccess);
-    ASSERT_TRUE(attention(t, q_rot.ptr, out_sep.ptr, nullptr));
-    ASSERT_TRUE(attention(t, q.ptr, out_fused.ptr, &rope));
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    std::vector<uint16_t> sep(q_n), fused(q_n);
-    ASSERT_TRUE(Download(out_sep.ptr, q_n * 2, sep.data()));
-    ASSERT_TRUE(Download(out_fused.ptr, q_n * 2, fused.data()));
-    const auto first = std::mismatch(sep.begin(), sep.end(), fused.begin());
-    ASSERT_TRUE(first.first == sep.end())
-        << "outputs differ first at " << (first.first - sep.begin()) << ": separate "
-        << FromBits(*first.first, c.md) << ", fused " << FromBits(*first.second, c.md);
-  }
-  // Timed after the checks: the separate RoPE rotates q_rot again at every repetition.
-  const cuda::AttentionTiles t0 = cuda::AttentionTileChoices(c.d).front();
-  if (time_it) {
-    const float ms_sep = MedianMs(20, [&] {
-      cuda::RopeQkOperand(q_rot.ptr, nullptr, rope.cos, rope.sin, tokens, c.heads, 0, c.d, c.len,
-                          c.md, nullptr);
-      attention(t0, q_rot.ptr, out_sep.ptr, nullptr);
-    });
-    const float ms_fused = MedianMs(20, [&] { attention(t0, q.ptr, out_fused.ptr, &rope); });
-    std::printf(
-        "[kernel-timing] attention %s %dx%d heads %d/%d d%d tiles %d/%d/%d: q RoPE kernel + "
-        "attention %.4f ms, RoPE inside attention %.4f ms\n",
-        std::string(DTypeName(c.md)).c_str(), c.blocks, c.len, c.heads, c.kv_heads, c.d, t0.warps,
-        t0.keys, t0.min_blocks, ms_sep, ms_fused);
-  }
-}
-
-TEST(CudaKernelsGpu, AttentionQueryRopeMatchesSeparateRope) {
-  if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
-  for (DType md : {DType::kBF16, DType::kF16}) {
-    CheckAttentionQueryRope({md, 2, 300, 8, 2, 64});
-    CheckAttentionQueryRope({md, 2, 200, 8, 2, 128});
-    CheckAttentionQueryRope({md, 3, 17, 4, 4, 64});
-  }
-  CheckAttentionQueryRope({DType::kBF16, 128, 512, 14, 2, 64}, /*time_it=*/true);
 }
 
 // Σ md(clamp(ref) − clamp(out))² on the host, accumulated in long double: a float64 running sum

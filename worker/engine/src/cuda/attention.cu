@@ -19,7 +19,6 @@
 
 #include "cuda/attention_f32.h"
 #include "cuda/attention_tiles.h"
-#include "cuda/device_math.cuh"
 #include "cuda/kernels.h"
 
 namespace quantd::engine::cuda {
@@ -129,41 +128,6 @@ __device__ __forceinline__ void WaitCopies() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-// RoPE on the Q tile in shared memory (rows [q0, q0 + kRows) of a block, row r at position
-// q0 + r), with Rope's arithmetic: a thread takes four pairs (i..i+3, i+half..i+half+3) of a row,
-// its cos/sin entries as float4 loads. Rows at or past `len` (zero-filled) are left alone.
-template <typename T, int D, int kRows, int kThreads, int kStride>
-__device__ __forceinline__ void RotateQueryTile(T* tile, int64_t q0, int64_t len, const float* cos,
-                                                const float* sin) {
-  constexpr int kHalf = D / 2;
-  constexpr int kItems = kRows * kHalf / 4;
-  constexpr DType kMd = std::is_same_v<T, __half> ? DType::kF16 : DType::kBF16;
-  static_assert(kItems % kThreads == 0, "the tile must split evenly");
-#pragma unroll
-  for (int n = 0; n < kItems / kThreads; ++n) {
-    const int idx = static_cast<int>(threadIdx.x) + n * kThreads;
-    const int r = idx / (kHalf / 4);
-    const int i = idx % (kHalf / 4) * 4;
-    const int64_t pos = q0 + r;
-    if (pos >= len) continue;
-    const float4 c_lo = *reinterpret_cast<const float4*>(cos + pos * D + i);
-    const float4 s_lo = *reinterpret_cast<const float4*>(sin + pos * D + i);
-    const float4 c_hi = *reinterpret_cast<const float4*>(cos + pos * D + i + kHalf);
-    const float4 s_hi = *reinterpret_cast<const float4*>(sin + pos * D + i + kHalf);
-    const float cl[4] = {c_lo.x, c_lo.y, c_lo.z, c_lo.w}, sl[4] = {s_lo.x, s_lo.y, s_lo.z, s_lo.w};
-    const float ch[4] = {c_hi.x, c_hi.y, c_hi.z, c_hi.w}, sh[4] = {s_hi.x, s_hi.y, s_hi.z, s_hi.w};
-    T* a = tile + r * kStride + i;
-    T* b = a + kHalf;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float2 v = RotatePair(static_cast<float>(a[j]), static_cast<float>(b[j]), cl[j], sl[j],
-                                  ch[j], sh[j], kMd);
-      a[j] = static_cast<T>(v.x);  // exact: v is md-representable
-      b[j] = static_cast<T>(v.y);
-    }
-  }
-}
-
 // Grid: x = (block · tiles + reversed query tile) · heads + head, so the heads sharing a KV head
 // and the query tiles of one block run together (K/V stay in L2) and the longest tiles start first.
 template <typename T, int D, int kWarps, int kKeys, int kMinBlocks>
@@ -171,8 +135,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     TensorCoreAttentionKernel(const T* __restrict__ q, const T* __restrict__ k,
                               const T* __restrict__ v, float* __restrict__ out,
                               T* __restrict__ out_op, int64_t len, int64_t tiles, int heads,
-                              int kv_heads, float scale_log2, const float* __restrict__ rope_cos,
-                              const float* __restrict__ rope_sin) {
+                              int kv_heads, float scale_log2) {
   constexpr int kThreads = kWarps * 32;
   constexpr int kQueries = kWarps * 16;
   constexpr int kStride = D + 8;  // padded rows: the 8 rows of an ldmatrix hit distinct banks
@@ -209,11 +172,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   CommitCopies();
   WaitCopies<1>();
   __syncthreads();
-  if (rope_cos != nullptr) {
-    RotateQueryTile<T, D, kQueries, kThreads, kStride>(smem + 2 * kTile, q0, len, rope_cos,
-                                                       rope_sin);
-    __syncthreads();
-  }
   uint32_t qf[D / 16][4];
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
@@ -338,7 +296,6 @@ struct AttentionArgs {
   void* out_op;
   int64_t tokens, len, heads, kv_heads;
   cudaStream_t stream;
-  const float *rope_cos, *rope_sin;  // null: q is already rotated
 };
 
 template <int W, int K, int B>
@@ -363,7 +320,7 @@ bool LaunchIfTiles(Tiles<kWarps, kKeys, kMinBlocks>, const AttentionTiles& t,
       <<<static_cast<unsigned>(grid), kWarps * 32, 0, a.stream>>>(
           static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v), a.out,
           static_cast<T*>(a.out_op), a.len, tiles, static_cast<int>(a.heads),
-          static_cast<int>(a.kv_heads), scale_log2, a.rope_cos, a.rope_sin);
+          static_cast<int>(a.kv_heads), scale_log2);
   return true;
 }
 
@@ -405,12 +362,9 @@ std::vector<AttentionTiles> AttentionTileChoices(int64_t head_dim) {
 bool CausalAttentionWithTiles(const AttentionTiles& tiles, const void* q, const void* k,
                               const void* v, float* out, void* out_op, int64_t tokens, int64_t len,
                               int64_t heads, int64_t kv_heads, int64_t head_dim, DType md,
-                              cudaStream_t stream, const QueryRope* q_rope) {
+                              cudaStream_t stream) {
   if (tokens <= 0 || len <= 0) return true;
-  const float* rope_cos = q_rope != nullptr ? q_rope->cos : nullptr;
-  const float* rope_sin = q_rope != nullptr ? q_rope->sin : nullptr;
-  const AttentionArgs a{q,   k,     v,        out,    out_op,   tokens,
-                        len, heads, kv_heads, stream, rope_cos, rope_sin};
+  const AttentionArgs a{q, k, v, out, out_op, tokens, len, heads, kv_heads, stream};
   switch (md) {
     case DType::kF16:
       return LaunchWithTiles<__half>(tiles, head_dim, a);
@@ -423,17 +377,16 @@ bool CausalAttentionWithTiles(const AttentionTiles& tiles, const void* q, const 
 
 bool CausalAttention(const void* q, const void* k, const void* v, float* out, void* out_op,
                      int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                     DType md, cudaStream_t stream, const QueryRope* q_rope) {
+                     DType md, cudaStream_t stream) {
   if (md == DType::kF32) {
-    return out_op == nullptr && q_rope == nullptr &&
+    return out_op == nullptr &&
            CausalAttentionF32(static_cast<const float*>(q), static_cast<const float*>(k),
                               static_cast<const float*>(v), out, tokens, len, heads, kv_heads,
                               head_dim, stream);
   }
   const std::vector<AttentionTiles> choices = AttentionTileChoices(head_dim);
-  return !choices.empty() &&
-         CausalAttentionWithTiles(choices.front(), q, k, v, out, out_op, tokens, len, heads,
-                                  kv_heads, head_dim, md, stream, q_rope);
+  return !choices.empty() && CausalAttentionWithTiles(choices.front(), q, k, v, out, out_op, tokens,
+                                                      len, heads, kv_heads, head_dim, md, stream);
 }
 
 }  // namespace quantd::engine::cuda

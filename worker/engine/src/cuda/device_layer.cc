@@ -108,9 +108,9 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
   const float eps = static_cast<float>(c.rms_norm_eps);
   // 16-bit md: the attention reads q/k/v in md and writes o_proj's md operand itself; a float32
   // output only where one is wanted (the captured o_proj input). Without q/k norms the q/k/v GEMMs
-  // write md straight from cuBLAS(Lt) with the bias added in the epilogue, and RoPE runs in place
-  // on md k and inside the attention kernel on q; with them (Qwen3) q/k/v pass through float32
-  // for the norms. Float32 md: everything in float32.
+  // write md straight from cuBLAS(Lt) with the bias added in the epilogue and RoPE runs in place
+  // on md; with them (Qwen3) q/k/v pass through float32 for the norms. Float32 md: everything in
+  // float32.
   const bool f32 = g.md == DType::kF32;
   const bool fused = !f32 && w.q_norm == nullptr && w.k_norm == nullptr;
   if (out_type != DType::kF32 && (f32 || out_type != g.md)) {
@@ -142,9 +142,8 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
     QUANTD_RETURN_IF_ERROR(gemm.LinearBias(x_op, w.k, w.k_bias_op, k_op, n, kvd, h, g.md));
     QUANTD_RETURN_IF_ERROR(
         gemm.LinearBias(x_op, w.v, w.v_bias_op, s->v_op.as<void>(), n, kvd, h, g.md));
-    // q is rotated by the attention kernel as it loads it (QueryRope), k here.
-    RopeQkOperand(nullptr, k_op, g.rope_cos, g.rope_sin, n, 0, c.num_key_value_heads, d, g.len,
-                  g.md, stream);
+    RopeQkOperand(q_op, k_op, g.rope_cos, g.rope_sin, n, c.num_attention_heads,
+                  c.num_key_value_heads, d, g.len, g.md, stream);
   } else {
     QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.q, s->q.f32(), n, qd, h, g.md));
     QUANTD_RETURN_IF_ERROR(gemm.Linear(x_op, w.k, s->k.f32(), n, kvd, h, g.md));
@@ -168,9 +167,8 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
   const void* q_in = f32 ? s->q.as<void>() : q_op;
   const void* k_in = f32 ? s->k.as<void>() : k_op;
   const void* v_in = f32 ? s->v.as<void>() : s->v_op.as<void>();
-  const QueryRope q_rope{g.rope_cos, g.rope_sin};
   if (!CausalAttention(q_in, k_in, v_in, attn, attn_op, n, g.len, c.num_attention_heads,
-                       c.num_key_value_heads, d, g.md, stream, fused ? &q_rope : nullptr)) {
+                       c.num_key_value_heads, d, g.md, stream)) {
     return absl::UnimplementedError(
         absl::StrCat("the CUDA backend's attention supports head_dim 64 and 128, not ", d));
   }

@@ -67,14 +67,6 @@ __device__ __forceinline__ void StoreOperand(void* dst, size_t i, float v, DType
   }
 }
 
-// The rotate-half pair (x[i], x[i + half]) at one position, as backend/cpu/layer_ops.cc rounds it:
-// each product to md, then the sum.
-__device__ __forceinline__ float2 RotatePair(float a, float b, float c_lo, float s_lo, float c_hi,
-                                             float s_hi, DType md) {
-  return {RoundMd(RoundMd(__fmul_rn(a, c_lo), md) + RoundMd(__fmul_rn(-b, s_lo), md), md),
-          RoundMd(RoundMd(__fmul_rn(b, c_hi), md) + RoundMd(__fmul_rn(a, s_hi), md), md)};
-}
-
 template <typename T>
 __device__ __forceinline__ T WarpSum(T v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

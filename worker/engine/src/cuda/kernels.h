@@ -32,7 +32,7 @@ void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t 
 
 // Rope in place on both md (16-bit) operands q [tokens, heads · head_dim] and k [tokens,
 // kv_heads · head_dim] in one launch of 16-byte vectors (head_dim % 16 == 0, aligned buffers;
-// otherwise two Rope launches); values identical to Rope's. q may be null with heads 0.
+// otherwise two Rope launches); values identical to Rope's.
 void RopeQkOperand(void* q, void* k, const float* cos, const float* sin, int64_t tokens,
                    int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t len, DType md,
                    cudaStream_t stream);
@@ -127,24 +127,16 @@ void ClipErrors(const float* cur, const float* ref, int64_t ng, int64_t n_tok, i
 void ClipSelect(const float* err, const float* m0, int64_t rows, int64_t groups, int64_t g0,
                 int64_t ng, DType md, float* max_val, uint8_t* shrink_index, cudaStream_t stream);
 
-// RoPE cos/sin tables [len, head_dim] (float32, md values) for CausalAttention to rotate q with
-// as it loads it (16-bit md), with Rope's arithmetic: q arrives unrotated and stays so.
-struct QueryRope {
-  const float* cos;
-  const float* sin;
-};
-
 // Causal attention per block of `len` tokens with GQA, fused (online softmax, no score matrix).
 // q [tokens, heads · d], k / v [tokens, kv_heads · d] in md (float32 arrays for a float32 md).
 // The output [tokens, heads · d], rounded to md, goes to `out` (float32) and/or `out_op` (dtype
 // md, a GEMM operand); either may be null, and `out_op` must be null for a float32 md. 16-bit md
 // runs on the tensor cores (Q·Kᵀ and P·V in md with float32 accumulation, P rounded to md,
 // softmax in float32); float32 md runs an exact float32 kernel. Supported head_dim: 64, 128.
-// `q_rope` (16-bit md only): RoPE applied to q inside the kernel. Returns false for what is not
-// supported.
+// Returns false for others.
 bool CausalAttention(const void* q, const void* k, const void* v, float* out, void* out_op,
                      int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                     DType md, cudaStream_t stream, const QueryRope* q_rope = nullptr);
+                     DType md, cudaStream_t stream);
 
 // *acc += Σ_rows (logsumexp(logits[r, :]) − logits[r, target[r]]) for logits [rows, vocab].
 void AddNll(const float* logits, const int32_t* targets, int64_t rows, int64_t vocab, double* acc,

@@ -52,6 +52,14 @@ __global__ void BiasRoundKernel(const float* y, const float* bias, int64_t n, in
   }
 }
 
+// The rotate-half pair (x[i], x[i + half]) at one position, as backend/cpu/layer_ops.cc rounds it:
+// each product to md, then the sum.
+__device__ __forceinline__ float2 RotatePair(float a, float b, float c_lo, float s_lo, float c_hi,
+                                             float s_hi, DType md) {
+  return {RoundMd(RoundMd(__fmul_rn(a, c_lo), md) + RoundMd(__fmul_rn(-b, s_lo), md), md),
+          RoundMd(RoundMd(__fmul_rn(b, c_hi), md) + RoundMd(__fmul_rn(a, s_hi), md), md)};
+}
+
 // x_op null: in place; else into x_op (dtype md).
 __global__ void RopeKernel(float* x, const float* cos, const float* sin, int64_t n, int64_t heads,
                            int64_t d, int64_t len, DType md, void* x_op) {
