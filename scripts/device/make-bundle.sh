@@ -11,12 +11,12 @@ shared=${QUANTD_SHARED_DIR:-$repo/../shared}
 cd "$repo"
 [ -f build-dev/build.ninja ] || cmake -S . -B build-dev -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
 nice cmake --build build-dev -j2 --target cuda_backend_gpu_test cuda_attention_gpu_test \
-  quantd-awq-cuda-bench
+  cuda_kernels_gpu_test quantd-awq-cuda-bench
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,lib,shared/fixtures/autoawq-parity,shared/assets/models,configs}
 cp build-dev/tests/cuda_backend_gpu_test build-dev/tests/cuda_attention_gpu_test \
-  build-dev/bin/quantd-awq-cuda-bench "$stage/bin/"
+  build-dev/tests/cuda_kernels_gpu_test build-dev/bin/quantd-awq-cuda-bench "$stage/bin/"
 strip "$stage"/bin/*
 # Non-system libraries: everything ldd resolves except glibc / libstdc++ / libgcc and CUDA.
 ldd "$stage"/bin/* | awk '/=>/ {print $3}' | sort -u | while read -r lib; do

@@ -2,11 +2,11 @@
 # Runs on the device machine (from the repository root, with the bundle's directory carried):
 # unpacks the bundle that make-bundle.sh put beside this script, runs the CUDA gpu tests (attention
 # kernel, then CPU parity) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
-#   bash .device-bundle*/run-gpu-checks.sh [attention] [tests] [bench-small] [bench-large] [bench-7b]
-#                                          [bench-7b-large]
+#   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [tests] [bench-small]
+#                                          [bench-large] [bench-7b] [bench-7b-large]
 #                                          [profile-small] [profile-large]
-# (no argument: tests and bench-small; `tests` includes `attention`; profile-*: one layer under
-# Nsight Compute, GPU time per kernel summed by name, printed as a table)
+# (no argument: tests and bench-small; `tests` = attention, kernels and parity; profile-*: one
+# layer under Nsight Compute, GPU time per kernel summed by name, printed as a table)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/quantd-out}
@@ -27,16 +27,20 @@ bench() {  # name, args...
   tail -n 3 "$out/$name.log"
   summary+=("$name rc=$rc wall=$(( $(date +%s) - start ))s")
   summary+=("$(tail -n 1 "$out/$name.md")")
+  # steady layers (all but the first): median and minimum of the per-layer 'quantize' seconds
+  summary+=("$name steady-layer quantize s: $(grep -o 'quantize [0-9.]* s' "$out/$name.log" |
+    awk 'NR > 1 {print $2}' | sort -n |
+    awk '{v[NR] = $1} END {if (NR) printf "median %.4f min %.4f (%d layers)", v[int((NR + 1) / 2)], v[1], NR}')")
   rm -rf /tmp/quantd-bench-model
 }
 gtest() {  # which (attention | backend), the summary lines' pattern
   local start=$(date +%s)
   "$b/bin/cuda_$1_gpu_test" > "$out/$1_test.log" 2>&1
   local rc=$?
-  grep -E "^\[(attention|parity)|^\[  (FAILED|PASSED|SKIPPED)|Failure|Expected|Which is|first:" \
+  grep -E "^\[(attention|parity|chunked|kernel)|^\[  (FAILED|PASSED|SKIPPED)|Failure|Expected|Which is|first:" \
     "$out/$1_test.log" | head -40
   summary+=("$1 gpu test rc=$rc wall=$(( $(date +%s) - start ))s")
-  summary+=("$(grep "$2" "$out/$1_test.log" | tr '\n' ' ')")
+  summary+=("$(grep -E "$2" "$out/$1_test.log" | tr '\n' ' ')")
 }
 profile() {  # name, bench args...: every kernel's duration (clocks left alone), top 25 by time
   local name=$1; shift
@@ -71,8 +75,13 @@ for step in "${steps[@]}"; do
   case "$step" in
     attention|tests)
       gtest attention "^\[attention-timing\]"
-      [ "$step" = tests ] && gtest backend "^\[parity\]"
+      if [ "$step" = tests ]; then
+        gtest kernels "^\[kernel-"
+        gtest backend "^\[(parity|chunked)\]"
+      fi
       ;;
+    kernels) gtest kernels "^\[kernel-" ;;
+    parity) gtest backend "^\[(parity|chunked)\]" ;;
     bench-small)
       bench qwen05b_128x512 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     bench-large)

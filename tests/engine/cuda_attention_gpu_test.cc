@@ -19,35 +19,13 @@
 
 #include "cuda/attention_tiles.h"
 #include "cuda/kernels.h"
+#include "testing/cuda_gpu_test_support.h"
 #endif
 
 namespace quantd::engine {
 namespace {
 
 #if defined(QUANTD_HAVE_CUDA)
-
-#define ASSERT_CUDA(expr)                                                  \
-  do {                                                                     \
-    const cudaError_t _e = (expr);                                         \
-    ASSERT_EQ(_e, cudaSuccess) << #expr << ": " << cudaGetErrorString(_e); \
-  } while (0)
-
-bool HaveDevice() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-// A device allocation freed at scope exit.
-struct DeviceArray {
-  void* ptr = nullptr;
-  explicit DeviceArray(size_t bytes) {
-    if (cudaMalloc(&ptr, bytes) != cudaSuccess) ptr = nullptr;
-  }
-  ~DeviceArray() { cudaFree(ptr); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  float* f32() const { return static_cast<float*>(ptr); }
-};
 
 struct Shape {
   int blocks, len, heads, kv_heads, d;

@@ -1,5 +1,6 @@
 #include "cuda/gemm.h"
 
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -28,12 +29,15 @@ int I(int64_t v) { return static_cast<int>(v); }
 
 constexpr size_t kLtWorkspaceBytes = size_t{32} << 20;
 
-// Owns the cuBLASLt descriptors of one call.
-struct LtCall {
+}  // namespace
+
+// Owns the cuBLASLt descriptors of one LinearBias shape; the bias pointer is set per call.
+struct Gemm::LtPlan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulPreference_t pref = nullptr;
-  ~LtCall() {
+  cublasLtMatmulAlgo_t algo{};
+  ~LtPlan() {
     if (pref != nullptr) cublasLtMatmulPreferenceDestroy(pref);
     for (cublasLtMatrixLayout_t l : {a, b, c}) {
       if (l != nullptr) cublasLtMatrixLayoutDestroy(l);
@@ -42,9 +46,10 @@ struct LtCall {
   }
 };
 
-}  // namespace
+Gemm::Gemm() = default;
 
 Gemm::~Gemm() {
+  lt_plans_.clear();
   if (handle_ != nullptr) cublasDestroy(handle_);
   if (lt_ != nullptr) cublasLtDestroy(lt_);
   if (lt_workspace_ != nullptr) cudaFree(lt_workspace_);
@@ -61,11 +66,11 @@ absl::Status Gemm::Init(cudaStream_t stream) {
   return CublasStatus(cublasSetStream(handle_, stream), "cublasSetStream");
 }
 
-absl::Status Gemm::LinearBias(const void* x, const void* w, const void* bias, void* y, int64_t n,
-                              int64_t out, int64_t in, DType md) {
-  if (bias == nullptr) return Linear(x, w, y, n, out, in, md, md);
+absl::StatusOr<Gemm::LtPlan*> Gemm::BiasPlan(int64_t n, int64_t out, int64_t in, DType md) {
+  const LtKey key{n, out, in, md};
+  if (auto it = lt_plans_.find(key); it != lt_plans_.end()) return it->second.get();
   // Column-major as Linear: yᵀ[out, n] = op(w)[out, in] · xᵀ[in, n]; the bias runs along out.
-  LtCall call;
+  auto plan = std::make_unique<LtPlan>();
   const cudaDataType_t t = CudaType(md);
   const cublasOperation_t trans = CUBLAS_OP_T, no_trans = CUBLAS_OP_N;
   const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
@@ -73,33 +78,76 @@ absl::Status Gemm::LinearBias(const void* x, const void* w, const void* bias, vo
   cublasLtMatmulHeuristicResult_t best{};
   int found = 0;
   const cublasStatus_t steps[] = {
-      cublasLtMatmulDescCreate(&call.op, CUBLAS_COMPUTE_32F, CUDA_R_32F),
-      cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)),
-      cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_TRANSB, &no_trans,
+      cublasLtMatmulDescCreate(&plan->op, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+      cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)),
+      cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_TRANSB, &no_trans,
                                      sizeof(no_trans)),
-      cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+      cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                      sizeof(epilogue)),
-      cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                     sizeof(bias)),
-      cublasLtMatrixLayoutCreate(&call.a, t, static_cast<uint64_t>(in), static_cast<uint64_t>(out),
+      cublasLtMatrixLayoutCreate(&plan->a, t, static_cast<uint64_t>(in), static_cast<uint64_t>(out),
                                  in),
-      cublasLtMatrixLayoutCreate(&call.b, t, static_cast<uint64_t>(in), static_cast<uint64_t>(n),
+      cublasLtMatrixLayoutCreate(&plan->b, t, static_cast<uint64_t>(in), static_cast<uint64_t>(n),
                                  in),
-      cublasLtMatrixLayoutCreate(&call.c, t, static_cast<uint64_t>(out), static_cast<uint64_t>(n),
+      cublasLtMatrixLayoutCreate(&plan->c, t, static_cast<uint64_t>(out), static_cast<uint64_t>(n),
                                  out),
-      cublasLtMatmulPreferenceCreate(&call.pref),
-      cublasLtMatmulPreferenceSetAttribute(call.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+      cublasLtMatmulPreferenceCreate(&plan->pref),
+      cublasLtMatmulPreferenceSetAttribute(plan->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                            &workspace, sizeof(workspace)),
-      cublasLtMatmulAlgoGetHeuristic(lt_, call.op, call.a, call.b, call.c, call.c, call.pref, 1,
-                                     &best, &found)};
+      cublasLtMatmulAlgoGetHeuristic(lt_, plan->op, plan->a, plan->b, plan->c, plan->c, plan->pref,
+                                     1, &best, &found)};
   for (cublasStatus_t st : steps) {
     if (absl::Status s = CublasStatus(st, "LinearBias setup"); !s.ok()) return s;
   }
   if (found == 0) return absl::InternalError("cuBLASLt has no algorithm for a bias epilogue GEMM");
+  plan->algo = best.algo;
+  LtPlan* p = plan.get();
+  lt_plans_.emplace(key, std::move(plan));
+  return p;
+}
+
+absl::Status Gemm::LinearBias(const void* x, const void* w, const void* bias, void* y, int64_t n,
+                              int64_t out, int64_t in, DType md) {
+  if (bias == nullptr) return Linear(x, w, y, n, out, in, md, md);
+  absl::StatusOr<LtPlan*> plan = BiasPlan(n, out, in, md);
+  if (!plan.ok()) return plan.status();
+  LtPlan& p = **plan;
+  if (absl::Status s =
+          CublasStatus(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                      &bias, sizeof(bias)),
+                       "LinearBias bias pointer");
+      !s.ok()) {
+    return s;
+  }
   const float one = 1.0f, zero = 0.0f;
-  return CublasStatus(cublasLtMatmul(lt_, call.op, &one, w, call.a, x, call.b, &zero, y, call.c, y,
-                                     call.c, &best.algo, lt_workspace_, kLtWorkspaceBytes, stream_),
+  return CublasStatus(cublasLtMatmul(lt_, p.op, &one, w, p.a, x, p.b, &zero, y, p.c, y, p.c,
+                                     &p.algo, lt_workspace_, kLtWorkspaceBytes, stream_),
                       "LinearBias");
+}
+
+absl::Status Gemm::LinearPair(const void* x, const void* w0, const void* w1, void* y0, void* y1,
+                              int64_t n, int64_t out, int64_t in, DType md, DType y_type) {
+  const auto distance = [](const void* from, const void* to, size_t elem) -> int64_t {
+    const auto diff =
+        static_cast<int64_t>(reinterpret_cast<uintptr_t>(to) - reinterpret_cast<uintptr_t>(from));
+    return diff % static_cast<int64_t>(elem) == 0 ? diff / static_cast<int64_t>(elem) : 0;
+  };
+  if (reinterpret_cast<uintptr_t>(w1) < reinterpret_cast<uintptr_t>(w0)) {
+    std::swap(w0, w1);  // positive weight stride
+    std::swap(y0, y1);
+  }
+  const int64_t stride_w = distance(w0, w1, DTypeSize(md));
+  const int64_t stride_y = distance(y0, y1, DTypeSize(y_type));
+  if (stride_w <= 0 || stride_y <= 0) {  // not expressible as positive strides: two launches
+    if (absl::Status s = Linear(x, w0, y0, n, out, in, md, y_type); !s.ok()) return s;
+    return Linear(x, w1, y1, n, out, in, md, y_type);
+  }
+  const float one = 1.0f, zero = 0.0f;
+  return CublasStatus(
+      cublasGemmStridedBatchedEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, I(out), I(n), I(in), &one, w0,
+                                 CudaType(md), I(in), stride_w, x, CudaType(md), I(in), 0, &zero,
+                                 y0, CudaType(y_type), I(out), stride_y, 2, CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT),
+      "LinearPair");
 }
 
 absl::Status Gemm::Linear(const void* x, const void* w, void* y, int64_t n, int64_t out, int64_t in,

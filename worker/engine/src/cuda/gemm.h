@@ -9,15 +9,19 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/dtype.h"
 
 namespace quantd::engine::cuda {
 
 class Gemm {
  public:
-  Gemm() = default;
+  Gemm();
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
@@ -32,8 +36,16 @@ class Gemm {
   // y[n, out] = md(x · wᵀ + bias) for 16-bit md: cuBLASLt's bias epilogue adds the bias (md
   // values, dtype md) to the float32 accumulator and rounds once to md, as the CPU reference's
   // md(acc + bias), with no pass over y. A null bias is Linear(..., y_type = md).
+  // Descriptors, layouts and the heuristic's algorithm are made once per shape and reused.
   absl::Status LinearBias(const void* x, const void* w, const void* bias, void* y, int64_t n,
                           int64_t out, int64_t in, DType md);
+
+  // Two products of one input in one strided-batched launch: y0 = x · w0ᵀ and y1 = x · w1ᵀ, both
+  // w [out, in] and y [n, out] as in Linear (y_type as there). The batch strides are the pointer
+  // distances w1 − w0 and y1 − y0 (taken in the order that makes the first positive); where the
+  // second is then not positive, two Linear launches.
+  absl::Status LinearPair(const void* x, const void* w0, const void* w1, void* y0, void* y1,
+                          int64_t n, int64_t out, int64_t in, DType md, DType y_type);
 
   // g[c, c] = x[n, c]ᵀ · x[n, c] (x in md, g float32); with `accumulate`, g += that (token chunks).
   absl::Status Gram(const void* x, float* g, int64_t n, int64_t c, DType md,
@@ -65,6 +77,11 @@ class Gemm {
                                  const float* b_lo, float* p, int64_t m, int64_t c);
 
  private:
+  struct LtPlan;  // a LinearBias shape's cuBLASLt descriptors and algorithm
+  using LtKey = std::tuple<int64_t, int64_t, int64_t, DType>;  // n, out, in, md
+  absl::StatusOr<LtPlan*> BiasPlan(int64_t n, int64_t out, int64_t in, DType md);
+
+  std::map<LtKey, std::unique_ptr<LtPlan>> lt_plans_;  // destroyed before lt_
   cublasHandle_t handle_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   cudaStream_t stream_ = nullptr;

@@ -30,6 +30,13 @@ void BiasRoundOperand(const float* y, const float* bias, int64_t rows, int64_t c
 void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads,
           int64_t head_dim, int64_t len, DType md, void* x_op, cudaStream_t stream);
 
+// Rope in place on both md (16-bit) operands q [tokens, heads · head_dim] and k [tokens,
+// kv_heads · head_dim] in one launch of 16-byte vectors (head_dim % 16 == 0, aligned buffers;
+// otherwise two Rope launches); values identical to Rope's.
+void RopeQkOperand(void* q, void* k, const float* cos, const float* sin, int64_t tokens,
+                   int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t len, DType md,
+                   cudaStream_t stream);
+
 // out = md(md(silu(gate)) · up).
 void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
              cudaStream_t stream);

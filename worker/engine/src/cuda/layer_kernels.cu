@@ -52,6 +52,14 @@ __global__ void BiasRoundKernel(const float* y, const float* bias, int64_t n, in
   }
 }
 
+// The rotate-half pair (x[i], x[i + half]) at one position, as backend/cpu/layer_ops.cc rounds it:
+// each product to md, then the sum.
+__device__ __forceinline__ float2 RotatePair(float a, float b, float c_lo, float s_lo, float c_hi,
+                                             float s_hi, DType md) {
+  return {RoundMd(RoundMd(__fmul_rn(a, c_lo), md) + RoundMd(__fmul_rn(-b, s_lo), md), md),
+          RoundMd(RoundMd(__fmul_rn(b, c_hi), md) + RoundMd(__fmul_rn(a, s_hi), md), md)};
+}
+
 // x_op null: in place; else into x_op (dtype md).
 __global__ void RopeKernel(float* x, const float* cos, const float* sin, int64_t n, int64_t heads,
                            int64_t d, int64_t len, DType md, void* x_op) {
@@ -67,17 +75,60 @@ __global__ void RopeKernel(float* x, const float* cos, const float* sin, int64_t
     const float* s = sin + pos * d;
     const float a = v != nullptr ? v[i] : LoadAs(x_op, th * d + i, md);
     const float b = v != nullptr ? v[i + half] : LoadAs(x_op, th * d + i + half, md);
-    const float lo =
-        RoundMd(RoundMd(__fmul_rn(a, c[i]), md) + RoundMd(__fmul_rn(-b, s[i]), md), md);
-    const float hi = RoundMd(
-        RoundMd(__fmul_rn(b, c[i + half]), md) + RoundMd(__fmul_rn(a, s[i + half]), md), md);
+    const float2 r = RotatePair(a, b, c[i], s[i], c[i + half], s[i + half], md);
     if (x_op != nullptr) {
-      StoreOperand(x_op, static_cast<size_t>(th * d + i), lo, md);
-      StoreOperand(x_op, static_cast<size_t>(th * d + i + half), hi, md);
+      StoreOperand(x_op, static_cast<size_t>(th * d + i), r.x, md);
+      StoreOperand(x_op, static_cast<size_t>(th * d + i + half), r.y, md);
     } else {
-      v[i] = lo;
-      v[i + half] = hi;
+      v[i] = r.x;
+      v[i + half] = r.y;
     }
+  }
+}
+
+// Eight float32 table entries from a 32-byte aligned address.
+__device__ __forceinline__ void LoadEight(const float* p, float (&out)[8]) {
+  const float4 lo = reinterpret_cast<const float4*>(p)[0];
+  const float4 hi = reinterpret_cast<const float4*>(p)[1];
+  out[0] = lo.x, out[1] = lo.y, out[2] = lo.z, out[3] = lo.w;
+  out[4] = hi.x, out[5] = hi.y, out[6] = hi.z, out[7] = hi.w;
+}
+
+// RoPE in place on the md q and k of every token in one launch (RopeKernel's arithmetic): a thread
+// owns eight pairs (i..i+7, i+half..i+half+7) of one head row, read and written as two 16-byte
+// vectors; the threads of a token are adjacent, so its cos/sin row is read once into L1. Needs
+// head_dim % 16 == 0 and 16-byte aligned q/k.
+template <typename T>
+__global__ void RopeQkOperandKernel(T* q, T* k, const float* cos, const float* sin, int64_t tokens,
+                                    int heads, int kv_heads, int d, int64_t len, DType md) {
+  const int half = d / 2;
+  const int chunks = half / 8;
+  const int per_token = (heads + kv_heads) * chunks;
+  GRID_STRIDE(idx, tokens * per_token) {
+    const int64_t t = idx / per_token;
+    const int r = static_cast<int>(idx - t * per_token);
+    const int head = r / chunks;
+    const int i = (r - head * chunks) * 8;
+    T* row = head < heads ? q + (t * heads + head) * d : k + (t * kv_heads + head - heads) * d;
+    const int64_t pos = t % len;
+    float c_lo[8], s_lo[8], c_hi[8], s_hi[8];
+    LoadEight(cos + pos * d + i, c_lo);
+    LoadEight(sin + pos * d + i, s_lo);
+    LoadEight(cos + pos * d + i + half, c_hi);
+    LoadEight(sin + pos * d + i + half, s_hi);
+    uint4 av = *reinterpret_cast<const uint4*>(row + i);
+    uint4 bv = *reinterpret_cast<const uint4*>(row + i + half);
+    T* a8 = reinterpret_cast<T*>(&av);
+    T* b8 = reinterpret_cast<T*>(&bv);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float2 v = RotatePair(static_cast<float>(a8[j]), static_cast<float>(b8[j]), c_lo[j],
+                                  s_lo[j], c_hi[j], s_hi[j], md);
+      a8[j] = static_cast<T>(v.x);  // exact: v is md-representable
+      b8[j] = static_cast<T>(v.y);
+    }
+    *reinterpret_cast<uint4*>(row + i) = av;
+    *reinterpret_cast<uint4*>(row + i + half) = bv;
   }
 }
 
@@ -128,15 +179,48 @@ __global__ void ToOperandKernel(const float* src, void* dst, int64_t n, DType md
 }
 
 template <typename T>
-__global__ void SquaredErrorKernel(const T* ref, const T* out, int64_t n, DType md, double* acc) {
+__device__ __forceinline__ double SquaredDiff(T ref, T out, float hi, DType md) {
+  const float a = ClampStd(static_cast<float>(ref), -hi, hi);
+  const float b = ClampStd(static_cast<float>(out), -hi, hi);
+  const double d = RoundMd(a - b, md);
+  return d * d;  // exact in float64: d has at most 24 significant bits
+}
+
+// Σ over 16-byte vectors of ref and out (`vec` of them, kPer elements each), two per thread and
+// iteration so that four loads are in flight, then the tail (and misaligned buffers) one by one;
+// one float64 atomic per block.
+template <typename T>
+__global__ void SquaredErrorKernel(const T* __restrict__ ref, const T* __restrict__ out,
+                                   int64_t vec, int64_t n, DType md, double* acc) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(T));
   __shared__ double scratch[32];
   const float hi = MaxFiniteMd(md);
+  const uint4* rv = reinterpret_cast<const uint4*>(ref);
+  const uint4* ov = reinterpret_cast<const uint4*>(out);
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   double sum = 0.0;
-  GRID_STRIDE(i, n) {
-    const float a = ClampStd(static_cast<float>(ref[i]), -hi, hi);
-    const float b = ClampStd(static_cast<float>(out[i]), -hi, hi);
-    const double d = RoundMd(a - b, md);
-    sum += d * d;
+  int64_t v = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  for (; v + stride < vec; v += 2 * stride) {
+    const uint4 r[2] = {rv[v], rv[v + stride]};
+    const uint4 o[2] = {ov[v], ov[v + stride]};
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const T* r8 = reinterpret_cast<const T*>(&r[u]);
+      const T* o8 = reinterpret_cast<const T*>(&o[u]);
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) sum += SquaredDiff(r8[j], o8[j], hi, md);
+    }
+  }
+  if (v < vec) {
+    const uint4 r = rv[v], o = ov[v];
+    const T* r8 = reinterpret_cast<const T*>(&r);
+    const T* o8 = reinterpret_cast<const T*>(&o);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) sum += SquaredDiff(r8[j], o8[j], hi, md);
+  }
+  GRID_STRIDE(i, n - vec * kPer) {
+    const int64_t e = vec * kPer + i;
+    sum += SquaredDiff(ref[e], out[e], hi, md);
   }
   sum = BlockSum(sum, scratch);
   if (threadIdx.x == 0) atomicAdd(acc, sum);
@@ -251,6 +335,35 @@ void Rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t 
   RopeKernel<<<Blocks(n), kThreads, 0, stream>>>(x, cos, sin, n, heads, head_dim, len, md, x_op);
 }
 
+template <typename T>
+void LaunchRopeQkOperand(void* q, void* k, const float* cos, const float* sin, int64_t tokens,
+                         int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t len, DType md,
+                         cudaStream_t stream) {
+  const int64_t n = tokens * (heads + kv_heads) * (head_dim / 16);
+  RopeQkOperandKernel<T><<<Blocks(n), kThreads, 0, stream>>>(
+      static_cast<T*>(q), static_cast<T*>(k), cos, sin, tokens, static_cast<int>(heads),
+      static_cast<int>(kv_heads), static_cast<int>(head_dim), len, md);
+}
+
+void RopeQkOperand(void* q, void* k, const float* cos, const float* sin, int64_t tokens,
+                   int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t len, DType md,
+                   cudaStream_t stream) {
+  const bool vectorised = md != DType::kF32 && head_dim % 16 == 0 &&
+                          (reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k) |
+                           reinterpret_cast<uintptr_t>(cos) | reinterpret_cast<uintptr_t>(sin)) %
+                                  16 ==
+                              0;
+  if (!vectorised) {
+    Rope(nullptr, cos, sin, tokens, heads, head_dim, len, md, q, stream);
+    Rope(nullptr, cos, sin, tokens, kv_heads, head_dim, len, md, k, stream);
+  } else if (md == DType::kF16) {
+    LaunchRopeQkOperand<__half>(q, k, cos, sin, tokens, heads, kv_heads, head_dim, len, md, stream);
+  } else {
+    LaunchRopeQkOperand<__nv_bfloat16>(q, k, cos, sin, tokens, heads, kv_heads, head_dim, len, md,
+                                       stream);
+  }
+}
+
 void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
              cudaStream_t stream) {
   SiluMulKernel<<<Blocks(n), kThreads, 0, stream>>>(gate, up, out, n, md);
@@ -287,8 +400,13 @@ void ToOperand(const float* src, void* dst, int64_t n, DType md, cudaStream_t st
 template <typename T>
 void LaunchSquaredError(const void* ref, const void* out, int64_t n, DType md, double* acc,
                         cudaStream_t stream) {
-  SquaredErrorKernel<T><<<std::min<unsigned>(Blocks(n), 2048), kThreads, 0, stream>>>(
-      static_cast<const T*>(ref), static_cast<const T*>(out), n, md, acc);
+  constexpr int64_t kPer = 16 / sizeof(T);
+  const bool aligned =
+      ((reinterpret_cast<uintptr_t>(ref) | reinterpret_cast<uintptr_t>(out)) % 16) == 0;
+  const int64_t vec = aligned ? n / kPer : 0;
+  const int64_t work = std::max<int64_t>((vec + 1) / 2, n - vec * kPer);
+  SquaredErrorKernel<T><<<std::min<unsigned>(Blocks(work), 2048), kThreads, 0, stream>>>(
+      static_cast<const T*>(ref), static_cast<const T*>(out), vec, n, md, acc);
 }
 
 void AddSquaredError(const void* ref, const void* out, DType type, int64_t n, DType md, double* acc,
