@@ -1,12 +1,13 @@
 #!/bin/bash
 # Runs on the device machine (from the repository root, with the bundle's directory carried):
 # unpacks the bundle that make-bundle.sh put beside this script, runs the CUDA gpu tests (attention
-# kernel, then CPU parity) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
-#   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [tests] [bench-small]
-#                                          [bench-large] [bench-7b] [bench-7b-large]
+# kernel, kernels, CPU parity and token chunks, both backends' checkpoints through the numpy
+# reader) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
+#   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [checkpoint] [tests]
+#                                          [bench-small] [bench-large] [bench-7b] [bench-7b-large]
 #                                          [profile-small] [profile-large]
-# (no argument: tests and bench-small; `tests` = attention, kernels and parity; profile-*: one
-# layer under Nsight Compute, GPU time per kernel summed by name, printed as a table)
+# (no argument: tests and bench-small; `tests` = attention, kernels, parity and checkpoint;
+# profile-*: one layer under Nsight Compute, GPU time per kernel summed by name, as a table)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/quantd-out}
@@ -15,6 +16,8 @@ b=/tmp/quantd-bundle
 rm -rf "$b" && mkdir -p "$b" && tar -C "$b" -xJf "$here/bundle.tar.xz" || exit 1
 export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export QUANTD_TEST_SHARED_DIR="$b/shared"
+# The checkpoint test's reader needs numpy: the python3 on PATH has it there, /usr/bin's may not.
+export QUANTD_TEST_PYTHON=$(command -v python3) QUANTD_TEST_READER="$b/tools/awq_reader.py"
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(tests bench-small)
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
@@ -33,14 +36,14 @@ bench() {  # name, args...
     awk '{v[NR] = $1} END {if (NR) printf "median %.4f min %.4f (%d layers)", v[int((NR + 1) / 2)], v[1], NR}')")
   rm -rf /tmp/quantd-bench-model
 }
-gtest() {  # which (attention | backend), the summary lines' pattern
+gtest() {  # which (attention | backend | checkpoint), the summary lines' pattern
   local start=$(date +%s)
   "$b/bin/cuda_$1_gpu_test" > "$out/$1_test.log" 2>&1
   local rc=$?
-  grep -E "^\[(attention|parity|chunked|kernel)|^\[  (FAILED|PASSED|SKIPPED)|Failure|Expected|Which is|first:" \
+  grep -E "^\[(attention|parity|chunked|kernel|reader)|^\[  (FAILED|PASSED|SKIPPED)|Failure|Expected|Which is|first:" \
     "$out/$1_test.log" | head -40
   summary+=("$1 gpu test rc=$rc wall=$(( $(date +%s) - start ))s")
-  summary+=("$(grep -E "$2" "$out/$1_test.log" | tr '\n' ' ')")
+  while IFS= read -r line; do summary+=("$line"); done < <(grep -E "$2" "$out/$1_test.log")
 }
 profile() {  # name, bench args...: every kernel's duration (clocks left alone), top 25 by time
   local name=$1; shift
@@ -79,9 +82,11 @@ for step in "${steps[@]}"; do
         gtest kernels "^\[kernel-"
         gtest backend "^\[(parity|chunked)\]"
       fi
-      ;;
+      ;;&
     kernels) gtest kernels "^\[kernel-" ;;
     parity) gtest backend "^\[(parity|chunked)\]" ;;
+    checkpoint|tests)
+      gtest checkpoint "^\[reader\]" ;;
     bench-small)
       bench qwen05b_128x512 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     bench-large)

@@ -3,9 +3,7 @@
 // clip shrink step for ≥ 95 % of (row, group) pairs as AutoAWQ did.
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -19,8 +17,8 @@
 #include "backend/cpu/decoder_layer.h"
 #include "gtest/gtest.h"
 #include "model/model_config.h"
-#include "nlohmann/json.hpp"
 #include "quantd/engine/quantize.h"
+#include "testing/awq_reader_run.h"
 #include "testing/awq_test_safetensors.h"
 
 namespace quantd::engine {
@@ -266,21 +264,19 @@ TEST(ParityAutoAwqTest, ClipChoicesGivenAutoAwqScales) {
   EXPECT_GE(match, 0.95);
 }
 
-// Runs the independent numpy reader (tests/tools/awq_reader.py) and returns its relative logits
-// error over the first 4 calibration rows.
-double ReaderLogitsError(const std::string& args) {
-  const std::string out = std::string(QUANTD_BINARY_DIR) + "/parity_reader_out.json";
-  const std::string cmd = absl::StrCat(
-      "/usr/bin/python3 ", QUANTD_SOURCE_DIR, "/tests/tools/awq_reader.py --float ", kFixture,
-      "/model --calib ", kFixture, "/calib.jsonl --rows 4 ", args, " > ", out);
-  if (std::system(cmd.c_str()) != 0) {
-    ADD_FAILURE() << "reader failed: " << cmd;
+// The independent numpy reader's relative logits error over the first 4 calibration rows, of the
+// checkpoint in `quantized_dir` (empty: of round-to-nearest with group size 128).
+double ReaderLogitsError(const std::string& quantized_dir) {
+  testing::AwqReaderRun run;
+  run.float_dir = kFixture + "/model";
+  run.calib_jsonl = kFixture + "/calib.jsonl";
+  run.quantized_dir = quantized_dir;
+  absl::StatusOr<double> error = testing::ReaderRelativeLogitsError(run);
+  if (!error.ok()) {
+    ADD_FAILURE() << error.status();
     return 1e9;
   }
-  std::ifstream in(out);
-  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded()) return 1e9;
-  return j["relative_logits_error"].get<double>();
+  return *error;
 }
 
 // End to end through Quantize(): the checkpoint, read back by the independent reader, must be no
@@ -306,10 +302,10 @@ TEST(ParityAutoAwqTest, QuantizedCheckpointLogitsErrorWithinAutoAwq) {
   std::filesystem::copy_file(out_dir + "/config.json", autoawq_dir + "/config.json");
   std::filesystem::create_symlink(kFixture + "/autoawq.safetensors",
                                   autoawq_dir + "/model.safetensors");
-  const double autoawq = ReaderLogitsError("--quantized " + autoawq_dir);
+  const double autoawq = ReaderLogitsError(autoawq_dir);
   EXPECT_NEAR(autoawq, 0.246, 0.002);
-  const double ours = ReaderLogitsError("--quantized " + out_dir);
-  const double rtn = ReaderLogitsError("--rtn 128");
+  const double ours = ReaderLogitsError(out_dir);
+  const double rtn = ReaderLogitsError("");
   std::printf("relative logits error: quantd %.4f, AutoAWQ %.4f (README 0.246), RTN %.4f\n", ours,
               autoawq, rtn);
   EXPECT_LE(ours, 0.246 * 1.02);
