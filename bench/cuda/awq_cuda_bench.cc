@@ -142,12 +142,14 @@ int Main(int argc, char** argv) {
     quant += s2 - s1;
     const CudaPhaseSeconds after = CudaPhaseTotals();
     const double alloc_after = CudaAllocationSeconds();
-    std::fprintf(stderr,
-                 "layer %d: load %.3f s, quantize %.3f s (upload %.3f, forward+stats %.3f, search "
-                 "%.3f, finish %.3f; device allocations %.3f); ratios",
-                 l, s1 - s0, s2 - s1, after.upload - before.upload, after.forward - before.forward,
-                 after.scale_search - before.scale_search, after.finish - before.finish,
-                 alloc_after - alloc_before);
+    std::fprintf(
+        stderr,
+        "layer %d: load %.3f s, quantize %.3f s (upload %.3f, forward+stats %.3f / device "
+        "%.3f, search %.3f / %.3f, finish %.3f / %.3f; device allocations %.3f); ratios",
+        l, s1 - s0, s2 - s1, after.upload - before.upload, after.forward - before.forward,
+        after.device_forward - before.device_forward, after.scale_search - before.scale_search,
+        after.device_scale_search - before.device_scale_search, after.finish - before.finish,
+        after.device_finish - before.device_finish, alloc_after - alloc_before);
     before = after;
     alloc_before = alloc_after;
     for (const ScalingDecision& d : q->scaling) std::fprintf(stderr, " %d", d.ratio_index);

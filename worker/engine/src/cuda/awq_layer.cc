@@ -549,6 +549,36 @@ class Lap {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
+// Device time between marks on a stream (CUDA events), beside the host's Lap: where the host takes
+// longer than the device over a phase, the device waited for the host.
+class DeviceLap {
+ public:
+  explicit DeviceLap(cudaStream_t stream) : stream_(stream) {
+    for (cudaEvent_t& e : events_) cudaEventCreate(&e);
+    cudaEventRecord(events_[0], stream_);
+  }
+  ~DeviceLap() {
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+  DeviceLap(const DeviceLap&) = delete;
+  DeviceLap& operator=(const DeviceLap&) = delete;
+
+  // Queues the end of the current phase (before the host synchronises with the stream).
+  void Mark() { cudaEventRecord(events_[last_ ^ 1], stream_); }
+  // After the synchronisation: the device seconds since the previous mark.
+  double Next() {
+    float ms = 0.0f;
+    cudaEventElapsedTime(&ms, events_[last_], events_[last_ ^ 1]);
+    last_ ^= 1;
+    return ms * 1e-3;
+  }
+
+ private:
+  cudaStream_t stream_;
+  cudaEvent_t events_[2] = {};
+  int last_ = 0;
+};
+
 }  // namespace
 
 CudaPhaseSeconds& GlobalPhaseTotals() {
@@ -571,6 +601,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   Lap lap;
   if (!uploaded) QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
   times.upload += lap.Next();
+  DeviceLap device_lap(run.stream);
 
   // The whole layer is queued with three host synchronisations: after the captured forward and
   // the group statistics (the grid's scale vectors are computed on the host, as the CPU
@@ -614,9 +645,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   std::vector<float> means(static_cast<size_t>(2 * all_cols));
   QUANTD_RETURN_IF_ERROR(ws->host.Download(ws->means.as<void>(), means.size() * sizeof(float),
                                            means.data(), run.stream));
+  device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "layer forward and scale statistics"));
   ws->host.FinishDownloads();
   times.forward += lap.Next();
+  times.device_forward += device_lap.Next();
 
   // The host computes group i + 1's grid while the device runs group i's trials.
   double* losses = ws->losses.as<double>();
@@ -666,8 +699,9 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     }
   }
   std::vector<double> loss_sums(kGrid * dgroups.size());
-  QUANTD_RETURN_IF_ERROR(ws->host.Download(losses, loss_sums.size() * sizeof(double),
-                                           loss_sums.data(), run.stream));
+  QUANTD_RETURN_IF_ERROR(
+      ws->host.Download(losses, loss_sums.size() * sizeof(double), loss_sums.data(), run.stream));
+  device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale search"));
   ws->host.FinishDownloads();
 
@@ -696,6 +730,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     out.scaling.push_back(std::move(d));
   }
   times.scale_search += lap.Next();
+  times.device_scale_search += device_lap.Next();
 
   for (size_t i = 0; i < dgroups.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], chosen[i], ws));
@@ -718,6 +753,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QUANTD_ASSIGN_OR_RETURN(
       out.post_attention_layernorm,
       DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream, &ws->host));
+  device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding, clip search, quantize and pack"));
   ws->host.FinishDownloads();
   for (int i = 0; i < 7; ++i) {
@@ -727,6 +763,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     out.linears[i].packed.bias = std::move(b);
   }
   times.finish += lap.Next();
+  times.device_finish += device_lap.Next();
   out.q_norm = std::move(w.q_norm);
   out.k_norm = std::move(w.k_norm);
   return out;

@@ -243,14 +243,14 @@ class CudaBackend : public Backend {
   absl::StatusOr<double> NextTokenNll(const ModelConfig& config, DType md, const Tensor& final_norm,
                                       const Tensor& lm_head, const Activations& hidden,
                                       const std::vector<std::vector<int32_t>>& targets) override {
-    // Reads the states only: no output buffer (the chunked path copies chunks in).
-    auto& act = const_cast<CudaActivations&>(static_cast<const CudaActivations&>(hidden));
-    QUANTD_RETURN_IF_ERROR(Plan(config, md, &act));
+    // Reads the states only: no output buffer (chunked, the chunks are copied in).
+    const auto& act = static_cast<const CudaActivations&>(hidden);
+    QUANTD_ASSIGN_OR_RETURN(const int64_t chunk_blocks, PlannedChunkBlocks(config, md, act));
     cuda::AwqLayerRun run{&gemm_,           stream_,       &config,
                           {128, md, false}, act.current(), act.num_blocks() * act.block_len(),
                           act.block_len()};
-    run.in_place = act.in_place();
-    run.chunk_tokens = act.chunk_blocks() * act.block_len();
+    run.in_place = !act.on_host() && chunk_blocks >= act.num_blocks();
+    run.chunk_tokens = chunk_blocks * act.block_len();
     return cuda::NextTokenNllOnDevice(run, final_norm, lm_head, targets, &workspace_);
   }
 
@@ -284,26 +284,30 @@ class CudaBackend : public Backend {
   // sizes, when not even one block fits.
   absl::Status Plan(const ModelConfig& config, DType md, CudaActivations* act) {
     if (act->chunk_blocks() > 0) return absl::OkStatus();
-    if (options_.chunk_blocks > 0) {
-      act->set_chunk_blocks(options_.chunk_blocks);
-      return absl::OkStatus();
-    }
+    QUANTD_ASSIGN_OR_RETURN(const int64_t chunk, PlannedChunkBlocks(config, md, *act));
+    act->set_chunk_blocks(chunk);
+    return absl::OkStatus();
+  }
+
+  // The chunk size Plan() chooses, without recording it (NextTokenNll only reads its states).
+  absl::StatusOr<int64_t> PlannedChunkBlocks(const ModelConfig& config, DType md,
+                                             const CudaActivations& act) const {
+    if (act.chunk_blocks() > 0) return act.chunk_blocks();
+    if (options_.chunk_blocks > 0) return std::min(options_.chunk_blocks, act.num_blocks());
     const MemoryEstimate m = EstimateMemory(config, md);
-    const double budget = Budget(act->on_host() ? 0 : act->bytes());
-    const int64_t chunk =
-        ChunkBlocks(m, act->num_blocks(), act->block_len(), act->on_host(), budget);
+    const double budget = Budget(act.on_host() ? 0 : act.bytes());
+    const int64_t chunk = ChunkBlocks(m, act.num_blocks(), act.block_len(), act.on_host(), budget);
     if (chunk == 0) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "not enough GPU memory: a layer of %s (hidden %d, intermediate %d) needs about %.1f GiB "
           "per calibration block of %lld tokens beside %.1f GiB of weights and search buffers "
           "(and, on the GPU, a second copy of the hidden states); about %.1f GiB are available",
           config.architecture_name, config.hidden_size, config.intermediate_size,
-          static_cast<double>(act->block_len()) * (m.per_token + m.hidden_per_token) / kGiB,
-          static_cast<long long>(act->block_len()), (m.fixed + 2 * m.weights) / kGiB,
+          static_cast<double>(act.block_len()) * (m.per_token + m.hidden_per_token) / kGiB,
+          static_cast<long long>(act.block_len()), (m.fixed + 2 * m.weights) / kGiB,
           budget / kGiB));
     }
-    act->set_chunk_blocks(chunk);
-    return absl::OkStatus();
+    return chunk;
   }
 
   // Device bytes a layer may use beside `hidden_bytes` of hidden states on the device: what is

@@ -35,8 +35,11 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOpti
 // the layer's host synchronisations: `upload` (waiting for the staged weights, or uploading them),
 // `forward` (captured forward and group statistics), `scale_search` (every group's grid losses),
 // `finish` (scale folding, clip search, quantization, packing and the copies to the host).
+// The device_* fields time the same phases on the device (CUDA events, from the end of the upload):
+// where the host's time is longer, the device waited for the host.
 struct CudaPhaseSeconds {
   double upload = 0, forward = 0, scale_search = 0, finish = 0;
+  double device_forward = 0, device_scale_search = 0, device_finish = 0;
 };
 CudaPhaseSeconds CudaPhaseTotals();
 
