@@ -17,25 +17,12 @@
 #include "io/checkpoint_reader.h"
 #include "model/model_config.h"
 #include "testing/awq_test_safetensors.h"
-#if defined(QUANTD_HAVE_CUDA)
+#include "testing/shared_data_dir.h"
+// Plain C++ declarations: the options compile without CUDA; only the calls need QUANTD_HAVE_CUDA.
 #include "cuda/cuda_backend.h"
-#endif
 
 namespace quantd::engine {
 namespace {
-
-// The device machine receives the fixtures in a bundle; QUANTD_TEST_SHARED_DIR points there.
-std::string SharedDir() {
-  const char* env = std::getenv("QUANTD_TEST_SHARED_DIR");
-  return env != nullptr ? std::string(env) : std::string(QUANTD_SHARED_DIR);
-}
-
-#if !defined(QUANTD_HAVE_CUDA)
-struct CudaBackendOptions {
-  int64_t chunk_blocks = 0;
-  bool hidden_states_on_host = false;
-};
-#endif
 
 std::unique_ptr<Backend> CudaOrSkip(const CudaBackendOptions& options = {}) {
 #if defined(QUANTD_HAVE_CUDA)
@@ -250,7 +237,7 @@ void CompareChunkedWithResident(const std::string& model_dir,
 }
 
 TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixture) {
-  const std::string dir = SharedDir() + "/fixtures/autoawq-parity/llama-mha";
+  const std::string dir = testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha";
   absl::StatusOr<std::vector<std::vector<int32_t>>> calib =
       testing::ReadInputIdRows(dir + "/calib.jsonl");
   ASSERT_TRUE(calib.ok()) << calib.status();
@@ -259,7 +246,7 @@ TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixture) {
 }
 
 TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixtureWithFloatKvTrials) {
-  const std::string dir = SharedDir() + "/fixtures/autoawq-parity/llama-mha";
+  const std::string dir = testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha";
   absl::StatusOr<std::vector<std::vector<int32_t>>> calib =
       testing::ReadInputIdRows(dir + "/calib.jsonl");
   ASSERT_TRUE(calib.ok()) << calib.status();
@@ -269,13 +256,13 @@ TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixtureWithFloatKvTrials) {
 
 TEST(CudaBackendGpuTest, MatchesCpuOnTinyQwen2Gqa) {
   // GQA, q/k/v bias, tied embeddings; random calibration tokens of its 4096-token vocabulary.
-  CompareBackends(SharedDir() + "/assets/models/tiny-qwen2-wp/model",
+  CompareBackends(testing::SharedDataDir() + "/assets/models/tiny-qwen2-wp/model",
                   RandomBlocks(16, 256, 4096, 7), RandomBlocks(4, 256, 4096, 11),
                   /*float_kv=*/false);
 }
 
 TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnLlamaMhaFixture) {
-  const std::string dir = SharedDir() + "/fixtures/autoawq-parity/llama-mha";
+  const std::string dir = testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha";
   absl::StatusOr<std::vector<std::vector<int32_t>>> calib =
       testing::ReadInputIdRows(dir + "/calib.jsonl");
   ASSERT_TRUE(calib.ok()) << calib.status();
@@ -284,7 +271,7 @@ TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnLlamaMhaFixture) {
 }
 
 TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnTinyQwen2Gqa) {
-  CompareChunkedWithResident(SharedDir() + "/assets/models/tiny-qwen2-wp/model",
+  CompareChunkedWithResident(testing::SharedDataDir() + "/assets/models/tiny-qwen2-wp/model",
                              RandomBlocks(16, 256, 4096, 7), RandomBlocks(4, 256, 4096, 11));
 }
 

@@ -17,6 +17,7 @@
 #include "quantd/engine/quantize.h"
 #include "testing/awq_reader_run.h"
 #include "testing/io_temp_dir.h"
+#include "testing/shared_data_dir.h"
 #if defined(QUANTD_HAVE_CUDA)
 #include "cuda/cuda_backend.h"
 #endif
@@ -25,12 +26,6 @@ namespace quantd::engine {
 namespace {
 
 constexpr int kReaderRows = 4;
-
-// The device machine receives the shared data in a bundle; QUANTD_TEST_SHARED_DIR points there.
-std::string SharedDir() {
-  const char* env = std::getenv("QUANTD_TEST_SHARED_DIR");
-  return env != nullptr ? std::string(env) : std::string(QUANTD_SHARED_DIR);
-}
 
 bool CudaPresent() {
 #if defined(QUANTD_HAVE_CUDA)
@@ -133,7 +128,7 @@ QuantizeOptions PlainCalibration(const std::string& model_dir, const std::string
 
 // The AutoAWQ parity fixture (MHA, planted outlier channels), calibrated as the parity test does.
 TEST(CudaCheckpointGpuTest, LlamaMhaLogitsErrorMatchesCpu) {
-  const std::string fixture = SharedDir() + "/fixtures/autoawq-parity/llama-mha";
+  const std::string fixture = testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha";
   CompareCheckpoints("llama-mha",
                      PlainCalibration(fixture + "/model", fixture + "/calib.jsonl", 16, 128));
 }
@@ -143,7 +138,7 @@ TEST(CudaCheckpointGpuTest, LlamaMhaLogitsErrorMatchesCpu) {
 // perplexity test, but 64 of the 256 texts (sampled with the default seed) rather than 128, which
 // keeps the CPU reference run short on the device machine.
 TEST(CudaCheckpointGpuTest, TinyQwen2LogitsErrorMatchesCpu) {
-  const std::string model = SharedDir() + "/assets/models/tiny-qwen2-wp";
+  const std::string model = testing::SharedDataDir() + "/assets/models/tiny-qwen2-wp";
   CompareCheckpoints("tiny-qwen2-wp",
                      PlainCalibration(model + "/model", model + "/calib.jsonl", 64, 512));
 }

@@ -593,8 +593,9 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   const DType md = run.settings.md;
   constexpr int kGrid = kScaleGridPoints;
   QUANTD_RETURN_IF_ERROR(CheckGeometry(c, w, run.settings.group_size));
-  // Nothing queued earlier (a failed layer included) may still use the arena.
-  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "weight upload"));
+  // Nothing queued earlier (a failed layer included) may still use the arena; this also waits
+  // for the staged weights.
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, "the staged layer's upload and earlier work"));
   ws->host.Reset();
   QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
   CudaPhaseSeconds& times = GlobalPhaseTotals();
@@ -668,10 +669,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     w_mean[i].assign(m + cols, m + 2 * cols);
     grids[i] = GridScales(x_mean[i], w_mean[i], md);
     float* s_dev = ws->scales.f32() + kGrid * first_col[i];
-    for (int k = 0; k < kGrid; ++k) {
-      QUANTD_RETURN_IF_ERROR(
-          ws->host.Upload(grids[i][k].data(), cols * sizeof(float), s_dev + k * cols, run.stream));
-    }
+    std::vector<float> grid;  // [kGrid, cols], one copy to the device
+    grid.reserve(static_cast<size_t>(kGrid * cols));
+    for (const std::vector<float>& v : grids[i]) grid.insert(grid.end(), v.begin(), v.end());
+    QUANTD_RETURN_IF_ERROR(
+        ws->host.Upload(grid.data(), grid.size() * sizeof(float), s_dev, run.stream));
     if (IsGramGroup(dgroups[i].kind)) {
       QUANTD_ASSIGN_OR_RETURN(
           divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, losses + kGrid * i, ws));

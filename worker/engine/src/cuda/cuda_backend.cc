@@ -49,7 +49,9 @@ class CudaActivations : public Activations {
   int64_t chunk_blocks() const { return chunk_blocks_; }  // 0 until planned
   void set_chunk_blocks(int64_t b) { chunk_blocks_ = std::clamp<int64_t>(b, 1, blocks_); }
   bool on_host() const { return on_host_; }
-  bool in_place() const { return !on_host_ && chunk_blocks_ >= blocks_; }
+  bool in_place() const { return InPlaceWith(chunk_blocks_); }
+  // Whether chunks of `chunk_blocks` blocks make one chunk worked on where the states are.
+  bool InPlaceWith(int64_t chunk_blocks) const { return !on_host_ && chunk_blocks >= blocks_; }
   size_t bytes() const { return static_cast<size_t>(blocks_ * len_ * cols_) * sizeof(float); }
 
   absl::Status Allocate() { return Reserve(cur_); }
@@ -246,12 +248,8 @@ class CudaBackend : public Backend {
     // Reads the states only: no output buffer (chunked, the chunks are copied in).
     const auto& act = static_cast<const CudaActivations&>(hidden);
     QUANTD_ASSIGN_OR_RETURN(const int64_t chunk_blocks, PlannedChunkBlocks(config, md, act));
-    cuda::AwqLayerRun run{&gemm_,           stream_,       &config,
-                          {128, md, false}, act.current(), act.num_blocks() * act.block_len(),
-                          act.block_len()};
-    run.in_place = !act.on_host() && chunk_blocks >= act.num_blocks();
-    run.chunk_tokens = chunk_blocks * act.block_len();
-    return cuda::NextTokenNllOnDevice(run, final_norm, lm_head, targets, &workspace_);
+    return cuda::NextTokenNllOnDevice(ReadRun(config, {128, md, false}, act, chunk_blocks),
+                                      final_norm, lm_head, targets, &workspace_);
   }
 
   std::optional<DeviceMemoryReport> DeviceMemory(const ModelConfig& config, DType md,
@@ -262,16 +260,23 @@ class CudaBackend : public Backend {
   }
 
  private:
-  // The run of one layer over `act`: in place, or chunk by chunk from its current buffer into the
-  // other.
+  // A run reading `act`'s current states in chunks of `chunk_blocks` blocks.
+  cuda::AwqLayerRun ReadRun(const ModelConfig& config, const LayerQuantSettings& settings,
+                            const CudaActivations& act, int64_t chunk_blocks) {
+    cuda::AwqLayerRun run{&gemm_,         stream_,       &config,
+                          settings,       act.current(), act.num_blocks() * act.block_len(),
+                          act.block_len()};
+    run.in_place = act.InPlaceWith(chunk_blocks);
+    run.chunk_tokens = chunk_blocks * act.block_len();
+    return run;
+  }
+
+  // The run of one layer over `act` as planned: in place, or chunk by chunk from its current
+  // buffer into the other.
   absl::StatusOr<cuda::AwqLayerRun> RunOn(const ModelConfig& config,
                                           const LayerQuantSettings& settings,
                                           CudaActivations* act) {
-    cuda::AwqLayerRun run{&gemm_,          stream_,        &config,
-                          settings,        act->current(), act->num_blocks() * act->block_len(),
-                          act->block_len()};
-    run.in_place = act->in_place();
-    run.chunk_tokens = act->chunk_blocks() * act->block_len();
+    cuda::AwqLayerRun run = ReadRun(config, settings, *act, act->chunk_blocks());
     if (!run.in_place) {
       absl::StatusOr<float*> out = act->other();
       if (!out.ok()) return out.status();

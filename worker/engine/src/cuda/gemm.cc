@@ -170,32 +170,30 @@ absl::Status Gemm::Gram(const void* x, float* g, int64_t n, int64_t c, DType md,
                       "Gram");
 }
 
-absl::Status Gemm::BatchedF32(const Batched& p) {
-  const float one = 1.0f, zero = 0.0f;
+absl::Status Gemm::StridedBatched(const Batched& p, const float* b, float beta,
+                                  cublasComputeType_t compute, const char* what) {
+  const float one = 1.0f;
   return CublasStatus(
-      cublasSgemmStridedBatched(handle_, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, I(p.m), I(p.n), I(p.k), &one,
-                                p.a, I(p.lda), p.stride_a, p.b, I(p.ldb), p.stride_b, &zero, p.c,
-                                I(p.ldc), p.stride_c, I(p.batch)),
-      "BatchedF32");
+      cublasGemmStridedBatchedEx(handle_, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, I(p.m), I(p.n), I(p.k),
+                                 &one, p.a, CUDA_R_32F, I(p.lda), p.stride_a, b, CUDA_R_32F,
+                                 I(p.ldb), p.stride_b, &beta, p.c, CUDA_R_32F, I(p.ldc), p.stride_c,
+                                 I(p.batch), compute, CUBLAS_GEMM_DEFAULT),
+      what);
+}
+
+absl::Status Gemm::BatchedF32(const Batched& p) {
+  return StridedBatched(p, p.b, 0.0f, CUBLAS_COMPUTE_32F, "BatchedF32");
 }
 
 absl::Status Gemm::BatchedTf32Split(const Batched& p, const float* b_lo) {
-  const float one = 1.0f, zero = 0.0f;
-  for (const auto& [b, beta] : {std::pair{b_lo, &zero}, std::pair{p.b, &one}}) {  // small first
-    if (absl::Status s =
-            CublasStatus(cublasGemmStridedBatchedEx(
-                             handle_, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                             p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, I(p.m), I(p.n), I(p.k), &one,
-                             p.a, CUDA_R_32F, I(p.lda), p.stride_a, b, CUDA_R_32F, I(p.ldb),
-                             p.stride_b, beta, p.c, CUDA_R_32F, I(p.ldc), p.stride_c, I(p.batch),
-                             CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
-                         "BatchedTf32Split");
-        !s.ok()) {
-      return s;
-    }
+  // Small term first.
+  if (absl::Status s =
+          StridedBatched(p, b_lo, 0.0f, CUBLAS_COMPUTE_32F_FAST_TF32, "BatchedTf32Split");
+      !s.ok()) {
+    return s;
   }
-  return absl::OkStatus();
+  return StridedBatched(p, p.b, 1.0f, CUBLAS_COMPUTE_32F_FAST_TF32, "BatchedTf32Split");
 }
 
 absl::Status Gemm::MulSymmetricSplit(const float* a_hi, const float* a_lo, const float* b_hi,

@@ -77,6 +77,9 @@ class Gemm {
                                  const float* b_lo, float* p, int64_t m, int64_t c);
 
  private:
+  // p.c = op(p.a) · op(b) + beta · p.c over p's batch, float32 operands, computed as `compute`.
+  absl::Status StridedBatched(const Batched& p, const float* b, float beta,
+                              cublasComputeType_t compute, const char* what);
   struct LtPlan;  // a LinearBias shape's cuBLASLt descriptors and algorithm
   using LtKey = std::tuple<int64_t, int64_t, int64_t, DType>;  // n, out, in, md
   absl::StatusOr<LtPlan*> BiasPlan(int64_t n, int64_t out, int64_t in, DType md);
