@@ -9,6 +9,7 @@
 #include <string>
 
 #include "nlohmann/json.hpp"
+#include "testing/io_temp_dir.h"
 
 namespace {
 
@@ -20,9 +21,11 @@ struct Result {
   std::string out;
 };
 
-// Runs `quantize-awq tokenize ARGS` with `input` on stdin.
+// Runs `quantize-awq tokenize ARGS` with `input` on stdin. The input file is this process's own:
+// ctest runs the cases of this file as parallel processes.
 Result Tokenize(const std::string& args, const std::string& input) {
-  const std::string in_path = ::testing::TempDir() + "/tokenize_in.jsonl";
+  static const quantd::engine::testing::IoTempDir dir;
+  const std::string in_path = dir.Sub("tokenize_in.jsonl");
   std::ofstream(in_path) << input;
   const std::string cmd =
       "env -u AWQ_MODEL_DIR " + kBinary + " tokenize " + args + " < " + in_path + " 2>/dev/null";
