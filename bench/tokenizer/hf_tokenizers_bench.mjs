@@ -1,6 +1,7 @@
 // The same measurements as tokenizer_bench, for Hugging Face's tokenizers (the Rust library through
 // its Node binding, installed by tests/golden/tokenizer's npm project). Run it on one core:
 //   RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false taskset -c 1 node hf_tokenizers_bench.mjs [TOKENIZER_JSON [TEXT_FILE [REPEATS]]]
+// Defaults, as tokenizer_bench's: build/tests/data (the test data CMake unpacks; tests/data/README.md).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +12,9 @@ const require = createRequire(path.resolve(here, '../../tests/golden/tokenizer/p
 const { Tokenizer } = require('tokenizers');
 const version = require('tokenizers/package.json').version;
 
-const shared = path.resolve(here, '../../../shared');
-const jsonPath = process.argv[2] ?? path.join(shared, 'assets/tokenizers/qwen2/tokenizer.json');
-const textPath = process.argv[3] ?? path.join(shared, 'assets/corpora/war-and-peace.txt');
+const data = path.resolve(here, '../../build/tests/data');
+const jsonPath = process.argv[2] ?? path.join(data, 'tokenizers/qwen2/tokenizer.json');
+const textPath = process.argv[3] ?? path.join(data, 'corpora/war-and-peace.head.txt');
 const repeats = Number(process.argv[4] ?? 5);
 
 const text = fs.readFileSync(textPath, 'utf8');

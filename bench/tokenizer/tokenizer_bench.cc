@@ -2,9 +2,10 @@
 //
 //   tokenizer_bench [MODEL_DIR [TEXT_FILE [REPEATS]]]
 //
-// Defaults: the Qwen2 tokenizer.json and War and Peace from QUANTD_SHARED_DIR. Rows: the whole file
-// in one Encode call (first call, with an empty BPE cache; then the best of REPEATS warm calls),
-// and the file's lines encoded one call each (calibration-sized inputs).
+// Defaults: the Qwen2 tokenizer.json and the first 256 KiB of War and Peace from the build tree's
+// test data (tests/data/README.md); docs/perf.md's figures pass the whole book. Rows: the whole
+// file in one Encode call (first call, with an empty BPE cache; then the best of REPEATS warm
+// calls), and the file's lines encoded one call each (calibration-sized inputs).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,9 +31,9 @@ void Row(const char* what, size_t bytes, size_t tokens, double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string shared = QUANTD_SHARED_DIR;
-  const std::string model_dir = argc > 1 ? argv[1] : shared + "/assets/tokenizers/qwen2";
-  const std::string text_file = argc > 2 ? argv[2] : shared + "/assets/corpora/war-and-peace.txt";
+  const std::string data = QUANTD_TEST_DATA_DIR;
+  const std::string model_dir = argc > 1 ? argv[1] : data + "/tokenizers/qwen2";
+  const std::string text_file = argc > 2 ? argv[2] : data + "/corpora/war-and-peace.head.txt";
   const int repeats = argc > 3 ? std::max(1, std::atoi(argv[3])) : 5;
 
   std::ifstream in(text_file, std::ios::binary);

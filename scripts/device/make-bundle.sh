@@ -1,21 +1,22 @@
 #!/bin/bash
 # Builds the CUDA gpu tests and benchmark here (engine-only Release build in build-dev/) and packs
 # them, their non-system shared libraries (not CUDA's: the device machine has the CUDA 13 toolkit),
-# the numpy checkpoint reader, the shared fixtures they read and the device script into DEST
+# the numpy checkpoint reader, the test data they read (from build-dev/tests/data, the configure-time
+# mirror of tests/data; the demo model is not packed: run-gpu-checks.sh links the device checkout's
+# demo/models/tiny-qwen2-wp) and the device script into DEST
 # (default: the main checkout's git-ignored .device-bundle/, which the device tool sends; name it
 # in `carry`).
 #   scripts/device/make-bundle.sh [DEST]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.device-bundle}
-shared=${QUANTD_SHARED_DIR:-$repo/../shared}
 cd "$repo"
 [ -f build-dev/build.ninja ] || cmake -S . -B build-dev -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
 nice cmake --build build-dev -j2 --target cuda_backend_gpu_test cuda_attention_gpu_test \
   cuda_kernels_gpu_test cuda_checkpoint_gpu_test quantd-awq-cuda-bench
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage"/{bin,lib,tools,shared/fixtures/autoawq-parity,shared/assets/models,configs}
+mkdir -p "$stage"/{bin,lib,tools,data/fixtures/autoawq-parity,data/configs}
 cp build-dev/tests/cuda_backend_gpu_test build-dev/tests/cuda_attention_gpu_test \
   build-dev/tests/cuda_kernels_gpu_test build-dev/tests/cuda_checkpoint_gpu_test \
   build-dev/bin/quantd-awq-cuda-bench "$stage/bin/"
@@ -30,9 +31,9 @@ ldd "$stage"/bin/* | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
     *) cp -L "$lib" "$stage/lib/" ;;
   esac
 done
-cp -r "$shared/fixtures/autoawq-parity/llama-mha" "$stage/shared/fixtures/autoawq-parity/"
-cp -r "$shared/assets/models/tiny-qwen2-wp" "$stage/shared/assets/models/"
-cp "$shared"/assets/configs/qwen2.5-{0.5b,7b}-instruct.config.json "$stage/configs/"
+data=build-dev/tests/data
+cp -r "$data/fixtures/autoawq-parity/llama-mha" "$stage/data/fixtures/autoawq-parity/"
+cp "$data"/configs/qwen2.5-{0.5b,7b}-instruct.config.json "$stage/data/configs/"
 mkdir -p "$dest"
 tar -C "$stage" -cJf "$dest/bundle.tar.xz" .
 cp scripts/device/run-gpu-checks.sh "$dest/"

@@ -32,7 +32,7 @@ e2e() {  # name, config, blocks, len, layers, extra flags...
   local name=$1 config=$2 blocks=$3 len=$4 layers=${5:-0}
   shift 5
   local start=$(date +%s)
-  "$b/bin/quantd-e2e-bench" --quantize_awq "$b/bin/quantize-awq" --config "$b/configs/$config" \
+  "$b/bin/quantd-e2e-bench" --quantize_awq "$b/bin/quantize-awq" --config "$b/data/configs/$config" \
     --blocks "$blocks" --len "$len" --layers "$layers" --name "$name" --work_dir /tmp/quantd-e2e \
     --log "$out/$name.log" --keep $header "$@" > "$out/$name.md" 2> "$out/$name.err"
   local rc=$?

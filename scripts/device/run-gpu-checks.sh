@@ -15,7 +15,11 @@ mkdir -p "$out"
 b=/tmp/quantd-bundle
 rm -rf "$b" && mkdir -p "$b" && tar -C "$b" -xJf "$here/bundle.tar.xz" || exit 1
 export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export QUANTD_TEST_SHARED_DIR="$b/shared"
+# The gpu tests' data (tests/testing/test_data.h): the bundle's copy, plus the demo model of the
+# checkout the device tool sent (this script runs from its root).
+mkdir -p "$b/data/models" && ln -s "$PWD/demo/models/tiny-qwen2-wp" "$b/data/models/tiny-qwen2-wp"
+[ -f "$b/data/models/tiny-qwen2-wp/model/config.json" ] || { echo "no demo model under $PWD" >&2; exit 1; }
+export QUANTD_TEST_DATA_DIR="$b/data"
 # The checkpoint test's reader needs numpy: the python3 on PATH has it there, /usr/bin's may not.
 export QUANTD_TEST_PYTHON=$(command -v python3) QUANTD_TEST_READER="$b/tools/awq_reader.py"
 steps=("$@")
@@ -88,17 +92,17 @@ for step in "${steps[@]}"; do
     checkpoint|tests)
       gtest checkpoint "^\[reader\]" ;;
     bench-small)
-      bench qwen05b_128x512 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
+      bench qwen05b_128x512 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     bench-large)
-      bench qwen05b_256x2048_4layers --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 --layers 4 ;;
+      bench qwen05b_256x2048_4layers --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 --layers 4 ;;
     profile-small)
-      profile profile_qwen05b_128x512 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
+      profile profile_qwen05b_128x512 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     profile-large)
-      profile profile_qwen05b_256x2048 --config "$b/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 ;;
+      profile profile_qwen05b_256x2048 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 ;;
     bench-7b)
-      bench qwen7b_128x512_2layers --config "$b/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 2 ;;
+      bench qwen7b_128x512_2layers --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 2 ;;
     bench-7b-large)  # the seed's scale on 7B: activations do not fit, token chunks
-      bench qwen7b_256x2048_2layers --config "$b/configs/qwen2.5-7b-instruct.config.json" --blocks 256 --len 2048 --layers 2 ;;
+      bench qwen7b_256x2048_2layers --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 256 --len 2048 --layers 2 ;;
   esac
 done
 echo "== summary"

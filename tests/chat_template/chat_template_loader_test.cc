@@ -13,6 +13,7 @@
 #include "golden_test_support.h"
 #include "gtest/gtest.h"
 #include "quantd/chat_template/chat_template.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::chat_template {
 namespace {
@@ -135,10 +136,10 @@ TEST(LoadChatTemplateSourceTest, MissingDirectoryIsNotFound) {
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/quantd/model"));
 }
 
-TEST(LoadChatTemplateSourceTest, SharedQwenAssetsMatchTheGoldenTemplates) {
-  const std::string shared = std::string(QUANTD_SHARED_DIR) + "/assets/tokenizers";
+TEST(LoadChatTemplateSourceTest, QwenTokenizerFilesMatchTheGoldenTemplates) {
+  const std::string tokenizers = quantd::test_data::Path("tokenizers");
   for (const char* model : {"qwen2.5", "qwen3"}) {
-    auto src = LoadChatTemplateSource(shared + "/" + model);
+    auto src = LoadChatTemplateSource(tokenizers + "/" + model);
     ASSERT_TRUE(src.ok()) << src.status();
     ASSERT_TRUE(src->has_value()) << model;
     EXPECT_EQ(src->value(),
@@ -150,12 +151,12 @@ TEST(LoadChatTemplateSourceTest, SharedQwenAssetsMatchTheGoldenTemplates) {
 // The convenience overload passes what apply_chat_template passes; compare with the golden
 // rendering of the same conversation.
 TEST(ChatTemplateRenderTest, MessagesOverloadMatchesApplyChatTemplate) {
-  const std::string shared = std::string(QUANTD_SHARED_DIR) + "/assets/tokenizers";
+  const std::string tokenizers = quantd::test_data::Path("tokenizers");
   std::vector<testing::GoldenCase> cases = testing::LoadGoldenCases("expected.json");
   const std::vector<ChatMessage> messages = {{"system", "You are a helpful assistant."},
                                              {"user", "Hello! How are you?"}};
   for (const char* model : {"qwen2.5", "qwen3"}) {
-    auto src = LoadChatTemplateSource(shared + "/" + model);
+    auto src = LoadChatTemplateSource(tokenizers + "/" + model);
     ASSERT_TRUE(src.ok() && src->has_value()) << model;
     auto tmpl = ChatTemplate::Parse(**src, model);
     ASSERT_TRUE(tmpl.ok()) << tmpl.status();

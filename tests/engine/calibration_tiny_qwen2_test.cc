@@ -6,6 +6,7 @@
 
 #include "calib/calibration.h"
 #include "testing/io_temp_dir.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
@@ -13,9 +14,8 @@ namespace {
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
-const std::string kModel = std::string(QUANTD_SHARED_DIR) + "/assets/models/tiny-qwen2-wp/model";
-const std::string kCalib =
-    std::string(QUANTD_SHARED_DIR) + "/assets/models/tiny-qwen2-wp/calib.jsonl";
+const std::string kModel = quantd::test_data::Path("models/tiny-qwen2-wp/model");
+const std::string kCalib = quantd::test_data::Path("models/tiny-qwen2-wp/calib.jsonl");
 
 class Logs : public EngineObserver {
  public:

@@ -12,6 +12,7 @@
 #include "model/architecture.h"
 #include "testing/io_random_model.h"
 #include "testing/io_temp_dir.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
@@ -23,8 +24,6 @@ using testing::ReadTextFile;
 using testing::TinyConfig;
 using testing::WriteRandomModel;
 using testing::WriteTextFile;
-
-std::string Shared(const std::string& rel) { return std::string(QUANTD_SHARED_DIR) + "/" + rel; }
 
 std::string MakeModel(const IoTempDir& dir, const std::string& arch, bool tied,
                       int64_t shard_bytes = 5'000'000'000, DType dtype = DType::kF16) {
@@ -46,7 +45,8 @@ std::string OpenError(const std::string& dir) {
 }
 
 TEST(CheckpointReaderTest, TinyQwen2ShardedFp16) {
-  auto model = OpenSourceModel(Shared("assets/models/tiny-qwen2-wp/model"), 128, {"lm_head"});
+  auto model =
+      OpenSourceModel(quantd::test_data::Path("models/tiny-qwen2-wp/model"), 128, {"lm_head"});
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(model->weights->files().size(), 2u);
   auto layer = model->weights->LoadLayer(model->config, 3);
@@ -65,7 +65,7 @@ TEST(CheckpointReaderTest, TinyQwen2ShardedFp16) {
 }
 
 TEST(CheckpointReaderTest, Stories260KGroupSizeErrorNamesTheModule) {
-  const std::string dir = Shared("assets/models/stories260K/hf");
+  const std::string dir = quantd::test_data::Path("models/stories260K/hf");
   auto model = OpenSourceModel(dir, 128, {"lm_head"});
   EXPECT_EQ(model.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(model.status().message()),

@@ -7,13 +7,12 @@
 
 #include "model/architecture.h"
 #include "model/model_config.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string Shared(const std::string& rel) { return std::string(QUANTD_SHARED_DIR) + "/" + rel; }
 
 nlohmann::json MinimalConfig(const char* arch = "LlamaForCausalLM") {
   return {{"architectures", {arch}}, {"hidden_size", 64},         {"intermediate_size", 128},
@@ -26,7 +25,7 @@ absl::Status ParseError(const nlohmann::json& j) {
 }
 
 TEST(ConfigParseTest, Transformers5StyleTinyQwen2) {
-  auto c = LoadModelConfig(Shared("assets/models/tiny-qwen2-wp/model"));
+  auto c = LoadModelConfig(quantd::test_data::Path("models/tiny-qwen2-wp/model"));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->architecture, Architecture::kQwen2);
   EXPECT_EQ(c->hidden_size, 384);
@@ -51,7 +50,7 @@ TEST(ConfigParseTest, Transformers4StyleRealConfigs) {
   ASSERT_TRUE(llama.ok()) << llama.status();
   for (const char* name : {"llama-3.1-8b", "mistral-7b-v0.1", "qwen2.5-0.5b-instruct",
                            "qwen2.5-7b-instruct", "qwen3-0.6b"}) {
-    std::string path = Shared(std::string("assets/configs/") + name + ".config.json");
+    std::string path = quantd::test_data::Path(std::string("configs/") + name + ".config.json");
     // Load through ParseModelConfig since the files are not named config.json.
     FILE* f = std::fopen(path.c_str(), "r");
     ASSERT_NE(f, nullptr) << path;

@@ -1,8 +1,10 @@
 // The CUDA backend's fused causal attention (cuda/kernels.h CausalAttention) against a float64
 // host reference, on random q/k/v representable in the model dtype: fp16 and bf16 (tensor-core
 // kernel) and float32 (exact kernel), head_dim 64 and 128, GQA, block lengths 1 to 2048. Also
-// times the tensor-core kernel against the float32 kernel at the benchmark's geometry. Skips
-// itself where no GPU (or no CUDA build) is present.
+// times the tensor-core kernel against the float32 kernel at the benchmark's geometry. Built only
+// with the CUDA backend; skips itself where no GPU is present.
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -13,19 +15,13 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "gtest/gtest.h"
-#if defined(QUANTD_HAVE_CUDA)
-#include <cuda_runtime.h>
-
 #include "cuda/attention_tiles.h"
 #include "cuda/kernels.h"
+#include "gtest/gtest.h"
 #include "testing/cuda_gpu_test_support.h"
-#endif
 
 namespace quantd::engine {
 namespace {
-
-#if defined(QUANTD_HAVE_CUDA)
 
 struct Shape {
   int blocks, len, heads, kv_heads, d;
@@ -360,12 +356,6 @@ TEST(CudaAttentionGpuTest, TensorCoreKernelTiming) {
   TimeKernels({128, 512, 14, 2, 64});   // Qwen2.5-0.5B, 128 × 512
   TimeKernels({16, 2048, 28, 4, 128});  // Qwen2.5-7B geometry
 }
-
-#else
-
-TEST(CudaAttentionGpuTest, NeedsCudaBuild) { GTEST_SKIP() << "built without CUDA"; }
-
-#endif
 
 }  // namespace
 }  // namespace quantd::engine

@@ -1,6 +1,7 @@
-// The CUDA backend against the CPU reference, through the Backend interface, on the shared models:
-// the same scaling-group ratios and clip choices (≥ 95 %), the same float-model NLL and the same
-// quantized-model NLL (within 0.5 %). Skips itself where no GPU (or no CUDA build) is present.
+// The CUDA backend against the CPU reference, through the Backend interface, on the test-data
+// models: the same scaling-group ratios and clip choices (≥ 95 %), the same float-model NLL and the
+// same quantized-model NLL (within 0.5 %). Built only with the CUDA backend; skips itself where no
+// GPU is present.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -13,19 +14,17 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "cuda/cuda_backend.h"
 #include "gtest/gtest.h"
 #include "io/checkpoint_reader.h"
 #include "model/model_config.h"
 #include "testing/awq_test_safetensors.h"
-#include "testing/shared_data_dir.h"
-// Plain C++ declarations: the options compile without CUDA; only the calls need QUANTD_HAVE_CUDA.
-#include "cuda/cuda_backend.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
 
 std::unique_ptr<Backend> CudaOrSkip(const CudaBackendOptions& options = {}) {
-#if defined(QUANTD_HAVE_CUDA)
   if (!CudaDeviceAvailable()) return nullptr;
   absl::StatusOr<std::unique_ptr<Backend>> b = CreateCudaBackend(options);
   if (!b.ok()) {
@@ -33,10 +32,6 @@ std::unique_ptr<Backend> CudaOrSkip(const CudaBackendOptions& options = {}) {
     return nullptr;
   }
   return std::move(*b);
-#else
-  (void)options;
-  return nullptr;
-#endif
 }
 
 std::vector<std::vector<int32_t>> RandomBlocks(int blocks, int len, int vocab, uint32_t seed) {
@@ -185,7 +180,7 @@ std::optional<ModelUnderTest> OpenModel(const std::string& model_dir, bool float
 void CompareBackends(const std::string& model_dir, const std::vector<std::vector<int32_t>>& calib,
                      const std::vector<std::vector<int32_t>>& eval, bool float_kv) {
   std::unique_ptr<Backend> cuda = CudaOrSkip();
-  if (cuda == nullptr) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  if (cuda == nullptr) GTEST_SKIP() << "no CUDA device";
   std::optional<ModelUnderTest> m = OpenModel(model_dir, float_kv);
   ASSERT_TRUE(m.has_value());
   std::unique_ptr<Backend> cpu = CreateCpuBackend();
@@ -211,7 +206,7 @@ void CompareChunkedWithResident(const std::string& model_dir,
                                 const std::vector<std::vector<int32_t>>& calib,
                                 const std::vector<std::vector<int32_t>>& eval) {
   std::unique_ptr<Backend> resident = CudaOrSkip();
-  if (resident == nullptr) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  if (resident == nullptr) GTEST_SKIP() << "no CUDA device";
   std::optional<ModelUnderTest> m = OpenModel(model_dir, false);
   ASSERT_TRUE(m.has_value());
   const BackendRun ref = Run(*resident, m->config, *m->reader, m->settings, calib, eval);
@@ -237,7 +232,7 @@ void CompareChunkedWithResident(const std::string& model_dir,
 }
 
 TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixture) {
-  const std::string dir = testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha";
+  const std::string dir = quantd::test_data::Path("fixtures/autoawq-parity/llama-mha");
   absl::StatusOr<std::vector<std::vector<int32_t>>> calib =
       testing::ReadInputIdRows(dir + "/calib.jsonl");
   ASSERT_TRUE(calib.ok()) << calib.status();
@@ -246,7 +241,7 @@ TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixture) {
 }
 
 TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixtureWithFloatKvTrials) {
-  const std::string dir = testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha";
+  const std::string dir = quantd::test_data::Path("fixtures/autoawq-parity/llama-mha");
   absl::StatusOr<std::vector<std::vector<int32_t>>> calib =
       testing::ReadInputIdRows(dir + "/calib.jsonl");
   ASSERT_TRUE(calib.ok()) << calib.status();
@@ -256,13 +251,13 @@ TEST(CudaBackendGpuTest, MatchesCpuOnLlamaMhaFixtureWithFloatKvTrials) {
 
 TEST(CudaBackendGpuTest, MatchesCpuOnTinyQwen2Gqa) {
   // GQA, q/k/v bias, tied embeddings; random calibration tokens of its 4096-token vocabulary.
-  CompareBackends(testing::SharedDataDir() + "/assets/models/tiny-qwen2-wp/model",
+  CompareBackends(quantd::test_data::Path("models/tiny-qwen2-wp/model"),
                   RandomBlocks(16, 256, 4096, 7), RandomBlocks(4, 256, 4096, 11),
                   /*float_kv=*/false);
 }
 
 TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnLlamaMhaFixture) {
-  const std::string dir = testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha";
+  const std::string dir = quantd::test_data::Path("fixtures/autoawq-parity/llama-mha");
   absl::StatusOr<std::vector<std::vector<int32_t>>> calib =
       testing::ReadInputIdRows(dir + "/calib.jsonl");
   ASSERT_TRUE(calib.ok()) << calib.status();
@@ -271,13 +266,13 @@ TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnLlamaMhaFixture) {
 }
 
 TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnTinyQwen2Gqa) {
-  CompareChunkedWithResident(testing::SharedDataDir() + "/assets/models/tiny-qwen2-wp/model",
+  CompareChunkedWithResident(quantd::test_data::Path("models/tiny-qwen2-wp/model"),
                              RandomBlocks(16, 256, 4096, 7), RandomBlocks(4, 256, 4096, 11));
 }
 
 TEST(CudaBackendGpuTest, RejectsUnsupportedHeadDim) {
   std::unique_ptr<Backend> cuda = CudaOrSkip();
-  if (cuda == nullptr) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  if (cuda == nullptr) GTEST_SKIP() << "no CUDA device";
   ModelConfig config;
   config.hidden_size = 96;
   config.intermediate_size = 128;

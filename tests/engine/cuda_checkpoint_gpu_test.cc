@@ -2,8 +2,8 @@
 // each backend on the same calibration, and the independent numpy reader
 // (tests/tools/awq_reader.py) measures each checkpoint's relative logits error against the float
 // model on the first calibration blocks. The CUDA checkpoint's error must be within 0.5 %
-// (relative) of the CPU's, and both must beat round-to-nearest. Skips itself where no GPU (or no
-// CUDA build) is present.
+// (relative) of the CPU's, and both must beat round-to-nearest. Built only with the CUDA backend;
+// skips itself where no GPU is present.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,28 +12,18 @@
 #include <fstream>
 #include <string>
 
+#include "cuda/cuda_backend.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "quantd/engine/quantize.h"
 #include "testing/awq_reader_run.h"
 #include "testing/io_temp_dir.h"
-#include "testing/shared_data_dir.h"
-#if defined(QUANTD_HAVE_CUDA)
-#include "cuda/cuda_backend.h"
-#endif
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
 
 constexpr int kReaderRows = 4;
-
-bool CudaPresent() {
-#if defined(QUANTD_HAVE_CUDA)
-  return CudaDeviceAvailable();
-#else
-  return false;
-#endif
-}
 
 // Quantizes with `backend` into dir/<name>/out, dumping the calibration blocks beside it; returns
 // the wall seconds, or a negative number after a failure.
@@ -80,7 +70,7 @@ double ReaderError(const testing::AwqReaderRun& run) {
 }
 
 void CompareCheckpoints(const std::string& name, const QuantizeOptions& options) {
-  if (!CudaPresent()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  if (!CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA device";
   testing::IoTempDir tmp;
   ASSERT_FALSE(tmp.path().empty()) << "cannot create a temporary directory";
   const double cpu_seconds = QuantizeWith(options, BackendKind::kCpu, tmp.Sub("cpu"));
@@ -128,7 +118,7 @@ QuantizeOptions PlainCalibration(const std::string& model_dir, const std::string
 
 // The AutoAWQ parity fixture (MHA, planted outlier channels), calibrated as the parity test does.
 TEST(CudaCheckpointGpuTest, LlamaMhaLogitsErrorMatchesCpu) {
-  const std::string fixture = testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha";
+  const std::string fixture = quantd::test_data::Path("fixtures/autoawq-parity/llama-mha");
   CompareCheckpoints("llama-mha",
                      PlainCalibration(fixture + "/model", fixture + "/calib.jsonl", 16, 128));
 }
@@ -138,7 +128,7 @@ TEST(CudaCheckpointGpuTest, LlamaMhaLogitsErrorMatchesCpu) {
 // perplexity test, but 64 of the 256 texts (sampled with the default seed) rather than 128, which
 // keeps the CPU reference run short on the device machine.
 TEST(CudaCheckpointGpuTest, TinyQwen2LogitsErrorMatchesCpu) {
-  const std::string model = testing::SharedDataDir() + "/assets/models/tiny-qwen2-wp";
+  const std::string model = quantd::test_data::Path("models/tiny-qwen2-wp");
   CompareCheckpoints("tiny-qwen2-wp",
                      PlainCalibration(model + "/model", model + "/calib.jsonl", 64, 512));
 }

@@ -3,7 +3,9 @@
 // its scalar fallback), AddSquaredError against a float64 host sum (only the summation order may
 // differ), Gemm::LinearPair against two Gemm::Linear calls, and Gemm::LinearBias's cached plans
 // with changing bias pointers. Also times the RoPE and loss kernels at the benchmark's geometry.
-// Skips itself where no GPU (or no CUDA build) is present.
+// Built only with the CUDA backend; skips itself where no GPU is present.
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -16,19 +18,13 @@
 #include "backend/cpu/layer_ops.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
-#include "gtest/gtest.h"
-#if defined(QUANTD_HAVE_CUDA)
-#include <cuda_runtime.h>
-
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
+#include "gtest/gtest.h"
 #include "testing/cuda_gpu_test_support.h"
-#endif
 
 namespace quantd::engine {
 namespace {
-
-#if defined(QUANTD_HAVE_CUDA)
 
 uint16_t ToBits(float v, DType md) { return md == DType::kF16 ? FloatToF16(v) : FloatToBf16(v); }
 float FromBits(uint16_t b, DType md) { return md == DType::kF16 ? F16ToFloat(b) : Bf16ToFloat(b); }
@@ -282,12 +278,6 @@ TEST(CudaKernelsGpu, GemmPairAndCachedBiasPlans) {
   }
   cudaStreamDestroy(stream);
 }
-
-#else
-
-TEST(CudaKernelsGpu, RequiresCudaBuild) { GTEST_SKIP() << "built without CUDA"; }
-
-#endif
 
 }  // namespace
 }  // namespace quantd::engine

@@ -15,6 +15,7 @@
 #include "testing/io_random_export.h"
 #include "testing/io_random_model.h"
 #include "testing/io_temp_dir.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
@@ -28,8 +29,6 @@ using testing::ListFileNames;
 using testing::ListFinalNames;
 using testing::ReadTextFile;
 using testing::WriteTextFile;
-
-std::string Shared(const std::string& rel) { return std::string(QUANTD_SHARED_DIR) + "/" + rel; }
 
 std::string MakeSource(const IoTempDir& dir, const std::string& arch, bool tied) {
   testing::RandomModelOptions o;
@@ -159,7 +158,7 @@ TEST(ExportAwqTest, Bfloat16OutputAndQwen3Norms) {
 
 TEST(ExportAwqTest, TinyQwen2RealModelFiles) {
   IoTempDir dir;
-  std::string src = Shared("assets/models/tiny-qwen2-wp/model");
+  std::string src = quantd::test_data::Path("models/tiny-qwen2-wp/model");
   ExportOptions o = Options(src, dir.Sub("out"));
   o.group_size = 128;
   ASSERT_TRUE(ExportRandomAwq(o).ok());

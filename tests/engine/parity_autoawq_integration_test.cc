@@ -20,11 +20,12 @@
 #include "quantd/engine/quantize.h"
 #include "testing/awq_reader_run.h"
 #include "testing/awq_test_safetensors.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
 
-const std::string kFixture = std::string(QUANTD_SHARED_DIR) + "/fixtures/autoawq-parity/llama-mha";
+const std::string kFixture = quantd::test_data::Path("fixtures/autoawq-parity/llama-mha");
 
 LinearWeights LinearFrom(const std::map<std::string, testing::TestTensor>& t,
                          const std::string& name) {
@@ -84,8 +85,9 @@ std::vector<int> AutoAwqShrinkSteps(const Tensor& scaled_w, const std::vector<fl
     for (int64_t g = 0; g < groups; ++g) {
       float amax = 0.0f;
       for (int64_t j = 0; j < group; ++j) {
-        amax = std::max(amax, std::fabs(scaled_w.data[static_cast<size_t>(
-                                  o * scaled_w.dim(1) + g * group + j)]));
+        amax = std::max(
+            amax,
+            std::fabs(scaled_w.data[static_cast<size_t>(o * scaled_w.dim(1) + g * group + j)]));
       }
       const float bound = bounds[static_cast<size_t>(o * groups + g)];
       for (int i = 0; i < kClipShrinkSteps; ++i) {

@@ -6,11 +6,12 @@
 #include "backend/cpu/cpu_backend.h"
 #include "gtest/gtest.h"
 #include "quantd/engine/quantize.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
 
-const std::string kFixture = std::string(QUANTD_SHARED_DIR) + "/fixtures/autoawq-parity/llama-mha";
+const std::string kFixture = quantd::test_data::Path("fixtures/autoawq-parity/llama-mha");
 
 QuantizeOptions FixtureOptions(const std::string& name) {
   QuantizeOptions o;

@@ -14,11 +14,12 @@
 #include "nlohmann/json.hpp"
 #include "quantd/engine/quantize.h"
 #include "testing/io_output_format_checker.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
 
-const std::string kModel = std::string(QUANTD_SHARED_DIR) + "/assets/models/tiny-qwen2-wp";
+const std::string kModel = quantd::test_data::Path("models/tiny-qwen2-wp");
 
 std::string WorkDir(const std::string& name) {
   const std::string dir = std::string(QUANTD_BINARY_DIR) + "/pipeline_tiny_qwen2/" + name;

@@ -10,11 +10,12 @@
 
 #include "nlohmann/json.hpp"
 #include "testing/io_temp_dir.h"
+#include "tests/testing/test_data.h"
 
 namespace {
 
 const std::string kBinary = std::string(QUANTD_BINARY_DIR) + "/bin/quantize-awq";
-const std::string kModel = std::string(QUANTD_SHARED_DIR) + "/assets/models/tiny-qwen2-wp/model";
+const std::string kModel = quantd::test_data::Path("models/tiny-qwen2-wp/model");
 
 struct Result {
   int exit_code = -1;

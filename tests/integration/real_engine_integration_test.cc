@@ -1,10 +1,9 @@
-// The real engine end to end: tiny-qwen2-wp (../shared) quantized by quantize-awq through quantd,
-// its local quantd-worker and `quantctl submit --follow`; the artifacts it prints exist and match
-// their sha256. Skips when the engine is not built or the shared model is absent.
+// The real engine end to end: the demo model (demo/models/tiny-qwen2-wp) quantized by quantize-awq
+// through quantd, its local quantd-worker and `quantctl submit --follow`; the artifacts it prints
+// exist and match their sha256.
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <cstdlib>
 #include <filesystem>
 
 #include "absl/strings/str_split.h"
@@ -18,20 +17,17 @@ namespace fs = std::filesystem;
 
 TEST(RealEngineIntegrationTest, TinyQwen2SucceedsThroughServerWorkerAndQuantctl) {
   const std::string engine = ServiceHarness::Binary("quantize-awq");
-  const fs::path shared = fs::path(QUANTD_SHARED_DIR) / "assets" / "models" / "tiny-qwen2-wp";
-  // Skip unless the engine is the real one (the placeholder quantize-awq exits 2 for --help too).
-  if (!fs::exists(shared / "model" / "config.json") ||
-      std::system((engine + " --help > /dev/null 2>&1").c_str()) != 0) {
-    GTEST_SKIP() << "needs a working " << engine << " and " << shared;
-  }
+  const fs::path model = fs::path(QUANTD_SOURCE_DIR) / "demo" / "models" / "tiny-qwen2-wp";
+  ASSERT_TRUE(fs::exists(engine)) << engine;
+  ASSERT_TRUE(fs::exists(model / "model" / "config.json")) << model;
   ServiceHarness h("RealEngineTinyQwen2");
   auto server = h.StartServer({"--local-worker=true", "--engine=" + engine,
-                               "--allowed-roots=" + fs::canonical(shared).string()});
+                               "--allowed-roots=" + fs::canonical(model).string()});
   ASSERT_GT(h.port(), 0);
   const fs::path out = h.dir() / "tiny-qwen2-wp-awq";
   CommandResult r =
-      h.Quantctl({"submit", "--model-dir", (shared / "model").string(), "--calib-jsonl",
-                  (shared / "calib.jsonl").string(), "--output-dir", out.string(), "--num-calib",
+      h.Quantctl({"submit", "--model-dir", (model / "model").string(), "--calib-jsonl",
+                  (model / "calib.jsonl").string(), "--output-dir", out.string(), "--num-calib",
                   "32", "--max-seq-len", "512", "--system-prompt",
                   // AutoAWQ's reference run's prompt: short enough that every text fits 512 tokens.
                   "You are a helpful assistant.", "--follow"},

@@ -6,6 +6,7 @@
 
 #include "gtest/gtest.h"
 #include "quantd/tokenizer/tokenizer.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::tokenizer {
 namespace {
@@ -15,15 +16,14 @@ using testing::LoadGolden;
 
 struct Case {
   const char* golden;     // <golden>.golden.jsonl
-  const char* model_dir;  // under shared/assets, or under tests/golden/tokenizer when in_repo
+  const char* model_dir;  // under the test data, or under tests/golden/tokenizer when in_repo
   bool in_repo = false;
 };
 
 class GoldenTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
-    const std::string base =
-        GetParam().in_repo ? testing::GoldenDir() : testing::SharedDir() + "/assets";
+    const std::string base = GetParam().in_repo ? testing::GoldenDir() : test_data::Dir();
     auto loaded = Tokenizer::FromModelDir(base + "/" + GetParam().model_dir);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     tokenizer_ = std::move(*loaded);
@@ -41,7 +41,7 @@ TEST_P(GoldenTest, EncodeAndDecodeMatchReferenceOnEveryCorpusText) {
 TEST_P(GoldenTest, WholeCorpusFilesMatchReference) {
   ASSERT_FALSE(golden_.files.empty());
   for (const auto& [path, want] : golden_.files) {
-    const std::string text = testing::ReadFileOrDie(testing::SharedDir() + "/assets/" + path);
+    const std::string text = testing::ReadFileOrDie(test_data::Path(path));
     auto ids = tokenizer_->Encode(text, /*add_special_tokens=*/false);
     ASSERT_TRUE(ids.ok()) << path;
     EXPECT_EQ(static_cast<int64_t>(ids->size()), want.count) << path;

@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "quantd/tokenizer/tokenizer.h"
 #include "testing/golden.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::tokenizer {
 namespace {
@@ -13,7 +14,7 @@ namespace {
 class LargeInputsTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    auto loaded = Tokenizer::FromModelDir(testing::SharedDir() + "/assets/" + GetParam());
+    auto loaded = Tokenizer::FromModelDir(test_data::Path(GetParam()));
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     tok_ = std::move(*loaded);
   }

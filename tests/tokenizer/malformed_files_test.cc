@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "quantd/tokenizer/tokenizer.h"
 #include "testing/golden.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::tokenizer {
 namespace {
@@ -152,8 +153,8 @@ TEST_F(MalformedFilesTest, TokenizerModelOfGarbage) {
 }
 
 TEST_F(MalformedFilesTest, TruncatedTokenizerModel) {
-  const std::string real = testing::ReadFileOrDie(testing::SharedDir() +
-                                                  "/assets/tokenizers/llama2-spm/tokenizer.model");
+  const std::string real =
+      testing::ReadFileOrDie(test_data::Path("tokenizers/llama2-spm/tokenizer.model"));
   for (size_t size : {size_t{1}, size_t{100}, real.size() / 2, real.size() - 1}) {
     Write("tokenizer.model", real.substr(0, size));
     EXPECT_THAT(LoadError(), HasSubstr("tokenizer.model")) << "truncated to " << size << " bytes";

@@ -9,6 +9,7 @@
 #include "nlohmann/json.hpp"
 #include "quantd/tokenizer/tokenizer.h"
 #include "testing/golden.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::tokenizer {
 namespace {
@@ -16,8 +17,7 @@ namespace {
 using nlohmann::json;
 
 std::string BasePath(const std::string& base) {
-  if (base == "tiny")
-    return testing::SharedDir() + "/assets/models/tiny-qwen2-wp/model/tokenizer.json";
+  if (base == "tiny") return test_data::Path("models/tiny-qwen2-wp/model/tokenizer.json");
   return testing::GoldenDir() + "/llama2-hf/tokenizer.json";
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Independent reader of quantd's AWQ checkpoints, written from ../shared/spec/output-format.md.
+"""Independent reader of quantd's AWQ checkpoints, written from the project's output-format
+specification (spec/output-format.md of its reference material).
 
 Loads a model directory (float or AutoAWQ GEMM), unpacks qweight/qzeros with the reverse nibble
 order [0,4,1,5,2,6,3,7], dequantizes W^T[k, n] = (q - z) * s in float16, runs the float forward

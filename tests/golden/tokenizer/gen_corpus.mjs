@@ -2,13 +2,17 @@
 // Each line is {"name": ..., "b64": base64 of the raw bytes}. Raw bytes (not JSON strings) because
 // some texts are deliberately invalid UTF-8. Deterministic: same inputs give the same file.
 //
-//   node gen_corpus.mjs [SHARED_DIR]   (default ../../../../shared)
+//   node gen_corpus.mjs SHARED_DIR   (the project's reference material: assets/corpora/*.txt, whole)
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const shared = process.argv[2] ?? path.resolve(here, '../../../../shared');
+if (process.argv.length !== 3) {
+  console.error('usage: node gen_corpus.mjs SHARED_DIR');
+  process.exit(2);
+}
+const shared = process.argv[2];
 const corporaDir = path.join(shared, 'assets/corpora');
 
 // mulberry32: a tiny seeded PRNG so the samples never change between runs.

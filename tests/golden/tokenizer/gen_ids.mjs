@@ -7,7 +7,9 @@
 // corpus files encoded at once, compared by id count and FNV-1a-64 over the ids as little-endian u32.
 // Then one line per corpus text: {"name", "ids", "ids_no_special"?, "decoded", "decoded_skip"?}.
 //
-//   node gen_ids.mjs [SHARED_DIR]
+//   node gen_ids.mjs DATA_DIR
+// DATA_DIR: the test data as the tests read it — <build>/tests/data, which CMake fills from
+// tests/data (see tests/data/README.md): tokenizers/, corpora/ (slices), models/tiny-qwen2-wp/.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +20,11 @@ const { Tokenizer } = require('tokenizers');
 const version = require('tokenizers/package.json').version;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const shared = process.argv[2] ?? path.resolve(here, '../../../../shared');
-const assets = path.join(shared, 'assets');
+if (process.argv.length !== 3) {
+  console.error('usage: node gen_ids.mjs DATA_DIR   (e.g. build/tests/data)');
+  process.exit(2);
+}
+const data = process.argv[2];
 
 // What transformers' Qwen2Tokenizer builds from the slow files (vocab.json + merges.txt +
 // tokenizer_config.json): NFC, the Qwen split regex, byte-level BPE, every added_tokens_decoder entry.
@@ -44,9 +49,9 @@ function qwen2SlowTokenizerJson(dir) {
 }
 
 const tokenizers = {
-  'qwen2': () => Tokenizer.fromFile(path.join(assets, 'tokenizers/qwen2/tokenizer.json')),
-  'qwen2.5-slow': () => Tokenizer.fromString(qwen2SlowTokenizerJson(path.join(assets, 'tokenizers/qwen2.5'))),
-  'tiny-qwen2-wp': () => Tokenizer.fromFile(path.join(assets, 'models/tiny-qwen2-wp/model/tokenizer.json')),
+  'qwen2': () => Tokenizer.fromFile(path.join(data, 'tokenizers/qwen2/tokenizer.json')),
+  'qwen2.5-slow': () => Tokenizer.fromString(qwen2SlowTokenizerJson(path.join(data, 'tokenizers/qwen2.5'))),
+  'tiny-qwen2-wp': () => Tokenizer.fromFile(path.join(data, 'models/tiny-qwen2-wp/model/tokenizer.json')),
 };
 // Llama 2's tokenizer.json as transformers converts tokenizer.model (made on the GPU machine by
 // device_golden.py); used only when present.
@@ -56,9 +61,9 @@ if (fs.existsSync(llamaJson)) tokenizers['llama2-hf-json'] = () => Tokenizer.fro
 const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 const corpus = fs.readFileSync(path.join(here, 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const wholeFiles = [
-  ...fs.readdirSync(path.join(assets, 'corpora')).filter((f) => f.endsWith('.txt')).sort()
-    .map((f) => ['corpora/' + f, path.join(assets, 'corpora', f)]),
-  ['models/tiny-qwen2-wp/heldout.txt', path.join(assets, 'models/tiny-qwen2-wp/heldout.txt')],
+  ...fs.readdirSync(path.join(data, 'corpora')).filter((f) => f.endsWith('.txt')).sort()
+    .map((f) => ['corpora/' + f, path.join(data, 'corpora', f)]),
+  ['models/tiny-qwen2-wp/heldout.txt', path.join(data, 'models/tiny-qwen2-wp/heldout.txt')],
 ];
 
 function fnv1a64(ids) {
@@ -79,7 +84,7 @@ const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 // tokens appended ("add_tokens"), covering each pre-tokenizer behaviour, normalizer and added-token
 // flag. Golden rows for the hostile and invalid texts and a few corpus samples, matched by name.
 const bases = {
-  tiny: path.join(assets, 'models/tiny-qwen2-wp/model/tokenizer.json'),
+  tiny: path.join(data, 'models/tiny-qwen2-wp/model/tokenizer.json'),
   llama: path.join(here, 'llama2-hf/tokenizer.json'),
 };
 function variantJson(variant, readBase) {

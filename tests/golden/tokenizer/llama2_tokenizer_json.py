@@ -14,7 +14,8 @@ The conversion, from transformers' convert_slow_tokenizer (facts, restated):
   post_processor = TemplateProcessing "<s> $A"; decoder = Sequence[Replace("▁" -> " "),
   ByteFallback, Fuse, Strip(" ", 1, 0)].
 
-Usage: /usr/bin/python3 llama2_tokenizer_json.py [SHARED_DIR]
+Usage: /usr/bin/python3 llama2_tokenizer_json.py DATA_DIR
+(DATA_DIR: the test data as the tests read it, <build>/tests/data; see tests/data/README.md)
 """
 import base64
 import json
@@ -25,8 +26,10 @@ import sentencepiece
 from sentencepiece import sentencepiece_model_pb2
 
 here = os.path.dirname(os.path.abspath(__file__))
-shared = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "../../../../shared")
-model_path = os.path.join(shared, "assets/tokenizers/llama2-spm/tokenizer.model")
+if len(sys.argv) != 2:
+    sys.exit("usage: llama2_tokenizer_json.py DATA_DIR   (e.g. build/tests/data)")
+data = sys.argv[1]
+model_path = os.path.join(data, "tokenizers/llama2-spm/tokenizer.model")
 
 proto = sentencepiece_model_pb2.ModelProto()
 proto.ParseFromString(open(model_path, "rb").read())
@@ -96,7 +99,7 @@ if os.path.exists(golden_path):
     # Whole corpus files, compared by count and FNV-1a-64 of the ids (as gen_ids.mjs computes).
     files = json.loads(open(golden_path, encoding="utf-8").readline())["files"]
     for key, want in files.items():
-        text = open(os.path.join(shared, "assets", key), "rb").read().decode("utf-8", errors="replace")
+        text = open(os.path.join(data, key), "rb").read().decode("utf-8", errors="replace")
         ids = sp.encode(text)
         h = 0xCBF29CE484222325
         for i in ids:

@@ -75,7 +75,6 @@ std::map<std::string, std::vector<GoldenRow>> LoadVariantGoldens() {
   return out;
 }
 
-std::string SharedDir() { return QUANTD_SHARED_DIR; }
 std::string GoldenDir() { return std::string(QUANTD_SOURCE_DIR) + "/tests/golden/tokenizer"; }
 
 std::string ReadFileOrDie(const std::string& path) {

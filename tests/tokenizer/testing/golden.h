@@ -10,7 +10,6 @@
 
 namespace quantd::tokenizer::testing {
 
-std::string SharedDir();
 std::string GoldenDir();
 std::string ReadFileOrDie(const std::string& path);
 
@@ -30,7 +29,7 @@ struct WholeFile {
 
 struct Golden {
   std::string reference;
-  std::map<std::string, WholeFile> files;  // path under shared/assets -> expected
+  std::map<std::string, WholeFile> files;  // path under the test data -> expected
   std::vector<GoldenRow> rows;
 };
 
