@@ -1,7 +1,8 @@
 // quantd-worker: connects to quantd, advertises its GPUs (or CPU slots) and runs each assigned job
 // in its own quantize-awq child process. Serves /metrics, /healthz and /readyz (ready: connected to
-// quantd) on --metrics-address. Configuration: `quantd-worker --help` (every flag also reads
-// QUANTD_<FLAG>; the server address QUANTD_ADDRESS).
+// quantd) on --metrics-address. Configuration: `quantd-worker --help`; every flag also reads
+// QUANTD_<FLAG> (upper case, '-' as '_'), except --server, which reads QUANTD_ADDRESS as quantctl
+// does (tests/ops/flag_docs_test.cc holds both to this and to docs/service.md).
 #include <signal.h>
 #include <unistd.h>
 
@@ -46,9 +47,9 @@ std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptio
   app.add_option("--engine", options->engine, "quantize-awq executable")->envname("QUANTD_ENGINE");
   app.add_option("--capacity", options->capacity, "Jobs per GPU, or CPU slots without GPUs")
       ->check(CLI::Range(1, 64))
-      ->envname("QUANTD_WORKER_CAPACITY");
+      ->envname("QUANTD_CAPACITY");
   app.add_flag("--no-gpus", flags->no_gpus, "Offer CPU slots even when GPUs are present")
-      ->envname("QUANTD_WORKER_NO_GPUS");
+      ->envname("QUANTD_NO_GPUS");
   app.add_option("--cancel-grace-seconds", grace, "SIGTERM-to-SIGKILL grace of a cancelled engine")
       ->check(CLI::Range(0.0, 3600.0))
       ->envname("QUANTD_CANCEL_GRACE_SECONDS");

@@ -2,8 +2,9 @@
 // geometry checks) → CALIBRATING (blocks of max_seq_len tokens) → QUANTIZING (layer by layer:
 // read that layer's weights only, run the backend's AWQ step, hand the tensors to the exporter at
 // once; with --eval_text the float and the quantized model's held-out activations advance through
-// the same layer, so memory stays bounded by one layer) → EVALUATING (final norm, lm_head, NLL) →
-// EXPORTING (config and side files, quant_report.json, rename into place).
+// the same layer, so memory stays bounded by a few layers, never the whole model) → EVALUATING
+// (final norm, lm_head, NLL) → EXPORTING (config and side files, quant_report.json, rename into
+// place).
 //
 // Around the backend everything overlaps its work: a LayerPrefetcher reads layer i+1 from the
 // memory-mapped checkpoint while the backend quantizes layer i (two layers of weights on the host
