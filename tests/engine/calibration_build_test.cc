@@ -8,6 +8,7 @@
 #include "calib/python_random.h"
 #include "calib/python_strip.h"
 #include "testing/io_temp_dir.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
@@ -223,7 +224,8 @@ TEST(CalibrationBuildTest, ClearErrors) {
   auto missing = BuildCalibration(Options(dir.Sub("none.jsonl"), 4, 4), &tok, nullptr, nullptr);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("none.jsonl"));
-  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("sample_calib_from_data.py"));
+  // What the file must hold and how to make one (nothing that is not shipped).
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr(kCalibJsonlFormatHint));
 
   WriteTextFile(dir.Sub("bad.jsonl"), "\n[1]\n{\"x\": 1}\n");
   auto empty = BuildCalibration(Options(dir.Sub("bad.jsonl"), 4, 4), &tok, nullptr, nullptr);
@@ -248,8 +250,7 @@ TEST(CalibrationBuildTest, ClearErrors) {
 }
 
 TEST(CalibrationBuildTest, ParityFixtureIsSixteenBlocks) {
-  const std::string path =
-      std::string(QUANTD_SHARED_DIR) + "/fixtures/autoawq-parity/llama-mha/calib.jsonl";
+  const std::string path = quantd::test_data::Path("fixtures/autoawq-parity/llama-mha/calib.jsonl");
   CalibrationOptions o = Options(path, 16, 128);
   o.vocab_size = 512;
   auto set = BuildCalibration(o, nullptr, nullptr, nullptr);

@@ -4,19 +4,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/test_data.h"
 
 namespace {
 
 const std::string kBinary = std::string(QUANTD_BINARY_DIR) + "/bin/quantize-awq";
-const std::string kFixture = std::string(QUANTD_SHARED_DIR) + "/fixtures/autoawq-parity/llama-mha";
+const std::string kFixture = quantd::test_data::Path("fixtures/autoawq-parity/llama-mha");
 
 struct RunResult {
   int exit_code = -1;
@@ -64,7 +67,77 @@ TEST(QuantizeAwqCliTest, MissingCalibrationFileGivesAHint) {
       RunCli("--model_dir " + kFixture + "/model", "AWQ_CALIB_JSONL=/nope/calib.jsonl");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("calibration file not found: /nope/calib.jsonl"), std::string::npos);
-  EXPECT_NE(r.output.find("sample_calib_from_data.py"), std::string::npos) << r.output;
+  // What the file must hold, and the subcommand that makes one.
+  EXPECT_NE(r.output.find("{\"text\": \"...\"}"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("{\"input_ids\": [...]}"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("quantize-awq make-calib TEXT_FILE > calib.jsonl"), std::string::npos)
+      << r.output;
+}
+
+// --trust_remote_code is accepted for the seed's interface, changes nothing, says so in --help and
+// warns once however often it is given.
+TEST(QuantizeAwqCliTest, TrustRemoteCodeIsAcceptedWithOneWarning) {
+  const RunResult help = RunCli("--help");
+  EXPECT_NE(help.output.find("quantd never executes model code"), std::string::npos) << help.output;
+  const std::string warning = "--trust_remote_code has no effect";
+  const RunResult plain = RunCli("--model_dir " + kFixture + "/model --calib_jsonl /nope");
+  EXPECT_EQ(plain.output.find(warning), std::string::npos) << plain.output;
+  const RunResult given = RunCli("--trust_remote_code --model_dir " + kFixture +
+                                 "/model --no_trust_remote_code --calib_jsonl /nope "
+                                 "--trust_remote_code");
+  EXPECT_EQ(given.exit_code, plain.exit_code);
+  const size_t first = given.output.find(warning);
+  ASSERT_NE(first, std::string::npos) << given.output;
+  EXPECT_EQ(given.output.find(warning, first + 1), std::string::npos) << given.output;
+  EXPECT_NE(given.output.find("calibration file not found: /nope"), std::string::npos);
+}
+
+// make-calib turns prose into one {"text"} row per paragraph, which calibration reads as it is:
+// `quantize-awq tokenize` (calibration's own text path) accepts every row with the demo model.
+TEST(QuantizeAwqCliTest, MakeCalibWritesOneTextRowPerParagraph) {
+  const std::string dir = TempDir("make_calib");
+  {
+    std::FILE* f = std::fopen((dir + "/book.txt").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fputs(
+        "  Chapter One\r\n\r\nIt was a dark\n  and stormy night.\n\n\n\"Quoted\", she "
+        "said \xff\n   \nLast line without newline",
+        f);
+    std::fclose(f);
+  }
+  const RunResult r = RunCli("make-calib " + dir + "/book.txt", "", /*with_stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> texts;
+  for (const std::string& line : absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.size() == 1 && j["text"].is_string()) << line;
+    texts.push_back(j["text"]);
+  }
+  {
+    std::FILE* f = std::fopen((dir + "/calib.jsonl").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fputs(r.output.c_str(), f);
+    std::fclose(f);
+  }
+  EXPECT_EQ(texts, (std::vector<std::string>{"Chapter One", "It was a dark and stormy night.",
+                                             "\"Quoted\", she said \xEF\xBF\xBD",
+                                             "Last line without newline"}));
+  const std::string model = quantd::test_data::Path("models/tiny-qwen2-wp/model");
+  const RunResult ids =
+      RunCli("tokenize --model_dir " + model + " --chat < " + dir + "/calib.jsonl", "", false);
+  EXPECT_EQ(ids.exit_code, 0) << ids.output;
+  EXPECT_EQ(std::count(ids.output.begin(), ids.output.end(), '\n'), 4) << ids.output;
+
+  EXPECT_EQ(RunCli("make-calib").exit_code, 2);
+  EXPECT_EQ(RunCli("make-calib " + dir + "/missing.txt").exit_code, 1);
+  const std::string blank = dir + "/blank.txt";
+  std::FILE* b = std::fopen(blank.c_str(), "wb");
+  ASSERT_NE(b, nullptr);
+  std::fputs(" \n\n\t\n", b);
+  std::fclose(b);
+  const RunResult empty = RunCli("make-calib " + blank);
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_NE(empty.output.find("holds no text"), std::string::npos) << empty.output;
 }
 
 TEST(QuantizeAwqCliTest, DefaultCalibrationFileIsTheSeeds) {

@@ -33,8 +33,11 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"backend", {Kind::kString, "auto|cpu|cuda (auto)"}},
       {"events", {Kind::kString, "jsonl: machine-readable events on stdout"}},
       {"no_chat_template", {Kind::kSwitch, "use calibration texts without chat wrapping"}},
-      {"trust_remote_code", {Kind::kSwitch, "accepted (default); no remote code runs in C++"}},
-      {"no_trust_remote_code", {Kind::kSwitch, "accepted"}},
+      {"trust_remote_code",
+       {Kind::kSwitch,
+        "no effect (accepted for the seed's interface): quantd never executes "
+        "model code, it reads config.json, safetensors and tokenizer files only"}},
+      {"no_trust_remote_code", {Kind::kSwitch, "no effect, as --trust_remote_code"}},
       {"help", {Kind::kSwitch, "this text"}},
   };
   return *flags;
@@ -97,10 +100,8 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
     }
   } else if (flag == "no_chat_template") {
     o.apply_chat_template = false;
-  } else if (flag == "trust_remote_code") {
-    c.trust_remote_code = true;
-  } else if (flag == "no_trust_remote_code") {
-    c.trust_remote_code = false;
+  } else if (flag == "trust_remote_code" || flag == "no_trust_remote_code") {
+    c.trust_remote_code_given = true;
   } else if (flag == "help") {
     c.help = true;
   } else {
@@ -164,6 +165,9 @@ std::string UsageText() {
     absl::StrAppend(&text, "  --", name, spec.kind == Kind::kSwitch ? "" : " V", "\n      ",
                     spec.help, "\n");
   }
+  text +=
+      "\nsubcommands (each with --help): quantize-awq tokenize (token ids calibration would use),\n"
+      "quantize-awq make-calib TEXT_FILE (a calibration file from plain text)\n";
   return text;
 }
 

@@ -21,7 +21,9 @@ inline constexpr char kDefaultCalibJsonl[] = "calib_8192.jsonl";
 struct CliConfig {
   engine::QuantizeOptions options;
   bool events_jsonl = false;
-  bool trust_remote_code = true;  // accepted for compatibility; C++ runs no remote code
+  // --trust_remote_code / --no_trust_remote_code were given: accepted for the seed script's
+  // interface, with no effect (quantd never executes model code); main warns once.
+  bool trust_remote_code_given = false;
   bool help = false;
 };
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "cli_flags.h"
 #include "console_observer.h"
+#include "make_calib_command.h"
 #include "quantd/engine/quantize.h"
 #include "tokenize_command.h"
 
@@ -24,7 +25,7 @@ extern "C" void OnSignal(int) {
 }
 
 // The seed script's checks before any work: the model directory and its config.json, and the
-// calibration file (with the hint how to make one).
+// calibration file (with what it must hold and how to make one).
 absl::Status ValidatePaths(const quantd::engine::QuantizeOptions& o) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -38,11 +39,9 @@ absl::Status ValidatePaths(const quantd::engine::QuantizeOptions& o) {
         absl::StrCat("--model_dir has no config.json: ", o.model_dir));
   }
   if (!fs::is_regular_file(o.calib_jsonl, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "calibration file not found: ", o.calib_jsonl,
-        "\n  set --calib_jsonl or AWQ_CALIB_JSONL to a jsonl file with one {\"text\": \"...\"} per "
-        "line, or make one from your data with:\n"
-        "  N=8192 MAX_LEN=2048 python3 sample_calib_from_data.py"));
+    return absl::InvalidArgumentError(absl::StrCat("calibration file not found: ", o.calib_jsonl,
+                                                   "\n  set --calib_jsonl or AWQ_CALIB_JSONL; ",
+                                                   quantd::engine::kCalibJsonlFormatHint));
   }
   return absl::OkStatus();
 }
@@ -60,6 +59,9 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "tokenize") {
     return quantd::quantize_awq::RunTokenize({args.begin() + 1, args.end()}, std::cin, stdout,
                                              stderr);
+  }
+  if (!args.empty() && args[0] == "make-calib") {
+    return quantd::quantize_awq::RunMakeCalib({args.begin() + 1, args.end()}, stdout, stderr);
   }
   absl::StatusOr<quantd::quantize_awq::CliConfig> cli = quantd::quantize_awq::ParseFlags(
       args, [](const std::string& name) -> std::optional<std::string> {
@@ -84,6 +86,11 @@ int main(int argc, char** argv) {
   // Artifact digests are only printed as events (the daemon reads them).
   cli->options.artifact_digests = cli->events_jsonl;
   ConsoleObserver observer(cli->events_jsonl, stdout, stderr);
+  if (cli->trust_remote_code_given) {
+    observer.OnLog(quantd::engine::LogLevel::kWarning,
+                   "--trust_remote_code has no effect: quantd never executes model code (it reads "
+                   "config.json, safetensors and tokenizer files only)");
+  }
   const quantd::engine::QuantizeOptions& o = cli->options;
   if (absl::Status s = ValidatePaths(o); !s.ok()) {
     observer.Result(s);

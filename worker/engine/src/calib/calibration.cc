@@ -139,10 +139,9 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
   }
   std::ifstream in(options.calib_jsonl, std::ios::binary);
   if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "calib_jsonl ", options.calib_jsonl,
-        " cannot be read (missing?); make one with one {\"text\": ...} object per line, e.g. "
-        "N=8192 MAX_LEN=2048 python3 sample_calib_from_data.py"));
+    return absl::InvalidArgumentError(absl::StrCat("calib_jsonl ", options.calib_jsonl,
+                                                   " cannot be read (missing?); ",
+                                                   kCalibJsonlFormatHint));
   }
   CalibrationSet set;
   CalibrationCounts& counts = set.counts;
@@ -170,7 +169,7 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
   if (sample.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("calib_jsonl ", options.calib_jsonl,
                                                    " holds no usable row (", SkipSummary(counts),
-                                                   "); each line must be {\"text\": \"...\"}"));
+                                                   "); ", kCalibJsonlFormatHint));
   }
 
   const bool wrap = options.apply_chat_template;

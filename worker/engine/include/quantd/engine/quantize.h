@@ -24,6 +24,14 @@ namespace quantd::engine {
 // calibration.
 extern const char kSeedSystemPrompt[];
 
+// What a calibration file must hold, and how to make one: appended to the errors about a missing
+// or unusable calib_jsonl.
+inline constexpr char kCalibJsonlFormatHint[] =
+    "a calibration file is JSON lines, one object per line: {\"text\": \"...\"} (chat-wrapped "
+    "and tokenized with the model's tokenizer) or {\"input_ids\": [...]} (token ids used as "
+    "they are); `quantize-awq make-calib TEXT_FILE > calib.jsonl` makes one from a plain text "
+    "file, one row per paragraph";
+
 // Float type of the non-quantized tensors in the output.
 enum class OutputDtype { kFloat16, kBFloat16 };
 
