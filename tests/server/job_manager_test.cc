@@ -123,7 +123,13 @@ TEST_F(JobManagerTest, SubmitFillsDefaultsAndStoresAQueuedEvent) {
   EXPECT_EQ(job.spec().group_size(), 128);
   EXPECT_EQ(job.spec().num_calib(), 8192);
   EXPECT_EQ(job.spec().modules_to_not_convert().names(0), "lm_head");
-  EXPECT_GT(job.estimated_gpu_memory_bytes(), int64_t{1} << 30);
+  // EstimateGpuMemoryBytes for this config and calibration file: three fp32 copies of one layer
+  // (64·(64 + 2·4·16) + 64·64 + 3·64·128 = 40960 parameters), the inputs of every Linear for 2048
+  // tokens (the 18-byte file holds less than one block of max_seq_len, so one block) at
+  // (6·64 + 2·128) floats each, the 100 × 64 fp16 embedding and 1 GiB of runtime overhead.
+  EXPECT_EQ(job.estimated_gpu_memory_bytes(), int64_t{40960} * 4 * 3 +
+                                                  int64_t{2048} * (6 * 64 + 2 * 128) * 4 +
+                                                  100 * 64 * 2 + (int64_t{1} << 30));
   EXPECT_EQ(job.last_event_sequence(), 1);
 }
 
