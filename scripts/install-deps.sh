@@ -16,6 +16,8 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # tools the tests drive: promtool, python client stubs
   prometheus python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-jinja2
+  # the Python client: built and installed with pip into a virtualenv, tested with pytest
+  python3-venv python3-setuptools python3-wheel python3-pytest
   # regenerating the tokenizer golden files (tests/golden/tokenizer): SentencePiece as a cross-check
   python3-sentencepiece
   clang-format
