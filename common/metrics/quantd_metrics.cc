@@ -91,6 +91,9 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
                                    "Jobs put back in the queue after their worker was lost.");
   auto* workers = d.GaugeFamily("quantd_workers", "Connected workers, by state.", {"state"});
   auto* gpus = d.GaugeFamily("quantd_gpus", "GPU slots of connected workers, by state.", {"state"});
+  auto* gpu_memory = d.GaugeFamily(
+      "quantd_gpu_memory_bytes",
+      "Device memory of connected workers' GPUs that report it, by state (used, free).", {"state"});
   auto* watchers = d.GaugeFamily("quantd_watchers", "Open WatchJob streams.");
   auto* grpc_requests =
       d.CounterFamily("quantd_grpc_requests_total",
@@ -117,6 +120,8 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
   Gauge* busy = d.Child(workers, {{"state", "busy"}});
   Gauge* gpus_free = d.Child(gpus, {{"state", "free"}});
   Gauge* gpus_busy = d.Child(gpus, {{"state", "busy"}});
+  Gauge* gpu_memory_used = d.Child(gpu_memory, {{"state", "used"}});
+  Gauge* gpu_memory_free = d.Child(gpu_memory, {{"state", "free"}});
   Gauge* build_info = d.Child(build, {{"version", QUANTD_VERSION}});
   Counter* submitted_child = d.Child(submitted);
   Histogram* queue_wait_child = d.Child(queue_wait);
@@ -141,6 +146,8 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
       .workers_busy = *busy,
       .gpus_free = *gpus_free,
       .gpus_busy = *gpus_busy,
+      .gpu_memory_used = *gpu_memory_used,
+      .gpu_memory_free = *gpu_memory_free,
       .watchers = *watchers_child,
       .grpc_requests = *grpc_requests,
       .grpc_request_duration_seconds = *grpc_duration,

@@ -45,6 +45,10 @@ struct ServerMetrics {
   Gauge& workers_busy;
   Gauge& gpus_free;
   Gauge& gpus_busy;
+  // Device memory of connected workers' GPUs, used and free, as their heartbeats report it
+  // (NVML: every process on the device); GPUs whose worker reports none are left out.
+  Gauge& gpu_memory_used;
+  Gauge& gpu_memory_free;
   // Open WatchJob streams.
   Gauge& watchers;
   // Finished gRPC calls by method (e.g. "SubmitJob") and status code name (e.g. "OK").

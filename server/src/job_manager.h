@@ -121,6 +121,9 @@ class JobManager {
     uint64_t session_id = 0;
     absl::Time lease_expiry;
     std::map<std::string, int32_t> jobs;  // Job id -> GPU index (-1: CPU slot).
+    // Device memory in use per GPU index (every process on it), from the latest heartbeat of this
+    // session; empty when the worker reports none (no GPU, or no NVML).
+    std::map<int32_t, int64_t> gpu_memory_used_bytes;
   };
   // When an unfinished job entered the queue (submission or requeue) and was first placed on a
   // worker: the start of quantd_job_queue_wait_seconds and quantd_job_duration_seconds.

@@ -50,9 +50,16 @@ void JobManager::CollectMetrics() {
     (record.job.state() == v1::JOB_STATE_QUEUED ? queued : running) += 1;
   }
   int64_t idle = 0, busy = 0, free_slots = 0, busy_slots = 0;
+  int64_t memory_used = 0, memory_free = 0;  // GPUs whose worker reports their use
   for (const auto& [id, entry] : workers_) {
     if (!entry.outbox) continue;  // Disconnected or lost.
     (entry.jobs.empty() ? idle : busy) += 1;
+    for (const v1::Gpu& gpu : entry.info.gpus()) {
+      auto used = entry.gpu_memory_used_bytes.find(gpu.index());
+      if (used == entry.gpu_memory_used_bytes.end()) continue;
+      memory_used += used->second;
+      memory_free += std::max<int64_t>(0, gpu.memory_bytes() - used->second);
+    }
     if (entry.info.gpus().empty()) {  // A CPU-only worker: its slots stand in for GPUs.
       const int64_t used = static_cast<int64_t>(entry.jobs.size());
       busy_slots += used;
@@ -71,6 +78,8 @@ void JobManager::CollectMetrics() {
   metrics_.workers_busy.Set(static_cast<double>(busy));
   metrics_.gpus_free.Set(static_cast<double>(free_slots));
   metrics_.gpus_busy.Set(static_cast<double>(busy_slots));
+  metrics_.gpu_memory_used.Set(static_cast<double>(memory_used));
+  metrics_.gpu_memory_free.Set(static_cast<double>(memory_free));
 }
 
 }  // namespace quantd::server

@@ -96,6 +96,7 @@ WorkerSession JobManager::ConnectWorker(const v1::WorkerHello& hello, v1::Server
   entry.outbox = std::make_shared<WorkerOutbox>();
   entry.session_id = ++next_session_;
   entry.lease_expiry = absl::Now() + options_.lease_duration;
+  entry.gpu_memory_used_bytes.clear();  // Known again from this session's first heartbeat.
   v1::Worker& info = entry.info;
   info.set_name("workers/" + id);
   info.set_worker_id(id);
@@ -197,8 +198,13 @@ void JobManager::HandleWorkerMessage(const WorkerSession& session,
       if (record != nullptr) HandleFinishedLocked(*record, finished);
       break;
     }
+    case v1::WorkerMessage::kHeartbeat: {  // The lease renewal above, and the GPUs' memory use.
+      const auto& used = message.heartbeat().gpu_memory_used_bytes();
+      entry.gpu_memory_used_bytes = {used.begin(), used.end()};
+      break;
+    }
     default:
-      break;  // Heartbeat: the lease renewal above is all it does.
+      break;
   }
 }
 

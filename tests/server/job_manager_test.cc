@@ -249,6 +249,45 @@ TEST_F(JobManagerTest, LostWorkerRequeuesThenFailsAfterMaxAttempts) {
   EXPECT_NE(failed.error().message().find("lease expired"), std::string::npos);
 }
 
+// Heartbeat.gpu_memory_used_bytes (quantd-worker reads it through NVML): the server keeps each
+// session's latest and exports the used and free memory of the GPUs that report it.
+TEST_F(JobManagerTest, HeartbeatsReportGpuMemoryInUse) {
+  metrics::ServerMetrics& m = *metrics_;
+  v1::WorkerHello hello;
+  hello.set_worker_id("gpu-worker");
+  for (int i = 0; i < 2; ++i) {
+    v1::Gpu* gpu = hello.add_gpus();
+    gpu->set_index(i);
+    gpu->set_memory_bytes(int64_t{80} << 30);
+  }
+  v1::ServerHello reply;
+  WorkerSession session = manager_->ConnectWorker(hello, &reply);
+  manager_->CollectMetrics();
+  EXPECT_EQ(m.gpu_memory_used.Value(), 0);  // Nothing reported yet.
+  EXPECT_EQ(m.gpu_memory_free.Value(), 0);
+
+  v1::WorkerMessage beat;
+  (*beat.mutable_heartbeat()->mutable_gpu_memory_used_bytes())[0] = int64_t{30} << 30;
+  (*beat.mutable_heartbeat()->mutable_gpu_memory_used_bytes())[1] = int64_t{1} << 30;
+  manager_->HandleWorkerMessage(session, beat);
+  manager_->CollectMetrics();
+  EXPECT_EQ(m.gpu_memory_used.Value(), static_cast<double>(int64_t{31} << 30));
+  EXPECT_EQ(m.gpu_memory_free.Value(), static_cast<double>(int64_t{129} << 30));
+
+  // The latest heartbeat replaces the previous one; a new session starts unknown again.
+  (*beat.mutable_heartbeat()->mutable_gpu_memory_used_bytes())[0] = int64_t{10} << 30;
+  manager_->HandleWorkerMessage(session, beat);
+  manager_->CollectMetrics();
+  EXPECT_EQ(m.gpu_memory_used.Value(), static_cast<double>(int64_t{11} << 30));
+  WorkerSession again = manager_->ConnectWorker(hello, &reply);
+  manager_->CollectMetrics();
+  EXPECT_EQ(m.gpu_memory_used.Value(), 0);
+  manager_->DisconnectWorker(again);
+  manager_->HandleWorkerMessage(session, beat);  // The replaced session is ignored.
+  manager_->CollectMetrics();
+  EXPECT_EQ(m.gpu_memory_used.Value(), 0);
+}
+
 TEST_F(JobManagerTest, MetricsFollowJobsAndWorkers) {
   metrics::ServerMetrics& m = *metrics_;
   v1::Job job = Submit("a");

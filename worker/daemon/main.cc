@@ -12,6 +12,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "gpu_memory_monitor.h"
 #include "gpu_probe.h"
 #include "http/endpoint_server.h"
 #include "logging/logging.h"
@@ -98,6 +99,15 @@ int main(int argc, char** argv) {
   if (options.gpus.empty()) {
     logging::Info(absl::StrCat("no GPU offered (", flags.no_gpus ? "--no-gpus" : why,
                                "): offering ", options.capacity, " CPU slot(s)"));
+  }
+  std::unique_ptr<quantd::worker::GpuMemoryMonitor> gpu_memory;
+  if (!options.gpus.empty()) {
+    gpu_memory = quantd::worker::GpuMemoryMonitor::Open(options.gpus, &why);
+    if (gpu_memory != nullptr) {
+      options.gpu_memory_used = [monitor = gpu_memory.get()] { return monitor->UsedBytes(); };
+    } else {
+      logging::Warning(absl::StrCat("heartbeats carry no GPU memory use: ", why));
+    }
   }
 
   quantd::metrics::Registry registry;

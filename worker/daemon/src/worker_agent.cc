@@ -212,7 +212,14 @@ bool WorkerAgent::Serve() {
       if (!out.empty()) {
         lock.unlock();
         bool ok = true;
-        for (const v1::WorkerMessage& m : out) ok = ok && stream->Write(m);
+        for (v1::WorkerMessage& m : out) {
+          if (m.has_heartbeat() && options_.gpu_memory_used) {  // NVML, outside the lock
+            for (const auto& [gpu, bytes] : options_.gpu_memory_used()) {
+              (*m.mutable_heartbeat()->mutable_gpu_memory_used_bytes())[gpu] = bytes;
+            }
+          }
+          ok = ok && stream->Write(m);
+        }
         lock.lock();
         if (!ok) break;
         continue;

@@ -18,6 +18,8 @@
 #define QUANTD_WORKER_DAEMON_WORKER_AGENT_H_
 
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +44,9 @@ struct WorkerOptions {
   absl::Duration max_backoff = absl::Seconds(10);
   std::string tls_ca;  // PEM; set = TLS.
   std::vector<v1::Gpu> gpus;
+  // Device memory in use per GPU index, sent with every heartbeat (GpuMemoryMonitor::UsedBytes);
+  // unset on a worker without GPUs or NVML, whose heartbeats carry none.
+  std::function<std::map<int32_t, int64_t>()> gpu_memory_used;
 };
 
 class WorkerAgent {
