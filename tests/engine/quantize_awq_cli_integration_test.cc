@@ -108,8 +108,8 @@ TEST(QuantizeAwqCliTest, MakeCalibWritesOneTextRowPerParagraph) {
   const RunResult r = RunCli("make-calib " + dir + "/book.txt", "", /*with_stderr=*/false);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::vector<std::string> texts;
-  for (const std::string& line : absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  for (absl::string_view line : absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+    const nlohmann::json j = nlohmann::json::parse(std::string(line), nullptr, false);
     ASSERT_TRUE(j.is_object() && j.size() == 1 && j["text"].is_string()) << line;
     texts.push_back(j["text"]);
   }
