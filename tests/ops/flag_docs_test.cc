@@ -28,10 +28,13 @@ std::map<std::string, std::string> FlagsFromHelp(const std::string& binary) {
   for (size_t n; pipe != nullptr && (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0;) {
     out.append(buffer, n);
   }
-  if (pipe != nullptr) EXPECT_EQ(pclose(pipe), 0) << command;
+  if (pipe != nullptr) {
+    EXPECT_EQ(pclose(pipe), 0) << command;
+  }
   std::map<std::string, std::string> flags;
   const std::regex line(R"(^  (--[a-z0-9-]+)\b.*\(Env:([A-Z0-9_]+)\))");
-  for (const std::string& l : absl::StrSplit(out, '\n')) {
+  for (absl::string_view view : absl::StrSplit(out, '\n')) {
+    const std::string l(view);
     std::smatch m;
     if (std::regex_search(l, m, line)) flags[m[1]] = m[2];
   }
@@ -65,7 +68,9 @@ std::map<std::string, std::string> FlagsFromDocs(const std::string& heading) {
     for (size_t i = 0; i < names.size(); ++i) {
       std::string name(absl::StripPrefix(absl::StripSuffix(names[i], "`"), "`"));
       std::string env(absl::StripPrefix(absl::StripSuffix(envs[i], "`"), "`"));
-      if (absl::StartsWith(name, "--")) flags[name] = env;
+      if (name.size() > 2 && absl::StartsWith(name, "--") && absl::ascii_islower(name[2])) {
+        flags[name] = env;  // not the |---| separator row
+      }
     }
   }
   return flags;
