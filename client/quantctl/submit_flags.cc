@@ -45,7 +45,9 @@ void AddSubmitFlags(CLI::App* submit, SubmitFlags* f) {
   submit->add_option("--system-prompt", f->system_prompt,
                      "System message (default: the seed prompt; \"\" for none)");
   submit->add_option("--seed", f->seed, "Sampling seed (default 42)");
-  submit->add_option("--dtype", f->dtype, "float16 or bfloat16 (default float16)")
+  submit
+      ->add_option("--dtype", f->dtype,
+                   "float16 or bfloat16 (default: float16, bfloat16 for Gemma 2/3)")
       ->check(CLI::IsMember({"float16", "bfloat16"}));
   submit->add_option("--eval-text", f->eval_text, "Held-out text for perplexity");
   submit->add_option("--modules-to-not-convert", f->modules_to_not_convert,

@@ -5,10 +5,12 @@
 # every log and quant_report.json in e2e-logs.tar.gz, under $OUT (at most 8 files come back).
 #   .device-bundle-e2e/run-e2e-bench.sh STEP...
 # Steps: engine-small (run-gpu-checks.sh bench-small: the engine-only benchmark, for comparison),
-#        gpu-tests (run-gpu-checks.sh tests), small (0.5B 128x512, all layers), small-events (the
+#        gpu-tests (run-gpu-checks.sh tests), gpu-families (run-gpu-checks.sh attention families),
+#        small (0.5B 128x512, all layers), small-events (the
 #        same with --events=jsonl, the daemon's mode, which also hashes the output),
 #        large[:K] (0.5B 256x2048, K layers, default all), 7b[:K] (7B 128x512, K layers),
-#        7b-large[:K] (7B 256x2048: token chunks, K layers).
+#        7b-large[:K] (7B 256x2048: token chunks, K layers), llama8b[:K] (Llama-3.1-8B 128x512,
+#        K layers, default all).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 final=${OUT:-/tmp/quantd-out}
@@ -20,6 +22,7 @@ for step in "$@"; do
   case "$step" in
     engine-small) gpu_steps+=(bench-small) ;;
     gpu-tests) gpu_steps+=(tests) ;;
+    gpu-families) gpu_steps+=(attention families) ;;
   esac
 done
 OUT=$out bash "$here/run-gpu-checks.sh" "${gpu_steps[@]}" | tee "$out/gpu-checks.txt"
@@ -56,6 +59,7 @@ for step in "$@"; do
     small) e2e qwen05b_128x512 qwen2.5-0.5b-instruct.config.json 128 512 0 ;;
     small-events) e2e qwen05b_128x512_events qwen2.5-0.5b-instruct.config.json 128 512 0 --events ;;
     large*) e2e qwen05b_256x2048 qwen2.5-0.5b-instruct.config.json 256 2048 "$(layers_of "$step")" ;;
+    llama8b*) e2e llama31_8b_128x512 llama-3.1-8b.config.json 128 512 "$(layers_of "$step")" ;;
     7b-large*) e2e qwen7b_256x2048 qwen2.5-7b-instruct.config.json 256 2048 "$(layers_of "$step")" ;;
     7b*) e2e qwen7b_128x512 qwen2.5-7b-instruct.config.json 128 512 "$(layers_of "$step")" ;;
   esac

@@ -4,9 +4,11 @@
 # kernel, kernels, CPU parity and token chunks, both backends' checkpoints through the numpy
 # reader) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [checkpoint] [tests]
-#                                          [bench-small] [bench-large] [bench-7b] [bench-7b-large]
-#                                          [profile-small] [profile-large]
-# (no argument: tests and bench-small; `tests` = attention, kernels, parity and checkpoint;
+#                                          [families] [bench-small] [bench-large] [bench-7b]
+#                                          [bench-7b-large] [profile-small] [profile-large]
+# (no argument: tests and bench-small; `tests` = attention, kernels, parity (every family's
+# real geometry included) and checkpoint (every family's miniature included); `families` = only
+# the family cases of parity and checkpoint;
 # profile-*: one layer under Nsight Compute, GPU time per kernel summed by name, as a table)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,9 +42,9 @@ bench() {  # name, args...
     awk '{v[NR] = $1} END {if (NR) printf "median %.4f min %.4f (%d layers)", v[int((NR + 1) / 2)], v[1], NR}')")
   rm -rf /tmp/quantd-bench-model
 }
-gtest() {  # which (attention | backend | checkpoint), the summary lines' pattern
+gtest() {  # which (attention | backend | checkpoint), the summary lines' pattern, [gtest filter]
   local start=$(date +%s)
-  "$b/bin/cuda_$1_gpu_test" > "$out/$1_test.log" 2>&1
+  "$b/bin/cuda_$1_gpu_test" --gtest_filter="${3:-*}" > "$out/$1_test.log" 2>&1
   local rc=$?
   grep -E "^\[(attention|parity|chunked|kernel|reader)|^\[  (FAILED|PASSED|SKIPPED)|Failure|Expected|Which is|first:" \
     "$out/$1_test.log" | head -40
@@ -91,6 +93,9 @@ for step in "${steps[@]}"; do
     parity) gtest backend "^\[(parity|chunked)\]" ;;
     checkpoint|tests)
       gtest checkpoint "^\[reader\]" ;;
+    families)
+      gtest backend "^\[parity\]" "*Families*"
+      gtest checkpoint "^\[reader\]" "*Family*" ;;
     bench-small)
       bench qwen05b_128x512 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     bench-large)

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
+#include "quantd/engine/model_support.h"
 
 namespace quantd::server {
 namespace {
@@ -128,9 +129,8 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   }
   if (!spec.has_apply_chat_template()) spec.set_apply_chat_template(true);
   if (!spec.has_seed()) spec.set_seed(42);
-  if (spec.output_dtype() == v1::OUTPUT_DTYPE_UNSPECIFIED) {
-    spec.set_output_dtype(v1::OUTPUT_DTYPE_FLOAT16);
-  }
+  // OUTPUT_DTYPE_UNSPECIFIED stays: the engine's rule decides (float16, bfloat16 for families
+  // whose activations overflow float16).
   if (!v1::OutputDtype_IsValid(spec.output_dtype())) {
     return FieldError("output_dtype", absl::StrCat(spec.output_dtype(), " is not an OutputDtype"));
   }
@@ -143,7 +143,20 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
       return FieldError("labels", absl::StrCat("value of \"", key, "\" is over 256 characters"));
     }
   }
-  // The config must be readable now: a job that cannot even be estimated would fail later.
+  // The config must describe a model the engine supports (the engine's own check and message,
+  // with the supported list), and be readable enough to estimate the job's memory.
+  const fs::path config_path = model_dir / "config.json";
+  std::ifstream config_in(config_path);
+  std::stringstream config_text;
+  config_text << config_in.rdbuf();
+  const nlohmann::json config =
+      nlohmann::json::parse(config_text.str(), nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded()) {
+    return FieldError("model_dir", absl::StrCat(config_path.string(), " is not valid JSON"));
+  }
+  if (absl::Status s = engine::CheckModelConfigSupported(config, config_path.string()); !s.ok()) {
+    return FieldError("model_dir", std::string(s.message()));
+  }
   return EstimateGpuMemoryBytes(spec).status();
 }
 

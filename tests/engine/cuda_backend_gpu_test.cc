@@ -1,7 +1,8 @@
 // The CUDA backend against the CPU reference, through the Backend interface, on the test-data
-// models: the same scaling-group ratios and clip choices (≥ 95 %), the same float-model NLL and the
-// same quantized-model NLL (within 0.5 %). Built only with the CUDA backend; skips itself where no
-// GPU is present.
+// models and on every supported family at its real geometry (layers, vocabulary and windows cut):
+// the same scaling-group ratios and clip choices (≥ 95 %), the same float-model NLL and the same
+// quantized-model NLL (within 0.5 %). Built only with the CUDA backend; skips itself where no GPU
+// is present.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,7 +19,11 @@
 #include "gtest/gtest.h"
 #include "io/checkpoint_reader.h"
 #include "model/model_config.h"
+#include "model/registry.h"
 #include "testing/awq_test_safetensors.h"
+#include "testing/family_models.h"
+#include "testing/io_random_model.h"
+#include "testing/io_temp_dir.h"
 #include "tests/testing/test_data.h"
 
 namespace quantd::engine {
@@ -74,6 +79,7 @@ BackendRun Run(Backend& backend, const ModelConfig& config, const CheckpointRead
     ADD_FAILURE() << "cannot read the model's embedding, norm or lm_head";
     return run;
   }
+  ScaleEmbeddingRows(config, settings.md, &*embedding);  // Gemma: × √hidden
   auto hidden = backend.Embed(*embedding, calib);
   auto float_eval = backend.Embed(*embedding, eval);
   auto quant_eval = backend.Embed(*embedding, eval);
@@ -172,7 +178,7 @@ std::optional<ModelUnderTest> OpenModel(const std::string& model_dir, bool float
   EXPECT_TRUE(reader.ok()) << reader.status();
   if (!config.ok() || !reader.ok()) return std::nullopt;
   ModelUnderTest m{*config, std::move(*reader), {}};
-  m.settings.md = config->dtype;
+  m.settings.md = config->compute_dtype;
   m.settings.attention_trials_use_float_kv = float_kv;
   return m;
 }
@@ -270,10 +276,34 @@ TEST(CudaBackendGpuTest, ChunkedActivationsMatchResidentOnTinyQwen2Gqa) {
                              RandomBlocks(16, 256, 4096, 7), RandomBlocks(4, 256, 4096, 11));
 }
 
+// Each family at the geometry of its published config (tests/data/configs; Qwen2: Qwen2.5-0.5B),
+// two layers (Gemma 2: one sliding, one global; Gemma 3: sliding then global), 2048-token
+// vocabulary, windows of 64 under 128-token blocks, in bfloat16 (Qwen2: float16).
+class CudaFamiliesGpuTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaFamiliesGpuTest, MatchesCpuAtRealGeometry) {
+  if (CudaOrSkip() == nullptr) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  const std::string family = GetParam();
+  testing::IoTempDir dir;
+  testing::RandomModelOptions o;
+  o.config = testing::RealGeometryConfig(family, 2, 2048, 64);
+  o.output_dir = dir.Sub(family);
+  o.dtype = family == "qwen2" ? DType::kF16 : DType::kBF16;
+  o.seed = 11;
+  o.outlier_channels = 8;
+  ASSERT_TRUE(testing::WriteRandomModel(o).ok());
+  CompareBackends(o.output_dir, RandomBlocks(4, 128, 2048, 21), RandomBlocks(2, 128, 2048, 23),
+                  /*float_kv=*/false);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, CudaFamiliesGpuTest, ::testing::ValuesIn(testing::FamilyNames()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
 TEST(CudaBackendGpuTest, RejectsUnsupportedHeadDim) {
   std::unique_ptr<Backend> cuda = CudaOrSkip();
   if (cuda == nullptr) GTEST_SKIP() << "no CUDA device";
   ModelConfig config;
+  config.arch = FindArchitecture("LlamaForCausalLM");
   config.hidden_size = 96;
   config.intermediate_size = 128;
   config.num_attention_heads = 3;

@@ -17,6 +17,8 @@
 #include "nlohmann/json.hpp"
 #include "quantd/engine/quantize.h"
 #include "testing/awq_reader_run.h"
+#include "testing/family_models.h"
+#include "testing/io_random_model.h"
 #include "testing/io_temp_dir.h"
 #include "tests/testing/test_data.h"
 
@@ -132,6 +134,31 @@ TEST(CudaCheckpointGpuTest, TinyQwen2LogitsErrorMatchesCpu) {
   CompareCheckpoints("tiny-qwen2-wp",
                      PlainCalibration(model + "/model", model + "/calib.jsonl", 64, 512));
 }
+
+// Every family's miniature (testing/family_models.h): the checkpoints of both backends through the
+// reader, within 0.5 % of each other and below round-to-nearest.
+class CudaFamilyCheckpointGpuTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaFamilyCheckpointGpuTest, LogitsErrorMatchesCpu) {
+  if (!CudaPresent()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  const std::string family = GetParam();
+  testing::IoTempDir tmp;
+  testing::RandomModelOptions o;
+  o.config = testing::MiniatureConfig(family);
+  o.output_dir = tmp.Sub("model");
+  o.dtype = o.config["torch_dtype"] == "float16" ? DType::kF16 : DType::kBF16;
+  o.seed = 7;
+  o.outlier_channels = 4;
+  o.outlier_scale = 8.0f;
+  ASSERT_TRUE(testing::WriteRandomModel(o).ok());
+  const std::string calib = tmp.Sub("calib.jsonl");
+  testing::WriteRandomTokenRows(calib, 16, 64, 256, 5);
+  CompareCheckpoints(family, PlainCalibration(o.output_dir, calib, 16, 64));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, CudaFamilyCheckpointGpuTest,
+                         ::testing::ValuesIn(testing::FamilyNames()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace
 }  // namespace quantd::engine

@@ -2,6 +2,7 @@
 // leases, requeues, adoption after a restart, watchers, and the job and worker metrics.
 #include "job_manager.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -24,8 +25,9 @@ class JobManagerTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ / "model");
     std::ofstream(root_ / "model" / "config.json")
-        << R"({"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100,)"
-        << R"( "intermediate_size": 128, "num_attention_heads": 4})";
+        << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,)"
+        << R"( "num_hidden_layers": 2, "vocab_size": 100, "intermediate_size": 128,)"
+        << R"( "num_attention_heads": 4})";
     std::ofstream(root_ / "calib.jsonl") << "{\"text\": \"hello\"}\n";
     options_.paths.allowed_roots = {root_.string()};
     options_.lease_duration = absl::Milliseconds(300);
@@ -163,6 +165,35 @@ TEST_F(JobManagerTest, InvalidSpecsNameTheField) {
     EXPECT_NE(job.status().message().find(c.field), std::string::npos) << job.status();
   }
   EXPECT_TRUE(manager_->List({})->jobs().empty());  // Nothing rejected was stored.
+}
+
+// A model the engine does not support is refused at submit time with the engine's message (the
+// supported list, or why a multimodal checkpoint is refused), so it never reaches a worker; a
+// config without "architectures" is accepted through its model_type.
+TEST_F(JobManagerTest, UnsupportedModelsAreRefusedAtSubmit) {
+  const fs::path other = root_ / "other";
+  fs::create_directories(other);
+  auto submit = [&](const std::string& config) {
+    std::ofstream(other / "config.json") << config;
+    v1::SubmitJobRequest request = Request();
+    request.mutable_spec()->set_model_dir(other.string());
+    request.mutable_spec()->set_output_dir((root_ / "other-out").string());
+    return manager_->Submit(request);
+  };
+  const std::string geometry =
+      R"("hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100, "intermediate_size": 128,)"
+      R"( "num_attention_heads": 4)";
+  auto job = submit(R"({"architectures": ["GPT2LMHeadModel"], )" + geometry + "}");
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("spec.model_dir"));
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("GPT2LMHeadModel"));
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("Gemma2ForCausalLM"));
+  job = submit(R"({"architectures": ["Gemma3ForConditionalGeneration"],)"
+               R"( "text_config": {"model_type": "gemma3_text"}})");
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("multimodal"));
+  EXPECT_TRUE(manager_->List({})->jobs().empty());
+  job = submit(R"({"model_type": "mistral", )" + geometry + "}");
+  EXPECT_TRUE(job.ok()) << job.status();
 }
 
 TEST_F(JobManagerTest, RequestIdMakesSubmitIdempotent) {

@@ -26,7 +26,10 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"group_size", {Kind::kInt, "quantization group size (128)"}},
       {"seed", {Kind::kInt, "sampling seed (42)"}},
       {"system_prompt", {Kind::kString, "system message of chat-wrapped texts (seed's)"}},
-      {"dtype", {Kind::kString, "float16|bfloat16: float tensors of the output (float16)"}},
+      {"dtype",
+       {Kind::kString,
+        "auto|float16|bfloat16: float tensors and config dtype of the output (auto: float16, "
+        "bfloat16 for Gemma)"}},
       {"eval_text", {Kind::kString, "held-out text: perplexity in quant_report.json"}},
       {"dump_calib", {Kind::kString, "write the calibration blocks as JSON"}},
       {"modules_to_not_convert", {Kind::kString, "comma-separated module names (lm_head)"}},
@@ -68,13 +71,15 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
   } else if (flag == "dump_calib") {
     o.dump_calib = value;
   } else if (flag == "dtype") {
-    if (value == "float16") {
+    if (value == "auto") {
+      o.output_dtype = engine::OutputDtype::kAuto;
+    } else if (value == "float16") {
       o.output_dtype = engine::OutputDtype::kFloat16;
     } else if (value == "bfloat16") {
       o.output_dtype = engine::OutputDtype::kBFloat16;
     } else {
       return absl::InvalidArgumentError(
-          absl::StrCat("--dtype: expected float16 or bfloat16, got \"", value, "\""));
+          absl::StrCat("--dtype: expected auto, float16 or bfloat16, got \"", value, "\""));
     }
   } else if (flag == "backend") {
     if (value == "auto") {

@@ -59,7 +59,8 @@ def job_paths(server, request):
         base = server.root / request.node.name
         (base / "model").mkdir(parents=True, exist_ok=True)
         (base / "model" / "config.json").write_text(json.dumps(
-            {"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100,
+            {"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+             "num_hidden_layers": 2, "vocab_size": 100, "intermediate_size": 128,
              "num_attention_heads": 4}))
         (base / "model" / "fake_engine.json").write_text(json.dumps(behaviour))
         (base / "calib.jsonl").write_text('{"text": "hello"}\n')

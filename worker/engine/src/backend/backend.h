@@ -65,17 +65,16 @@ struct ClipDecision {
 };
 
 struct QuantizedLinear {
-  std::string name;  // relative to the layer: "self_attn.q_proj"
+  std::string name;  // canonical, relative to the layer: "self_attn.q_proj"
   GemmPackedLinear packed;
 };
 
 // One quantized decoder layer: the packed Linears, the float tensors after AWQ scaling (values in
 // md) and the decisions, for the checkpoint and the report.
 struct QuantizedLayer {
-  std::vector<QuantizedLinear> linears;  // kLayerLinearNames order
-  Tensor input_layernorm;
-  Tensor post_attention_layernorm;
-  std::optional<Tensor> q_norm, k_norm;
+  int index = 0;                         // the layer's number
+  std::vector<QuantizedLinear> linears;  // LayerLinears(config) order
+  std::vector<NamedTensor> floats;       // LayerFloatTensors(config): the norms, scaled
   std::vector<ScalingDecision> scaling;
   std::vector<ClipDecision> clips;
 };
@@ -152,6 +151,11 @@ absl::StatusOr<int64_t> UniformBlockLength(const std::vector<std::vector<int32_t
 // naming an id outside the vocabulary.
 absl::Status GatherEmbeddingRows(const Tensor& embedding, const std::vector<int32_t>& block,
                                  float* out);
+
+// Gemma: the embedding output × md(√hidden_size), as transformers scales it (the normaliser is a
+// tensor of the model dtype); other families unchanged. Applied to the embedding rows before
+// Backend::Embed.
+void ScaleEmbeddingRows(const ModelConfig& config, DType md, Tensor* rows);
 
 // kAuto → CUDA when compiled in and a GPU is present, else CPU. kCuda without CUDA is an error.
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind);

@@ -12,6 +12,7 @@
 #include "awq/scaling_groups.h"
 #include "cuda/kernels.h"
 #include "io/status_macros.h"
+#include "model/architecture.h"
 
 namespace quantd::engine::cuda {
 namespace {
@@ -21,38 +22,42 @@ namespace {
 constexpr size_t kTrialBudgetBytes = size_t{1} << 30;
 
 struct GroupOnDevice {
-  ScalingGroupKind kind;
+  const ScalingGroup* group;
   std::vector<DeviceLinear*> linears;
   const void* input;  // [tokens, cols], the Linears' cached input
   int64_t cols;
   DType input_type = DType::kF32;  // float32, or md (the MLP's down_proj input)
 };
 
+// A captured input on the device: the module inputs of DecoderLayerForward, by the Linear that
+// reads it (q/k/v share self_attn's, gate/up the MLP's).
+struct CapturedInput {
+  const void* data;
+  DType type;
+  int64_t cols;
+};
+CapturedInput CapturedInputOf(std::string_view linear, const ModelConfig& c,
+                              const DeviceCapture& cap) {
+  if (linear == kOProj) {
+    return {cap.o_input.as<void>(), DType::kF32, int64_t{c.num_attention_heads} * c.head_dim};
+  }
+  if (linear == kGateProj || linear == kUpProj) {
+    return {cap.mlp_input.as<void>(), DType::kF32, c.hidden_size};
+  }
+  if (linear == kDownProj) {
+    return {cap.down_input.as<void>(), cap.down_input_type, c.intermediate_size};
+  }
+  return {cap.attn_input.as<void>(), DType::kF32, c.hidden_size};  // q, k, v
+}
+
 std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
                                         const ModelConfig& c, AwqWorkspace* ws) {
-  DeviceLayer& l = ws->layer;
-  DeviceCapture& cap = ws->capture;
-  const int64_t qd = int64_t{c.num_attention_heads} * c.head_dim;
   std::vector<GroupOnDevice> out;
   for (const ScalingGroup& g : groups) {
-    switch (g.kind) {
-      case ScalingGroupKind::kAttentionInput:
-        out.push_back({g.kind, {&l.q, &l.k, &l.v}, cap.attn_input.f32(), c.hidden_size});
-        break;
-      case ScalingGroupKind::kValueOutput:
-        out.push_back({g.kind, {&l.o}, cap.o_input.f32(), qd});
-        break;
-      case ScalingGroupKind::kMlpInput:
-        out.push_back({g.kind, {&l.gate, &l.up}, cap.mlp_input.f32(), c.hidden_size});
-        break;
-      case ScalingGroupKind::kMlpDown:
-        out.push_back({g.kind,
-                       {&l.down},
-                       cap.down_input.as<void>(),
-                       c.intermediate_size,
-                       cap.down_input_type});
-        break;
-    }
+    std::vector<DeviceLinear*> linears;
+    for (const std::string& name : g.linears) linears.push_back(ws->layer.linear(name));
+    const CapturedInput in = CapturedInputOf(g.input, c, ws->capture);
+    out.push_back({&g, std::move(linears), in.data, in.cols, in.type});
   }
   return out;
 }
@@ -75,24 +80,32 @@ absl::Status Sync(cudaStream_t stream, const char* what) {
   return CudaStatus(cudaStreamSynchronize(stream), what);
 }
 
-absl::Status PrepareRope(const AwqLayerRun& run, AwqWorkspace* ws) {
-  // The table depends on the block length, md and the config's RoPE parameters.
+absl::Status PrepareRope(const AwqLayerRun& run, int layer, AwqWorkspace* ws) {
+  // The table depends on the block length, md and the layer's RoPE parameters.
   const ModelConfig& c = *run.config;
+  const LayerAttention a = c.attention(layer);
+  ws->layer_index = layer;
   const std::string key = absl::StrCat(
-      run.len, "/", static_cast<int>(run.settings.md), "/", c.head_dim, "/", c.rope_theta, "/",
-      static_cast<int>(c.rope_scaling.type), "/", c.rope_scaling.factor, "/",
-      c.rope_scaling.low_freq_factor, "/", c.rope_scaling.high_freq_factor, "/",
-      c.rope_scaling.original_max_position_embeddings);
+      run.len, "/", static_cast<int>(run.settings.md), "/", c.head_dim, "/", a.rope_theta, "/",
+      static_cast<int>(a.rope_scaling.type), "/", a.rope_scaling.factor, "/",
+      a.rope_scaling.low_freq_factor, "/", a.rope_scaling.high_freq_factor, "/",
+      a.rope_scaling.original_max_position_embeddings);
   if (ws->rope_key == key) return absl::OkStatus();
   QUANTD_RETURN_IF_ERROR(
-      UploadRope(c, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin, run.stream));
+      UploadRope(c, a, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin, run.stream));
   ws->rope_key = key;
   return absl::OkStatus();
 }
 
 // The geometry of `tokens` rows (a chunk of whole blocks).
 LayerGeometry GeometryOf(const AwqLayerRun& run, const AwqWorkspace& ws, int64_t tokens) {
-  return {run.config, run.settings.md, tokens, run.len, ws.rope_cos.f32(), ws.rope_sin.f32()};
+  return {run.config,
+          run.settings.md,
+          tokens,
+          run.len,
+          ws.rope_cos.f32(),
+          ws.rope_sin.f32(),
+          AttentionOptionsOf(*run.config, ws.layer_index)};
 }
 
 // The device hidden states of rows [t0, t0 + m): the resident buffer itself when the run works in
@@ -123,30 +136,24 @@ int64_t ChunkTokens(const AwqLayerRun& run) {
 }
 
 absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t group) {
-  if (c.head_dim != 64 && c.head_dim != 128) {
-    return absl::UnimplementedError(
-        absl::StrCat("the CUDA backend supports head_dim 64 and 128; this model has ", c.head_dim));
-  }
-  const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                                &w.gate_proj, &w.up_proj, &w.down_proj};
-  for (int i = 0; i < 7; ++i) {
-    if (group <= 0 || group > 1024 || all[i]->in_features() % group != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kLayerLinearNames[i], ": in_features ", all[i]->in_features(),
-                       " is not a multiple of group_size ", group, " (1..1024)"));
+  QUANTD_RETURN_IF_ERROR(CheckCudaSupports(c));
+  for (const LinearSpec& spec : LayerLinears(c)) {
+    const LinearWeights& l = *FindLinear(w, spec.name);
+    if (group <= 0 || group > 1024 || l.in_features() % group != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(spec.name, ": in_features ", l.in_features(),
+                                                     " is not a multiple of group_size ", group,
+                                                     " (1..1024)"));
     }
-    if (all[i]->out_features() % 8 != 0) {
+    if (l.out_features() % 8 != 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(kLayerLinearNames[i], ": out_features ", all[i]->out_features(),
+          absl::StrCat(spec.name, ": out_features ", l.out_features(),
                        " is not a multiple of 8 (the GEMM packing needs it)"));
     }
   }
   return absl::OkStatus();
 }
 
-bool IsGramGroup(ScalingGroupKind kind) {
-  return kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown;
-}
+bool IsGramGroup(const GroupOnDevice& g) { return g.group->inspect == InspectedModule::kLinear; }
 
 // w_mean of a group into means[c, 2c) and x_mean from the input's column sums (over all tokens,
 // sums[0, c)) into means[0, c). Queued only; sums[c, 2c) is used as scratch.
@@ -250,7 +257,7 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
     QUANTD_RETURN_IF_ERROR(Ensure(trials[i], batch * g.linears[i]->out * c, elem));
   }
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, n * h, sizeof(float)));
-  const bool attn = g.kind == ScalingGroupKind::kAttentionInput;
+  const bool attn = g.group->inspect == InspectedModule::kSelfAttention;
   const void* x_op = md == DType::kF32
                          ? static_cast<const void*>(g.input)
                          : (attn ? cap.attn_input_op.as<void>() : cap.mlp_input_op.as<void>());
@@ -278,19 +285,31 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
       auto trial = [&](size_t i) -> const void* {
         return trials[i]->as<char>() + static_cast<size_t>(j * g.linears[i]->out * c) * elem;
       };
+      // The trial operand of a group Linear, or null for the layer's own.
+      auto trial_of = [&](const char* name) -> const void* {
+        for (size_t i = 0; i < g.group->linears.size(); ++i) {
+          if (g.group->linears[i] == name) return trial(i);
+        }
+        return nullptr;
+      };
+      auto substitute = [&](const char* name, const void** op) {
+        if (const void* t = trial_of(name)) *op = t;
+      };
       if (attn) {
         AttentionWeights w = AttentionOf(ws->layer, md);
-        w.q = trial(0);
+        substitute(kQProj, &w.q);
         if (!run.settings.attention_trials_use_float_kv) {
-          w.k = trial(1);
-          w.v = trial(2);
+          substitute(kKProj, &w.k);
+          substitute(kVProj, &w.v);
         }
+        substitute(kOProj, &w.o);
         QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.as<void>(),
                                                     out_type, nullptr, &ws->scratch, run.stream));
       } else {
         MlpWeights w = mlp;
-        w.gate = trial(0);
-        w.up = trial(1);
+        substitute(kGateProj, &w.gate);
+        substitute(kUpProj, &w.up);
+        substitute(kDownProj, &w.down);
         QUANTD_RETURN_IF_ERROR(MlpForward(*run.gemm, geo, w, x_op, ws->out.as<void>(), out_type,
                                           nullptr, &ws->scratch, run.stream));
       }
@@ -313,19 +332,12 @@ absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g, const f
     DivideRows(prev->weight.f32(), sd, first, c, prev->in, md, run.stream);
     if (prev->has_bias) DivideColumns(prev->bias.f32() + first, sd, 1, c, md, run.stream);
   };
-  switch (g.kind) {
-    case ScalingGroupKind::kAttentionInput:
-      DivideColumns(l.input_norm.f32(), sd, 1, c, md, run.stream);
-      break;
-    case ScalingGroupKind::kValueOutput:
-      divide_rows(&l.v);
-      break;
-    case ScalingGroupKind::kMlpInput:
-      DivideColumns(l.post_norm.f32(), sd, 1, c, md, run.stream);
-      break;
-    case ScalingGroupKind::kMlpDown:
-      divide_rows(&l.up);
-      break;
+  if (DeviceLinear* prev = l.linear(g.group->prev_op)) {
+    divide_rows(prev);
+  } else if (run.config->norm == NormKind::kRmsOnePlusWeight) {
+    DivideOnePlusColumns(l.norm(g.group->prev_op)->f32(), sd, c, md, run.stream);
+  } else {
+    DivideColumns(l.norm(g.group->prev_op)->f32(), sd, 1, c, md, run.stream);
   }
   for (DeviceLinear* lin : g.linears)
     MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
@@ -393,24 +405,14 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   return d;
 }
 
-// The captured inputs whose sampled rows the clip search reads (kClipInputs slots of
-// AwqWorkspace::samples) and the scaling group whose scales divide each.
-struct ClipInput {
-  ScalingGroupKind group;
-  const void* data;
-  DType type;
-  int64_t cols;
-};
-std::array<ClipInput, kClipInputs> ClipInputsOf(const AwqLayerRun& run, const AwqWorkspace& ws) {
-  const ModelConfig& c = *run.config;
-  const DeviceCapture& cap = ws.capture;
-  return {
-      {{ScalingGroupKind::kAttentionInput, cap.attn_input.as<void>(), DType::kF32, c.hidden_size},
-       {ScalingGroupKind::kValueOutput, cap.o_input.as<void>(), DType::kF32,
-        int64_t{c.num_attention_heads} * c.head_dim},
-       {ScalingGroupKind::kMlpInput, cap.mlp_input.as<void>(), DType::kF32, c.hidden_size},
-       {ScalingGroupKind::kMlpDown, cap.down_input.as<void>(), cap.down_input_type,
-        c.intermediate_size}}};
+// The captured inputs whose sampled rows the clip search reads: AwqWorkspace::samples slot i holds
+// kClipInputNames[i]'s (the Linears sharing it read the same slot).
+constexpr const char* kClipInputNames[kClipInputs] = {kQProj, kOProj, kGateProj, kDownProj};
+int ClipInputSlot(std::string_view linear) {
+  if (linear == kOProj) return 1;
+  if (linear == kGateProj || linear == kUpProj) return 2;
+  if (linear == kDownProj) return 3;
+  return 0;
 }
 
 // The clip search's token sample: every step-th row of all calibration tokens (AutoAWQ's
@@ -430,9 +432,8 @@ absl::Status GatherClipSamples(const AwqLayerRun& run, int64_t t0, int64_t m, Aw
   const int64_t j0 = (t0 + step - 1) / step;
   const int64_t j1 = std::min(kept, (t0 + m + step - 1) / step);
   if (j1 <= j0) return absl::OkStatus();
-  const std::array<ClipInput, kClipInputs> inputs = ClipInputsOf(run, *ws);
   for (int i = 0; i < kClipInputs; ++i) {
-    const ClipInput& in = inputs[i];
+    const CapturedInput in = CapturedInputOf(kClipInputNames[i], *run.config, ws->capture);
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples[i], kept * in.cols, sizeof(float)));
     const char* first = static_cast<const char*>(in.data) +
                         (j0 * step - t0) * in.cols * static_cast<int64_t>(DTypeSize(in.type));
@@ -450,37 +451,32 @@ absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>
                          const std::vector<const float*>& scales, AwqWorkspace* ws,
                          std::vector<ClipDecision>* clips) {
   const DType md = run.settings.md;
-  DeviceLayer& l = ws->layer;
-  struct Target {
-    const char* name;
-    const DeviceLinear* linear;
-    int input;  // slot of ClipInputsOf
-  };
-  const Target targets[] = {{"self_attn.v_proj", &l.v, 0},
-                            {"self_attn.o_proj", &l.o, 1},
-                            {"mlp.gate_proj", &l.gate, 2},
-                            {"mlp.up_proj", &l.up, 2},
-                            {"mlp.down_proj", &l.down, 3}};
-  const std::array<ClipInput, kClipInputs> inputs = ClipInputsOf(run, *ws);
   const int64_t kept = ClipSampleRows(run);
+  const std::vector<LinearSpec> specs = LayerLinears(*run.config);
   // Downloads are queued into the decisions: they must not move until the arena delivers.
-  clips->reserve(clips->size() + std::size(targets));
-  std::array<bool, kClipInputs> prepared{};  // gate_proj and up_proj share their input
-  for (const Target& t : targets) {
-    const ClipInput& in = inputs[t.input];
-    float* x = ws->samples[t.input].f32();
-    if (!prepared[t.input]) {
+  clips->reserve(clips->size() + specs.size());
+  std::array<bool, kClipInputs> prepared{};  // Linears sharing an input share its sample
+  for (const LinearSpec& spec : specs) {
+    if (!spec.clip) continue;
+    const int slot = ClipInputSlot(spec.name);
+    const CapturedInput in = CapturedInputOf(spec.name, *run.config, ws->capture);
+    float* x = ws->samples[slot].f32();
+    if (!prepared[slot]) {
       for (size_t i = 0; i < groups.size(); ++i) {
-        if (groups[i].kind == in.group) DivideColumns(x, scales[i], kept, in.cols, md, run.stream);
+        if (GroupScalesInputOf(groups[i], spec.name)) {
+          DivideColumns(x, scales[i], kept, in.cols, md, run.stream);
+        }
       }
       if (md != DType::kF32) {
-        QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples_lo[t.input], kept * in.cols, sizeof(float)));
-        SplitTf32(x, ws->samples_lo[t.input].f32(), kept * in.cols, run.stream);
+        QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples_lo[slot], kept * in.cols, sizeof(float)));
+        SplitTf32(x, ws->samples_lo[slot].f32(), kept * in.cols, run.stream);
       }
-      prepared[t.input] = true;
+      prepared[slot] = true;
     }
-    const float* x_lo = md != DType::kF32 ? ws->samples_lo[t.input].f32() : nullptr;
-    QUANTD_ASSIGN_OR_RETURN(ClipDecision d, ClipLinear(run, t.name, *t.linear, x, x_lo, kept, ws));
+    const float* x_lo = md != DType::kF32 ? ws->samples_lo[slot].f32() : nullptr;
+    QUANTD_ASSIGN_OR_RETURN(
+        ClipDecision d,
+        ClipLinear(run, spec.name.c_str(), *ws->layer.linear(spec.name), x, x_lo, kept, ws));
     clips->push_back(std::move(d));
   }
   return absl::OkStatus();
@@ -597,7 +593,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   // for the staged weights.
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "the staged layer's upload and earlier work"));
   ws->host.Reset();
-  QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
+  QUANTD_RETURN_IF_ERROR(PrepareRope(run, w.index, ws));
   CudaPhaseSeconds& times = GlobalPhaseTotals();
   Lap lap;
   if (!uploaded) QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
@@ -611,7 +607,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   // accumulating the statistics, the Gram matrices and the clip samples, and the trials rerun
   // each chunk's forward from the layer's input (the losses are sums over tokens).
   const int64_t chunk = ChunkTokens(run);
-  const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
+  const std::vector<ScalingGroup> groups = ScalingGroupsOf(c);
   std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, c, ws);
   std::vector<int64_t> first_col(dgroups.size() + 1, 0);  // group i's columns in the layer slots
   for (size_t i = 0; i < dgroups.size(); ++i) first_col[i + 1] = first_col[i] + dgroups[i].cols;
@@ -632,7 +628,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     for (size_t i = 0; i < dgroups.size(); ++i) {
       const GroupOnDevice& g = dgroups[i];
       AddColumnAbsSums(g.input, g.input_type, m, g.cols, sums + 2 * first_col[i], run.stream);
-      if (IsGramGroup(g.kind)) {
+      if (IsGramGroup(g)) {
         QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, m, t0 > 0, &ws->grams[i], ws));
       }
     }
@@ -674,7 +670,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     for (const std::vector<float>& v : grids[i]) grid.insert(grid.end(), v.begin(), v.end());
     QUANTD_RETURN_IF_ERROR(
         ws->host.Upload(grid.data(), grid.size() * sizeof(float), s_dev, run.stream));
-    if (IsGramGroup(dgroups[i].kind)) {
+    if (IsGramGroup(dgroups[i])) {
       QUANTD_ASSIGN_OR_RETURN(
           divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, losses + kGrid * i, ws));
     } else if (run.in_place) {  // on the captures of the forward above
@@ -694,7 +690,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       if (cancel != nullptr && cancel->cancelled()) {
         return absl::CancelledError("quantization cancelled");
       }
-      if (IsGramGroup(dgroups[i].kind)) continue;
+      if (IsGramGroup(dgroups[i])) continue;
       const float* s_dev = ws->scales.f32() + kGrid * first_col[i];
       QUANTD_ASSIGN_OR_RETURN(divisor[i],
                               TrialLosses(run, dgroups[i], geo, s_dev, losses + kGrid * i, ws));
@@ -717,11 +713,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
         PickBestScale(std::move(grids[i]), std::move(group_losses));
     if (!best.ok()) {
       return absl::Status(best.status().code(),
-                          absl::StrCat(GroupLabel(groups[i]), ": ", best.status().message()));
+                          absl::StrCat(groups[i].label, ": ", best.status().message()));
     }
     chosen[i] = ws->scales.f32() + kGrid * first_col[i] + best->best_index * dgroups[i].cols;
     ScalingDecision d;
-    d.label = GroupLabel(groups[i]);
+    d.label = groups[i].label;
     d.ratio_index = best->best_index;
     d.ratio = best->best_ratio;
     d.loss = best->best_loss;
@@ -743,22 +739,29 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     }
     QUANTD_RETURN_IF_ERROR(ClipLinears(run, groups, chosen, ws, &out.clips));
   }
-  std::vector<std::vector<float>> biases(7);
-  out.linears.reserve(7);
-  for (int i = 0; i < 7; ++i) {
+  const std::vector<LinearSpec> specs = LayerLinears(c);
+  std::vector<std::vector<float>> biases(specs.size());
+  out.index = w.index;
+  out.linears.reserve(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
     QUANTD_ASSIGN_OR_RETURN(GemmPackedLinear p,
-                            QuantizeAndPack(run, *ws->layer.linear(i), ws, &biases[i]));
-    out.linears.push_back({kLayerLinearNames[i], std::move(p)});
+                            QuantizeAndPack(run, *ws->layer.linear(specs[i].name), ws, &biases[i]));
+    out.linears.push_back({specs[i].name, std::move(p)});
   }
-  QUANTD_ASSIGN_OR_RETURN(out.input_layernorm, DownloadVector(ws->layer.input_norm, c.hidden_size,
-                                                              run.stream, &ws->host));
-  QUANTD_ASSIGN_OR_RETURN(
-      out.post_attention_layernorm,
-      DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream, &ws->host));
+  // The norms as scaled on the device; q/k norms (never scaled) come from the host copy.
+  for (const LayerTensorSpec& t : LayerFloatTensors(c)) {
+    if (t.name == kQNorm || t.name == kKNorm) {
+      out.floats.push_back({t.name, std::move(*FindFloatTensor(&w, t.name))});
+      continue;
+    }
+    QUANTD_ASSIGN_OR_RETURN(
+        Tensor v, DownloadVector(*ws->layer.norm(t.name), t.shape[0], run.stream, &ws->host));
+    out.floats.push_back({t.name, std::move(v)});
+  }
   device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding, clip search, quantize and pack"));
   ws->host.FinishDownloads();
-  for (int i = 0; i < 7; ++i) {
+  for (size_t i = 0; i < specs.size(); ++i) {
     if (biases[i].empty()) continue;
     std::vector<uint16_t> b(biases[i].size());
     for (size_t j = 0; j < b.size(); ++j) b[j] = FloatToF16(biases[i][j]);
@@ -766,18 +769,13 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   }
   times.finish += lap.Next();
   times.device_finish += device_lap.Next();
-  out.q_norm = std::move(w.q_norm);
-  out.k_norm = std::move(w.k_norm);
   return out;
 }
 
 absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& weights,
                                   AwqWorkspace* ws) {
-  if (run.config->head_dim != 64 && run.config->head_dim != 128) {
-    return absl::UnimplementedError(absl::StrCat(
-        "the CUDA backend supports head_dim 64 and 128; this model has ", run.config->head_dim));
-  }
-  QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
+  QUANTD_RETURN_IF_ERROR(CheckCudaSupports(*run.config));
+  QUANTD_RETURN_IF_ERROR(PrepareRope(run, weights.index, ws));
   QUANTD_RETURN_IF_ERROR(UploadLayer(weights, run.settings.md, run.stream, &ws->layer));
   const int64_t chunk = ChunkTokens(run);
   for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
@@ -858,7 +856,8 @@ absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor
     QUANTD_RETURN_IF_ERROR(Ensure(&s.x_op, rows * h, DTypeSize(md)));
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, rows * vocab, sizeof(float)));
     RmsNorm(hidden + (b0 - hidden_b0) * len * h, norm.f32(), s.residual_norm.f32(), rows, h,
-            static_cast<float>(run.config->rms_norm_eps), md, run.stream);
+            static_cast<float>(run.config->rms_norm_eps), md,
+            run.config->norm == NormKind::kRmsOnePlusWeight, run.stream);
     const void* x_op = s.residual_norm.f32();
     if (md != DType::kF32) {
       ToOperand(s.residual_norm.f32(), s.x_op.as<void>(), rows * h, md, run.stream);
@@ -866,6 +865,10 @@ absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor
     }
     QUANTD_RETURN_IF_ERROR(run.gemm->Linear(x_op, head_op, ws->out.f32(), rows, vocab, h, md));
     BiasRound(ws->out.f32(), nullptr, rows, vocab, md, run.stream);
+    if (run.config->final_logit_softcapping > 0) {
+      SoftCap(ws->out.f32(), rows * vocab, static_cast<float>(run.config->final_logit_softcapping),
+              md, run.stream);
+    }
     AddNll(ws->out.f32(), ws->targets.as<int32_t>() + b0 * len, rows, vocab, acc.as<double>(),
            run.stream);
   }

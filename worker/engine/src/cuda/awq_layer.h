@@ -49,6 +49,7 @@ struct AwqWorkspace {
   ForwardScratch scratch;
   DeviceBuffer rope_cos, rope_sin;
   std::string rope_key;                    // what the tables were built for
+  int layer_index = 0;                     // the layer the tables (and geometry) are for
   DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
   std::array<DeviceBuffer, 4> grams;       // per scaling group (Gram-form groups only)
   DeviceBuffer gram_lo, ref_op, product, scales, sums, denom, means, losses, out;

@@ -390,7 +390,7 @@ class CudaBackend : public Backend {
 
   // Identifies a staged layer: every Linear's shape and a few of its values.
   static std::vector<float> Fingerprint(const LayerWeights& w) {
-    std::vector<float> f;
+    std::vector<float> f = {static_cast<float>(w.index)};
     const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
                                   &w.gate_proj, &w.up_proj, &w.down_proj};
     for (const LinearWeights* l : all) {

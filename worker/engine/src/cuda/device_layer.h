@@ -7,12 +7,14 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "core/dtype.h"
 #include "cuda/device_buffer.h"
 #include "cuda/gemm.h"
+#include "cuda/kernels.h"
 #include "model/layer_weights.h"
 #include "model/model_config.h"
 
@@ -34,14 +36,20 @@ struct DeviceLinear {
 
 struct DeviceLayer {
   DeviceLinear q, k, v, o, gate, up, down;
-  DeviceBuffer input_norm, post_norm, q_norm, k_norm;
+  // input_layernorm, post_attention_layernorm, Gemma's pre_/post_feedforward_layernorm.
+  DeviceBuffer input_norm, post_norm, pre_ff_norm, post_ff_norm, q_norm, k_norm;
   bool has_qk_norm = false;
+  bool has_ff_norms = false;
 
-  DeviceLinear* linear(int i) {
-    DeviceLinear* all[] = {&q, &k, &v, &o, &gate, &up, &down};
-    return all[i];
-  }
+  // A Linear or float tensor by its name relative to the layer (model/layer_weights.h); nullptr
+  // for names the layer has no slot for.
+  DeviceLinear* linear(std::string_view name);
+  DeviceBuffer* norm(std::string_view name);
 };
+
+// The model features the CUDA forward implements: Unimplemented naming the first one `config`
+// needs that it lacks.
+absl::Status CheckCudaSupports(const ModelConfig& config);
 
 // Copies host weights to the device (float32 masters) and builds the md operands.
 absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out);
@@ -60,6 +68,7 @@ struct ForwardScratch {
   DeviceBuffer gate, up, act, act_op;
   DeviceBuffer out;  // a module's output
   DeviceBuffer residual_norm;
+  DeviceBuffer output_norm;  // Gemma: a module's output normalised before the residual sum
 };
 
 // The weights a module forward uses: md operands and float32 biases (trial weights substitute
@@ -81,7 +90,12 @@ struct LayerGeometry {
   int64_t tokens, len;
   const float* rope_cos;  // [len, head_dim]
   const float* rope_sin;
+  AttentionOptions attention;  // the layer's score scale, soft-capping and window
 };
+
+// The attention options of `config`'s layer `layer` (as backend/cpu/layer_ops.cc's
+// AttentionScoresOf).
+AttentionOptions AttentionOptionsOf(const ModelConfig& config, int layer);
 
 // out[tokens, hidden] = self_attn(x) in out_type (float32, or md for 16-bit md: o_proj's GEMM
 // then rounds to md itself, bias in its epilogue); x_op is x in md. `o_input` (optional,
@@ -117,9 +131,9 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
                                  float* hidden, DeviceCapture* capture, ForwardScratch* s,
                                  cudaStream_t stream);
 
-// cos/sin tables [len, head_dim] of the config's RoPE on the device.
-absl::Status UploadRope(const ModelConfig& config, int64_t len, DType md, DeviceBuffer* cos,
-                        DeviceBuffer* sin, cudaStream_t stream);
+// cos/sin tables [len, head_dim] of a layer's RoPE on the device.
+absl::Status UploadRope(const ModelConfig& config, const LayerAttention& attention, int64_t len,
+                        DType md, DeviceBuffer* cos, DeviceBuffer* sin, cudaStream_t stream);
 
 }  // namespace quantd::engine::cuda
 

@@ -50,8 +50,8 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // What the exporter needs of a quantized layer.
 struct LayerOutput {
   int layer = 0;
-  LayerWeights norms;
-  std::vector<QuantizedLinear> linears;
+  std::vector<NamedTensor> floats;
+  std::vector<QuantizedLinear> linears;  // canonical (LayerLinears order)
 };
 
 PackedLinear ToExportLinear(GemmPackedLinear g) {
@@ -69,11 +69,24 @@ PackedLinear ToExportLinear(GemmPackedLinear g) {
   return p;
 }
 
-absl::Status WriteLayer(AwqExporter* exporter, LayerOutput& out) {
-  QUANTD_RETURN_IF_ERROR(exporter->WriteLayerNorms(out.layer, out.norms));
-  for (QuantizedLinear& l : out.linears) {
-    QUANTD_RETURN_IF_ERROR(
-        exporter->WriteLinear(out.layer, l.name, ToExportLinear(std::move(l.packed))));
+absl::Status WriteLayer(const ModelConfig& config, AwqExporter* exporter, LayerOutput& out) {
+  QUANTD_RETURN_IF_ERROR(exporter->WriteLayerFloats(out.layer, out.floats));
+  // Canonical Linears go out under their checkpoint names; the parts of a fused one (Phi-3's
+  // qkv_proj) are joined first.
+  const std::vector<LinearSpec> specs = LayerLinears(config);
+  for (size_t i = 0; i < specs.size();) {
+    size_t end = i + 1;
+    while (end < specs.size() && specs[end].source == specs[i].source) ++end;
+    if (end - i == 1 && specs[i].source == specs[i].name) {
+      QUANTD_RETURN_IF_ERROR(exporter->WriteLinear(
+          out.layer, specs[i].source, ToExportLinear(std::move(out.linears[i].packed))));
+    } else {
+      std::vector<const GemmPackedLinear*> parts;
+      for (size_t j = i; j < end; ++j) parts.push_back(&out.linears[j].packed);
+      QUANTD_RETURN_IF_ERROR(
+          exporter->WriteLinear(out.layer, specs[i].source, ToExportLinear(ConcatOutputs(parts))));
+    }
+    i = end;
   }
   exporter->StartWriteback();  // the disk works while the GPU does: little is left for fsync
   return absl::OkStatus();
@@ -127,6 +140,10 @@ class PipelineRun {
   // Queues a write for the writer thread (the only one that touches the exporter until Export).
   absl::Status Write(ExportQueue::Task task) { return writes_->Submit(std::move(task)); }
   void LogDeviceMemory(const char* when);
+  // The float dtype of the output (kAuto resolved), in which the quantized model is evaluated.
+  DType QuantizedModelDtype() const {
+    return FloatDTypeOf(ResolveOutputDtype(source_.config, options_.output_dtype));
+  }
 
   const QuantizeOptions& options_;
   EngineObserver* observer_;
@@ -197,8 +214,8 @@ absl::Status PipelineRun::Load() {
   // AutoAWQ cannot leave a Linear inside a decoder layer in float (its scaling groups would miss
   // the input cache); only modules outside the layers (lm_head) may be excluded.
   for (int i = 0; i < config.num_hidden_layers; ++i) {
-    for (const char* linear : kLayerLinearNames) {
-      const std::string name = LayerTensorName(i, linear);
+    for (const LinearSpec& linear : LayerLinears(config)) {
+      const std::string name = LayerTensorName(i, linear.source);
       if (IsNotConverted(name, options_.modules_to_not_convert)) {
         return absl::FailedPreconditionError(absl::StrCat(
             "modules_to_not_convert excludes ", name,
@@ -207,7 +224,6 @@ absl::Status PipelineRun::Load() {
       }
     }
   }
-  QUANTD_RETURN_IF_ERROR(CheckSequenceLength(config, options_.max_seq_len));
   // A model directory without tokenizer files works with pre-tokenized calibration (the parity
   // fixture); text rows or --eval_text then report why the tokenizer is missing.
   absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tok =
@@ -218,11 +234,19 @@ absl::Status PipelineRun::Load() {
     tokenizer_status_ = tok.status();
     if (!options_.eval_text.empty()) return tok.status();
   }
-  report_ = std::make_unique<QuantReport>(options_);
+  QuantizeOptions reported = options_;  // the report names the dtype actually written
+  reported.output_dtype = ResolveOutputDtype(config, options_.output_dtype);
+  report_ = std::make_unique<QuantReport>(reported);
   Log(LogLevel::kInfo,
-      absl::StrCat("model: ", config.architecture_name, ", ", config.num_hidden_layers,
-                   " layers, hidden ", config.hidden_size, ", dtype ",
-                   std::string(DTypeName(config.dtype))));
+      absl::StrCat(
+          "model: ", config.architecture_name, ", ", config.num_hidden_layers, " layers, hidden ",
+          config.hidden_size, ", dtype ", std::string(DTypeName(config.dtype)),
+          config.compute_dtype != config.dtype
+              ? absl::StrCat(" (computed in ", std::string(DTypeName(config.compute_dtype)),
+                             ": this family's activations overflow float16)")
+              : "",
+          "; output dtype ",
+          std::string(DTypeName(FloatDTypeOf(ResolveOutputDtype(config, options_.output_dtype))))));
   EndPhase(Phase::kLoading);
   return CheckCancel();
 }
@@ -276,7 +300,7 @@ absl::Status PipelineRun::Calibrate() {
 void PipelineRun::LogDeviceMemory(const char* when) {
   const int64_t tokens = calib_.counts.blocks * calib_.seq_len;
   std::optional<DeviceMemoryReport> m =
-      backend_->DeviceMemory(source_.config, source_.config.dtype, tokens);
+      backend_->DeviceMemory(source_.config, source_.config.compute_dtype, tokens);
   if (!m.has_value()) return;
   report_->SetDeviceMemory(*m);
   if (std::string_view(when).empty()) {
@@ -297,7 +321,8 @@ absl::Status PipelineRun::QuantizeLayers() {
   const CheckpointReader& reader = *source_.weights;
   const int n = config.num_hidden_layers;
   Report(Phase::kQuantizing, 0, n, kQuantizeStart);
-  QUANTD_ASSIGN_OR_RETURN(exporter_, AwqExporter::Create(config, ExportOptions::From(options_)));
+  QUANTD_ASSIGN_OR_RETURN(exporter_,
+                          AwqExporter::Create(config, ExportOptions::From(options_, config)));
   writes_ = std::make_unique<ExportQueue>(kMaxPendingWrites);
   // Layer 0 is read while the embedding is; the float tensors outside the layers are copied to
   // the output by the writer while the backend quantizes.
@@ -305,7 +330,7 @@ absl::Status PipelineRun::QuantizeLayers() {
   // work) once the backend is up; layer 0 is read during its start and uploaded when quantized.
   std::atomic<Backend*> stage_on{nullptr};
   LayerPrefetcher layers(&reader, &config, [&stage_on, &config](const LayerWeights& w) {
-    if (Backend* b = stage_on.load(); b != nullptr) b->StageLayer(config, config.dtype, w);
+    if (Backend* b = stage_on.load(); b != nullptr) b->StageLayer(config, config.compute_dtype, w);
   });
   for (const char* name : {kEmbedTokensName, kLmHeadName}) {
     if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
@@ -319,6 +344,7 @@ absl::Status PipelineRun::QuantizeLayers() {
     std::vector<const std::vector<std::vector<int32_t>>*> sets = {&blocks_};
     if (eval_.has_value()) sets.push_back(&eval_->inputs);
     QUANTD_ASSIGN_OR_RETURN(EmbeddingRows embedding, ReadEmbeddingRows(reader, sets));
+    ScaleEmbeddingRows(config, config.compute_dtype, &embedding.rows);
     blocks_ = {};                            // the renumbered copy is what the backend embeds
     QUANTD_RETURN_IF_ERROR(AwaitBackend());  // everything above overlapped its start
     stage_on.store(backend_.get());
@@ -334,15 +360,17 @@ absl::Status PipelineRun::QuantizeLayers() {
   }
   LogDeviceMemory("");
 
-  const LayerQuantSettings settings{options_.group_size, config.dtype, /*apply_clip=*/true};
-  const DType quantized_md = DType::kF16;  // GEMM checkpoints run in float16
+  const LayerQuantSettings settings{options_.group_size, config.compute_dtype,
+                                    /*apply_clip=*/true};
+  // The quantized model is evaluated in the dtype it is exported for (the serving engine's).
+  const DType quantized_md = QuantizedModelDtype();
   const absl::Time start = absl::Now();
   for (int i = 0; i < n; ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancel());
     QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
     if (eval_float_ != nullptr) {
       QUANTD_RETURN_IF_ERROR(
-          backend_->ForwardLayer(config, config.dtype, weights, eval_float_.get()));
+          backend_->ForwardLayer(config, config.compute_dtype, weights, eval_float_.get()));
     }
     QUANTD_ASSIGN_OR_RETURN(
         QuantizedLayer q,
@@ -355,12 +383,10 @@ absl::Status PipelineRun::QuantizeLayers() {
     report_->AddLayer(i, q);
     auto out = std::make_shared<LayerOutput>();
     out->layer = i;
-    out->norms.input_layernorm = std::move(q.input_layernorm);
-    out->norms.post_attention_layernorm = std::move(q.post_attention_layernorm);
-    out->norms.q_norm = std::move(q.q_norm);
-    out->norms.k_norm = std::move(q.k_norm);
+    out->floats = std::move(q.floats);
     out->linears = std::move(q.linears);
-    QUANTD_RETURN_IF_ERROR(Write([this, out] { return WriteLayer(exporter_.get(), *out); }));
+    QUANTD_RETURN_IF_ERROR(
+        Write([this, out] { return WriteLayer(source_.config, exporter_.get(), *out); }));
     const absl::Duration elapsed = absl::Now() - start;
     const absl::Duration eta = elapsed / (i + 1) * (n - i - 1);
     std::string ratios;
@@ -388,11 +414,11 @@ absl::Status PipelineRun::Evaluate() {
     QUANTD_ASSIGN_OR_RETURN(Tensor lm_head, source_.weights->LoadLmHead(config));
     Report(Phase::kEvaluating, config.num_hidden_layers, config.num_hidden_layers, kQuantizeEnd);
     QUANTD_ASSIGN_OR_RETURN(const double nll_float,
-                            backend_->NextTokenNll(config, config.dtype, final_norm, lm_head,
-                                                   *eval_float_, eval_->targets));
+                            backend_->NextTokenNll(config, config.compute_dtype, final_norm,
+                                                   lm_head, *eval_float_, eval_->targets));
     QUANTD_ASSIGN_OR_RETURN(const double nll_quant,
-                            backend_->NextTokenNll(config, DType::kF16, final_norm, lm_head,
-                                                   *eval_quantized_, eval_->targets));
+                            backend_->NextTokenNll(config, QuantizedModelDtype(), final_norm,
+                                                   lm_head, *eval_quantized_, eval_->targets));
     const int64_t tokens = static_cast<int64_t>(eval_->targets.size()) * kEvalWindowTokens;
     const double ppl_float = std::exp(nll_float / static_cast<double>(tokens));
     const double ppl_quant = std::exp(nll_quant / static_cast<double>(tokens));

@@ -32,8 +32,10 @@ inline constexpr char kCalibJsonlFormatHint[] =
     "they are); `quantize-awq make-calib TEXT_FILE > calib.jsonl` makes one from a plain text "
     "file, one row per paragraph";
 
-// Float type of the non-quantized tensors in the output.
-enum class OutputDtype { kFloat16, kBFloat16 };
+// Float type of the non-quantized tensors in the output (and config.json's dtype, which the
+// serving engine computes in). kAuto: float16, except for families whose activations overflow
+// float16 (Gemma 2/3), which get bfloat16 (docs/architectures.md, "Export dtype").
+enum class OutputDtype { kAuto, kFloat16, kBFloat16 };
 
 // Which implementation runs the layer math. kAuto = CUDA when a GPU is present, else CPU.
 enum class BackendKind { kAuto, kCpu, kCuda };
@@ -53,7 +55,7 @@ struct QuantizeOptions {
   bool apply_chat_template = true;
   std::string system_prompt = kSeedSystemPrompt;  // "" = no system message.
   uint64_t seed = 42;
-  OutputDtype output_dtype = OutputDtype::kFloat16;
+  OutputDtype output_dtype = OutputDtype::kAuto;
   std::string eval_text;   // Optional held-out text for perplexity in quant_report.json.
   std::string dump_calib;  // Optional: write the calibration blocks here as JSON.
   BackendKind backend = BackendKind::kAuto;

@@ -12,38 +12,20 @@
 #include "awq/scaling_groups.h"
 #include "backend/cpu/decoder_layer.h"
 #include "core/matmul.h"
+#include "model/architecture.h"
 
 namespace quantd::engine {
 namespace {
-
-LayerContext MakeContext(const ModelConfig& config, DType md, int64_t len) {
-  return LayerContext{&config, md, len, MakeRopeTable(config, len, md)};
-}
-
-// The cached input of a group's Linears (AutoAWQ's input_feat entry).
-const Tensor& GroupInput(ScalingGroupKind kind, const LayerCapture& cap) {
-  switch (kind) {
-    case ScalingGroupKind::kAttentionInput:
-      return cap.attn_input;
-    case ScalingGroupKind::kValueOutput:
-      return cap.o_input;
-    case ScalingGroupKind::kMlpInput:
-      return cap.mlp_input;
-    case ScalingGroupKind::kMlpDown:
-      return cap.down_input;
-  }
-  return cap.attn_input;
-}
 
 // Loss of one trial scale vector for a group: rerun the inspected module with Q(W·s)/s.
 class TrialLoss {
  public:
   TrialLoss(const LayerContext& ctx, const LayerQuantSettings& settings, const LayerWeights& layer,
-            const LayerCapture& cap, ScalingGroupKind kind)
-      : ctx_(ctx), settings_(settings), layer_(layer), cap_(cap), kind_(kind) {
-    if (kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown) {
+            const LayerCapture& cap, const ScalingGroup& group)
+      : ctx_(ctx), settings_(settings), layer_(layer), cap_(cap), group_(group) {
+    if (group.inspect == InspectedModule::kLinear) {
       // The inspected module is the Linear itself: the output MSE is a quadratic form in xᵀx.
-      const Tensor& x = GroupInput(kind, cap);
+      const Tensor& x = *CapturedInput(cap, group.input);
       gram_.resize(static_cast<size_t>(x.dim(1) * x.dim(1)));
       Gram(x.ptr(), x.dim(0), x.dim(1), x.dim(1), gram_.data());
     }
@@ -51,28 +33,34 @@ class TrialLoss {
 
   double operator()(const std::vector<float>& s) const {
     std::vector<LinearWeights> trial;
-    for (const LinearWeights* l : GroupLinears(kind_, layer_)) {
+    for (const LinearWeights* l : GroupLinears(group_, layer_)) {
       LinearWeights t{Tensor(), l->bias};
       ScaleQuantizeUnscale(l->weight, s, settings_.group_size, ctx_.md, &t.weight);
       trial.push_back(std::move(t));
     }
-    switch (kind_) {
-      case ScalingGroupKind::kAttentionInput: {
+    // A Linear of the layer, or its trial where the group has one.
+    auto pick = [&](const char* name) -> const LinearWeights& {
+      for (size_t i = 0; i < group_.linears.size(); ++i) {
+        if (group_.linears[i] == name) return trial[i];
+      }
+      return *FindLinear(layer_, name);
+    };
+    switch (group_.inspect) {
+      case InspectedModule::kSelfAttention: {
         const bool float_kv = settings_.attention_trials_use_float_kv;
-        Tensor out = SelfAttention(ctx_, trial[0], float_kv ? layer_.k_proj : trial[1],
-                                   float_kv ? layer_.v_proj : trial[2], layer_.o_proj, layer_,
+        Tensor out = SelfAttention(ctx_, pick(kQProj), float_kv ? layer_.k_proj : pick(kKProj),
+                                   float_kv ? layer_.v_proj : pick(kVProj), pick(kOProj), layer_,
                                    cap_.attn_input, nullptr);
         return OutputMse(cap_.attn_output, out, ctx_.md);
       }
-      case ScalingGroupKind::kMlpInput: {
-        Tensor out = Mlp(ctx_, trial[0], trial[1], layer_.down_proj, cap_.mlp_input, nullptr);
+      case InspectedModule::kMlp: {
+        Tensor out =
+            Mlp(ctx_, pick(kGateProj), pick(kUpProj), pick(kDownProj), cap_.mlp_input, nullptr);
         return OutputMse(cap_.mlp_output, out, ctx_.md);
       }
-      case ScalingGroupKind::kValueOutput:
-        return LinearOutputMse(gram_, layer_.o_proj.weight, trial[0].weight, cap_.o_input.dim(0));
-      case ScalingGroupKind::kMlpDown:
-        return LinearOutputMse(gram_, layer_.down_proj.weight, trial[0].weight,
-                               cap_.down_input.dim(0));
+      case InspectedModule::kLinear:
+        return LinearOutputMse(gram_, FindLinear(layer_, group_.linears[0])->weight,
+                               trial[0].weight, CapturedInput(cap_, group_.input)->dim(0));
     }
     return 0.0;
   }
@@ -82,7 +70,7 @@ class TrialLoss {
   const LayerQuantSettings& settings_;
   const LayerWeights& layer_;
   const LayerCapture& cap_;
-  ScalingGroupKind kind_;
+  const ScalingGroup& group_;
   std::vector<float> gram_;
 };
 
@@ -92,30 +80,25 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
   return absl::OkStatus();
 }
 
-// AutoAWQ clips every Linear except q/k projections — o_proj too when no scaling group feeds it
-// (GQA) — on the scaled weights, with its cached input divided by the scales of the group that
-// scaled that input. Dividing the sampled tokens equals sampling the divided cache.
-void ClipLinears(const std::vector<ScalingGroup>& groups,
+// AutoAWQ clips every Linear whose name passes AutoAwqClips (not q/k) — o_proj too when no
+// scaling group feeds it (GQA) — on the scaled weights, with its cached input divided by the scales
+// of the group that scaled that input. Dividing the sampled tokens equals sampling the divided
+// cache.
+void ClipLinears(const ModelConfig& config, const std::vector<ScalingGroup>& groups,
                  const std::vector<ScalingDecision>& scaling, const LayerCapture& cap, DType md,
                  int64_t group_size, LayerWeights* w, std::vector<ClipDecision>* clips) {
-  struct Target {
-    const char* name;
-    LinearWeights* linear;
-    ScalingGroupKind input_group;
-  };
-  const Target targets[] = {{"self_attn.v_proj", &w->v_proj, ScalingGroupKind::kAttentionInput},
-                            {"self_attn.o_proj", &w->o_proj, ScalingGroupKind::kValueOutput},
-                            {"mlp.gate_proj", &w->gate_proj, ScalingGroupKind::kMlpInput},
-                            {"mlp.up_proj", &w->up_proj, ScalingGroupKind::kMlpInput},
-                            {"mlp.down_proj", &w->down_proj, ScalingGroupKind::kMlpDown}};
-  for (const Target& t : targets) {
-    Tensor sampled = SampleClipTokens(GroupInput(t.input_group, cap));
+  for (const LinearSpec& spec : LayerLinears(config)) {
+    if (!spec.clip) continue;
+    Tensor sampled = SampleClipTokens(*CapturedInput(cap, spec.name));
     for (size_t i = 0; i < groups.size(); ++i) {
-      if (groups[i].kind == t.input_group) DivideInputs(scaling[i].scales, md, &sampled);
+      if (GroupScalesInputOf(groups[i], spec.name)) {
+        DivideInputs(scaling[i].scales, md, &sampled);
+      }
     }
-    ClipResult r = SearchBestClip(t.linear->weight, sampled, group_size, md);
-    ApplyClip(r.max_val, group_size, &t.linear->weight);
-    clips->push_back({t.name, std::move(r.max_val), std::move(r.shrink_index)});
+    LinearWeights* linear = FindLinear(w, spec.name);
+    ClipResult r = SearchBestClip(linear->weight, sampled, group_size, md);
+    ApplyClip(r.max_val, group_size, &linear->weight);
+    clips->push_back({spec.name, std::move(r.max_val), std::move(r.shrink_index)});
   }
 }
 
@@ -145,54 +128,52 @@ class CpuBackend : public Backend {
     auto* act = static_cast<CpuActivations*>(hidden);
     const DType md = settings.md;
     const int64_t gs = settings.group_size;
-    const LayerContext ctx = MakeContext(config, md, act->block_len());
+    const LayerContext ctx = MakeLayerContext(config, w.index, md, act->block_len());
     LayerCapture cap;
     ForwardDecoderLayer(ctx, w, &act->hidden(), &cap);
 
     QuantizedLayer out;
-    const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
+    out.index = w.index;
+    const std::vector<ScalingGroup> groups = ScalingGroupsOf(config);
     for (const ScalingGroup& group : groups) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
       std::vector<const Tensor*> ws;
-      for (const LinearWeights* l : GroupLinears(group.kind, std::as_const(w))) {
+      for (const LinearWeights* l : GroupLinears(group, std::as_const(w))) {
         ws.push_back(&l->weight);
       }
       const std::vector<float> w_mean = WeightMean(ws, gs, md);
-      const std::vector<float> x_mean = InputMean(GroupInput(group.kind, cap), md);
-      const TrialLoss loss(ctx, settings, w, cap, group.kind);
+      const std::vector<float> x_mean = InputMean(*CapturedInput(cap, group.input), md);
+      const TrialLoss loss(ctx, settings, w, cap, group);
       absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
           x_mean, w_mean, md,
           [&loss](const std::vector<float>& s) -> absl::StatusOr<double> { return loss(s); });
       if (!best.ok()) {
         return absl::Status(best.status().code(),
-                            absl::StrCat(GroupLabel(group), ": ", best.status().message()));
+                            absl::StrCat(group.label, ": ", best.status().message()));
       }
-      out.scaling.push_back({GroupLabel(group), best->best_index, best->best_ratio, best->best_loss,
+      out.scaling.push_back({group.label, best->best_index, best->best_ratio, best->best_loss,
                              best->losses, best->scales, x_mean, w_mean});
     }
     // Apply all scales in group order (each search above saw the original weights).
     for (size_t i = 0; i < groups.size(); ++i) {
-      ApplyGroupScales(groups[i].kind, out.scaling[i].scales, md, &w);
+      ApplyGroupScales(groups[i], out.scaling[i].scales, md, config.norm, &w);
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      ClipLinears(groups, out.scaling, cap, md, gs, &w, &out.clips);
+      ClipLinears(config, groups, out.scaling, cap, md, gs, &w, &out.clips);
     }
-    for (const char* name : kLayerLinearNames) {
-      out.linears.push_back({name, QuantizeLinearGemm(*LinearByName(&w, name), gs)});
+    for (const LinearSpec& spec : LayerLinears(config)) {
+      out.linears.push_back({spec.name, QuantizeLinearGemm(*FindLinear(&w, spec.name), gs)});
     }
-    out.input_layernorm = std::move(w.input_layernorm);
-    out.post_attention_layernorm = std::move(w.post_attention_layernorm);
-    out.q_norm = std::move(w.q_norm);
-    out.k_norm = std::move(w.k_norm);
+    out.floats = TakeFloatTensors(config, &w);
     return out;
   }
 
   absl::Status ForwardLayer(const ModelConfig& config, DType md, const LayerWeights& weights,
                             Activations* hidden) override {
     auto* act = static_cast<CpuActivations*>(hidden);
-    ForwardDecoderLayer(MakeContext(config, md, act->block_len()), weights, &act->hidden(),
-                        nullptr);
+    ForwardDecoderLayer(MakeLayerContext(config, weights.index, md, act->block_len()), weights,
+                        &act->hidden(), nullptr);
     return absl::OkStatus();
   }
 
@@ -220,16 +201,6 @@ class CpuBackend : public Backend {
     }
     return nll;
   }
-
- private:
-  static LinearWeights* LinearByName(LayerWeights* w, const std::string& name) {
-    LinearWeights* all[] = {&w->q_proj,    &w->k_proj,  &w->v_proj,   &w->o_proj,
-                            &w->gate_proj, &w->up_proj, &w->down_proj};
-    for (size_t i = 0; i < 7; ++i) {
-      if (name == kLayerLinearNames[i]) return all[i];
-    }
-    return nullptr;
-  }
 };
 
 }  // namespace
@@ -238,8 +209,13 @@ std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend
 
 Tensor CpuLogits(const ModelConfig& config, DType md, const Tensor& final_norm,
                  const Tensor& lm_head, const Tensor& hidden) {
-  const Tensor normed = RmsNorm(hidden, final_norm, static_cast<float>(config.rms_norm_eps), md);
-  return Linear(normed, LinearWeights{lm_head, std::nullopt}, md);
+  const Tensor normed =
+      RmsNorm(hidden, final_norm, static_cast<float>(config.rms_norm_eps), md, config.norm);
+  Tensor logits = Linear(normed, LinearWeights{lm_head, std::nullopt}, md);
+  if (config.final_logit_softcapping > 0) {
+    SoftCap(static_cast<float>(config.final_logit_softcapping), md, &logits);
+  }
+  return logits;
 }
 
 }  // namespace quantd::engine
