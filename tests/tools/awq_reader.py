@@ -112,9 +112,10 @@ def to_dtype(x, dtype):
     if dtype == "float16":
         return x.astype(np.float16).astype(np.float32)
     if dtype == "bfloat16":
-        bits = x.view(np.uint32).astype(np.uint64)
-        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
-        return bits.astype(np.uint32).view(np.float32)
+        bits = np.atleast_1d(x).view(np.uint32).astype(np.uint64)
+        one, sixteen = np.uint64(1), np.uint64(16)
+        bits = (bits + np.uint64(0x7FFF) + ((bits >> sixteen) & one)) >> sixteen << sixteen
+        return bits.astype(np.uint32).view(np.float32).reshape(x.shape)
     return x
 
 
