@@ -5,7 +5,7 @@
 # every log and quant_report.json in e2e-logs.tar.gz, under $OUT (at most 8 files come back).
 #   .device-bundle-e2e/run-e2e-bench.sh STEP...
 # Steps: engine-small (run-gpu-checks.sh bench-small: the engine-only benchmark, for comparison),
-#        gpu-tests (run-gpu-checks.sh tests), gpu-families (run-gpu-checks.sh attention families),
+#        gpu-tests (run-gpu-checks.sh tests), gpu-families (run-gpu-checks.sh attention-checks families),
 #        small (0.5B 128x512, all layers), small-events (the
 #        same with --events=jsonl, the daemon's mode, which also hashes the output),
 #        large[:K] (0.5B 256x2048, K layers, default all), 7b[:K] (7B 128x512, K layers),
@@ -22,7 +22,7 @@ for step in "$@"; do
   case "$step" in
     engine-small) gpu_steps+=(bench-small) ;;
     gpu-tests) gpu_steps+=(tests) ;;
-    gpu-families) gpu_steps+=(attention families) ;;
+    gpu-families) gpu_steps+=(attention-checks families) ;;
   esac
 done
 OUT=$out bash "$here/run-gpu-checks.sh" "${gpu_steps[@]}" | tee "$out/gpu-checks.txt"

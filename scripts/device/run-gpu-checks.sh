@@ -4,7 +4,7 @@
 # kernel, kernels, CPU parity and token chunks, both backends' checkpoints through the numpy
 # reader) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [checkpoint] [tests]
-#                                          [families] [bench-small] [bench-large] [bench-7b]
+#                                          [attention-checks] [families] [bench-small] [bench-large] [bench-7b]
 #                                          [bench-7b-large] [profile-small] [profile-large]
 # (no argument: tests and bench-small; `tests` = attention, kernels, parity (every family's
 # real geometry included) and checkpoint (every family's miniature included); `families` = only
@@ -93,6 +93,8 @@ for step in "${steps[@]}"; do
     parity) gtest backend "^\[(parity|chunked)\]" ;;
     checkpoint|tests)
       gtest checkpoint "^\[reader\]" ;;
+    attention-checks)  # the kernel against float64 without the timings
+      gtest attention "^\[attention\] .*(d96|d256|softcap [1-9])" "-*Timing*" ;;
     families)
       gtest backend "^\[parity\]" "*Families*"
       gtest checkpoint "^\[reader\]" "*Family*" ;;
