@@ -25,7 +25,9 @@ for step in "$@"; do
     gpu-families) gpu_steps+=(attention-checks families) ;;
   esac
 done
-OUT=$out bash "$here/run-gpu-checks.sh" "${gpu_steps[@]}" | tee "$out/gpu-checks.txt"
+# The gpu tests' logs go straight to $OUT, written as the tests run: what a call cut short by its
+# time limit has done still comes back.
+OUT=$final bash "$here/run-gpu-checks.sh" "${gpu_steps[@]}" | tee "$final/gpu-checks.txt"
 tar -C "$b" -xJf "$here/e2e.tar.xz" || exit 1
 export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 nproc; free -g | head -2; df -h /tmp | tail -1
@@ -37,7 +39,7 @@ e2e() {  # name, config, blocks, len, layers, extra flags...
   local start=$(date +%s)
   "$b/bin/quantd-e2e-bench" --quantize_awq "$b/bin/quantize-awq" --config "$b/data/configs/$config" \
     --blocks "$blocks" --len "$len" --layers "$layers" --name "$name" --work_dir /tmp/quantd-e2e \
-    --log "$out/$name.log" --keep $header "$@" > "$out/$name.md" 2> "$out/$name.err"
+    --log "$final/$name.log" --keep $header "$@" > "$out/$name.md" 2> "$final/$name.err"
   local rc=$?
   header=
   cp /tmp/quantd-e2e/out/quant_report.json "$out/$name.report.json" 2>/dev/null
@@ -47,8 +49,8 @@ e2e() {  # name, config, blocks, len, layers, extra flags...
     { time sha256sum "$f" >/dev/null; } 2>&1
   done
   rm -rf /tmp/quantd-e2e
-  cat "$out/$name.err"
-  grep -E "memory|exported|GPU" "$out/$name.log"
+  cat "$final/$name.err"
+  grep -E "memory|exported|GPU" "$final/$name.log"
   rows+=("$(cat "$out/$name.md")")
   cat "$out/$name.md" >> "$final/e2e-table.md"  # kept even if a later step runs out of time
   echo "$name rc=$rc wall=$(( $(date +%s) - start ))s"
