@@ -100,8 +100,10 @@ for step in "${steps[@]}"; do
       # geometries' parity (Qwen2.5-0.5B 34 s, Qwen3-0.6B 20 s on the H200; the 7B/8B layers take
       # minutes); every process's log is appended to families.log as it ends.
       # QUANTD_FAMILIES_SECONDS (if set) stops what is still running after that many seconds;
-      # QUANTD_FAMILIES (if set, e.g. "llama mistral") runs only those families.
+      # QUANTD_FAMILIES (if set, e.g. "llama mistral") runs only those families;
+      # QUANTD_FAMILIES_JOBS (default 5) processes at a time share 15 BLAS threads.
       fam_start=$(date +%s)
+      fam_jobs=${QUANTD_FAMILIES_JOBS:-5}
       deadline=$(( fam_start + ${QUANTD_FAMILIES_SECONDS:-100000} ))
       : > "$out/families.log"
       export b out deadline
@@ -112,7 +114,7 @@ for step in "${steps[@]}"; do
           awk '/^[^ ]/ {suite = $1} /^  / {print "backend " suite $1}'
       } | awk -v only="${QUANTD_FAMILIES:-}" 'BEGIN {n = split(only, f, " "); for (i = 1; i <= n; ++i) keep[f[i]] = 1}
               {family = $2; sub(/.*\//, "", family)} n == 0 || family in keep' |
-        OPENBLAS_NUM_THREADS=3 xargs -P 5 -L 1 bash -c '
+        OPENBLAS_NUM_THREADS=$(( 15 / fam_jobs > 0 ? 15 / fam_jobs : 1 )) xargs -P "$fam_jobs" -L 1 bash -c '
         log=$(mktemp) start=$(date +%s)
         timeout $(( deadline > start ? deadline - start : 1 )) \
           "$b/bin/cuda_$0_gpu_test" --gtest_filter="$1" > "$log" 2>&1
