@@ -94,7 +94,7 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
   auto* attempts = d.CounterFamily("quantd_job_attempts_total",
                                    "Job attempts started on a worker, retries included.");
   auto* requeues = d.CounterFamily("quantd_job_requeues_total",
-                                   "Jobs put back in the queue after their worker was lost.");
+                                   "Jobs put back in the queue after their attempt was lost.");
   auto* workers = d.GaugeFamily("quantd_workers", "Connected workers, by state.", {"state"});
   auto* gpus = d.GaugeFamily("quantd_gpus", "GPU slots of connected workers, by state.", {"state"});
   auto* gpu_memory = d.GaugeFamily(
