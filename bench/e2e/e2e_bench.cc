@@ -290,7 +290,7 @@ int Main(int argc, char** argv) {
   if (a.name.empty()) a.name = fs::path(a.config).stem().string();
 
   const std::string model_dir = a.work_dir + "/model", out_dir = a.work_dir + "/out";
-  const std::string calib = a.work_dir + "/calib.jsonl";
+  std::string calib = a.work_dir + "/calib.jsonl";
   if (a.log.empty()) a.log = a.work_dir + "/quantize-awq.log";
   std::error_code ec;
   fs::remove_all(a.work_dir, ec);

@@ -62,6 +62,7 @@ e2e() {  # name, config, blocks, len, layers, extra flags...
   rows+=("$(cat "$out/$name.md")")
   cat "$out/$name.md" >> "$final/e2e-table.md"  # kept even if a later step runs out of time
   echo "$name rc=$rc wall=$(( $(date +%s) - start ))s"
+  tar -C "$out" -czf "$final/e2e-logs.tar.gz" .
 }
 layers_of() { [[ "$1" == *:* ]] && echo "${1#*:}" || echo 0; }
 field() {  # step, index (1-based after the name), default

@@ -359,7 +359,9 @@ void JobManager::SetQueueReasonLocked(JobRecord& record, const Waiting& waiting)
   }
   if (job.queue_reason() == reason && job.queue_message() == message) return;
   if (job.queue_reason() != reason) {
-    *job.mutable_queue_reason_time() = TimeUtil::GetCurrentTime();
+    // absl's clock: protobuf's GetCurrentTime() has whole seconds only.
+    *job.mutable_queue_reason_time() =
+        TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
   }
   job.set_queue_reason(reason);
   job.set_queue_message(message);

@@ -21,6 +21,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "file_digest.h"
 #include "httplib.h"
 #include "quantd/v1/worker_service.grpc.pb.h"
