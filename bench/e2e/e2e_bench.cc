@@ -389,17 +389,28 @@ int Main(int argc, char** argv) {
   const nlohmann::json ov = report.value("overlap_seconds", nlohmann::json::object());
   if (a.kill_after_layers > 0) {
     // Resuming, per layer: the check of a kept layer, the float-forward replay of a kept layer,
-    // quantizing a layer; the rest of a run (loading, calibrating, embedding, exporting, process
-    // start and exit) is the same whatever the depth. The whole model, killed at the same share
-    // of its depth: uninterrupted = rest + L·q; the resumed attempt = rest + K·(check + replay)
+    // quantizing a layer; the rest of a run (process start, loading, calibrating, embedding, the
+    // fingerprint, exporting, exit) is the same whatever the depth. The whole model, killed at the
+    // same share of its depth: uninterrupted = rest + L·q; the resumed attempt = rest + K·(check +
+    // replay)
     // + (L − K)·q.
     const nlohmann::json resume = report.value("resume", nlohmann::json::object());
     const int at = resume.value("resumed_at_layer", 0);
     const double check = resume.value("verify_seconds", 0.0);
     const double replay = resume.value("replay_seconds", 0.0);
     const int n = c.num_hidden_layers;
-    const double q = n > at ? (quantizing - replay) / (n - at) : 0.0;
-    const double rest = run.wall_seconds - quantizing - check;
+    // Seconds a layer, over the layers this run quantized: the engine logs "layer k/n quantized
+    // (X s per layer)" timed from its layer loop's start (after embedding and the replay).
+    double q = 0.0;
+    {
+      std::ifstream log(a.log);
+      std::string line;
+      while (std::getline(log, line)) {
+        const size_t at_paren = line.find(" quantized (");
+        if (at_paren != std::string::npos) q = std::atof(line.c_str() + at_paren + 12);
+      }
+    }
+    const double rest = run.wall_seconds - check - replay - (n - at) * q;
     const int full_at = static_cast<int>(std::lround(static_cast<double>(at) * full_layers / n));
     const double per_check = at > 0 ? check / at : 0.0, per_replay = at > 0 ? replay / at : 0.0;
     if (a.header) {
