@@ -53,7 +53,8 @@ absl::StatusOr<std::unique_ptr<DurableProgress>> DurableProgress::Prepare(
     const std::vector<std::vector<int32_t>>& blocks, const LogFn& log) {
   std::unique_ptr<DurableProgress> p(new DurableProgress(options, log));
   p->layers_total_ = source.config.num_hidden_layers;
-  QUANTD_RETURN_IF_ERROR(EnsureDirectory(options.output_dir, "output_dir"));
+  // An output directory that does not exist yet holds nothing to resume; the exporter creates it
+  // (after checking where it is) and Begin() locks it.
   QUANTD_RETURN_IF_ERROR(p->Lock());
   QUANTD_RETURN_IF_ERROR(p->OpenSource(source));
   // The fingerprint reads the executable and the embedding (a GiB for a 7B model): in the
@@ -143,7 +144,9 @@ DurableProgress::~DurableProgress() {
 
 absl::Status DurableProgress::Lock() {
   const std::string& dir = options_.output_dir;
+  if (lock_fd_ >= 0) return absl::OkStatus();
   lock_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock_fd_ < 0 && errno == ENOENT) return absl::OkStatus();  // locked once created
   if (lock_fd_ < 0) {
     return absl::InternalError(
         absl::StrCat("cannot open output_dir ", dir, ": ", std::strerror(errno)));
@@ -236,6 +239,10 @@ nlohmann::json DurableProgress::ReportEntry(double replay_seconds) const {
 }
 
 absl::Status DurableProgress::Begin(AwqExporter& exporter) {
+  QUANTD_RETURN_IF_ERROR(Lock());  // when Prepare found no output directory yet
+  if (lock_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("output_dir ", options_.output_dir, " is missing"));
+  }
   if (resume_layer_ > 0 && !exporter.ReusedStagedWeights()) {
     restart_reason_ = "its staged output files do not have this run's layout";
     log_(LogLevel::kWarning, absl::StrCat("starting over: ", restart_reason_));

@@ -153,7 +153,7 @@ class PipelineRun {
   std::future<StartedBackend> backend_start_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<AwqExporter> exporter_;
-  std::unique_ptr<DurableProgress> progress_;  // before exporter_: the journal outlives writes
+  std::unique_ptr<DurableProgress> progress_;  // before writes_: the writer stops before it goes
   std::unique_ptr<ExportQueue> writes_;        // after exporter_: stops before the exporter goes
   std::unique_ptr<QuantReport> report_;
   CalibrationSet calib_;
