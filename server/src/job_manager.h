@@ -33,7 +33,8 @@
 //       outside, its progress kept): requeued like (6), or FAILED like (7).
 //
 // A queued job carries why it waits (Job.queue_reason/queue_message, updated by each scheduling
-// pass that changes it, with a log event), so GetJob, ListJobs and `quantctl get` show it.
+// pass that changes it; a log event too when no connected worker's GPU can hold it), so GetJob,
+// ListJobs and `quantctl get` show it.
 //
 // Every transition and every report is stored (JobStore::UpdateJob, which numbers the events)
 // before it is published to watchers (JobEventHub). Recover() loads unfinished jobs before the

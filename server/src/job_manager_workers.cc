@@ -365,7 +365,13 @@ void JobManager::SetQueueReasonLocked(JobRecord& record, const Waiting& waiting)
   }
   job.set_queue_reason(reason);
   job.set_queue_message(message);
-  LogToJobLocked(record, absl::StrCat("queued: ", message));
+  // A job that no worker can hold is news for whoever watches it; waiting for a worker or for
+  // room is what a queue is (stored for GetJob and ListJobs, not an event each time it changes).
+  if (reason == v1::QUEUE_REASON_GPU_TOO_SMALL) {
+    LogToJobLocked(record, absl::StrCat("queued: ", message));
+  } else {
+    (void)CommitLocked(record, {});
+  }
 }
 
 // (10)
