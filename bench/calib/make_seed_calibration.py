@@ -10,8 +10,11 @@ so 8192 texts make about 8 MB), each passage a random stretch of one corpus cut 
 boundaries, whitespace runs collapsed. Deterministic for a given --seed and corpora.
 
     python3 bench/calib/make_seed_calibration.py --out /tmp/calib_8192.jsonl \
-        ../shared/assets/corpora/wikitext2-raw-test.txt \
-        ../shared/assets/corpora/war-and-peace.txt ../shared/assets/corpora/tinyshakespeare.txt
+        wikitext2-raw-test.txt war-and-peace.txt tinyshakespeare.txt
+
+(the whole corpora whose first 256 KiB are tests/data/corpora.tar.xz, origins in
+tests/data/SOURCES.md; the slices, build/tests/data/corpora/*.head.txt, work too, with fewer
+distinct passages).
 
 The generated file is not committed (8 MB); it prints the byte and length statistics it made.
 """

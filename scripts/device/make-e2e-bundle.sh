@@ -12,13 +12,13 @@
 #                            non-system library and the configs itself
 #   QUANTD_BUNDLE_SEED_CALIB a calibration jsonl at the seed's scale (bench/calib/
 #                            make_seed_calibration.py) for the seed-* steps, with the Qwen2.5
-#                            tokenizer files and chat template from ../shared/assets/tokenizers
+#                            tokenizer files and chat template of the build's test data
+#                            (BUILD/tests/data/tokenizers/qwen2.5)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.device-bundle-e2e}
 build=${QUANTD_BUNDLE_BUILD_DIR:-build-dev}
 e2e_only=${QUANTD_BUNDLE_E2E_ONLY:-0}
-shared=${QUANTD_SHARED_DIR:-$repo/../shared}
 cd "$repo"
 mkdir -p "$dest"
 if [ "$e2e_only" = 1 ]; then
@@ -46,7 +46,7 @@ cp tests/data/configs/qwen2.5-0.5b-instruct.config.json tests/data/configs/qwen2
 if [ -n "${QUANTD_BUNDLE_SEED_CALIB:-}" ]; then
   mkdir -p "$stage/seed/tokenizer"
   cp "$QUANTD_BUNDLE_SEED_CALIB" "$stage/seed/calib_8192.jsonl"
-  cp "$shared"/assets/tokenizers/qwen2.5/{vocab.json,merges.txt,tokenizer_config.json,chat_template.jinja} \
+  cp "$build"/tests/data/tokenizers/qwen2.5/{vocab.json,merges.txt,tokenizer_config.json,chat_template.jinja} \
     "$stage/seed/tokenizer/"
 fi
 tar -C "$stage" -cJf "$dest/e2e.tar.xz" .

@@ -140,13 +140,15 @@ TEST_F(JobManagerTest, SubmitFillsDefaultsAndStoresAQueuedEvent) {
   EXPECT_EQ(job.spec().group_size(), 128);
   EXPECT_EQ(job.spec().num_calib(), 8192);
   EXPECT_EQ(job.spec().modules_to_not_convert().names(0), "lm_head");
-  // EstimateGpuMemoryBytes for this config and calibration file: three fp32 copies of one layer
-  // (64·(64 + 2·4·16) + 64·64 + 3·64·128 = 40960 parameters), the inputs of every Linear for 2048
-  // tokens (the 18-byte file holds less than one block of max_seq_len, so one block) at
-  // (6·64 + 2·128) floats each, the 100 × 64 fp16 embedding and 1 GiB of runtime overhead.
-  EXPECT_EQ(job.estimated_gpu_memory_bytes(), int64_t{40960} * 4 * 3 +
-                                                  int64_t{2048} * (6 * 64 + 2 * 128) * 4 +
-                                                  100 * 64 * 2 + (int64_t{1} << 30));
+  // The engine's memory plan for this config and calibration file: the layer as config.json gives
+  // it (no dtype: float32, 4 bytes; kv heads default to the heads, head_dim to hidden / heads) and
+  // at most bytes / 2 + 256 chat-wrapped tokens a text of the 18-byte file for each of the 8192
+  // texts, in blocks of 2048: 1024 blocks. Queued, the estimate is the plan with every token
+  // resident; the smallest GPU it fits is the plan's own boundary.
+  const memory_plan::LayerGeometry geometry{64, 128, 4, 4, 16, 4};
+  EXPECT_EQ(job.estimated_gpu_memory_bytes(),
+            static_cast<int64_t>(memory_plan::PlanRun(geometry, 1024, 2048, 1e18).planned_bytes));
+  EXPECT_EQ(job.min_gpu_memory_bytes(), memory_plan::SmallestGpuBytes(geometry, 1024, 2048));
   EXPECT_EQ(job.last_event_sequence(), 1);
 }
 
