@@ -293,8 +293,8 @@ void JobManager::ScheduleLocked() {
     view.slots_per_gpu = entry.info.capacity();
     for (const v1::Gpu& gpu : entry.info.gpus()) {
       auto used = entry.gpu_memory_used_bytes.find(gpu.index());
-      view.gpus.push_back(
-          {gpu.index(), gpu.memory_bytes(), 0, 0, used == entry.gpu_memory_used_bytes.end() ? 0 : used->second});
+      view.gpus.push_back({gpu.index(), gpu.memory_bytes(), 0, 0,
+                           used == entry.gpu_memory_used_bytes.end() ? 0 : used->second});
     }
     for (const auto& [job_id, gpu_index] : entry.jobs) {
       auto job = active_.find(job_id);

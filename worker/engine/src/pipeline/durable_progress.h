@@ -48,8 +48,9 @@ class DurableProgress {
   using LogFn = std::function<void(LogLevel, const std::string&)>;
 
   // Locks output_dir when it exists (waiting up to a minute for another run to let go of it;
-  // else Begin locks it once the exporter has created it) and decides where this run starts: `resume_layer()` layers are kept from an earlier run, or none. With
-  // options.restart an earlier run's progress is discarded. Logs what it decided and why.
+  // else Begin locks it once the exporter has created it) and decides where this run starts:
+  // `resume_layer()` layers are kept from an earlier run, or none. With options.restart an earlier
+  // run's progress is discarded. Logs what it decided and why.
   static absl::StatusOr<std::unique_ptr<DurableProgress>> Prepare(
       const QuantizeOptions& options, const SourceModel& source, std::string_view backend,
       const std::vector<std::vector<int32_t>>& blocks, const LogFn& log);
