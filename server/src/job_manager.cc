@@ -122,6 +122,7 @@ void JobManager::Loop() {
     wake_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_ || dirty_; });
     if (stopping_) break;
     ExpireLeasesLocked(absl::Now());
+    FailUnplaceableLocked(absl::Now());
     if (dirty_) {
       dirty_ = false;
       ScheduleLocked();
@@ -139,6 +140,7 @@ absl::Status JobManager::CommitLocked(JobRecord& record, std::vector<v1::JobEven
   if (IsTerminal(record.job.state())) {
     hub_.Close(record.job.job_id());
     clocks_.erase(record.job.job_id());
+    shapes_.erase(record.job.job_id());
     active_.erase(record.job.job_id());  // `record` may be the erased entry: do not touch it after.
   }
   return absl::OkStatus();
@@ -157,6 +159,11 @@ absl::Status JobManager::TransitionLocked(JobRecord& record, v1::JobState state,
                                           const v1::JobError* error) {
   v1::Job& job = record.job;
   job.set_state(state);
+  if (state != v1::JOB_STATE_QUEUED) {  // Why it waited no longer applies.
+    job.clear_queue_reason();
+    job.clear_queue_message();
+    job.clear_queue_reason_time();
+  }
   if (state == v1::JOB_STATE_RUNNING) *job.mutable_start_time() = Now();
   if (IsTerminal(state)) *job.mutable_end_time() = Now();
   if (error != nullptr && state == v1::JOB_STATE_FAILED) *job.mutable_error() = *error;
@@ -188,8 +195,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   }
   v1::JobSpec spec = request.spec();
   if (absl::Status s = ValidateAndFillSpec(options_.paths, spec); !s.ok()) return s;
-  absl::StatusOr<int64_t> estimate = EstimateGpuMemoryBytes(spec);
-  if (!estimate.ok()) return estimate.status();
+  absl::StatusOr<JobMemoryShape> shape = JobMemoryShapeOf(spec);
+  if (!shape.ok()) return shape.status();
 
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return absl::UnavailableError("quantd is shutting down");
@@ -215,7 +222,11 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   job.set_gpu_index(-1);
   *job.mutable_create_time() = Now();
   job.set_request_id(request.request_id());
-  job.set_estimated_gpu_memory_bytes(*estimate);
+  // Resident: what the run would use with every calibration token on the GPU at once.
+  job.set_estimated_gpu_memory_bytes(static_cast<int64_t>(
+      memory_plan::PlanRun(shape->geometry, shape->blocks, shape->len, 1e18).planned_bytes));
+  job.set_min_gpu_memory_bytes(
+      memory_plan::SmallestGpuBytes(shape->geometry, shape->blocks, shape->len));
   v1::JobEvent event = NewEvent(job);
   event.mutable_state_change()->set_state(v1::JOB_STATE_QUEUED);
   event.mutable_state_change()->set_attempt(1);
@@ -225,6 +236,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   hub_.Open(job.job_id(), job.last_event_sequence());
   active_[job.job_id()] = record;
   clocks_[job.job_id()] = {absl::Now(), std::nullopt};
+  shapes_[job.job_id()] = *std::move(shape);
   logging::Info(
       absl::StrCat("job submitted: ", job.spec().model_dir(), " -> ", job.spec().output_dir()),
       {job.job_id(), ""});

@@ -27,6 +27,14 @@
 //       the job is requeued with attempt + 1, or FAILED (UNAVAILABLE) after max_attempts.
 //   (8) a queued job is cancelled at once.
 //   (9) a CANCELLING job whose worker is lost becomes CANCELLED.
+//  (10) a queued job that no connected worker's GPU is large enough for, for longer than
+//       unplaceable_timeout, FAILS (RESOURCE_EXHAUSTED) naming the smallest GPU it needs.
+//  (11) the worker reports the attempt lost (JobFinished.requeue: the engine was killed from
+//       outside, its progress kept): requeued like (6), or FAILED like (7).
+//
+// A queued job carries why it waits (Job.queue_reason/queue_message, updated by each scheduling
+// pass that changes it; a log event too when no connected worker's GPU can hold it), so GetJob,
+// ListJobs and `quantctl get` show it.
 //
 // Every transition and every report is stored (JobStore::UpdateJob, which numbers the events)
 // before it is published to watchers (JobEventHub). Recover() loads unfinished jobs before the
@@ -69,7 +77,11 @@ struct JobManagerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration lease_duration = absl::Seconds(10);
   int max_attempts = 3;
-  int max_jobs_per_gpu = 0;   // Cap on jobs sharing a GPU; <= 0: as each worker advertises.
+  int max_jobs_per_gpu = 0;  // Cap on jobs sharing a GPU; <= 0: as each worker advertises.
+  // A job that no connected worker's GPU is large enough for (QUEUE_REASON_GPU_TOO_SMALL) FAILS
+  // (RESOURCE_EXHAUSTED, naming the smallest GPU it needs) once that has lasted this long;
+  // zero: it waits for a larger worker forever.
+  absl::Duration unplaceable_timeout = absl::Minutes(30);
   size_t event_window = 256;  // Recent events kept in memory per unfinished job.
 };
 
@@ -147,6 +159,12 @@ class JobManager {
   void RequeueOrFailLocked(JobRecord& record, const std::string& reason);
   void ReleaseLocked(const JobRecord& record);
   void ScheduleLocked();
+  // Records why a queued job waits (a log event when it changes).
+  void SetQueueReasonLocked(JobRecord& record, const Waiting& waiting);
+  // (10)
+  void FailUnplaceableLocked(absl::Time now);
+  // The memory plan's inputs for a job (cached per job id; config.json is read once).
+  const JobMemoryShape& ShapeLocked(const v1::Job& job);
   void ExpireLeasesLocked(absl::Time now);
   void SendLocked(const std::string& worker_id, v1::ServerMessage message);
   // The cached unfinished job that `worker_id` may report on for `attempt`, or null.
@@ -166,7 +184,8 @@ class JobManager {
   std::mutex mu_;
   std::map<std::string, JobRecord> active_;  // Unfinished jobs by id.
   std::map<std::string, WorkerEntry> workers_;
-  std::map<std::string, JobClock> clocks_;  // Unfinished jobs by id.
+  std::map<std::string, JobClock> clocks_;        // Unfinished jobs by id.
+  std::map<std::string, JobMemoryShape> shapes_;  // Unfinished jobs by id.
   uint64_t next_session_ = 0;
   bool dirty_ = false;  // Something changed that the scheduler should look at.
   bool stopping_ = false;

@@ -1,5 +1,6 @@
 // JobManager, the worker side: worker streams, reports, placement and leases.
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "job_manager.h"
 #include "logging/logging.h"
@@ -199,8 +200,12 @@ void JobManager::HandleWorkerMessage(const WorkerSession& session,
       break;
     }
     case v1::WorkerMessage::kHeartbeat: {  // The lease renewal above, and the GPUs' memory use.
-      const auto& used = message.heartbeat().gpu_memory_used_bytes();
-      entry.gpu_memory_used_bytes = {used.begin(), used.end()};
+      const auto& reported = message.heartbeat().gpu_memory_used_bytes();
+      std::map<int32_t, int64_t> used(reported.begin(), reported.end());
+      if (used != entry.gpu_memory_used_bytes) {
+        entry.gpu_memory_used_bytes = std::move(used);
+        dirty_ = true;  // the scheduler counts it against the GPUs' memory
+      }
       break;
     }
     default:
@@ -235,6 +240,12 @@ void JobManager::HandleReportLocked(JobRecord& record, const v1::JobReport& repo
 void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& finished) {
   ReleaseLocked(record);
   v1::JobState state = finished.state();
+  if (finished.requeue() && state == v1::JOB_STATE_FAILED) {  // (11)
+    RequeueOrFailLocked(
+        record, absl::StrCat("attempt ", record.job.attempt(), " was lost on ", record.job.worker(),
+                             ": ", finished.error().message()));
+    return;
+  }
   if (state != v1::JOB_STATE_SUCCEEDED && state != v1::JOB_STATE_CANCELLED) {
     state = v1::JOB_STATE_FAILED;
   }
@@ -249,13 +260,28 @@ void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& 
   (void)TransitionLocked(record, state, state == v1::JOB_STATE_FAILED ? &error : nullptr);
 }
 
+const JobMemoryShape& JobManager::ShapeLocked(const v1::Job& job) {
+  auto it = shapes_.find(job.job_id());
+  if (it != shapes_.end()) return it->second;
+  absl::StatusOr<JobMemoryShape> shape = JobMemoryShapeOf(job.spec());
+  if (!shape.ok()) {
+    // Validated at submission; unreadable now (a recovered job whose model went away): placed
+    // as a job of no size, the engine reports what is missing.
+    logging::Warning(absl::StrCat("cannot size the job: ", shape.status().message()),
+                     {job.job_id(), ""});
+    shape = JobMemoryShape{};
+  }
+  return shapes_[job.job_id()] = *std::move(shape);
+}
+
 // (2)
 void JobManager::ScheduleLocked() {
   std::vector<QueuedJob> queue;
   for (const auto& [id, record] : active_) {
     if (record.job.state() != v1::JOB_STATE_QUEUED) continue;
-    queue.push_back({id, record.job.spec().priority(), CreateMicros(record.job),
-                     record.job.estimated_gpu_memory_bytes()});
+    const JobMemoryShape& shape = ShapeLocked(record.job);
+    queue.push_back({id, record.job.spec().priority(), CreateMicros(record.job), shape.geometry,
+                     shape.blocks, shape.len});
   }
   if (queue.empty()) return;
   std::vector<WorkerView> views;
@@ -266,7 +292,9 @@ void JobManager::ScheduleLocked() {
     view.cpu_slots = entry.info.capacity();
     view.slots_per_gpu = entry.info.capacity();
     for (const v1::Gpu& gpu : entry.info.gpus()) {
-      view.gpus.push_back({gpu.index(), gpu.memory_bytes(), 0, 0});
+      auto used = entry.gpu_memory_used_bytes.find(gpu.index());
+      view.gpus.push_back({gpu.index(), gpu.memory_bytes(), 0, 0,
+                           used == entry.gpu_memory_used_bytes.end() ? 0 : used->second});
     }
     for (const auto& [job_id, gpu_index] : entry.jobs) {
       auto job = active_.find(job_id);
@@ -282,14 +310,92 @@ void JobManager::ScheduleLocked() {
     }
     views.push_back(std::move(view));
   }
-  for (const Placement& placement : scheduler_.Schedule(std::move(queue), std::move(views))) {
+  ScheduleResult result = scheduler_.Schedule(std::move(queue), std::move(views));
+  for (const Placement& placement : result.placements) {
     JobRecord& record = active_.at(placement.job_id);
     record.job.set_worker("workers/" + placement.worker_id);
     record.job.set_gpu_index(placement.gpu_index);
+    if (placement.gpu_index >= 0)
+      record.job.set_estimated_gpu_memory_bytes(placement.reserved_bytes);
     if (!TransitionLocked(record, v1::JOB_STATE_ASSIGNED).ok()) continue;
     WorkerEntry& entry = workers_.at(placement.worker_id);
     entry.jobs[placement.job_id] = placement.gpu_index;
     entry.outbox->Push(AssignmentFor(record.job));
+  }
+  for (const Waiting& waiting : result.waiting) {
+    SetQueueReasonLocked(active_.at(waiting.job_id), waiting);
+  }
+}
+
+namespace {
+
+double GiB(int64_t bytes) { return static_cast<double>(bytes) / memory_plan::kGiB; }
+
+}  // namespace
+
+void JobManager::SetQueueReasonLocked(JobRecord& record, const Waiting& waiting) {
+  v1::Job& job = record.job;
+  v1::QueueReason reason = v1::QUEUE_REASON_NO_WORKER;
+  std::string message = "waiting for a worker: none is connected";
+  switch (waiting.reason) {
+    case WaitReason::kNoWorker:
+      break;
+    case WaitReason::kWaitingForCapacity:
+      reason = v1::QUEUE_REASON_WAITING_FOR_CAPACITY;
+      message = absl::StrFormat(
+          "waiting for room: every worker that can run it is busy (it needs a GPU slot with "
+          "about %.1f GiB free, or a CPU slot)",
+          GiB(job.min_gpu_memory_bytes()));
+      break;
+    case WaitReason::kGpuTooSmall:
+      reason = v1::QUEUE_REASON_GPU_TOO_SMALL;
+      message = absl::StrFormat(
+          "no connected worker has a GPU large enough: by the engine's memory plan for %s at "
+          "%lld-token blocks it needs a GPU of at least %.1f GiB; the largest connected GPU has "
+          "%.1f GiB",
+          ShapeLocked(job).model, static_cast<long long>(job.spec().max_seq_len()),
+          GiB(job.min_gpu_memory_bytes()), GiB(waiting.largest_gpu_bytes));
+      break;
+  }
+  if (job.queue_reason() == reason && job.queue_message() == message) return;
+  if (job.queue_reason() != reason) {
+    // absl's clock: protobuf's GetCurrentTime() has whole seconds only.
+    *job.mutable_queue_reason_time() =
+        TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
+  }
+  job.set_queue_reason(reason);
+  job.set_queue_message(message);
+  // A job that no worker can hold is news for whoever watches it; waiting for a worker or for
+  // room is what a queue is (stored for GetJob and ListJobs, not an event each time it changes).
+  if (reason == v1::QUEUE_REASON_GPU_TOO_SMALL) {
+    LogToJobLocked(record, absl::StrCat("queued: ", message));
+  } else {
+    (void)CommitLocked(record, {});
+  }
+}
+
+// (10)
+void JobManager::FailUnplaceableLocked(absl::Time now) {
+  if (options_.unplaceable_timeout <= absl::ZeroDuration()) return;
+  std::vector<std::string> expired;
+  for (const auto& [id, record] : active_) {
+    const v1::Job& job = record.job;
+    if (job.state() != v1::JOB_STATE_QUEUED ||
+        job.queue_reason() != v1::QUEUE_REASON_GPU_TOO_SMALL) {
+      continue;
+    }
+    const absl::Time since =
+        absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(job.queue_reason_time()));
+    if (now - since >= options_.unplaceable_timeout) expired.push_back(id);
+  }
+  for (const std::string& id : expired) {
+    JobRecord& record = active_.at(id);
+    v1::JobError error;
+    error.set_code(static_cast<int32_t>(absl::StatusCode::kResourceExhausted));
+    error.set_message(absl::StrCat("gave up after ",
+                                   absl::FormatDuration(options_.unplaceable_timeout), ": ",
+                                   record.job.queue_message()));
+    (void)TransitionLocked(record, v1::JOB_STATE_FAILED, &error);
   }
 }
 

@@ -157,19 +157,11 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   if (absl::Status s = engine::CheckModelConfigSupported(config, config_path.string()); !s.ok()) {
     return FieldError("model_dir", std::string(s.message()));
   }
-  return EstimateGpuMemoryBytes(spec).status();
+  // A job that cannot even be planned would fail later.
+  return JobMemoryShapeOf(spec).status();
 }
 
-// Peak memory of a layer-by-layer AWQ run (AutoAWQ's scheme, which the engine follows):
-//   one decoder layer's weights as fp32 working copies, three of them (original, scaled, quantized)
-// + the cached inputs of every quantized Linear for all calibration tokens, fp32: per token
-//   q/k/v, o and gate/up inputs (hidden each, with two copies for layer in/out) and down's input
-//   (intermediate): (6 * hidden + 2 * intermediate) * 4 bytes
-// + the embedding table in fp16 (to embed the calibration blocks)
-// + 1 GiB for the CUDA context, cuBLAS workspaces and allocator slack.
-// Calibration tokens: num_calib * max_seq_len, but no more than the calibration file could hold
-// (2 bytes of text per token at the very least).
-absl::StatusOr<int64_t> EstimateGpuMemoryBytes(const v1::JobSpec& spec) {
+absl::StatusOr<JobMemoryShape> JobMemoryShapeOf(const v1::JobSpec& spec) {
   absl::StatusOr<nlohmann::json> config = ReadModelConfig(spec.model_dir());
   if (!config.ok()) return config.status();
   auto get = [&](const char* key, int64_t fallback) -> absl::StatusOr<int64_t> {
@@ -190,20 +182,42 @@ absl::StatusOr<int64_t> EstimateGpuMemoryBytes(const v1::JobSpec& spec) {
   absl::StatusOr<int64_t> inter = get("intermediate_size", 4 * *hidden);
   absl::StatusOr<int64_t> heads = get("num_attention_heads", 1);
   absl::StatusOr<int64_t> kv_heads = get("num_key_value_heads", *heads);
-  if (*hidden <= 0 || *layers <= 0 || *vocab <= 0 || *heads <= 0) {
+  if (*hidden <= 0 || *layers <= 0 || *vocab <= 0 || *heads <= 0 || *kv_heads <= 0 || *inter <= 0) {
     return FieldError("model_dir", "config.json has a non-positive size");
   }
-  const int64_t head_dim = *hidden / *heads;
-  const int64_t layer_params =
-      *hidden * (*hidden + 2 * *kv_heads * head_dim) + *hidden * *hidden + 3 * *hidden * *inter;
+  absl::StatusOr<int64_t> head_dim = get("head_dim", *hidden / *heads);
+  if (*head_dim <= 0) return FieldError("model_dir", "config.json has a non-positive head_dim");
+  // The dtype the engine computes in, read as the engine reads it: transformers 5's "dtype", else
+  // "torch_dtype", else float32.
+  std::string dtype = "float32";
+  for (const char* key : {"torch_dtype", "dtype"}) {
+    auto it = config->find(key);
+    if (it != config->end() && it->is_string()) dtype = it->get<std::string>();
+  }
+  JobMemoryShape shape;
+  shape.geometry.hidden_size = *hidden;
+  shape.geometry.intermediate_size = *inter;
+  shape.geometry.num_attention_heads = *heads;
+  shape.geometry.num_key_value_heads = *kv_heads;
+  shape.geometry.head_dim = *head_dim;
+  shape.geometry.dtype_bytes = dtype == "float32" ? 4 : 2;
+  std::string architecture = "model";
+  if (auto it = config->find("architectures");
+      it != config->end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
+    architecture = (*it)[0].get<std::string>();
+  }
+  shape.model = absl::StrCat(architecture, " (hidden ", *hidden, ", intermediate ", *inter, ")");
+  const int64_t len = spec.max_seq_len();
+  int64_t tokens = static_cast<int64_t>(spec.num_calib()) * len;
   std::error_code ec;
   const int64_t calib_bytes = static_cast<int64_t>(fs::file_size(spec.calib_jsonl(), ec));
-  int64_t tokens = static_cast<int64_t>(spec.num_calib()) * spec.max_seq_len();
-  if (!ec) tokens = std::min(tokens, std::max<int64_t>(calib_bytes / 2, spec.max_seq_len()));
-  const int64_t weights = layer_params * 4 * 3;
-  const int64_t activations = tokens * (6 * *hidden + 2 * *inter) * 4;
-  const int64_t embeddings = *vocab * *hidden * 2;
-  return weights + activations + embeddings + (int64_t{1} << 30);
+  if (!ec) {
+    const int64_t per_text = spec.apply_chat_template() ? kChatTemplateTokensPerText : 0;
+    tokens = std::min(tokens, calib_bytes / 2 + per_text * spec.num_calib());
+  }
+  shape.len = len;
+  shape.blocks = std::max<int64_t>(1, tokens / std::max<int64_t>(1, len));
+  return shape;
 }
 
 }  // namespace quantd::server

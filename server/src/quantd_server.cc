@@ -88,6 +88,7 @@ absl::Status QuantdServer::InitManager() {
   options.heartbeat_interval = absl::Seconds(config_.heartbeat_seconds);
   options.lease_duration = absl::Seconds(config_.lease_seconds);
   options.max_attempts = config_.max_attempts;
+  options.unplaceable_timeout = absl::Seconds(config_.unplaceable_timeout_seconds);
   options.max_jobs_per_gpu = config_.max_jobs_per_gpu;
   manager_ = std::make_unique<JobManager>(store_.get(), options, *metrics_);
   registry_.AddCollectCallback([manager = manager_.get()] { manager->CollectMetrics(); });

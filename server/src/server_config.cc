@@ -45,6 +45,11 @@ std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config)
                  "Cap on jobs sharing one GPU (0: as each worker's --capacity says, default 1)")
       ->check(CLI::Range(0, 64))
       ->envname("QUANTD_MAX_JOBS_PER_GPU");
+  app.add_option("--unplaceable-timeout-seconds", config->unplaceable_timeout_seconds,
+                 "A job that no connected worker's GPU is large enough for FAILS after waiting "
+                 "this long (0: waits for a larger worker forever)")
+      ->check(CLI::Range(0.0, 30.0 * 86400.0))
+      ->envname("QUANTD_UNPLACEABLE_TIMEOUT_SECONDS");
   app.add_option("--local-worker", config->local_worker,
                  "Start a quantd-worker on this machine (true/false)")
       ->envname("QUANTD_LOCAL_WORKER");

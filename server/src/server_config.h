@@ -23,6 +23,8 @@ struct ServerConfig {
   double lease_seconds = 10.0;
   int max_attempts = 3;
   int max_jobs_per_gpu = 0;  // 0: as each worker advertises (quantd-worker --capacity, default 1).
+  // A job no connected worker's GPU is large enough for FAILS after waiting this long; 0: never.
+  double unplaceable_timeout_seconds = 1800.0;
   bool local_worker = true;
   std::string worker_binary;  // Default: quantd-worker next to the quantd executable.
   std::string engine_binary;  // Passed to the local worker as --engine when set.

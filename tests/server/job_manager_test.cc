@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/str_format.h"
 #include "store/memory_job_store.h"
 
 namespace quantd::server {
@@ -67,6 +68,22 @@ class JobManagerTest : public ::testing::Test {
     WorkerSession session = manager_->ConnectWorker(hello, &reply);
     if (reply_out) *reply_out = reply;
     return session;
+  }
+  // A worker with one GPU of `gpu_bytes`.
+  WorkerSession ConnectGpu(const std::string& id, int64_t gpu_bytes) {
+    v1::WorkerHello hello;
+    hello.set_worker_id(id);
+    hello.set_capacity(1);
+    hello.add_gpus()->set_memory_bytes(gpu_bytes);
+    v1::ServerHello reply;
+    return manager_->ConnectWorker(hello, &reply);
+  }
+  // A model directory holding only a real model's config.json (tests/data/configs).
+  std::string ModelOf(const std::string& config) {
+    const fs::path dir = root_ / config;
+    fs::create_directories(dir);
+    fs::copy_file(fs::path(QUANTD_SOURCE_DIR) / "tests/data/configs" / config, dir / "config.json");
+    return dir.string();
   }
   // Next message for the worker, waiting for the scheduler.
   v1::ServerMessage Next(const WorkerSession& session) {
@@ -125,13 +142,15 @@ TEST_F(JobManagerTest, SubmitFillsDefaultsAndStoresAQueuedEvent) {
   EXPECT_EQ(job.spec().group_size(), 128);
   EXPECT_EQ(job.spec().num_calib(), 8192);
   EXPECT_EQ(job.spec().modules_to_not_convert().names(0), "lm_head");
-  // EstimateGpuMemoryBytes for this config and calibration file: three fp32 copies of one layer
-  // (64·(64 + 2·4·16) + 64·64 + 3·64·128 = 40960 parameters), the inputs of every Linear for 2048
-  // tokens (the 18-byte file holds less than one block of max_seq_len, so one block) at
-  // (6·64 + 2·128) floats each, the 100 × 64 fp16 embedding and 1 GiB of runtime overhead.
-  EXPECT_EQ(job.estimated_gpu_memory_bytes(), int64_t{40960} * 4 * 3 +
-                                                  int64_t{2048} * (6 * 64 + 2 * 128) * 4 +
-                                                  100 * 64 * 2 + (int64_t{1} << 30));
+  // The engine's memory plan for this config and calibration file: the layer as config.json gives
+  // it (no dtype: float32, 4 bytes; kv heads default to the heads, head_dim to hidden / heads) and
+  // at most bytes / 2 + 256 chat-wrapped tokens a text of the 18-byte file for each of the 8192
+  // texts, in blocks of 2048: 1024 blocks. Queued, the estimate is the plan with every token
+  // resident; the smallest GPU it fits is the plan's own boundary.
+  const memory_plan::LayerGeometry geometry{64, 128, 4, 4, 16, 4};
+  EXPECT_EQ(job.estimated_gpu_memory_bytes(),
+            static_cast<int64_t>(memory_plan::PlanRun(geometry, 1024, 2048, 1e18).planned_bytes));
+  EXPECT_EQ(job.min_gpu_memory_bytes(), memory_plan::SmallestGpuBytes(geometry, 1024, 2048));
   EXPECT_EQ(job.last_event_sequence(), 1);
 }
 
@@ -317,6 +336,96 @@ TEST_F(JobManagerTest, HeartbeatsReportGpuMemoryInUse) {
   manager_->HandleWorkerMessage(session, beat);  // The replaced session is ignored.
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);
+}
+
+TEST_F(JobManagerTest, AnAttemptLostOnItsWorkerIsRequeuedThenFailsAfterMaxAttempts) {
+  v1::Job job = Submit();
+  WorkerSession w1 = Connect("w1");
+  ASSERT_TRUE(Next(w1).has_assignment());
+  v1::WorkerMessage lost = Finished(job.job_id(), 1, v1::JOB_STATE_FAILED);
+  lost.mutable_job_finished()->set_requeue(true);
+  lost.mutable_job_finished()->mutable_error()->set_message("the engine was killed by signal 9");
+  manager_->HandleWorkerMessage(w1, lost);
+  // Requeued (the same worker still has a slot, so it gets attempt 2 at once).
+  v1::ServerMessage second = Next(w1);
+  ASSERT_TRUE(second.has_assignment());
+  EXPECT_EQ(second.assignment().attempt(), 2);
+  lost.mutable_job_finished()->set_attempt(2);
+  manager_->HandleWorkerMessage(w1, lost);
+  WaitFor(job.name(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(manager_->Get(job.name())->error().message().find("gave up after 2 attempts"),
+            std::string::npos);
+  bool said = false;  // the requeue says why the first attempt ended
+  for (const v1::JobEvent& e : Events(job.name())) {
+    said |= e.has_state_change() && e.state_change().state() == v1::JOB_STATE_QUEUED &&
+            e.state_change().error().message().find("signal 9") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
+}
+
+TEST_F(JobManagerTest, TheSeedScaleCalibrationIsPlacedOnAGpuByTheEnginesMemoryPlan) {
+  // Qwen2.5-0.5B, an 8 MB calibration file, 8192 texts in blocks of 2048 tokens (the defaults):
+  // the old estimate (every token's activations at once, about 240 GB) left it queued forever.
+  const fs::path calib = root_ / "calib_8192.jsonl";
+  {
+    std::ofstream out(calib);
+    for (int i = 0; i < 8192; ++i) out << "{\"text\": \"" << std::string(1000, 'a') << "\"}\n";
+  }
+  v1::SubmitJobRequest request = Request();
+  request.mutable_spec()->set_model_dir(ModelOf("qwen2.5-0.5b-instruct.config.json"));
+  request.mutable_spec()->set_calib_jsonl(calib.string());
+  absl::StatusOr<v1::Job> job = manager_->Submit(request);
+  ASSERT_TRUE(job.ok()) << job.status();
+  WorkerSession gpu = ConnectGpu("h100", int64_t{80} << 30);
+  v1::ServerMessage m = Next(gpu);
+  ASSERT_TRUE(m.has_assignment());
+  EXPECT_EQ(m.assignment().gpu_index(), 0);
+  v1::Job placed = *manager_->Get(job->name());
+  EXPECT_LE(placed.estimated_gpu_memory_bytes(), int64_t{80} << 30);  // what it reserved there
+  EXPECT_EQ(placed.queue_reason(), v1::QUEUE_REASON_UNSPECIFIED);
+}
+
+TEST_F(JobManagerTest, AJobNoGpuCanHoldSaysWhyThenFailsNamingTheGpuItNeeds) {
+  options_.unplaceable_timeout = absl::Milliseconds(300);
+  Restart();
+  v1::SubmitJobRequest request = Request();
+  request.mutable_spec()->set_model_dir(ModelOf("qwen2.5-7b-instruct.config.json"));
+  absl::StatusOr<v1::Job> job = manager_->Submit(request);
+  ASSERT_TRUE(job.ok()) << job.status();
+  v1::Job waiting;
+  for (int i = 0; i < 100; ++i) {  // no worker yet
+    waiting = *manager_->Get(job->name());
+    if (waiting.queue_reason() != v1::QUEUE_REASON_UNSPECIFIED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(waiting.queue_reason(), v1::QUEUE_REASON_NO_WORKER);
+  WorkerSession small = ConnectGpu("small", int64_t{4} << 30);
+  manager_->HandleWorkerMessage(small, [] {
+    v1::WorkerMessage beat;
+    (*beat.mutable_heartbeat()->mutable_gpu_memory_used_bytes())[0] = int64_t{1} << 30;
+    return beat;
+  }());
+  for (int i = 0; i < 100; ++i) {
+    waiting = *manager_->Get(job->name());
+    if (waiting.queue_reason() == v1::QUEUE_REASON_GPU_TOO_SMALL) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(waiting.queue_reason(), v1::QUEUE_REASON_GPU_TOO_SMALL);
+  EXPECT_NE(waiting.queue_message().find("the largest connected GPU has 4.0 GiB"),
+            std::string::npos)
+      << waiting.queue_message();
+  manager_->CollectMetrics();
+  EXPECT_EQ((*metrics_->queued_jobs.Add({{"reason", "gpu_too_small"}}))->Value(), 1);
+  EXPECT_EQ(metrics_->gpu_memory_used.Value(), double{1 << 30});  // the heartbeat's
+  WaitFor(job->name(), v1::JOB_STATE_FAILED);
+  v1::Job failed = *manager_->Get(job->name());
+  EXPECT_EQ(failed.error().code(), static_cast<int>(absl::StatusCode::kResourceExhausted));
+  const std::string needs =
+      absl::StrFormat("%.1f GiB", static_cast<double>(failed.min_gpu_memory_bytes()) / (1 << 30));
+  EXPECT_NE(failed.error().message().find("needs a GPU of at least " + needs), std::string::npos)
+      << failed.error().message();
+  manager_->CollectMetrics();
+  EXPECT_EQ((*metrics_->queued_jobs.Add({{"reason", "gpu_too_small"}}))->Value(), 0);
 }
 
 TEST_F(JobManagerTest, MetricsFollowJobsAndWorkers) {

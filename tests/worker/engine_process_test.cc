@@ -3,6 +3,7 @@
 #include "engine_process.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -170,6 +171,32 @@ TEST_F(EngineProcessRunTest, ACrashIsAFailureNamingTheSignalAndCleansUp) {
       << finished.error().message();
   EXPECT_FALSE(fs::exists(dir_ / "out" / ".model.safetensors.quantd-tmp"));
   EXPECT_TRUE(fs::exists(dir_ / "out" / "keep.txt"));  // Files the job did not write stay.
+  EXPECT_FALSE(finished.requeue());  // a crash is a failure of the job, not a lost attempt
+}
+
+TEST_F(EngineProcessRunTest, AnEngineKilledFromOutsideLosesTheAttemptNotTheJobAndKeepsItsOutput) {
+  Behave(R"({"steps": 200, "step_ms": 50})");
+  EngineRun run(assignment_);
+  run.WaitForReports(4);
+  ASSERT_TRUE(fs::exists(dir_ / "out" / ".model.safetensors.quantd-tmp"));
+  ::kill(run.process().pid(), SIGKILL);  // as the out-of-memory killer would
+  v1::JobFinished finished = run.Finished();
+  EXPECT_EQ(finished.state(), v1::JOB_STATE_FAILED);
+  EXPECT_TRUE(finished.requeue());
+  EXPECT_NE(finished.error().message().find("signal 9"), std::string::npos)
+      << finished.error().message();
+  // The next attempt resumes from what the engine finished.
+  EXPECT_TRUE(fs::exists(dir_ / "out" / ".model.safetensors.quantd-tmp"));
+}
+
+TEST_F(EngineProcessRunTest, ACancelledEngineIsNoRequeue) {
+  Behave(R"({"steps": 200, "step_ms": 50})");
+  EngineRun run(assignment_);
+  run.WaitForReports(4);
+  run.process().Cancel();
+  v1::JobFinished finished = run.Finished();
+  EXPECT_EQ(finished.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_FALSE(finished.requeue());
 }
 
 TEST(EngineProcessStartTest, AMissingEngineIsAClearError) {

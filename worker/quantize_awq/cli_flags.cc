@@ -36,6 +36,10 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"backend", {Kind::kString, "auto|cpu|cuda (auto)"}},
       {"events", {Kind::kString, "jsonl: machine-readable events on stdout"}},
       {"no_chat_template", {Kind::kSwitch, "use calibration texts without chat wrapping"}},
+      {"restart",
+       {Kind::kSwitch,
+        "discard the finished layers an interrupted run left in output_dir (by default a run "
+        "into such an output_dir resumes from them)"}},
       {"trust_remote_code",
        {Kind::kSwitch,
         "no effect (accepted for the seed's interface): quantd never executes "
@@ -105,6 +109,8 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
     }
   } else if (flag == "no_chat_template") {
     o.apply_chat_template = false;
+  } else if (flag == "restart") {
+    o.restart = true;
   } else if (flag == "trust_remote_code" || flag == "no_trust_remote_code") {
     c.trust_remote_code_given = true;
   } else if (flag == "help") {

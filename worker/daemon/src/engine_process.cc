@@ -208,7 +208,10 @@ void EngineProcess::ReadEvents(int stdout_fd, int stderr_fd) {
   }
   exited_cv_.notify_all();
   v1::JobFinished finished = Conclude(status);
-  if (finished.state() != v1::JOB_STATE_SUCCEEDED && !keep_output_) RemovePartialOutput();
+  // A lost attempt's output holds its finished layers, which the next attempt resumes from.
+  if (finished.state() != v1::JOB_STATE_SUCCEEDED && !keep_output_ && !finished.requeue()) {
+    RemovePartialOutput();
+  }
   callbacks_.on_finished(std::move(finished));
 }
 
@@ -236,16 +239,27 @@ v1::JobFinished EngineProcess::Conclude(int status) {
     *finished.mutable_artifacts() = {artifacts_.begin(), artifacts_.end()};
     return finished;
   }
-  if (cancelled_ || (exited && code == 3)) {
+  if (cancelled_) {
     finished.set_state(v1::JOB_STATE_CANCELLED);
     return finished;
   }
+  // Stopped from outside (the worker sent nothing): an out-of-memory kill, an operator, a node
+  // shutting down. The attempt is lost, not the job: the server runs it again, resuming from the
+  // layers the engine finished.
+  const bool stopped_from_outside =
+      (exited && code == 3) || (!exited && WIFSIGNALED(status) &&
+                                (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM ||
+                                 WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGHUP));
+  if (stopped_from_outside) finished.set_requeue(true);
   finished.set_state(v1::JOB_STATE_FAILED);
   if (have_result_ && result_ == v1::JOB_STATE_FAILED) {
     *finished.mutable_error() = result_error_;
   } else if (exited && code == 127) {
     *finished.mutable_error() =
         Error(absl::StatusCode::kFailedPrecondition, "the engine could not be executed" + tail);
+  } else if (exited && code == 3) {
+    *finished.mutable_error() = Error(absl::StatusCode::kAborted,
+                                      "the engine was stopped by a signal the worker did not send");
   } else if (exited) {
     *finished.mutable_error() =
         Error(absl::StatusCode::kInternal,

@@ -1,8 +1,11 @@
 // EngineProcess: one job's quantize-awq child process. Starts it with the job's spec as flags and
 // --events=jsonl, turns its stdout events into reports, and reports how it ended. Cancel() sends
-// SIGTERM, then SIGKILL after a grace period. Whatever the end but success, the job's partial
-// output is removed: output_dir/.*.quantd-tmp, the files it reported as artifacts, and output_dir
-// itself when this run created it and it is left empty.
+// SIGTERM, then SIGKILL after a grace period. An engine stopped by a signal the worker did not
+// send (SIGKILL, SIGTERM, SIGINT, SIGHUP: an out-of-memory kill, an operator, a node going down)
+// ends FAILED with JobFinished.requeue: the attempt was lost, the job was not, and the engine's
+// finished layers stay in output_dir for the next attempt to resume. Any other end but success
+// removes the job's partial output: output_dir/.*.quantd-tmp, the files it reported as
+// artifacts, and output_dir itself when this run created it and it is left empty.
 //
 // Threading: callbacks run on the process's own reader thread, never after the destructor returns.
 // Never destroy an EngineProcess from one of its callbacks.
@@ -50,7 +53,8 @@ class EngineProcess {
 
   // Stops the engine (SIGTERM, SIGKILL after the grace period); it then finishes CANCELLED.
   // `remove_output` = false leaves output_dir alone: used when the server has given the job to
-  // another attempt, which now owns that directory.
+  // another attempt, which now owns that directory, and when the worker shuts down (the job's
+  // next attempt resumes from what the engine finished).
   void Cancel(bool remove_output = true);
   pid_t pid() const { return pid_; }
 

@@ -66,13 +66,14 @@ void WorkerAgent::Run() {
     changed_.wait_for(lock, absl::ToChronoNanoseconds(wait), [&] { return stopping_; });
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
-  // Shutting down: stop the engines, which removes their partial output.
+  // Shutting down: stop the engines. Their output stays: the server requeues their jobs, and the
+  // next attempts resume from the layers these finished.
   std::vector<std::unique_ptr<EngineProcess>> processes;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, job] : jobs_) {
       if (job.process) {
-        job.process->Cancel();
+        job.process->Cancel(/*remove_output=*/false);
         processes.push_back(std::move(job.process));
       }
     }
@@ -332,7 +333,19 @@ void WorkerAgent::OnReport(const std::string& job_id, int32_t attempt, v1::JobRe
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.assignment.attempt() != attempt) return;
-  if (report.has_progress()) recorder_.JobProgress(job_id, report.progress().fraction());
+  if (report.has_progress()) {
+    recorder_.JobProgress(job_id, report.progress().fraction());
+    const v1::JobProgress& p = report.progress();
+    if (p.resumed_at_layer() > 0 && !it->second.resume_logged) {
+      it->second.resume_logged = true;
+      logging::Info(absl::StrCat("attempt ", attempt, " resumed at layer ", p.resumed_at_layer(),
+                                 " of ", p.layers_total(),
+                                 ": the engine kept the layers an "
+                                 "earlier attempt finished in ",
+                                 it->second.assignment.spec().output_dir()),
+                    {job_id, options_.worker_id});
+    }
+  }
   AddReportLocked(job_id, it->second, std::move(report));
 }
 

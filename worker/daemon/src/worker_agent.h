@@ -69,6 +69,7 @@ class WorkerAgent {
     std::vector<v1::JobReport> reports;  // reports[i].report_number() == i + 1
     size_t sent = 0;                     // Reports written on the current stream.
     bool started_sent = false;
+    bool resume_logged = false;
     std::optional<v1::JobFinished> finished;
     bool finished_sent = false;
     absl::Time finished_sent_at;

@@ -32,6 +32,21 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind) {
   return CreateCpuBackend();
 }
 
+std::string_view BackendNameFor(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::kCpu:
+      return "cpu";
+    case BackendKind::kCuda:
+      return "cuda";
+    case BackendKind::kAuto:
+#if defined(QUANTD_HAVE_CUDA)
+      if (CudaDeviceAvailable()) return "cuda";
+#endif
+      return "cpu";
+  }
+  return "cpu";
+}
+
 absl::StatusOr<int64_t> UniformBlockLength(const std::vector<std::vector<int32_t>>& blocks) {
   if (blocks.empty()) return absl::InvalidArgumentError("no token blocks to embed");
   const size_t len = blocks.front().size();

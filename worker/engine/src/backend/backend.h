@@ -160,6 +160,9 @@ void ScaleEmbeddingRows(const ModelConfig& config, DType md, Tensor* rows);
 // kAuto → CUDA when compiled in and a GPU is present, else CPU. kCuda without CUDA is an error.
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind);
 
+// The name() of the backend CreateBackend(kind) makes ("cpu", "cuda"), without making it.
+std::string_view BackendNameFor(BackendKind kind);
+
 // The float layer a quantized layer stands for: dequantized Linears (float16 values), biases and
 // the scaled norms, for evaluating the quantized model.
 LayerWeights DequantizedLayer(const QuantizedLayer& layer);

@@ -159,9 +159,10 @@ absl::StatusOr<std::unique_ptr<AwqExporter>> AwqExporter::Create(const ModelConf
   std::unique_ptr<AwqExporter> e(new AwqExporter(config, options));
   std::map<std::string, std::string> dropped;
   if (config.tie_word_embeddings) dropped[kLmHeadName] = kEmbedTokensName;
-  QUANTD_ASSIGN_OR_RETURN(e->weights_,
-                          CheckpointWriter::Create(&e->staged_, PlanAwqStateDict(config, options),
-                                                   std::move(dropped), options.max_shard_bytes));
+  QUANTD_ASSIGN_OR_RETURN(
+      e->weights_,
+      CheckpointWriter::Create(&e->staged_, PlanAwqStateDict(config, options), std::move(dropped),
+                               options.max_shard_bytes, options.reuse_staged));
   return e;
 }
 
@@ -283,6 +284,31 @@ absl::StatusOr<std::vector<Artifact>> AwqExporter::Commit(bool digests) {
 void AwqExporter::Abort() {
   weights_.reset();  // Closes the shard files before their temporaries are removed.
   staged_.Abort();
+}
+
+void AwqExporter::Abandon() {
+  weights_.reset();
+  staged_.Release();
+}
+
+bool AwqExporter::ReusedStagedWeights() const { return weights_ != nullptr && weights_->reused(); }
+
+absl::Status AwqExporter::MarkLayerWritten(int layer) {
+  if (weights_ == nullptr) return absl::FailedPreconditionError("export aborted");
+  const std::string prefix = LayerTensorName(layer, "");
+  for (const PlannedTensor& t : weights_->state_dict()) {
+    if (t.name.rfind(prefix, 0) == 0) QUANTD_RETURN_IF_ERROR(weights_->MarkWritten(t.name));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> AwqExporter::StagedWeightPaths() const {
+  std::vector<std::string> paths;
+  if (weights_ == nullptr) return paths;
+  for (const std::string& name : weights_->file_names()) {
+    if (name.ends_with(".safetensors")) paths.push_back(TemporaryPathFor(staged_.FinalPath(name)));
+  }
+  return paths;
 }
 
 }  // namespace quantd::engine

@@ -42,6 +42,9 @@ struct ExportOptions {
   std::vector<std::string> modules_to_not_convert = {"lm_head"};
   OutputDtype output_dtype = OutputDtype::kFloat16;
   int64_t max_shard_bytes = kDefaultMaxShardBytes;
+  // Keep the weight temporaries an interrupted run left in output_dir when their layout is this
+  // run's (a resumed run; see ReusedStagedWeights, MarkLayerWritten).
+  bool reuse_staged = false;
 
   // `config` resolves OutputDtype::kAuto (ResolveOutputDtype).
   static ExportOptions From(const QuantizeOptions& options, const ModelConfig& config);
@@ -124,6 +127,16 @@ class AwqExporter {
 
   // Removes every temporary; the output directory keeps no new final name.
   void Abort();
+  // Closes the files and keeps every temporary: an interrupted run leaves its progress for the
+  // next one to resume (the output directory still has no new final name).
+  void Abandon();
+
+  // Resuming: whether every weight temporary was kept from an earlier run (reuse_staged), and
+  // counting a finished layer's tensors in them as written.
+  bool ReusedStagedWeights() const;
+  absl::Status MarkLayerWritten(int layer);
+  // The weight temporaries' paths (shards, in order).
+  std::vector<std::string> StagedWeightPaths() const;
 
  private:
   AwqExporter(const ModelConfig& config, const ExportOptions& options);

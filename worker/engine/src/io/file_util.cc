@@ -1,7 +1,6 @@
 #include "io/file_util.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "io/sha256.h"
 
 namespace quantd::engine {
 namespace {
@@ -135,11 +135,8 @@ absl::StatusOr<Artifact> DescribeArtifact(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("cannot open", path);
   FdCloser closer(fd);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("OpenSSL SHA-256 initialisation failed");
-  }
-  std::vector<char> buffer(1 << 20);
+  Sha256 sha;
+  std::vector<uint8_t> buffer(1 << 20);
   int64_t size = 0;
   for (;;) {
     ssize_t n = ::read(fd, buffer.data(), buffer.size());
@@ -149,19 +146,13 @@ absl::StatusOr<Artifact> DescribeArtifact(const std::string& path) {
     }
     if (n == 0) break;
     size += n;
-    EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+    sha.Update(absl::Span<const uint8_t>(buffer.data(), static_cast<size_t>(n)));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &digest_len);
-  static constexpr char kHex[] = "0123456789abcdef";
   Artifact artifact;
   artifact.path = path;
   artifact.size_bytes = size;
-  for (unsigned int i = 0; i < digest_len; ++i) {
-    artifact.sha256.push_back(kHex[digest[i] >> 4]);
-    artifact.sha256.push_back(kHex[digest[i] & 15]);
-  }
+  artifact.sha256 = sha.HexDigest();
+  if (artifact.sha256.empty()) return absl::InternalError("OpenSSL SHA-256 failed");
   return artifact;
 }
 

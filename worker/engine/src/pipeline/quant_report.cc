@@ -48,7 +48,7 @@ void QuantReport::SetCalibration(const CalibrationCounts& c, int seq_len) {
                   {"block_len", seq_len}};
 }
 
-void QuantReport::AddLayer(int layer, const QuantizedLayer& q) {
+nlohmann::json QuantReport::LayerEntry(int layer, const QuantizedLayer& q) {
   nlohmann::json groups = nlohmann::json::array();
   for (const ScalingDecision& d : q.scaling) {
     groups.push_back({{"group", d.label}, {"ratio", d.ratio}, {"loss", d.loss}});
@@ -64,7 +64,7 @@ void QuantReport::AddLayer(int layer, const QuantizedLayer& q) {
     const double n = static_cast<double>(c.shrink_index.size());
     clips[c.linear] = {{"mean_shrink", shrink_sum / n}, {"fraction_clipped", clipped / n}};
   }
-  layers_.push_back({{"layer", layer}, {"scaling_groups", groups}, {"clip", clips}});
+  return {{"layer", layer}, {"scaling_groups", groups}, {"clip", clips}};
 }
 
 void QuantReport::SetPhaseSeconds(Phase phase, double seconds) {
@@ -97,6 +97,7 @@ nlohmann::json QuantReport::ToJson() const {
   if (!overlap_seconds_.empty()) j["overlap_seconds"] = overlap_seconds_;
   if (device_memory_.has_value()) j["device_memory"] = *device_memory_;
   if (evaluation_.has_value()) j["evaluation"] = *evaluation_;
+  if (resume_.has_value()) j["resume"] = *resume_;
   return j;
 }
 

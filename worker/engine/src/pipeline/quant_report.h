@@ -24,7 +24,15 @@ class QuantReport {
   void SetBackend(std::string name);
   void SetCalibration(const CalibrationCounts& counts, int seq_len);
   // Records a layer's decisions (scales and clip statistics, not the vectors themselves).
-  void AddLayer(int layer, const QuantizedLayer& quantized);
+  void AddLayer(int layer, const QuantizedLayer& quantized) {
+    AddLayerEntry(LayerEntry(layer, quantized));
+  }
+  // The entry AddLayer records, and recording one (a resumed run's finished layers come back
+  // from the resume journal this way).
+  static nlohmann::json LayerEntry(int layer, const QuantizedLayer& quantized);
+  void AddLayerEntry(nlohmann::json entry) { layers_.push_back(std::move(entry)); }
+  // How a resumed run continued an interrupted one ("resume").
+  void SetResume(nlohmann::json resume) { resume_ = std::move(resume); }
   void SetPhaseSeconds(Phase phase, double seconds);
   void SetPerplexity(double float_ppl, double quantized_ppl, int64_t tokens);
   // A device backend's memory plan and peak allocation ("device_memory").
@@ -42,6 +50,7 @@ class QuantReport {
   std::map<std::string, double> phase_seconds_;
   std::optional<nlohmann::json> evaluation_;
   std::optional<nlohmann::json> device_memory_;
+  std::optional<nlohmann::json> resume_;
   std::map<std::string, double> overlap_seconds_;
 };
 

@@ -6,6 +6,11 @@
 // (final norm, lm_head, NLL) → EXPORTING (config and side files, quant_report.json, rename into
 // place).
 //
+// Durable progress (pipeline/durable_progress.h): each finished layer is made durable in the
+// output's staged files and recorded in a resume journal; a run into an output_dir that holds an
+// interrupted run's progress checks it, replays the finished layers' float forward (no search)
+// and quantizes only the rest.
+//
 // Around the backend everything overlaps its work: a LayerPrefetcher reads layer i+1 from the
 // memory-mapped checkpoint while the backend quantizes layer i (two layers of weights on the host
 // at most), and an ExportQueue converts and writes layer i (and the embedding / lm_head copies)
@@ -16,6 +21,7 @@
 #include <atomic>
 #include <cmath>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -30,6 +36,7 @@
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "pipeline/durable_progress.h"
 #include "pipeline/eval_windows.h"
 #include "pipeline/export_queue.h"
 #include "pipeline/layer_prefetcher.h"
@@ -111,6 +118,7 @@ class PipelineRun {
     p.fraction = fraction;
     p.eta = eta;
     p.tokens_per_layer = calib_tokens_;
+    p.resumed_at_layer = progress_ != nullptr ? progress_->resume_layer() : 0;
     observer_->OnProgress(p);
   }
   void Log(LogLevel level, const std::string& message) {
@@ -135,6 +143,9 @@ class PipelineRun {
   // Waits for the backend started by Load() (QuantizeLayers does, just before embedding).
   absl::Status AwaitBackend();
   absl::Status QuantizeLayers();
+  // A kept layer of an interrupted run: the float forward only (and, with --eval_text, the
+  // evaluation activations through the float and the staged quantized layer).
+  absl::Status ReplayLayer(int layer, LayerWeights weights);
   absl::Status Evaluate();
   absl::StatusOr<QuantizeResult> Export();
   // Queues a write for the writer thread (the only one that touches the exporter until Export).
@@ -159,7 +170,8 @@ class PipelineRun {
   std::future<StartedBackend> backend_start_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<AwqExporter> exporter_;
-  std::unique_ptr<ExportQueue> writes_;  // after exporter_: stops before the exporter goes
+  std::unique_ptr<DurableProgress> progress_;  // before writes_: the writer stops before it goes
+  std::unique_ptr<ExportQueue> writes_;        // after exporter_: stops before the exporter goes
   std::unique_ptr<QuantReport> report_;
   CalibrationSet calib_;
   std::vector<std::vector<int32_t>> blocks_;
@@ -316,22 +328,54 @@ void PipelineRun::LogDeviceMemory(const char* when) {
   }
 }
 
+absl::Status PipelineRun::ReplayLayer(int layer, LayerWeights weights) {
+  const ModelConfig& config = source_.config;
+  if (eval_float_ != nullptr) {
+    QUANTD_RETURN_IF_ERROR(
+        backend_->ForwardLayer(config, config.compute_dtype, weights, eval_float_.get()));
+  }
+  QUANTD_RETURN_IF_ERROR(
+      backend_->ForwardLayer(config, config.compute_dtype, weights, hidden_.get()));
+  if (eval_quantized_ != nullptr) {
+    QUANTD_ASSIGN_OR_RETURN(QuantizedLayer q, progress_->KeptLayer(config, layer));
+    QUANTD_RETURN_IF_ERROR(
+        backend_->ForwardLayer(config, QuantizedModelDtype(), DequantizedLayer(q),
+                               eval_quantized_.get()));
+  }
+  report_->AddLayerEntry(progress_->KeptReportEntry(layer));
+  return CheckCancel();
+}
+
 absl::Status PipelineRun::QuantizeLayers() {
   const ModelConfig& config = source_.config;
   const CheckpointReader& reader = *source_.weights;
   const int n = config.num_hidden_layers;
   Report(Phase::kQuantizing, 0, n, kQuantizeStart);
-  QUANTD_ASSIGN_OR_RETURN(exporter_,
-                          AwqExporter::Create(config, ExportOptions::From(options_, config)));
+  QUANTD_ASSIGN_OR_RETURN(
+      progress_,
+      DurableProgress::Prepare(options_, source_, BackendNameFor(options_.backend), blocks_,
+                               [this](LogLevel level, const std::string& m) { Log(level, m); }));
+  const int resume = progress_->resume_layer();
+  ExportOptions export_options = ExportOptions::From(options_, config);
+  export_options.reuse_staged = resume > 0;
+  QUANTD_ASSIGN_OR_RETURN(exporter_, AwqExporter::Create(config, export_options));
+  QUANTD_RETURN_IF_ERROR(progress_->Begin(*exporter_));
+  const int first = progress_->resume_layer();  // Begin may have had to start over
   writes_ = std::make_unique<ExportQueue>(kMaxPendingWrites);
   // Layer 0 is read while the embedding is; the float tensors outside the layers are copied to
   // the output by the writer while the backend quantizes.
   // Each layer read is staged on the backend's device (the copy overlaps the current layer's
   // work) once the backend is up; layer 0 is read during its start and uploaded when quantized.
+  // Replayed layers are not staged (their forward uploads them): the first one to quantize is.
   std::atomic<Backend*> stage_on{nullptr};
-  LayerPrefetcher layers(&reader, &config, [&stage_on, &config](const LayerWeights& w) {
-    if (Backend* b = stage_on.load(); b != nullptr) b->StageLayer(config, config.compute_dtype, w);
-  });
+  LayerPrefetcher layers(
+      &reader, &config, [&stage_on, &config, this, first, read = 0](const LayerWeights& w) mutable {
+        const int layer = read++;
+        if (Backend* b = stage_on.load(); b != nullptr && layer >= first) {
+          b->StageLayer(config, config.compute_dtype, w);
+        }
+        progress_->NoteSourceLayer(layer);
+      });
   for (const char* name : {kEmbedTokensName, kLmHeadName}) {
     if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
     QUANTD_RETURN_IF_ERROR(Write([this, &reader, name] {
@@ -360,12 +404,36 @@ absl::Status PipelineRun::QuantizeLayers() {
   }
   LogDeviceMemory("");
 
+  // An interrupted run's finished layers: their float forward rebuilds layer `first`'s input
+  // (AWQ feeds each layer the float model's activations, spec/awq.md §2.3). Without evaluation,
+  // a run whose every layer is kept needs none of it.
+  const absl::Time replay_start = absl::Now();
+  const int replay = eval_.has_value() || first < n ? first : 0;
+  for (int i = 0; i < first; ++i) {
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
+    if (i < replay) {
+      QUANTD_RETURN_IF_ERROR(ReplayLayer(i, std::move(weights)));
+    } else {
+      report_->AddLayerEntry(progress_->KeptReportEntry(i));
+    }
+  }
+  if (first > 0) {
+    const double replay_seconds = absl::ToDoubleSeconds(absl::Now() - replay_start);
+    report_->SetResume(progress_->ReportEntry(replay_seconds));
+    Log(LogLevel::kInfo,
+        absl::StrFormat("resumed at layer %d of %d: %d layers kept from the interrupted run, their "
+                        "float forward replayed in %.2fs (%.3fs a layer)",
+                        first, n, first, replay_seconds, replay_seconds / first));
+    Report(Phase::kQuantizing, first, n,
+           kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * first / n);
+  }
+
   const LayerQuantSettings settings{options_.group_size, config.compute_dtype,
                                     /*apply_clip=*/true};
   // The quantized model is evaluated in the dtype it is exported for (the serving engine's).
   const DType quantized_md = QuantizedModelDtype();
   const absl::Time start = absl::Now();
-  for (int i = 0; i < n; ++i) {
+  for (int i = first; i < n; ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancel());
     QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
     if (eval_float_ != nullptr) {
@@ -379,21 +447,27 @@ absl::Status PipelineRun::QuantizeLayers() {
       QUANTD_RETURN_IF_ERROR(
           backend_->ForwardLayer(config, quantized_md, DequantizedLayer(q), eval_quantized_.get()));
     }
-    if (i == 0) LogDeviceMemory("after the first layer");
-    report_->AddLayer(i, q);
+    if (i == first) LogDeviceMemory("after the first layer");
+    nlohmann::json entry = QuantReport::LayerEntry(i, q);
+    report_->AddLayerEntry(entry);
     auto out = std::make_shared<LayerOutput>();
     out->layer = i;
+    std::map<std::string, std::vector<float>> floats;
+    for (const NamedTensor& f : q.floats) floats[f.name] = f.tensor.data;
     out->floats = std::move(q.floats);
     out->linears = std::move(q.linears);
     QUANTD_RETURN_IF_ERROR(
-        Write([this, out] { return WriteLayer(source_.config, exporter_.get(), *out); }));
+        Write([this, out, entry = std::move(entry), floats = std::move(floats)]() mutable {
+          QUANTD_RETURN_IF_ERROR(WriteLayer(source_.config, exporter_.get(), *out));
+          return progress_->CommitLayer(out->layer, std::move(entry), std::move(floats));
+        }));
     const absl::Duration elapsed = absl::Now() - start;
-    const absl::Duration eta = elapsed / (i + 1) * (n - i - 1);
+    const int done = i + 1 - first;
+    const absl::Duration eta = elapsed / done * (n - i - 1);
     std::string ratios;
     for (const ScalingDecision& d : q.scaling) absl::StrAppend(&ratios, " ", d.ratio);
-    Log(LogLevel::kInfo,
-        absl::StrFormat("layer %d/%d quantized (%.2fs per layer); ratios:%s", i + 1, n,
-                        absl::ToDoubleSeconds(elapsed) / (i + 1), ratios));
+    Log(LogLevel::kInfo, absl::StrFormat("layer %d/%d quantized (%.2fs per layer); ratios:%s",
+                                         i + 1, n, absl::ToDoubleSeconds(elapsed) / done, ratios));
     Report(Phase::kQuantizing, i + 1, n,
            kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * (i + 1) / n, eta);
   }
@@ -464,6 +538,7 @@ absl::StatusOr<QuantizeResult> PipelineRun::Export() {
     if (observer_ != nullptr) observer_->OnArtifact(a);
   }
   result.artifacts = std::move(artifacts);
+  progress_->Finish();  // the checkpoint is in place: nothing is left to resume
   Report(Phase::kExporting, source_.config.num_hidden_layers, source_.config.num_hidden_layers, 1.0,
          absl::ZeroDuration());
   return result;
@@ -478,8 +553,21 @@ absl::StatusOr<QuantizeResult> PipelineRun::Execute() {
     return Export();
   }();
   if (!result.ok()) {
+    // Layers already quantized are still worth keeping: finish their writes (at most
+    // kMaxPendingWrites + 1) unless the writes are what failed.
+    if (writes_ != nullptr && progress_ != nullptr) (void)writes_->Drain();
     writes_.reset();  // drops queued writes, waits for the one running
-    if (exporter_ != nullptr) exporter_->Abort();
+    const int kept = progress_ != nullptr ? progress_->layers_durable() : 0;
+    if (exporter_ != nullptr && kept > 0) {
+      exporter_->Abandon();
+      Log(LogLevel::kInfo,
+          absl::StrCat("progress kept: ", kept, " of ", source_.config.num_hidden_layers,
+                       " layers are finished in ", options_.output_dir,
+                       "; run the same quantization into it again to resume from layer ", kept,
+                       " (quantize-awq --restart discards them)"));
+    } else if (exporter_ != nullptr) {
+      exporter_->Abort();
+    }
   }
   return result;
 }

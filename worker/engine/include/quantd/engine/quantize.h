@@ -63,6 +63,11 @@ struct QuantizeOptions {
   // last file is written); off, Artifact::sha256 stays empty. quantize-awq turns it off unless
   // it emits events (the daemon's mode).
   bool artifact_digests = true;
+  // Finished layers are kept in output_dir as they complete (a resume journal beside the staged
+  // output files); a run into an output_dir that holds an interrupted run's progress continues
+  // from it when it is the same computation (docs/engine.md, "Resume"). `restart` discards such
+  // progress instead.
+  bool restart = false;
 };
 
 // Phases of a run, in order.
@@ -76,6 +81,9 @@ struct Progress {
   double fraction = 0.0;              // Whole run, 0..1, monotone.
   std::optional<absl::Duration> eta;  // Unset while unknown.
   int64_t tokens_per_layer = 0;       // Calibration tokens each layer runs (0 until known).
+  // The layer this run resumed at (the layers before it were finished by an interrupted run and
+  // kept); 0 when it started from the beginning.
+  int resumed_at_layer = 0;
 };
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
@@ -97,7 +105,8 @@ class EngineObserver {
 };
 
 // Cancels a running Quantize() from any thread. The engine checks it between scaling groups and
-// returns absl::CancelledError, leaving no file under a final name in output_dir.
+// returns absl::CancelledError, leaving no file under a final name in output_dir (finished
+// layers stay, as temporaries, for a later run to resume).
 class CancellationToken {
  public:
   void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
