@@ -64,6 +64,20 @@ void ScaleEmbeddingRows(const ModelConfig& config, DType md, Tensor* rows) {
   for (float& v : rows->data) v = RoundTo(md, v * normalizer);
 }
 
+ScalingDecision UnsearchedDecision(const ScalingGroup& group, int64_t channels) {
+  ScalingDecision d;
+  d.label = group.label;
+  d.ratio_index = -1;
+  d.scales.assign(static_cast<size_t>(channels), 1.0f);
+  return d;
+}
+
+ScalingGroup FoldedGroup(const ScalingGroup& group, const LayerQuantSettings& settings) {
+  ScalingGroup g = group;
+  if (!settings.scale_router_inputs) g.float_consumers.clear();
+  return g;
+}
+
 LayerWeights DequantizedLayer(const QuantizedLayer& layer) {
   LayerWeights w;
   w.index = layer.index;

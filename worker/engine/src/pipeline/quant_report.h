@@ -43,6 +43,10 @@ class QuantReport {
   std::optional<nlohmann::json> evaluation_;
   std::optional<nlohmann::json> device_memory_;
   std::map<std::string, double> overlap_seconds_;
+  int moe_layers_ = 0;  // sparse layers recorded
+  int64_t moe_under_calibrated_ = 0;
+  int64_t moe_min_expert_tokens_ = 0;
+  bool router_inputs_scaled_ = true;
 };
 
 }  // namespace quantd::engine

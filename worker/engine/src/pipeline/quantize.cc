@@ -255,6 +255,19 @@ absl::Status PipelineRun::AwaitBackend() {
   const absl::Time start = absl::Now();
   StartedBackend started = backend_start_.get();
   QUANTD_ASSIGN_OR_RETURN(backend_, std::move(started.backend));
+  if (source_.config.moe.enabled() && backend_->name() != "cpu") {
+    // The CUDA backend has no MoE block yet (docs/moe.md): auto falls back to the CPU reference.
+    if (options_.backend == BackendKind::kCuda) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(source_.config.architecture_name,
+                       " is a mixture-of-experts model, which the CUDA backend does not run yet; "
+                       "use --backend cpu (or auto)"));
+    }
+    Log(LogLevel::kWarning, absl::StrCat(source_.config.architecture_name,
+                                         " is a mixture-of-experts model: the CUDA backend has "
+                                         "no MoE block yet, so it runs on the CPU backend"));
+    QUANTD_ASSIGN_OR_RETURN(backend_, CreateBackend(BackendKind::kCpu));
+  }
   report_->SetBackend(std::string(backend_->name()));
   Log(LogLevel::kInfo,
       absl::StrFormat("backend %s (started in %.2fs, %.2fs of it beside loading, calibrating and "
@@ -360,8 +373,8 @@ absl::Status PipelineRun::QuantizeLayers() {
   }
   LogDeviceMemory("");
 
-  const LayerQuantSettings settings{options_.group_size, config.compute_dtype,
-                                    /*apply_clip=*/true};
+  LayerQuantSettings settings{options_.group_size, config.compute_dtype, /*apply_clip=*/true};
+  settings.scale_router_inputs = !options_.moe_router_unscaled_for_testing;
   // The quantized model is evaluated in the dtype it is exported for (the serving engine's).
   const DType quantized_md = QuantizedModelDtype();
   const absl::Time start = absl::Now();
@@ -381,6 +394,17 @@ absl::Status PipelineRun::QuantizeLayers() {
     }
     if (i == 0) LogDeviceMemory("after the first layer");
     report_->AddLayer(i, q);
+    if (q.moe.has_value() && !q.moe->under_calibrated.empty()) {
+      std::string experts;
+      for (int e : q.moe->under_calibrated) {
+        absl::StrAppend(&experts, experts.empty() ? "" : ", ", e, " (",
+                        q.moe->tokens_per_expert[static_cast<size_t>(e)], " tokens)");
+      }
+      Log(LogLevel::kWarning,
+          absl::StrFormat("layer %d: %d experts were routed fewer than %d calibration tokens and "
+                          "keep identity down_proj scales and unclipped weights: %s",
+                          i, q.moe->under_calibrated.size(), q.moe->min_expert_tokens, experts));
+    }
     auto out = std::make_shared<LayerOutput>();
     out->layer = i;
     out->floats = std::move(q.floats);

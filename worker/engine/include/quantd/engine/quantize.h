@@ -63,6 +63,10 @@ struct QuantizeOptions {
   // last file is written); off, Artifact::sha256 stays empty. quantize-awq turns it off unless
   // it emits events (the daemon's mode).
   bool artifact_digests = true;
+  // Testing only (no flag): MoE models keep AutoAWQ's behaviour of leaving the router's (and
+  // shared_expert_gate's) input columns unscaled, so the quality test can measure what quantd's
+  // correction is worth. Off, they follow the norm's scales and routing is unchanged by scaling.
+  bool moe_router_unscaled_for_testing = false;
 };
 
 // Phases of a run, in order.
