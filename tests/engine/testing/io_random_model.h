@@ -27,6 +27,9 @@ struct RandomModelOptions {
   // each 1M-value slice has its own stream, seeded from (seed, tensor, slice), generated that many
   // at a time in parallel (the end-to-end benchmark's 8B-parameter models).
   int threads = 1;
+  // MoE models: transformers 5.x's fused 3-D expert tensors (io/moe_checkpoint.h) instead of the
+  // Hub's per-expert ones.
+  bool fused_experts = false;
 };
 
 absl::Status WriteRandomModel(const RandomModelOptions& options);
