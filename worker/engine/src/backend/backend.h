@@ -61,6 +61,9 @@ struct MoeLayerStats {
   int64_t min_expert_tokens = 0;
 };
 
+// The stats of routed token counts per expert.
+MoeLayerStats MoeStatsOf(std::vector<int64_t> tokens_per_expert, int64_t min_tokens);
+
 // What the search chose for one scaling group.
 struct ScalingDecision {
   std::string label;    // "input_layernorm->self_attn.q_proj+self_attn.k_proj+self_attn.v_proj"

@@ -100,6 +100,20 @@ MemoryEstimate EstimateMemory(const ModelConfig& c, DType md) {
   m.capture_per_token = 4 * h * 4 + 2 * h * e + qd * 4 + im * e;
   m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + 3 * im * e + h * (8 + e);
   m.hidden_per_token = h * 4;
+  if (c.moe.enabled()) {
+    // A sparse layer: every expert's weights, a Gram matrix per expert's down_proj group, one
+    // grid point's trial gate/up weights of all experts (the MoE group's smallest batch), and per
+    // token its k routed rows and their down_proj inputs, the router's logits and the shared
+    // expert's intermediates.
+    const double ie = c.moe.expert_intermediate_size, is = c.moe.shared_expert_intermediate_size;
+    const double ne = c.moe.num_experts, k = c.moe.experts_per_token;
+    m.weights = (h * (qd + 2 * kvd) + qd * h + (ne * 3 * ie + 3 * is + ne + 1) * h) * (4 + e);
+    m.fixed = 2.0 * (1 << 30) + 2 * qd * qd * 4 + (ne * ie * ie + is * is) * 4 +
+              2 * (ne * ie + is) * h * e;
+    m.capture_per_token = 4 * h * 4 + 2 * h * e + qd * 4 + k * (h + ie) * e + is * e;
+    m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + h * (12 + e) +
+                  ne * 4 + 3 * is * e + 2 * k * 4;
+  }
   return m;
 }
 
@@ -391,8 +405,12 @@ class CudaBackend : public Backend {
   // Identifies a staged layer: every Linear's shape and a few of its values.
   static std::vector<float> Fingerprint(const LayerWeights& w) {
     std::vector<float> f = {static_cast<float>(w.index)};
-    const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                                  &w.gate_proj, &w.up_proj, &w.down_proj};
+    std::vector<const LinearWeights*> all = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
+                                             &w.gate_proj, &w.up_proj, &w.down_proj};
+    if (w.moe.has_value()) {
+      all.push_back(&w.moe->router);
+      for (const ExpertWeights& e : w.moe->experts) all.push_back(&e.down_proj);
+    }
     for (const LinearWeights* l : all) {
       const std::vector<float>& d = l->weight.data;
       f.push_back(static_cast<float>(d.size()));

@@ -100,19 +100,6 @@ bool UnderCalibrated(const LayerCapture& cap, std::string_view linear, int64_t m
   return x == nullptr || x->data.empty() || x->dim(0) < min_tokens;
 }
 
-// Tokens per expert and the under-calibrated experts of a sparse layer's forward.
-MoeLayerStats MoeStatsOf(const LayerCapture& cap, int64_t min_tokens) {
-  MoeLayerStats stats;
-  stats.min_expert_tokens = min_tokens;
-  const std::vector<std::vector<int64_t>>& tokens_of = cap.moe->routing.tokens_of;
-  for (size_t e = 0; e < tokens_of.size(); ++e) {
-    const auto n = static_cast<int64_t>(tokens_of[e].size());
-    stats.tokens_per_expert.push_back(n);
-    if (n < min_tokens) stats.under_calibrated.push_back(static_cast<int>(e));
-  }
-  return stats;
-}
-
 absl::Status CheckCancel(const CancellationToken* cancel) {
   if (cancel != nullptr && cancel->cancelled())
     return absl::CancelledError("quantization cancelled");
@@ -209,7 +196,11 @@ class CpuBackend : public Backend {
       ClipLinears(config, groups, out.scaling, cap, md, gs, settings.min_expert_tokens, &w,
                   &out.clips);
     }
-    if (cap.moe.has_value()) out.moe = MoeStatsOf(cap, settings.min_expert_tokens);
+    if (cap.moe.has_value()) {
+      std::vector<int64_t> tokens;
+      for (const auto& t : cap.moe->routing.tokens_of) tokens.push_back(static_cast<int64_t>(t.size()));
+      out.moe = MoeStatsOf(std::move(tokens), settings.min_expert_tokens);
+    }
     for (const LinearSpec& spec : LayerLinears(config)) {
       out.linears.push_back({spec.name, QuantizeLinearGemm(*FindLinear(&w, spec.name), gs)});
     }
