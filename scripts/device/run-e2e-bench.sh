@@ -10,7 +10,8 @@
 #        same with --events=jsonl, the daemon's mode, which also hashes the output),
 #        large[:K] (0.5B 256x2048, K layers, default all), 7b[:K] (7B 128x512, K layers),
 #        7b-large[:K] (7B 256x2048: token chunks, K layers), llama8b[:K] (Llama-3.1-8B 128x512,
-#        K layers, default all).
+#        K layers, default all), qwen3moe[:K] (Qwen3-30B-A3B 256x512), mixtral[:K] (Mixtral-8x7B
+#        128x512), gpu-moe (run-gpu-checks.sh moe).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 final=${OUT:-/tmp/quantd-out}
@@ -23,6 +24,7 @@ for step in "$@"; do
     engine-small) gpu_steps+=(bench-small) ;;
     gpu-tests) gpu_steps+=(tests) ;;
     gpu-families) gpu_steps+=(attention-checks families) ;;
+    gpu-moe) gpu_steps+=(moe) ;;
   esac
 done
 # The gpu tests' logs go straight to $OUT, written as the tests run: what a call cut short by its
@@ -64,6 +66,8 @@ for step in "$@"; do
     llama8b*) e2e llama31_8b_128x512 llama-3.1-8b.config.json 128 512 "$(layers_of "$step")" ;;
     7b-large*) e2e qwen7b_256x2048 qwen2.5-7b-instruct.config.json 256 2048 "$(layers_of "$step")" ;;
     7b*) e2e qwen7b_128x512 qwen2.5-7b-instruct.config.json 128 512 "$(layers_of "$step")" ;;
+    qwen3moe*) e2e qwen3_30b_a3b_256x512 qwen3-30b-a3b.config.json 256 512 "$(layers_of "$step")" ;;
+    mixtral*) e2e mixtral_8x7b_128x512 mixtral-8x7b-v0.1.config.json 128 512 "$(layers_of "$step")" ;;
   esac
 done
 echo "== end to end"

@@ -115,12 +115,18 @@ nlohmann::json MiniatureConfig(const std::string& family) {
               {"num_experts_per_tok", 2},
               {"moe_intermediate_size", 128},
               {"shared_expert_intermediate_size", 256},
-              {"norm_topk_prob", false}});
+              {"norm_topk_prob", false},
+              {"num_attention_heads", 2},  // head_dim 64: the CUDA attention's smallest
+              {"num_key_value_heads", 2}});
     return c;
   }
   if (family == "mixtral") {  // written with fused experts (FusedExperts)
     nlohmann::json c = Base("MixtralForCausalLM");
-    c.update({{"intermediate_size", 128}, {"num_local_experts", 4}, {"num_experts_per_tok", 2}});
+    c.update({{"intermediate_size", 128},
+              {"num_local_experts", 4},
+              {"num_experts_per_tok", 2},
+              {"num_attention_heads", 2},  // head_dim 64: the CUDA attention's smallest
+              {"num_key_value_heads", 1}});
     c["sliding_window"] = 24;
     return c;
   }

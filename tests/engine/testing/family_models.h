@@ -22,7 +22,7 @@ std::vector<std::string> FamilyNames();
 // query_pre_attn_scalar, soft-capping (Gemma 2) and local/global layers (Gemma 3), Phi-3's fused
 // Linears (plain MHA, so its qkv_proj -> o_proj group runs).
 // MoE families: 4 experts, 2 per token, expert width 128 (Qwen2-MoE: a shared expert of 256),
-// Mixtral with a window of 24.
+// Mixtral with a window of 24; head_dim 64 (the CUDA attention's smallest).
 nlohmann::json MiniatureConfig(const std::string& family);
 
 // Whether the family's miniature is written with transformers 5's fused 3-D experts (Mixtral; the

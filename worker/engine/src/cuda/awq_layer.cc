@@ -200,7 +200,7 @@ bool IsGramGroup(const GroupOnDevice& g) { return g.group->inspect == InspectedM
 // identity scales (the CPU backend's UnderCalibrated): not searched, nothing folded.
 bool Unsearched(const AwqLayerRun& run, const GroupOnDevice& g) {
   return ExpertOfLinear(g.group->input).has_value() &&
-         g.total_rows < run.settings.min_expert_tokens;
+         (g.total_rows == 0 || g.total_rows < run.settings.min_expert_tokens);
 }
 
 // w_mean of a group into means[c, 2c) and x_mean from the input's column sums (over all tokens,

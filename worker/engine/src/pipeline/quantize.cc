@@ -255,19 +255,6 @@ absl::Status PipelineRun::AwaitBackend() {
   const absl::Time start = absl::Now();
   StartedBackend started = backend_start_.get();
   QUANTD_ASSIGN_OR_RETURN(backend_, std::move(started.backend));
-  if (source_.config.moe.enabled() && backend_->name() != "cpu") {
-    // The CUDA backend has no MoE block yet (docs/moe.md): auto falls back to the CPU reference.
-    if (options_.backend == BackendKind::kCuda) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(source_.config.architecture_name,
-                       " is a mixture-of-experts model, which the CUDA backend does not run yet; "
-                       "use --backend cpu (or auto)"));
-    }
-    Log(LogLevel::kWarning, absl::StrCat(source_.config.architecture_name,
-                                         " is a mixture-of-experts model: the CUDA backend has "
-                                         "no MoE block yet, so it runs on the CPU backend"));
-    QUANTD_ASSIGN_OR_RETURN(backend_, CreateBackend(BackendKind::kCpu));
-  }
   report_->SetBackend(std::string(backend_->name()));
   Log(LogLevel::kInfo,
       absl::StrFormat("backend %s (started in %.2fs, %.2fs of it beside loading, calibrating and "
