@@ -316,17 +316,24 @@ TEST(CudaBackendGpuTest, MatchesCpuOnTinyQwen3MoeWp) {
 }
 
 // The same with AutoAWQ's router handling (router columns left unscaled, so routing moves) and a
-// threshold that leaves some experts under-calibrated (identity down_proj scales, no clip).
+// threshold above every expert's rows (256 tokens route 512 rows to 8 experts), so that every
+// expert is under-calibrated: identity down_proj scales, no expert clip. (A threshold near the
+// experts' counts makes the test flaky: a token whose top-k differs between the backends by one
+// rounding of its router logits can move an expert across it — 92.5 % of ratios with 64 on the
+// H200.)
 TEST(CudaBackendGpuTest, MatchesCpuOnTinyQwen3MoeWpRouterUnscaledFewTokens) {
   CompareBackends(quantd::test_data::Path("models/tiny-qwen3-moe-wp/model"),
                   RandomBlocks(2, 128, 4096, 41), RandomBlocks(2, 128, 4096, 43),
                   /*float_kv=*/false, [](LayerQuantSettings* s) {
                     s->scale_router_inputs = false;
-                    s->min_expert_tokens = 64;
+                    s->min_expert_tokens = 1000;
                   });
 }
 
-// Small random MoE models of each family (the CPU suite's miniatures): Qwen3-MoE, Qwen2-MoE with its gated shared expert and q/k/v bias, Mixtral
+// Small random MoE models of each family (the CPU suite's miniatures, in float16: random routers
+// put many tokens near a top-k tie, and bfloat16 logits tie far more often, so that one rounding
+// difference between the backends' router GEMMs moves whole rows between experts — 10 of 12 ratios
+// on the H200 with bfloat16 and 4 blocks; 16 blocks give each expert ~1000 rows): Qwen3-MoE, Qwen2-MoE with its gated shared expert and q/k/v bias, Mixtral
 // stored with transformers 5's fused 3-D experts and a sliding window.
 class CudaMoeGpuTest : public ::testing::TestWithParam<std::string> {};
 
@@ -337,12 +344,12 @@ TEST_P(CudaMoeGpuTest, MatchesCpuOnSmallRandomModel) {
   testing::RandomModelOptions o;
   o.config = testing::MiniatureConfig(family);
   o.output_dir = dir.Sub(family);
-  o.dtype = family == "qwen2_moe" ? DType::kF16 : DType::kBF16;
+  o.dtype = DType::kF16;
   o.seed = 13;
   o.outlier_channels = 4;
   o.fused_experts = testing::FusedExperts(family);
   ASSERT_TRUE(testing::WriteRandomModel(o).ok());
-  CompareBackends(o.output_dir, RandomBlocks(4, 128, 256, 47), RandomBlocks(2, 128, 256, 53),
+  CompareBackends(o.output_dir, RandomBlocks(16, 128, 256, 47), RandomBlocks(2, 128, 256, 53),
                   /*float_kv=*/false);
 }
 

@@ -38,6 +38,15 @@ nlohmann::json TinyConfig(const std::string& architecture, bool tied) {
                       {"bos_token_id", 1},
                       {"eos_token_id", 2}};
   if (architecture == "Qwen3ForCausalLM") c["head_dim"] = 32;
+  // MoE: 2 experts (1 per token) of width 64; Qwen3-MoE's q/k norms, Qwen2-MoE's shared expert.
+  if (architecture == "Qwen3MoeForCausalLM" || architecture == "Qwen2MoeForCausalLM") {
+    c.update({{"num_experts", 2}, {"num_experts_per_tok", 1}, {"moe_intermediate_size", 64}});
+    if (architecture == "Qwen3MoeForCausalLM") c["head_dim"] = 32;
+    if (architecture == "Qwen2MoeForCausalLM") c["shared_expert_intermediate_size"] = 128;
+  }
+  if (architecture == "MixtralForCausalLM") {
+    c.update({{"num_local_experts", 2}, {"num_experts_per_tok", 1}});
+  }
   if (architecture == "Gemma2ForCausalLM" || architecture == "Gemma3ForCausalLM") {
     c["hidden_act"] = "gelu_pytorch_tanh";
     c["head_dim"] = 32;

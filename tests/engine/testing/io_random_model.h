@@ -36,7 +36,7 @@ absl::Status WriteRandomModel(const RandomModelOptions& options);
 
 // A small config of the given architecture ("LlamaForCausalLM", ...) for tests: hidden 64,
 // 2 layers, 4 heads / 2 kv heads, intermediate 128, vocab 96 (Gemma: head_dim 32, a window of 16
-// on alternate layers, soft-capping for Gemma 2).
+// on alternate layers, soft-capping for Gemma 2; MoE families: 2 experts, 1 per token).
 nlohmann::json TinyConfig(const std::string& architecture, bool tied);
 
 }  // namespace quantd::engine::testing
