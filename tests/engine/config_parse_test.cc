@@ -7,8 +7,8 @@
 
 #include "model/architecture.h"
 #include "model/model_config.h"
-#include "tests/testing/test_data.h"
 #include "model/registry.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {

@@ -333,8 +333,9 @@ TEST(CudaBackendGpuTest, MatchesCpuOnTinyQwen3MoeWpRouterUnscaledFewTokens) {
 // Small random MoE models of each family (the CPU suite's miniatures, in float16: random routers
 // put many tokens near a top-k tie, and bfloat16 logits tie far more often, so that one rounding
 // difference between the backends' router GEMMs moves whole rows between experts — 10 of 12 ratios
-// on the H200 with bfloat16 and 4 blocks; 16 blocks give each expert ~1000 rows): Qwen3-MoE, Qwen2-MoE with its gated shared expert and q/k/v bias, Mixtral
-// stored with transformers 5's fused 3-D experts and a sliding window.
+// on the H200 with bfloat16 and 4 blocks; 16 blocks give each expert ~1000 rows): Qwen3-MoE,
+// Qwen2-MoE with its gated shared expert and q/k/v bias, Mixtral stored with transformers 5's fused
+// 3-D experts and a sliding window.
 class CudaMoeGpuTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CudaMoeGpuTest, MatchesCpuOnSmallRandomModel) {

@@ -161,10 +161,11 @@ TEST(CudaCheckpointGpuTest, TinyQwen3MoePerplexityWithAndWithoutRouterScaling) {
     const nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
     ASSERT_FALSE(report.is_discarded());
     ppl[unscaled] = report["evaluation"]["perplexity_quantized"].get<double>();
-    std::printf("[reader] tiny-qwen3-moe-wp router %s: perplexity float %.3f quantized %.3f "
-                "(Quantize() %.1f s)\n",
-                unscaled ? "unscaled (AutoAWQ)" : "scaled (quantd)",
-                report["evaluation"]["perplexity_float"].get<double>(), ppl[unscaled], seconds);
+    std::printf(
+        "[reader] tiny-qwen3-moe-wp router %s: perplexity float %.3f quantized %.3f "
+        "(Quantize() %.1f s)\n",
+        unscaled ? "unscaled (AutoAWQ)" : "scaled (quantd)",
+        report["evaluation"]["perplexity_float"].get<double>(), ppl[unscaled], seconds);
   }
   EXPECT_LE(ppl[0], 53.85);
 }

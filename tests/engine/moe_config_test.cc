@@ -118,8 +118,7 @@ TEST(MoeConfigTest, QwenMoeLayoutAndGroups) {
 
   const std::vector<ScalingGroup> g = c->arch->scaling_groups(*c);
   ASSERT_EQ(g.size(), 1u + 1 + 8);  // GQA: no v→o group
-  EXPECT_EQ(g[1].label,
-            "post_attention_layernorm->mlp.experts.*.gate_proj+mlp.experts.*.up_proj");
+  EXPECT_EQ(g[1].label, "post_attention_layernorm->mlp.experts.*.gate_proj+mlp.experts.*.up_proj");
   EXPECT_EQ(g[1].inspect, InspectedModule::kMoe);
   EXPECT_EQ(g[1].linears.size(), 16u);
   EXPECT_THAT(g[1].float_consumers, ElementsAre("mlp.gate"));
@@ -149,12 +148,13 @@ TEST(MoeConfigTest, MixtralAndQwen2Moe) {
   EXPECT_EQ(names[5], "block_sparse_moe.experts.0.w2");
   EXPECT_EQ(names[6], "block_sparse_moe.experts.0.w3");
   const std::vector<ScalingGroup> g = mixtral->arch->scaling_groups(*mixtral);
-  EXPECT_EQ(g[1].label,
-            "post_attention_layernorm->block_sparse_moe.experts.*.w1+block_sparse_moe.experts.*.w3");
+  EXPECT_EQ(
+      g[1].label,
+      "post_attention_layernorm->block_sparse_moe.experts.*.w1+block_sparse_moe.experts.*.w3");
   EXPECT_EQ(g[2].label, "block_sparse_moe.experts.0.w3->block_sparse_moe.experts.0.w2");
 
-  absl::StatusOr<ModelConfig> qwen3 = ParseModelConfig(
-      ReadJson(test_data::Path("configs/qwen3-30b-a3b.config.json")), "qwen3-30b");
+  absl::StatusOr<ModelConfig> qwen3 =
+      ParseModelConfig(ReadJson(test_data::Path("configs/qwen3-30b-a3b.config.json")), "qwen3-30b");
   ASSERT_TRUE(qwen3.ok()) << qwen3.status();
   EXPECT_EQ(qwen3->moe.num_experts, 128);
   EXPECT_EQ(qwen3->moe.experts_per_token, 8);

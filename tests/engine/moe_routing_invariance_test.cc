@@ -44,8 +44,8 @@ TEST(MoeRoutingInvarianceTest, ChosenScalesLeaveTopKUnchangedOnlyWithTheRouterSc
 
   const DType md = config->compute_dtype;
   LayerQuantSettings settings{128, md, /*apply_clip=*/false};
-  absl::StatusOr<QuantizedLayer> q = cpu->QuantizeLayer(*config, settings, *layer, act->get(),
-                                                        nullptr);
+  absl::StatusOr<QuantizedLayer> q =
+      cpu->QuantizeLayer(*config, settings, *layer, act->get(), nullptr);
   ASSERT_TRUE(q.ok()) << q.status();
   const std::vector<ScalingGroup> groups = ScalingGroupsOf(*config);
   size_t moe_group = 0;

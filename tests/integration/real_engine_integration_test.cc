@@ -29,9 +29,13 @@ void SubmitAndCheck(const std::string& name, const fs::path& model,
                                "--allowed-roots=" + fs::canonical(model).string()});
   ASSERT_GT(h.port(), 0);
   const fs::path out = h.dir() / "awq";
-  std::vector<std::string> args = {"submit",        "--model-dir",   (model / "model").string(),
-                                   "--calib-jsonl", (model / "calib.jsonl").string(),
-                                   "--output-dir",  out.string()};
+  std::vector<std::string> args = {"submit",
+                                   "--model-dir",
+                                   (model / "model").string(),
+                                   "--calib-jsonl",
+                                   (model / "calib.jsonl").string(),
+                                   "--output-dir",
+                                   out.string()};
   args.insert(args.end(), calibration_flags.begin(), calibration_flags.end());
   args.push_back("--follow");
   CommandResult r = h.Quantctl(args, absl::Seconds(500));

@@ -137,9 +137,9 @@ bool FusedExperts(const std::string& family) { return family == "mixtral"; }
 
 nlohmann::json RealGeometryConfig(const std::string& family, int layers, int vocab, int window) {
   static const std::pair<const char*, const char*> kFiles[] = {
-      {"llama", "llama-3.1-8b"},     {"mistral", "mistral-7b-v0.1"},
-      {"qwen3", "qwen3-0.6b"},       {"gemma2", "gemma-2-2b"},
-      {"gemma3_text", "gemma-3-1b"}, {"phi3", "phi-3-mini-4k-instruct"},
+      {"llama", "llama-3.1-8b"},      {"mistral", "mistral-7b-v0.1"},
+      {"qwen3", "qwen3-0.6b"},        {"gemma2", "gemma-2-2b"},
+      {"gemma3_text", "gemma-3-1b"},  {"phi3", "phi-3-mini-4k-instruct"},
       {"qwen3_moe", "qwen3-30b-a3b"}, {"mixtral", "mixtral-8x7b-v0.1"}};
   nlohmann::json c;
   for (const auto& [name, file] : kFiles) {

@@ -192,8 +192,8 @@ class Checker {
     const bool mixtral = arch == "MixtralForCausalLM";
     const bool qwen2_moe = arch == "Qwen2MoeForCausalLM";
     const bool moe = mixtral || qwen2_moe || arch == "Qwen3MoeForCausalLM";
-    const bool qk_norm = arch == "Qwen3ForCausalLM" || arch == "Gemma3ForCausalLM" ||
-                         arch == "Qwen3MoeForCausalLM";
+    const bool qk_norm =
+        arch == "Qwen3ForCausalLM" || arch == "Gemma3ForCausalLM" || arch == "Qwen3MoeForCausalLM";
     LayerLayout l;
     l.qkv_bias = arch == "Qwen2ForCausalLM" || qwen2_moe;
     if (arch == "Phi3ForCausalLM") {
@@ -273,8 +273,9 @@ class Checker {
         modules.push_back(m);
         if (!NotConverted(m)) {
           Violation("modules_to_not_convert",
-                    absl::StrCat(m, " is kept in float but modules_to_not_convert does not list "
-                                    "it; vLLM's AWQ MoE loaders would expect AWQ tensors"));
+                    absl::StrCat(m,
+                                 " is kept in float but modules_to_not_convert does not list "
+                                 "it; vLLM's AWQ MoE loaders would expect AWQ tensors"));
         }
       }
       std::vector<bool> quantized;

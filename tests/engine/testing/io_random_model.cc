@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "export/checkpoint_writer.h"
 #include "io/file_util.h"
-#include "io/status_macros.h"
 #include "io/moe_checkpoint.h"
+#include "io/status_macros.h"
 #include "model/architecture.h"
 #include "model/moe_layout.h"
 

@@ -11,14 +11,13 @@
 #include "awq/scale_search.h"
 #include "awq/scaling_groups.h"
 #include "cuda/kernels.h"
-#include "io/status_macros.h"
 #include "cuda/moe_search.h"
+#include "io/status_macros.h"
 #include "model/architecture.h"
 #include "model/moe_layout.h"
 
 namespace quantd::engine::cuda {
 namespace {
-
 
 struct GroupOnDevice {
   const ScalingGroup* group;
@@ -73,7 +72,8 @@ CapturedInput MoeCapturedInput(std::string_view linear, const AwqLayerRun& run,
   if (std::optional<int> e = ExpertOfLinear(linear)) {
     const DeviceRouting& r = cap.moe.routing;
     const int64_t cols = down ? c.moe.expert_intermediate_size : h;
-    if (static_cast<size_t>(*e) + 1 >= r.offset.size()) return {nullptr, md, cols, 0};  // no forward yet
+    if (static_cast<size_t>(*e) + 1 >= r.offset.size())
+      return {nullptr, md, cols, 0};  // no forward yet
     const int64_t r0 = r.offset[static_cast<size_t>(*e)];
     const int64_t rows = r.rows(static_cast<size_t>(*e));
     if (down) {
@@ -725,8 +725,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     for (size_t i = 0; i < dgroups.size(); ++i) {
       const GroupOnDevice& g = dgroups[i];
       if (Unsearched(run, g)) continue;
-      AddColumnAbsSums(g.input, g.input_type, g.rows, g.cols, sums + 2 * first_col[i],
-                       run.stream);
+      AddColumnAbsSums(g.input, g.input_type, g.rows, g.cols, sums + 2 * first_col[i], run.stream);
       if (IsGramGroup(g)) {
         QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, g.rows, t0 > 0, &ws->grams[i], ws));
       }
@@ -844,7 +843,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     }
     QUANTD_RETURN_IF_ERROR(ClipLinears(run, groups, chosen, ws, &out.clips));
   }
-  if (c.moe.enabled()) out.moe = RoutingStats(ws->capture.moe.routing, run.settings.min_expert_tokens);
+  if (c.moe.enabled())
+    out.moe = RoutingStats(ws->capture.moe.routing, run.settings.min_expert_tokens);
   const std::vector<LinearSpec> specs = LayerLinears(c);
   std::vector<std::vector<float>> biases(specs.size());
   out.index = w.index;
@@ -860,8 +860,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       out.floats.push_back({t.name, std::move(*FindFloatTensor(&w, t.name))});
       continue;
     }
-    QUANTD_ASSIGN_OR_RETURN(Tensor v,
-                            DownloadTensor(*ws->layer.norm(t.name), t.shape, run.stream, &ws->host));
+    QUANTD_ASSIGN_OR_RETURN(
+        Tensor v, DownloadTensor(*ws->layer.norm(t.name), t.shape, run.stream, &ws->host));
     out.floats.push_back({t.name, std::move(v)});
   }
   device_lap.Mark();

@@ -55,7 +55,7 @@ struct AwqWorkspace {
   std::string rope_key;                    // what the tables were built for
   int layer_index = 0;                     // the layer the tables (and geometry) are for
   DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
-  std::vector<DeviceBuffer> grams;        // per scaling group (Gram-form groups only)
+  std::vector<DeviceBuffer> grams;         // per scaling group (Gram-form groups only)
   DeviceBuffer gram_lo, ref_op, product, scales, sums, denom, means, losses, out;
   std::array<DeviceBuffer, kClipInputs> samples, samples_lo;  // the clip search's sampled inputs
   DeviceBuffer moe_sample, moe_sample_lo;  // a sparse block Linear's sampled input

@@ -111,8 +111,8 @@ MemoryEstimate EstimateMemory(const ModelConfig& c, DType md) {
     m.fixed = 2.0 * (1 << 30) + 2 * qd * qd * 4 + (ne * ie * ie + is * is) * 4 +
               2 * (ne * ie + is) * h * e;
     m.capture_per_token = 4 * h * 4 + 2 * h * e + qd * 4 + k * (h + ie) * e + is * e;
-    m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + h * (12 + e) +
-                  ne * 4 + 3 * is * e + 2 * k * 4;
+    m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + h * (12 + e) + ne * 4 +
+                  3 * is * e + 2 * k * 4;
   }
   return m;
 }

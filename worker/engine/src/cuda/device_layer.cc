@@ -138,8 +138,8 @@ absl::Status UploadMoe(const MoeWeights& w, DType md, cudaStream_t stream, Devic
   out->has_shared_expert = w.shared_expert.has_value() && w.shared_expert_gate.has_value();
   if (out->has_shared_expert) {
     QUANTD_RETURN_IF_ERROR(expert(*w.shared_expert, &out->shared_expert));
-    QUANTD_RETURN_IF_ERROR(UploadLinear(*w.shared_expert_gate, md, stream,
-                                        &out->shared_expert_gate));
+    QUANTD_RETURN_IF_ERROR(
+        UploadLinear(*w.shared_expert_gate, md, stream, &out->shared_expert_gate));
   }
   return absl::OkStatus();
 }

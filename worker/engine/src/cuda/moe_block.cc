@@ -13,8 +13,8 @@ namespace quantd::engine::cuda {
 
 MoeOperands MoeOperandsOf(const DeviceMoe& moe, const ModelConfig& config, DType md) {
   auto mlp = [&](const DeviceExpert& e, int64_t intermediate) {
-    MlpWeights w{e.gate.op(md),       e.up.op(md),       e.down.op(md),
-                 e.gate.bias_ptr(),   e.up.bias_ptr(),   e.down.bias_ptr()};
+    MlpWeights w{e.gate.op(md),     e.up.op(md),     e.down.op(md),
+                 e.gate.bias_ptr(), e.up.bias_ptr(), e.down.bias_ptr()};
     w.intermediate = intermediate;
     return w;
   };
@@ -56,24 +56,24 @@ absl::Status RouteOnDevice(Gemm& gemm, const LayerGeometry& g, const MoeOperands
     weight.insert(weight.end(), r.weight_of[e].begin(), r.weight_of[e].end());
     routing->offset.push_back(static_cast<int64_t>(token.size()));
   }
-  QUANTD_RETURN_IF_ERROR(Ensure(&routing->token, std::max<int64_t>(1, routing->total()),
-                                sizeof(int32_t)));
-  QUANTD_RETURN_IF_ERROR(Ensure(&routing->weight, std::max<int64_t>(1, routing->total()),
-                                sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(
+      Ensure(&routing->token, std::max<int64_t>(1, routing->total()), sizeof(int32_t)));
+  QUANTD_RETURN_IF_ERROR(
+      Ensure(&routing->weight, std::max<int64_t>(1, routing->total()), sizeof(float)));
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(routing->token.as<void>(), token.data(),
                                               token.size() * sizeof(int32_t),
                                               cudaMemcpyHostToDevice, stream));
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(routing->weight.as<void>(), weight.data(),
-                                              weight.size() * sizeof(float),
-                                              cudaMemcpyHostToDevice, stream));
+                                              weight.size() * sizeof(float), cudaMemcpyHostToDevice,
+                                              stream));
   // The host vectors die with this call.
   return CudaStatus(cudaStreamSynchronize(stream), "routing upload");
 }
 
 absl::Status MoeBlockForward(Gemm& gemm, const LayerGeometry& g, const MoeOperands& w,
                              const DeviceRouting& routing, const void* x_op, const void* routed_x,
-                             float* out, DeviceMoeCapture* cap, DType down_type,
-                             ForwardScratch* s, cudaStream_t stream) {
+                             float* out, DeviceMoeCapture* cap, DType down_type, ForwardScratch* s,
+                             cudaStream_t stream) {
   const ModelConfig& c = *g.config;
   const int64_t n = g.tokens;
   const int64_t h = c.hidden_size;
@@ -84,8 +84,7 @@ absl::Status MoeBlockForward(Gemm& gemm, const LayerGeometry& g, const MoeOperan
   if (routed_x == nullptr) {
     DeviceBuffer& dst = cap != nullptr ? cap->routed_input : s->routed_x;
     QUANTD_RETURN_IF_ERROR(Ensure(&dst, std::max<int64_t>(1, rows) * h, x_elem));
-    GatherRowsByIndex(x_op, h * x_elem, routing.token.as<int32_t>(), rows, dst.as<void>(),
-                      stream);
+    GatherRowsByIndex(x_op, h * x_elem, routing.token.as<int32_t>(), rows, dst.as<void>(), stream);
     routed_x = dst.as<void>();
   }
   if (cap != nullptr) {
@@ -95,8 +94,7 @@ absl::Status MoeBlockForward(Gemm& gemm, const LayerGeometry& g, const MoeOperan
   for (size_t e = 0; e + 1 < routing.offset.size(); ++e) {
     max_rows = std::max(max_rows, routing.rows(e));
   }
-  QUANTD_RETURN_IF_ERROR(Ensure(&s->expert_out, std::max<int64_t>(1, max_rows) * h,
-                                sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&s->expert_out, std::max<int64_t>(1, max_rows) * h, sizeof(float)));
   QUANTD_CUDA_RETURN_IF_ERROR(
       cudaMemsetAsync(out, 0, static_cast<size_t>(n * h) * sizeof(float), stream));
   for (size_t e = 0; e < w.experts.size(); ++e) {
@@ -105,8 +103,7 @@ absl::Status MoeBlockForward(Gemm& gemm, const LayerGeometry& g, const MoeOperan
     const int64_t r0 = routing.offset[e];
     LayerGeometry ge = g;
     ge.tokens = m;
-    void* down_input =
-        cap != nullptr ? cap->down_input.as<char>() + r0 * im * d_elem : nullptr;
+    void* down_input = cap != nullptr ? cap->down_input.as<char>() + r0 * im * d_elem : nullptr;
     QUANTD_RETURN_IF_ERROR(MlpForward(gemm, ge, w.experts[e],
                                       static_cast<const char*>(routed_x) + r0 * h * x_elem,
                                       s->expert_out.f32(), DType::kF32, down_input, s, stream));
@@ -120,10 +117,9 @@ absl::Status MoeBlockForward(Gemm& gemm, const LayerGeometry& g, const MoeOperan
     }
     QUANTD_RETURN_IF_ERROR(Ensure(&s->shared_out, n * h, sizeof(float)));
     QUANTD_RETURN_IF_ERROR(Ensure(&s->shared_gate, n, sizeof(float)));
-    QUANTD_RETURN_IF_ERROR(MlpForward(gemm, g, *w.shared_expert, x_op, s->shared_out.f32(),
-                                      DType::kF32,
-                                      cap != nullptr ? cap->shared_down_input.as<void>() : nullptr,
-                                      s, stream));
+    QUANTD_RETURN_IF_ERROR(
+        MlpForward(gemm, g, *w.shared_expert, x_op, s->shared_out.f32(), DType::kF32,
+                   cap != nullptr ? cap->shared_down_input.as<void>() : nullptr, s, stream));
     QUANTD_RETURN_IF_ERROR(
         gemm.Linear(x_op, w.shared_expert_gate, s->shared_gate.f32(), n, 1, h, g.md));
     BiasRound(s->shared_gate.f32(), nullptr, n, 1, g.md, stream);

@@ -43,8 +43,8 @@ absl::Status RouteOnDevice(Gemm& gemm, const LayerGeometry& g, const MoeOperands
 // keeps the experts' (and the shared expert's) down_proj inputs, in `down_type`.
 absl::Status MoeBlockForward(Gemm& gemm, const LayerGeometry& g, const MoeOperands& w,
                              const DeviceRouting& routing, const void* x_op, const void* routed_x,
-                             float* out, DeviceMoeCapture* cap, DType down_type,
-                             ForwardScratch* s, cudaStream_t stream);
+                             float* out, DeviceMoeCapture* cap, DType down_type, ForwardScratch* s,
+                             cudaStream_t stream);
 
 }  // namespace quantd::engine::cuda
 

@@ -1,9 +1,8 @@
-#include "cuda/moe_kernels.h"
-
 #include <algorithm>
 #include <cstdint>
 
 #include "cuda/device_math.cuh"
+#include "cuda/moe_kernels.h"
 
 namespace quantd::engine::cuda {
 namespace {
@@ -68,7 +67,7 @@ void ScatterAddWeighted(const float* out, const float* weight, const int32_t* to
                         int64_t cols, DType md, float* y, cudaStream_t stream) {
   if (n == 0) return;
   ScatterAddWeightedKernel<<<Blocks(n * cols), kThreads, 0, stream>>>(out, weight, token, n, cols,
-                                                                       md, y);
+                                                                      md, y);
 }
 
 void AddSigmoidGated(const float* out, const float* gate, int64_t n, int64_t cols, DType md,

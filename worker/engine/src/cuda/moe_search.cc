@@ -29,8 +29,8 @@ const void** OperandSlot(const DeviceMoe& moe, const DeviceLinear* l, MoeOperand
 
 absl::StatusOr<double> MoeTrialLosses(const AwqLayerRun& run, const ScalingGroup& group,
                                       const std::vector<DeviceLinear*>& linears,
-                                      const LayerGeometry& geo, const float* s_dev,
-                                      double* losses, AwqWorkspace* ws) {
+                                      const LayerGeometry& geo, const float* s_dev, double* losses,
+                                      AwqWorkspace* ws) {
   const ModelConfig& c = *run.config;
   const DType md = run.settings.md;
   const int64_t cols = c.hidden_size;

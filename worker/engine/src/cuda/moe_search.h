@@ -20,8 +20,8 @@ namespace quantd::engine::cuda {
 // block, whose router sees the same input. Queued only.
 absl::StatusOr<double> MoeTrialLosses(const AwqLayerRun& run, const ScalingGroup& group,
                                       const std::vector<DeviceLinear*>& linears,
-                                      const LayerGeometry& geo, const float* s_dev,
-                                      double* losses, AwqWorkspace* ws);
+                                      const LayerGeometry& geo, const float* s_dev, double* losses,
+                                      AwqWorkspace* ws);
 
 // Routed rows per expert and the experts under `min_tokens` (MoeLayerStats of the report).
 MoeLayerStats RoutingStats(const DeviceRouting& routing, int64_t min_tokens);

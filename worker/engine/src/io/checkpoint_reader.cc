@@ -158,7 +158,8 @@ absl::Status CheckpointReader::CheckAgainstConfig(const ModelConfig& config) con
       if (experts == ExpertLayout::kFused && FromFusedExperts(config, t.name)) continue;
       const std::string base = LayerTensorName(layer, t.name);
       QUANTD_RETURN_IF_ERROR(CheckTensor({base + ".weight", t.shape}, &file, nullptr));
-      if (t.bias) QUANTD_RETURN_IF_ERROR(CheckTensor({base + ".bias", {t.shape[0]}}, &file, nullptr));
+      if (t.bias)
+        QUANTD_RETURN_IF_ERROR(CheckTensor({base + ".bias", {t.shape[0]}}, &file, nullptr));
     }
   }
   // A layer beyond num_hidden_layers means the config and weights disagree.

@@ -51,8 +51,9 @@ absl::Status CheckAllLayersSparse(const JsonFields& f, int num_hidden_layers) {
   QUANTD_ASSIGN_OR_RETURN(int step, Positive(f, "decoder_sparse_step", 1));
   if (step != 1 && num_hidden_layers > 0) {
     return f.Unsupported("decoder_sparse_step",
-                         absl::StrCat(step, " makes some layers dense; only models whose every "
-                                            "layer is sparse (step 1) are supported"));
+                         absl::StrCat(step,
+                                      " makes some layers dense; only models whose every "
+                                      "layer is sparse (step 1) are supported"));
   }
   const nlohmann::json* only = f.Find("mlp_only_layers");
   if (only == nullptr) return absl::OkStatus();
@@ -68,8 +69,9 @@ absl::Status CheckAllLayersSparse(const JsonFields& f, int num_hidden_layers) {
   }
   if (!only->empty()) {
     return f.Unsupported("mlp_only_layers",
-                         absl::StrCat(only->dump(), " makes those layers dense; only models whose "
-                                                    "every layer is sparse are supported"));
+                         absl::StrCat(only->dump(),
+                                      " makes those layers dense; only models whose "
+                                      "every layer is sparse are supported"));
   }
   return absl::OkStatus();
 }

@@ -89,7 +89,8 @@ bool IsExpertDownProjection(std::string_view name) {
 std::vector<LayerTensorSpec> MoeLayerTensors(const ModelConfig& c) {
   const MoeConfig& m = c.moe;
   const int64_t h = c.hidden_size;
-  std::vector<LayerTensorSpec> block = {{RouterName(m.style), {m.num_experts, h}, false, false, {}}};
+  std::vector<LayerTensorSpec> block = {
+      {RouterName(m.style), {m.num_experts, h}, false, false, {}}};
   auto expert = [&](auto name_of, int64_t inter) {
     for (ExpertProj p : ExpertStateDictOrder(m.style)) {
       const bool down = p == ExpertProj::kDown;
@@ -194,8 +195,7 @@ const LinearWeights* FindMoeLinear(const MoeWeights& m, std::string_view name) {
   if (!rest.has_value()) return nullptr;
   if (auto e = ParseExpert(*rest)) {
     if (m.experts.size() <= static_cast<size_t>(e->first)) return nullptr;
-    return ProjOf(const_cast<ExpertWeights*>(&m.experts[static_cast<size_t>(e->first)]),
-                  e->second);
+    return ProjOf(const_cast<ExpertWeights*>(&m.experts[static_cast<size_t>(e->first)]), e->second);
   }
   constexpr std::string_view kShared = "shared_expert.";
   if (rest->substr(0, kShared.size()) == kShared && m.shared_expert.has_value()) {

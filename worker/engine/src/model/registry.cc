@@ -19,9 +19,9 @@ const ArchitectureSpec& MixtralArchitecture();
 
 absl::Span<const ArchitectureSpec* const> SupportedArchitectures() {
   static const ArchitectureSpec* const kAll[] = {
-      &LlamaArchitecture(), &Qwen2Architecture(),  &MistralArchitecture(),
-      &Qwen3Architecture(), &Gemma2Architecture(), &Gemma3TextArchitecture(),
-      &Phi3Architecture(),  &Qwen3MoeArchitecture(), &Qwen2MoeArchitecture(),
+      &LlamaArchitecture(),   &Qwen2Architecture(),    &MistralArchitecture(),
+      &Qwen3Architecture(),   &Gemma2Architecture(),   &Gemma3TextArchitecture(),
+      &Phi3Architecture(),    &Qwen3MoeArchitecture(), &Qwen2MoeArchitecture(),
       &MixtralArchitecture(),
   };
   return kAll;

@@ -198,7 +198,8 @@ class CpuBackend : public Backend {
     }
     if (cap.moe.has_value()) {
       std::vector<int64_t> tokens;
-      for (const auto& t : cap.moe->routing.tokens_of) tokens.push_back(static_cast<int64_t>(t.size()));
+      for (const auto& t : cap.moe->routing.tokens_of)
+        tokens.push_back(static_cast<int64_t>(t.size()));
       out.moe = MoeStatsOf(std::move(tokens), settings.min_expert_tokens);
     }
     for (const LinearSpec& spec : LayerLinears(config)) {

@@ -52,7 +52,8 @@ struct LayerCapture {
 // The captured input of a Linear (by its name relative to the layer); nullptr for other names.
 const Tensor* CapturedInput(const LayerCapture& capture, std::string_view linear);
 
-// hidden ← layer(hidden): attention, then the MLP or (layer.moe) the sparse MoE block. With `capture`, keeps the intermediate tensors AWQ needs.
+// hidden ← layer(hidden): attention, then the MLP or (layer.moe) the sparse MoE block. With
+// `capture`, keeps the intermediate tensors AWQ needs.
 void ForwardDecoderLayer(const LayerContext& ctx, const LayerWeights& layer, Tensor* hidden,
                          LayerCapture* capture);
 

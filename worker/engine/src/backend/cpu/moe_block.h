@@ -60,7 +60,7 @@ struct MoeCapture {
   Routing routing;
   std::vector<Tensor> routed_input;  // per expert [tokens_of[e], hidden]
   std::vector<Tensor> down_input;    // per expert [tokens_of[e], I]
-  Tensor shared_down_input;        // [tokens, I_shared] (Qwen2-MoE)
+  Tensor shared_down_input;          // [tokens, I_shared] (Qwen2-MoE)
 };
 
 // The rows `rows` of x [N, C] as [rows.size(), C].

@@ -1,7 +1,8 @@
 // Mixtral (MixtralForCausalLM; AutoAWQ awq/models/mixtral.py): Mistral's attention (a
-// sliding_window, when set, on every layer) and `block_sparse_moe` — router `block_sparse_moe.gate`,
-// top-k of the softmax always renormalised, experts `block_sparse_moe.experts.E.{w1,w3,w2}` (gate,
-// up, down). Layout and scaling groups: model/moe_layout.h.
+// sliding_window, when set, on every layer) and `block_sparse_moe` — router
+// `block_sparse_moe.gate`, top-k of the softmax always renormalised, experts
+// `block_sparse_moe.experts.E.{w1,w3,w2}` (gate, up, down). Layout and scaling groups:
+// model/moe_layout.h.
 #include "io/status_macros.h"
 #include "model/families/family_parsing.h"
 #include "model/moe_layout.h"

@@ -1,7 +1,7 @@
 // Qwen3-MoE (Qwen3MoeForCausalLM; AutoAWQ awq/models/qwen3_moe.py): Qwen3's attention (q/k
 // RMSNorm, no bias) and a sparse MoE block in the MLP's place — `mlp.gate` router, softmax over
-// all experts, top-k (renormalised when norm_topk_prob), experts `mlp.experts.E.{gate,up,down}_proj`.
-// Layout and scaling groups: model/moe_layout.h.
+// all experts, top-k (renormalised when norm_topk_prob), experts
+// `mlp.experts.E.{gate,up,down}_proj`. Layout and scaling groups: model/moe_layout.h.
 #include "io/status_macros.h"
 #include "model/families/family_parsing.h"
 #include "model/moe_layout.h"
