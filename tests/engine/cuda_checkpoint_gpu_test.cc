@@ -143,15 +143,11 @@ TEST(CudaCheckpointGpuTest, TinyQwen3MoePerplexityWithAndWithoutRouterScaling) {
   if (!CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA device";
   const std::string model = quantd::test_data::Path("models/tiny-qwen3-moe-wp");
   testing::IoTempDir tmp;
-  {
-    std::ifstream in(model + "/calib.jsonl");
-    std::ofstream out(tmp.Sub("calib_first.jsonl"));
-    std::string line;
-    for (int i = 0; i < 128 && std::getline(in, line); ++i) out << line << "\n";
-  }
+  const std::string calib =
+      testing::WriteFirstLines(model + "/calib.jsonl", 128, tmp.Sub("calib_first.jsonl"));
   double ppl[2] = {0.0, 0.0};
   for (int unscaled = 0; unscaled < 2; ++unscaled) {
-    QuantizeOptions o = PlainCalibration(model + "/model", tmp.Sub("calib_first.jsonl"), 128, 512);
+    QuantizeOptions o = PlainCalibration(model + "/model", calib, 128, 512);
     o.eval_text = model + "/heldout.txt";
     o.moe_router_unscaled_for_testing = unscaled == 1;
     const std::string dir = tmp.Sub(unscaled ? "unscaled" : "scaled");

@@ -8,16 +8,14 @@
 #include "model/moe_layout.h"
 
 namespace quantd::engine {
+
+const ArchitectureSpec& MistralArchitecture();
+
 namespace {
 
+// Mistral's config with a sparse block in place of the MLP.
 absl::Status ParseMixtral(const JsonFields& f, ModelConfig* config) {
-  QUANTD_RETURN_IF_ERROR(ExpectActivation(f, "silu"));
-  QUANTD_RETURN_IF_ERROR(RefuseAttentionBias(f, *config));
-  QUANTD_ASSIGN_OR_RETURN(int window, SlidingWindow(f));
-  QUANTD_ASSIGN_OR_RETURN(bool typed, ApplyLayerTypes(f, window, config));
-  if (!typed) {
-    for (LayerAttention& a : config->layer_attention) a.sliding_window = window;
-  }
+  QUANTD_RETURN_IF_ERROR(MistralArchitecture().parse(f, config));
   return ParseMoeConfig(f, MoeStyle::kMixtral, config->num_hidden_layers, &config->moe);
 }
 

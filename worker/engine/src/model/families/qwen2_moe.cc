@@ -9,14 +9,15 @@
 #include "model/moe_layout.h"
 
 namespace quantd::engine {
+
+const ArchitectureSpec& Qwen2Architecture();
+
 namespace {
 
+// Qwen2's config (q/k/v bias) with a sparse block (and its shared expert) in place of the MLP.
 absl::Status ParseQwen2Moe(const JsonFields& f, ModelConfig* config) {
-  QUANTD_RETURN_IF_ERROR(ExpectActivation(f, "silu"));
-  config->attention_bias = true;
-  QUANTD_RETURN_IF_ERROR(
-      ParseMoeConfig(f, MoeStyle::kQwen2, config->num_hidden_layers, &config->moe));
-  return ApplyQwenSlidingWindow(f, config);
+  QUANTD_RETURN_IF_ERROR(Qwen2Architecture().parse(f, config));
+  return ParseMoeConfig(f, MoeStyle::kQwen2, config->num_hidden_layers, &config->moe);
 }
 
 }  // namespace

@@ -7,15 +7,15 @@
 #include "model/moe_layout.h"
 
 namespace quantd::engine {
+
+const ArchitectureSpec& Qwen3Architecture();
+
 namespace {
 
+// Qwen3's config (q/k norms) with a sparse block in place of the MLP.
 absl::Status ParseQwen3Moe(const JsonFields& f, ModelConfig* config) {
-  QUANTD_RETURN_IF_ERROR(ExpectActivation(f, "silu"));
-  QUANTD_RETURN_IF_ERROR(RefuseAttentionBias(f, *config));
-  config->qk_norm = true;
-  QUANTD_RETURN_IF_ERROR(
-      ParseMoeConfig(f, MoeStyle::kQwen3, config->num_hidden_layers, &config->moe));
-  return ApplyQwenSlidingWindow(f, config);
+  QUANTD_RETURN_IF_ERROR(Qwen3Architecture().parse(f, config));
+  return ParseMoeConfig(f, MoeStyle::kQwen3, config->num_hidden_layers, &config->moe);
 }
 
 }  // namespace
