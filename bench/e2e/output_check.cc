@@ -106,9 +106,11 @@ std::string CheckAwqOutput(const std::string& out_dir, const engine::ModelConfig
     found += static_cast<int64_t>((*f)->entries().size());
   }
   if (found != expected) return absl::StrCat(found, " tensors, expected ", expected);
-  // The last layer's down_proj scales: finite and positive.
-  const std::string scales =
-      engine::LayerTensorName(c.num_hidden_layers - 1, "mlp.down_proj") + ".scales";
+  // The last quantized Linear of the last layer (down_proj; a MoE layer's last expert's): its
+  // scales finite and positive.
+  std::string last;
+  for (const engine::LinearSpec& l : engine::LayerLinears(c)) last = l.source;
+  const std::string scales = engine::LayerTensorName(c.num_hidden_layers - 1, last) + ".scales";
   absl::StatusOr<engine::Tensor> s = ck.ReadFloat(scales);
   if (!s.ok()) return std::string(s.status().message());
   for (float v : s->data) {

@@ -35,6 +35,8 @@ ldd "$stage"/bin/* | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
 done
 data=$build/tests/data
 cp -r "$data/fixtures/autoawq-parity/llama-mha" "$stage/data/fixtures/autoawq-parity/"
+# The trained MoE model (14 MB; main's tree does not have it until the MoE branch lands).
+mkdir -p "$stage/data/models" && cp -r "$data/models/tiny-qwen3-moe-wp" "$stage/data/models/"
 # Every config: the benchmarks' Qwen2.5 and Llama 3.1, the families' gpu tests' real geometries.
 cp "$data"/configs/*.config.json "$stage/data/configs/"
 mkdir -p "$dest"

@@ -10,7 +10,8 @@
 #        same with --events=jsonl, the daemon's mode, which also hashes the output),
 #        large[:K] (0.5B 256x2048, K layers, default all), 7b[:K] (7B 128x512, K layers),
 #        7b-large[:K] (7B 256x2048: token chunks, K layers), llama8b[:K] (Llama-3.1-8B 128x512,
-#        K layers, default all),
+#        K layers, default all), qwen3moe[:K] (Qwen3-30B-A3B 256x512), mixtral[:K] (Mixtral-8x7B
+#        128x512), gpu-moe (run-gpu-checks.sh moe),
 #        resume-small[:K:N] (0.5B 256x2048, K layers (4): killed once N layers (2) are kept and
 #        resumed, then uninterrupted; the two model.safetensors must be byte-identical),
 #        resume-7b[:K:N] (7B 256x2048, K layers (4), killed with N (3) kept and resumed: check,
@@ -31,6 +32,7 @@ for step in "$@"; do
     engine-small) gpu_steps+=(bench-small) ;;
     gpu-tests) gpu_steps+=(tests) ;;
     gpu-families) gpu_steps+=(attention-checks families) ;;
+    gpu-moe) gpu_steps+=(moe) ;;
   esac
 done
 # The gpu tests' logs go straight to $OUT, written as the tests run: what a call cut short by its
@@ -104,6 +106,8 @@ for step in "$@"; do
     seed-small*) header=--header; e2e qwen05b_seed qwen2.5-0.5b-instruct.config.json 8192 2048 "$(field "$step" 1 2)" "${seed_calib[@]}" ;;
     seed-7b*) header=--header; e2e qwen7b_seed qwen2.5-7b-instruct.config.json 8192 2048 "$(field "$step" 1 1)" "${seed_calib[@]}" ;;
     7b*) e2e qwen7b_128x512 qwen2.5-7b-instruct.config.json 128 512 "$(layers_of "$step")" ;;
+    qwen3moe*) e2e qwen3_30b_a3b_256x512 qwen3-30b-a3b.config.json 256 512 "$(layers_of "$step")" ;;
+    mixtral*) e2e mixtral_8x7b_128x512 mixtral-8x7b-v0.1.config.json 128 512 "$(layers_of "$step")" ;;
   esac
 done
 echo "== end to end"

@@ -4,11 +4,11 @@
 # kernel, kernels, CPU parity and token chunks, both backends' checkpoints through the numpy
 # reader) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [checkpoint] [tests]
-#                                          [attention-checks] [families] [bench-small] [bench-large] [bench-7b]
+#                                          [attention-checks] [families] [moe] [bench-small] [bench-large] [bench-7b]
 #                                          [bench-7b-large] [profile-small] [profile-large]
 # (no argument: tests and bench-small; `tests` = attention, kernels, parity (every family's
 # real geometry included) and checkpoint (every family's miniature included); `families` = only
-# the family cases of parity and checkpoint;
+# the family cases of parity and checkpoint; `moe` = the MoE cases of parity and checkpoint;
 # profile-*: one layer under Nsight Compute, GPU time per kernel summed by name, as a table)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,14 +42,16 @@ bench() {  # name, args...
     awk '{v[NR] = $1} END {if (NR) printf "median %.4f min %.4f (%d layers)", v[int((NR + 1) / 2)], v[1], NR}')")
   rm -rf /tmp/quantd-bench-model
 }
-gtest() {  # which (attention | backend | checkpoint), the summary lines' pattern, [gtest filter]
+gtest() {  # which (attention | backend | checkpoint), the summary lines' pattern, [gtest filter],
+  # [log name suffix]
   local start=$(date +%s)
-  "$b/bin/cuda_$1_gpu_test" --gtest_filter="${3:-*}" > "$out/$1_test.log" 2>&1
+  local log="$out/$1${4:+_$4}_test.log"
+  "$b/bin/cuda_$1_gpu_test" --gtest_filter="${3:-*}" > "$log" 2>&1
   local rc=$?
   grep -E "^\[(attention|parity|chunked|kernel|reader)|^\[  (FAILED|PASSED|SKIPPED)|Failure|Expected|Which is|first:" \
-    "$out/$1_test.log" | head -40
-  summary+=("$1 gpu test rc=$rc wall=$(( $(date +%s) - start ))s")
-  while IFS= read -r line; do summary+=("$line"); done < <(grep -E "$2" "$out/$1_test.log")
+    "$log" | head -40
+  summary+=("$1${4:+ $4} gpu test rc=$rc wall=$(( $(date +%s) - start ))s")
+  while IFS= read -r line; do summary+=("$line"); done < <(grep -E "$2|^\[  FAILED" "$log")
 }
 profile() {  # name, bench args...: every kernel's duration (clocks left alone), top 25 by time
   local name=$1; shift
@@ -126,6 +128,12 @@ for step in "${steps[@]}"; do
       summary+=("families wall=$(( $(date +%s) - fam_start ))s")
       while IFS= read -r line; do summary+=("$line"); done < <(
         grep -E "^== |^\[(parity|reader)\]|^\[  FAILED" "$out/families.log") ;;
+    moe)  # the MoE cases: the trained tiny-qwen3-moe-wp and small random models of each MoE
+      # family against the CPU, their checkpoints through the reader, then the real geometries
+      gtest backend "^\[parity\]" '*Moe*' moe
+      gtest checkpoint "^\[reader\]" '*Moe*:*Family*qwen3_moe:*Family*qwen2_moe:*Family*mixtral' moe
+      gtest backend "^\[parity\]" '*Families*qwen3_moe:*Families*qwen2_moe:*Families*mixtral' \
+        moe_real_geometry ;;
     bench-small)
       bench qwen05b_128x512 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     bench-large)

@@ -65,13 +65,11 @@ absl::StatusOr<nlohmann::json> ReadModelConfig(const std::string& model_dir) {
   std::stringstream text;
   text << in.rdbuf();
   nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded() || !config.is_object()) {
-    return FieldError("model_dir", absl::StrCat(path.string(), " is not a JSON object"));
+  if (config.is_discarded()) {
+    return FieldError("model_dir", absl::StrCat(path.string(), " is not valid JSON"));
   }
-  // Multimodal configs keep the language model's shape under text_config.
-  if (config.contains("text_config") && config["text_config"].is_object() &&
-      !config.contains("hidden_size")) {
-    return config["text_config"];
+  if (!config.is_object()) {
+    return FieldError("model_dir", absl::StrCat(path.string(), " is not a JSON object"));
   }
   return config;
 }
@@ -144,69 +142,34 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
     }
   }
   // The config must describe a model the engine supports (the engine's own check and message,
-  // with the supported list), and be readable enough to estimate the job's memory.
-  const fs::path config_path = model_dir / "config.json";
-  std::ifstream config_in(config_path);
-  std::stringstream config_text;
-  config_text << config_in.rdbuf();
-  const nlohmann::json config =
-      nlohmann::json::parse(config_text.str(), nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded()) {
-    return FieldError("model_dir", absl::StrCat(config_path.string(), " is not valid JSON"));
-  }
-  if (absl::Status s = engine::CheckModelConfigSupported(config, config_path.string()); !s.ok()) {
-    return FieldError("model_dir", std::string(s.message()));
-  }
-  // A job that cannot even be planned would fail later.
+  // with the supported list) and be planned: a job that cannot would fail on a worker.
   return JobMemoryShapeOf(spec).status();
 }
 
 absl::StatusOr<JobMemoryShape> JobMemoryShapeOf(const v1::JobSpec& spec) {
   absl::StatusOr<nlohmann::json> config = ReadModelConfig(spec.model_dir());
   if (!config.ok()) return config.status();
-  auto get = [&](const char* key, int64_t fallback) -> absl::StatusOr<int64_t> {
-    auto it = config->find(key);
-    if (it == config->end() || !it->is_number_integer()) {
-      if (fallback >= 0) return fallback;
-      return FieldError("model_dir", absl::StrCat("config.json has no integer \"", key,
-                                                  "\" (needed to size the job)"));
-    }
-    return it->get<int64_t>();
-  };
-  absl::StatusOr<int64_t> hidden = get("hidden_size", -1);
-  absl::StatusOr<int64_t> layers = get("num_hidden_layers", -1);
-  absl::StatusOr<int64_t> vocab = get("vocab_size", -1);
-  for (const auto* v : {&hidden, &layers, &vocab}) {
-    if (!v->ok()) return v->status();
-  }
-  absl::StatusOr<int64_t> inter = get("intermediate_size", 4 * *hidden);
-  absl::StatusOr<int64_t> heads = get("num_attention_heads", 1);
-  absl::StatusOr<int64_t> kv_heads = get("num_key_value_heads", *heads);
-  if (*hidden <= 0 || *layers <= 0 || *vocab <= 0 || *heads <= 0 || *kv_heads <= 0 || *inter <= 0) {
-    return FieldError("model_dir", "config.json has a non-positive size");
-  }
-  absl::StatusOr<int64_t> head_dim = get("head_dim", *hidden / *heads);
-  if (*head_dim <= 0) return FieldError("model_dir", "config.json has a non-positive head_dim");
-  // The dtype the engine computes in, read as the engine reads it: transformers 5's "dtype", else
-  // "torch_dtype", else float32.
-  std::string dtype = "float32";
-  for (const char* key : {"torch_dtype", "dtype"}) {
-    auto it = config->find(key);
-    if (it != config->end() && it->is_string()) dtype = it->get<std::string>();
-  }
+  // The engine's own reading of the config (families, MoE, compute dtype): the plan the scheduler
+  // places by is the one the engine chunks by.
+  const std::string path = (fs::path(spec.model_dir()) / "config.json").string();
+  absl::StatusOr<memory_plan::LayerGeometry> geometry = engine::ModelMemoryGeometry(*config, path);
+  if (!geometry.ok()) return FieldError("model_dir", std::string(geometry.status().message()));
   JobMemoryShape shape;
-  shape.geometry.hidden_size = *hidden;
-  shape.geometry.intermediate_size = *inter;
-  shape.geometry.num_attention_heads = *heads;
-  shape.geometry.num_key_value_heads = *kv_heads;
-  shape.geometry.head_dim = *head_dim;
-  shape.geometry.dtype_bytes = dtype == "float32" ? 4 : 2;
+  shape.geometry = *geometry;
   std::string architecture = "model";
   if (auto it = config->find("architectures");
       it != config->end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
     architecture = (*it)[0].get<std::string>();
+  } else if (auto mt = config->find("model_type"); mt != config->end() && mt->is_string()) {
+    architecture = mt->get<std::string>();
   }
-  shape.model = absl::StrCat(architecture, " (hidden ", *hidden, ", intermediate ", *inter, ")");
+  shape.model =
+      geometry->num_experts > 0
+          ? absl::StrCat(architecture, " (hidden ", geometry->hidden_size, ", ",
+                         geometry->num_experts, " experts of ", geometry->expert_intermediate_size,
+                         ")")
+          : absl::StrCat(architecture, " (hidden ", geometry->hidden_size, ", intermediate ",
+                         geometry->intermediate_size, ")");
   const int64_t len = spec.max_seq_len();
   int64_t tokens = static_cast<int64_t>(spec.num_calib()) * len;
   std::error_code ec;

@@ -218,7 +218,8 @@ TEST(ArchitectureRegistryTest, MultimodalCheckpointsAreRefusedClearly) {
 }
 
 // Every family's groups name Linears its layer has (prev_op: a Linear or a float tensor of the
-// layer), each group reads its first Linear's input, and a Linear is scaled by one group at most.
+// layer), each group reads its first Linear's input (a MoE block's group: the router's), and a
+// Linear is scaled by one group at most.
 TEST(ArchitectureRegistryTest, ScalingGroupsNameTheLayersTensors) {
   for (const ArchitectureSpec* a : SupportedArchitectures()) {
     for (int kv : {2, 4}) {  // GQA, and MHA (hidden 64 = 4 heads of 16 where head_dim is derived)
@@ -232,7 +233,15 @@ TEST(ArchitectureRegistryTest, ScalingGroupsNameTheLayersTensors) {
       for (const ScalingGroup& g : a->scaling_groups(*c)) {
         SCOPED_TRACE(absl::StrCat(a->name, " kv ", kv, " ", g.label));
         EXPECT_TRUE(linears.count(g.prev_op) + floats.count(g.prev_op) == 1);
-        EXPECT_EQ(g.input, g.linears.front());
+        if (g.inspect == InspectedModule::kMoe) {
+          // A MoE block's experts read only their routed tokens: the group reads the block's
+          // input, which the router (its first float consumer) sees for every token.
+          ASSERT_FALSE(g.float_consumers.empty());
+          EXPECT_EQ(g.input, g.float_consumers.front());
+          EXPECT_EQ(floats.count(g.input), 1u);
+        } else {
+          EXPECT_EQ(g.input, g.linears.front());
+        }
         for (const std::string& l : g.linears) {
           EXPECT_EQ(linears.count(l), 1u);
           EXPECT_TRUE(scaled.insert(l).second) << l << " is in two groups";

@@ -40,6 +40,7 @@ std::string WriteModel(const testing::IoTempDir& dir, const std::string& family,
   o.seed = 7;
   o.outlier_channels = 4;
   o.outlier_scale = 8.0f;
+  o.fused_experts = testing::FusedExperts(family);
   const absl::Status s = testing::WriteRandomModel(o);
   EXPECT_TRUE(s.ok()) << family << ": " << s;
   return o.output_dir;

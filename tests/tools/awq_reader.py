@@ -4,7 +4,9 @@ specification (spec/output-format.md of its reference material).
 
 Loads a model directory (float or AutoAWQ GEMM), unpacks qweight/qzeros with the reverse nibble
 order [0,4,1,5,2,6,3,7], dequantizes W^T[k, n] = (q - z) * s in float16, runs the float forward
-pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 / Gemma 3 text / Phi-3 decoder in float32
+pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 / Gemma 3 text / Phi-3 decoder — or of a
+Qwen3-MoE / Qwen2-MoE / Mixtral one (moe_block: router softmax, top-k, per-expert MLPs, the gated
+shared expert; per-expert or fused 3-D experts, AWQ experts dequantized) — in float32
 numpy (written from the transformers modeling files' semantics, not from quantd's code) and
 compares logits:
 
@@ -96,11 +98,14 @@ def family(config):
     arch = (config.get("architectures") or [""])[0]
     kinds = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
              "MistralForCausalLM": "mistral", "Gemma2ForCausalLM": "gemma2",
-             "Gemma3ForCausalLM": "gemma3", "Phi3ForCausalLM": "phi3"}
+             "Gemma3ForCausalLM": "gemma3", "Phi3ForCausalLM": "phi3",
+             "Qwen3MoeForCausalLM": "qwen3_moe", "Qwen2MoeForCausalLM": "qwen2_moe",
+             "MixtralForCausalLM": "mixtral"}
     if arch in kinds:
         return kinds[arch]
     types = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "mistral": "mistral",
-             "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3"}
+             "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3", "qwen3_moe": "qwen3_moe",
+             "qwen2_moe": "qwen2_moe", "mixtral": "mixtral"}
     if config.get("model_type") in types:
         return types[config["model_type"]]
     raise ValueError("unsupported model %r" % arch)
@@ -178,9 +183,9 @@ def layer_settings(config, kind, layers):
             pattern = config.get("sliding_window_pattern", 6)
             types = ["sliding_attention" if (i + 1) % pattern else "full_attention"
                      for i in range(layers)]
-        elif kind in ("mistral", "phi3"):
+        elif kind in ("mistral", "phi3", "mixtral"):
             types = ["sliding_attention" if window else "full_attention"] * layers
-        elif kind in ("qwen2", "qwen3") and config.get("use_sliding_window"):
+        elif kind in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe") and config.get("use_sliding_window"):
             first = config.get("max_window_layers", 0)
             types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
         else:
@@ -194,6 +199,58 @@ def layer_settings(config, kind, layers):
     return out
 
 
+def moe_block(config, tensors, p, x, rtn_group):
+    """A sparse MoE block's output for x [..., hidden] (transformers' Qwen3MoeSparseMoeBlock,
+    Qwen2MoeSparseMoeBlock, MixtralSparseMoeBlock): softmax of the router's logits, the top-k
+    experts (renormalised when norm_topk_prob; always for Mixtral), the sum of their SiLU MLPs
+    weighted by those probabilities, plus Qwen2-MoE's shared expert behind sigmoid(its gate). The
+    experts come per expert (the Hub's layout, AWQ or float) or as transformers 5's fused 3-D
+    tensors (gate_up_proj [E, 2I, H] gate rows first, down_proj [E, H, I])."""
+    mixtral = family(config) == "mixtral"
+    block = "block_sparse_moe" if mixtral else "mlp"
+    experts = config.get("num_experts") or config.get("num_local_experts")
+    top_k = config["num_experts_per_tok"]
+    renorm = True if mixtral else config.get("norm_topk_prob", False)
+    names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+    fused = p + "mlp.experts.gate_up_proj" in tensors
+    router = p + ("mlp.gate" if fused else block + ".gate") + ".weight"
+
+    def expert_weights(e):
+        if fused:
+            gate_up = tensors[p + "mlp.experts.gate_up_proj"][e].astype(np.float32)
+            inter = gate_up.shape[0] // 2
+            ws = [gate_up[:inter], gate_up[inter:],
+                  tensors[p + "mlp.experts.down_proj"][e].astype(np.float32)]
+            return [rtn(w, rtn_group) if rtn_group else w for w in ws]
+        base = p + block + ".experts.%d." % e
+        return [linear_weights(tensors, base + n, rtn_group)[0] for n in names]
+
+    def silu_mlp(xs, gate, up, down):
+        g = xs @ gate.T
+        return (g / (1 + np.exp(-g)) * (xs @ up.T)) @ down.T
+
+    shape = x.shape
+    flat = x.reshape(-1, shape[-1])
+    logits = flat @ tensors[router].astype(np.float32).T
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    top = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]
+    weights = np.take_along_axis(probs, top, -1)
+    if renorm:
+        weights = weights / weights.sum(-1, keepdims=True)
+    out = np.zeros_like(flat)
+    for e in range(experts):
+        rows, slots = np.nonzero(top == e)
+        if rows.size:
+            out[rows] += silu_mlp(flat[rows], *expert_weights(e)) * weights[rows, slots][:, None]
+    if p + "mlp.shared_expert_gate.weight" in tensors:
+        shared = silu_mlp(flat, *[linear_weights(tensors, p + "mlp.shared_expert." + n, rtn_group)[0]
+                                  for n in ("gate_proj", "up_proj", "down_proj")])
+        gate_logit = flat @ tensors[p + "mlp.shared_expert_gate.weight"].astype(np.float32).T
+        out += shared / (1 + np.exp(-gate_logit))
+    return out.reshape(shape)
+
+
 def rms_norm(x, w, eps, one_plus=False):
     x_hat = x / np.sqrt((x * x).mean(-1, keepdims=True) + eps)
     return x_hat * (1.0 + w) if one_plus else w * x_hat
@@ -202,6 +259,7 @@ def rms_norm(x, w, eps, one_plus=False):
 def forward(config, tensors, ids, rtn_group=0):
     kind = family(config)
     gemma = kind in ("gemma2", "gemma3")
+    moe = kind in ("qwen3_moe", "qwen2_moe", "mixtral")
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads", heads)
@@ -247,8 +305,8 @@ def forward(config, tensors, ids, rtn_group=0):
         else:
             lw = {n: linear_weights(tensors, p + m, rtn_group) for n, m in
                   [("q", "self_attn.q_proj"), ("k", "self_attn.k_proj"), ("v", "self_attn.v_proj"),
-                   ("o", "self_attn.o_proj"), ("gate", "mlp.gate_proj"), ("up", "mlp.up_proj"),
-                   ("down", "mlp.down_proj")]}
+                   ("o", "self_attn.o_proj")] + ([] if moe else [
+                   ("gate", "mlp.gate_proj"), ("up", "mlp.up_proj"), ("down", "mlp.down_proj")])}
 
         def lin(x, name):
             w, b = lw[name]
@@ -285,6 +343,9 @@ def forward(config, tensors, ids, rtn_group=0):
         else:
             h = h + attn_out
             x = norm(h, p + "post_attention_layernorm.weight")
+        if moe:
+            h = h + moe_block(config, tensors, p, x, rtn_group)
+            continue
         g = lin(x, "gate")
         if gemma:
             act = 0.5 * g * (1 + np.tanh(math.sqrt(2 / math.pi) * (g + 0.044715 * g ** 3)))

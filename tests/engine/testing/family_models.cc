@@ -43,7 +43,8 @@ nlohmann::json Gemma(const char* hf_class) {
 }  // namespace
 
 std::vector<std::string> FamilyNames() {
-  return {"llama", "qwen2", "mistral", "qwen3", "gemma2", "gemma3_text", "phi3"};
+  return {"llama",       "qwen2", "mistral",   "qwen3",     "gemma2",
+          "gemma3_text", "phi3",  "qwen3_moe", "qwen2_moe", "mixtral"};
 }
 
 nlohmann::json MiniatureConfig(const std::string& family) {
@@ -95,14 +96,51 @@ nlohmann::json MiniatureConfig(const std::string& family) {
     c["sliding_window"] = 40;
     return c;
   }
+  if (family == "qwen3_moe") {  // Qwen3-MoE: q/k norms, renormalised top-k
+    nlohmann::json c = Base("Qwen3MoeForCausalLM");
+    c.update({{"head_dim", 64},
+              {"num_experts", 4},
+              {"num_experts_per_tok", 2},
+              {"moe_intermediate_size", 128},
+              {"norm_topk_prob", true},
+              {"decoder_sparse_step", 1},
+              {"mlp_only_layers", nlohmann::json::array()},
+              {"tie_word_embeddings", true}});
+    return c;
+  }
+  if (family == "qwen2_moe") {  // Qwen1.5-MoE: q/k/v bias, gated shared expert, raw top-k weights
+    nlohmann::json c = Base("Qwen2MoeForCausalLM");
+    c.update({{"torch_dtype", "float16"},
+              {"num_experts", 4},
+              {"num_experts_per_tok", 2},
+              {"moe_intermediate_size", 128},
+              {"shared_expert_intermediate_size", 256},
+              {"norm_topk_prob", false},
+              {"num_attention_heads", 2},  // head_dim 64: the CUDA attention's smallest
+              {"num_key_value_heads", 2}});
+    return c;
+  }
+  if (family == "mixtral") {  // written with fused experts (FusedExperts)
+    nlohmann::json c = Base("MixtralForCausalLM");
+    c.update({{"intermediate_size", 128},
+              {"num_local_experts", 4},
+              {"num_experts_per_tok", 2},
+              {"num_attention_heads", 2},  // head_dim 64: the CUDA attention's smallest
+              {"num_key_value_heads", 1}});
+    c["sliding_window"] = 24;
+    return c;
+  }
   return {};
 }
 
+bool FusedExperts(const std::string& family) { return family == "mixtral"; }
+
 nlohmann::json RealGeometryConfig(const std::string& family, int layers, int vocab, int window) {
   static const std::pair<const char*, const char*> kFiles[] = {
-      {"llama", "llama-3.1-8b"},     {"mistral", "mistral-7b-v0.1"},
-      {"qwen3", "qwen3-0.6b"},       {"gemma2", "gemma-2-2b"},
-      {"gemma3_text", "gemma-3-1b"}, {"phi3", "phi-3-mini-4k-instruct"}};
+      {"llama", "llama-3.1-8b"},      {"mistral", "mistral-7b-v0.1"},
+      {"qwen3", "qwen3-0.6b"},        {"gemma2", "gemma-2-2b"},
+      {"gemma3_text", "gemma-3-1b"},  {"phi3", "phi-3-mini-4k-instruct"},
+      {"qwen3_moe", "qwen3-30b-a3b"}, {"mixtral", "mixtral-8x7b-v0.1"}};
   nlohmann::json c;
   for (const auto& [name, file] : kFiles) {
     if (family != name) continue;
@@ -116,6 +154,19 @@ nlohmann::json RealGeometryConfig(const std::string& family, int layers, int voc
               {"num_key_value_heads", 2},
               {"rope_theta", 1000000.0},
               {"tie_word_embeddings", true}});
+  }
+  if (family == "qwen2_moe") {  // Qwen1.5-MoE-A2.7B's geometry
+    c = Base("Qwen2MoeForCausalLM");
+    c.update({{"hidden_size", 2048},
+              {"intermediate_size", 5632},
+              {"num_attention_heads", 16},
+              {"num_key_value_heads", 16},
+              {"num_experts", 60},
+              {"num_experts_per_tok", 4},
+              {"moe_intermediate_size", 1408},
+              {"shared_expert_intermediate_size", 5632},
+              {"norm_topk_prob", false},
+              {"rope_theta", 1000000.0}});
   }
   c["num_hidden_layers"] = layers;
   c["vocab_size"] = vocab;

@@ -21,9 +21,16 @@ std::vector<std::string> FamilyNames();
 // embeddings, Qwen2's bias, Qwen3's q/k norms with an explicit head_dim, Gemma's head_dim 256,
 // query_pre_attn_scalar, soft-capping (Gemma 2) and local/global layers (Gemma 3), Phi-3's fused
 // Linears (plain MHA, so its qkv_proj -> o_proj group runs).
+// MoE families: 4 experts, 2 per token, expert width 128 (Qwen2-MoE: a shared expert of 256),
+// Mixtral with a window of 24; head_dim 64 (the CUDA attention's smallest).
 nlohmann::json MiniatureConfig(const std::string& family);
 
-// The family's published config (tests/data/configs; Qwen2: Qwen2.5-0.5B's geometry) with
+// Whether the family's miniature is written with transformers 5's fused 3-D experts (Mixtral; the
+// others per expert, as the Hub stores them).
+bool FusedExperts(const std::string& family);
+
+// The family's published config (tests/data/configs; Qwen2: Qwen2.5-0.5B's geometry, Qwen2-MoE:
+// Qwen1.5-MoE-A2.7B's) with
 // `layers` layers (Gemma 3: the last one global), `vocab` tokens and sliding windows of `window`.
 nlohmann::json RealGeometryConfig(const std::string& family, int layers, int vocab, int window);
 

@@ -176,6 +176,9 @@ class Checker {
   struct LayerLayout {
     std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> linears;  // name, out × in
     std::vector<std::pair<std::string, int64_t>> norms;
+    // MoE: Linears that stay float whatever modules_to_not_convert says (router,
+    // shared_expert_gate); the output must list them there, as vLLM's MoE loaders need.
+    std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> float_linears;
     bool qkv_bias = false;
   };
   static LayerLayout LayoutOf(const Json& s) {
@@ -186,9 +189,13 @@ class Checker {
     const std::string arch = s.value("architectures", Json::array({""}))[0].get<std::string>();
     const std::string type = s.value("model_type", "");
     const bool gemma = arch == "Gemma2ForCausalLM" || arch == "Gemma3ForCausalLM";
-    const bool qk_norm = arch == "Qwen3ForCausalLM" || arch == "Gemma3ForCausalLM";
+    const bool mixtral = arch == "MixtralForCausalLM";
+    const bool qwen2_moe = arch == "Qwen2MoeForCausalLM";
+    const bool moe = mixtral || qwen2_moe || arch == "Qwen3MoeForCausalLM";
+    const bool qk_norm =
+        arch == "Qwen3ForCausalLM" || arch == "Gemma3ForCausalLM" || arch == "Qwen3MoeForCausalLM";
     LayerLayout l;
-    l.qkv_bias = arch == "Qwen2ForCausalLM";
+    l.qkv_bias = arch == "Qwen2ForCausalLM" || qwen2_moe;
     if (arch == "Phi3ForCausalLM") {
       l.linears = {{"self_attn.o_proj", {hidden, heads * head_dim}},
                    {"self_attn.qkv_proj", {(heads + 2 * kv) * head_dim, hidden}},
@@ -202,6 +209,29 @@ class Checker {
                    {"mlp.gate_proj", {inter, hidden}},
                    {"mlp.up_proj", {inter, hidden}},
                    {"mlp.down_proj", {hidden, inter}}};
+    }
+    if (moe) {  // the sparse block replaces the MLP: per-expert Linears as the Hub names them
+      l.linears.resize(4);
+      const int64_t experts = num("num_experts", num("num_local_experts", 0));
+      const int64_t ei = mixtral ? inter : num("moe_intermediate_size", 0);
+      const std::string block = mixtral ? "block_sparse_moe" : "mlp";
+      const char* gate = mixtral ? "w1" : "gate_proj";
+      const char* up = mixtral ? "w3" : "up_proj";
+      const char* down = mixtral ? "w2" : "down_proj";
+      for (int64_t e = 0; e < experts; ++e) {
+        const std::string x = absl::StrCat(block, ".experts.", e, ".");
+        l.linears.push_back({x + gate, {ei, hidden}});
+        l.linears.push_back({x + up, {ei, hidden}});
+        l.linears.push_back({x + down, {hidden, ei}});
+      }
+      l.float_linears.push_back({block + ".gate", {experts, hidden}});
+      if (qwen2_moe) {
+        const int64_t si = num("shared_expert_intermediate_size", 0);
+        l.linears.push_back({"mlp.shared_expert.gate_proj", {si, hidden}});
+        l.linears.push_back({"mlp.shared_expert.up_proj", {si, hidden}});
+        l.linears.push_back({"mlp.shared_expert.down_proj", {hidden, si}});
+        l.float_linears.push_back({"mlp.shared_expert_gate", {1, hidden}});
+      }
     }
     l.norms = {{"input_layernorm", hidden}, {"post_attention_layernorm", hidden}};
     if (gemma) {
@@ -237,6 +267,17 @@ class Checker {
     for (int64_t l = 0; l < layers; ++l) {
       std::string p = absl::StrCat("model.layers.", l, ".");
       for (const auto& [name, size] : layout.norms) e[p + name + ".weight"] = {fd, {size}};
+      for (const auto& [name, shape] : layout.float_linears) {
+        const std::string m = p + name;
+        e[m + ".weight"] = {fd, {shape.first, shape.second}};
+        modules.push_back(m);
+        if (!NotConverted(m)) {
+          Violation("modules_to_not_convert",
+                    absl::StrCat(m,
+                                 " is kept in float but modules_to_not_convert does not list "
+                                 "it; vLLM's AWQ MoE loaders would expect AWQ tensors"));
+        }
+      }
       std::vector<bool> quantized;
       for (size_t i = 0; i < layout.linears.size(); ++i) {
         const auto& [name, shape] = layout.linears[i];

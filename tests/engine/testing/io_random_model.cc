@@ -9,8 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "export/checkpoint_writer.h"
 #include "io/file_util.h"
+#include "io/moe_checkpoint.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine::testing {
 namespace {
@@ -36,6 +38,15 @@ nlohmann::json TinyConfig(const std::string& architecture, bool tied) {
                       {"bos_token_id", 1},
                       {"eos_token_id", 2}};
   if (architecture == "Qwen3ForCausalLM") c["head_dim"] = 32;
+  // MoE: 2 experts (1 per token) of width 64; Qwen3-MoE's q/k norms, Qwen2-MoE's shared expert.
+  if (architecture == "Qwen3MoeForCausalLM" || architecture == "Qwen2MoeForCausalLM") {
+    c.update({{"num_experts", 2}, {"num_experts_per_tok", 1}, {"moe_intermediate_size", 64}});
+    if (architecture == "Qwen3MoeForCausalLM") c["head_dim"] = 32;
+    if (architecture == "Qwen2MoeForCausalLM") c["shared_expert_intermediate_size"] = 128;
+  }
+  if (architecture == "MixtralForCausalLM") {
+    c.update({{"num_local_experts", 2}, {"num_experts_per_tok", 1}});
+  }
   if (architecture == "Gemma2ForCausalLM" || architecture == "Gemma3ForCausalLM") {
     c["hidden_act"] = "gelu_pytorch_tanh";
     c["head_dim"] = 32;
@@ -73,7 +84,17 @@ absl::Status WriteRandomModel(const RandomModelOptions& options) {
   std::vector<TensorSpec> globals = SourceGlobalTensors(config);
   add({globals[0]});
   for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
-    add(SourceLayerTensors(config, layer));
+    if (!options.fused_experts || !config.moe.enabled()) {
+      add(SourceLayerTensors(config, layer));
+      continue;
+    }
+    // transformers 5.x's fused experts, where the router was.
+    for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
+      if (t.name == RouterName(config.moe.style)) add(FusedExpertTensors(config, layer));
+      if (FromFusedExperts(config, t.name)) continue;
+      add({{LayerTensorName(layer, t.name + ".weight"), t.shape}});
+      if (t.bias) add({{LayerTensorName(layer, t.name + ".bias"), {t.shape[0]}}});
+    }
   }
   add({globals.begin() + 1, globals.end()});
 
@@ -101,7 +122,7 @@ absl::Status WriteRandomModel(const RandomModelOptions& options) {
     const int64_t n = Tensor::NumElements(t.shape);
     const bool norm = IsNorm(t.name);
     // Weights ~ N(0, 1/sqrt(fan_in)) keep activations O(1) through the layers; norms near 1.
-    const double fan_in = t.shape.size() == 2 ? static_cast<double>(t.shape[1]) : 64.0;
+    const double fan_in = t.shape.size() >= 2 ? static_cast<double>(t.shape.back()) : 64.0;
     const float sigma = static_cast<float>(1.0 / std::sqrt(fan_in));
     auto fill = [&](std::mt19937_64& gen, int64_t first, std::vector<float>* slice) {
       std::normal_distribution<float> normal(0.0f, sigma);

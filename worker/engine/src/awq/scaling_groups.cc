@@ -39,6 +39,9 @@ void ApplyGroupScales(const ScalingGroup& group, const std::vector<float>& s, DT
     DivideNorm(s, md, FindFloatTensor(layer, group.prev_op));
   }
   for (LinearWeights* l : GroupLinears(group, layer)) MultiplyColumns(s, md, &l->weight);
+  for (const std::string& name : group.float_consumers) {
+    MultiplyColumns(s, md, FindFloatTensor(layer, name));
+  }
 }
 
 }  // namespace quantd::engine

@@ -24,7 +24,7 @@ std::vector<const LinearWeights*> GroupLinears(const ScalingGroup& group,
 bool GroupScalesInputOf(const ScalingGroup& group, std::string_view linear);
 
 // Folds s into the group's previous op (a norm: weight ÷ s, or (1 + weight) ÷ s − 1 for Gemma's
-// norms; a Linear: its last len(s) rows ÷ s) and its Linears (columns × s).
+// norms; a Linear: its last len(s) rows ÷ s), its Linears and its float consumers (columns × s).
 void ApplyGroupScales(const ScalingGroup& group, const std::vector<float>& s, DType md,
                       NormKind norm, LayerWeights* layer);
 

@@ -79,6 +79,30 @@ void ScaleEmbeddingRows(const ModelConfig& config, DType md, Tensor* rows) {
   for (float& v : rows->data) v = RoundTo(md, v * normalizer);
 }
 
+MoeLayerStats MoeStatsOf(std::vector<int64_t> tokens_per_expert, int64_t min_tokens) {
+  MoeLayerStats stats;
+  stats.min_expert_tokens = min_tokens;
+  for (size_t e = 0; e < tokens_per_expert.size(); ++e) {
+    if (tokens_per_expert[e] < min_tokens) stats.under_calibrated.push_back(static_cast<int>(e));
+  }
+  stats.tokens_per_expert = std::move(tokens_per_expert);
+  return stats;
+}
+
+ScalingDecision UnsearchedDecision(const ScalingGroup& group, int64_t channels) {
+  ScalingDecision d;
+  d.label = group.label;
+  d.ratio_index = -1;
+  d.scales.assign(static_cast<size_t>(channels), 1.0f);
+  return d;
+}
+
+ScalingGroup FoldedGroup(const ScalingGroup& group, const LayerQuantSettings& settings) {
+  ScalingGroup g = group;
+  if (!settings.scale_router_inputs) g.float_consumers.clear();
+  return g;
+}
+
 LayerWeights DequantizedLayer(const QuantizedLayer& layer) {
   LayerWeights w;
   w.index = layer.index;

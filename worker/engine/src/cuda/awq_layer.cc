@@ -11,33 +11,41 @@
 #include "awq/scale_search.h"
 #include "awq/scaling_groups.h"
 #include "cuda/kernels.h"
+#include "cuda/moe_search.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine::cuda {
 namespace {
 
-// Trial buffers of one batch of grid points are kept under this size; the rest of the grid runs
-// in further batches (still without a host synchronisation).
-constexpr size_t kTrialBudgetBytes = size_t{1} << 30;
-
 struct GroupOnDevice {
   const ScalingGroup* group;
   std::vector<DeviceLinear*> linears;
-  const void* input;  // [tokens, cols], the Linears' cached input
+  const void* input;  // [rows, cols], the Linears' cached input
   int64_t cols;
   DType input_type = DType::kF32;  // float32, or md (the MLP's down_proj input)
+  // Rows of `input`: the chunk's tokens, or a routed expert's rows (sparse layers work in place,
+  // so those are all its calibration rows).
+  int64_t rows = 0;
+  int64_t total_rows = 0;  // over all chunks: the count its statistics average over
 };
 
 // A captured input on the device: the module inputs of DecoderLayerForward, by the Linear that
 // reads it (q/k/v share self_attn's, gate/up the MLP's).
+// `rows`: a routed expert's rows, or -1 for every token of the forward.
+struct CapturedInput;
+CapturedInput MoeCapturedInput(std::string_view linear, const AwqLayerRun& run,
+                               const DeviceCapture& cap);
 struct CapturedInput {
   const void* data;
   DType type;
   int64_t cols;
+  int64_t rows = -1;
 };
-CapturedInput CapturedInputOf(std::string_view linear, const ModelConfig& c,
+CapturedInput CapturedInputOf(std::string_view linear, const AwqLayerRun& run,
                               const DeviceCapture& cap) {
+  const ModelConfig& c = *run.config;
   if (linear == kOProj) {
     return {cap.o_input.as<void>(), DType::kF32, int64_t{c.num_attention_heads} * c.head_dim};
   }
@@ -47,17 +55,50 @@ CapturedInput CapturedInputOf(std::string_view linear, const ModelConfig& c,
   if (linear == kDownProj) {
     return {cap.down_input.as<void>(), cap.down_input_type, c.intermediate_size};
   }
+  if (c.moe.enabled() && IsMoeTensorName(linear)) return MoeCapturedInput(linear, run, cap);
   return {cap.attn_input.as<void>(), DType::kF32, c.hidden_size};  // q, k, v
 }
 
+// The groups over the m rows of a chunk's forward.
+// A sparse block's inputs: a routed expert's gate/up read its gathered rows and its down_proj its
+// slice of the down inputs; the shared expert's down_proj its own; everything else in the block
+// (router, shared_expert_gate, the shared expert's gate/up) every token's block input.
+CapturedInput MoeCapturedInput(std::string_view linear, const AwqLayerRun& run,
+                               const DeviceCapture& cap) {
+  const ModelConfig& c = *run.config;
+  const int64_t h = c.hidden_size;
+  const bool down = IsExpertDownProjection(linear);
+  const DType md = run.settings.md;
+  if (std::optional<int> e = ExpertOfLinear(linear)) {
+    const DeviceRouting& r = cap.moe.routing;
+    const int64_t cols = down ? c.moe.expert_intermediate_size : h;
+    if (static_cast<size_t>(*e) + 1 >= r.offset.size())
+      return {nullptr, md, cols, 0};  // no forward yet
+    const int64_t r0 = r.offset[static_cast<size_t>(*e)];
+    const int64_t rows = r.rows(static_cast<size_t>(*e));
+    if (down) {
+      const int64_t im = c.moe.expert_intermediate_size;
+      return {cap.moe.down_input.as<char>() + r0 * im * DTypeSize(cap.down_input_type),
+              cap.down_input_type, im, rows};
+    }
+    return {cap.moe.routed_input.as<char>() + r0 * h * DTypeSize(md), md, h, rows};
+  }
+  if (down) {
+    return {cap.moe.shared_down_input.as<void>(), cap.down_input_type,
+            c.moe.shared_expert_intermediate_size};
+  }
+  return {cap.mlp_input.as<void>(), DType::kF32, h};
+}
+
 std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
-                                        const ModelConfig& c, AwqWorkspace* ws) {
+                                        const AwqLayerRun& run, int64_t m, AwqWorkspace* ws) {
   std::vector<GroupOnDevice> out;
   for (const ScalingGroup& g : groups) {
     std::vector<DeviceLinear*> linears;
     for (const std::string& name : g.linears) linears.push_back(ws->layer.linear(name));
-    const CapturedInput in = CapturedInputOf(g.input, c, ws->capture);
-    out.push_back({&g, std::move(linears), in.data, in.cols, in.type});
+    const CapturedInput in = CapturedInputOf(g.input, run, ws->capture);
+    out.push_back({&g, std::move(linears), in.data, in.cols, in.type, in.rows < 0 ? m : in.rows,
+                   in.rows < 0 ? run.tokens : in.rows});
   }
   return out;
 }
@@ -155,6 +196,13 @@ absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t 
 
 bool IsGramGroup(const GroupOnDevice& g) { return g.group->inspect == InspectedModule::kLinear; }
 
+// A routed expert's down_proj group whose expert got fewer than min_expert_tokens rows keeps
+// identity scales (the CPU backend's UnderCalibrated): not searched, nothing folded.
+bool Unsearched(const AwqLayerRun& run, const GroupOnDevice& g) {
+  return ExpertOfLinear(g.group->input).has_value() &&
+         (g.total_rows == 0 || g.total_rows < run.settings.min_expert_tokens);
+}
+
 // w_mean of a group into means[c, 2c) and x_mean from the input's column sums (over all tokens,
 // sums[0, c)) into means[0, c). Queued only; sums[c, 2c) is used as scratch.
 absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, double* sums,
@@ -168,7 +216,7 @@ absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& 
     rows += l->out;
   }
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->denom, max_rows * (c / gs), sizeof(float)));
-  FinishMean(sums, c, run.tokens, md, means, run.stream);
+  FinishMean(sums, c, g.total_rows, md, means, run.stream);
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums + c, 0, c * sizeof(double), run.stream));
   for (const DeviceLinear* l : g.linears) {
     AddNormalizedWeightSums(l->weight.f32(), l->out, c, gs, md, ws->denom.f32(), sums + c,
@@ -230,7 +278,7 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
              losses + k0 + i, run.stream);
     }
   }
-  return static_cast<double>(run.tokens) * static_cast<double>(out);
+  return static_cast<double>(g.total_rows) * static_cast<double>(out);
 }
 
 // Adds, for the `geo.tokens` rows whose module inputs and outputs are in ws->capture, the summed
@@ -240,6 +288,9 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
 absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& g,
                                    const LayerGeometry& geo, const float* s_dev, double* losses,
                                    AwqWorkspace* ws) {
+  if (g.group->inspect == InspectedModule::kMoe) {
+    return MoeTrialLosses(run, *g.group, g.linears, geo, s_dev, losses, ws);
+  }
   const DType md = run.settings.md;
   const int64_t c = g.cols;
   const int64_t gs = run.settings.group_size;
@@ -341,6 +392,12 @@ absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g, const f
   }
   for (DeviceLinear* lin : g.linears)
     MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
+  // The router (and shared_expert_gate) see the scaled input too: scaling their columns keeps the
+  // routing as it was (docs/moe.md); AutoAWQ leaves them out (settings.scale_router_inputs off).
+  for (const std::string& name : FoldedGroup(*g.group, run.settings).float_consumers) {
+    DeviceLinear* lin = l.linear(name);
+    MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
+  }
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("ApplyScales");
   return absl::OkStatus();
 }
@@ -432,8 +489,10 @@ absl::Status GatherClipSamples(const AwqLayerRun& run, int64_t t0, int64_t m, Aw
   const int64_t j0 = (t0 + step - 1) / step;
   const int64_t j1 = std::min(kept, (t0 + m + step - 1) / step);
   if (j1 <= j0) return absl::OkStatus();
-  for (int i = 0; i < kClipInputs; ++i) {
-    const CapturedInput in = CapturedInputOf(kClipInputNames[i], *run.config, ws->capture);
+  // A sparse layer has no dense MLP: its block's Linears are sampled per expert (ClipLinears).
+  const int slots = run.config->moe.enabled() ? 2 : kClipInputs;
+  for (int i = 0; i < slots; ++i) {
+    const CapturedInput in = CapturedInputOf(kClipInputNames[i], run, ws->capture);
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples[i], kept * in.cols, sizeof(float)));
     const char* first = static_cast<const char*>(in.data) +
                         (j0 * step - t0) * in.cols * static_cast<int64_t>(DTypeSize(in.type));
@@ -451,32 +510,62 @@ absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>
                          const std::vector<const float*>& scales, AwqWorkspace* ws,
                          std::vector<ClipDecision>* clips) {
   const DType md = run.settings.md;
-  const int64_t kept = ClipSampleRows(run);
   const std::vector<LinearSpec> specs = LayerLinears(*run.config);
   // Downloads are queued into the decisions: they must not move until the arena delivers.
   clips->reserve(clips->size() + specs.size());
+  // Divides a sample [rows, cols] by the scales that scaled `linear`'s input and splits it.
+  auto prepare = [&](std::string_view linear, float* x, int64_t rows, int64_t cols,
+                     DeviceBuffer* lo) -> absl::Status {
+    for (size_t i = 0; i < groups.size(); ++i) {
+      if (scales[i] != nullptr && GroupScalesInputOf(groups[i], linear)) {
+        DivideColumns(x, scales[i], rows, cols, md, run.stream);
+      }
+    }
+    if (md == DType::kF32) return absl::OkStatus();
+    QUANTD_RETURN_IF_ERROR(Ensure(lo, rows * cols, sizeof(float)));
+    SplitTf32(x, lo->f32(), rows * cols, run.stream);
+    return absl::OkStatus();
+  };
+  const int64_t kept = ClipSampleRows(run);
   std::array<bool, kClipInputs> prepared{};  // Linears sharing an input share its sample
+  const void* moe_prepared = nullptr;        // the sparse block input sampled last
+  int64_t moe_kept = 0;
   for (const LinearSpec& spec : specs) {
     if (!spec.clip) continue;
-    const int slot = ClipInputSlot(spec.name);
-    const CapturedInput in = CapturedInputOf(spec.name, *run.config, ws->capture);
-    float* x = ws->samples[slot].f32();
-    if (!prepared[slot]) {
-      for (size_t i = 0; i < groups.size(); ++i) {
-        if (GroupScalesInputOf(groups[i], spec.name)) {
-          DivideColumns(x, scales[i], kept, in.cols, md, run.stream);
-        }
+    const CapturedInput in = CapturedInputOf(spec.name, run, ws->capture);
+    float* x = nullptr;
+    const float* x_lo = nullptr;
+    int64_t n_tok = kept;
+    if (run.config->moe.enabled() && IsMoeTensorName(spec.name)) {
+      // A block Linear's own input, sampled as AutoAWQ samples an expert's cache (every step-th
+      // of its rows); experts under min_expert_tokens get no clip (the CPU's UnderCalibrated).
+      const int64_t rows = in.rows < 0 ? run.tokens : in.rows;
+      if (in.rows >= 0 && (rows == 0 || rows < run.settings.min_expert_tokens)) continue;
+      const int64_t step = std::max<int64_t>(1, rows / kClipSampleTokens);
+      n_tok = (rows + step - 1) / step;
+      if (in.data != moe_prepared) {
+        QUANTD_RETURN_IF_ERROR(Ensure(&ws->moe_sample, n_tok * in.cols, sizeof(float)));
+        GatherRows(in.data, in.type, step, n_tok, in.cols, ws->moe_sample.f32(), run.stream);
+        QUANTD_RETURN_IF_ERROR(
+            prepare(spec.name, ws->moe_sample.f32(), n_tok, in.cols, &ws->moe_sample_lo));
+        moe_prepared = in.data;
+        moe_kept = n_tok;
       }
-      if (md != DType::kF32) {
-        QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples_lo[slot], kept * in.cols, sizeof(float)));
-        SplitTf32(x, ws->samples_lo[slot].f32(), kept * in.cols, run.stream);
+      n_tok = moe_kept;
+      x = ws->moe_sample.f32();
+      x_lo = md != DType::kF32 ? ws->moe_sample_lo.f32() : nullptr;
+    } else {
+      const int slot = ClipInputSlot(spec.name);
+      x = ws->samples[slot].f32();
+      if (!prepared[slot]) {
+        QUANTD_RETURN_IF_ERROR(prepare(spec.name, x, kept, in.cols, &ws->samples_lo[slot]));
+        prepared[slot] = true;
       }
-      prepared[slot] = true;
+      x_lo = md != DType::kF32 ? ws->samples_lo[slot].f32() : nullptr;
     }
-    const float* x_lo = md != DType::kF32 ? ws->samples_lo[slot].f32() : nullptr;
     QUANTD_ASSIGN_OR_RETURN(
         ClipDecision d,
-        ClipLinear(run, spec.name.c_str(), *ws->layer.linear(spec.name), x, x_lo, kept, ws));
+        ClipLinear(run, spec.name.c_str(), *ws->layer.linear(spec.name), x, x_lo, n_tok, ws));
     clips->push_back(std::move(d));
   }
   return absl::OkStatus();
@@ -523,11 +612,11 @@ absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const D
 }
 
 // Queued only, as QuantizeAndPack.
-absl::StatusOr<Tensor> DownloadVector(const DeviceBuffer& buf, int64_t n, cudaStream_t stream,
-                                      PinnedArena* host) {
-  Tensor t({n});
+absl::StatusOr<Tensor> DownloadTensor(const DeviceBuffer& buf, const std::vector<int64_t>& shape,
+                                      cudaStream_t stream, PinnedArena* host) {
+  Tensor t(shape);
   QUANTD_RETURN_IF_ERROR(
-      host->Download(buf.as<void>(), static_cast<size_t>(n) * sizeof(float), t.ptr(), stream));
+      host->Download(buf.as<void>(), t.data.size() * sizeof(float), t.ptr(), stream));
   return t;
 }
 
@@ -608,7 +697,15 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   // each chunk's forward from the layer's input (the losses are sums over tokens).
   const int64_t chunk = ChunkTokens(run);
   const std::vector<ScalingGroup> groups = ScalingGroupsOf(c);
-  std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, c, ws);
+  if (c.moe.enabled() && !run.in_place) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "layer ", w.index, ": a sparse MoE layer needs its ", run.tokens,
+        " calibration tokens resident on the GPU in one chunk (its experts' statistics are "
+        "over their routed tokens), and they do not fit beside the layer; use fewer calibration "
+        "tokens or a GPU with more memory"));
+  }
+  if (ws->grams.size() < groups.size()) ws->grams.resize(groups.size());
+  std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, run, chunk, ws);
   std::vector<int64_t> first_col(dgroups.size() + 1, 0);  // group i's columns in the layer slots
   for (size_t i = 0; i < dgroups.size(); ++i) first_col[i + 1] = first_col[i] + dgroups[i].cols;
   const int64_t all_cols = first_col.back();
@@ -624,18 +721,20 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
     QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
                                                &ws->capture, &ws->scratch, run.stream));
-    dgroups = DeviceGroups(groups, c, ws);
+    dgroups = DeviceGroups(groups, run, m, ws);
     for (size_t i = 0; i < dgroups.size(); ++i) {
       const GroupOnDevice& g = dgroups[i];
-      AddColumnAbsSums(g.input, g.input_type, m, g.cols, sums + 2 * first_col[i], run.stream);
+      if (Unsearched(run, g)) continue;
+      AddColumnAbsSums(g.input, g.input_type, g.rows, g.cols, sums + 2 * first_col[i], run.stream);
       if (IsGramGroup(g)) {
-        QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, m, t0 > 0, &ws->grams[i], ws));
+        QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, g.rows, t0 > 0, &ws->grams[i], ws));
       }
     }
     if (run.settings.apply_clip) QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, t0, m, ws));
     QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
   }
   for (size_t i = 0; i < dgroups.size(); ++i) {
+    if (Unsearched(run, dgroups[i])) continue;
     QUANTD_RETURN_IF_ERROR(FinishGroupStatistics(run, dgroups[i], sums + 2 * first_col[i],
                                                  ws->means.f32() + 2 * first_col[i], ws));
   }
@@ -659,6 +758,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     if (cancel != nullptr && cancel->cancelled()) {
       return absl::CancelledError("quantization cancelled");
     }
+    if (Unsearched(run, dgroups[i])) continue;
     const int64_t cols = dgroups[i].cols;
     const float* m = means.data() + 2 * first_col[i];
     x_mean[i].assign(m, m + cols);
@@ -685,7 +785,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
     QUANTD_RETURN_IF_ERROR(
         DecoderLayerForward(*run.gemm, geo, ws->layer, x, &ws->capture, &ws->scratch, run.stream));
-    dgroups = DeviceGroups(groups, c, ws);
+    dgroups = DeviceGroups(groups, run, m, ws);
     for (size_t i = 0; i < dgroups.size(); ++i) {
       if (cancel != nullptr && cancel->cancelled()) {
         return absl::CancelledError("quantization cancelled");
@@ -706,6 +806,10 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QuantizedLayer out;
   std::vector<const float*> chosen(dgroups.size());  // the chosen scale vectors on the device
   for (size_t i = 0; i < dgroups.size(); ++i) {
+    if (Unsearched(run, dgroups[i])) {  // identity scales, nothing folded (chosen[i] null)
+      out.scaling.push_back(UnsearchedDecision(groups[i], dgroups[i].cols));
+      continue;
+    }
     std::vector<double> group_losses(loss_sums.begin() + kGrid * i,
                                      loss_sums.begin() + kGrid * (i + 1));
     for (double& v : group_losses) v /= divisor[i];
@@ -731,7 +835,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   times.device_scale_search += device_lap.Next();
 
   for (size_t i = 0; i < dgroups.size(); ++i) {
-    QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], chosen[i], ws));
+    if (chosen[i] != nullptr) QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], chosen[i], ws));
   }
   if (run.settings.apply_clip) {
     if (cancel != nullptr && cancel->cancelled()) {
@@ -739,6 +843,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     }
     QUANTD_RETURN_IF_ERROR(ClipLinears(run, groups, chosen, ws, &out.clips));
   }
+  if (c.moe.enabled())
+    out.moe = RoutingStats(ws->capture.moe.routing, run.settings.min_expert_tokens);
   const std::vector<LinearSpec> specs = LayerLinears(c);
   std::vector<std::vector<float>> biases(specs.size());
   out.index = w.index;
@@ -755,7 +861,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       continue;
     }
     QUANTD_ASSIGN_OR_RETURN(
-        Tensor v, DownloadVector(*ws->layer.norm(t.name), t.shape[0], run.stream, &ws->host));
+        Tensor v, DownloadTensor(*ws->layer.norm(t.name), t.shape, run.stream, &ws->host));
     out.floats.push_back({t.name, std::move(v)});
   }
   device_lap.Mark();

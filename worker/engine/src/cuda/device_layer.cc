@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "backend/cpu/layer_ops.h"
 #include "cuda/kernels.h"
+#include "cuda/moe_block.h"
 #include "io/status_macros.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine::cuda {
 namespace {
@@ -84,7 +86,23 @@ DeviceLinear* DeviceLayer::linear(std::string_view name) {
   for (const auto& [n, l] : all) {
     if (name == n) return l;
   }
-  return nullptr;
+  if (!sparse || !IsMoeTensorName(name)) return nullptr;
+  if (name.size() > 5 && name.substr(name.size() - 5) == ".gate") return &moe.router;
+  if (name == kSharedExpertGateName) {
+    return moe.has_shared_expert ? &moe.shared_expert_gate : nullptr;
+  }
+  DeviceExpert* e = nullptr;
+  if (std::optional<int> i = ExpertOfLinear(name)) {
+    if (static_cast<size_t>(*i) >= moe.experts.size()) return nullptr;
+    e = &moe.experts[static_cast<size_t>(*i)];
+  } else if (moe.has_shared_expert) {
+    e = &moe.shared_expert;
+  } else {
+    return nullptr;
+  }
+  if (IsExpertDownProjection(name)) return &e->down;
+  const std::string_view last = name.substr(name.rfind('.') + 1);
+  return last == "gate_proj" || last == "w1" ? &e->gate : &e->up;
 }
 
 DeviceBuffer* DeviceLayer::norm(std::string_view name) {
@@ -97,13 +115,44 @@ DeviceBuffer* DeviceLayer::norm(std::string_view name) {
   for (const auto& [n, b] : all) {
     if (name == n) return b;
   }
+  // The sparse block's float Linears are float tensors of the layer too.
+  DeviceLinear* l = linear(name);
+  if (l != nullptr && (l == &moe.router || l == &moe.shared_expert_gate)) return &l->weight;
   return nullptr;
 }
 
+namespace {
+
+// A sparse block's Linears; the device keeps the expert slots of earlier layers (same shapes).
+absl::Status UploadMoe(const MoeWeights& w, DType md, cudaStream_t stream, DeviceMoe* out) {
+  auto expert = [&](const ExpertWeights& e, DeviceExpert* d) -> absl::Status {
+    QUANTD_RETURN_IF_ERROR(UploadLinear(e.gate_proj, md, stream, &d->gate));
+    QUANTD_RETURN_IF_ERROR(UploadLinear(e.up_proj, md, stream, &d->up));
+    return UploadLinear(e.down_proj, md, stream, &d->down);
+  };
+  QUANTD_RETURN_IF_ERROR(UploadLinear(w.router, md, stream, &out->router));
+  if (out->experts.size() != w.experts.size()) out->experts.resize(w.experts.size());
+  for (size_t e = 0; e < w.experts.size(); ++e) {
+    QUANTD_RETURN_IF_ERROR(expert(w.experts[e], &out->experts[e]));
+  }
+  out->has_shared_expert = w.shared_expert.has_value() && w.shared_expert_gate.has_value();
+  if (out->has_shared_expert) {
+    QUANTD_RETURN_IF_ERROR(expert(*w.shared_expert, &out->shared_expert));
+    QUANTD_RETURN_IF_ERROR(
+        UploadLinear(*w.shared_expert_gate, md, stream, &out->shared_expert_gate));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out) {
+  out->sparse = w.moe.has_value();
   for (const char* name : {kQProj, kKProj, kVProj, kOProj, kGateProj, kUpProj, kDownProj}) {
+    if (out->sparse && out->linear(name) == &out->gate) break;  // gate/up/down: dense only
     QUANTD_RETURN_IF_ERROR(UploadLinear(*FindLinear(w, name), md, stream, out->linear(name)));
   }
+  if (out->sparse) QUANTD_RETURN_IF_ERROR(UploadMoe(*w.moe, md, stream, &out->moe));
   out->has_qk_norm = w.q_norm.has_value() && w.k_norm.has_value();
   out->has_ff_norms =
       w.pre_feedforward_layernorm.has_value() && w.post_feedforward_layernorm.has_value();
@@ -239,7 +288,7 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
   const ModelConfig& c = *g.config;
   const int64_t n = g.tokens;
   const int64_t h = c.hidden_size;
-  const int64_t im = c.intermediate_size;
+  const int64_t im = w.intermediate > 0 ? w.intermediate : c.intermediate_size;
   const int64_t e = DTypeSize(g.md);
   const bool operand_path = MlpUsesOperandPath(w, g.md);
   if (out_type != DType::kF32 && (!operand_path || out_type != g.md || w.down_bias != nullptr)) {
@@ -359,12 +408,6 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
   if (absl::Status st = Ensure(&mnormed, n * h, sizeof(float)); !st.ok()) return st;
   if (absl::Status st = Ensure(&mout, n * h, sizeof(float)); !st.ok()) return st;
   if (absl::Status st = Ensure(&mnormed_op, n * h, DTypeSize(g.md)); !st.ok()) return st;
-  const MlpWeights mlp = MlpOf(layer, g.md);
-  if (cap != nullptr) {
-    cap->down_input_type = MlpUsesOperandPath(mlp, g.md) ? g.md : DType::kF32;
-    QUANTD_RETURN_IF_ERROR(
-        Ensure(&cap->down_input, n * c.intermediate_size, DTypeSize(cap->down_input_type)));
-  }
   const DeviceBuffer& mlp_norm = sandwich ? layer.pre_ff_norm : layer.post_norm;
   RmsNorm(hidden, mlp_norm.f32(), mnormed.f32(), n, h, eps, g.md, one_plus, stream);
   const void* m_op = mnormed.f32();
@@ -372,11 +415,26 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
     ToOperand(mnormed.f32(), mnormed_op.as<void>(), n * h, g.md, stream);
     m_op = mnormed_op.as<void>();
   }
-  if (absl::Status st =
-          MlpForward(gemm, g, mlp, m_op, mout.f32(), DType::kF32,
-                     cap != nullptr ? cap->down_input.as<void>() : nullptr, s, stream);
-      !st.ok())
-    return st;
+  if (layer.sparse) {
+    const MoeOperands moe = MoeOperandsOf(layer.moe, c, g.md);
+    const DType down_type = g.md == DType::kF32 ? DType::kF32 : g.md;  // MlpForward's operand path
+    DeviceRouting& routing = cap != nullptr ? cap->moe.routing : s->routing;
+    QUANTD_RETURN_IF_ERROR(RouteOnDevice(gemm, g, moe, m_op, &routing, s, stream));
+    if (cap != nullptr) cap->down_input_type = down_type;
+    QUANTD_RETURN_IF_ERROR(MoeBlockForward(gemm, g, moe, routing, m_op, nullptr, mout.f32(),
+                                           cap != nullptr ? &cap->moe : nullptr, down_type, s,
+                                           stream));
+  } else {
+    const MlpWeights mlp = MlpOf(layer, g.md);
+    if (cap != nullptr) {
+      cap->down_input_type = MlpUsesOperandPath(mlp, g.md) ? g.md : DType::kF32;
+      QUANTD_RETURN_IF_ERROR(
+          Ensure(&cap->down_input, n * c.intermediate_size, DTypeSize(cap->down_input_type)));
+    }
+    QUANTD_RETURN_IF_ERROR(MlpForward(gemm, g, mlp, m_op, mout.f32(), DType::kF32,
+                                      cap != nullptr ? cap->down_input.as<void>() : nullptr, s,
+                                      stream));
+  }
   AddModuleOutput(g, sandwich ? &layer.post_ff_norm : nullptr, mout.f32(), hidden, s, stream);
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("DecoderLayerForward");
   return absl::OkStatus();

@@ -11,6 +11,7 @@
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine {
 namespace {
@@ -106,11 +107,20 @@ std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOp
   return plan;
 }
 
+std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
+                                                   const ExportOptions& options) {
+  std::vector<std::string> out = options.modules_to_not_convert;
+  for (const std::string& m : MoeUnquantizedModules(config)) {
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  }
+  return out;
+}
+
 nlohmann::json MakeOutputConfig(const ModelConfig& config, const ExportOptions& o) {
   nlohmann::json out = config.raw;
-  nlohmann::json modules = o.modules_to_not_convert.empty()
-                               ? nlohmann::json(nullptr)
-                               : nlohmann::json(o.modules_to_not_convert);
+  const std::vector<std::string> not_converted = OutputModulesToNotConvert(config, o);
+  nlohmann::json modules =
+      not_converted.empty() ? nlohmann::json(nullptr) : nlohmann::json(not_converted);
   out["quantization_config"] = {{"quant_method", "awq"},      {"bits", o.bits},
                                 {"group_size", o.group_size}, {"zero_point", o.zero_point},
                                 {"version", "gemm"},          {"modules_to_not_convert", modules}};
@@ -222,7 +232,9 @@ absl::Status AwqExporter::StageSideFiles() {
   }
   QUANTD_RETURN_IF_ERROR(staged_.AddContent("quant_config.json", MakeQuantConfigJson(options_)));
   std::string modules;
-  for (const std::string& m : options_.modules_to_not_convert) absl::StrAppend(&modules, m, "\n");
+  for (const std::string& m : OutputModulesToNotConvert(config_, options_)) {
+    absl::StrAppend(&modules, m, "\n");
+  }
   return staged_.AddContent("modules_to_not_convert.txt", modules);
 }
 

@@ -74,6 +74,13 @@ bool IsNotConverted(std::string_view module,
 std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& config,
                                             const ExportOptions& options);
 
+// modules_to_not_convert of the output: the caller's, plus in MoE models the full name of every
+// router and shared_expert_gate (kept float). vLLM's AWQ / AWQ-Marlin configs skip a Linear whose
+// prefix contains an entry (docs/moe.md); without them a loader that builds the router with the
+// quantization config would look for AWQ tensors the checkpoint does not have.
+std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
+                                                   const ExportOptions& options);
+
 // config.json of the output: the source's fields plus quantization_config, the output dtype and
 // use_cache false.
 nlohmann::json MakeOutputConfig(const ModelConfig& config, const ExportOptions& options);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "io/json_file.h"
+#include "io/moe_checkpoint.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
 
@@ -147,8 +148,18 @@ absl::Status CheckpointReader::CheckAgainstConfig(const ModelConfig& config) con
     QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, nullptr));
   }
   for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
-    for (const TensorSpec& spec : SourceLayerTensors(config, layer)) {
-      QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, nullptr));
+    QUANTD_ASSIGN_OR_RETURN(const ExpertLayout experts, FindExpertLayout(*this, config, layer));
+    if (experts == ExpertLayout::kFused) {
+      for (const TensorSpec& spec : FusedExpertTensors(config, layer)) {
+        QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, nullptr));
+      }
+    }
+    for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
+      if (experts == ExpertLayout::kFused && FromFusedExperts(config, t.name)) continue;
+      const std::string base = LayerTensorName(layer, t.name);
+      QUANTD_RETURN_IF_ERROR(CheckTensor({base + ".weight", t.shape}, &file, nullptr));
+      if (t.bias)
+        QUANTD_RETURN_IF_ERROR(CheckTensor({base + ".bias", {t.shape[0]}}, &file, nullptr));
     }
   }
   // A layer beyond num_hidden_layers means the config and weights disagree.
@@ -170,7 +181,12 @@ absl::StatusOr<LayerWeights> CheckpointReader::LoadLayer(const ModelConfig& conf
   }
   LayerWeights w;
   w.index = layer;
+  QUANTD_ASSIGN_OR_RETURN(const ExpertLayout experts, FindExpertLayout(*this, config, layer));
+  if (experts == ExpertLayout::kFused) {
+    QUANTD_RETURN_IF_ERROR(LoadFusedExperts(*this, config, layer, &w));
+  }
   for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
+    if (experts == ExpertLayout::kFused && FromFusedExperts(config, t.name)) continue;
     const std::string base = LayerTensorName(layer, t.name);
     QUANTD_ASSIGN_OR_RETURN(Tensor weight, ReadExpected(base + ".weight", t.shape));
     std::optional<Tensor> bias;

@@ -1,5 +1,7 @@
 #include "model/layer_weights.h"
 
+#include "model/moe_layout.h"
+
 namespace quantd::engine {
 
 LinearWeights* FindLinear(LayerWeights* w, std::string_view name) {
@@ -15,10 +17,13 @@ LinearWeights* FindLinear(LayerWeights* w, std::string_view name) {
   for (const Slot& s : kSlots) {
     if (name == s.name) return &(w->*s.member);
   }
-  return nullptr;
+  if (!IsMoeTensorName(name)) return nullptr;
+  if (!w->moe.has_value()) w->moe.emplace();
+  return FindMoeLinear(&*w->moe, name);
 }
 
 const LinearWeights* FindLinear(const LayerWeights& w, std::string_view name) {
+  if (IsMoeTensorName(name)) return w.moe.has_value() ? FindMoeLinear(*w.moe, name) : nullptr;
   return FindLinear(const_cast<LayerWeights*>(&w), name);
 }
 
@@ -45,7 +50,9 @@ Tensor* FindFloatTensor(LayerWeights* w, std::string_view name) {
     if (!t.has_value()) t.emplace();
     return &*t;
   }
-  return nullptr;
+  if (!IsMoeTensorName(name)) return nullptr;
+  if (!w->moe.has_value()) w->moe.emplace();
+  return FindMoeFloatTensor(&*w->moe, name);
 }
 
 const Tensor* FindFloatTensor(const LayerWeights& w, std::string_view name) {
@@ -54,6 +61,7 @@ const Tensor* FindFloatTensor(const LayerWeights& w, std::string_view name) {
   for (const OptionalSlot& s : kOptionalTensors) {
     if (name == s.name) return (w.*s.member).has_value() ? &*(w.*s.member) : nullptr;
   }
+  if (w.moe.has_value()) return FindMoeFloatTensor(*w.moe, name);
   return nullptr;
 }
 

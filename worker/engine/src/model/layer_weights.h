@@ -22,6 +22,19 @@ struct LinearWeights {
   int64_t in_features() const { return weight.dim(1); }
 };
 
+// One SiLU-gated MLP of a sparse MoE block: down(silu(gate(x)) · up(x)). Mixtral's w1 / w3 / w2.
+struct ExpertWeights {
+  LinearWeights gate_proj, up_proj, down_proj;
+};
+
+// A sparse MoE block (model/moe_layout.h names its tensors).
+struct MoeWeights {
+  LinearWeights router;  // [num_experts, hidden]; float, never quantized
+  std::vector<ExpertWeights> experts;
+  std::optional<ExpertWeights> shared_expert;       // Qwen2-MoE
+  std::optional<LinearWeights> shared_expert_gate;  // Qwen2-MoE: [1, hidden]; float
+};
+
 // Canonical names, relative to the layer. Fused source Linears (Phi-3's qkv_proj, gate_up_proj)
 // are split into these on load and joined again on export.
 inline constexpr char kQProj[] = "self_attn.q_proj";
@@ -47,6 +60,8 @@ struct LayerWeights {
   std::optional<Tensor> q_norm, k_norm;  // Qwen3, Gemma 3: [head_dim]
   // Gemma 2/3: the norms before and after the MLP.
   std::optional<Tensor> pre_feedforward_layernorm, post_feedforward_layernorm;
+  // MoE families: the sparse block in the MLP's place (gate/up/down_proj stay empty).
+  std::optional<MoeWeights> moe;
 };
 
 // A Linear or float tensor of a layer by its name relative to the layer; nullptr for names the

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/dtype.h"
+#include "model/moe_config.h"
 #include "nlohmann/json.hpp"
 
 namespace quantd::engine {
@@ -81,6 +82,7 @@ struct ModelConfig {
   double attn_logit_softcapping = 0;            // Gemma 2: scores = c · tanh(scores / c); 0: none
   double final_logit_softcapping = 0;           // Gemma 2: logits = c · tanh(logits / c); 0: none
   std::vector<LayerAttention> layer_attention;  // [num_hidden_layers]
+  MoeConfig moe;  // MoE families (set by their parser); moe.enabled() false for dense models
 
   // Layer `layer`'s attention; a config built by hand without layer_attention gets full
   // attention with the global RoPE.

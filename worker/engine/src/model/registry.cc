@@ -13,12 +13,16 @@ const ArchitectureSpec& Qwen3Architecture();
 const ArchitectureSpec& Gemma2Architecture();
 const ArchitectureSpec& Gemma3TextArchitecture();
 const ArchitectureSpec& Phi3Architecture();
+const ArchitectureSpec& Qwen3MoeArchitecture();
+const ArchitectureSpec& Qwen2MoeArchitecture();
+const ArchitectureSpec& MixtralArchitecture();
 
 absl::Span<const ArchitectureSpec* const> SupportedArchitectures() {
   static const ArchitectureSpec* const kAll[] = {
-      &LlamaArchitecture(), &Qwen2Architecture(),  &MistralArchitecture(),
-      &Qwen3Architecture(), &Gemma2Architecture(), &Gemma3TextArchitecture(),
-      &Phi3Architecture(),
+      &LlamaArchitecture(),   &Qwen2Architecture(),    &MistralArchitecture(),
+      &Qwen3Architecture(),   &Gemma2Architecture(),   &Gemma3TextArchitecture(),
+      &Phi3Architecture(),    &Qwen3MoeArchitecture(), &Qwen2MoeArchitecture(),
+      &MixtralArchitecture(),
   };
   return kAll;
 }

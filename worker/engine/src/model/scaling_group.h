@@ -14,6 +14,7 @@ enum class InspectedModule {
   kSelfAttention,  // the whole attention (q/k/v, q/k norms, RoPE, attention, o_proj)
   kMlp,            // the whole MLP (gate/up, activation, down)
   kLinear,         // the group's single Linear itself (module2inspect absent)
+  kMoe,  // a sparse MoE block with its routing (router, every routed expert, shared expert)
 };
 
 struct ScalingGroup {
@@ -22,6 +23,10 @@ struct ScalingGroup {
   std::vector<std::string> linears;  // scaled up (columns × s); they share one input
   std::string input;                 // AutoAWQ's inp: the Linear whose captured input is read
   InspectedModule inspect = InspectedModule::kLinear;
+  // Float Linears fed the same input (a MoE router, Qwen2-MoE's shared_expert_gate): their columns
+  // are multiplied by s too, so their outputs are unchanged by scaling. They are never quantized.
+  // AutoAWQ has no such field and leaves them out (awq/moe_groups in docs/moe.md).
+  std::vector<std::string> float_consumers;
   std::string label;  // for reports: "prev_op->a+b", in the checkpoint's (fused) names
 };
 

@@ -428,8 +428,8 @@ absl::Status PipelineRun::QuantizeLayers() {
            kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * first / n);
   }
 
-  const LayerQuantSettings settings{options_.group_size, config.compute_dtype,
-                                    /*apply_clip=*/true};
+  LayerQuantSettings settings{options_.group_size, config.compute_dtype, /*apply_clip=*/true};
+  settings.scale_router_inputs = !options_.moe_router_unscaled_for_testing;
   // The quantized model is evaluated in the dtype it is exported for (the serving engine's).
   const DType quantized_md = QuantizedModelDtype();
   const absl::Time start = absl::Now();
@@ -450,6 +450,17 @@ absl::Status PipelineRun::QuantizeLayers() {
     if (i == first) LogDeviceMemory("after the first layer");
     nlohmann::json entry = QuantReport::LayerEntry(i, q);
     report_->AddLayerEntry(entry);
+    if (q.moe.has_value() && !q.moe->under_calibrated.empty()) {
+      std::string experts;
+      for (int e : q.moe->under_calibrated) {
+        absl::StrAppend(&experts, experts.empty() ? "" : ", ", e, " (",
+                        q.moe->tokens_per_expert[static_cast<size_t>(e)], " tokens)");
+      }
+      Log(LogLevel::kWarning,
+          absl::StrFormat("layer %d: %d experts were routed fewer than %d calibration tokens and "
+                          "keep identity down_proj scales and unclipped weights: %s",
+                          i, q.moe->under_calibrated.size(), q.moe->min_expert_tokens, experts));
+    }
     auto out = std::make_shared<LayerOutput>();
     out->layer = i;
     std::map<std::string, std::vector<float>> floats;

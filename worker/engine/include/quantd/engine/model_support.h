@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "quantd/memory_plan/memory_plan.h"
 
 namespace quantd::engine {
 
@@ -18,6 +20,11 @@ namespace quantd::engine {
 // with the supported list, a multimodal checkpoint, a feature it does not implement, a malformed
 // field.
 absl::Status CheckModelConfigSupported(const nlohmann::json& config, std::string_view path);
+
+// The decoder layer's geometry as the engine's memory plan sees it (its compute dtype, its experts),
+// for placing a job of this model on a GPU; the errors of CheckModelConfigSupported.
+absl::StatusOr<memory_plan::LayerGeometry> ModelMemoryGeometry(const nlohmann::json& config,
+                                                               std::string_view path);
 
 // The Hugging Face classes of the supported families, in the registry's order.
 std::vector<std::string> SupportedModelClasses();

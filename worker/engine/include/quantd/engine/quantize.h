@@ -68,6 +68,10 @@ struct QuantizeOptions {
   // from it when it is the same computation (docs/engine.md, "Resume"). `restart` discards such
   // progress instead.
   bool restart = false;
+  // Testing only (no flag): MoE models keep AutoAWQ's behaviour of leaving the router's (and
+  // shared_expert_gate's) input columns unscaled, so the quality test can measure what quantd's
+  // correction is worth. Off, they follow the norm's scales and routing is unchanged by scaling.
+  bool moe_router_unscaled_for_testing = false;
 };
 
 // Phases of a run, in order.

@@ -13,6 +13,7 @@
 #include "backend/cpu/decoder_layer.h"
 #include "core/matmul.h"
 #include "model/architecture.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine {
 namespace {
@@ -39,7 +40,7 @@ class TrialLoss {
       trial.push_back(std::move(t));
     }
     // A Linear of the layer, or its trial where the group has one.
-    auto pick = [&](const char* name) -> const LinearWeights& {
+    auto pick = [&](std::string_view name) -> const LinearWeights& {
       for (size_t i = 0; i < group_.linears.size(); ++i) {
         if (group_.linears[i] == name) return trial[i];
       }
@@ -61,6 +62,23 @@ class TrialLoss {
       case InspectedModule::kLinear:
         return LinearOutputMse(gram_, FindLinear(layer_, group_.linears[0])->weight,
                                trial[0].weight, CapturedInput(cap_, group_.input)->dim(0));
+      case InspectedModule::kMoe: {
+        // The whole block on the same input with the float routing: AutoAWQ reruns the block, whose
+        // router (not in the group) sees the same input and routes the same way.
+        MoeView view = ViewOf(*layer_.moe);
+        const MoeStyle style = ctx_.config->moe.style;
+        for (size_t e = 0; e < view.experts.size(); ++e) {
+          const int ei = static_cast<int>(e);
+          view.experts[e].gate = &pick(ExpertLinearName(style, ei, ExpertProj::kGate));
+          view.experts[e].up = &pick(ExpertLinearName(style, ei, ExpertProj::kUp));
+        }
+        if (view.shared_expert.has_value()) {
+          view.shared_expert->gate = &pick(SharedExpertLinearName(ExpertProj::kGate));
+          view.shared_expert->up = &pick(SharedExpertLinearName(ExpertProj::kUp));
+        }
+        Tensor out = MoeBlockForward(view, cap_.moe->routing, cap_.mlp_input, ctx_.md, nullptr);
+        return OutputMse(cap_.mlp_output, out, ctx_.md);
+      }
     }
     return 0.0;
   }
@@ -74,6 +92,14 @@ class TrialLoss {
   std::vector<float> gram_;
 };
 
+// A routed expert's Linear whose expert saw fewer than `min_tokens` calibration tokens: its
+// statistics are noise, so it keeps identity scales and no clip (docs/moe.md).
+bool UnderCalibrated(const LayerCapture& cap, std::string_view linear, int64_t min_tokens) {
+  if (!ExpertOfLinear(linear).has_value()) return false;
+  const Tensor* x = CapturedInput(cap, linear);
+  return x == nullptr || x->data.empty() || x->dim(0) < min_tokens;
+}
+
 absl::Status CheckCancel(const CancellationToken* cancel) {
   if (cancel != nullptr && cancel->cancelled())
     return absl::CancelledError("quantization cancelled");
@@ -86,9 +112,10 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
 // cache.
 void ClipLinears(const ModelConfig& config, const std::vector<ScalingGroup>& groups,
                  const std::vector<ScalingDecision>& scaling, const LayerCapture& cap, DType md,
-                 int64_t group_size, LayerWeights* w, std::vector<ClipDecision>* clips) {
+                 int64_t group_size, int64_t min_expert_tokens, LayerWeights* w,
+                 std::vector<ClipDecision>* clips) {
   for (const LinearSpec& spec : LayerLinears(config)) {
-    if (!spec.clip) continue;
+    if (!spec.clip || UnderCalibrated(cap, spec.name, min_expert_tokens)) continue;
     Tensor sampled = SampleClipTokens(*CapturedInput(cap, spec.name));
     for (size_t i = 0; i < groups.size(); ++i) {
       if (GroupScalesInputOf(groups[i], spec.name)) {
@@ -137,6 +164,11 @@ class CpuBackend : public Backend {
     const std::vector<ScalingGroup> groups = ScalingGroupsOf(config);
     for (const ScalingGroup& group : groups) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
+      if (UnderCalibrated(cap, group.input, settings.min_expert_tokens)) {
+        out.scaling.push_back(
+            UnsearchedDecision(group, FindLinear(w, group.linears[0])->in_features()));
+        continue;
+      }
       std::vector<const Tensor*> ws;
       for (const LinearWeights* l : GroupLinears(group, std::as_const(w))) {
         ws.push_back(&l->weight);
@@ -156,11 +188,19 @@ class CpuBackend : public Backend {
     }
     // Apply all scales in group order (each search above saw the original weights).
     for (size_t i = 0; i < groups.size(); ++i) {
-      ApplyGroupScales(groups[i], out.scaling[i].scales, md, config.norm, &w);
+      ApplyGroupScales(FoldedGroup(groups[i], settings), out.scaling[i].scales, md, config.norm,
+                       &w);
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      ClipLinears(config, groups, out.scaling, cap, md, gs, &w, &out.clips);
+      ClipLinears(config, groups, out.scaling, cap, md, gs, settings.min_expert_tokens, &w,
+                  &out.clips);
+    }
+    if (cap.moe.has_value()) {
+      std::vector<int64_t> tokens;
+      for (const auto& t : cap.moe->routing.tokens_of)
+        tokens.push_back(static_cast<int64_t>(t.size()));
+      out.moe = MoeStatsOf(std::move(tokens), settings.min_expert_tokens);
     }
     for (const LinearSpec& spec : LayerLinears(config)) {
       out.linears.push_back({spec.name, QuantizeLinearGemm(*FindLinear(&w, spec.name), gs)});

@@ -1,5 +1,7 @@
 #include "backend/cpu/decoder_layer.h"
 
+#include "model/moe_layout.h"
+
 namespace quantd::engine {
 
 LayerContext MakeLayerContext(const ModelConfig& config, int layer, DType md, int64_t len) {
@@ -41,7 +43,15 @@ const Tensor* CapturedInput(const LayerCapture& cap, std::string_view linear) {
   if (linear == kOProj) return &cap.o_input;
   if (linear == kGateProj || linear == kUpProj) return &cap.mlp_input;
   if (linear == kDownProj) return &cap.down_input;
-  return nullptr;
+  if (!cap.moe.has_value() || !IsMoeTensorName(linear)) return nullptr;
+  const bool down = IsExpertDownProjection(linear);
+  if (std::optional<int> e = ExpertOfLinear(linear)) {
+    const auto i = static_cast<size_t>(*e);
+    if (i >= cap.moe->down_input.size()) return nullptr;
+    return down ? &cap.moe->down_input[i] : &cap.moe->routed_input[i];
+  }
+  // The shared expert's down_proj; its gate/up, the router and shared_expert_gate see every token.
+  return down ? &cap.moe->shared_down_input : &cap.mlp_input;
 }
 
 void ForwardDecoderLayer(const LayerContext& ctx, const LayerWeights& layer, Tensor* hidden,
@@ -64,8 +74,18 @@ void ForwardDecoderLayer(const LayerContext& ctx, const LayerWeights& layer, Ten
       cfg.sandwich_norms ? *layer.pre_feedforward_layernorm : layer.post_attention_layernorm;
   Tensor mlp_in = RmsNorm(*hidden, mlp_norm, eps, ctx.md, cfg.norm);
   Tensor down_in;
-  Tensor mlp_out = Mlp(ctx, layer.gate_proj, layer.up_proj, layer.down_proj, mlp_in,
-                       capture ? &down_in : nullptr);
+  Tensor mlp_out;
+  std::optional<MoeCapture> moe_cap;
+  if (layer.moe.has_value()) {
+    Routing routing = RouteBlock(cfg.moe, *layer.moe, mlp_in, ctx.md);
+    if (capture != nullptr) moe_cap.emplace();
+    mlp_out = MoeBlockForward(ViewOf(*layer.moe), routing, mlp_in, ctx.md,
+                              moe_cap.has_value() ? &*moe_cap : nullptr);
+    if (moe_cap.has_value()) moe_cap->routing = std::move(routing);
+  } else {
+    mlp_out = Mlp(ctx, layer.gate_proj, layer.up_proj, layer.down_proj, mlp_in,
+                  capture ? &down_in : nullptr);
+  }
   if (cfg.sandwich_norms) {
     AddInPlace(RmsNorm(mlp_out, *layer.post_feedforward_layernorm, eps, ctx.md, cfg.norm), ctx.md,
                hidden);
@@ -78,6 +98,7 @@ void ForwardDecoderLayer(const LayerContext& ctx, const LayerWeights& layer, Ten
     capture->attn_output = std::move(attn_out);
     capture->mlp_input = std::move(mlp_in);
     capture->down_input = std::move(down_in);
+    capture->moe = std::move(moe_cap);
     capture->mlp_output = std::move(mlp_out);
   }
 }

@@ -5,7 +5,10 @@
 #ifndef QUANTD_ENGINE_BACKEND_CPU_DECODER_LAYER_H_
 #define QUANTD_ENGINE_BACKEND_CPU_DECODER_LAYER_H_
 
+#include <optional>
+
 #include "backend/cpu/layer_ops.h"
+#include "backend/cpu/moe_block.h"
 #include "core/tensor.h"
 #include "model/layer_weights.h"
 #include "model/model_config.h"
@@ -42,13 +45,15 @@ struct LayerCapture {
   Tensor attn_output;  // self_attn output (reference of the attention group)
   Tensor mlp_input;    // input of gate/up (after the norm before the MLP)
   Tensor down_input;
-  Tensor mlp_output;  // mlp output (reference of the MLP group)
+  Tensor mlp_output;  // mlp output (reference of the MLP group; a sparse layer's block output)
+  std::optional<MoeCapture> moe;  // sparse layers: routing, the experts' inputs
 };
 
 // The captured input of a Linear (by its name relative to the layer); nullptr for other names.
 const Tensor* CapturedInput(const LayerCapture& capture, std::string_view linear);
 
-// hidden ← layer(hidden). With `capture`, keeps the intermediate tensors AWQ needs.
+// hidden ← layer(hidden): attention, then the MLP or (layer.moe) the sparse MoE block. With
+// `capture`, keeps the intermediate tensors AWQ needs.
 void ForwardDecoderLayer(const LayerContext& ctx, const LayerWeights& layer, Tensor* hidden,
                          LayerCapture* capture);
 
