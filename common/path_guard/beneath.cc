@@ -145,6 +145,20 @@ int MakeDirectoriesBeneath(int dir_fd, std::string_view relative, mode_t mode, R
   return current.release();
 }
 
+bool LexicallyInside(std::string_view path, std::string_view directory) {
+  const absl::string_view p(path.data(), path.size()), d(directory.data(), directory.size());
+  std::vector<absl::string_view> dir = absl::StrSplit(d, '/', absl::SkipEmpty());
+  std::vector<absl::string_view> file = absl::StrSplit(p, '/', absl::SkipEmpty());
+  if (p.empty() || p.front() != '/' || d.empty() || d.front() != '/' || file.size() <= dir.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < file.size(); ++i) {
+    if (file[i] == ".." || file[i] == ".") return false;
+    if (i < dir.size() && file[i] != dir[i]) return false;
+  }
+  return true;
+}
+
 std::string ErrorText(int err) {
   if (err == EXDEV) {
     return "leads outside the allowed roots (through \"..\", an absolute path or a symbolic "

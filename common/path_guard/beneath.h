@@ -39,6 +39,10 @@ int OpenBeneath(int dir_fd, std::string_view relative, int flags, mode_t mode = 
 int MakeDirectoriesBeneath(int dir_fd, std::string_view relative, mode_t mode = 0755,
                            Resolver resolver = Resolver::kAuto);
 
+// True when absolute `path` lies strictly inside `directory` component by component, with no "."
+// or ".." (e.g. an artifact an engine reports inside its output directory).
+bool LexicallyInside(std::string_view path, std::string_view directory);
+
 // What errno means here, for error messages: EXDEV and ELOOP are said in words.
 std::string ErrorText(int err);
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -81,7 +82,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
     }
   }
   w->written_.assign(w->layout_.ordered.size(), 0);
-  w->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted at the temporary name must not redirect the write.
+  w->fd_ = path_guard::Open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
   if (w->fd_ < 0) return ErrnoStatus("cannot create", path);
   uint8_t prefix[8];
   uint64_t n = w->layout_.header.size();
