@@ -73,32 +73,76 @@ absl::StatusOr<Roots> Roots::Open(const std::vector<std::string>& paths, Resolve
   return result;
 }
 
-const Roots::Root* Roots::Locate(const std::string& path, std::string* relative) const {
-  std::vector<std::string> parts;
-  if (!Components(path, &parts)) {
-    errno = EXDEV;
-    return nullptr;
-  }
-  if (roots_) {
-    for (const Root& root : *roots_) {
-      for (const std::vector<std::string>& prefix : root.components) {
-        if (prefix.size() > parts.size() ||
-            !std::equal(prefix.begin(), prefix.end(), parts.begin())) {
-          continue;
-        }
-        *relative =
-            absl::StrJoin(parts.begin() + static_cast<long>(prefix.size()), parts.end(), "/");
-        return &root;
-      }
+// Where an operation on a path starts: a directory descriptor beneath a root (the root's own, or
+// one this lookup opened) and the rest of the path below it.
+struct Roots::Anchor {
+  int fd = -1;
+  bool owned = false;
+  std::string relative;
+  ~Anchor() {
+    if (owned && fd >= 0) {
+      const int saved = errno;
+      ::close(fd);
+      errno = saved;
     }
   }
+};
+
+bool Roots::Locate(const std::string& path, Anchor* anchor) const {
+  std::vector<std::string> parts;
+  if (!roots_ || !Components(path, &parts)) {
+    errno = EXDEV;
+    return false;
+  }
+  // Spelled beneath a root: resolved beneath the root's descriptor.
+  for (const Root& root : *roots_) {
+    for (const std::vector<std::string>& prefix : root.components) {
+      if (prefix.size() > parts.size() ||
+          !std::equal(prefix.begin(), prefix.end(), parts.begin())) {
+        continue;
+      }
+      anchor->fd = root.fd;
+      anchor->relative =
+          absl::StrJoin(parts.begin() + static_cast<long>(prefix.size()), parts.end(), "/");
+      return true;
+    }
+  }
+  // Spelled another way (through a symlink to a root): the deepest existing directory of the path
+  // is opened as it resolves, and accepted only if the directory it reached lies beneath a root
+  // (its real location, read from the descriptor: a later swap cannot change what was opened).
+  for (size_t k = parts.size() - (parts.empty() ? 0 : 1); k > 0; --k) {
+    const std::string prefix = "/" + absl::StrJoin(parts.begin(), parts.begin() + k, "/");
+    const int fd = ::open(prefix.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char real[PATH_MAX];
+    const ssize_t n =
+        ::readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), real, sizeof(real) - 1);
+    std::vector<std::string> real_parts;
+    if (n > 0) real[n] = '\0';
+    if (n > 0 && Components(real, &real_parts)) {
+      for (const Root& root : *roots_) {
+        for (const std::vector<std::string>& root_parts : root.components) {
+          if (root_parts.size() <= real_parts.size() &&
+              std::equal(root_parts.begin(), root_parts.end(), real_parts.begin())) {
+            anchor->fd = fd;
+            anchor->owned = true;
+            anchor->relative =
+                absl::StrJoin(parts.begin() + static_cast<long>(k), parts.end(), "/");
+            return true;
+          }
+        }
+      }
+    }
+    ::close(fd);
+    break;  // The deepest existing directory lies outside every root.
+  }
   errno = EXDEV;
-  return nullptr;
+  return false;
 }
 
 bool Roots::Contains(const std::string& path) const {
-  std::string relative;
-  return Locate(path, &relative) != nullptr;
+  Anchor anchor;
+  return Locate(path, &anchor);
 }
 
 std::vector<std::string> Roots::paths() const {
@@ -110,33 +154,31 @@ std::vector<std::string> Roots::paths() const {
 }
 
 int Roots::OpenFile(const std::string& path, int flags, mode_t mode) const {
-  std::string relative;
-  const Root* root = Locate(path, &relative);
-  if (root == nullptr) return -1;
-  return OpenBeneath(root->fd, relative, flags, mode, resolver_);
+  Anchor anchor;
+  if (!Locate(path, &anchor)) return -1;
+  return OpenBeneath(anchor.fd, anchor.relative, flags, mode, resolver_);
 }
 
 int Roots::MakeDirectories(const std::string& path, mode_t mode) const {
-  std::string relative;
-  const Root* root = Locate(path, &relative);
-  if (root == nullptr) return -1;
-  const int fd = MakeDirectoriesBeneath(root->fd, relative, mode, resolver_);
+  Anchor anchor;
+  if (!Locate(path, &anchor)) return -1;
+  const int fd = MakeDirectoriesBeneath(anchor.fd, anchor.relative, mode, resolver_);
   if (fd < 0) return -1;
   ::close(fd);
   return 0;
 }
 
 int Roots::OpenParent(const std::string& path, std::string* name) const {
-  std::string relative;
-  const Root* root = Locate(path, &relative);
-  if (root == nullptr) return -1;
+  Anchor anchor;
+  if (!Locate(path, &anchor)) return -1;
+  const std::string& relative = anchor.relative;
   const size_t slash = relative.rfind('/');
   if (relative.empty()) {
-    errno = EPERM;  // The root itself has no parent beneath it.
+    errno = EPERM;  // A root (or the anchor itself) has no parent beneath it.
     return -1;
   }
   *name = slash == std::string::npos ? relative : relative.substr(slash + 1);
-  return OpenBeneath(root->fd, slash == std::string::npos ? "" : relative.substr(0, slash),
+  return OpenBeneath(anchor.fd, slash == std::string::npos ? "" : relative.substr(0, slash),
                      O_PATH | O_DIRECTORY, 0, resolver_);
 }
 

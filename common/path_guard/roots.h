@@ -1,7 +1,10 @@
 // Roots: a set of allowed directories, opened once, and file operations on absolute paths that
-// must stay beneath one of them (beneath.h does the confined resolution). A path is matched to a
-// root lexically (component by component, against the root as configured and against its
-// canonical form); "..", relative paths and paths under no root fail with errno EXDEV.
+// must stay beneath one of them (beneath.h does the confined resolution). A path spelled beneath
+// a root (component by component, against the root as configured and its canonical form) is
+// resolved beneath the root's descriptor. A path spelled another way (e.g. through a symlink to a
+// root) is anchored at its deepest existing directory, opened as it resolves and accepted only when
+// that directory really lies beneath a root; the rest is resolved beneath it. "..", relative paths
+// and paths beneath no root fail with errno EXDEV.
 //
 // Copies share the open root descriptors. Thread-safe (const after Open).
 #ifndef QUANTD_COMMON_PATH_GUARD_ROOTS_H_
@@ -37,14 +40,16 @@ class Roots {
   // Opens the directory holding `path` beneath its root and sets `*name` to the last component.
   int OpenParent(const std::string& path, std::string* name) const;
 
-  // True when `path` lies lexically beneath a root (no "..").
+  // True when `path` (no "..") is spelled beneath a root, or its deepest existing directory
+  // really lies beneath one.
   bool Contains(const std::string& path) const;
   std::vector<std::string> paths() const;
 
  private:
   struct Root;
-  // The root holding `path` and the path relative to it; null (errno set) when none.
-  const Root* Locate(const std::string& path, std::string* relative) const;
+  struct Anchor;
+  // Where operations on `path` start; false (errno EXDEV) when it is beneath no root.
+  bool Locate(const std::string& path, Anchor* anchor) const;
 
   std::shared_ptr<const std::vector<Root>> roots_;
   Resolver resolver_ = Resolver::kAuto;

@@ -170,6 +170,31 @@ TEST(RootsTest, ARootReachedThroughASymlinkMatchesBothSpellings) {
   fs::remove_all(base);
 }
 
+TEST(RootsTest, APathSpelledThroughASymlinkIsAnchoredWhereItReallyIs) {
+  const fs::path base = fs::temp_directory_path() / ("quantd-anchor-" + std::to_string(getpid()));
+  fs::remove_all(base);
+  fs::create_directories(base / "root/models/m");
+  fs::create_directories(base / "outside");
+  std::ofstream(base / "root/models/m/config.json") << "{}";
+  fs::create_directory_symlink(base / "root/models", base / "alias");  // Leads into the root.
+  fs::create_directory_symlink(base / "outside", base / "root/models/escape");
+  fs::create_directory_symlink(base / "outside", base / "elsewhere");
+  auto roots = Roots::Open({(base / "root").string()});
+  ASSERT_TRUE(roots.ok()) << roots.status();
+  int fd = roots->OpenFile((base / "alias/m/config.json").string(), O_RDONLY);
+  EXPECT_GE(fd, 0) << ErrorText(errno);
+  if (fd >= 0) close(fd);
+  EXPECT_EQ(roots->MakeDirectories((base / "alias/m/out").string()), 0) << ErrorText(errno);
+  EXPECT_TRUE(fs::is_directory(base / "root/models/m/out"));
+  // Through the alias, then out again: the deepest existing directory is outside.
+  EXPECT_LT(roots->OpenFile((base / "alias/escape/new").string(), O_WRONLY | O_CREAT, 0644), 0);
+  EXPECT_EQ(errno, EXDEV);
+  EXPECT_LT(roots->MakeDirectories((base / "elsewhere/x").string()), 0);
+  EXPECT_FALSE(roots->Contains((base / "elsewhere/x").string()));
+  EXPECT_TRUE(fs::is_empty(base / "outside"));
+  fs::remove_all(base);
+}
+
 TEST(ConfinedIoTest, UnconfinedStreamsReadFiles) {
   const fs::path file = fs::temp_directory_path() / ("quantd-confined-" + std::to_string(getpid()));
   std::ofstream(file) << "one\ntwo\n";
