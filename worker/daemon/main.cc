@@ -110,6 +110,7 @@ std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptio
     return 2;
   }
   options->token = *token;
+  options->token_file = flags->token_file;
   unsetenv("QUANTD_TOKEN");  // Not inherited by the engines.
   if (!flags->metrics_token_file.empty()) {
     absl::StatusOr<std::string> metrics_token =

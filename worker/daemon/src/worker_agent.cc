@@ -163,9 +163,18 @@ bool WorkerAgent::Serve() {
         absl::StrCat("cannot connect to ", options_.server, ": ", channel.status().message()));
     return false;
   }
+  // Re-read at every connection: a rotated token file is picked up without a restart.
+  absl::StatusOr<std::string> token =
+      credentials::ResolveToken(options_.token_file.empty() ? options_.token : "",
+                                options_.token_file);
+  if (!token.ok()) {
+    logging::Error(absl::StrCat("cannot connect to ", options_.server, ": ",
+                                token.status().message()));
+    return false;
+  }
   auto stub = v1::WorkerService::NewStub(*channel);
   auto context = std::make_shared<grpc::ClientContext>();
-  credentials::AttachToken(*context, options_.token);
+  credentials::AttachToken(*context, *token);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;

@@ -44,7 +44,8 @@ struct WorkerOptions {
   absl::Duration cancel_grace = absl::Seconds(10);
   absl::Duration max_backoff = absl::Seconds(10);
   credentials::ClientTls tls;  // tls.ca set = TLS.
-  std::string token;           // Bearer token of this worker's credential ("" = none).
+  std::string token;           // Bearer token of this worker's credential ("" = none)...
+  std::string token_file;      // ...or the file holding it, re-read at every connection.
   std::vector<v1::Gpu> gpus;
   // Device memory in use per GPU index, sent with every heartbeat (GpuMemoryMonitor::UsedBytes);
   // unset on a worker without GPUs or NVML, whose heartbeats carry none.
