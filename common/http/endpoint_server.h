@@ -33,13 +33,13 @@ struct EndpointOptions {
   std::string address_flag = "--metrics_address";  // named in address errors
   const metrics::Registry* registry = nullptr;     // required; must outlive the server
   ReadinessCheck readiness;                        // empty: ready whenever alive
-  std::string ready_note;  // appended to /readyz's 200 body (e.g. that the process is insecure)
+  std::string ready_note = "";  // appended to /readyz's 200 body (e.g. that the process is insecure)
   // Both set: serve HTTPS with this certificate chain and key (PEM files).
-  std::string tls_cert;
-  std::string tls_key;
+  std::string tls_cert = "";
+  std::string tls_key = "";
   // Set: /metrics answers 401 unless it accepts the request's Authorization header. /healthz and
   // /readyz stay open (probes carry no credentials).
-  MetricsAuthorizer authorize_metrics;
+  MetricsAuthorizer authorize_metrics = nullptr;
 };
 
 class EndpointServer {

@@ -25,7 +25,8 @@ TEST(RealEngineIntegrationTest, TinyQwen2SucceedsThroughServerWorkerAndQuantctl)
   ASSERT_TRUE(fs::exists(model / "model" / "config.json")) << model;
   ServiceHarness h("RealEngineTinyQwen2");
   auto server = h.StartServer({"--local-worker=true", "--engine=" + engine,
-                               "--allowed-roots=" + fs::canonical(model).string()});
+                               "--allowed-roots=" + fs::canonical(model).string() + "," +
+                                   h.dir().string()});
   ASSERT_GT(h.port(), 0);
   const fs::path out = h.dir() / "tiny-qwen2-wp-awq";
   CommandResult r =
@@ -104,11 +105,19 @@ TEST(RealEngineIntegrationTest, NonFiniteWeightsAndABrokenChatTemplateFailNaming
   auto server = h.StartServer({"--local-worker=true", "--engine=" + engine});
   ASSERT_GT(h.port(), 0);
   auto submit = [&](const fs::path& root, const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"submit",        "--model-dir",   (root / "model").string(),
-                                     "--calib-jsonl", (root / "calib.jsonl").string(),
-                                     "--output-dir",  (root / "out").string(),
-                                     "--num-calib",   "8",
-                                     "--max-seq-len", "64",
+    std::vector<std::string> args = {"submit",
+                                     "--model-dir",
+                                     (root / "model").string(),
+                                     "--calib-jsonl",
+                                     (root / "calib.jsonl").string(),
+                                     "--output-dir",
+                                     (root / "out").string(),
+                                     "--num-calib",
+                                     "8",
+                                     "--max-seq-len",
+                                     "512",
+                                     "--system-prompt",
+                                     "You are a helpful assistant.",
                                      "--follow"};
     args.insert(args.end(), extra.begin(), extra.end());
     return h.Quantctl(args, absl::Seconds(300));
@@ -119,8 +128,7 @@ TEST(RealEngineIntegrationTest, NonFiniteWeightsAndABrokenChatTemplateFailNaming
       << nan.out;
   CommandResult broken = submit(template_root, {});
   EXPECT_EQ(broken.exit_code, 1) << broken.out << broken.err;
-  EXPECT_NE(broken.out.find("the chat template cannot be parsed"), std::string::npos)
-      << broken.out;
+  EXPECT_NE(broken.out.find("the chat template cannot be parsed"), std::string::npos) << broken.out;
   EXPECT_NE(broken.out.find("chat_template_fallback"), std::string::npos) << broken.out;
   auto client = h.Client();
   v1::ListJobsRequest failed;
