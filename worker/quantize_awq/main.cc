@@ -30,10 +30,16 @@ extern "C" void OnSignal(int) {
   if (g_cancel != nullptr) g_cancel->Cancel();  // a lock-free atomic store
 }
 
-// The file type of `path` as the run will open it (beneath --allowed_roots when given), or 0.
-mode_t FileType(const std::string& path) {
+// The file type of `path` as the run will open it (beneath --allowed_roots when given), or 0;
+// `*escapes` says when it is refused for leading outside the roots.
+mode_t FileType(const std::string& path, std::string* escapes = nullptr) {
   const int fd = quantd::path_guard::Open(path, O_PATH);
-  if (fd < 0) return 0;
+  if (fd < 0) {
+    if (escapes != nullptr && (errno == EXDEV || errno == ELOOP)) {
+      *escapes = path + " " + quantd::path_guard::ErrorText(errno);
+    }
+    return 0;
+  }
   struct stat st;
   const mode_t type = fstat(fd, &st) == 0 ? (st.st_mode & S_IFMT) : 0;
   close(fd);
@@ -41,8 +47,15 @@ mode_t FileType(const std::string& path) {
 }
 
 // The seed script's checks before any work: the model directory and its config.json, and the
-// calibration file (with what it must hold and how to make one).
+// calibration file (with what it must hold and how to make one); a path leading out of the allowed roots is
+// said as such.
 absl::Status ValidatePaths(const quantd::engine::QuantizeOptions& o) {
+  std::string escapes;
+  for (const std::string& path : {o.model_dir, o.model_dir + "/config.json", o.calib_jsonl}) {
+    if (FileType(path, &escapes) == 0 && !escapes.empty()) {
+      return absl::InvalidArgumentError(escapes);
+    }
+  }
   if (FileType(o.model_dir) != S_IFDIR) {
     return absl::InvalidArgumentError(
         absl::StrCat("--model_dir is not a directory: ", o.model_dir,

@@ -208,7 +208,7 @@ absl::StatusOr<std::vector<int32_t>> SafetensorsFile::ReadInt32(const Safetensor
                                                    ", expected I32"));
   }
   std::vector<int32_t> values(static_cast<size_t>(e.numel()));
-  std::memcpy(values.data(), Bytes(e).data(), values.size() * 4);
+  if (!values.empty()) std::memcpy(values.data(), Bytes(e).data(), values.size() * 4);
   return values;
 }
 
