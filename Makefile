@@ -38,8 +38,10 @@ engine-only: deps
 test-only:
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
+# CI runs each fuzz target briefly too (docs/security.md); `make fuzz` runs them for long.
 test: build engine-only
 	$(MAKE) --no-print-directory test-only
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 
 # The parsers of untrusted files under libFuzzer with ASan + UBSan (Debian's clang): engine-only, so
 # no gRPC, and its own build directory.

@@ -64,6 +64,8 @@ absl::Status JobManager::Recover() {
   std::lock_guard<std::mutex> lock(mu_);
   const absl::Time grace_until = absl::Now() + options_.lease_duration;
   for (JobRecord& record : *unfinished) {
+    // Jobs stored before tenants existed belong to the default tenant (and its roots).
+    if (record.job.tenant().empty()) record.job.set_tenant("default");
     const v1::Job& job = record.job;
     hub_.Open(job.job_id(), job.last_event_sequence());
     // Waiting since before the restart: counted from now, the best this process knows.
