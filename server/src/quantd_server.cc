@@ -273,12 +273,13 @@ absl::Status QuantdServer::StartLocalWorker() {
   const int worker_metrics_port =
       !metrics_address.ok() || metrics_address->port == 0 ? 0 : endpoint_->port() + 1;
   std::vector<std::string> args = {
-      binary,
-      absl::StrCat("--server=127.0.0.1:", port_),
-      "--worker-id=local",
-      "--log-level=" + config_.log_level,
-      "--log-format=" + config_.log_format,
-      "--metrics-address=" + http::FormatHostPort(endpoint_->host(), worker_metrics_port)};
+      binary, absl::StrCat("--server=127.0.0.1:", port_), "--worker-id=local",
+      "--log-level=" + config_.log_level, "--log-format=" + config_.log_format,
+      // The local worker cannot check the identities file's tokens: where the server's /metrics
+      // needs one, the worker's is reachable from this machine only.
+      "--metrics-address=" +
+          http::FormatHostPort(config_.metrics_require_token ? "127.0.0.1" : endpoint_->host(),
+                               worker_metrics_port)};
   if (!config_.engine_binary.empty()) args.push_back("--engine=" + config_.engine_binary);
   if (!config_.tls_cert.empty()) {
     // The local worker verifies this server like any worker: the CA and the name in the cert.
@@ -290,6 +291,11 @@ absl::Status QuantdServer::StartLocalWorker() {
     }
     args.push_back("--tls-server-name=" + *name);
   }
+  if (config_.metrics_tls) {
+    // Its probes and metrics are served like the server's: over HTTPS with the same certificate.
+    args.push_back("--metrics-tls-cert=" + config_.tls_cert);
+    args.push_back("--metrics-tls-key=" + config_.tls_key);
+  }
   // Its credential: a token made now, handed over in the environment (never on the command line).
   const std::string token = authenticator_->IssueLocalWorkerToken();
   std::vector<char*> argv;
@@ -297,8 +303,15 @@ absl::Status QuantdServer::StartLocalWorker() {
   argv.push_back(nullptr);
   // The environment is built here: after fork() only async-signal-safe calls are allowed.
   std::vector<std::string> env_strings;
+  // The server's own credential settings are not the worker's: quantd-worker reads QUANTD_TLS_CERT
+  // and QUANTD_TLS_KEY as its client certificate, QUANTD_TOKEN(_FILE) as its token.
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).rfind("QUANTD_TOKEN=", 0) != 0) env_strings.emplace_back(*e);
+    const std::string_view var(*e);
+    const bool credential =
+        var.starts_with("QUANTD_TOKEN=") || var.starts_with("QUANTD_TOKEN_FILE=") ||
+        var.starts_with("QUANTD_TLS_CERT=") || var.starts_with("QUANTD_TLS_KEY=") ||
+        var.starts_with("QUANTD_METRICS_TOKEN_FILE=");
+    if (!credential) env_strings.emplace_back(*e);
   }
   if (!token.empty()) env_strings.push_back("QUANTD_TOKEN=" + token);
   std::vector<char*> envp;

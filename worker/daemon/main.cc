@@ -68,9 +68,8 @@ std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptio
       ->envname("QUANTD_TLS_CA");
   app.add_option("--tls-cert", options->tls.cert,
                  "Client certificate (PEM) of this worker's credential (mTLS)")
-      ->envname("QUANTD_WORKER_TLS_CERT");
-  app.add_option("--tls-key", options->tls.key, "Its private key (PEM)")
-      ->envname("QUANTD_WORKER_TLS_KEY");
+      ->envname("QUANTD_TLS_CERT");
+  app.add_option("--tls-key", options->tls.key, "Its private key (PEM)")->envname("QUANTD_TLS_KEY");
   app.add_option("--tls-server-name", options->tls.server_name,
                  "Name to verify in quantd's certificate (default: the host of --server)")
       ->envname("QUANTD_TLS_SERVER_NAME");

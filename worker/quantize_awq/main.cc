@@ -47,8 +47,8 @@ mode_t FileType(const std::string& path, std::string* escapes = nullptr) {
 }
 
 // The seed script's checks before any work: the model directory and its config.json, and the
-// calibration file (with what it must hold and how to make one); a path leading out of the allowed roots is
-// said as such.
+// calibration file (with what it must hold and how to make one); a path leading out of the allowed
+// roots is said as such.
 absl::Status ValidatePaths(const quantd::engine::QuantizeOptions& o) {
   std::string escapes;
   for (const std::string& path : {o.model_dir, o.model_dir + "/config.json", o.calib_jsonl}) {

@@ -143,9 +143,9 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
   }
   std::unique_ptr<std::istream> stream = path_guard::OpenInputStream(options.calib_jsonl);
   if (!stream) {
-    return absl::InvalidArgumentError(absl::StrCat("calib_jsonl ", options.calib_jsonl,
-                                                   " cannot be read (", path_guard::ErrorText(errno),
-                                                   "); ", kCalibJsonlFormatHint));
+    return absl::InvalidArgumentError(
+        absl::StrCat("calib_jsonl ", options.calib_jsonl, " cannot be read (",
+                     path_guard::ErrorText(errno), "); ", kCalibJsonlFormatHint));
   }
   std::istream& in = *stream;
   CalibrationSet set;
