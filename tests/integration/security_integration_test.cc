@@ -522,6 +522,15 @@ TEST(SecurityIntegrationTest, TlsWithClientCertificatesTokensTheLocalWorkerAndPr
   EXPECT_EQ(scraped->status, 200);
   EXPECT_NE(scraped->body.find("quantd_jobs_submitted_total"), std::string::npos);
   EXPECT_EQ(metrics.Get("/metrics", {{"Authorization", "Bearer wrong"}})->status, 401);
+  // The local worker's probes are served over HTTPS too, with the server's certificate.
+  const size_t worker_at = log.find("metrics at https://127.0.0.1:", at + 1);
+  ASSERT_NE(worker_at, std::string::npos) << log;
+  httplib::SSLClient worker_probe("127.0.0.1", std::atoi(log.c_str() + worker_at + 29));
+  worker_probe.set_ca_cert_path(pki.ca.c_str());
+  worker_probe.enable_server_certificate_verification(true);
+  auto worker_ready = worker_probe.Get("/readyz");
+  ASSERT_TRUE(worker_ready) << httplib::to_string(worker_ready.error());
+  EXPECT_EQ(worker_ready->status, 200) << worker_ready->body;
 }
 
 TEST(SecurityIntegrationTest, SighupReloadsTheIdentitiesAndABrokenFileKeepsTheOldOnes) {

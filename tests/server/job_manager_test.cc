@@ -332,7 +332,9 @@ TEST_F(JobManagerTest, HeartbeatsReportGpuMemoryInUse) {
     gpu->set_memory_bytes(int64_t{80} << 30);
   }
   v1::ServerHello reply;
-  WorkerSession session = manager_->ConnectWorker(hello, &reply);
+  absl::StatusOr<WorkerSession> connected = manager_->ConnectWorker(hello, &reply);
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  WorkerSession session = *connected;
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);  // Nothing reported yet.
   EXPECT_EQ(m.gpu_memory_free.Value(), 0);
@@ -350,10 +352,11 @@ TEST_F(JobManagerTest, HeartbeatsReportGpuMemoryInUse) {
   manager_->HandleWorkerMessage(session, beat);
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), static_cast<double>(int64_t{11} << 30));
-  WorkerSession again = manager_->ConnectWorker(hello, &reply);
+  absl::StatusOr<WorkerSession> again = manager_->ConnectWorker(hello, &reply);
+  ASSERT_TRUE(again.ok()) << again.status();
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);
-  manager_->DisconnectWorker(again);
+  manager_->DisconnectWorker(*again);
   manager_->HandleWorkerMessage(session, beat);  // The replaced session is ignored.
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);
