@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <memory>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -47,6 +49,20 @@ void Populate(ServiceHarness& h, const fs::path& dir, const std::string& fake_en
   fs::create_directories(dir);
   fs::copy_file(h.calib(), dir / "calib.jsonl", fs::copy_options::overwrite_existing);
   h.MakeModel(fs::relative(dir / "model", h.dir()).string(), fake_engine_json);
+}
+
+// An HTTPS client for the metrics endpoint whose "metrics at https://127.0.0.1:PORT" line is the
+// first in `log` at or after `from`, verifying the server against `ca`. Null when there is none.
+std::unique_ptr<httplib::SSLClient> MetricsEndpointIn(const std::string& log, size_t from,
+                                                      const std::string& ca, size_t* at) {
+  constexpr std::string_view kLine = "metrics at https://127.0.0.1:";
+  *at = log.find(kLine, from);
+  if (*at == std::string::npos) return nullptr;
+  auto client = std::make_unique<httplib::SSLClient>("127.0.0.1",
+                                                     std::atoi(log.c_str() + *at + kLine.size()));
+  client->set_ca_cert_path(ca.c_str());
+  client->enable_server_certificate_verification(true);
+  return client;
 }
 
 // One WorkerService.Connect stream with `token` as worker `worker_id`: the hello's outcome.
@@ -508,11 +524,10 @@ TEST(SecurityIntegrationTest, TlsWithClientCertificatesTokensTheLocalWorkerAndPr
   EXPECT_EQ(rogue->List({}).status().code(), absl::StatusCode::kUnavailable);
   // /metrics over TLS needs the token; the probes do not.
   const std::string log = ServerLog(h.dir());
-  const size_t at = log.find("metrics at https://127.0.0.1:");
-  ASSERT_NE(at, std::string::npos) << log;
-  httplib::SSLClient metrics("127.0.0.1", std::atoi(log.c_str() + at + 29));
-  metrics.set_ca_cert_path(pki.ca.c_str());
-  metrics.enable_server_certificate_verification(true);
+  size_t at = 0;
+  std::unique_ptr<httplib::SSLClient> server_metrics = MetricsEndpointIn(log, 0, pki.ca, &at);
+  ASSERT_NE(server_metrics, nullptr) << log;
+  httplib::SSLClient& metrics = *server_metrics;
   auto denied = metrics.Get("/metrics");
   ASSERT_TRUE(denied) << httplib::to_string(denied.error());
   EXPECT_EQ(denied->status, 401);
@@ -523,12 +538,9 @@ TEST(SecurityIntegrationTest, TlsWithClientCertificatesTokensTheLocalWorkerAndPr
   EXPECT_NE(scraped->body.find("quantd_jobs_submitted_total"), std::string::npos);
   EXPECT_EQ(metrics.Get("/metrics", {{"Authorization", "Bearer wrong"}})->status, 401);
   // The local worker's probes are served over HTTPS too, with the server's certificate.
-  const size_t worker_at = log.find("metrics at https://127.0.0.1:", at + 1);
-  ASSERT_NE(worker_at, std::string::npos) << log;
-  httplib::SSLClient worker_probe("127.0.0.1", std::atoi(log.c_str() + worker_at + 29));
-  worker_probe.set_ca_cert_path(pki.ca.c_str());
-  worker_probe.enable_server_certificate_verification(true);
-  auto worker_ready = worker_probe.Get("/readyz");
+  std::unique_ptr<httplib::SSLClient> worker_probe = MetricsEndpointIn(log, at + 1, pki.ca, &at);
+  ASSERT_NE(worker_probe, nullptr) << log;
+  auto worker_ready = worker_probe->Get("/readyz");
   ASSERT_TRUE(worker_ready) << httplib::to_string(worker_ready.error());
   EXPECT_EQ(worker_ready->status, 200) << worker_ready->body;
 }
