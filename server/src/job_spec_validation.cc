@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bounded_text.h"
 #include "nlohmann/json.hpp"
+#include "path_check.h"
 #include "quantd/engine/model_support.h"
 
 namespace quantd::server {
@@ -17,31 +19,6 @@ namespace fs = std::filesystem;
 
 absl::Status FieldError(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", what));
-}
-
-bool WithinRoot(const fs::path& path, const fs::path& root) {
-  auto [root_end, path_it] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
-  return root_end == root.end() || (std::next(root_end) == root.end() && root_end->empty());
-}
-
-// Required absolute path inside the allowed roots; returns the resolved path in `resolved`.
-absl::Status CheckPath(const PathPolicy& policy, const std::string& field, const std::string& value,
-                       fs::path* resolved) {
-  if (value.empty()) return FieldError(field, "required (an absolute path)");
-  fs::path path(value);
-  if (!path.is_absolute())
-    return FieldError(field, absl::StrCat("\"", value, "\" is not absolute"));
-  std::error_code ec;
-  *resolved = fs::weakly_canonical(path, ec);
-  if (ec) *resolved = path.lexically_normal();
-  if (policy.allowed_roots.empty()) return absl::OkStatus();
-  for (const std::string& root : policy.allowed_roots) {
-    fs::path canonical_root = fs::weakly_canonical(fs::path(root), ec);
-    if (ec) canonical_root = fs::path(root).lexically_normal();
-    if (WithinRoot(*resolved, canonical_root)) return absl::OkStatus();
-  }
-  return FieldError(field, absl::StrCat("\"", value, "\" is outside the allowed roots (",
-                                        absl::StrJoin(policy.allowed_roots, ", "), ")"));
 }
 
 absl::Status CheckRange(const std::string& field, int64_t value, int64_t lo, int64_t hi) {
@@ -61,15 +38,17 @@ bool ValidLabelKey(const std::string& key) {
 absl::StatusOr<nlohmann::json> ReadModelConfig(const std::string& model_dir) {
   const fs::path path = fs::path(model_dir) / "config.json";
   std::ifstream in(path);
-  if (!in) return FieldError("model_dir", absl::StrCat(path.string(), " is missing or unreadable"));
+  if (!in)
+    return FieldError("model_dir",
+                      absl::StrCat(Quoted(path.string()), " is missing or unreadable"));
   std::stringstream text;
   text << in.rdbuf();
   nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded()) {
-    return FieldError("model_dir", absl::StrCat(path.string(), " is not valid JSON"));
+    return FieldError("model_dir", absl::StrCat(Quoted(path.string()), " is not valid JSON"));
   }
   if (!config.is_object()) {
-    return FieldError("model_dir", absl::StrCat(path.string(), " is not a JSON object"));
+    return FieldError("model_dir", absl::StrCat(Quoted(path.string()), " is not a JSON object"));
   }
   return config;
 }
@@ -77,28 +56,34 @@ absl::StatusOr<nlohmann::json> ReadModelConfig(const std::string& model_dir) {
 }  // namespace
 
 absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
-  fs::path model_dir, output_dir, calib, eval;
-  if (auto s = CheckPath(policy, "model_dir", spec.model_dir(), &model_dir); !s.ok()) return s;
-  if (!fs::is_directory(model_dir)) {
-    return FieldError("model_dir", absl::StrCat("\"", spec.model_dir(), "\" is not a directory"));
+  const std::vector<std::string>& roots = policy.allowed_roots;
+  absl::StatusOr<std::string> model_dir =
+      CheckPathField(roots, "model_dir", spec.model_dir(), PathKind::kExistingDirectory);
+  if (!model_dir.ok()) return model_dir.status();
+  if (absl::StatusOr<std::string> config =
+          CheckPathField(roots, "model_dir", *model_dir + "/config.json", PathKind::kExistingFile);
+      !config.ok()) {
+    return FieldError("model_dir", absl::StrCat(Quoted(spec.model_dir()),
+                                                " has no readable config.json (expected a "
+                                                "Hugging Face model directory): ",
+                                                config.status().message()));
   }
-  if (!fs::is_regular_file(model_dir / "config.json")) {
-    return FieldError("model_dir", absl::StrCat("\"", spec.model_dir(),
-                                                "\" has no config.json (expected a "
-                                                "Hugging Face model directory)"));
-  }
-  if (auto s = CheckPath(policy, "output_dir", spec.output_dir(), &output_dir); !s.ok()) return s;
-  if (output_dir == model_dir) {
+  absl::StatusOr<std::string> output_dir =
+      CheckPathField(roots, "output_dir", spec.output_dir(), PathKind::kOutputDirectory);
+  if (!output_dir.ok()) return output_dir.status();
+  if (*output_dir == *model_dir) {
     return FieldError("output_dir", "must differ from model_dir (the model is never modified)");
   }
-  if (auto s = CheckPath(policy, "calib_jsonl", spec.calib_jsonl(), &calib); !s.ok()) return s;
-  if (!fs::is_regular_file(calib)) {
-    return FieldError("calib_jsonl", absl::StrCat("\"", spec.calib_jsonl(), "\" is not a file"));
+  if (absl::StatusOr<std::string> calib =
+          CheckPathField(roots, "calib_jsonl", spec.calib_jsonl(), PathKind::kExistingFile);
+      !calib.ok()) {
+    return calib.status();
   }
   if (!spec.eval_text().empty()) {
-    if (auto s = CheckPath(policy, "eval_text", spec.eval_text(), &eval); !s.ok()) return s;
-    if (!fs::is_regular_file(eval)) {
-      return FieldError("eval_text", absl::StrCat("\"", spec.eval_text(), "\" is not a file"));
+    if (absl::StatusOr<std::string> eval =
+            CheckPathField(roots, "eval_text", spec.eval_text(), PathKind::kExistingFile);
+        !eval.ok()) {
+      return eval.status();
     }
   }
   if (!spec.has_num_calib()) spec.set_num_calib(8192);
@@ -122,7 +107,7 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   for (const std::string& name : spec.modules_to_not_convert().names()) {
     if (name.empty() || name.find(',') != std::string::npos) {
       return FieldError("modules_to_not_convert",
-                        absl::StrCat("\"", name, "\" is not a module path"));
+                        absl::StrCat(Quoted(name), " is not a module path"));
     }
   }
   if (!spec.has_apply_chat_template()) spec.set_apply_chat_template(true);
@@ -135,10 +120,7 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   if (auto s = CheckRange("priority", spec.priority(), -1000, 1000); !s.ok()) return s;
   for (const auto& [key, value] : spec.labels()) {
     if (!ValidLabelKey(key)) {
-      return FieldError("labels", absl::StrCat("key \"", key, "\" is not 1-63 of [a-z0-9_.-]"));
-    }
-    if (value.size() > 256) {
-      return FieldError("labels", absl::StrCat("value of \"", key, "\" is over 256 characters"));
+      return FieldError("labels", absl::StrCat("key ", Quoted(key), " is not 1-63 of [a-z0-9_.-]"));
     }
   }
   // The config must describe a model the engine supports (the engine's own check and message,

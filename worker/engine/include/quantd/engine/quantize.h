@@ -53,6 +53,9 @@ struct QuantizeOptions {
   std::string version = "gemm";  // The only layout written: AutoAWQ GEMM.
   std::vector<std::string> modules_to_not_convert = {"lm_head"};
   bool apply_chat_template = true;
+  // A model whose chat template cannot be loaded or parsed fails the run (as the seed's
+  // transformers call would raise) unless this opts in to wrapping the texts as ChatML instead.
+  bool chat_template_fallback = false;
   std::string system_prompt = kSeedSystemPrompt;  // "" = no system message.
   uint64_t seed = 42;
   OutputDtype output_dtype = OutputDtype::kAuto;
