@@ -37,7 +37,7 @@ std::vector<const SafetensorsFile*> Raw(const std::vector<std::unique_ptr<Safete
 // The staged weight temporaries a run of `options` on `config` writes (the exporter's plan).
 std::vector<std::string> PlannedStagedPaths(const QuantizeOptions& options,
                                             const ModelConfig& config) {
-  const ExportOptions eo = ExportOptions::From(options);
+  const ExportOptions eo = ExportOptions::From(options, config);
   std::vector<std::string> paths;
   for (const ShardPlan& shard : PlanShards(PlanAwqStateDict(config, eo), eo.max_shard_bytes)) {
     paths.push_back(TemporaryPathFor((fs::path(options.output_dir) / shard.file_name).string()));
