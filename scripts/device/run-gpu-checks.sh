@@ -4,11 +4,12 @@
 # kernel, kernels, CPU parity and token chunks, both backends' checkpoints through the numpy
 # reader) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [checkpoint] [tests]
-#                                          [attention-checks] [families] [moe] [bench-small] [bench-large] [bench-7b]
+#                                          [attention-checks] [families] [moe] [moe-real] [bench-small] [bench-large] [bench-7b]
 #                                          [bench-7b-large] [profile-small] [profile-large]
 # (no argument: tests and bench-small; `tests` = attention, kernels, parity (every family's
 # real geometry included) and checkpoint (every family's miniature included); `families` = only
-# the family cases of parity and checkpoint; `moe` = the MoE cases of parity and checkpoint;
+# the family cases of parity and checkpoint; `moe` = the MoE cases of parity and checkpoint
+# (miniatures), `moe-real` = the MoE families at real geometry;
 # profile-*: one layer under Nsight Compute, GPU time per kernel summed by name, as a table)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -129,9 +130,10 @@ for step in "${steps[@]}"; do
       while IFS= read -r line; do summary+=("$line"); done < <(
         grep -E "^== |^\[(parity|reader)\]|^\[  FAILED" "$out/families.log") ;;
     moe)  # the MoE cases: the trained tiny-qwen3-moe-wp and small random models of each MoE
-      # family against the CPU, their checkpoints through the reader, then the real geometries
+      # family against the CPU, their checkpoints through the reader
       gtest backend "^\[parity\]" '*Moe*' moe
-      gtest checkpoint "^\[reader\]" '*Moe*:*Family*qwen3_moe:*Family*qwen2_moe:*Family*mixtral' moe
+      gtest checkpoint "^\[reader\]" '*Moe*:*Family*qwen3_moe:*Family*qwen2_moe:*Family*mixtral' moe ;;
+    moe-real)  # the MoE families at real geometry (the CPU reference takes minutes a layer)
       gtest backend "^\[parity\]" '*Families*qwen3_moe:*Families*qwen2_moe:*Families*mixtral' \
         moe_real_geometry ;;
     bench-small)
