@@ -3,7 +3,13 @@
 // checkpoint to the last packed layer (export not included), per phase, and prints a table.
 //
 //   quantd-awq-cuda-bench --config qwen2.5-0.5b-instruct.config.json --blocks 128 --len 512
-//                         [--layers N] [--dir /tmp/m] [--backend cuda|cpu]
+//                         [--layers N] [--dir /tmp/m] [--backend cuda|cpu] [--quality_blocks K]
+//
+// --quality_blocks K: then the layers run a second time with the quality report's work — K
+// held-out blocks forwarded through the float and the quantized layer (Backend::SetHeldOut), each
+// scaling group's round-to-nearest / AWQ comparison — and the final norm, lm_head and the two
+// next-token NLLs; a second table gives what that work adds, per steady layer and in all.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +24,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
 #include "io/checkpoint_reader.h"
+#include "io/status_macros.h"
 #include "io_random_model.h"
 #include "model/model_config.h"
 #include "nlohmann/json.hpp"
@@ -27,8 +34,14 @@ namespace {
 
 struct Args {
   std::string config, dir = "/tmp/quantd-bench-model", backend = "cuda";
-  int blocks = 128, len = 512, layers = 0;
+  int blocks = 128, len = 512, layers = 0, quality_blocks = 0;
 };
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -59,6 +72,8 @@ int Main(int argc, char** argv) {
       a.len = std::atoi(v.c_str());
     else if (k == "--layers")
       a.layers = std::atoi(v.c_str());
+    else if (k == "--quality_blocks")
+      a.quality_blocks = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "unknown argument %s\n", k.c_str());
       return 2;
@@ -173,6 +188,74 @@ int Main(int argc, char** argv) {
       t_init - t0, t_embed - t_init, load, ph.upload, ph.forward, ph.scale_search, ph.finish,
       flops / 1e12, flops / 1e12 / quant, 100.0 * flops / 1e12 / quant / 790.0,
       static_cast<double>(CudaPeakDeviceBytes()) / gib, HostPeakRssGiB());
+  if (a.quality_blocks <= 0) return 0;
+
+  // The same layers again, with and then without the quality report's work, on the same
+  // calibration blocks (the first pass above warmed everything up).
+  std::vector<std::vector<int32_t>> held(static_cast<size_t>(a.quality_blocks));
+  for (auto& b : held) {
+    for (int t = 0; t < a.len; ++t) b.push_back(id(rng));
+  }
+  auto pass = [&](bool quality, std::vector<double>* seconds,
+                  double* eval_seconds) -> absl::Status {
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> h, backend->Embed(*emb, blocks));
+    std::unique_ptr<Activations> hf, hq;
+    if (quality) {
+      QUANTD_ASSIGN_OR_RETURN(hf, backend->Embed(*emb, held));
+      QUANTD_ASSIGN_OR_RETURN(hq, backend->Embed(*emb, held));
+      backend->SetHeldOut({hf.get(), hq.get(), DType::kF16});
+    } else {
+      backend->SetHeldOut({});
+    }
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+      QUANTD_ASSIGN_OR_RETURN(LayerWeights w, model->weights->LoadLayer(c, l));
+      const double s0 = Now();
+      QUANTD_RETURN_IF_ERROR(
+          backend->QuantizeLayer(c, settings, std::move(w), h.get(), nullptr).status());
+      seconds->push_back(Now() - s0);
+    }
+    if (quality) {
+      const double e0 = Now();
+      QUANTD_ASSIGN_OR_RETURN(Tensor norm, model->weights->LoadFinalNorm());
+      QUANTD_ASSIGN_OR_RETURN(Tensor head, model->weights->LoadLmHead(c));
+      const double e1 = Now();
+      std::vector<std::vector<int32_t>> targets = held;  // any in-vocabulary ids
+      QUANTD_RETURN_IF_ERROR(backend->NextTokenNll(c, c.dtype, norm, head, *hf, targets).status());
+      QUANTD_RETURN_IF_ERROR(
+          backend->NextTokenNll(c, DType::kF16, norm, head, *hq, targets).status());
+      *eval_seconds = Now() - e1;
+      std::fprintf(stderr,
+                   "quality: lm_head read %.3f s (the pipeline reads it beside the layers)\n",
+                   e1 - e0);
+      backend->SetHeldOut({});
+    }
+    return absl::OkStatus();
+  };
+  std::vector<double> with, without;
+  double eval = 0.0;
+  if (absl::Status s = pass(true, &with, &eval); !s.ok()) {
+    std::fprintf(stderr, "quality pass: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  double unused = 0.0;
+  if (absl::Status s = pass(false, &without, &unused); !s.ok()) {
+    std::fprintf(stderr, "plain pass: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  const double med_with = Median(with), med_without = Median(without);
+  double sum_with = 0.0, sum_without = 0.0;
+  for (double v : with) sum_with += v;
+  for (double v : without) sum_without += v;
+  std::printf(
+      "\n| geometry | blocks x len | held-out blocks | layers | layer s (median), plain | layer s "
+      "(median), with quality | extra per layer | NLL x2 s | all layers plain s | extra s in all "
+      "| extra %% |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| %s h%d i%d | %dx%d | %d | %d | %.4f | %.4f | %.2f %% | %.3f | %.2f | %.3f | %.2f %% |\n",
+      c.architecture_name.c_str(), c.hidden_size, c.intermediate_size, a.blocks, a.len,
+      a.quality_blocks, c.num_hidden_layers, med_without, med_with,
+      100.0 * (med_with / med_without - 1.0), eval, sum_without, sum_with - sum_without + eval,
+      100.0 * (sum_with - sum_without + eval) / sum_without);
   return 0;
 }
 

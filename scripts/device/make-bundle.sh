@@ -7,19 +7,23 @@
 # (default: the main checkout's git-ignored .device-bundle/, which the device tool sends; name it
 # in `carry`).
 #   scripts/device/make-bundle.sh [DEST]
+# QUANTD_BUNDLE_BUILD=DIR takes the binaries from an existing CUDA build directory instead of the
+# engine-only Release build-dev/ (saves a second build of the engine on a busy machine).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.device-bundle}
+build=${QUANTD_BUNDLE_BUILD:-build-dev}
 cd "$repo"
-[ -f build-dev/build.ninja ] || cmake -S . -B build-dev -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
-nice cmake --build build-dev -j2 --target cuda_backend_gpu_test cuda_attention_gpu_test \
+[ "$build" != build-dev ] || [ -f build-dev/build.ninja ] ||
+  cmake -S . -B build-dev -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
+nice cmake --build "$build" -j2 --target cuda_backend_gpu_test cuda_attention_gpu_test \
   cuda_kernels_gpu_test cuda_checkpoint_gpu_test quantd-awq-cuda-bench
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,lib,tools,data/fixtures/autoawq-parity,data/configs}
-cp build-dev/tests/cuda_backend_gpu_test build-dev/tests/cuda_attention_gpu_test \
-  build-dev/tests/cuda_kernels_gpu_test build-dev/tests/cuda_checkpoint_gpu_test \
-  build-dev/bin/quantd-awq-cuda-bench "$stage/bin/"
+cp "$build"/tests/cuda_backend_gpu_test "$build"/tests/cuda_attention_gpu_test \
+  "$build"/tests/cuda_kernels_gpu_test "$build"/tests/cuda_checkpoint_gpu_test \
+  "$build"/bin/quantd-awq-cuda-bench "$stage/bin/"
 # The checkpoint test's independent reader (QUANTD_TEST_READER on the device).
 cp tests/tools/awq_reader.py "$stage/tools/"
 strip "$stage"/bin/*
@@ -31,7 +35,7 @@ ldd "$stage"/bin/* | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
     *) cp -L "$lib" "$stage/lib/" ;;
   esac
 done
-data=build-dev/tests/data
+data="$build"/tests/data
 cp -r "$data/fixtures/autoawq-parity/llama-mha" "$stage/data/fixtures/autoawq-parity/"
 cp "$data"/configs/qwen2.5-{0.5b,7b}-instruct.config.json "$stage/data/configs/"
 mkdir -p "$dest"

@@ -5,7 +5,7 @@
 # reader) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [checkpoint] [tests]
 #                                          [bench-small] [bench-large] [bench-7b] [bench-7b-large]
-#                                          [profile-small] [profile-large]
+#                                          [bench-7b-quality] [profile-small] [profile-large]
 # (no argument: tests and bench-small; `tests` = attention, kernels, parity and checkpoint;
 # profile-*: one layer under Nsight Compute, GPU time per kernel summed by name, as a table)
 set -uo pipefail
@@ -90,7 +90,7 @@ for step in "${steps[@]}"; do
     kernels) gtest kernels "^\[kernel-" ;;
     parity) gtest backend "^\[(parity|chunked)\]" ;;
     checkpoint|tests)
-      gtest checkpoint "^\[reader\]" ;;
+      gtest checkpoint "^\[(reader|quality)\]" ;;
     bench-small)
       bench qwen05b_128x512 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     bench-large)
@@ -101,6 +101,9 @@ for step in "${steps[@]}"; do
       profile profile_qwen05b_256x2048 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 ;;
     bench-7b)
       bench qwen7b_128x512_2layers --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 2 ;;
+    bench-7b-quality)  # what the quality report adds (docs/perf.md, "Quality report")
+      bench qwen7b_128x512_quality --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 4 --quality_blocks 7
+      summary+=("$(grep '^|' "$out/qwen7b_128x512_quality.md")") ;;
     bench-7b-large)  # the seed's scale on 7B: activations do not fit, token chunks
       bench qwen7b_256x2048_2layers --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 256 --len 2048 --layers 2 ;;
   esac

@@ -241,6 +241,11 @@ void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& 
   if (state == v1::JOB_STATE_SUCCEEDED) {
     *record.job.mutable_artifacts() = finished.artifacts();
   }
+  if (finished.has_quality() && state != v1::JOB_STATE_CANCELLED) {
+    *record.job.mutable_quality() = finished.quality();
+    metrics_.job_perplexity_increase_percent.Observe(
+        finished.quality().perplexity_increase_percent());
+  }
   v1::JobError error = finished.error();
   if (state == v1::JOB_STATE_FAILED && error.message().empty()) {
     error.set_code(static_cast<int32_t>(absl::StatusCode::kInternal));

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
+#include "quantd/engine/format_options.h"
 
 namespace quantd::server {
 namespace {
@@ -107,33 +108,68 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   if (!spec.has_max_seq_len()) spec.set_max_seq_len(2048);
   if (auto s = CheckRange("max_seq_len", spec.max_seq_len(), 16, 32768); !s.ok()) return s;
   if (!spec.has_bits()) spec.set_bits(4);
-  if (spec.bits() != 4) return FieldError("bits", absl::StrCat(spec.bits(), " is not 4"));
   if (!spec.has_group_size()) spec.set_group_size(128);
-  if (spec.group_size() != 32 && spec.group_size() != 64 && spec.group_size() != 128) {
-    return FieldError("group_size", absl::StrCat(spec.group_size(), " is not one of 32, 64, 128"));
-  }
   if (!spec.has_zero_point()) spec.set_zero_point(true);
-  if (!spec.zero_point()) return FieldError("zero_point", "false, but the GEMM layout needs true");
   if (spec.layout() == v1::WEIGHT_LAYOUT_UNSPECIFIED) spec.set_layout(v1::WEIGHT_LAYOUT_GEMM);
   if (!v1::WeightLayout_IsValid(spec.layout())) {
     return FieldError("layout", absl::StrCat(spec.layout(), " is not a WeightLayout"));
   }
-  if (!spec.has_modules_to_not_convert())
-    spec.mutable_modules_to_not_convert()->add_names("lm_head");
-  for (const std::string& name : spec.modules_to_not_convert().names()) {
-    if (name.empty() || name.find(',') != std::string::npos) {
-      return FieldError("modules_to_not_convert",
-                        absl::StrCat("\"", name, "\" is not a module path"));
-    }
-  }
-  if (!spec.has_apply_chat_template()) spec.set_apply_chat_template(true);
-  if (!spec.has_seed()) spec.set_seed(42);
   if (spec.output_dtype() == v1::OUTPUT_DTYPE_UNSPECIFIED) {
     spec.set_output_dtype(v1::OUTPUT_DTYPE_FLOAT16);
   }
   if (!v1::OutputDtype_IsValid(spec.output_dtype())) {
     return FieldError("output_dtype", absl::StrCat(spec.output_dtype(), " is not an OutputDtype"));
   }
+  if (!v1::OutputDtype_IsValid(spec.scale_dtype())) {
+    return FieldError("scale_dtype", absl::StrCat(spec.scale_dtype(), " is not an OutputDtype"));
+  }
+  // The formats' rules, shared with quantize-awq and the engine (format_options.h).
+  auto dtype = [](v1::OutputDtype d) {
+    return d == v1::OUTPUT_DTYPE_BFLOAT16 ? engine::OutputDtype::kBFloat16
+                                          : engine::OutputDtype::kFloat16;
+  };
+  engine::QuantFormat format;
+  format.format = spec.layout() == v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS
+                      ? engine::CheckpointFormat::kCompressedTensors
+                      : engine::CheckpointFormat::kAwqGemm;
+  format.bits = spec.bits();
+  format.group_size = spec.group_size();
+  format.zero_point = spec.zero_point();
+  format.output_dtype = dtype(spec.output_dtype());
+  if (spec.scale_dtype() != v1::OUTPUT_DTYPE_UNSPECIFIED) {
+    format.scale_dtype = dtype(spec.scale_dtype());
+  }
+  if (absl::Status s = engine::CheckQuantFormat(
+          format, {"spec.layout", "spec.bits", "spec.group_size", "spec.zero_point",
+                   "spec.output_dtype", "spec.scale_dtype"});
+      !s.ok()) {
+    return s;
+  }
+  spec.set_scale_dtype(engine::ScaleDtypeOf(format) == engine::OutputDtype::kBFloat16
+                           ? v1::OUTPUT_DTYPE_BFLOAT16
+                           : v1::OUTPUT_DTYPE_FLOAT16);
+  if (!spec.has_modules_to_not_convert())
+    spec.mutable_modules_to_not_convert()->add_names("lm_head");
+  const std::vector<std::string> modules(spec.modules_to_not_convert().names().begin(),
+                                         spec.modules_to_not_convert().names().end());
+  if (absl::Status s = engine::CheckModulePatterns(modules, "spec.modules_to_not_convert");
+      !s.ok()) {
+    return s;
+  }
+  if (spec.has_max_perplexity_increase_percent()) {
+    if (absl::Status s = engine::CheckPerplexityThreshold(spec.max_perplexity_increase_percent(),
+                                                          "spec.max_perplexity_increase_percent");
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = CheckRange("max_perplexity_increase_percent",
+                            static_cast<int64_t>(spec.max_perplexity_increase_percent()), 0, 1000);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!spec.has_apply_chat_template()) spec.set_apply_chat_template(true);
+  if (!spec.has_seed()) spec.set_seed(42);
   if (auto s = CheckRange("priority", spec.priority(), -1000, 1000); !s.ok()) return s;
   for (const auto& [key, value] : spec.labels()) {
     if (!ValidLabelKey(key)) {

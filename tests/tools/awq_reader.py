@@ -1,10 +1,15 @@
 #!/usr/bin/python3
 """Independent reader of quantd's AWQ checkpoints, written from the project's output-format
-specification (spec/output-format.md of its reference material).
+specification (spec/output-format.md of its reference material) and docs/compressed-tensors.md
+(compressed-tensors' pack_quantized compressor, vLLM's WNA16 scheme).
 
-Loads a model directory (float or AutoAWQ GEMM), unpacks qweight/qzeros with the reverse nibble
-order [0,4,1,5,2,6,3,7], dequantizes W^T[k, n] = (q - z) * s in float16, runs the float forward
-pass of a Llama / Qwen2 / Qwen3 / Mistral decoder in float32 numpy and compares logits:
+Loads a model directory (float, AutoAWQ GEMM or compressed-tensors pack-quantized W4A16).
+GEMM: unpacks qweight/qzeros with the reverse nibble order [0,4,1,5,2,6,3,7] and dequantizes
+W^T[k, n] = (q - z) * s in float16. compressed-tensors: unpacks weight_packed [out, in/8] along the
+input and weight_zero_point [out/8, groups] along the output, nibble i = bits 4i..4i+3, values
+stored with a +8 offset (signed q, z in [-8, 7]); W[n, k] = (q - z) * s in the scale dtype
+(symmetric: z = 0 after the offset, i.e. stored - 8). Then it runs the float forward pass of a
+Llama / Qwen2 / Qwen3 / Mistral decoder in float32 numpy and compares logits:
 
   awq_reader.py --float FLOAT_DIR --quantized OUT_DIR --calib calib.jsonl --rows 4
   awq_reader.py --float FLOAT_DIR --rtn 128 --calib calib.jsonl --rows 4   (round-to-nearest)
@@ -22,7 +27,8 @@ import sys
 import numpy as np
 
 REVERSE_ORDER = [0, 4, 1, 5, 2, 6, 3, 7]
-DTYPES = {"F16": np.float16, "F32": np.float32, "I32": np.int32, "BF16": np.uint16}
+DTYPES = {"F16": np.float16, "F32": np.float32, "I32": np.int32, "I64": np.int64,
+          "BF16": np.uint16}
 
 
 def read_safetensors(path):
@@ -79,6 +85,43 @@ def dequantize(qweight, qzeros, scales):
     return w_t.astype(np.float32).T.copy()
 
 
+def round_bf16(x):
+    """float32 -> nearest bfloat16 (ties to even), returned as float32."""
+    bits = x.astype(np.float32).view(np.uint32)
+    bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return bits.view(np.float32)
+
+
+def unpack_natural(packed, axis):
+    """int32 words holding 8 nibbles (nibble i = bits 4i..4i+3, element 8j+i) -> values 0..15,
+    unpacked along `axis` (1: [rows, cols/8] -> [rows, cols]; 0: [rows/8, cols] -> [rows, cols])."""
+    words = packed.view(np.uint32)
+    if axis == 0:
+        return unpack_natural(packed.T.copy(), 1).T.copy()
+    rows, cols = words.shape
+    values = np.empty((rows, cols * 8), dtype=np.int32)
+    for i in range(8):
+        values[:, i::8] = (words >> np.uint32(4 * i)) & np.uint32(0xF)
+    return values
+
+
+def dequantize_compressed(tensors, prefix, symmetric, scale_is_bf16):
+    """compressed-tensors pack-quantized -> float weight [out, in]."""
+    out, inp = (int(v) for v in tensors[prefix + ".weight_shape"])
+    q = unpack_natural(tensors[prefix + ".weight_packed"], 1)[:, :inp] - 8   # signed codes
+    scale = tensors[prefix + ".weight_scale"].astype(np.float32)             # [out, groups]
+    groups = scale.shape[1]
+    if symmetric:
+        z = np.zeros((out, groups), dtype=np.int32)
+    else:
+        z = unpack_natural(tensors[prefix + ".weight_zero_point"], 0)[:out] - 8
+    group = inp // groups
+    w = (q - np.repeat(z, group, axis=1)).astype(np.float32) * np.repeat(scale, group, axis=1)
+    # the kernels compute (q - z) * s in the scale dtype
+    w = round_bf16(w) if scale_is_bf16 else w.astype(np.float16).astype(np.float32)
+    return w
+
+
 def rtn(weight, group):
     """Round-to-nearest 4-bit asymmetric min-max group quantization (no AWQ), float16."""
     w = weight.astype(np.float16).astype(np.float32).reshape(-1, group)
@@ -93,10 +136,12 @@ LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_att
            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
 
 
-def linear_weights(tensors, prefix, rtn_group):
+def linear_weights(tensors, prefix, rtn_group, ct=None):
     if prefix + ".qweight" in tensors:
         w = dequantize(tensors[prefix + ".qweight"], tensors[prefix + ".qzeros"],
                        tensors[prefix + ".scales"])
+    elif prefix + ".weight_packed" in tensors:
+        w = dequantize_compressed(tensors, prefix, ct["symmetric"], ct["bf16"])
     else:
         w = tensors[prefix + ".weight"].astype(np.float32)
         if rtn_group:
@@ -129,6 +174,29 @@ def rms_norm(x, w, eps):
     return w * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
 
 
+def compressed_tensors_scheme(config, tensors):
+    """The W4A16 scheme of a compressed-tensors config (None for other checkpoints)."""
+    qc = config.get("quantization_config") or {}
+    if qc.get("quant_method") != "compressed-tensors":
+        return None
+    if qc.get("format") != "pack-quantized":
+        sys.exit("compressed-tensors format is not pack-quantized: %r" % qc.get("format"))
+    groups = list(qc["config_groups"].values())
+    if len(groups) != 1 or groups[0]["targets"] != ["Linear"] or groups[0].get("input_activations"):
+        sys.exit("expected one W4A16 config group targeting Linear: %r" % qc["config_groups"])
+    w = groups[0]["weights"]
+    if w["num_bits"] != 4 or w["type"] != "int" or w.get("dynamic"):
+        sys.exit("expected static 4-bit int weights: %r" % w)
+    if w["strategy"] == "group":
+        assert w["group_size"] in (32, 64, 128), w
+    elif w["strategy"] != "channel":
+        sys.exit("unsupported strategy %r" % w["strategy"])
+    scale = next(v for k, v in tensors.items() if k.endswith(".weight_scale"))
+    # read_safetensors widens BF16 to float32; quantd writes F16 or BF16 scales
+    return {"symmetric": bool(w["symmetric"]), "bf16": scale.dtype == np.float32,
+            "group_size": w.get("group_size"), "ignore": qc.get("ignore", [])}
+
+
 def forward(config, tensors, ids, rtn_group=0):
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
@@ -136,6 +204,7 @@ def forward(config, tensors, ids, rtn_group=0):
     head_dim = config.get("head_dim") or hidden // heads
     eps = config.get("rms_norm_eps", 1e-6)
     blocks, length = ids.shape
+    ct = compressed_tensors_scheme(config, tensors)
     inv = rope_inv_freq(config, head_dim)
     angles = np.arange(length, dtype=np.float32)[:, None] * inv[None, :]
     cos = np.cos(np.concatenate([angles, angles], -1))
@@ -150,7 +219,7 @@ def forward(config, tensors, ids, rtn_group=0):
     h = tensors["model.embed_tokens.weight"].astype(np.float32)[ids]
     for layer in range(config["num_hidden_layers"]):
         p = "model.layers.%d." % layer
-        lw = {n: linear_weights(tensors, p + n, rtn_group) for n in LINEARS}
+        lw = {n: linear_weights(tensors, p + n, rtn_group, ct) for n in LINEARS}
 
         def lin(x, name):
             w, b = lw[name]
@@ -208,8 +277,9 @@ def main():
     if args.quantized:
         qconfig, qtensors = read_model_dir(args.quantized)
         qc = qconfig.get("quantization_config", {})
-        if qc.get("quant_method") != "awq" or qc.get("version") != "gemm":
-            sys.exit("quantization_config is not AWQ GEMM: %r" % qc)
+        gemm = qc.get("quant_method") == "awq" and qc.get("version") == "gemm"
+        if not gemm and qc.get("quant_method") != "compressed-tensors":
+            sys.exit("quantization_config is neither AWQ GEMM nor compressed-tensors: %r" % qc)
         out = forward(qconfig, qtensors, ids)
     else:
         out = forward(config, float_tensors, ids, rtn_group=args.rtn)

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace quantd::engine::testing {
@@ -22,6 +23,11 @@ struct AwqReaderRun {
 // ‖logits − logits_float‖ / ‖logits_float‖ as the reader reports it; an error naming the command
 // when the reader fails or prints no such number.
 absl::StatusOr<double> ReaderRelativeLogitsError(const AwqReaderRun& run);
+
+// The first `rows` blocks of a calibration dump (--dump_calib: {"seq_len", "blocks"}) as the
+// reader's {"input_ids": [...]} rows in `jsonl`; an error when the dump has fewer.
+absl::Status WriteReaderRowsFromDump(const std::string& dump_path, int rows,
+                                     const std::string& jsonl);
 
 }  // namespace quantd::engine::testing
 

@@ -53,6 +53,13 @@ std::vector<std::string> EngineProcess::CommandLine(const std::string& engine,
   if (spec.output_dtype() == v1::OUTPUT_DTYPE_BFLOAT16) add("--dtype", "bfloat16");
   if (spec.output_dtype() == v1::OUTPUT_DTYPE_FLOAT16) add("--dtype", "float16");
   if (!spec.eval_text().empty()) add("--eval_text", spec.eval_text());
+  if (spec.has_zero_point()) add("--zero_point", spec.zero_point() ? "true" : "false");
+  if (spec.layout() == v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS) add("--format", "compressed-tensors");
+  if (spec.scale_dtype() == v1::OUTPUT_DTYPE_BFLOAT16) add("--scale_dtype", "bfloat16");
+  if (spec.scale_dtype() == v1::OUTPUT_DTYPE_FLOAT16) add("--scale_dtype", "float16");
+  if (spec.has_max_perplexity_increase_percent()) {
+    add("--max_ppl_increase", absl::StrCat(spec.max_perplexity_increase_percent()));
+  }
   if (spec.has_modules_to_not_convert()) {
     add("--modules_to_not_convert", absl::StrJoin(spec.modules_to_not_convert().names(), ","));
   }
@@ -193,6 +200,7 @@ void EngineProcess::ReadEvents(int stdout_fd, int stderr_fd) {
             have_result_ = true;
             result_ = event->result;
             result_error_ = event->error;
+            result_quality_ = event->quality;
             continue;
         }
         callbacks_.on_report(std::move(report));
@@ -216,6 +224,7 @@ v1::JobFinished EngineProcess::Conclude(int status) {
   v1::JobFinished finished;
   finished.set_job_id(assignment_.job_id());
   finished.set_attempt(assignment_.attempt());
+  if (result_quality_.has_value()) *finished.mutable_quality() = *result_quality_;
   const bool exited = WIFEXITED(status);
   const int code = exited ? WEXITSTATUS(status) : -1;
   std::string tail = stderr_tail_.empty() ? "" : absl::StrCat("; stderr ends with: ", stderr_tail_);

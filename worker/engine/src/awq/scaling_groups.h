@@ -37,6 +37,12 @@ std::vector<const LinearWeights*> GroupLinears(ScalingGroupKind kind, const Laye
 void ApplyGroupScales(ScalingGroupKind kind, const std::vector<float>& s, DType md,
                       LayerWeights* layer);
 
+// Whether the group's inspected module is its single Linear (o_proj, down_proj): its loss is a
+// quadratic form in the Gram matrix of the inputs, with no module forward.
+inline bool IsGramGroup(ScalingGroupKind kind) {
+  return kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown;
+}
+
 // "input_layernorm+..." style label "prev→a+b" used in reports.
 std::string GroupLabel(const ScalingGroup& group);
 

@@ -130,10 +130,10 @@ absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t 
   const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
                                 &w.gate_proj, &w.up_proj, &w.down_proj};
   for (int i = 0; i < 7; ++i) {
-    if (group <= 0 || group > 1024 || all[i]->in_features() % group != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kLayerLinearNames[i], ": in_features ", all[i]->in_features(),
-                       " is not a multiple of group_size ", group, " (1..1024)"));
+    if (group > 1024 || (group > 0 && all[i]->in_features() % group != 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kLayerLinearNames[i], ": in_features ", all[i]->in_features(),
+          " is not a multiple of group_size ", group, " (1..1024, or ≤ 0: per-channel)"));
     }
     if (all[i]->out_features() % 8 != 0) {
       return absl::InvalidArgumentError(
@@ -144,17 +144,13 @@ absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t 
   return absl::OkStatus();
 }
 
-bool IsGramGroup(ScalingGroupKind kind) {
-  return kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown;
-}
-
 // w_mean of a group into means[c, 2c) and x_mean from the input's column sums (over all tokens,
 // sums[0, c)) into means[0, c). Queued only; sums[c, 2c) is used as scratch.
 absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& g, double* sums,
                                    float* means, AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
-  const int64_t gs = run.settings.group_size;
+  const int64_t gs = run.settings.scheme().GroupFor(c);
   int64_t max_rows = 0, rows = 0;
   for (const DeviceLinear* l : g.linears) {
     max_rows = std::max(max_rows, l->out);
@@ -188,21 +184,23 @@ absl::Status AccumulateGram(const AwqLayerRun& run, const GroupOnDevice& g, int6
   return run.gemm->Gram(x_op, gram->f32(), m, c, md, accumulate);
 }
 
-// Adds the summed squared output error of every grid point to losses[kScaleGridPoints] for a
-// Gram-form group (grid scale vectors s_dev[kScaleGridPoints, c], `gram` over all tokens; split
-// in place) and returns the divisor that makes the sums AutoAWQ's mean losses. Queued only.
+// Adds the summed squared output error of each of `points` scale vectors s_dev[points, c] (the
+// grid, or the quality report's extra points) to losses[points] for a Gram-form group (`gram` over
+// all tokens; split in place on the first call, `split` false afterwards) and returns the divisor
+// that makes the sums AutoAWQ's mean losses. Queued only.
 absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g,
-                                  DeviceBuffer* gram, const float* s_dev, double* losses,
-                                  AwqWorkspace* ws) {
+                                  DeviceBuffer* gram, const float* s_dev, int points, bool split,
+                                  double* losses, AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
-  const int64_t gs = run.settings.group_size;
-  constexpr int kGrid = kScaleGridPoints;
+  const int64_t gs = run.settings.scheme().GroupFor(c);
+  const bool symmetric = !run.settings.zero_point;
+  const int kGrid = points;
   // loss = trace(ΔW · G · ΔWᵀ) / (n · out) with G = xᵀx: the Linear's output MSE, exactly.
   DeviceLinear* l = g.linears.front();
   const int64_t out = l->out;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->gram_lo, c * c, sizeof(float)));
-  SplitTf32(gram->f32(), ws->gram_lo.f32(), c * c, run.stream);
+  if (split) SplitTf32(gram->f32(), ws->gram_lo.f32(), c * c, run.stream);
   const size_t per_ratio = static_cast<size_t>(out * c) * sizeof(float) * 3;
   const int batch = static_cast<int>(
       std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
@@ -211,7 +209,7 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
   }
   for (int k0 = 0; k0 < kGrid; k0 += batch) {
     const int r = std::min(batch, kGrid - k0);
-    ScaleQuantizeUnscale(l->weight.f32(), s_dev + k0 * c, r, out, c, gs, md, nullptr,
+    ScaleQuantizeUnscale(l->weight.f32(), s_dev + k0 * c, r, out, c, gs, symmetric, md, nullptr,
                          ws->trial_a.f32(), nullptr, run.stream);
     SplitTf32(ws->trial_a.f32(), ws->trial_b.f32(), r * out * c, run.stream);
     QUANTD_RETURN_IF_ERROR(run.gemm->MulSymmetricSplit(ws->trial_a.f32(), ws->trial_b.f32(),
@@ -226,20 +224,21 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
   return static_cast<double>(run.tokens) * static_cast<double>(out);
 }
 
-// Adds, for the `geo.tokens` rows whose module inputs and outputs are in ws->capture, the summed
-// squared output error of the inspected module (self_attn or mlp) rerun with every grid point's
-// trial weights to losses[kScaleGridPoints], and returns the divisor (over all tokens). Queued
-// only.
+// Adds, for the first `geo.tokens` rows whose module inputs and outputs are in ws->capture, the
+// summed squared output error of the inspected module (self_attn or mlp) rerun with the trial
+// weights of each of `points` scale vectors s_dev[points, c] to losses[points], and returns the
+// divisor (over all tokens). Queued only.
 absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& g,
-                                   const LayerGeometry& geo, const float* s_dev, double* losses,
-                                   AwqWorkspace* ws) {
+                                   const LayerGeometry& geo, const float* s_dev, int points,
+                                   double* losses, AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
-  const int64_t gs = run.settings.group_size;
+  const int64_t gs = run.settings.scheme().GroupFor(c);
+  const bool symmetric = !run.settings.zero_point;
   const int64_t n = geo.tokens;
   const int64_t h = run.config->hidden_size;
   const size_t elem = static_cast<size_t>(DTypeSize(md));
-  constexpr int kGrid = kScaleGridPoints;
+  const int kGrid = points;
   DeviceCapture& cap = ws->capture;
   DeviceBuffer* trials[] = {&ws->trial_a, &ws->trial_b, &ws->trial_c};
   size_t per_ratio = 0;
@@ -272,7 +271,7 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
     const int r = std::min(batch, kGrid - k0);
     for (size_t i = 0; i < g.linears.size(); ++i) {
       ScaleQuantizeUnscale(g.linears[i]->weight.f32(), s_dev + k0 * c, r, g.linears[i]->out, c, gs,
-                           md, nullptr, nullptr, trials[i]->as<void>(), run.stream);
+                           symmetric, md, nullptr, nullptr, trials[i]->as<void>(), run.stream);
     }
     for (int j = 0; j < r; ++j) {
       auto trial = [&](size_t i) -> const void* {
@@ -344,7 +343,8 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
                                         const DeviceLinear& l, const float* x, const float* x_lo,
                                         int64_t n_tok, AwqWorkspace* ws) {
   const DType md = run.settings.md;
-  const int64_t gs = run.settings.group_size;
+  const int64_t gs = run.settings.scheme().GroupFor(l.in);
+  const bool symmetric = !run.settings.zero_point;
   const int64_t rows = l.out, cols = l.in, groups = cols / gs;
   constexpr int64_t kSteps = kClipStepCount;
   const size_t per_group =
@@ -366,7 +366,8 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   };
   for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
     const int64_t ng = std::min(chunk, groups - g0);
-    ClipTrials(l.weight.f32(), rows, cols, gs, g0, ng, md, ws->trial_a.f32(), m0, run.stream);
+    ClipTrials(l.weight.f32(), rows, cols, gs, g0, ng, symmetric, md, ws->trial_a.f32(), m0,
+               run.stream);
     // Row-major ref_g [n_tok, rows] = x_g · w_gᵀ is column-major w_gᵀ-major: (w_g)ᵀ · x_gᵀ.
     QUANTD_RETURN_IF_ERROR(
         product({true, false, rows, n_tok, gs, l.weight.f32() + g0 * gs, cols, gs, x + g0 * gs,
@@ -487,10 +488,13 @@ absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>
 }
 
 // Queued only: the packed tensors, and the float32 bias (`bias`, empty without one; the caller
-// converts it to float16), arrive with the arena's FinishDownloads().
-absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const DeviceLinear& l,
-                                                 AwqWorkspace* ws, std::vector<float>* bias) {
-  const int64_t gs = run.settings.group_size;
+// converts it to the scale dtype), arrive with the arena's FinishDownloads(). With `dequantize`
+// the Linear's float32 master is replaced by its dequantized weight (the quantized model's).
+absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, DeviceLinear& l,
+                                                 bool dequantize, AwqWorkspace* ws,
+                                                 std::vector<float>* bias) {
+  const int64_t gs = run.settings.scheme().GroupFor(l.in);
+  const DType qd = run.settings.scale_dtype;
   const int64_t groups = l.in / gs;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->codes, l.out * l.in, 1));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->qscales, l.out * groups, sizeof(float)));
@@ -498,15 +502,17 @@ absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const D
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->qweight, l.in * l.out / 8, sizeof(int32_t)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->qzeros, groups * l.out / 8, sizeof(int32_t)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales_t, groups * l.out, sizeof(uint16_t)));
-  QuantizeF16(l.weight.f32(), l.out, l.in, gs, ws->codes.as<uint8_t>(), ws->qscales.f32(),
-              ws->zeros.as<uint8_t>(), run.stream);
-  PackGemm(ws->codes.as<uint8_t>(), ws->zeros.as<uint8_t>(), ws->qscales.f32(), l.out, l.in, gs,
+  QuantizeFinal(l.weight.f32(), l.out, l.in, gs, !run.settings.zero_point, qd,
+                ws->codes.as<uint8_t>(), ws->qscales.f32(), ws->zeros.as<uint8_t>(),
+                dequantize ? l.weight.f32() : nullptr, run.stream);
+  PackGemm(ws->codes.as<uint8_t>(), ws->zeros.as<uint8_t>(), ws->qscales.f32(), l.out, l.in, gs, qd,
            ws->qweight.as<int32_t>(), ws->qzeros.as<int32_t>(), ws->scales_t.as<uint16_t>(),
            run.stream);
   GemmPackedLinear p;
   p.in_features = l.in;
   p.out_features = l.out;
   p.group_size = gs;
+  p.scale_dtype = qd;
   p.qweight.resize(static_cast<size_t>(l.in * l.out / 8));
   p.qzeros.resize(static_cast<size_t>(groups * l.out / 8));
   p.scales.resize(static_cast<size_t>(groups * l.out));
@@ -586,12 +592,53 @@ CudaPhaseSeconds& GlobalPhaseTotals() {
   return totals;
 }
 
+namespace {
+
+// hidden ← layer(hidden) over all of run's tokens with the weights in ws->layer (in
+// run.settings.md). Queued only.
+absl::Status ForwardResidentLayer(const AwqLayerRun& run, AwqWorkspace* ws) {
+  QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
+  const int64_t chunk = ChunkTokens(run);
+  for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
+    const int64_t m = std::min(chunk, run.tokens - t0);
+    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
+    QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
+                                               nullptr, &ws->scratch, run.stream));
+    QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
+  }
+  return absl::OkStatus();
+}
+
+// ws->layer, whose Linears now hold their dequantized weights, as the quantized model runs it in
+// qmd: biases rounded to qmd as the checkpoint stores them, qmd operands rebuilt. Queued only.
+absl::Status PrepareQuantizedLayer(DType qmd, cudaStream_t stream, DeviceLayer* layer) {
+  for (int i = 0; i < 7; ++i) {
+    DeviceLinear* l = layer->linear(i);
+    QUANTD_RETURN_IF_ERROR(Ensure(&l->operand, l->out * l->in, DTypeSize(qmd)));
+    if (l->has_bias) {
+      BiasRound(l->bias.f32(), nullptr, 1, l->out, qmd, stream);
+      QUANTD_RETURN_IF_ERROR(Ensure(&l->bias_op, l->out, DTypeSize(qmd)));
+    }
+    RefreshOperand(l, qmd, stream);
+  }
+  QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("PrepareQuantizedLayer");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights w,
                                                      bool uploaded, const CancellationToken* cancel,
+                                                     const HeldOutRuns& held_out,
                                                      AwqWorkspace* ws) {
   const ModelConfig& c = *run.config;
   const DType md = run.settings.md;
   constexpr int kGrid = kScaleGridPoints;
+  // A Gram-form group's grid carries one more point, scale vector 1 (round-to-nearest), for the
+  // quality report: exact on all tokens at the cost of one more quadratic form.
+  constexpr int kSlots = kGrid + 1;
+  // The quality report's measurements come with the held-out states (Backend::SetHeldOut).
+  const bool quality = held_out.float_run != nullptr;
   QUANTD_RETURN_IF_ERROR(CheckGeometry(c, w, run.settings.group_size));
   // Nothing queued earlier (a failed layer included) may still use the arena; this also waits
   // for the staged weights.
@@ -618,9 +665,9 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   const int64_t all_cols = first_col.back();
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->sums, 2 * all_cols, sizeof(double)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->means, 2 * all_cols, sizeof(float)));
-  QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales, kGrid * all_cols, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales, kSlots * all_cols, sizeof(float)));
   QUANTD_RETURN_IF_ERROR(
-      Ensure(&ws->losses, kGrid * static_cast<int64_t>(dgroups.size()), sizeof(double)));
+      Ensure(&ws->losses, kSlots * static_cast<int64_t>(dgroups.size()), sizeof(double)));
   double* sums = ws->sums.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * all_cols * sizeof(double), run.stream));
   for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
@@ -639,6 +686,10 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     if (run.settings.apply_clip) QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, t0, m, ws));
     QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
   }
+  if (held_out.float_run != nullptr) {  // the float model's held-out states, same weights
+    QUANTD_RETURN_IF_ERROR(ForwardResidentLayer(*held_out.float_run, ws));
+    QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));  // back to the calibration blocks' tables
+  }
   for (size_t i = 0; i < dgroups.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(FinishGroupStatistics(run, dgroups[i], sums + 2 * first_col[i],
                                                  ws->means.f32() + 2 * first_col[i], ws));
@@ -655,7 +706,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   // The host computes group i + 1's grid while the device runs group i's trials.
   double* losses = ws->losses.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(
-      cudaMemsetAsync(losses, 0, kGrid * dgroups.size() * sizeof(double), run.stream));
+      cudaMemsetAsync(losses, 0, kSlots * dgroups.size() * sizeof(double), run.stream));
   std::vector<std::vector<float>> x_mean(dgroups.size()), w_mean(dgroups.size());
   std::vector<std::vector<std::vector<float>>> grids(dgroups.size());
   std::vector<double> divisor(dgroups.size());
@@ -668,18 +719,21 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     x_mean[i].assign(m, m + cols);
     w_mean[i].assign(m + cols, m + 2 * cols);
     grids[i] = GridScales(x_mean[i], w_mean[i], md);
-    float* s_dev = ws->scales.f32() + kGrid * first_col[i];
-    std::vector<float> grid;  // [kGrid, cols], one copy to the device
-    grid.reserve(static_cast<size_t>(kGrid * cols));
+    float* s_dev = ws->scales.f32() + kSlots * first_col[i];
+    const bool gram = IsGramGroup(dgroups[i].kind);
+    std::vector<float> grid;  // [kGrid (+1), cols], one copy to the device
+    grid.reserve(static_cast<size_t>(kSlots * cols));
     for (const std::vector<float>& v : grids[i]) grid.insert(grid.end(), v.begin(), v.end());
+    if (gram) grid.insert(grid.end(), static_cast<size_t>(cols), 1.0f);
     QUANTD_RETURN_IF_ERROR(
         ws->host.Upload(grid.data(), grid.size() * sizeof(float), s_dev, run.stream));
-    if (IsGramGroup(dgroups[i].kind)) {
+    if (gram) {
       QUANTD_ASSIGN_OR_RETURN(
-          divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, losses + kGrid * i, ws));
+          divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, quality ? kSlots : kGrid,
+                                 /*split=*/true, losses + kSlots * i, ws));
     } else if (run.in_place) {  // on the captures of the forward above
       QUANTD_ASSIGN_OR_RETURN(divisor[i], TrialLosses(run, dgroups[i], GeometryOf(run, *ws, chunk),
-                                                      s_dev, losses + kGrid * i, ws));
+                                                      s_dev, kGrid, losses + kSlots * i, ws));
     }
   }
   // Not in place: the module-output groups' trials chunk by chunk, each chunk's forward rerun.
@@ -695,12 +749,12 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
         return absl::CancelledError("quantization cancelled");
       }
       if (IsGramGroup(dgroups[i].kind)) continue;
-      const float* s_dev = ws->scales.f32() + kGrid * first_col[i];
-      QUANTD_ASSIGN_OR_RETURN(divisor[i],
-                              TrialLosses(run, dgroups[i], geo, s_dev, losses + kGrid * i, ws));
+      const float* s_dev = ws->scales.f32() + kSlots * first_col[i];
+      QUANTD_ASSIGN_OR_RETURN(
+          divisor[i], TrialLosses(run, dgroups[i], geo, s_dev, kGrid, losses + kSlots * i, ws));
     }
   }
-  std::vector<double> loss_sums(kGrid * dgroups.size());
+  std::vector<double> loss_sums(kSlots * dgroups.size());
   QUANTD_RETURN_IF_ERROR(
       ws->host.Download(losses, loss_sums.size() * sizeof(double), loss_sums.data(), run.stream));
   device_lap.Mark();
@@ -710,8 +764,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QuantizedLayer out;
   std::vector<const float*> chosen(dgroups.size());  // the chosen scale vectors on the device
   for (size_t i = 0; i < dgroups.size(); ++i) {
-    std::vector<double> group_losses(loss_sums.begin() + kGrid * i,
-                                     loss_sums.begin() + kGrid * (i + 1));
+    std::vector<double> group_losses(loss_sums.begin() + kSlots * i,
+                                     loss_sums.begin() + kSlots * i + kGrid);
     for (double& v : group_losses) v /= divisor[i];
     absl::StatusOr<ScaleSearchResult> best =
         PickBestScale(std::move(grids[i]), std::move(group_losses));
@@ -719,7 +773,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       return absl::Status(best.status().code(),
                           absl::StrCat(GroupLabel(groups[i]), ": ", best.status().message()));
     }
-    chosen[i] = ws->scales.f32() + kGrid * first_col[i] + best->best_index * dgroups[i].cols;
+    chosen[i] = ws->scales.f32() + kSlots * first_col[i] + best->best_index * dgroups[i].cols;
     ScalingDecision d;
     d.label = GroupLabel(groups[i]);
     d.ratio_index = best->best_index;
@@ -729,10 +783,50 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     d.scales = std::move(best->scales);
     d.x_mean = std::move(x_mean[i]);
     d.w_mean = std::move(w_mean[i]);
+    if (quality && IsGramGroup(dgroups[i].kind)) {  // the extra point, exact on all tokens
+      d.rtn_loss = loss_sums[kSlots * i + kGrid] / divisor[i];
+      d.awq_loss = d.loss;
+      d.compare_tokens = run.tokens;
+    }
     out.scaling.push_back(std::move(d));
   }
   times.scale_search += lap.Next();
   times.device_scale_search += device_lap.Next();
+
+  // The quality report's comparison of the module-output groups: round-to-nearest (scale vector
+  // 1) and the chosen scales, rerun on the quality slice (the first blocks; not in place, of the
+  // first chunk, whose forward is redone for its captures), on the original weights.
+  const int64_t slice = std::min(QualitySliceBlocks(run.tokens / run.len) * run.len, chunk);
+  QUANTD_RETURN_IF_ERROR(
+      Ensure(&ws->quality_losses, 2 * static_cast<int64_t>(dgroups.size()), sizeof(double)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->quality_scales, 2 * all_cols, sizeof(float)));
+  double* quality_dev = ws->quality_losses.as<double>();
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemsetAsync(quality_dev, 0, 2 * dgroups.size() * sizeof(double), run.stream));
+  bool sliced = false;
+  for (size_t i = 0; quality && i < dgroups.size(); ++i) {
+    if (IsGramGroup(dgroups[i].kind)) continue;
+    if (!run.in_place && !sliced) {
+      const int64_t m = std::min(chunk, run.tokens);
+      QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, 0, m, ws));
+      QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
+                                                 &ws->capture, &ws->scratch, run.stream));
+      dgroups = DeviceGroups(groups, c, ws);
+    }
+    sliced = true;
+    const int64_t cols = dgroups[i].cols;
+    std::vector<float> pair(static_cast<size_t>(cols), 1.0f);
+    pair.insert(pair.end(), out.scaling[i].scales.begin(), out.scaling[i].scales.end());
+    float* s_dev = ws->quality_scales.f32() + 2 * first_col[i];
+    QUANTD_RETURN_IF_ERROR(
+        ws->host.Upload(pair.data(), pair.size() * sizeof(float), s_dev, run.stream));
+    QUANTD_RETURN_IF_ERROR(
+        TrialLosses(run, dgroups[i], GeometryOf(run, *ws, slice), s_dev, 2, quality_dev + 2 * i, ws)
+            .status());
+  }
+  std::vector<double> quality_sums(2 * dgroups.size());
+  QUANTD_RETURN_IF_ERROR(ws->host.Download(quality_dev, quality_sums.size() * sizeof(double),
+                                           quality_sums.data(), run.stream));
 
   for (size_t i = 0; i < dgroups.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], chosen[i], ws));
@@ -745,9 +839,10 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   }
   std::vector<std::vector<float>> biases(7);
   out.linears.reserve(7);
+  const bool quantized_forward = held_out.quantized_run != nullptr;
   for (int i = 0; i < 7; ++i) {
-    QUANTD_ASSIGN_OR_RETURN(GemmPackedLinear p,
-                            QuantizeAndPack(run, *ws->layer.linear(i), ws, &biases[i]));
+    QUANTD_ASSIGN_OR_RETURN(GemmPackedLinear p, QuantizeAndPack(run, *ws->layer.linear(i),
+                                                                quantized_forward, ws, &biases[i]));
     out.linears.push_back({kLayerLinearNames[i], std::move(p)});
   }
   QUANTD_ASSIGN_OR_RETURN(out.input_layernorm, DownloadVector(ws->layer.input_norm, c.hidden_size,
@@ -755,14 +850,26 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QUANTD_ASSIGN_OR_RETURN(
       out.post_attention_layernorm,
       DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream, &ws->host));
+  if (quantized_forward) {  // the quantized model's held-out states, on the dequantized layer
+    QUANTD_RETURN_IF_ERROR(
+        PrepareQuantizedLayer(held_out.quantized_run->settings.md, run.stream, &ws->layer));
+    QUANTD_RETURN_IF_ERROR(ForwardResidentLayer(*held_out.quantized_run, ws));
+  }
   device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding, clip search, quantize and pack"));
   ws->host.FinishDownloads();
   for (int i = 0; i < 7; ++i) {
     if (biases[i].empty()) continue;
     std::vector<uint16_t> b(biases[i].size());
-    for (size_t j = 0; j < b.size(); ++j) b[j] = FloatToF16(biases[i][j]);
+    for (size_t j = 0; j < b.size(); ++j) b[j] = ToHalfBits(run.settings.scale_dtype, biases[i][j]);
     out.linears[i].packed.bias = std::move(b);
+  }
+  for (size_t i = 0; quality && i < dgroups.size(); ++i) {
+    if (IsGramGroup(dgroups[i].kind)) continue;
+    const double n = static_cast<double>(slice) * static_cast<double>(c.hidden_size);
+    out.scaling[i].rtn_loss = quality_sums[2 * i] / n;
+    out.scaling[i].awq_loss = quality_sums[2 * i + 1] / n;
+    out.scaling[i].compare_tokens = slice;
   }
   times.finish += lap.Next();
   times.device_finish += device_lap.Next();
@@ -777,16 +884,8 @@ absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& we
     return absl::UnimplementedError(absl::StrCat(
         "the CUDA backend supports head_dim 64 and 128; this model has ", run.config->head_dim));
   }
-  QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
   QUANTD_RETURN_IF_ERROR(UploadLayer(weights, run.settings.md, run.stream, &ws->layer));
-  const int64_t chunk = ChunkTokens(run);
-  for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
-    const int64_t m = std::min(chunk, run.tokens - t0);
-    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
-    QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
-                                               nullptr, &ws->scratch, run.stream));
-    QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
-  }
+  QUANTD_RETURN_IF_ERROR(ForwardResidentLayer(run, ws));
   return Sync(run.stream, "layer forward");
 }
 
@@ -823,9 +922,15 @@ absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor
   DeviceBuffer norm;
   QUANTD_RETURN_IF_ERROR(
       Upload(final_norm.ptr(), final_norm.data.size() * sizeof(float), &norm, run.stream));
-  // lm_head in md for the GEMM (staged through the logits buffer as float32).
-  QUANTD_RETURN_IF_ERROR(
-      Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->logits, run.stream));
+  // lm_head in md for the GEMM (staged through the logits buffer as float32). The pipeline scores
+  // the float and the quantized model with the same host tensor: it is uploaded once.
+  if (ws->lm_head_source != lm_head.ptr() || ws->lm_head_elements != lm_head.numel()) {
+    ws->lm_head_source = nullptr;
+    QUANTD_RETURN_IF_ERROR(
+        Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->logits, run.stream));
+    ws->lm_head_source = lm_head.ptr();
+    ws->lm_head_elements = lm_head.numel();
+  }
   const void* head_op = ws->logits.as<void>();
   if (md != DType::kF32) {
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->lm_head, vocab * h, DTypeSize(md)));

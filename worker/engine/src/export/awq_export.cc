@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "export/compressed_tensors_export.h"
 #include "io/checkpoint_reader.h"
 #include "io/file_util.h"
 #include "io/status_macros.h"
@@ -16,10 +17,6 @@ namespace quantd::engine {
 namespace {
 
 namespace fs = std::filesystem;
-
-const char* OutputDtypeName(OutputDtype d) {
-  return d == OutputDtype::kBFloat16 ? "bfloat16" : "float16";
-}
 
 // True when `dir` is `root` or lies inside it (dir need not exist yet).
 bool IsSameOrInside(const std::string& dir, const std::string& root) {
@@ -53,9 +50,15 @@ ExportOptions ExportOptions::From(const QuantizeOptions& o) {
   e.bits = o.bits;
   e.group_size = o.group_size;
   e.zero_point = o.zero_point;
+  e.format = o.format;
   e.modules_to_not_convert = o.modules_to_not_convert;
   e.output_dtype = o.output_dtype;
+  e.scale_dtype = o.scale_dtype;
   return e;
+}
+
+QuantFormat ExportOptions::quant_format() const {
+  return {format, bits, group_size, zero_point, output_dtype, scale_dtype};
 }
 
 DType FloatDTypeOf(OutputDtype dtype) {
@@ -64,7 +67,7 @@ DType FloatDTypeOf(OutputDtype dtype) {
 
 bool IsNotConverted(std::string_view module, const std::vector<std::string>& modules) {
   for (const std::string& m : modules) {
-    if (!m.empty() && module.find(m) != std::string_view::npos) return true;
+    if (MatchesModulePattern(module, m)) return true;
   }
   return false;
 }
@@ -74,7 +77,6 @@ bool IsNotConverted(std::string_view module, const std::vector<std::string>& mod
 // down), input_layernorm, post_attention_layernorm; final norm; lm_head when untied.
 std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOptions& o) {
   const DType fdt = FloatDTypeOf(o.output_dtype);
-  const int64_t g = o.group_size;
   const int pack = 32 / o.bits;
   std::vector<PlannedTensor> plan = {{kEmbedTokensName, fdt, {c.vocab_size, c.hidden_size}}};
   std::vector<int64_t> out = LinearOutFeatures(c);
@@ -87,6 +89,7 @@ std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOp
         plan.push_back({base + ".weight", fdt, {out[i], in[i]}});
         if (bias) plan.push_back({base + ".bias", fdt, {out[i]}});
       } else {
+        const int64_t g = o.group_size > 0 ? o.group_size : in[i];
         plan.push_back({base + ".qweight", DType::kI32, {in[i], out[i] / pack}});
         plan.push_back({base + ".qzeros", DType::kI32, {in[i] / g, out[i] / pack}});
         plan.push_back({base + ".scales", DType::kF16, {in[i] / g, out[i]}});
@@ -108,12 +111,27 @@ std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOp
 
 nlohmann::json MakeOutputConfig(const ModelConfig& config, const ExportOptions& o) {
   nlohmann::json out = config.raw;
-  nlohmann::json modules = o.modules_to_not_convert.empty()
-                               ? nlohmann::json(nullptr)
-                               : nlohmann::json(o.modules_to_not_convert);
-  out["quantization_config"] = {{"quant_method", "awq"},      {"bits", o.bits},
-                                {"group_size", o.group_size}, {"zero_point", o.zero_point},
-                                {"version", "gemm"},          {"modules_to_not_convert", modules}};
+  if (o.format == CheckpointFormat::kCompressedTensors) {
+    // compressed-tensors matches `ignore` entries as exact names or re: patterns; lm_head is
+    // never quantized (vLLM's lm_head is no Linear layer, but readers expect it listed).
+    std::vector<std::string> ignore = {"lm_head"};
+    for (const std::string& m : o.modules_to_not_convert) {
+      if (m != "lm_head" && std::find(ignore.begin(), ignore.end(), m) == ignore.end()) {
+        ignore.push_back(m);
+      }
+    }
+    out["quantization_config"] = CompressedTensorsQuantizationConfig(o.quant_format(), ignore);
+  } else {
+    // vLLM's and AutoAWQ's readers match substrings: re: patterns would never match there.
+    std::vector<std::string> plain;
+    for (const std::string& m : o.modules_to_not_convert) {
+      if (m.rfind("re:", 0) != 0) plain.push_back(m);
+    }
+    nlohmann::json modules = plain.empty() ? nlohmann::json(nullptr) : nlohmann::json(plain);
+    out["quantization_config"] = {
+        {"quant_method", "awq"},      {"bits", o.bits},    {"group_size", o.group_size},
+        {"zero_point", o.zero_point}, {"version", "gemm"}, {"modules_to_not_convert", modules}};
+  }
   // transformers 4.x reads torch_dtype, 5.x dtype (and still accepts torch_dtype).
   const char* dtype = OutputDtypeName(o.output_dtype);
   bool has_dtype = out.contains("dtype");
@@ -143,10 +161,7 @@ absl::StatusOr<std::unique_ptr<AwqExporter>> AwqExporter::Create(const ModelConf
   if (options.bits != 4) {
     return absl::InvalidArgumentError(absl::StrCat("bits must be 4, found ", options.bits));
   }
-  if (options.group_size <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("group_size must be positive, found ", options.group_size));
-  }
+  QUANTD_RETURN_IF_ERROR(CheckQuantFormat(options.quant_format()));
   if (!options.model_dir.empty() && IsSameOrInside(options.output_dir, options.model_dir)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "output_dir ", options.output_dir, " is the model directory ", options.model_dir,
@@ -159,15 +174,23 @@ absl::StatusOr<std::unique_ptr<AwqExporter>> AwqExporter::Create(const ModelConf
   std::unique_ptr<AwqExporter> e(new AwqExporter(config, options));
   std::map<std::string, std::string> dropped;
   if (config.tie_word_embeddings) dropped[kLmHeadName] = kEmbedTokensName;
+  std::vector<PlannedTensor> plan = PlanAwqStateDict(config, options);
+  if (options.format == CheckpointFormat::kCompressedTensors) {
+    plan = PlanCompressedTensorsStateDict(plan, options.zero_point,
+                                          FloatDTypeOf(ScaleDtypeOf(options.quant_format())));
+  }
   QUANTD_ASSIGN_OR_RETURN(e->weights_,
-                          CheckpointWriter::Create(&e->staged_, PlanAwqStateDict(config, options),
-                                                   std::move(dropped), options.max_shard_bytes));
+                          CheckpointWriter::Create(&e->staged_, std::move(plan), std::move(dropped),
+                                                   options.max_shard_bytes));
   return e;
 }
 
 absl::Status AwqExporter::WriteLinear(int layer, std::string_view linear,
                                       const PackedLinear& packed) {
   std::string base = LayerTensorName(layer, linear);
+  if (options_.format == CheckpointFormat::kCompressedTensors) {
+    return WriteCompressedTensorsLinear(weights_.get(), base, packed, options_.zero_point);
+  }
   QUANTD_RETURN_IF_ERROR(weights_->WriteInt32(base + ".qweight", packed.qweight));
   QUANTD_RETURN_IF_ERROR(weights_->WriteInt32(base + ".qzeros", packed.qzeros));
   QUANTD_RETURN_IF_ERROR(weights_->WriteFloat(base + ".scales", packed.scales));
@@ -226,16 +249,20 @@ absl::Status AwqExporter::StageSideFiles() {
     QUANTD_ASSIGN_OR_RETURN(std::string content, ReadFileToString(source));
     QUANTD_RETURN_IF_ERROR(staged_.AddContent(*name, content));
   }
-  QUANTD_RETURN_IF_ERROR(staged_.AddContent("quant_config.json", MakeQuantConfigJson(options_)));
+  if (options_.format == CheckpointFormat::kAwqGemm) {  // the seed's file describes GEMM
+    QUANTD_RETURN_IF_ERROR(staged_.AddContent("quant_config.json", MakeQuantConfigJson(options_)));
+  }
   std::string modules;
   for (const std::string& m : options_.modules_to_not_convert) absl::StrAppend(&modules, m, "\n");
   return staged_.AddContent("modules_to_not_convert.txt", modules);
 }
 
 // A checkpoint of an earlier run in output_dir would be mixed with ours (an old index wins over a
-// new single file), so its weight files go, as huggingface_hub's saver deletes them.
+// new single file), so its weight files go, as huggingface_hub's saver deletes them; so does a
+// GEMM run's quant_config.json under a compressed-tensors checkpoint.
 absl::Status AwqExporter::RemoveStaleCheckpointFiles() const {
-  static const std::regex kWeightFile(R"(model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?)");
+  static const std::regex kWeightFile(
+      R"(model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?|quant_config\.json)");
   std::vector<std::string> ours = staged_.names();
   std::set<std::string> keep(ours.begin(), ours.end());
   std::error_code ec;

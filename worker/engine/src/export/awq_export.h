@@ -1,7 +1,8 @@
 // AwqExporter: writes the output directory of a quantization (spec/output-format.md) — the AutoAWQ
-// GEMM checkpoint, config.json with quantization_config, the source's generation and tokenizer
-// files, the seed script's quant_config.json and modules_to_not_convert.txt, and any extra file
-// the pipeline adds (quant_report.json). Everything is written under temporary names and renamed
+// GEMM checkpoint or its compressed-tensors form (export/compressed_tensors_export.h), config.json
+// with quantization_config, the source's generation and tokenizer files, the seed script's
+// quant_config.json (GEMM only) and modules_to_not_convert.txt, and any extra file the pipeline
+// adds (quant_report.json). Everything is written under temporary names and renamed
 // into place by Commit(); without Commit() (an error, a cancellation) the temporaries are removed
 // and the output directory holds no new final name. model_dir is only read.
 //
@@ -37,24 +38,28 @@ struct ExportOptions {
   std::string model_dir;   // Source: config.json, generation and tokenizer files.
   std::string output_dir;  // Created when missing.
   int bits = 4;
-  int group_size = 128;
+  int group_size = 128;  // kPerChannelGroup: per-channel
   bool zero_point = true;
+  CheckpointFormat format = CheckpointFormat::kAwqGemm;
   std::vector<std::string> modules_to_not_convert = {"lm_head"};
   OutputDtype output_dtype = OutputDtype::kFloat16;
+  std::optional<OutputDtype> scale_dtype;  // unset: the format's default
   int64_t max_shard_bytes = kDefaultMaxShardBytes;
 
   static ExportOptions From(const QuantizeOptions& options);
+  QuantFormat quant_format() const;
 };
 
 // DType of the float (non-quantized) tensors.
 DType FloatDTypeOf(OutputDtype dtype);
 
-// The seven Linears of a layer in AutoAWQ GEMM form (spec/output-format.md).
+// A quantized Linear in AutoAWQ GEMM form (spec/output-format.md), as the pipeline hands it over
+// for either format.
 struct PackedLinear {
   std::vector<int32_t> qweight;  // [in, out / 8], 8 codes per word, AWQ order
   std::vector<int32_t> qzeros;   // [in / G, out / 8]
-  Tensor scales;                 // [in / G, out], written as float16
-  std::optional<Tensor> bias;    // [out], written as float16
+  Tensor scales;                 // [in / G, out], written in the scale dtype
+  std::optional<Tensor> bias;    // [out], written in the scale dtype
 };
 
 // True when a Linear (full module name, e.g. "model.layers.0.mlp.down_proj") stays in float

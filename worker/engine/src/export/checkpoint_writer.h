@@ -65,6 +65,8 @@ class CheckpointWriter {
                               absl::Span<const uint8_t> bytes);
   // An I32 tensor given as values; the count must match the planned shape.
   absl::Status WriteInt32(std::string_view name, absl::Span<const int32_t> values);
+  // An I64 tensor given as values (compressed-tensors' weight_shape).
+  absl::Status WriteInt64(std::string_view name, absl::Span<const int64_t> values);
 
   std::vector<std::string> Missing() const;
 

@@ -7,6 +7,7 @@
 #include "io/json_file.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "quantd/engine/format_options.h"
 
 namespace quantd::engine {
 namespace {
@@ -207,9 +208,9 @@ absl::StatusOr<Tensor> CheckpointReader::LoadLmHead(const ModelConfig& config) c
 
 absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
                                       const std::vector<std::string>& modules_to_not_convert) {
-  if (group_size <= 0) {
+  if (group_size <= 0 && group_size != kPerChannelGroup) {
     return absl::InvalidArgumentError(
-        absl::StrCat("group_size must be positive, found ", group_size));
+        absl::StrCat("group_size must be positive or -1 (per-channel), found ", group_size));
   }
   std::vector<int64_t> out = LinearOutFeatures(config);
   std::vector<int64_t> in = LinearInFeatures(config);
@@ -218,10 +219,10 @@ absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
       std::string module = LayerTensorName(layer, kLayerLinearNames[i]);
       bool skipped = false;
       for (const std::string& m : modules_to_not_convert) {
-        if (!m.empty() && module.find(m) != std::string::npos) skipped = true;
+        if (MatchesModulePattern(module, m)) skipped = true;
       }
       if (skipped) continue;
-      if (in[i] % group_size != 0) {
+      if (group_size > 0 && in[i] % group_size != 0) {
         return absl::FailedPreconditionError(
             absl::StrCat("module ", module, ": in_features ", in[i],
                          " is not divisible by group_size ", group_size,
@@ -231,7 +232,7 @@ absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
       if (out[i] % 8 != 0) {
         return absl::FailedPreconditionError(
             absl::StrCat("module ", module, ": out_features ", out[i],
-                         " is not a multiple of 8, which the GEMM packing needs"));
+                         " is not a multiple of 8, which both formats' packing needs"));
       }
     }
   }

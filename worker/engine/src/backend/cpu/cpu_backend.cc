@@ -53,7 +53,7 @@ class TrialLoss {
     std::vector<LinearWeights> trial;
     for (const LinearWeights* l : GroupLinears(kind_, layer_)) {
       LinearWeights t{Tensor(), l->bias};
-      ScaleQuantizeUnscale(l->weight, s, settings_.group_size, ctx_.md, &t.weight);
+      ScaleQuantizeUnscale(l->weight, s, settings_.scheme(), ctx_.md, &t.weight);
       trial.push_back(std::move(t));
     }
     switch (kind_) {
@@ -86,6 +86,23 @@ class TrialLoss {
   std::vector<float> gram_;
 };
 
+// The first `rows` rows of t.
+Tensor FirstRows(const Tensor& t, int64_t rows) {
+  Tensor out({rows, t.dim(1)});
+  std::copy_n(t.ptr(), rows * t.dim(1), out.ptr());
+  return out;
+}
+
+// The captured module inputs and outputs of the quality slice (the first blocks).
+LayerCapture QualitySlice(const LayerCapture& cap, int64_t rows) {
+  LayerCapture s;
+  s.attn_input = FirstRows(cap.attn_input, rows);
+  s.attn_output = FirstRows(cap.attn_output, rows);
+  s.mlp_input = FirstRows(cap.mlp_input, rows);
+  s.mlp_output = FirstRows(cap.mlp_output, rows);
+  return s;
+}
+
 absl::Status CheckCancel(const CancellationToken* cancel) {
   if (cancel != nullptr && cancel->cancelled())
     return absl::CancelledError("quantization cancelled");
@@ -97,7 +114,7 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
 // scaled that input. Dividing the sampled tokens equals sampling the divided cache.
 void ClipLinears(const std::vector<ScalingGroup>& groups,
                  const std::vector<ScalingDecision>& scaling, const LayerCapture& cap, DType md,
-                 int64_t group_size, LayerWeights* w, std::vector<ClipDecision>* clips) {
+                 const QuantScheme& scheme, LayerWeights* w, std::vector<ClipDecision>* clips) {
   struct Target {
     const char* name;
     LinearWeights* linear;
@@ -113,8 +130,8 @@ void ClipLinears(const std::vector<ScalingGroup>& groups,
     for (size_t i = 0; i < groups.size(); ++i) {
       if (groups[i].kind == t.input_group) DivideInputs(scaling[i].scales, md, &sampled);
     }
-    ClipResult r = SearchBestClip(t.linear->weight, sampled, group_size, md);
-    ApplyClip(r.max_val, group_size, &t.linear->weight);
+    ClipResult r = SearchBestClip(t.linear->weight, sampled, scheme, md);
+    ApplyClip(r.max_val, scheme.GroupFor(t.linear->in_features()), &t.linear->weight);
     clips->push_back({t.name, std::move(r.max_val), std::move(r.shrink_index)});
   }
 }
@@ -144,10 +161,16 @@ class CpuBackend : public Backend {
                                                const CancellationToken* cancel) override {
     auto* act = static_cast<CpuActivations*>(hidden);
     const DType md = settings.md;
-    const int64_t gs = settings.group_size;
+    const QuantScheme scheme = settings.scheme();
     const LayerContext ctx = MakeContext(config, md, act->block_len());
     LayerCapture cap;
     ForwardDecoderLayer(ctx, w, &act->hidden(), &cap);
+    if (held_out().float_hidden != nullptr) {
+      auto* h = static_cast<CpuActivations*>(held_out().float_hidden);
+      ForwardDecoderLayer(MakeContext(config, md, h->block_len()), w, &h->hidden(), nullptr);
+    }
+    const int64_t slice_rows = QualitySliceBlocks(act->num_blocks()) * act->block_len();
+    const LayerCapture slice = QualitySlice(cap, slice_rows);
 
     QuantizedLayer out;
     const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
@@ -157,7 +180,7 @@ class CpuBackend : public Backend {
       for (const LinearWeights* l : GroupLinears(group.kind, std::as_const(w))) {
         ws.push_back(&l->weight);
       }
-      const std::vector<float> w_mean = WeightMean(ws, gs, md);
+      const std::vector<float> w_mean = WeightMean(ws, scheme.GroupFor(ws.front()->dim(1)), md);
       const std::vector<float> x_mean = InputMean(GroupInput(group.kind, cap), md);
       const TrialLoss loss(ctx, settings, w, cap, group.kind);
       absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
@@ -167,8 +190,21 @@ class CpuBackend : public Backend {
         return absl::Status(best.status().code(),
                             absl::StrCat(GroupLabel(group), ": ", best.status().message()));
       }
-      out.scaling.push_back({GroupLabel(group), best->best_index, best->best_ratio, best->best_loss,
-                             best->losses, best->scales, x_mean, w_mean});
+      ScalingDecision d{GroupLabel(group), best->best_index, best->best_ratio, best->best_loss,
+                        best->losses,      best->scales,     x_mean,           w_mean};
+      const std::vector<float> ones(best->scales.size(), 1.0f);
+      if (held_out().float_hidden == nullptr) {  // no quality report asked for
+      } else if (IsGramGroup(group.kind)) {      // exact on all tokens, as the search's losses
+        d.rtn_loss = loss(ones);
+        d.awq_loss = best->best_loss;
+        d.compare_tokens = GroupInput(group.kind, cap).dim(0);
+      } else {
+        const TrialLoss slice_loss(ctx, settings, w, slice, group.kind);
+        d.rtn_loss = slice_loss(ones);
+        d.awq_loss = slice_loss(best->scales);
+        d.compare_tokens = slice_rows;
+      }
+      out.scaling.push_back(std::move(d));
     }
     // Apply all scales in group order (each search above saw the original weights).
     for (size_t i = 0; i < groups.size(); ++i) {
@@ -176,15 +212,21 @@ class CpuBackend : public Backend {
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      ClipLinears(groups, out.scaling, cap, md, gs, &w, &out.clips);
+      ClipLinears(groups, out.scaling, cap, md, scheme, &w, &out.clips);
     }
     for (const char* name : kLayerLinearNames) {
-      out.linears.push_back({name, QuantizeLinearGemm(*LinearByName(&w, name), gs)});
+      out.linears.push_back(
+          {name, QuantizeLinearGemm(*LinearByName(&w, name), scheme, settings.scale_dtype)});
     }
     out.input_layernorm = std::move(w.input_layernorm);
     out.post_attention_layernorm = std::move(w.post_attention_layernorm);
     out.q_norm = std::move(w.q_norm);
     out.k_norm = std::move(w.k_norm);
+    if (held_out().quantized_hidden != nullptr) {
+      auto* h = static_cast<CpuActivations*>(held_out().quantized_hidden);
+      ForwardDecoderLayer(MakeContext(config, held_out().quantized_md, h->block_len()),
+                          DequantizedLayer(out), &h->hidden(), nullptr);
+    }
     return out;
   }
 
