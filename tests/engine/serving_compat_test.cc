@@ -69,14 +69,15 @@ TEST(ServingCompatTest, KernelRules) {
   QuantFormat g32;
   g32.group_size = 32;
   const std::vector<TensorParallelFit> gemm = ServingCompatibility(tiny, g32);
-  EXPECT_THAT(gemm[0].kernels, ElementsAre("awq (GEMM)"));
+  // vLLM picks per Linear: down_proj (128 inputs, 64 outputs) fits Marlin's tiles, the rest not.
+  EXPECT_THAT(gemm[0].kernels, ElementsAre("awq_marlin (sm80+)", "awq (GEMM)"));
   QuantFormat bf16 = g32;
   bf16.output_dtype = OutputDtype::kBFloat16;
   const std::vector<TensorParallelFit> none = ServingCompatibility(tiny, bf16);
   EXPECT_FALSE(none[0].servable);
   EXPECT_THAT(none[0].reason, HasSubstr("float16 only"));
   const std::vector<TensorParallelFit> ct = ServingCompatibility(tiny, Ct(32, /*zp=*/false));
-  EXPECT_THAT(ct[0].kernels, ElementsAre("Exllama"));
+  EXPECT_THAT(ct[0].kernels, ElementsAre("Marlin (sm80+)", "Exllama"));
   EXPECT_FALSE(ServingCompatibility(tiny, Ct(32, /*zp=*/true))[0].servable);
   // Machete has no group 32: a Hopper serves group-32 checkpoints with Marlin.
   const ModelConfig c = Geometry(3584, 18944, 28, 4, 128);

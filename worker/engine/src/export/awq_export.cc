@@ -194,13 +194,16 @@ absl::Status AwqExporter::WriteLinear(int layer, std::string_view linear,
   QUANTD_RETURN_IF_ERROR(weights_->WriteInt32(base + ".qweight", packed.qweight));
   QUANTD_RETURN_IF_ERROR(weights_->WriteInt32(base + ".qzeros", packed.qzeros));
   QUANTD_RETURN_IF_ERROR(weights_->WriteFloat(base + ".scales", packed.scales));
-  const bool planned_bias = weights_->Find(base + ".bias") != nullptr;
-  if (planned_bias != packed.bias.has_value()) {
-    return absl::InternalError(
-        absl::StrCat(base, ": bias ", planned_bias ? "missing" : "unexpected"));
+  return WriteLinearBias(weights_.get(), base, packed.bias);
+}
+
+absl::Status WriteLinearBias(CheckpointWriter* writer, const std::string& base,
+                             const std::optional<Tensor>& bias) {
+  const bool planned = writer->Find(base + ".bias") != nullptr;
+  if (planned != bias.has_value()) {
+    return absl::InternalError(absl::StrCat(base, ": bias ", planned ? "missing" : "unexpected"));
   }
-  if (packed.bias) QUANTD_RETURN_IF_ERROR(weights_->WriteFloat(base + ".bias", *packed.bias));
-  return absl::OkStatus();
+  return bias.has_value() ? writer->WriteFloat(base + ".bias", *bias) : absl::OkStatus();
 }
 
 absl::Status AwqExporter::WriteFloatLinear(int layer, std::string_view linear,

@@ -62,6 +62,11 @@ struct PackedLinear {
   std::optional<Tensor> bias;    // [out], written in the scale dtype
 };
 
+// A quantized Linear's bias `base`.bias, in its planned dtype; InternalError when the plan and the
+// Linear disagree on having one.
+absl::Status WriteLinearBias(CheckpointWriter* writer, const std::string& base,
+                             const std::optional<Tensor>& bias);
+
 // True when a Linear (full module name, e.g. "model.layers.0.mlp.down_proj") stays in float
 // because an entry of modules_to_not_convert is a substring of it, as vLLM and SGLang match.
 bool IsNotConverted(std::string_view module,

@@ -173,24 +173,25 @@ absl::Status CheckpointWriter::WriteFloatFrom(std::string_view name, int64_t fir
   return absl::OkStatus();
 }
 
-absl::Status CheckpointWriter::WriteInt32(std::string_view name, absl::Span<const int32_t> values) {
+template <typename Int>
+absl::Status CheckpointWriter::WriteInts(std::string_view name, DType dtype,
+                                         absl::Span<const Int> values) {
   const PlannedTensor* plan = Find(name);
-  if (plan != nullptr && plan->dtype != DType::kI32) {
+  if (plan != nullptr && plan->dtype != dtype) {
     return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\" is planned as ",
-                                            std::string(DTypeName(plan->dtype)), ", not I32"));
+                                            std::string(DTypeName(plan->dtype)), ", not ",
+                                            std::string(DTypeName(dtype))));
   }
   return Write(name, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(values.data()),
-                                               values.size() * sizeof(int32_t)));
+                                               values.size() * sizeof(Int)));
+}
+
+absl::Status CheckpointWriter::WriteInt32(std::string_view name, absl::Span<const int32_t> values) {
+  return WriteInts(name, DType::kI32, values);
 }
 
 absl::Status CheckpointWriter::WriteInt64(std::string_view name, absl::Span<const int64_t> values) {
-  const PlannedTensor* plan = Find(name);
-  if (plan != nullptr && plan->dtype != DType::kI64) {
-    return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\" is planned as ",
-                                            std::string(DTypeName(plan->dtype)), ", not I64"));
-  }
-  return Write(name, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(values.data()),
-                                               values.size() * sizeof(int64_t)));
+  return WriteInts(name, DType::kI64, values);
 }
 
 std::vector<std::string> CheckpointWriter::Missing() const {

@@ -83,6 +83,8 @@ class CheckpointWriter {
  private:
   CheckpointWriter() = default;
   SafetensorsWriter* WriterOf(std::string_view name) const;
+  template <typename Int>
+  absl::Status WriteInts(std::string_view name, DType dtype, absl::Span<const Int> values);
 
   StagedFiles* staged_ = nullptr;
   std::vector<PlannedTensor> state_dict_;

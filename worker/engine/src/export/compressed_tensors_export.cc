@@ -122,13 +122,7 @@ absl::Status WriteCompressedTensorsLinear(CheckpointWriter* writer, const std::s
   }
   const int64_t shape[2] = {c.out_features, c.in_features};
   QUANTD_RETURN_IF_ERROR(writer->WriteInt64(base + ".weight_shape", shape));
-  const bool planned_bias = writer->Find(base + ".bias") != nullptr;
-  if (planned_bias != gemm.bias.has_value()) {
-    return absl::InternalError(
-        absl::StrCat(base, ": bias ", planned_bias ? "missing" : "unexpected"));
-  }
-  if (gemm.bias) QUANTD_RETURN_IF_ERROR(writer->WriteFloat(base + ".bias", *gemm.bias));
-  return absl::OkStatus();
+  return WriteLinearBias(writer, base, gemm.bias);
 }
 
 }  // namespace quantd::engine
