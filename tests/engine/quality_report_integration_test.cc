@@ -140,8 +140,9 @@ struct Variant {
 class CompressedTensorsVariantTest : public ::testing::TestWithParam<Variant> {};
 
 // Symmetric, per-channel and bfloat16 checkpoints: the reader loads each by its config, and the
-// error stays within 1.5× the group-128 asymmetric checkpoint's (per-channel and symmetric codes
-// are coarser; round-to-nearest group 128 is 1.28× it on this fixture).
+// error stays within 1.5× the group-128 asymmetric checkpoint's (round-to-nearest group 128 is
+// 1.30× it on this fixture; measured: symmetric g64 0.223, per-channel 0.226, bf16 0.243 against
+// 0.243).
 TEST_P(CompressedTensorsVariantTest, ReadsBackWithBoundedError) {
   const Variant v = GetParam();
   testing::IoTempDir dir;

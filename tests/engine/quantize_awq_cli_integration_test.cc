@@ -228,7 +228,7 @@ TEST(QuantizeAwqCliTest, RefusedFormatCombinationsSayWhy) {
       {"--format marlin", "--format: expected gemm or compressed-tensors"},
       {"--zero_point maybe", "--zero_point: expected true or false"},
       {"--max_ppl_increase -1", "--max_ppl_increase: -1 is not a percentage"},
-      {"--modules_to_not_convert re:(", "the regex does not compile"},
+      {"--modules_to_not_convert 're:('", "the regex does not compile"},
   };
   for (const auto& c : cases) {
     const RunResult r = RunCli(base + c.flags);
