@@ -20,15 +20,15 @@
 #include "quantd/engine/quantize.h"
 #include "testing/awq_reader_run.h"
 #include "testing/io_temp_dir.h"
-#include "testing/shared_data_dir.h"
+#include "tests/testing/test_data.h"
 
 namespace quantd::engine {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string Fixture() { return testing::SharedDataDir() + "/fixtures/autoawq-parity/llama-mha"; }
-std::string TinyQwen2() { return testing::SharedDataDir() + "/assets/models/tiny-qwen2-wp"; }
+std::string Fixture() { return quantd::test_data::Path("fixtures/autoawq-parity/llama-mha"); }
+std::string TinyQwen2() { return quantd::test_data::Path("models/tiny-qwen2-wp"); }
 
 class QualityObserver : public EngineObserver {
  public:
