@@ -11,12 +11,14 @@
 // next-token NLLs; a second table gives what that work adds, per steady layer and in all.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "awq_flops.h"
@@ -97,6 +99,7 @@ int Main(int argc, char** argv) {
   }
   const double t_gen = Now();
   testing::RandomModelOptions opt{cj, a.dir, parsed->dtype, 1234, 4, 20.0f};
+  opt.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (absl::Status s = testing::WriteRandomModel(opt); !s.ok()) {
     std::fprintf(stderr, "random model: %s\n", std::string(s.message()).c_str());
     return 1;
@@ -196,6 +199,10 @@ int Main(int argc, char** argv) {
   for (auto& b : held) {
     for (int t = 0; t < a.len; ++t) b.push_back(id(rng));
   }
+  // Per steady layer of the quality pass: the quality work's device seconds (held-out forwards,
+  // group comparisons), and for each group how far the chosen scales' loss on the quality slice
+  // (awq_loss) is from the search's loss of the same scales on all tokens.
+  std::vector<double> held_out_s, compare_s, slice_gaps;
   auto pass = [&](bool quality, std::vector<double>* seconds,
                   double* eval_seconds) -> absl::Status {
     QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> h, backend->Embed(*emb, blocks));
@@ -209,10 +216,31 @@ int Main(int argc, char** argv) {
     }
     for (int l = 0; l < c.num_hidden_layers; ++l) {
       QUANTD_ASSIGN_OR_RETURN(LayerWeights w, model->weights->LoadLayer(c, l));
+      const CudaPhaseSeconds p0 = CudaPhaseTotals();
       const double s0 = Now();
-      QUANTD_RETURN_IF_ERROR(
-          backend->QuantizeLayer(c, settings, std::move(w), h.get(), nullptr).status());
+      QUANTD_ASSIGN_OR_RETURN(QuantizedLayer q,
+                              backend->QuantizeLayer(c, settings, std::move(w), h.get(), nullptr));
       seconds->push_back(Now() - s0);
+      const CudaPhaseSeconds p1 = CudaPhaseTotals();
+      std::fprintf(stderr,
+                   "%s layer %d: %.4f s (upload %.4f, device forward %.4f, search %.4f, finish "
+                   "%.4f; of which held-out forwards %.4f, group comparisons %.4f)",
+                   quality ? "quality" : "plain", l, seconds->back(), p1.upload - p0.upload,
+                   p1.device_forward - p0.device_forward,
+                   p1.device_scale_search - p0.device_scale_search,
+                   p1.device_finish - p0.device_finish, p1.device_held_out - p0.device_held_out,
+                   p1.device_compare - p0.device_compare);
+      for (const ScalingDecision& d : q.scaling) {
+        if (!quality) break;
+        std::fprintf(stderr, "; %s rtn %.4g awq %.4g (all tokens %.4g)", d.label.c_str(),
+                     d.rtn_loss, d.awq_loss, d.loss);
+        if (l > 0) slice_gaps.push_back(d.awq_loss / d.loss - 1.0);
+      }
+      std::fprintf(stderr, "\n");
+      if (quality && l > 0) {
+        held_out_s.push_back(p1.device_held_out - p0.device_held_out);
+        compare_s.push_back(p1.device_compare - p0.device_compare);
+      }
     }
     if (quality) {
       const double e0 = Now();
@@ -221,12 +249,14 @@ int Main(int argc, char** argv) {
       const double e1 = Now();
       std::vector<std::vector<int32_t>> targets = held;  // any in-vocabulary ids
       QUANTD_RETURN_IF_ERROR(backend->NextTokenNll(c, c.dtype, norm, head, *hf, targets).status());
+      const double e2 = Now();
       QUANTD_RETURN_IF_ERROR(
           backend->NextTokenNll(c, DType::kF16, norm, head, *hq, targets).status());
       *eval_seconds = Now() - e1;
       std::fprintf(stderr,
-                   "quality: lm_head read %.3f s (the pipeline reads it beside the layers)\n",
-                   e1 - e0);
+                   "quality: lm_head read %.3f s (the pipeline reads it beside the layers); NLL "
+                   "float %.3f s (with lm_head's upload), quantized %.3f s\n",
+                   e1 - e0, e2 - e1, Now() - e2);
       backend->SetHeldOut({});
     }
     return absl::OkStatus();
@@ -246,16 +276,22 @@ int Main(int argc, char** argv) {
   double sum_with = 0.0, sum_without = 0.0;
   for (double v : with) sum_with += v;
   for (double v : without) sum_without += v;
+  double worst_gap = 0.0;
+  for (double g : slice_gaps) worst_gap = std::max(worst_gap, std::fabs(g));
   std::printf(
       "\n| geometry | blocks x len | held-out blocks | layers | layer s (median), plain | layer s "
-      "(median), with quality | extra per layer | NLL x2 s | all layers plain s | extra s in all "
-      "| extra %% |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "(median), with quality | extra per layer | held-out forwards s (device, median) | "
+      "comparisons s (device, median) | NLL x2 s | all layers plain s | extra s in all | extra %% "
+      "| AWQ loss, slice vs all tokens (max) |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::printf(
-      "| %s h%d i%d | %dx%d | %d | %d | %.4f | %.4f | %.2f %% | %.3f | %.2f | %.3f | %.2f %% |\n",
+      "| %s h%d i%d | %dx%d | %d | %d | %.4f | %.4f | %.2f %% | %.4f | %.4f | %.3f | %.2f | %.3f | "
+      "%.2f %% | %.2f %% |\n",
       c.architecture_name.c_str(), c.hidden_size, c.intermediate_size, a.blocks, a.len,
       a.quality_blocks, c.num_hidden_layers, med_without, med_with,
-      100.0 * (med_with / med_without - 1.0), eval, sum_without, sum_with - sum_without + eval,
-      100.0 * (sum_with - sum_without + eval) / sum_without);
+      100.0 * (med_with / med_without - 1.0), Median(held_out_s), Median(compare_s), eval,
+      sum_without, sum_with - sum_without + eval,
+      100.0 * (sum_with - sum_without + eval) / sum_without, 100.0 * worst_gap);
   return 0;
 }
 

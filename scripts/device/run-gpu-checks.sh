@@ -103,7 +103,8 @@ for step in "${steps[@]}"; do
       bench qwen7b_128x512_2layers --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 2 ;;
     bench-7b-quality)  # what the quality report adds (docs/perf.md, "Quality report")
       bench qwen7b_128x512_quality --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 4 --quality_blocks 7
-      summary+=("$(grep '^|' "$out/qwen7b_128x512_quality.md")") ;;
+      summary+=("$(grep '^|' "$out/qwen7b_128x512_quality.md")")
+      summary+=("$(grep -E '^quality:' "$out/qwen7b_128x512_quality.log")") ;;
     bench-7b-large)  # the seed's scale on 7B: activations do not fit, token chunks
       bench qwen7b_256x2048_2layers --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 256 --len 2048 --layers 2 ;;
   esac

@@ -1,7 +1,11 @@
 #include "io_random_model.h"
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -78,22 +82,48 @@ absl::Status WriteRandomModel(const RandomModelOptions& options) {
   // Tensors are generated and written a slice at a time, so memory stays bounded however large
   // the geometry (a 7B embedding is 545M values).
   constexpr int64_t kSlice = 1 << 20;
-  std::vector<float> slice;
-  for (const PlannedTensor& t : plan) {
+  const int threads = std::max(1, options.threads);
+  std::vector<std::vector<float>> slices(static_cast<size_t>(threads));
+  for (size_t ti = 0; ti < plan.size(); ++ti) {
+    const PlannedTensor& t = plan[ti];
     const int64_t n = Tensor::NumElements(t.shape);
     const bool norm = IsNorm(t.name);
     // Weights ~ N(0, 1/sqrt(fan_in)) keep activations O(1) through the layers; norms near 1.
     const double fan_in = t.shape.size() == 2 ? static_cast<double>(t.shape[1]) : 64.0;
-    std::normal_distribution<float> normal(0.0f, static_cast<float>(1.0 / std::sqrt(fan_in)));
-    std::uniform_real_distribution<float> near_one(0.8f, 1.2f);
-    for (int64_t first = 0; first < n; first += kSlice) {
-      slice.resize(static_cast<size_t>(std::min(kSlice, n - first)));
-      for (float& v : slice) v = norm ? near_one(rng) : normal(rng);
-      // Planted outliers: the same channels in every hidden-size norm, so activations carry them.
-      if (norm && n == config.hidden_size) {
-        for (int64_t c : outliers) slice[static_cast<size_t>(c)] *= options.outlier_scale;
+    auto draw = [&](std::mt19937_64& gen, std::vector<float>* slice) {
+      std::normal_distribution<float> normal(0.0f, static_cast<float>(1.0 / std::sqrt(fan_in)));
+      std::uniform_real_distribution<float> near_one(0.8f, 1.2f);
+      for (float& v : *slice) v = norm ? near_one(gen) : normal(gen);
+    };
+    for (int64_t first = 0; first < n; first += kSlice * threads) {
+      const int64_t count = std::min<int64_t>(threads, (n - first + kSlice - 1) / kSlice);
+      for (int64_t j = 0; j < count; ++j) {
+        const int64_t at = first + j * kSlice;
+        slices[static_cast<size_t>(j)].resize(static_cast<size_t>(std::min(kSlice, n - at)));
       }
-      QUANTD_RETURN_IF_ERROR(writer->WriteFloatPart(t.name, first, slice));
+      if (threads == 1) {
+        draw(rng, &slices[0]);
+      } else {
+        std::vector<std::thread> workers;
+        for (int64_t j = 0; j < count; ++j) {
+          workers.emplace_back([&, j] {
+            std::seed_seq seq{options.seed, static_cast<uint64_t>(ti),
+                              static_cast<uint64_t>(first / kSlice + j)};
+            std::mt19937_64 gen(seq);
+            draw(gen, &slices[static_cast<size_t>(j)]);
+          });
+        }
+        for (std::thread& w : workers) w.join();
+      }
+      for (int64_t j = 0; j < count; ++j) {
+        std::vector<float>& slice = slices[static_cast<size_t>(j)];
+        // Planted outliers: the same channels in every hidden-size norm, so activations carry
+        // them.
+        if (norm && n == config.hidden_size) {
+          for (int64_t c : outliers) slice[static_cast<size_t>(c)] *= options.outlier_scale;
+        }
+        QUANTD_RETURN_IF_ERROR(writer->WriteFloatPart(t.name, first + j * kSlice, slice));
+      }
     }
   }
   QUANTD_RETURN_IF_ERROR(writer->Finish());

@@ -56,9 +56,10 @@ struct LayerQuantSettings {
 // A slice of the calibration tokens on which each scaling group's output error is measured twice
 // more, for the quality report (when held-out states are set, Backend::SetHeldOut): with
 // round-to-nearest weights (scale vector 1, no AWQ) and with the chosen scales. Every backend
-// takes the same slice, the first blocks of its capture (a Gram group uses all tokens: its loss
-// costs no forward).
-inline constexpr int64_t kQualitySliceDivisor = 8;  // ⌈blocks / 8⌉ blocks
+// takes the same slice, the first blocks of its capture: ⌈blocks / 16⌉, the held-out rows'
+// share of the calibration file (docs/quality.md says what that costs and how close it comes to
+// the loss on all tokens).
+inline constexpr int64_t kQualitySliceDivisor = 16;
 int64_t QualitySliceBlocks(int64_t blocks);
 
 // What the search chose for one scaling group.
@@ -72,8 +73,8 @@ struct ScalingDecision {
   // The statistics the grid was built from: ScalesForRatio(x_mean, w_mean, k/20) is grid point k.
   std::vector<float> x_mean, w_mean;
   // What the search gained (quality report): the group's output error with round-to-nearest
-  // weights and with the chosen scales, on `compare_tokens` tokens (the quality slice, or all
-  // tokens for a Gram-form group). NaN when not measured.
+  // weights and with the chosen scales, on `compare_tokens` tokens (the quality slice). NaN when
+  // not measured.
   double rtn_loss = std::numeric_limits<double>::quiet_NaN();
   double awq_loss = std::numeric_limits<double>::quiet_NaN();
   int64_t compare_tokens = 0;

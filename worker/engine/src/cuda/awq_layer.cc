@@ -169,38 +169,42 @@ absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& 
 
 // gram (+)= xᵀx over the m rows of a Gram-form group's captured input (the Linear's output MSE is
 // a quadratic form in it, so token chunks add up).
-absl::Status AccumulateGram(const AwqLayerRun& run, const GroupOnDevice& g, int64_t m,
-                            bool accumulate, DeviceBuffer* gram, AwqWorkspace* ws) {
+// The first m rows of a Gram-form group's captured input as a GEMM operand in md: the capture
+// itself when it is stored in md, else an md copy in the scratch. Queued only.
+absl::StatusOr<const void*> GroupInputOperand(const AwqLayerRun& run, const GroupOnDevice& g,
+                                              int64_t m, AwqWorkspace* ws) {
   const DType md = run.settings.md;
-  const int64_t c = g.cols;
-  QUANTD_RETURN_IF_ERROR(Ensure(gram, c * c, sizeof(float)));
-  const void* x_op = g.input;
-  if (g.input_type != md) {
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->scratch.act_op, m * c, DTypeSize(md)));
-    ToOperand(static_cast<const float*>(g.input), ws->scratch.act_op.as<void>(), m * c, md,
-              run.stream);
-    x_op = ws->scratch.act_op.as<void>();
-  }
-  return run.gemm->Gram(x_op, gram->f32(), m, c, md, accumulate);
+  if (g.input_type == md) return g.input;
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->scratch.act_op, m * g.cols, DTypeSize(md)));
+  ToOperand(static_cast<const float*>(g.input), ws->scratch.act_op.as<void>(), m * g.cols, md,
+            run.stream);
+  return ws->scratch.act_op.as<void>();
 }
 
-// Adds the summed squared output error of each of `points` scale vectors s_dev[points, c] (the
-// grid, or the quality report's extra points) to losses[points] for a Gram-form group (`gram` over
-// all tokens; split in place on the first call, `split` false afterwards) and returns the divisor
-// that makes the sums AutoAWQ's mean losses. Queued only.
+absl::Status AccumulateGram(const AwqLayerRun& run, const GroupOnDevice& g, int64_t m,
+                            bool accumulate, DeviceBuffer* gram, AwqWorkspace* ws) {
+  const int64_t c = g.cols;
+  QUANTD_RETURN_IF_ERROR(Ensure(gram, c * c, sizeof(float)));
+  QUANTD_ASSIGN_OR_RETURN(const void* x_op, GroupInputOperand(run, g, m, ws));
+  return run.gemm->Gram(x_op, gram->f32(), m, c, run.settings.md, accumulate);
+}
+
+// Adds the summed squared output error of every grid point to losses[kScaleGridPoints] for a
+// Gram-form group (grid scale vectors s_dev[kScaleGridPoints, c], `gram` over all tokens; split
+// in place) and returns the divisor that makes the sums AutoAWQ's mean losses. Queued only.
 absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g,
-                                  DeviceBuffer* gram, const float* s_dev, int points, bool split,
-                                  double* losses, AwqWorkspace* ws) {
+                                  DeviceBuffer* gram, const float* s_dev, double* losses,
+                                  AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
   const int64_t gs = run.settings.scheme().GroupFor(c);
   const bool symmetric = !run.settings.zero_point;
-  const int kGrid = points;
+  constexpr int kGrid = kScaleGridPoints;
   // loss = trace(ΔW · G · ΔWᵀ) / (n · out) with G = xᵀx: the Linear's output MSE, exactly.
   DeviceLinear* l = g.linears.front();
   const int64_t out = l->out;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->gram_lo, c * c, sizeof(float)));
-  if (split) SplitTf32(gram->f32(), ws->gram_lo.f32(), c * c, run.stream);
+  SplitTf32(gram->f32(), ws->gram_lo.f32(), c * c, run.stream);
   const size_t per_ratio = static_cast<size_t>(out * c) * sizeof(float) * 3;
   const int batch = static_cast<int>(
       std::clamp<size_t>(kTrialBudgetBytes / per_ratio, 1, static_cast<size_t>(kGrid)));
@@ -298,6 +302,39 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
     }
   }
   return static_cast<double>(run.tokens) * static_cast<double>(h);
+}
+
+// The quality report's comparison for a Gram-form group (one Linear, o_proj or down_proj): adds
+// Σ (x · (trialᵀ − wᵀ))² over the first n captured rows for each of `points` scale vectors
+// s_dev[points, c] to losses[points] and returns the divisor (n · out) that makes them the CPU
+// reference's LinearOutputMse on the same rows. x, w and the trial weights are md values, so the
+// md GEMMs with float32 output are exact up to float32 accumulation: the quadratic form, without
+// the c × c Gram matrix of the rows (a direct product on the slice costs n/c of a grid point).
+// Queued only.
+absl::StatusOr<double> LinearSliceLosses(const AwqLayerRun& run, const GroupOnDevice& g, int64_t n,
+                                         const float* s_dev, int points, double* losses,
+                                         AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t c = g.cols;
+  const int64_t gs = run.settings.scheme().GroupFor(c);
+  const DeviceLinear* l = g.linears.front();
+  const int64_t out = l->out;
+  QUANTD_ASSIGN_OR_RETURN(const void* x_op, GroupInputOperand(run, g, n, ws));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->ref_op, n * out, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, n * out, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_a, out * c, DTypeSize(md)));
+  // The reference on the Linear's md operand (the original weights: scales are not folded yet).
+  QUANTD_RETURN_IF_ERROR(
+      run.gemm->Linear(x_op, l->op(md), ws->ref_op.f32(), n, out, c, md, DType::kF32));
+  for (int k = 0; k < points; ++k) {
+    ScaleQuantizeUnscale(l->weight.f32(), s_dev + k * c, 1, out, c, gs, !run.settings.zero_point,
+                         md, nullptr, nullptr, ws->trial_a.as<void>(), run.stream);
+    QUANTD_RETURN_IF_ERROR(
+        run.gemm->Linear(x_op, ws->trial_a.as<void>(), ws->out.f32(), n, out, c, md, DType::kF32));
+    AddSquaredError(ws->ref_op.f32(), ws->out.f32(), DType::kF32, n * out, DType::kF32, losses + k,
+                    run.stream);
+  }
+  return static_cast<double>(n) * static_cast<double>(out);
 }
 
 // Folds a group's scales into the previous op and the group's Linears (awq/scaling_groups.cc).
@@ -585,6 +622,41 @@ class DeviceLap {
   int last_ = 0;
 };
 
+// Device time of a piece of work queued in several spans on a stream (CUDA events), read after
+// the host has synchronised with the stream: what the quality report's work costs per layer.
+class DeviceSpans {
+ public:
+  explicit DeviceSpans(cudaStream_t stream) : stream_(stream) {}
+  ~DeviceSpans() {
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+  DeviceSpans(const DeviceSpans&) = delete;
+  DeviceSpans& operator=(const DeviceSpans&) = delete;
+
+  void Start() { Record(); }
+  void Stop() { Record(); }
+  // After the synchronisation: the device seconds of all spans so far.
+  double Seconds() const {
+    double total = 0.0;
+    for (size_t i = 0; i + 1 < events_.size(); i += 2) {
+      float ms = 0.0f;
+      cudaEventElapsedTime(&ms, events_[i], events_[i + 1]);
+      total += ms * 1e-3;
+    }
+    return total;
+  }
+
+ private:
+  void Record() {
+    cudaEvent_t e = nullptr;
+    cudaEventCreate(&e);
+    cudaEventRecord(e, stream_);
+    events_.push_back(e);
+  }
+  cudaStream_t stream_;
+  std::vector<cudaEvent_t> events_;
+};
+
 }  // namespace
 
 CudaPhaseSeconds& GlobalPhaseTotals() {
@@ -634,9 +706,6 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   const ModelConfig& c = *run.config;
   const DType md = run.settings.md;
   constexpr int kGrid = kScaleGridPoints;
-  // A Gram-form group's grid carries one more point, scale vector 1 (round-to-nearest), for the
-  // quality report: exact on all tokens at the cost of one more quadratic form.
-  constexpr int kSlots = kGrid + 1;
   // The quality report's measurements come with the held-out states (Backend::SetHeldOut).
   const bool quality = held_out.float_run != nullptr;
   QUANTD_RETURN_IF_ERROR(CheckGeometry(c, w, run.settings.group_size));
@@ -665,9 +734,9 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   const int64_t all_cols = first_col.back();
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->sums, 2 * all_cols, sizeof(double)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->means, 2 * all_cols, sizeof(float)));
-  QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales, kSlots * all_cols, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales, kGrid * all_cols, sizeof(float)));
   QUANTD_RETURN_IF_ERROR(
-      Ensure(&ws->losses, kSlots * static_cast<int64_t>(dgroups.size()), sizeof(double)));
+      Ensure(&ws->losses, kGrid * static_cast<int64_t>(dgroups.size()), sizeof(double)));
   double* sums = ws->sums.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * all_cols * sizeof(double), run.stream));
   for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
@@ -686,9 +755,12 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     if (run.settings.apply_clip) QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, t0, m, ws));
     QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
   }
+  DeviceSpans held_out_spans(run.stream), compare_spans(run.stream);
   if (held_out.float_run != nullptr) {  // the float model's held-out states, same weights
+    held_out_spans.Start();
     QUANTD_RETURN_IF_ERROR(ForwardResidentLayer(*held_out.float_run, ws));
     QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));  // back to the calibration blocks' tables
+    held_out_spans.Stop();
   }
   for (size_t i = 0; i < dgroups.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(FinishGroupStatistics(run, dgroups[i], sums + 2 * first_col[i],
@@ -706,7 +778,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   // The host computes group i + 1's grid while the device runs group i's trials.
   double* losses = ws->losses.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(
-      cudaMemsetAsync(losses, 0, kSlots * dgroups.size() * sizeof(double), run.stream));
+      cudaMemsetAsync(losses, 0, kGrid * dgroups.size() * sizeof(double), run.stream));
   std::vector<std::vector<float>> x_mean(dgroups.size()), w_mean(dgroups.size());
   std::vector<std::vector<std::vector<float>>> grids(dgroups.size());
   std::vector<double> divisor(dgroups.size());
@@ -719,21 +791,19 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     x_mean[i].assign(m, m + cols);
     w_mean[i].assign(m + cols, m + 2 * cols);
     grids[i] = GridScales(x_mean[i], w_mean[i], md);
-    float* s_dev = ws->scales.f32() + kSlots * first_col[i];
+    float* s_dev = ws->scales.f32() + kGrid * first_col[i];
     const bool gram = IsGramGroup(dgroups[i].kind);
-    std::vector<float> grid;  // [kGrid (+1), cols], one copy to the device
-    grid.reserve(static_cast<size_t>(kSlots * cols));
+    std::vector<float> grid;  // [kGrid, cols], one copy to the device
+    grid.reserve(static_cast<size_t>(kGrid * cols));
     for (const std::vector<float>& v : grids[i]) grid.insert(grid.end(), v.begin(), v.end());
-    if (gram) grid.insert(grid.end(), static_cast<size_t>(cols), 1.0f);
     QUANTD_RETURN_IF_ERROR(
         ws->host.Upload(grid.data(), grid.size() * sizeof(float), s_dev, run.stream));
     if (gram) {
       QUANTD_ASSIGN_OR_RETURN(
-          divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, quality ? kSlots : kGrid,
-                                 /*split=*/true, losses + kSlots * i, ws));
+          divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, losses + kGrid * i, ws));
     } else if (run.in_place) {  // on the captures of the forward above
       QUANTD_ASSIGN_OR_RETURN(divisor[i], TrialLosses(run, dgroups[i], GeometryOf(run, *ws, chunk),
-                                                      s_dev, kGrid, losses + kSlots * i, ws));
+                                                      s_dev, kGrid, losses + kGrid * i, ws));
     }
   }
   // Not in place: the module-output groups' trials chunk by chunk, each chunk's forward rerun.
@@ -749,12 +819,12 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
         return absl::CancelledError("quantization cancelled");
       }
       if (IsGramGroup(dgroups[i].kind)) continue;
-      const float* s_dev = ws->scales.f32() + kSlots * first_col[i];
+      const float* s_dev = ws->scales.f32() + kGrid * first_col[i];
       QUANTD_ASSIGN_OR_RETURN(
-          divisor[i], TrialLosses(run, dgroups[i], geo, s_dev, kGrid, losses + kSlots * i, ws));
+          divisor[i], TrialLosses(run, dgroups[i], geo, s_dev, kGrid, losses + kGrid * i, ws));
     }
   }
-  std::vector<double> loss_sums(kSlots * dgroups.size());
+  std::vector<double> loss_sums(kGrid * dgroups.size());
   QUANTD_RETURN_IF_ERROR(
       ws->host.Download(losses, loss_sums.size() * sizeof(double), loss_sums.data(), run.stream));
   device_lap.Mark();
@@ -764,8 +834,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QuantizedLayer out;
   std::vector<const float*> chosen(dgroups.size());  // the chosen scale vectors on the device
   for (size_t i = 0; i < dgroups.size(); ++i) {
-    std::vector<double> group_losses(loss_sums.begin() + kSlots * i,
-                                     loss_sums.begin() + kSlots * i + kGrid);
+    std::vector<double> group_losses(loss_sums.begin() + kGrid * i,
+                                     loss_sums.begin() + kGrid * i + kGrid);
     for (double& v : group_losses) v /= divisor[i];
     absl::StatusOr<ScaleSearchResult> best =
         PickBestScale(std::move(grids[i]), std::move(group_losses));
@@ -773,7 +843,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       return absl::Status(best.status().code(),
                           absl::StrCat(GroupLabel(groups[i]), ": ", best.status().message()));
     }
-    chosen[i] = ws->scales.f32() + kSlots * first_col[i] + best->best_index * dgroups[i].cols;
+    chosen[i] = ws->scales.f32() + kGrid * first_col[i] + best->best_index * dgroups[i].cols;
     ScalingDecision d;
     d.label = GroupLabel(groups[i]);
     d.ratio_index = best->best_index;
@@ -783,19 +853,14 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     d.scales = std::move(best->scales);
     d.x_mean = std::move(x_mean[i]);
     d.w_mean = std::move(w_mean[i]);
-    if (quality && IsGramGroup(dgroups[i].kind)) {  // the extra point, exact on all tokens
-      d.rtn_loss = loss_sums[kSlots * i + kGrid] / divisor[i];
-      d.awq_loss = d.loss;
-      d.compare_tokens = run.tokens;
-    }
     out.scaling.push_back(std::move(d));
   }
   times.scale_search += lap.Next();
   times.device_scale_search += device_lap.Next();
 
-  // The quality report's comparison of the module-output groups: round-to-nearest (scale vector
-  // 1) and the chosen scales, rerun on the quality slice (the first blocks; not in place, of the
-  // first chunk, whose forward is redone for its captures), on the original weights.
+  // The quality report's comparison of every group: round-to-nearest (scale vector 1) and the
+  // chosen scales, on the quality slice (the first blocks; not in place, of the first chunk, whose
+  // forward is redone for its captures), on the original weights.
   const int64_t slice = std::min(QualitySliceBlocks(run.tokens / run.len) * run.len, chunk);
   QUANTD_RETURN_IF_ERROR(
       Ensure(&ws->quality_losses, 2 * static_cast<int64_t>(dgroups.size()), sizeof(double)));
@@ -803,27 +868,33 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   double* quality_dev = ws->quality_losses.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(
       cudaMemsetAsync(quality_dev, 0, 2 * dgroups.size() * sizeof(double), run.stream));
-  bool sliced = false;
+  if (quality) compare_spans.Start();
+  if (quality && !run.in_place) {
+    const int64_t m = std::min(chunk, run.tokens);
+    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, 0, m, ws));
+    QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
+                                               &ws->capture, &ws->scratch, run.stream));
+    dgroups = DeviceGroups(groups, c, ws);
+  }
+  std::vector<double> quality_divisor(dgroups.size());
   for (size_t i = 0; quality && i < dgroups.size(); ++i) {
-    if (IsGramGroup(dgroups[i].kind)) continue;
-    if (!run.in_place && !sliced) {
-      const int64_t m = std::min(chunk, run.tokens);
-      QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, 0, m, ws));
-      QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
-                                                 &ws->capture, &ws->scratch, run.stream));
-      dgroups = DeviceGroups(groups, c, ws);
-    }
-    sliced = true;
     const int64_t cols = dgroups[i].cols;
     std::vector<float> pair(static_cast<size_t>(cols), 1.0f);
     pair.insert(pair.end(), out.scaling[i].scales.begin(), out.scaling[i].scales.end());
     float* s_dev = ws->quality_scales.f32() + 2 * first_col[i];
     QUANTD_RETURN_IF_ERROR(
         ws->host.Upload(pair.data(), pair.size() * sizeof(float), s_dev, run.stream));
-    QUANTD_RETURN_IF_ERROR(
-        TrialLosses(run, dgroups[i], GeometryOf(run, *ws, slice), s_dev, 2, quality_dev + 2 * i, ws)
-            .status());
+    if (IsGramGroup(dgroups[i].kind)) {
+      QUANTD_ASSIGN_OR_RETURN(quality_divisor[i], LinearSliceLosses(run, dgroups[i], slice, s_dev,
+                                                                    2, quality_dev + 2 * i, ws));
+    } else {
+      QUANTD_RETURN_IF_ERROR(TrialLosses(run, dgroups[i], GeometryOf(run, *ws, slice), s_dev, 2,
+                                         quality_dev + 2 * i, ws)
+                                 .status());
+      quality_divisor[i] = static_cast<double>(slice) * static_cast<double>(c.hidden_size);
+    }
   }
+  if (quality) compare_spans.Stop();
   std::vector<double> quality_sums(2 * dgroups.size());
   QUANTD_RETURN_IF_ERROR(ws->host.Download(quality_dev, quality_sums.size() * sizeof(double),
                                            quality_sums.data(), run.stream));
@@ -851,9 +922,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       out.post_attention_layernorm,
       DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream, &ws->host));
   if (quantized_forward) {  // the quantized model's held-out states, on the dequantized layer
+    held_out_spans.Start();
     QUANTD_RETURN_IF_ERROR(
         PrepareQuantizedLayer(held_out.quantized_run->settings.md, run.stream, &ws->layer));
     QUANTD_RETURN_IF_ERROR(ForwardResidentLayer(*held_out.quantized_run, ws));
+    held_out_spans.Stop();
   }
   device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding, clip search, quantize and pack"));
@@ -864,11 +937,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     for (size_t j = 0; j < b.size(); ++j) b[j] = ToHalfBits(run.settings.scale_dtype, biases[i][j]);
     out.linears[i].packed.bias = std::move(b);
   }
+  times.device_held_out += held_out_spans.Seconds();
+  times.device_compare += compare_spans.Seconds();
   for (size_t i = 0; quality && i < dgroups.size(); ++i) {
-    if (IsGramGroup(dgroups[i].kind)) continue;
-    const double n = static_cast<double>(slice) * static_cast<double>(c.hidden_size);
-    out.scaling[i].rtn_loss = quality_sums[2 * i] / n;
-    out.scaling[i].awq_loss = quality_sums[2 * i + 1] / n;
+    out.scaling[i].rtn_loss = quality_sums[2 * i] / quality_divisor[i];
+    out.scaling[i].awq_loss = quality_sums[2 * i + 1] / quality_divisor[i];
     out.scaling[i].compare_tokens = slice;
   }
   times.finish += lap.Next();

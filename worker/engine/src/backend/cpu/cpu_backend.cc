@@ -100,6 +100,8 @@ LayerCapture QualitySlice(const LayerCapture& cap, int64_t rows) {
   s.attn_output = FirstRows(cap.attn_output, rows);
   s.mlp_input = FirstRows(cap.mlp_input, rows);
   s.mlp_output = FirstRows(cap.mlp_output, rows);
+  s.o_input = FirstRows(cap.o_input, rows);
+  s.down_input = FirstRows(cap.down_input, rows);
   return s;
 }
 
@@ -169,8 +171,9 @@ class CpuBackend : public Backend {
       auto* h = static_cast<CpuActivations*>(held_out().float_hidden);
       ForwardDecoderLayer(MakeContext(config, md, h->block_len()), w, &h->hidden(), nullptr);
     }
+    const bool quality = held_out().float_hidden != nullptr;
     const int64_t slice_rows = QualitySliceBlocks(act->num_blocks()) * act->block_len();
-    const LayerCapture slice = QualitySlice(cap, slice_rows);
+    const LayerCapture slice = quality ? QualitySlice(cap, slice_rows) : LayerCapture{};
 
     QuantizedLayer out;
     const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
@@ -192,13 +195,8 @@ class CpuBackend : public Backend {
       }
       ScalingDecision d{GroupLabel(group), best->best_index, best->best_ratio, best->best_loss,
                         best->losses,      best->scales,     x_mean,           w_mean};
-      const std::vector<float> ones(best->scales.size(), 1.0f);
-      if (held_out().float_hidden == nullptr) {  // no quality report asked for
-      } else if (IsGramGroup(group.kind)) {      // exact on all tokens, as the search's losses
-        d.rtn_loss = loss(ones);
-        d.awq_loss = best->best_loss;
-        d.compare_tokens = GroupInput(group.kind, cap).dim(0);
-      } else {
+      if (quality) {  // the quality report: both on the slice
+        const std::vector<float> ones(best->scales.size(), 1.0f);
         const TrialLoss slice_loss(ctx, settings, w, slice, group.kind);
         d.rtn_loss = slice_loss(ones);
         d.awq_loss = slice_loss(best->scales);
