@@ -13,7 +13,7 @@
 
 namespace quantd::bench {
 
-// "ok", or the first problem found.
+// "ok", or the first problem found. `blocks` <= 0: calibration from texts, any number of blocks.
 std::string CheckAwqOutput(const std::string& out_dir, const engine::ModelConfig& config,
                            int blocks, int len, const nlohmann::json& report);
 

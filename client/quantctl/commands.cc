@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -49,6 +50,8 @@ std::string ProgressText(const v1::JobProgress& p) {
   if (p.layers_total() > 0)
     absl::StrAppend(&text, " ", p.layers_done(), "/", p.layers_total(), " layers");
   if (p.has_eta()) absl::StrAppend(&text, " eta ", p.eta().seconds(), "s");
+  if (p.resumed_at_layer() > 0)
+    absl::StrAppend(&text, " (resumed at layer ", p.resumed_at_layer(), ")");
   return text;
 }
 
@@ -110,6 +113,17 @@ void PrintJob(const v1::Job& job, const Output& out) {
   if (!job.worker().empty())
     std::cout << "worker:   " << job.worker() << " gpu " << job.gpu_index() << "\n";
   if (job.has_progress()) std::cout << "progress: " << ProgressText(job.progress()) << "\n";
+  if (job.queue_reason() != v1::QUEUE_REASON_UNSPECIFIED) {
+    std::string reason = v1::QueueReason_Name(job.queue_reason());
+    reason = absl::AsciiStrToLower(reason.substr(std::string("QUEUE_REASON_").size()));
+    std::cout << "waiting:  " << reason << " since " << TimeUtil::ToString(job.queue_reason_time())
+              << ": " << job.queue_message() << "\n";
+  }
+  if (job.min_gpu_memory_bytes() > 0) {
+    std::cout << absl::StrFormat("gpu:      needs a GPU of at least %.1f GiB (plans %.1f GiB)\n",
+                                 job.min_gpu_memory_bytes() / 1073741824.0,
+                                 job.estimated_gpu_memory_bytes() / 1073741824.0);
+  }
   if (!job.error().message().empty()) std::cout << "error:    " << job.error().message() << "\n";
   if (job.has_quality()) std::cout << "quality:  " << QualityText(job.quality()).substr(9) << "\n";
   std::cout << "created:  " << TimeUtil::ToString(job.create_time()) << "\n";
@@ -164,7 +178,11 @@ int ReportError(const absl::Status& status) {
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kResourceExhausted:
       return kUsage;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return kDenied;
     default:
       return kUnreachable;
   }

@@ -81,6 +81,12 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
   auto* finished = d.CounterFamily("quantd_jobs_finished_total",
                                    "Jobs that reached a terminal state, by outcome.", {"outcome"});
   auto* jobs = d.GaugeFamily("quantd_jobs", "Jobs not yet finished, by state.", {"state"});
+  auto* queued_jobs =
+      d.GaugeFamily("quantd_queued_jobs", "Queued jobs, by why they wait.", {"reason"});
+  auto* gpu_reserved =
+      d.GaugeFamily("quantd_gpu_memory_reserved_bytes",
+                    "GPU memory the scheduler reserved for the jobs it placed, by worker and GPU.",
+                    {"worker", "gpu"});
   auto* queue_wait = d.HistogramFamily(
       "quantd_job_queue_wait_seconds",
       "Seconds a job waited in the queue before it was placed on a worker.", {}, kQueueWaitBuckets);
@@ -90,7 +96,7 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
   auto* attempts = d.CounterFamily("quantd_job_attempts_total",
                                    "Job attempts started on a worker, retries included.");
   auto* requeues = d.CounterFamily("quantd_job_requeues_total",
-                                   "Jobs put back in the queue after their worker was lost.");
+                                   "Jobs put back in the queue after their attempt was lost.");
   auto* workers = d.GaugeFamily("quantd_workers", "Connected workers, by state.", {"state"});
   auto* gpus = d.GaugeFamily("quantd_gpus", "GPU slots of connected workers, by state.", {"state"});
   auto* gpu_memory = d.GaugeFamily(
@@ -122,6 +128,9 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
     d.Child(duration, outcome(o));
   }
   Gauge* queued = d.Child(jobs, {{"state", "queued"}});
+  for (std::string_view reason : kQueueReasonLabels) {
+    d.Child(queued_jobs, {{"reason", std::string(reason)}});
+  }
   Gauge* running = d.Child(jobs, {{"state", "running"}});
   Gauge* idle = d.Child(workers, {{"state", "idle"}});
   Gauge* busy = d.Child(workers, {{"state", "busy"}});
@@ -146,6 +155,8 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
       .jobs_cancelled = *cancelled,
       .jobs_queued = *queued,
       .jobs_running = *running,
+      .queued_jobs = *queued_jobs,
+      .gpu_memory_reserved_bytes = *gpu_reserved,
       .job_queue_wait_seconds = *queue_wait_child,
       .job_duration_seconds = *duration,
       .job_attempts = *attempts_child,

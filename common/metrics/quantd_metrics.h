@@ -18,6 +18,10 @@ namespace quantd::metrics {
 enum class JobOutcome { kSucceeded, kFailed, kCancelled };
 std::string_view JobOutcomeName(JobOutcome outcome);
 
+// Label values of quantd_queued_jobs{reason} (the scheduler's wait reasons).
+inline constexpr std::string_view kQueueReasonLabels[] = {"no_worker", "waiting_for_capacity",
+                                                          "gpu_too_small"};
+
 // Metrics of the quantd server process.
 struct ServerMetrics {
   static absl::StatusOr<std::unique_ptr<ServerMetrics>> Create(Registry& registry);
@@ -32,6 +36,11 @@ struct ServerMetrics {
   // Jobs by non-terminal state.
   Gauge& jobs_queued;
   Gauge& jobs_running;
+  // Queued jobs by why they wait (Job.queue_reason): "no_worker", "waiting_for_capacity",
+  // "gpu_too_small" (kQueueReasonLabels).
+  Family<Gauge>& queued_jobs;
+  // GPU memory the scheduler reserved for the jobs it placed, by worker and GPU index.
+  Family<Gauge>& gpu_memory_reserved_bytes;
   // Seconds from submission (or requeue) to placement on a worker.
   Histogram& job_queue_wait_seconds;
   // Seconds from first placement to the terminal state, by outcome.

@@ -1,12 +1,13 @@
 #!/bin/bash
-# Builds the CUDA gpu tests and benchmark here (engine-only Release build in build-dev/) and packs
+# Builds the CUDA gpu tests and benchmark here (engine-only Release build in build-dev/, or the build
+# directory QUANTD_BUNDLE_BUILD names) and packs
 # them, their non-system shared libraries (not CUDA's: the device machine has the CUDA 13 toolkit),
 # the numpy checkpoint reader, the test data they read (from build-dev/tests/data, the configure-time
 # mirror of tests/data; the demo model is not packed: run-gpu-checks.sh links the device checkout's
 # demo/models/tiny-qwen2-wp) and the device script into DEST
 # (default: the main checkout's git-ignored .device-bundle/, which the device tool sends; name it
 # in `carry`).
-#   scripts/device/make-bundle.sh [DEST]
+#   [QUANTD_BUNDLE_BUILD=build] scripts/device/make-bundle.sh [DEST]
 # QUANTD_BUNDLE_BUILD=DIR takes the binaries from an existing CUDA build directory instead of the
 # engine-only Release build-dev/ (saves a second build of the engine on a busy machine).
 set -euo pipefail
@@ -14,8 +15,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.device-bundle}
 build=${QUANTD_BUNDLE_BUILD:-build-dev}
 cd "$repo"
-[ "$build" != build-dev ] || [ -f build-dev/build.ninja ] ||
-  cmake -S . -B build-dev -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
+[ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
 nice cmake --build "$build" -j2 --target cuda_backend_gpu_test cuda_attention_gpu_test \
   cuda_kernels_gpu_test cuda_checkpoint_gpu_test quantd-awq-cuda-bench
 stage=$(mktemp -d)
@@ -35,9 +35,12 @@ ldd "$stage"/bin/* | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
     *) cp -L "$lib" "$stage/lib/" ;;
   esac
 done
-data="$build"/tests/data
+data=$build/tests/data
 cp -r "$data/fixtures/autoawq-parity/llama-mha" "$stage/data/fixtures/autoawq-parity/"
-cp "$data"/configs/qwen2.5-{0.5b,7b}-instruct.config.json "$stage/data/configs/"
+# The trained MoE model (14 MB; main's tree does not have it until the MoE branch lands).
+mkdir -p "$stage/data/models" && cp -r "$data/models/tiny-qwen3-moe-wp" "$stage/data/models/"
+# Every config: the benchmarks' Qwen2.5 and Llama 3.1, the families' gpu tests' real geometries.
+cp "$data"/configs/*.config.json "$stage/data/configs/"
 mkdir -p "$dest"
 tar -C "$stage" -cJf "$dest/bundle.tar.xz" .
 cp scripts/device/run-gpu-checks.sh "$dest/"

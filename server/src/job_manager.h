@@ -27,6 +27,14 @@
 //       the job is requeued with attempt + 1, or FAILED (UNAVAILABLE) after max_attempts.
 //   (8) a queued job is cancelled at once.
 //   (9) a CANCELLING job whose worker is lost becomes CANCELLED.
+//  (10) a queued job that no connected worker's GPU is large enough for, for longer than
+//       unplaceable_timeout, FAILS (RESOURCE_EXHAUSTED) naming the smallest GPU it needs.
+//  (11) the worker reports the attempt lost (JobFinished.requeue: the engine was killed from
+//       outside, its progress kept): requeued like (6), or FAILED like (7).
+//
+// A queued job carries why it waits (Job.queue_reason/queue_message, updated by each scheduling
+// pass that changes it; a log event too when no connected worker's GPU can hold it), so GetJob,
+// ListJobs and `quantctl get` show it.
 //
 // Every transition and every report is stored (JobStore::UpdateJob, which numbers the events)
 // before it is published to watchers (JobEventHub). Recover() loads unfinished jobs before the
@@ -65,12 +73,24 @@
 namespace quantd::server {
 
 struct JobManagerOptions {
-  PathPolicy paths;
+  PathPolicy paths;  // Root patterns; "{tenant}" stands for the job's tenant (allowed_roots.h).
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration lease_duration = absl::Seconds(10);
   int max_attempts = 3;
-  int max_jobs_per_gpu = 0;   // Cap on jobs sharing a GPU; <= 0: as each worker advertises.
+  int max_jobs_per_gpu = 0;  // Cap on jobs sharing a GPU; <= 0: as each worker advertises.
+  // A job that no connected worker's GPU is large enough for (QUEUE_REASON_GPU_TOO_SMALL) FAILS
+  // (RESOURCE_EXHAUSTED, naming the smallest GPU it needs) once that has lasted this long;
+  // zero: it waits for a larger worker forever.
+  absl::Duration unplaceable_timeout = absl::Minutes(30);
   size_t event_window = 256;  // Recent events kept in memory per unfinished job.
+};
+
+// Who submits a job and what applies to it (the gRPC glue fills it from the caller's principal).
+// The default is a server without credentials.
+struct SubmitContext {
+  std::string tenant = "default";  // The job's tenant; its roots are options.paths for it.
+  std::string owner;               // The submitting principal ("" without credentials).
+  int max_queued_jobs = 0;         // Of this tenant; 0 = no limit.
 };
 
 // One open WorkerService stream, as returned by ConnectWorker.
@@ -94,8 +114,10 @@ class JobManager {
   void Stop();
 
   // QuantizationService.
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request,
+                                 const SubmitContext& context = {});
   absl::StatusOr<v1::Job> Get(const std::string& name);
+  // request.tenant() non-empty: only that tenant's jobs.
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request);
   absl::StatusOr<v1::Job> Cancel(const std::string& name);
   // Streams events after `after_sequence` to `write` until the terminal event has been written
@@ -109,8 +131,11 @@ class JobManager {
   // Copies the jobs, workers and GPUs by state into the gauges (a Registry collect callback).
   void CollectMetrics();
 
-  // WorkerService: a stream opened with `hello`; fills the ServerHello to send back.
-  WorkerSession ConnectWorker(const v1::WorkerHello& hello, v1::ServerHello* reply);
+  // WorkerService: a stream opened with `hello` by `principal` (its worker credential; "" without
+  // credentials); fills the ServerHello to send back. A worker id stays bound to the principal
+  // that connected it (until it is lost with no jobs): another principal is PERMISSION_DENIED.
+  absl::StatusOr<WorkerSession> ConnectWorker(const v1::WorkerHello& hello, v1::ServerHello* reply,
+                                              const std::string& principal = "");
   void HandleWorkerMessage(const WorkerSession& session, const v1::WorkerMessage& message);
   void DisconnectWorker(const WorkerSession& session);
 
@@ -124,6 +149,7 @@ class JobManager {
     // Device memory in use per GPU index (every process on it), from the latest heartbeat of this
     // session; empty when the worker reports none (no GPU, or no NVML).
     std::map<int32_t, int64_t> gpu_memory_used_bytes;
+    std::string principal;  // The worker credential this id is bound to.
   };
   // When an unfinished job entered the queue (submission or requeue) and was first placed on a
   // worker: the start of quantd_job_queue_wait_seconds and quantd_job_duration_seconds.
@@ -147,8 +173,15 @@ class JobManager {
   void RequeueOrFailLocked(JobRecord& record, const std::string& reason);
   void ReleaseLocked(const JobRecord& record);
   void ScheduleLocked();
+  // Records why a queued job waits (a log event when it changes).
+  void SetQueueReasonLocked(JobRecord& record, const Waiting& waiting);
+  // (10)
+  void FailUnplaceableLocked(absl::Time now);
+  // The memory plan's inputs for a job (cached per job id; config.json is read once).
+  const JobMemoryShape& ShapeLocked(const v1::Job& job);
   void ExpireLeasesLocked(absl::Time now);
   void SendLocked(const std::string& worker_id, v1::ServerMessage message);
+  v1::ServerMessage AssignmentFor(const v1::Job& job) const;
   // The cached unfinished job that `worker_id` may report on for `attempt`, or null.
   JobRecord* BoundJobLocked(const std::string& worker_id, const std::string& job_id,
                             int32_t attempt);
@@ -166,7 +199,8 @@ class JobManager {
   std::mutex mu_;
   std::map<std::string, JobRecord> active_;  // Unfinished jobs by id.
   std::map<std::string, WorkerEntry> workers_;
-  std::map<std::string, JobClock> clocks_;  // Unfinished jobs by id.
+  std::map<std::string, JobClock> clocks_;        // Unfinished jobs by id.
+  std::map<std::string, JobMemoryShape> shapes_;  // Unfinished jobs by id.
   uint64_t next_session_ = 0;
   bool dirty_ = false;  // Something changed that the scheduler should look at.
   bool stopping_ = false;

@@ -46,13 +46,39 @@ void JobManager::ObserveTransitionLocked(const std::string& job_id, v1::JobState
 void JobManager::CollectMetrics() {
   std::lock_guard<std::mutex> lock(mu_);
   int64_t queued = 0, running = 0;
+  std::map<std::string, int64_t> by_reason;
+  for (std::string_view reason : metrics::kQueueReasonLabels) by_reason[std::string(reason)] = 0;
   for (const auto& [id, record] : active_) {
     (record.job.state() == v1::JOB_STATE_QUEUED ? queued : running) += 1;
+    switch (record.job.queue_reason()) {
+      case v1::QUEUE_REASON_NO_WORKER:
+        ++by_reason[std::string(WaitReasonName(WaitReason::kNoWorker))];
+        break;
+      case v1::QUEUE_REASON_WAITING_FOR_CAPACITY:
+        ++by_reason[std::string(WaitReasonName(WaitReason::kWaitingForCapacity))];
+        break;
+      case v1::QUEUE_REASON_GPU_TOO_SMALL:
+        ++by_reason[std::string(WaitReasonName(WaitReason::kGpuTooSmall))];
+        break;
+      default:
+        break;
+    }
+  }
+  for (const auto& [reason, n] : by_reason) {
+    if (auto gauge = metrics_.queued_jobs.Add({{"reason", reason}}); gauge.ok()) {
+      (*gauge)->Set(static_cast<double>(n));
+    }
   }
   int64_t idle = 0, busy = 0, free_slots = 0, busy_slots = 0;
   int64_t memory_used = 0, memory_free = 0;  // GPUs whose worker reports their use
   for (const auto& [id, entry] : workers_) {
-    if (!entry.outbox) continue;  // Disconnected or lost.
+    if (!entry.outbox) {  // Disconnected or lost: its GPUs hold nothing of ours any more.
+      for (const v1::Gpu& gpu : entry.info.gpus()) {
+        const metrics::Labels labels = {{"worker", id}, {"gpu", std::to_string(gpu.index())}};
+        if (auto g = metrics_.gpu_memory_reserved_bytes.Add(labels); g.ok()) (*g)->Set(0);
+      }
+      continue;
+    }
     (entry.jobs.empty() ? idle : busy) += 1;
     for (const v1::Gpu& gpu : entry.info.gpus()) {
       auto used = entry.gpu_memory_used_bytes.find(gpu.index());
@@ -68,8 +94,19 @@ void JobManager::CollectMetrics() {
     }
     for (const v1::Gpu& gpu : entry.info.gpus()) {
       bool used = false;
-      for (const auto& [job_id, gpu_index] : entry.jobs) used = used || gpu_index == gpu.index();
+      int64_t reserved = 0;
+      for (const auto& [job_id, gpu_index] : entry.jobs) {
+        if (gpu_index != gpu.index()) continue;
+        used = true;
+        if (auto job = active_.find(job_id); job != active_.end()) {
+          reserved += job->second.job.estimated_gpu_memory_bytes();
+        }
+      }
       (used ? busy_slots : free_slots) += 1;
+      const metrics::Labels labels = {{"worker", id}, {"gpu", std::to_string(gpu.index())}};
+      if (auto g = metrics_.gpu_memory_reserved_bytes.Add(labels); g.ok()) {
+        (*g)->Set(static_cast<double>(reserved));
+      }
     }
   }
   metrics_.jobs_queued.Set(static_cast<double>(queued));

@@ -1,8 +1,12 @@
 // JobManager, the worker side: worker streams, reports, placement and leases.
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "allowed_roots.h"
+#include "bounded_text.h"
 #include "google/protobuf/util/time_util.h"
 #include "job_manager.h"
 #include "logging/logging.h"
+#include "path_guard/beneath.h"
 
 namespace quantd::server {
 namespace {
@@ -14,16 +18,6 @@ bool OnWorker(v1::JobState state) {
          state == v1::JOB_STATE_CANCELLING;
 }
 
-v1::ServerMessage AssignmentFor(const v1::Job& job) {
-  v1::ServerMessage message;
-  v1::JobAssignment* assignment = message.mutable_assignment();
-  assignment->set_job_id(job.job_id());
-  assignment->set_attempt(job.attempt());
-  *assignment->mutable_spec() = job.spec();
-  assignment->set_gpu_index(job.gpu_index());
-  return message;
-}
-
 v1::ServerMessage CancelFor(const v1::Job& job) {
   v1::ServerMessage message;
   message.mutable_cancel()->set_job_id(job.job_id());
@@ -32,6 +26,19 @@ v1::ServerMessage CancelFor(const v1::Job& job) {
 }
 
 }  // namespace
+
+v1::ServerMessage JobManager::AssignmentFor(const v1::Job& job) const {
+  v1::ServerMessage message;
+  v1::JobAssignment* assignment = message.mutable_assignment();
+  assignment->set_job_id(job.job_id());
+  assignment->set_attempt(job.attempt());
+  *assignment->mutable_spec() = job.spec();
+  assignment->set_gpu_index(job.gpu_index());
+  for (const std::string& root : RootsForTenant(options_.paths.allowed_roots, job.tenant())) {
+    assignment->add_allowed_roots(root);
+  }
+  return message;
+}
 
 void JobManager::SendLocked(const std::string& worker_id, v1::ServerMessage message) {
   auto it = workers_.find(worker_id);
@@ -86,10 +93,20 @@ JobRecord* JobManager::BoundJobLocked(const std::string& worker_id, const std::s
   return &record;
 }
 
-WorkerSession JobManager::ConnectWorker(const v1::WorkerHello& hello, v1::ServerHello* reply) {
+absl::StatusOr<WorkerSession> JobManager::ConnectWorker(const v1::WorkerHello& hello,
+                                                        v1::ServerHello* reply,
+                                                        const std::string& principal) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string& id = hello.worker_id();
+  if (auto bound = workers_.find(id); bound != workers_.end() && !bound->second.principal.empty() &&
+                                      bound->second.principal != principal) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("worker id ", Quoted(id),
+                     " is bound to another worker credential; a worker connects "
+                     "only under its own id"));
+  }
   WorkerEntry& entry = workers_[id];
+  entry.principal = principal;
   if (entry.outbox) {
     entry.outbox->Close();  // A newer stream of the same worker replaces the old one.
   }
@@ -199,8 +216,12 @@ void JobManager::HandleWorkerMessage(const WorkerSession& session,
       break;
     }
     case v1::WorkerMessage::kHeartbeat: {  // The lease renewal above, and the GPUs' memory use.
-      const auto& used = message.heartbeat().gpu_memory_used_bytes();
-      entry.gpu_memory_used_bytes = {used.begin(), used.end()};
+      const auto& reported = message.heartbeat().gpu_memory_used_bytes();
+      std::map<int32_t, int64_t> used(reported.begin(), reported.end());
+      if (used != entry.gpu_memory_used_bytes) {
+        entry.gpu_memory_used_bytes = std::move(used);
+        dirty_ = true;  // the scheduler counts it against the GPUs' memory
+      }
       break;
     }
     default:
@@ -222,6 +243,12 @@ void JobManager::HandleReportLocked(JobRecord& record, const v1::JobReport& repo
       *event.mutable_log() = report.log();
       break;
     case v1::JobReport::kArtifact:
+      if (!path_guard::LexicallyInside(report.artifact().path(), record.job.spec().output_dir())) {
+        logging::Warning(absl::StrCat("ignored an artifact outside the job's output_dir: ",
+                                      Quoted(report.artifact().path())),
+                         {record.job.job_id(), ""});
+        return;
+      }
       *event.mutable_artifact() = report.artifact();
       *record.job.add_artifacts() = report.artifact();
       break;
@@ -235,11 +262,27 @@ void JobManager::HandleReportLocked(JobRecord& record, const v1::JobReport& repo
 void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& finished) {
   ReleaseLocked(record);
   v1::JobState state = finished.state();
+  if (finished.requeue() && state == v1::JOB_STATE_FAILED) {  // (11)
+    RequeueOrFailLocked(
+        record, absl::StrCat("attempt ", record.job.attempt(), " was lost on ", record.job.worker(),
+                             ": ", finished.error().message()));
+    return;
+  }
   if (state != v1::JOB_STATE_SUCCEEDED && state != v1::JOB_STATE_CANCELLED) {
     state = v1::JOB_STATE_FAILED;
   }
+  v1::JobError error = finished.error();
   if (state == v1::JOB_STATE_SUCCEEDED) {
     *record.job.mutable_artifacts() = finished.artifacts();
+    for (const v1::Artifact& artifact : finished.artifacts()) {
+      if (path_guard::LexicallyInside(artifact.path(), record.job.spec().output_dir())) continue;
+      state = v1::JOB_STATE_FAILED;
+      record.job.clear_artifacts();
+      error.set_code(static_cast<int32_t>(absl::StatusCode::kDataLoss));
+      error.set_message(absl::StrCat("the worker reported an artifact outside output_dir: ",
+                                     Quoted(artifact.path())));
+      break;
+    }
   }
   if (finished.has_quality() && state != v1::JOB_STATE_CANCELLED) {
     *record.job.mutable_quality() = finished.quality();
@@ -254,13 +297,28 @@ void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& 
   (void)TransitionLocked(record, state, state == v1::JOB_STATE_FAILED ? &error : nullptr);
 }
 
+const JobMemoryShape& JobManager::ShapeLocked(const v1::Job& job) {
+  auto it = shapes_.find(job.job_id());
+  if (it != shapes_.end()) return it->second;
+  absl::StatusOr<JobMemoryShape> shape = JobMemoryShapeOf(job.spec());
+  if (!shape.ok()) {
+    // Validated at submission; unreadable now (a recovered job whose model went away): placed
+    // as a job of no size, the engine reports what is missing.
+    logging::Warning(absl::StrCat("cannot size the job: ", shape.status().message()),
+                     {job.job_id(), ""});
+    shape = JobMemoryShape{};
+  }
+  return shapes_[job.job_id()] = *std::move(shape);
+}
+
 // (2)
 void JobManager::ScheduleLocked() {
   std::vector<QueuedJob> queue;
   for (const auto& [id, record] : active_) {
     if (record.job.state() != v1::JOB_STATE_QUEUED) continue;
-    queue.push_back({id, record.job.spec().priority(), CreateMicros(record.job),
-                     record.job.estimated_gpu_memory_bytes()});
+    const JobMemoryShape& shape = ShapeLocked(record.job);
+    queue.push_back({id, record.job.spec().priority(), CreateMicros(record.job), shape.geometry,
+                     shape.blocks, shape.len});
   }
   if (queue.empty()) return;
   std::vector<WorkerView> views;
@@ -271,7 +329,9 @@ void JobManager::ScheduleLocked() {
     view.cpu_slots = entry.info.capacity();
     view.slots_per_gpu = entry.info.capacity();
     for (const v1::Gpu& gpu : entry.info.gpus()) {
-      view.gpus.push_back({gpu.index(), gpu.memory_bytes(), 0, 0});
+      auto used = entry.gpu_memory_used_bytes.find(gpu.index());
+      view.gpus.push_back({gpu.index(), gpu.memory_bytes(), 0, 0,
+                           used == entry.gpu_memory_used_bytes.end() ? 0 : used->second});
     }
     for (const auto& [job_id, gpu_index] : entry.jobs) {
       auto job = active_.find(job_id);
@@ -287,14 +347,93 @@ void JobManager::ScheduleLocked() {
     }
     views.push_back(std::move(view));
   }
-  for (const Placement& placement : scheduler_.Schedule(std::move(queue), std::move(views))) {
+  ScheduleResult result = scheduler_.Schedule(std::move(queue), std::move(views));
+  for (const Placement& placement : result.placements) {
     JobRecord& record = active_.at(placement.job_id);
     record.job.set_worker("workers/" + placement.worker_id);
+    record.job.set_worker_principal(workers_.at(placement.worker_id).principal);
     record.job.set_gpu_index(placement.gpu_index);
+    if (placement.gpu_index >= 0)
+      record.job.set_estimated_gpu_memory_bytes(placement.reserved_bytes);
     if (!TransitionLocked(record, v1::JOB_STATE_ASSIGNED).ok()) continue;
     WorkerEntry& entry = workers_.at(placement.worker_id);
     entry.jobs[placement.job_id] = placement.gpu_index;
     entry.outbox->Push(AssignmentFor(record.job));
+  }
+  for (const Waiting& waiting : result.waiting) {
+    SetQueueReasonLocked(active_.at(waiting.job_id), waiting);
+  }
+}
+
+namespace {
+
+double GiB(int64_t bytes) { return static_cast<double>(bytes) / memory_plan::kGiB; }
+
+}  // namespace
+
+void JobManager::SetQueueReasonLocked(JobRecord& record, const Waiting& waiting) {
+  v1::Job& job = record.job;
+  v1::QueueReason reason = v1::QUEUE_REASON_NO_WORKER;
+  std::string message = "waiting for a worker: none is connected";
+  switch (waiting.reason) {
+    case WaitReason::kNoWorker:
+      break;
+    case WaitReason::kWaitingForCapacity:
+      reason = v1::QUEUE_REASON_WAITING_FOR_CAPACITY;
+      message = absl::StrFormat(
+          "waiting for room: every worker that can run it is busy (it needs a GPU slot with "
+          "about %.1f GiB free, or a CPU slot)",
+          GiB(job.min_gpu_memory_bytes()));
+      break;
+    case WaitReason::kGpuTooSmall:
+      reason = v1::QUEUE_REASON_GPU_TOO_SMALL;
+      message = absl::StrFormat(
+          "no connected worker has a GPU large enough: by the engine's memory plan for %s at "
+          "%lld-token blocks it needs a GPU of at least %.1f GiB; the largest connected GPU has "
+          "%.1f GiB",
+          ShapeLocked(job).model, static_cast<long long>(job.spec().max_seq_len()),
+          GiB(job.min_gpu_memory_bytes()), GiB(waiting.largest_gpu_bytes));
+      break;
+  }
+  if (job.queue_reason() == reason && job.queue_message() == message) return;
+  if (job.queue_reason() != reason) {
+    // absl's clock: protobuf's GetCurrentTime() has whole seconds only.
+    *job.mutable_queue_reason_time() =
+        TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
+  }
+  job.set_queue_reason(reason);
+  job.set_queue_message(message);
+  // A job that no worker can hold is news for whoever watches it; waiting for a worker or for
+  // room is what a queue is (stored for GetJob and ListJobs, not an event each time it changes).
+  if (reason == v1::QUEUE_REASON_GPU_TOO_SMALL) {
+    LogToJobLocked(record, absl::StrCat("queued: ", message));
+  } else {
+    (void)CommitLocked(record, {});
+  }
+}
+
+// (10)
+void JobManager::FailUnplaceableLocked(absl::Time now) {
+  if (options_.unplaceable_timeout <= absl::ZeroDuration()) return;
+  std::vector<std::string> expired;
+  for (const auto& [id, record] : active_) {
+    const v1::Job& job = record.job;
+    if (job.state() != v1::JOB_STATE_QUEUED ||
+        job.queue_reason() != v1::QUEUE_REASON_GPU_TOO_SMALL) {
+      continue;
+    }
+    const absl::Time since =
+        absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(job.queue_reason_time()));
+    if (now - since >= options_.unplaceable_timeout) expired.push_back(id);
+  }
+  for (const std::string& id : expired) {
+    JobRecord& record = active_.at(id);
+    v1::JobError error;
+    error.set_code(static_cast<int32_t>(absl::StatusCode::kResourceExhausted));
+    error.set_message(absl::StrCat("gave up after ",
+                                   absl::FormatDuration(options_.unplaceable_timeout), ": ",
+                                   record.job.queue_message()));
+    (void)TransitionLocked(record, v1::JOB_STATE_FAILED, &error);
   }
 }
 
@@ -315,6 +454,7 @@ void JobManager::ExpireLeasesLocked(absl::Time now) {
       }
     }
     entry.jobs.clear();
+    entry.principal.clear();  // The id may now be claimed by another worker credential.
     dirty_ = true;
   }
 }

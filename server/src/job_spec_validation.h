@@ -1,5 +1,5 @@
-// Validation and defaults of a JobSpec, and the GPU memory a job is expected to need. Run by
-// SubmitJob before anything is stored, so a job that is queued can be run.
+// Validation and defaults of a JobSpec, and what the engine's memory plan needs to know of a job.
+// Run by SubmitJob before anything is stored, so a job that is queued can be run.
 #ifndef QUANTD_SERVER_JOB_SPEC_VALIDATION_H_
 #define QUANTD_SERVER_JOB_SPEC_VALIDATION_H_
 
@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "quantd/memory_plan/memory_plan.h"
 #include "quantd/v1/job.pb.h"
 
 namespace quantd::server {
@@ -24,9 +25,19 @@ struct PathPolicy {
 // name the field ("spec.group_size: 96 is not one of 32, 64, 128").
 absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec);
 
-// Peak GPU memory of the AWQ engine for a validated spec, from the model's config.json and the
-// calibration size. A deliberately generous estimate; see the .cc for the formula.
-absl::StatusOr<int64_t> EstimateGpuMemoryBytes(const v1::JobSpec& spec);
+// What the engine's memory plan (quantd/memory_plan/memory_plan.h, the code the CUDA backend
+// chooses its token chunks with) needs of a job: the decoder layer's geometry from the model's
+// config.json, and its calibration as blocks of max_seq_len tokens — an upper bound before the
+// texts are tokenized: num_calib full blocks at most, and no more tokens than the calibration
+// file's bytes / 2 plus, with the chat template, kChatTemplateTokensPerText per text.
+struct JobMemoryShape {
+  memory_plan::LayerGeometry geometry;
+  int64_t blocks = 0;
+  int64_t len = 0;
+  std::string model;  // "Qwen2ForCausalLM (hidden 896, intermediate 4864)", for messages
+};
+inline constexpr int64_t kChatTemplateTokensPerText = 256;
+absl::StatusOr<JobMemoryShape> JobMemoryShapeOf(const v1::JobSpec& spec);
 
 }  // namespace quantd::server
 

@@ -3,12 +3,15 @@
 // placements it returns.
 //
 // Policy: jobs in priority order (higher first), equal priorities oldest first. A job goes to the
-// GPU with the fewest jobs among those with a free slot and enough memory for the job's estimate
-// after what its running jobs reserved. A GPU has as many slots as its worker advertises
-// (WorkerHello.capacity, default 1), capped by the server's `max_jobs_per_gpu` when that is > 0. A
-// CPU-only worker offers `cpu_slots` slots and no memory check. A job that fits nowhere is skipped,
-// so it does not block smaller jobs behind it; it stays queued until a worker that fits it has
-// room.
+// GPU with the fewest jobs among those with a free slot on which the engine's memory plan
+// (quantd/memory_plan/memory_plan.h, the code the engine chooses its token chunks with) fits it,
+// given the GPU's total memory less the larger of what the scheduler reserved for the jobs it
+// placed there and what the worker's heartbeat says is in use. A job that fits only in token
+// chunks is placed too: the engine will chunk exactly as planned. The reservation is the plan's
+// total on that GPU. A GPU has as many slots as its worker advertises (WorkerHello.capacity,
+// default 1), capped by the server's `max_jobs_per_gpu` when that is > 0. A CPU-only worker offers
+// `cpu_slots` slots and no memory check. A job that fits nowhere now is skipped, so it does not
+// block smaller jobs behind it, and comes back with the reason it waits.
 //
 // Thread-safety: stateless; safe from any thread.
 #ifndef QUANTD_SERVER_SCHEDULER_H_
@@ -16,7 +19,10 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "quantd/memory_plan/memory_plan.h"
 
 namespace quantd::server {
 
@@ -24,14 +30,18 @@ struct QueuedJob {
   std::string job_id;
   int32_t priority = 0;
   int64_t create_micros = 0;
-  int64_t estimated_bytes = 0;
+  // The memory plan's inputs: the model's layer geometry and the calibration's blocks.
+  memory_plan::LayerGeometry geometry;
+  int64_t blocks = 1;
+  int64_t len = 1;
 };
 
 struct GpuSlotView {
   int32_t index = 0;
   int64_t memory_bytes = 0;
   int32_t running_jobs = 0;
-  int64_t reserved_bytes = 0;  // Sum of the estimates of its running jobs.
+  int64_t reserved_bytes = 0;  // What the scheduler reserved for its running jobs.
+  int64_t used_bytes = 0;      // In use, by the worker's latest heartbeat (0: not reported).
 };
 
 struct WorkerView {
@@ -45,7 +55,27 @@ struct WorkerView {
 struct Placement {
   std::string job_id;
   std::string worker_id;
-  int32_t gpu_index = -1;  // -1: a CPU slot.
+  int32_t gpu_index = -1;      // -1: a CPU slot.
+  int64_t reserved_bytes = 0;  // The plan's GPU memory on that GPU (0 on a CPU slot).
+};
+
+// Why a job was not placed.
+enum class WaitReason {
+  kNoWorker,            // no worker is connected
+  kWaitingForCapacity,  // some connected worker can run it once it has room
+  kGpuTooSmall,         // every connected worker has only GPUs too small for it, even idle
+};
+std::string_view WaitReasonName(WaitReason reason);  // "no_worker", ... (metric label values)
+
+struct Waiting {
+  std::string job_id;
+  WaitReason reason = WaitReason::kNoWorker;
+  int64_t largest_gpu_bytes = 0;  // the largest GPU of the connected workers (kGpuTooSmall)
+};
+
+struct ScheduleResult {
+  std::vector<Placement> placements;
+  std::vector<Waiting> waiting;  // every job of the queue that was not placed
 };
 
 class Scheduler {
@@ -53,9 +83,8 @@ class Scheduler {
   // max_jobs_per_gpu <= 0: as each worker advertises.
   explicit Scheduler(int max_jobs_per_gpu) : max_jobs_per_gpu_(max_jobs_per_gpu) {}
 
-  // Placements for as many of `queue` as fit on `workers`.
-  std::vector<Placement> Schedule(std::vector<QueuedJob> queue,
-                                  std::vector<WorkerView> workers) const;
+  // Placements for as many of `queue` as fit on `workers`, and why each other job waits.
+  ScheduleResult Schedule(std::vector<QueuedJob> queue, std::vector<WorkerView> workers) const;
 
  private:
   int max_jobs_per_gpu_;

@@ -176,6 +176,39 @@ TEST(QuantizeAwqCliTest, EventsEndWithAFailedResultCarryingTheCode) {
   EXPECT_EQ(j["code_number"], 3);
 }
 
+// How quantd-worker runs it: the options as JSON on stdin, every path beneath the allowed roots.
+TEST(QuantizeAwqCliTest, OptionsOnStdinAndPathsConfinedToTheRoots) {
+  const std::string dir = TempDir("roots");
+  std::filesystem::create_directories(dir + "/root/out");
+  std::filesystem::create_directories(dir + "/outside");
+  std::filesystem::create_directory_symlink(kFixture + "/model", dir + "/root/model");
+  const auto options = [&](const std::string& model) {
+    const std::string path = dir + "/options.json";
+    FILE* f = fopen(path.c_str(), "w");
+    const std::string json = nlohmann::json({{"model_dir", model},
+                                             {"output_dir", dir + "/root/out"},
+                                             {"calib_jsonl", dir + "/root/calib.jsonl"},
+                                             {"system_prompt", std::string(200000, 'p')},
+                                             {"allowed_roots", {dir + "/root"}}})
+                                 .dump();
+    fwrite(json.data(), 1, json.size(), f);
+    fclose(f);
+    return path;
+  };
+  // The model is a symlink out of the root: refused before any work, naming the path.
+  RunResult r = RunCli("--options_json=- --events=jsonl < " + options(dir + "/root/model"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(dir + "/root/model leads outside the allowed roots"), std::string::npos)
+      << r.output;
+  // Unknown keys in the options are usage errors.
+  FILE* f = fopen((dir + "/bad.json").c_str(), "w");
+  fputs("{\"model_dir\": \"/m\", \"frobnicate\": 1}", f);
+  fclose(f);
+  r = RunCli("--options_json=" + dir + "/bad.json");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown key \"frobnicate\""), std::string::npos) << r.output;
+}
+
 // The worker's metrics come from these: one "layer" event per decoder layer, in order, with its
 // time and the calibration tokens it ran, and no GPU memory on the CPU backend.
 TEST(QuantizeAwqCliTest, EventsReportEachLayerWithItsTimeAndTokens) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <thread>
 
+#include "absl/strings/str_format.h"
 #include "store/memory_job_store.h"
 
 namespace quantd::server {
@@ -26,8 +27,9 @@ class JobManagerTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ / "model");
     std::ofstream(root_ / "model" / "config.json")
-        << R"({"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100,)"
-        << R"( "intermediate_size": 128, "num_attention_heads": 4})";
+        << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,)"
+        << R"( "num_hidden_layers": 2, "vocab_size": 100, "intermediate_size": 128,)"
+        << R"( "num_attention_heads": 4})";
     std::ofstream(root_ / "calib.jsonl") << "{\"text\": \"hello\"}\n";
     options_.paths.allowed_roots = {root_.string()};
     options_.lease_duration = absl::Milliseconds(300);
@@ -58,15 +60,32 @@ class JobManagerTest : public ::testing::Test {
     return *job;
   }
   WorkerSession Connect(const std::string& id, std::vector<v1::RunningJob> running = {},
-                        v1::ServerHello* reply_out = nullptr) {
+                        v1::ServerHello* reply_out = nullptr, const std::string& principal = "") {
     v1::WorkerHello hello;
     hello.set_worker_id(id);
     hello.set_capacity(1);
     for (auto& r : running) *hello.add_running_jobs() = r;
     v1::ServerHello reply;
-    WorkerSession session = manager_->ConnectWorker(hello, &reply);
+    absl::StatusOr<WorkerSession> session = manager_->ConnectWorker(hello, &reply, principal);
+    EXPECT_TRUE(session.ok()) << session.status();
     if (reply_out) *reply_out = reply;
-    return session;
+    return session.ok() ? *session : WorkerSession{};
+  }
+  // A worker with one GPU of `gpu_bytes`.
+  WorkerSession ConnectGpu(const std::string& id, int64_t gpu_bytes) {
+    v1::WorkerHello hello;
+    hello.set_worker_id(id);
+    hello.set_capacity(1);
+    hello.add_gpus()->set_memory_bytes(gpu_bytes);
+    v1::ServerHello reply;
+    return manager_->ConnectWorker(hello, &reply);
+  }
+  // A model directory holding only a real model's config.json (tests/data/configs).
+  std::string ModelOf(const std::string& config) {
+    const fs::path dir = root_ / config;
+    fs::create_directories(dir);
+    fs::copy_file(fs::path(QUANTD_SOURCE_DIR) / "tests/data/configs" / config, dir / "config.json");
+    return dir.string();
   }
   // Next message for the worker, waiting for the scheduler.
   v1::ServerMessage Next(const WorkerSession& session) {
@@ -125,13 +144,15 @@ TEST_F(JobManagerTest, SubmitFillsDefaultsAndStoresAQueuedEvent) {
   EXPECT_EQ(job.spec().group_size(), 128);
   EXPECT_EQ(job.spec().num_calib(), 8192);
   EXPECT_EQ(job.spec().modules_to_not_convert().names(0), "lm_head");
-  // EstimateGpuMemoryBytes for this config and calibration file: three fp32 copies of one layer
-  // (64·(64 + 2·4·16) + 64·64 + 3·64·128 = 40960 parameters), the inputs of every Linear for 2048
-  // tokens (the 18-byte file holds less than one block of max_seq_len, so one block) at
-  // (6·64 + 2·128) floats each, the 100 × 64 fp16 embedding and 1 GiB of runtime overhead.
-  EXPECT_EQ(job.estimated_gpu_memory_bytes(), int64_t{40960} * 4 * 3 +
-                                                  int64_t{2048} * (6 * 64 + 2 * 128) * 4 +
-                                                  100 * 64 * 2 + (int64_t{1} << 30));
+  // The engine's memory plan for this config and calibration file: the layer as config.json gives
+  // it (no dtype: float32, 4 bytes; kv heads default to the heads, head_dim to hidden / heads) and
+  // at most bytes / 2 + 256 chat-wrapped tokens a text of the 18-byte file for each of the 8192
+  // texts, in blocks of 2048: 1024 blocks. Queued, the estimate is the plan with every token
+  // resident; the smallest GPU it fits is the plan's own boundary.
+  const memory_plan::LayerGeometry geometry{64, 128, 4, 4, 16, 4};
+  EXPECT_EQ(job.estimated_gpu_memory_bytes(),
+            static_cast<int64_t>(memory_plan::PlanRun(geometry, 1024, 2048, 1e18).planned_bytes));
+  EXPECT_EQ(job.min_gpu_memory_bytes(), memory_plan::SmallestGpuBytes(geometry, 1024, 2048));
   EXPECT_EQ(job.last_event_sequence(), 1);
 }
 
@@ -167,6 +188,35 @@ TEST_F(JobManagerTest, InvalidSpecsNameTheField) {
   EXPECT_TRUE(manager_->List({})->jobs().empty());  // Nothing rejected was stored.
 }
 
+// A model the engine does not support is refused at submit time with the engine's message (the
+// supported list, or why a multimodal checkpoint is refused), so it never reaches a worker; a
+// config without "architectures" is accepted through its model_type.
+TEST_F(JobManagerTest, UnsupportedModelsAreRefusedAtSubmit) {
+  const fs::path other = root_ / "other";
+  fs::create_directories(other);
+  auto submit = [&](const std::string& config) {
+    std::ofstream(other / "config.json") << config;
+    v1::SubmitJobRequest request = Request();
+    request.mutable_spec()->set_model_dir(other.string());
+    request.mutable_spec()->set_output_dir((root_ / "other-out").string());
+    return manager_->Submit(request);
+  };
+  const std::string geometry =
+      R"("hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100, "intermediate_size": 128,)"
+      R"( "num_attention_heads": 4)";
+  auto job = submit(R"({"architectures": ["GPT2LMHeadModel"], )" + geometry + "}");
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("spec.model_dir"));
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("GPT2LMHeadModel"));
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("Gemma2ForCausalLM"));
+  job = submit(R"({"architectures": ["Gemma3ForConditionalGeneration"],)"
+               R"( "text_config": {"model_type": "gemma3_text"}})");
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("multimodal"));
+  EXPECT_TRUE(manager_->List({})->jobs().empty());
+  job = submit(R"({"model_type": "mistral", )" + geometry + "}");
+  EXPECT_TRUE(job.ok()) << job.status();
+}
+
 TEST_F(JobManagerTest, RequestIdMakesSubmitIdempotent) {
   v1::SubmitJobRequest request = Request();
   request.set_request_id("req-7");
@@ -177,6 +227,76 @@ TEST_F(JobManagerTest, RequestIdMakesSubmitIdempotent) {
   request.mutable_spec()->set_group_size(64);
   EXPECT_EQ(manager_->Submit(request).status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(manager_->List({})->jobs_size(), 1);
+}
+
+TEST_F(JobManagerTest, TenantsSeeOnlyTheirJobsAndQueueWithinTheirQuota) {
+  options_.paths.allowed_roots = {root_.string() + "/{tenant}"};
+  Restart();
+  fs::create_directories(root_ / "search" / "model");
+  fs::copy_file(root_ / "model" / "config.json", root_ / "search" / "model" / "config.json");
+  v1::SubmitJobRequest request;
+  request.mutable_spec()->set_model_dir((root_ / "search" / "model").string());
+  request.mutable_spec()->set_calib_jsonl((root_ / "search" / "model" / "config.json").string());
+  const SubmitContext search{"search", "alice", 2};
+  for (const char* out : {"o1", "o2"}) {
+    request.mutable_spec()->set_output_dir((root_ / "search" / out).string());
+    auto job = manager_->Submit(request, search);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->tenant(), "search");
+    EXPECT_EQ(job->owner(), "alice");
+  }
+  request.mutable_spec()->set_output_dir((root_ / "search" / "o3").string());
+  auto over = manager_->Submit(request, search);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.status().message().find("--max-queued-jobs-per-tenant"), std::string::npos);
+  // Another tenant's roots do not hold search's files.
+  auto other = manager_->Submit(request, SubmitContext{"ads", "bob", 2});
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(other.status().message().find("allowed roots"), std::string::npos) << other.status();
+  v1::ListJobsRequest list;
+  list.set_tenant("ads");
+  EXPECT_EQ(manager_->List(list)->jobs_size(), 0);
+  list.set_tenant("search");
+  EXPECT_EQ(manager_->List(list)->jobs_size(), 2);
+  // A worker gets the job's own roots.
+  WorkerSession w = Connect("w1");
+  v1::ServerMessage assignment = Next(w);
+  ASSERT_EQ(assignment.assignment().allowed_roots_size(), 1);
+  EXPECT_EQ(assignment.assignment().allowed_roots(0), root_.string() + "/search");
+}
+
+TEST_F(JobManagerTest, ARequestIdOfAnotherTenantIsNotLeaked) {
+  v1::SubmitJobRequest request = Request();
+  request.set_request_id("shared-id");
+  auto first = manager_->Submit(request, SubmitContext{"a", "alice", 0});
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = manager_->Submit(request, SubmitContext{"b", "bob", 0});
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(second.status().message().find(first->name()), std::string::npos);
+}
+
+TEST_F(JobManagerTest, AWorkerIdIsBoundToTheCredentialThatConnectedIt) {
+  v1::Job job = Submit();
+  WorkerSession w = Connect("w1", {}, nullptr, "gpu-node-1");
+  ASSERT_TRUE(Next(w).has_assignment());
+  EXPECT_EQ(manager_->Get(job.name())->worker_principal(), "gpu-node-1");
+  v1::WorkerHello hello;
+  hello.set_worker_id("w1");
+  v1::ServerHello reply;
+  auto forged = manager_->ConnectWorker(hello, &reply, "gpu-node-2");
+  EXPECT_EQ(forged.status().code(), absl::StatusCode::kPermissionDenied);
+  // The forger's own session cannot report on the job either.
+  WorkerSession other = Connect("w2", {}, nullptr, "gpu-node-2");
+  manager_->HandleWorkerMessage(other, Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  EXPECT_EQ(StateOf(job.name()), v1::JOB_STATE_ASSIGNED);
+  // Its own worker finishes it; an artifact outside output_dir is refused.
+  v1::WorkerMessage finished = Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED);
+  finished.mutable_job_finished()->add_artifacts()->set_path("/tmp/forged/model.safetensors");
+  manager_->HandleWorkerMessage(w, finished);
+  auto done = manager_->Get(job.name());
+  EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(done->error().message().find("outside output_dir"), std::string::npos);
+  EXPECT_EQ(done->artifacts_size(), 0);
 }
 
 TEST_F(JobManagerTest, RunsOnAWorkerAndRecordsEveryStepOnce) {
@@ -343,7 +463,9 @@ TEST_F(JobManagerTest, HeartbeatsReportGpuMemoryInUse) {
     gpu->set_memory_bytes(int64_t{80} << 30);
   }
   v1::ServerHello reply;
-  WorkerSession session = manager_->ConnectWorker(hello, &reply);
+  absl::StatusOr<WorkerSession> connected = manager_->ConnectWorker(hello, &reply);
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  WorkerSession session = *connected;
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);  // Nothing reported yet.
   EXPECT_EQ(m.gpu_memory_free.Value(), 0);
@@ -361,13 +483,104 @@ TEST_F(JobManagerTest, HeartbeatsReportGpuMemoryInUse) {
   manager_->HandleWorkerMessage(session, beat);
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), static_cast<double>(int64_t{11} << 30));
-  WorkerSession again = manager_->ConnectWorker(hello, &reply);
+  absl::StatusOr<WorkerSession> again = manager_->ConnectWorker(hello, &reply);
+  ASSERT_TRUE(again.ok()) << again.status();
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);
-  manager_->DisconnectWorker(again);
+  manager_->DisconnectWorker(*again);
   manager_->HandleWorkerMessage(session, beat);  // The replaced session is ignored.
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);
+}
+
+TEST_F(JobManagerTest, AnAttemptLostOnItsWorkerIsRequeuedThenFailsAfterMaxAttempts) {
+  v1::Job job = Submit();
+  WorkerSession w1 = Connect("w1");
+  ASSERT_TRUE(Next(w1).has_assignment());
+  v1::WorkerMessage lost = Finished(job.job_id(), 1, v1::JOB_STATE_FAILED);
+  lost.mutable_job_finished()->set_requeue(true);
+  lost.mutable_job_finished()->mutable_error()->set_message("the engine was killed by signal 9");
+  manager_->HandleWorkerMessage(w1, lost);
+  // Requeued (the same worker still has a slot, so it gets attempt 2 at once).
+  v1::ServerMessage second = Next(w1);
+  ASSERT_TRUE(second.has_assignment());
+  EXPECT_EQ(second.assignment().attempt(), 2);
+  lost.mutable_job_finished()->set_attempt(2);
+  manager_->HandleWorkerMessage(w1, lost);
+  WaitFor(job.name(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(manager_->Get(job.name())->error().message().find("gave up after 2 attempts"),
+            std::string::npos);
+  bool said = false;  // the requeue says why the first attempt ended
+  for (const v1::JobEvent& e : Events(job.name())) {
+    said |= e.has_state_change() && e.state_change().state() == v1::JOB_STATE_QUEUED &&
+            e.state_change().error().message().find("signal 9") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
+}
+
+TEST_F(JobManagerTest, TheSeedScaleCalibrationIsPlacedOnAGpuByTheEnginesMemoryPlan) {
+  // Qwen2.5-0.5B, an 8 MB calibration file, 8192 texts in blocks of 2048 tokens (the defaults):
+  // the old estimate (every token's activations at once, about 240 GB) left it queued forever.
+  const fs::path calib = root_ / "calib_8192.jsonl";
+  {
+    std::ofstream out(calib);
+    for (int i = 0; i < 8192; ++i) out << "{\"text\": \"" << std::string(1000, 'a') << "\"}\n";
+  }
+  v1::SubmitJobRequest request = Request();
+  request.mutable_spec()->set_model_dir(ModelOf("qwen2.5-0.5b-instruct.config.json"));
+  request.mutable_spec()->set_calib_jsonl(calib.string());
+  absl::StatusOr<v1::Job> job = manager_->Submit(request);
+  ASSERT_TRUE(job.ok()) << job.status();
+  WorkerSession gpu = ConnectGpu("h100", int64_t{80} << 30);
+  v1::ServerMessage m = Next(gpu);
+  ASSERT_TRUE(m.has_assignment());
+  EXPECT_EQ(m.assignment().gpu_index(), 0);
+  v1::Job placed = *manager_->Get(job->name());
+  EXPECT_LE(placed.estimated_gpu_memory_bytes(), int64_t{80} << 30);  // what it reserved there
+  EXPECT_EQ(placed.queue_reason(), v1::QUEUE_REASON_UNSPECIFIED);
+}
+
+TEST_F(JobManagerTest, AJobNoGpuCanHoldSaysWhyThenFailsNamingTheGpuItNeeds) {
+  options_.unplaceable_timeout = absl::Milliseconds(300);
+  Restart();
+  v1::SubmitJobRequest request = Request();
+  request.mutable_spec()->set_model_dir(ModelOf("qwen2.5-7b-instruct.config.json"));
+  absl::StatusOr<v1::Job> job = manager_->Submit(request);
+  ASSERT_TRUE(job.ok()) << job.status();
+  v1::Job waiting;
+  for (int i = 0; i < 100; ++i) {  // no worker yet
+    waiting = *manager_->Get(job->name());
+    if (waiting.queue_reason() != v1::QUEUE_REASON_UNSPECIFIED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(waiting.queue_reason(), v1::QUEUE_REASON_NO_WORKER);
+  WorkerSession small = ConnectGpu("small", int64_t{4} << 30);
+  manager_->HandleWorkerMessage(small, [] {
+    v1::WorkerMessage beat;
+    (*beat.mutable_heartbeat()->mutable_gpu_memory_used_bytes())[0] = int64_t{1} << 30;
+    return beat;
+  }());
+  for (int i = 0; i < 100; ++i) {
+    waiting = *manager_->Get(job->name());
+    if (waiting.queue_reason() == v1::QUEUE_REASON_GPU_TOO_SMALL) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(waiting.queue_reason(), v1::QUEUE_REASON_GPU_TOO_SMALL);
+  EXPECT_NE(waiting.queue_message().find("the largest connected GPU has 4.0 GiB"),
+            std::string::npos)
+      << waiting.queue_message();
+  manager_->CollectMetrics();
+  EXPECT_EQ((*metrics_->queued_jobs.Add({{"reason", "gpu_too_small"}}))->Value(), 1);
+  EXPECT_EQ(metrics_->gpu_memory_used.Value(), double{1 << 30});  // the heartbeat's
+  WaitFor(job->name(), v1::JOB_STATE_FAILED);
+  v1::Job failed = *manager_->Get(job->name());
+  EXPECT_EQ(failed.error().code(), static_cast<int>(absl::StatusCode::kResourceExhausted));
+  const std::string needs =
+      absl::StrFormat("%.1f GiB", static_cast<double>(failed.min_gpu_memory_bytes()) / (1 << 30));
+  EXPECT_NE(failed.error().message().find("needs a GPU of at least " + needs), std::string::npos)
+      << failed.error().message();
+  manager_->CollectMetrics();
+  EXPECT_EQ((*metrics_->queued_jobs.Add({{"reason", "gpu_too_small"}}))->Value(), 0);
 }
 
 TEST_F(JobManagerTest, MetricsFollowJobsAndWorkers) {

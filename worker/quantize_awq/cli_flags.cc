@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
 
 namespace quantd::quantize_awq {
 namespace {
@@ -38,7 +39,10 @@ const std::map<std::string, FlagSpec>& Flags() {
         "model's by more (off)"}},
       {"seed", {Kind::kInt, "sampling seed (42)"}},
       {"system_prompt", {Kind::kString, "system message of chat-wrapped texts (seed's)"}},
-      {"dtype", {Kind::kString, "float16|bfloat16: float tensors of the output (float16)"}},
+      {"dtype",
+       {Kind::kString,
+        "auto|float16|bfloat16: float tensors and config dtype of the output (auto: float16, "
+        "bfloat16 for Gemma)"}},
       {"eval_text",
        {Kind::kString,
         "held-out text for the quality report (default: a slice of --calib_jsonl is held out)"}},
@@ -48,11 +52,24 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"backend", {Kind::kString, "auto|cpu|cuda (auto)"}},
       {"events", {Kind::kString, "jsonl: machine-readable events on stdout"}},
       {"no_chat_template", {Kind::kSwitch, "use calibration texts without chat wrapping"}},
+      {"restart",
+       {Kind::kSwitch,
+        "discard the finished layers an interrupted run left in output_dir (by default a run "
+        "into such an output_dir resumes from them)"}},
       {"trust_remote_code",
        {Kind::kSwitch,
         "no effect (accepted for the seed's interface): quantd never executes "
         "model code, it reads config.json, safetensors and tokenizer files only"}},
       {"no_trust_remote_code", {Kind::kSwitch, "no effect, as --trust_remote_code"}},
+      {"chat_template_fallback",
+       {Kind::kSwitch,
+        "wrap texts as ChatML when the model's chat template does not parse "
+        "(default: fail)"}},
+      {"allowed_roots",
+       {Kind::kString,
+        "comma-separated directories every path must stay beneath (no symlink "
+        "out of them is followed)"}},
+      {"options_json", {Kind::kString, "FILE (- = stdin): a JSON object of these flags"}},
       {"help", {Kind::kSwitch, "this text"}},
   };
   return *flags;
@@ -84,9 +101,10 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
     o.dump_calib = value;
   } else if (flag == "dtype" || flag == "scale_dtype") {
     const std::optional<engine::OutputDtype> dtype = engine::ParseOutputDtype(value);
-    if (!dtype.has_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, ": expected float16 or bfloat16, got \"", value, "\""));
+    if (!dtype.has_value() || (flag == "scale_dtype" && *dtype == engine::OutputDtype::kAuto)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": expected ",
+                                                     flag == "dtype" ? "auto, " : "",
+                                                     "float16 or bfloat16, got \"", value, "\""));
     }
     (flag == "dtype" ? o.output_dtype : o.scale_dtype.emplace()) = *dtype;
   } else if (flag == "format") {
@@ -134,8 +152,17 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
     }
   } else if (flag == "no_chat_template") {
     o.apply_chat_template = false;
+  } else if (flag == "restart") {
+    o.restart = true;
   } else if (flag == "trust_remote_code" || flag == "no_trust_remote_code") {
     c.trust_remote_code_given = true;
+  } else if (flag == "chat_template_fallback") {
+    o.chat_template_fallback = true;
+  } else if (flag == "allowed_roots") {
+    c.allowed_roots.clear();
+    for (absl::string_view root : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+      c.allowed_roots.emplace_back(root);
+    }
   } else if (flag == "help") {
     c.help = true;
   } else {
@@ -153,9 +180,53 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
   return absl::OkStatus();
 }
 
+// Applies the flags of an --options_json object.
+absl::Status ApplyJson(const std::string& text, CliConfig& c) {
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return absl::InvalidArgumentError("--options_json: not a JSON object");
+  }
+  for (const auto& [name, value] : doc.items()) {
+    const auto it = Flags().find(name);
+    if (it == Flags().end() || name == "options_json" || name == "help") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--options_json: unknown key \"", name.substr(0, 64), "\""));
+    }
+    std::string text_value;
+    if (it->second.kind == Kind::kSwitch) {
+      if (!value.is_boolean()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--options_json: \"", name, "\" must be true or false"));
+      }
+      if (!value.get<bool>()) continue;
+    } else if (value.is_string()) {
+      text_value = value.get<std::string>();
+    } else if (value.is_number_integer()) {
+      text_value = value.dump();
+    } else if (value.is_boolean() || value.is_number_float()) {
+      // --zero_point true|false and --max_ppl_increase PERCENT as JSON's own types.
+      text_value = value.dump();
+    } else if (name == "allowed_roots" && value.is_array()) {
+      for (const nlohmann::json& root : value) {
+        if (!root.is_string()) {
+          return absl::InvalidArgumentError("--options_json: allowed_roots must be strings");
+        }
+      }
+      c.allowed_roots = value.get<std::vector<std::string>>();
+      continue;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--options_json: \"", name, "\" must be a string or an integer"));
+    }
+    if (absl::Status s = Apply(name, text_value, c); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const EnvLookup& env) {
+absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const EnvLookup& env,
+                                     const FileReader& read_file) {
   CliConfig c;
   c.options.model_dir = env("AWQ_MODEL_DIR").value_or(kDefaultModelDir);
   c.options.output_dir = env("AWQ_OUTPUT_DIR").value_or(kDefaultOutputDir);
@@ -185,6 +256,16 @@ absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const
         return absl::InvalidArgumentError(absl::StrCat("--", name, ": missing value"));
       }
       value = args[++i];
+    }
+    if (name == "options_json") {
+      if (!read_file) return absl::InvalidArgumentError("--options_json: cannot read files here");
+      absl::StatusOr<std::string> text = read_file(*value);
+      if (!text.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--options_json: ", text.status().message()));
+      }
+      if (absl::Status s = ApplyJson(*text, c); !s.ok()) return s;
+      continue;
     }
     if (absl::Status s = Apply(name, *value, c); !s.ok()) return s;
   }

@@ -92,6 +92,12 @@ void ConsoleObserver::LayerEvent(const engine::Progress& p) {
 void ConsoleObserver::OnProgress(const engine::Progress& p) {
   const bool quantizing = p.phase == engine::Phase::kQuantizing;
   if (quantizing && p.layers_done == 0) layer_start_ = absl::Now();
+  // A resumed run reports its kept layers done at once: not a layer of this run (no layer event).
+  if (quantizing && p.resumed_at_layer > 0 && p.layers_done == p.resumed_at_layer &&
+      last_layer_reported_ < p.resumed_at_layer) {
+    last_layer_reported_ = p.layers_done;
+    layer_start_ = absl::Now();
+  }
   const bool layer_done = quantizing && p.layers_done > 0 && p.layers_done != last_layer_reported_;
   if (events_ && layer_done) LayerEvent(p);
   if (events_) {
@@ -101,6 +107,7 @@ void ConsoleObserver::OnProgress(const engine::Progress& p) {
                         {"layers_total", p.layers_total},
                         {"fraction", p.fraction}};
     if (p.eta.has_value()) j["eta_seconds"] = absl::ToDoubleSeconds(*p.eta);
+    if (p.resumed_at_layer > 0) j["resumed_at_layer"] = p.resumed_at_layer;
     Event(j.dump());
   }
   if (layer_done) {

@@ -43,6 +43,9 @@ absl::StatusOr<EngineEvent> ParseEngineEvent(const std::string& line) {
     event.progress.set_layers_done(j.value("layers_done", 0));
     event.progress.set_layers_total(j.value("layers_total", 0));
     event.progress.set_fraction(j.value("fraction", 0.0));
+    if (j.contains("resumed_at_layer") && j["resumed_at_layer"].is_number_integer()) {
+      event.progress.set_resumed_at_layer(j["resumed_at_layer"].get<int32_t>());
+    }
     if (j.contains("eta_seconds") && j["eta_seconds"].is_number()) {
       const double eta = j["eta_seconds"].get<double>();
       if (std::isfinite(eta) && eta >= 0) {

@@ -16,16 +16,6 @@
 namespace quantd::worker {
 namespace {
 
-std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& ca_path) {
-  if (ca_path.empty()) return grpc::InsecureChannelCredentials();
-  std::ifstream in(ca_path);
-  std::stringstream pem;
-  pem << in.rdbuf();
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = pem.str();
-  return grpc::SslCredentials(ssl);
-}
-
 std::string HostName() {
   char name[256] = {};
   gethostname(name, sizeof(name) - 1);
@@ -66,13 +56,14 @@ void WorkerAgent::Run() {
     changed_.wait_for(lock, absl::ToChronoNanoseconds(wait), [&] { return stopping_; });
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
-  // Shutting down: stop the engines, which removes their partial output.
+  // Shutting down: stop the engines. Their output stays: the server requeues their jobs, and the
+  // next attempts resume from the layers these finished.
   std::vector<std::unique_ptr<EngineProcess>> processes;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, job] : jobs_) {
       if (job.process) {
-        job.process->Cancel();
+        job.process->Cancel(/*remove_output=*/false);
         processes.push_back(std::move(job.process));
       }
     }
@@ -166,9 +157,25 @@ std::vector<v1::WorkerMessage> WorkerAgent::TakeOutgoingLocked() {
 }
 
 bool WorkerAgent::Serve() {
-  auto channel = grpc::CreateChannel(options_.server, Credentials(options_.tls_ca));
-  auto stub = v1::WorkerService::NewStub(channel);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      credentials::OpenChannel(options_.server, options_.tls);
+  if (!channel.ok()) {
+    logging::Error(
+        absl::StrCat("cannot connect to ", options_.server, ": ", channel.status().message()));
+    return false;
+  }
+  // Re-read at every connection: a rotated token file is picked up without a restart.
+  absl::StatusOr<std::string> token =
+      credentials::ResolveToken(options_.token_file.empty() ? options_.token : "",
+                                options_.token_file);
+  if (!token.ok()) {
+    logging::Error(absl::StrCat("cannot connect to ", options_.server, ": ",
+                                token.status().message()));
+    return false;
+  }
+  auto stub = v1::WorkerService::NewStub(*channel);
   auto context = std::make_shared<grpc::ClientContext>();
+  credentials::AttachToken(*context, *token);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;
@@ -332,7 +339,19 @@ void WorkerAgent::OnReport(const std::string& job_id, int32_t attempt, v1::JobRe
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.assignment.attempt() != attempt) return;
-  if (report.has_progress()) recorder_.JobProgress(job_id, report.progress().fraction());
+  if (report.has_progress()) {
+    recorder_.JobProgress(job_id, report.progress().fraction());
+    const v1::JobProgress& p = report.progress();
+    if (p.resumed_at_layer() > 0 && !it->second.resume_logged) {
+      it->second.resume_logged = true;
+      logging::Info(absl::StrCat("attempt ", attempt, " resumed at layer ", p.resumed_at_layer(),
+                                 " of ", p.layers_total(),
+                                 ": the engine kept the layers an "
+                                 "earlier attempt finished in ",
+                                 it->second.assignment.spec().output_dir()),
+                    {job_id, options_.worker_id});
+    }
+  }
   AddReportLocked(job_id, it->second, std::move(report));
 }
 

@@ -15,10 +15,19 @@ absl::Status Refuse(const std::string& field, const std::string& what) {
 }  // namespace
 
 const char* OutputDtypeName(OutputDtype dtype) {
-  return dtype == OutputDtype::kBFloat16 ? "bfloat16" : "float16";
+  switch (dtype) {
+    case OutputDtype::kAuto:
+      return "auto";
+    case OutputDtype::kBFloat16:
+      return "bfloat16";
+    case OutputDtype::kFloat16:
+      break;
+  }
+  return "float16";
 }
 
 std::optional<OutputDtype> ParseOutputDtype(std::string_view name) {
+  if (name == "auto") return OutputDtype::kAuto;
   if (name == "float16") return OutputDtype::kFloat16;
   if (name == "bfloat16") return OutputDtype::kBFloat16;
   return std::nullopt;
@@ -76,7 +85,7 @@ absl::Status CheckQuantFormat(const QuantFormat& f, const QuantFormatFields& n) 
     }
     return absl::OkStatus();
   }
-  if (scale != f.output_dtype) {
+  if (f.output_dtype != OutputDtype::kAuto && scale != f.output_dtype) {
     return Refuse(n.scale_dtype,
                   absl::StrCat(OutputDtypeName(scale), " with ", n.output_dtype, " ",
                                OutputDtypeName(f.output_dtype),
@@ -87,20 +96,23 @@ absl::Status CheckQuantFormat(const QuantFormat& f, const QuantFormatFields& n) 
   return absl::OkStatus();
 }
 
-absl::Status CheckModulePatterns(const std::vector<std::string>& patterns, std::string_view field) {
+absl::Status CheckModulePatterns(const std::vector<std::string>& patterns, std::string_view field,
+                                 QuoteFn quote) {
+  auto quoted = [quote](const std::string& p) {
+    return quote != nullptr ? quote(p) : absl::StrCat("\"", p, "\"");
+  };
   for (const std::string& p : patterns) {
     if (p.empty() || p.find(',') != std::string::npos) {
-      return Refuse(std::string(field),
-                    absl::StrCat("\"", p,
-                                 "\" is not a module name or pattern (expected a "
-                                 "substring of module names or re:<regex>)"));
+      return Refuse(std::string(field), absl::StrCat(quoted(p),
+                                                     " is not a module name or pattern (expected a "
+                                                     "substring of module names or re:<regex>)"));
     }
     if (p.rfind("re:", 0) == 0) {
       try {
         std::regex re(p.substr(3), std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
         return Refuse(std::string(field),
-                      absl::StrCat("\"", p, "\": the regex does not compile (", e.what(), ")"));
+                      absl::StrCat(quoted(p), ": the regex does not compile (", e.what(), ")"));
       }
     }
   }

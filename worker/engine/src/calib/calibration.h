@@ -40,7 +40,8 @@ struct CalibrationOptions {
   int num_calib = 8192;
   int max_seq_len = 2048;
   bool apply_chat_template = true;
-  std::string system_prompt;  // "" = no system message.
+  bool chat_template_fallback = false;  // ChatML instead of failing on a broken template.
+  std::string system_prompt;            // "" = no system message.
   uint64_t seed = 42;
   int vocab_size = 0;     // > 0: input_ids rows must hold ids below it (the model's vocab_size).
   bool hold_out = false;  // keep the held-out slice out of calibration (no --eval_text)
@@ -90,6 +91,7 @@ struct CalibrationSet {
 struct CalibrationChat {
   std::optional<chat_template::ChatTemplate> tmpl;
   std::string unavailable_reason;  // Set when tmpl is empty.
+  bool broken = false;             // The model has a template, but it cannot be loaded or parsed.
 };
 CalibrationChat LoadCalibrationChat(std::string_view model_dir);
 
@@ -103,7 +105,8 @@ std::string RenderCalibrationPrompt(std::string_view user, std::string_view syst
 // Builds the calibration blocks. `tokenizer` may be null when every row is pre-tokenized (a model
 // directory without tokenizer files, like the parity fixture); a text row then is an error. `chat`
 // is used only with options.apply_chat_template (nullptr there means "no template": the ChatML
-// fallback). Warnings (fallbacks) and a summary go to `observer` (may be null). Errors:
+// fallback; a broken template is InvalidArgument unless options.chat_template_fallback). Warnings
+// (fallbacks) and a summary go to `observer` (may be null). Errors:
 // InvalidArgument naming the file for a missing/unreadable file, no usable rows, or fewer tokens
 // than one block (with the counts and a hint).
 absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& options,

@@ -20,6 +20,8 @@
 #include "cuda/kernels.h"
 #include "cuda/pinned_buffer.h"
 #include "io/status_macros.h"
+#include "model/memory_geometry.h"
+#include "quantd/memory_plan/memory_plan.h"
 
 namespace quantd::engine {
 namespace cuda {
@@ -79,46 +81,7 @@ class CudaActivations : public Activations {
   cuda::PinnedBuffer host_[2];
 };
 
-// Device memory of a run by parts (bytes), estimated from the geometry: what every layer needs
-// whatever the token count, and what scales with the tokens worked on at a time.
-struct MemoryEstimate {
-  double weights;    // one layer: float32 masters and md operands
-  double fixed;      // trial batches, Gram matrices, cuBLAS workspaces
-  double per_token;  // captured module inputs/outputs and forward/search scratch
-  double capture_per_token;
-  double hidden_per_token;  // one float32 row of hidden states
-};
-
-MemoryEstimate EstimateMemory(const ModelConfig& c, DType md) {
-  const double e = DTypeSize(md);
-  const double h = c.hidden_size, im = c.intermediate_size;
-  const double qd = double{1} * c.num_attention_heads * c.head_dim;
-  const double kvd = double{1} * c.num_key_value_heads * c.head_dim;
-  MemoryEstimate m;
-  m.weights = (h * (qd + 2 * kvd) + qd * h + 3 * h * im) * (4 + e);
-  m.fixed = 2.0 * (1 << 30) + (2 * im * im + 2 * qd * qd) * 4;
-  m.capture_per_token = 4 * h * 4 + 2 * h * e + qd * 4 + im * e;
-  m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + 3 * im * e + h * (8 + e);
-  m.hidden_per_token = h * 4;
-  return m;
-}
-
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
-// Blocks per chunk for `blocks` blocks of `len` tokens, given `budget` bytes of device memory
-// beside the hidden states: all of them when the layer's working set fits (hidden states on the
-// device, worked on in place), else as many as fit beside a second device copy of the hidden
-// states (none when they are in host memory) and a chunk buffer; 0 when not even one block does.
-int64_t ChunkBlocks(const MemoryEstimate& m, int64_t blocks, int64_t len, bool on_host,
-                    double budget) {
-  const double base = m.fixed + 2 * m.weights;  // the current and the staged layer
-  const double tokens = static_cast<double>(blocks * len);
-  if (!on_host && base + tokens * m.per_token <= budget) return blocks;
-  const double other = on_host ? 0.0 : tokens * m.hidden_per_token;
-  const double per_block = static_cast<double>(len) * (m.per_token + m.hidden_per_token);
-  const double fit = std::floor((budget - base - other) / per_block);
-  return fit < 1 ? 0 : static_cast<int64_t>(std::min(fit, static_cast<double>(blocks)));
-}
+using memory_plan::kGiB;
 
 class CudaBackend : public Backend {
  public:
@@ -167,8 +130,8 @@ class CudaBackend : public Backend {
     size_t free_b = 0, total_b = 0;
     QUANTD_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_b, &total_b));
     const double bytes = static_cast<double>(n * len * hidden) * sizeof(float);
-    const bool on_host =
-        options_.hidden_states_on_host || 2 * bytes > 0.25 * static_cast<double>(free_b);
+    const bool on_host = options_.hidden_states_on_host ||
+                         memory_plan::HiddenStatesOnHost(bytes, static_cast<double>(free_b));
     auto act = std::make_unique<CudaActivations>(n, len, hidden, on_host);
     if (absl::Status s = act->Allocate(); !s.ok()) return s;
     if (n * len > embedded_.tokens) embedded_ = {n * len, len, on_host};  // the calibration set
@@ -320,9 +283,10 @@ class CudaBackend : public Backend {
                                              const CudaActivations& act) const {
     if (act.chunk_blocks() > 0) return act.chunk_blocks();
     if (options_.chunk_blocks > 0) return std::min(options_.chunk_blocks, act.num_blocks());
-    const MemoryEstimate m = EstimateMemory(config, md);
+    const memory_plan::MemoryEstimate m = memory_plan::EstimateMemory(MemoryGeometryOf(config, md));
     const double budget = Budget(act.on_host() ? 0 : act.bytes());
-    const int64_t chunk = ChunkBlocks(m, act.num_blocks(), act.block_len(), act.on_host(), budget);
+    const int64_t chunk =
+        memory_plan::ChunkBlocks(m, act.num_blocks(), act.block_len(), act.on_host(), budget);
     if (chunk == 0) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "not enough GPU memory: a layer of %s (hidden %d, intermediate %d) needs about %.1f GiB "
@@ -337,12 +301,15 @@ class CudaBackend : public Backend {
   }
 
   // Device bytes a layer may use beside `hidden_bytes` of hidden states on the device: what is
-  // free plus what the backend holds already (reused), less a margin for the CUDA context.
+  // free plus what the backend holds already (reused), less the plan's margin.
   static double Budget(size_t hidden_bytes) {
+    return memory_plan::LayerBudget(Available(), static_cast<double>(hidden_bytes));
+  }
+  // Free device memory plus what the backend holds already: what the memory plan may use.
+  static double Available() {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    return static_cast<double>(free_b + cuda::GlobalDeviceMemoryStats().current) -
-           static_cast<double>(hidden_bytes) - 1.0 * kGiB;
+    return static_cast<double>(free_b + cuda::GlobalDeviceMemoryStats().current);
   }
 
   // The plan before the first layer (an estimate from the geometry, for the calibration states
@@ -351,45 +318,36 @@ class CudaBackend : public Backend {
   DeviceMemoryReport PlanMemory(const ModelConfig& c, DType md, int64_t tokens) const {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    const MemoryEstimate m = EstimateMemory(c, md);
     const int64_t len = embedded_.len > 0 ? embedded_.len : tokens;
     const int64_t blocks = std::max<int64_t>(1, tokens / std::max<int64_t>(1, len));
-    const bool on_host = embedded_.on_host;
-    const double hidden_b = static_cast<double>(tokens) * m.hidden_per_token;
-    const int64_t chunk = options_.chunk_blocks > 0 ? std::min(options_.chunk_blocks, blocks)
-                                                    : ChunkBlocks(m, blocks, len, on_host,
-                                                                  Budget(on_host ? 0 : hidden_b));
-    const bool in_place = !on_host && chunk == blocks;
-    const double t = static_cast<double>((chunk > 0 ? chunk : 1) * len);
-    const double capture = t * m.capture_per_token;
-    const double scratch = t * (m.per_token - m.capture_per_token) + m.fixed;
-    const double hidden_dev =
-        on_host ? 0.0 : (in_place ? hidden_b : 2 * hidden_b + t * m.hidden_per_token);
-    const double planned = hidden_dev + capture + scratch + 2 * m.weights;
+    // The states are embedded already: what the plan may use is what is free now plus what the
+    // backend holds (the states among it), as when the first layer planned its chunks.
+    const memory_plan::RunPlan p = memory_plan::PlanRun(MemoryGeometryOf(c, md), blocks, len, Available(),
+                                                        {options_.chunk_blocks, embedded_.on_host});
     std::string where;
-    if (in_place) {
+    if (p.in_place) {
       where = absl::StrFormat("%lld calibration tokens resident on the GPU (hidden states %.2f GiB",
-                              static_cast<long long>(tokens), hidden_b / kGiB);
+                              static_cast<long long>(tokens), p.hidden_bytes / kGiB);
     } else {
       where = absl::StrFormat(
           "%lld calibration tokens in %lld chunks of %lld blocks (hidden states %s, %.2f GiB; "
           "per chunk",
-          static_cast<long long>(tokens),
-          static_cast<long long>(chunk > 0 ? (blocks + chunk - 1) / chunk : 0),
-          static_cast<long long>(chunk),
-          on_host ? "in pinned host memory"
-                  : "on the GPU, read from one copy and written to another",
-          hidden_b / kGiB);
+          static_cast<long long>(tokens), static_cast<long long>(p.chunks),
+          static_cast<long long>(p.chunk_blocks),
+          p.hidden_on_host ? "in pinned host memory"
+                           : "on the GPU, read from one copy and written to another",
+          p.hidden_bytes / kGiB);
     }
     DeviceMemoryReport r;
     r.plan = absl::StrFormat(
         "memory plan: %s, captured module inputs/outputs %.2f GiB, forward and search scratch "
         "%.2f GiB), two layers' weights at a time (%.2f GiB each): about %.1f GiB; the GPU has "
         "%.1f of %.1f GiB free",
-        where, capture / kGiB, scratch / kGiB, m.weights / kGiB, planned / kGiB,
-        static_cast<double>(free_b) / kGiB, static_cast<double>(total_b) / kGiB);
-    if (chunk == 0) r.plan += " (does not fit: the first layer will fail)";
-    r.planned_bytes = static_cast<int64_t>(planned);
+        where, p.capture_bytes / kGiB, p.scratch_bytes / kGiB, p.weights_bytes / kGiB,
+        p.planned_bytes / kGiB, static_cast<double>(free_b) / kGiB,
+        static_cast<double>(total_b) / kGiB);
+    if (!p.fits()) r.plan += " (does not fit: the first layer will fail)";
+    r.planned_bytes = static_cast<int64_t>(p.planned_bytes);
     r.peak_allocated_bytes = static_cast<int64_t>(cuda::GlobalDeviceMemoryStats().peak);
     r.device_total_bytes = static_cast<int64_t>(total_b);
     r.device_free_bytes = static_cast<int64_t>(free_b);
@@ -411,9 +369,13 @@ class CudaBackend : public Backend {
 
   // Identifies a staged layer: every Linear's shape and a few of its values.
   static std::vector<float> Fingerprint(const LayerWeights& w) {
-    std::vector<float> f;
-    const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                                  &w.gate_proj, &w.up_proj, &w.down_proj};
+    std::vector<float> f = {static_cast<float>(w.index)};
+    std::vector<const LinearWeights*> all = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
+                                             &w.gate_proj, &w.up_proj, &w.down_proj};
+    if (w.moe.has_value()) {
+      all.push_back(&w.moe->router);
+      for (const ExpertWeights& e : w.moe->experts) all.push_back(&e.down_proj);
+    }
     for (const LinearWeights* l : all) {
       const std::vector<float>& d = l->weight.data;
       f.push_back(static_cast<float>(d.size()));

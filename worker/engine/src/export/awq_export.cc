@@ -12,6 +12,8 @@
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/moe_layout.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -43,7 +45,7 @@ const char* const kCopiedModelFiles[] = {"generation_config.json",
                                          "chat_template.json",
                                          nullptr};
 
-ExportOptions ExportOptions::From(const QuantizeOptions& o) {
+ExportOptions ExportOptions::From(const QuantizeOptions& o, const ModelConfig& config) {
   ExportOptions e;
   e.model_dir = o.model_dir;
   e.output_dir = o.output_dir;
@@ -52,7 +54,7 @@ ExportOptions ExportOptions::From(const QuantizeOptions& o) {
   e.zero_point = o.zero_point;
   e.format = o.format;
   e.modules_to_not_convert = o.modules_to_not_convert;
-  e.output_dtype = o.output_dtype;
+  e.output_dtype = ResolveOutputDtype(config, o.output_dtype);
   e.scale_dtype = o.scale_dtype;
   return e;
 }
@@ -72,62 +74,104 @@ bool IsNotConverted(std::string_view module, const std::vector<std::string>& mod
   return false;
 }
 
-// State-dict order of the quantized model: embedding; per layer self_attn (q, k, v, o as
-// WQLinear_GEMM buffers qweight, qzeros, scales[, bias]; Qwen3 q_norm, k_norm), mlp (gate, up,
-// down), input_layernorm, post_attention_layernorm; final norm; lm_head when untied.
+// State-dict order of the quantized model: embedding; per layer the family's tensors in its order
+// (layer_tensors), each quantized Linear as WQLinear_GEMM buffers qweight, qzeros, scales[, bias] —
+// a fused one (Phi-3's qkv_proj) whole, as the source has it —, every other tensor in float; final
+// norm; lm_head when untied.
 std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOptions& o) {
   const DType fdt = FloatDTypeOf(o.output_dtype);
   const int pack = 32 / o.bits;
   std::vector<PlannedTensor> plan = {{kEmbedTokensName, fdt, {c.vocab_size, c.hidden_size}}};
-  std::vector<int64_t> out = LinearOutFeatures(c);
-  std::vector<int64_t> in = LinearInFeatures(c);
+  const std::vector<LayerTensorSpec> tensors = c.arch->layer_tensors(c);
   for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
-    for (size_t i = 0; i < 7; ++i) {
-      std::string base = LayerTensorName(layer, kLayerLinearNames[i]);
-      const bool bias = c.attention_bias && i < 3;
-      if (IsNotConverted(base, o.modules_to_not_convert)) {
-        plan.push_back({base + ".weight", fdt, {out[i], in[i]}});
-        if (bias) plan.push_back({base + ".bias", fdt, {out[i]}});
-      } else {
-        const int64_t g = o.group_size > 0 ? o.group_size : in[i];
-        plan.push_back({base + ".qweight", DType::kI32, {in[i], out[i] / pack}});
-        plan.push_back({base + ".qzeros", DType::kI32, {in[i] / g, out[i] / pack}});
-        plan.push_back({base + ".scales", DType::kF16, {in[i] / g, out[i]}});
-        if (bias) plan.push_back({base + ".bias", DType::kF16, {out[i]}});
+    for (const LayerTensorSpec& t : tensors) {
+      const std::string base = LayerTensorName(layer, t.name);
+      const int64_t out = t.shape[0];
+      if (!t.linear || IsNotConverted(base, o.modules_to_not_convert)) {
+        plan.push_back({base + ".weight", fdt, t.shape});
+        if (t.bias) plan.push_back({base + ".bias", fdt, {out}});
+        continue;
       }
-      if (c.qk_norm && i == 3) {
-        plan.push_back({LayerTensorName(layer, "self_attn.q_norm.weight"), fdt, {c.head_dim}});
-        plan.push_back({LayerTensorName(layer, "self_attn.k_norm.weight"), fdt, {c.head_dim}});
-      }
+      const int64_t in = t.shape[1];
+      const int64_t g = o.group_size > 0 ? o.group_size : in;  // per-channel: one group per row
+      plan.push_back({base + ".qweight", DType::kI32, {in, out / pack}});
+      plan.push_back({base + ".qzeros", DType::kI32, {in / g, out / pack}});
+      plan.push_back({base + ".scales", DType::kF16, {in / g, out}});
+      if (t.bias) plan.push_back({base + ".bias", DType::kF16, {out}});
     }
-    plan.push_back({LayerTensorName(layer, "input_layernorm.weight"), fdt, {c.hidden_size}});
-    plan.push_back(
-        {LayerTensorName(layer, "post_attention_layernorm.weight"), fdt, {c.hidden_size}});
   }
   plan.push_back({kFinalNormName, fdt, {c.hidden_size}});
   if (!c.tie_word_embeddings) plan.push_back({kLmHeadName, fdt, {c.vocab_size, c.hidden_size}});
   return plan;
 }
 
+namespace {
+
+void AddOnce(std::vector<std::string>& list, const std::string& name) {
+  if (std::find(list.begin(), list.end(), name) == list.end()) list.push_back(name);
+}
+
+// Full names of the layers' Linears that `patterns` leave in float.
+std::vector<std::string> FloatLinearNames(const ModelConfig& c,
+                                          const std::vector<std::string>& patterns) {
+  std::vector<std::string> out;
+  if (patterns.empty()) return out;
+  const std::vector<LayerTensorSpec> tensors = c.arch->layer_tensors(c);
+  for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
+    for (const LayerTensorSpec& t : tensors) {
+      const std::string base = LayerTensorName(layer, t.name);
+      if (t.linear && IsNotConverted(base, patterns)) out.push_back(base);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<PlannedTensor> PlanOutputStateDict(const ModelConfig& config,
+                                               const ExportOptions& options) {
+  std::vector<PlannedTensor> plan = PlanAwqStateDict(config, options);
+  if (options.format != CheckpointFormat::kCompressedTensors) return plan;
+  return PlanCompressedTensorsStateDict(plan, options.zero_point,
+                                        FloatDTypeOf(ScaleDtypeOf(options.quant_format())));
+}
+
+std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
+                                                   const ExportOptions& options) {
+  // AutoAWQ's and vLLM's AWQ readers match substrings: a re: pattern would match nothing there,
+  // so the Linears it leaves in float are listed by full name instead.
+  std::vector<std::string> out, patterns;
+  for (const std::string& m : options.modules_to_not_convert) {
+    (m.rfind("re:", 0) == 0 ? patterns : out).push_back(m);
+  }
+  for (const std::string& m : FloatLinearNames(config, patterns)) AddOnce(out, m);
+  for (const std::string& m : MoeUnquantizedModules(config)) AddOnce(out, m);
+  return out;
+}
+
+std::vector<std::string> CompressedTensorsIgnore(const ModelConfig& config,
+                                                 const ExportOptions& options) {
+  // vLLM's compressed-tensors loader matches `ignore` entries as whole names or re: regexes, not
+  // substrings (should_ignore_layer), so every float Linear is listed by its full name, as
+  // compressed-tensors' own saver lists the modules it left unquantized. lm_head is never
+  // quantized (and no Linear in vLLM) but readers expect it listed.
+  std::vector<std::string> ignore = {"lm_head"};
+  for (const std::string& m : FloatLinearNames(config, options.modules_to_not_convert)) {
+    AddOnce(ignore, m);
+  }
+  for (const std::string& m : MoeUnquantizedModules(config)) AddOnce(ignore, m);
+  return ignore;
+}
+
 nlohmann::json MakeOutputConfig(const ModelConfig& config, const ExportOptions& o) {
   nlohmann::json out = config.raw;
   if (o.format == CheckpointFormat::kCompressedTensors) {
-    // compressed-tensors matches `ignore` entries as exact names or re: patterns; lm_head is
-    // never quantized (vLLM's lm_head is no Linear layer, but readers expect it listed).
-    std::vector<std::string> ignore = {"lm_head"};
-    for (const std::string& m : o.modules_to_not_convert) {
-      if (m != "lm_head" && std::find(ignore.begin(), ignore.end(), m) == ignore.end()) {
-        ignore.push_back(m);
-      }
-    }
-    out["quantization_config"] = CompressedTensorsQuantizationConfig(o.quant_format(), ignore);
+    out["quantization_config"] =
+        CompressedTensorsQuantizationConfig(o.quant_format(), CompressedTensorsIgnore(config, o));
   } else {
-    // vLLM's and AutoAWQ's readers match substrings: re: patterns would never match there.
-    std::vector<std::string> plain;
-    for (const std::string& m : o.modules_to_not_convert) {
-      if (m.rfind("re:", 0) != 0) plain.push_back(m);
-    }
-    nlohmann::json modules = plain.empty() ? nlohmann::json(nullptr) : nlohmann::json(plain);
+    const std::vector<std::string> not_converted = OutputModulesToNotConvert(config, o);
+    nlohmann::json modules =
+        not_converted.empty() ? nlohmann::json(nullptr) : nlohmann::json(not_converted);
     out["quantization_config"] = {
         {"quant_method", "awq"},      {"bits", o.bits},    {"group_size", o.group_size},
         {"zero_point", o.zero_point}, {"version", "gemm"}, {"modules_to_not_convert", modules}};
@@ -174,14 +218,10 @@ absl::StatusOr<std::unique_ptr<AwqExporter>> AwqExporter::Create(const ModelConf
   std::unique_ptr<AwqExporter> e(new AwqExporter(config, options));
   std::map<std::string, std::string> dropped;
   if (config.tie_word_embeddings) dropped[kLmHeadName] = kEmbedTokensName;
-  std::vector<PlannedTensor> plan = PlanAwqStateDict(config, options);
-  if (options.format == CheckpointFormat::kCompressedTensors) {
-    plan = PlanCompressedTensorsStateDict(plan, options.zero_point,
-                                          FloatDTypeOf(ScaleDtypeOf(options.quant_format())));
-  }
-  QUANTD_ASSIGN_OR_RETURN(e->weights_,
-                          CheckpointWriter::Create(&e->staged_, std::move(plan), std::move(dropped),
-                                                   options.max_shard_bytes));
+  QUANTD_ASSIGN_OR_RETURN(
+      e->weights_,
+      CheckpointWriter::Create(&e->staged_, PlanOutputStateDict(config, options),
+                               std::move(dropped), options.max_shard_bytes, options.reuse_staged));
   return e;
 }
 
@@ -214,17 +254,10 @@ absl::Status AwqExporter::WriteFloatLinear(int layer, std::string_view linear,
   return absl::OkStatus();
 }
 
-absl::Status AwqExporter::WriteLayerNorms(int layer, const LayerWeights& w) {
-  QUANTD_RETURN_IF_ERROR(
-      weights_->WriteFloat(LayerTensorName(layer, "input_layernorm.weight"), w.input_layernorm));
-  QUANTD_RETURN_IF_ERROR(weights_->WriteFloat(
-      LayerTensorName(layer, "post_attention_layernorm.weight"), w.post_attention_layernorm));
-  if (config_.qk_norm) {
-    if (!w.q_norm || !w.k_norm) return absl::InternalError("Qwen3 layer without q_norm/k_norm");
+absl::Status AwqExporter::WriteLayerFloats(int layer, const std::vector<NamedTensor>& tensors) {
+  for (const NamedTensor& t : tensors) {
     QUANTD_RETURN_IF_ERROR(
-        weights_->WriteFloat(LayerTensorName(layer, "self_attn.q_norm.weight"), *w.q_norm));
-    QUANTD_RETURN_IF_ERROR(
-        weights_->WriteFloat(LayerTensorName(layer, "self_attn.k_norm.weight"), *w.k_norm));
+        weights_->WriteFloat(LayerTensorName(layer, t.name + ".weight"), t.tensor));
   }
   return absl::OkStatus();
 }
@@ -256,7 +289,9 @@ absl::Status AwqExporter::StageSideFiles() {
     QUANTD_RETURN_IF_ERROR(staged_.AddContent("quant_config.json", MakeQuantConfigJson(options_)));
   }
   std::string modules;
-  for (const std::string& m : options_.modules_to_not_convert) absl::StrAppend(&modules, m, "\n");
+  for (const std::string& m : OutputModulesToNotConvert(config_, options_)) {
+    absl::StrAppend(&modules, m, "\n");
+  }
   return staged_.AddContent("modules_to_not_convert.txt", modules);
 }
 
@@ -272,7 +307,7 @@ absl::Status AwqExporter::RemoveStaleCheckpointFiles() const {
   for (const fs::directory_entry& entry : fs::directory_iterator(options_.output_dir, ec)) {
     std::string name = entry.path().filename().string();
     if (std::regex_match(name, kWeightFile) && keep.count(name) == 0) {
-      fs::remove(entry.path(), ec);
+      path_guard::Unlink(entry.path().string());  // Beneath the roots when confined.
     }
   }
   return absl::OkStatus();
@@ -320,6 +355,31 @@ absl::StatusOr<std::vector<Artifact>> AwqExporter::Commit(bool digests) {
 void AwqExporter::Abort() {
   weights_.reset();  // Closes the shard files before their temporaries are removed.
   staged_.Abort();
+}
+
+void AwqExporter::Abandon() {
+  weights_.reset();
+  staged_.Release();
+}
+
+bool AwqExporter::ReusedStagedWeights() const { return weights_ != nullptr && weights_->reused(); }
+
+absl::Status AwqExporter::MarkLayerWritten(int layer) {
+  if (weights_ == nullptr) return absl::FailedPreconditionError("export aborted");
+  const std::string prefix = LayerTensorName(layer, "");
+  for (const PlannedTensor& t : weights_->state_dict()) {
+    if (t.name.rfind(prefix, 0) == 0) QUANTD_RETURN_IF_ERROR(weights_->MarkWritten(t.name));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> AwqExporter::StagedWeightPaths() const {
+  std::vector<std::string> paths;
+  if (weights_ == nullptr) return paths;
+  for (const std::string& name : weights_->file_names()) {
+    if (name.ends_with(".safetensors")) paths.push_back(TemporaryPathFor(staged_.FinalPath(name)));
+  }
+  return paths;
 }
 
 }  // namespace quantd::engine

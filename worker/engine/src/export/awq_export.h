@@ -7,9 +7,9 @@
 // and the output directory holds no new final name. model_dir is only read.
 //
 // Use from the pipeline:
-//   auto exporter = AwqExporter::Create(config, ExportOptions::From(options));
+//   auto exporter = AwqExporter::Create(config, ExportOptions::From(options, config));
 //   for each layer: exporter->WriteLinear(layer, "self_attn.q_proj", packed) ... and
-//                   exporter->WriteLayerNorms(layer, weights)
+//                   exporter->WriteLayerFloats(layer, norms)
 //   exporter->WriteFloat(kEmbedTokensName, embedding); ... kFinalNormName, kLmHeadName (untied)
 //   exporter->AddFile("quant_report.json", report);
 //   auto artifacts = exporter->Commit();
@@ -45,12 +45,16 @@ struct ExportOptions {
   OutputDtype output_dtype = OutputDtype::kFloat16;
   std::optional<OutputDtype> scale_dtype;  // unset: the format's default
   int64_t max_shard_bytes = kDefaultMaxShardBytes;
+  // Keep the weight temporaries an interrupted run left in output_dir when their layout is this
+  // run's (a resumed run; see ReusedStagedWeights, MarkLayerWritten).
+  bool reuse_staged = false;
 
-  static ExportOptions From(const QuantizeOptions& options);
+  // `config` resolves OutputDtype::kAuto (ResolveOutputDtype).
+  static ExportOptions From(const QuantizeOptions& options, const ModelConfig& config);
   QuantFormat quant_format() const;
 };
 
-// DType of the float (non-quantized) tensors.
+// DType of the float (non-quantized) tensors (kAuto is resolved before: float16).
 DType FloatDTypeOf(OutputDtype dtype);
 
 // A quantized Linear in AutoAWQ GEMM form (spec/output-format.md), as the pipeline hands it over
@@ -72,9 +76,26 @@ absl::Status WriteLinearBias(CheckpointWriter* writer, const std::string& base,
 bool IsNotConverted(std::string_view module,
                     const std::vector<std::string>& modules_to_not_convert);
 
-// The output state dict, in Hugging Face order (see awq_export.cc).
+// The output state dict, in Hugging Face order (see awq_export.cc), in GEMM form.
 std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& config,
                                             const ExportOptions& options);
+// The state dict the exporter writes: PlanAwqStateDict, in compressed-tensors form for that format.
+std::vector<PlannedTensor> PlanOutputStateDict(const ModelConfig& config,
+                                               const ExportOptions& options);
+
+// modules_to_not_convert of the output: the caller's plain entries, the full names of the Linears
+// its re: patterns leave in float (substring readers cannot match a regex), plus in MoE models
+// the full name of every
+// router and shared_expert_gate (kept float). vLLM's AWQ / AWQ-Marlin configs skip a Linear whose
+// prefix contains an entry (docs/moe.md); without them a loader that builds the router with the
+// quantization config would look for AWQ tensors the checkpoint does not have.
+std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
+                                                   const ExportOptions& options);
+
+// compressed-tensors' `ignore` of the output: lm_head, the full name of every Linear
+// modules_to_not_convert leaves in float, and in MoE models every router and shared_expert_gate.
+std::vector<std::string> CompressedTensorsIgnore(const ModelConfig& config,
+                                                 const ExportOptions& options);
 
 // config.json of the output: the source's fields plus quantization_config, the output dtype and
 // use_cache false.
@@ -95,12 +116,14 @@ class AwqExporter {
   const std::vector<PlannedTensor>& state_dict() const { return weights_->state_dict(); }
   const std::string& output_dir() const { return staged_.dir(); }
 
-  // One quantized Linear of a layer; `linear` is one of kLayerLinearNames.
+  // One quantized Linear of a layer, by its name in the checkpoint ("self_attn.q_proj", or a fused
+  // "self_attn.qkv_proj" whole).
   absl::Status WriteLinear(int layer, std::string_view linear, const PackedLinear& packed);
   // A Linear left in float (listed in modules_to_not_convert).
   absl::Status WriteFloatLinear(int layer, std::string_view linear, const LinearWeights& weights);
-  // input/post_attention layernorm (and Qwen3 q/k norm) of a layer, in the output dtype.
-  absl::Status WriteLayerNorms(int layer, const LayerWeights& weights);
+  // The float tensors of a layer (its norms, named relative to the layer without ".weight"), in
+  // the output dtype.
+  absl::Status WriteLayerFloats(int layer, const std::vector<NamedTensor>& tensors);
   // Any float tensor of the plan by full name (embedding, final norm, lm_head).
   absl::Status WriteFloat(std::string_view name, const Tensor& tensor);
   // Part of one from a source tensor's raw bytes in `source` dtype
@@ -127,6 +150,16 @@ class AwqExporter {
 
   // Removes every temporary; the output directory keeps no new final name.
   void Abort();
+  // Closes the files and keeps every temporary: an interrupted run leaves its progress for the
+  // next one to resume (the output directory still has no new final name).
+  void Abandon();
+
+  // Resuming: whether every weight temporary was kept from an earlier run (reuse_staged), and
+  // counting a finished layer's tensors in them as written.
+  bool ReusedStagedWeights() const;
+  absl::Status MarkLayerWritten(int layer);
+  // The weight temporaries' paths (shards, in order).
+  std::vector<std::string> StagedWeightPaths() const;
 
  private:
   AwqExporter(const ModelConfig& config, const ExportOptions& options);

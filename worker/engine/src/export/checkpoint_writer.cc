@@ -52,7 +52,7 @@ std::vector<ShardPlan> PlanShards(const std::vector<PlannedTensor>& state_dict,
 
 absl::StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
     StagedFiles* staged, std::vector<PlannedTensor> state_dict,
-    std::map<std::string, std::string> dropped, int64_t max_shard_bytes) {
+    std::map<std::string, std::string> dropped, int64_t max_shard_bytes, bool reuse_staged) {
   std::unique_ptr<CheckpointWriter> w(new CheckpointWriter());
   w->staged_ = staged;
   w->state_dict_ = std::move(state_dict);
@@ -65,7 +65,7 @@ absl::StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
     if (single) metadata.insert(w->dropped_.begin(), w->dropped_.end());
     QUANTD_ASSIGN_OR_RETURN(std::string tmp, staged->Add(shard.file_name));
     QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
-                            SafetensorsWriter::Create(tmp, shard.tensors, metadata));
+                            SafetensorsWriter::Create(tmp, shard.tensors, metadata, reuse_staged));
     for (const PlannedTensor& t : shard.tensors) {
       if (!w->shard_of_.emplace(t.name, i).second) {
         return absl::InternalError(absl::StrCat("tensor \"", t.name, "\" planned twice"));
@@ -201,6 +201,22 @@ std::vector<std::string> CheckpointWriter::Missing() const {
     missing.insert(missing.end(), m.begin(), m.end());
   }
   return missing;
+}
+
+bool CheckpointWriter::reused() const {
+  for (const auto& w : writers_) {
+    if (!w->reused()) return false;
+  }
+  return true;
+}
+
+absl::Status CheckpointWriter::MarkWritten(std::string_view name) {
+  SafetensorsWriter* w = WriterOf(name);
+  if (w == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("tensor \"", std::string(name), "\" is not part of the output plan"));
+  }
+  return w->MarkWritten(name);
 }
 
 void CheckpointWriter::StartWriteback() const {

@@ -41,9 +41,12 @@ class CheckpointWriter {
   // `dropped` maps tensor names left out for shared storage to the name kept
   // (tied: {"lm_head.weight": "model.embed_tokens.weight"}); it goes into the single file's
   // __metadata__ or the index's metadata.
+  // With `reuse_staged`, shard temporaries an interrupted run left with exactly this layout are
+  // kept as they are (SafetensorsWriter::Create), for a resumed run to fill in.
   static absl::StatusOr<std::unique_ptr<CheckpointWriter>> Create(
       StagedFiles* staged, std::vector<PlannedTensor> state_dict,
-      std::map<std::string, std::string> dropped, int64_t max_shard_bytes = kDefaultMaxShardBytes);
+      std::map<std::string, std::string> dropped, int64_t max_shard_bytes = kDefaultMaxShardBytes,
+      bool reuse_staged = false);
 
   const std::vector<PlannedTensor>& state_dict() const { return state_dict_; }
   const PlannedTensor* Find(std::string_view name) const;
@@ -69,6 +72,11 @@ class CheckpointWriter {
   absl::Status WriteInt64(std::string_view name, absl::Span<const int64_t> values);
 
   std::vector<std::string> Missing() const;
+
+  // Whether every shard was a reused temporary (Create with reuse_staged).
+  bool reused() const;
+  // Counts a tensor of a reused shard as written (its bytes are there from an earlier run).
+  absl::Status MarkWritten(std::string_view name);
 
   // Starts writing what was written so far to disk, without waiting (see Finish()).
   void StartWriteback() const;

@@ -112,6 +112,51 @@ CompressedTensorsLinear RepackCompressedTensors(const PackedLinear& g, bool zero
   return c;
 }
 
+GemmPackedLinear GemmFromCompressedTensors(const CompressedTensorsLinear& c,
+                                           const std::vector<uint16_t>& weight_scale_bits,
+                                           DType scale_dtype) {
+  const int64_t out = c.out_features, in = c.in_features, groups = c.groups;
+  const int64_t gemm_words = out / 8, in_words = in / 8;
+  GemmPackedLinear g;
+  g.in_features = in;
+  g.out_features = out;
+  g.group_size = in / groups;
+  g.scale_dtype = scale_dtype;
+  auto put = [gemm_words](std::vector<int32_t>& packed, int64_t row, int64_t n, uint32_t v) {
+    uint32_t& word =
+        reinterpret_cast<uint32_t&>(packed[static_cast<size_t>(row * gemm_words + n / 8)]);
+    word |= (v & 0xFu) << (4 * kAwqReverseOrder[n % 8]);
+  };
+  g.qweight.assign(static_cast<size_t>(in * gemm_words), 0);
+  for (int64_t n = 0; n < out; ++n) {
+    for (int64_t kw = 0; kw < in_words; ++kw) {
+      const auto word =
+          static_cast<uint32_t>(c.weight_packed[static_cast<size_t>(n * in_words + kw)]);
+      for (int64_t i = 0; i < 8; ++i) put(g.qweight, 8 * kw + i, n, word >> (4 * i));
+    }
+  }
+  g.qzeros.assign(static_cast<size_t>(groups * gemm_words), 0);
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    for (int64_t n = 0; n < out; ++n) {
+      uint32_t zero = 8;  // symmetric: codes are q + 8 around zero
+      if (!c.weight_zero_point.empty()) {
+        const auto word =
+            static_cast<uint32_t>(c.weight_zero_point[static_cast<size_t>(n / 8 * groups + gi)]);
+        zero = word >> (4 * (n % 8));
+      }
+      put(g.qzeros, gi, n, zero);
+    }
+  }
+  g.scales.resize(static_cast<size_t>(groups * out));
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    for (int64_t n = 0; n < out; ++n) {
+      g.scales[static_cast<size_t>(gi * out + n)] =
+          weight_scale_bits[static_cast<size_t>(n * groups + gi)];
+    }
+  }
+  return g;
+}
+
 absl::Status WriteCompressedTensorsLinear(CheckpointWriter* writer, const std::string& base,
                                           const PackedLinear& gemm, bool zero_point) {
   const CompressedTensorsLinear c = RepackCompressedTensors(gemm, zero_point);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "awq/gemm_packing.h"
 #include "export/checkpoint_writer.h"
 #include "nlohmann/json.hpp"
 #include "quantd/engine/format_options.h"
@@ -47,6 +48,13 @@ struct CompressedTensorsLinear {
   std::vector<float> weight_scale;         // [out, groups]
 };
 CompressedTensorsLinear RepackCompressedTensors(const PackedLinear& gemm, bool zero_point);
+
+// The inverse: the GEMM form of a compressed-tensors Linear whose weight_scale holds 16-bit values
+// of `scale_dtype` ([out, groups] bits); symmetric (no weight_zero_point) gets zero points 8. A
+// resumed run reads its kept layers back from the staged checkpoint this way.
+GemmPackedLinear GemmFromCompressedTensors(const CompressedTensorsLinear& ct,
+                                           const std::vector<uint16_t>& weight_scale_bits,
+                                           DType scale_dtype);
 
 // Writes `base`.weight_packed / weight_scale / weight_zero_point / weight_shape (/ bias).
 absl::Status WriteCompressedTensorsLinear(CheckpointWriter* writer, const std::string& base,

@@ -1,7 +1,6 @@
 #include "io/file_util.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,13 +12,16 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "io/sha256.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
 
 absl::Status ErrnoError(std::string_view what, const std::string& path) {
   int err = errno;
-  std::string message = absl::StrCat(std::string(what), " ", path, ": ", std::strerror(err));
+  std::string message =
+      absl::StrCat(std::string(what), " ", path, ": ", path_guard::ErrorText(err));
   if (err == ENOENT) return absl::NotFoundError(message);
   if (err == ENOSPC) return absl::ResourceExhaustedError(message);
   return absl::InternalError(message);
@@ -42,7 +44,7 @@ class FdCloser {
 }  // namespace
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = path_guard::Open(path, O_RDONLY);
   if (fd < 0) return ErrnoError("cannot open", path);
   FdCloser closer(fd);
   struct stat st;
@@ -74,7 +76,8 @@ bool IsTemporaryName(std::string_view name) {
 }
 
 absl::Status WriteFileAndSync(const std::string& path, std::string_view content) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted at a temporary name must not redirect the write.
+  int fd = path_guard::Open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
   if (fd < 0) return ErrnoError("cannot create", path);
   absl::Status status;
   size_t done = 0;
@@ -95,11 +98,11 @@ absl::Status WriteFileAndSync(const std::string& path, std::string_view content)
 absl::Status WriteFileAtomically(const std::string& path, std::string_view content) {
   std::string tmp = TemporaryPathFor(path);
   absl::Status status = WriteFileAndSync(tmp, content);
-  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (status.ok() && path_guard::Rename(tmp, path) != 0) {
     status = ErrnoError(absl::StrCat("cannot rename ", tmp, " to"), path);
   }
   if (!status.ok()) {
-    ::unlink(tmp.c_str());
+    path_guard::Unlink(tmp);
     return status;
   }
   return SyncDirectory(std::filesystem::path(path).parent_path().string());
@@ -107,7 +110,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 
 absl::Status SyncDirectory(const std::string& dir) {
   std::string d = dir.empty() ? "." : dir;
-  int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = path_guard::Open(d, O_RDONLY | O_DIRECTORY);
   if (fd < 0) return ErrnoError("cannot open directory", d);
   FdCloser closer(fd);
   if (::fsync(fd) != 0 && errno != EINVAL) return ErrnoError("cannot fsync directory", d);
@@ -115,31 +118,30 @@ absl::Status SyncDirectory(const std::string& dir) {
 }
 
 absl::Status EnsureDirectory(const std::string& dir, std::string_view what) {
-  std::error_code ec;
-  if (std::filesystem::exists(dir, ec)) {
-    if (!std::filesystem::is_directory(dir, ec)) {
+  const int fd = path_guard::Open(dir, O_PATH);
+  if (fd >= 0) {
+    struct stat st;
+    const bool is_dir = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    ::close(fd);
+    if (!is_dir) {
       return absl::InvalidArgumentError(
           absl::StrCat(std::string(what), " ", dir, " exists and is not a directory"));
     }
     return absl::OkStatus();
   }
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot create ", std::string(what), " ", dir, ": ", ec.message()));
+  if (path_guard::MakeDirectories(dir) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot create ", std::string(what), " ", dir,
+                                                   ": ", path_guard::ErrorText(errno)));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<Artifact> DescribeArtifact(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = path_guard::Open(path, O_RDONLY);
   if (fd < 0) return ErrnoError("cannot open", path);
   FdCloser closer(fd);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("OpenSSL SHA-256 initialisation failed");
-  }
-  std::vector<char> buffer(1 << 20);
+  Sha256 sha;
+  std::vector<uint8_t> buffer(1 << 20);
   int64_t size = 0;
   for (;;) {
     ssize_t n = ::read(fd, buffer.data(), buffer.size());
@@ -149,19 +151,13 @@ absl::StatusOr<Artifact> DescribeArtifact(const std::string& path) {
     }
     if (n == 0) break;
     size += n;
-    EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+    sha.Update(absl::Span<const uint8_t>(buffer.data(), static_cast<size_t>(n)));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &digest_len);
-  static constexpr char kHex[] = "0123456789abcdef";
   Artifact artifact;
   artifact.path = path;
   artifact.size_bytes = size;
-  for (unsigned int i = 0; i < digest_len; ++i) {
-    artifact.sha256.push_back(kHex[digest[i] >> 4]);
-    artifact.sha256.push_back(kHex[digest[i] & 15]);
-  }
+  artifact.sha256 = sha.HexDigest();
+  if (artifact.sha256.empty()) return absl::InternalError("OpenSSL SHA-256 failed");
   return artifact;
 }
 

@@ -1,6 +1,7 @@
 #include "io/safetensors_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -35,6 +37,18 @@ absl::Status ErrnoStatus(std::string_view what, const std::string& path) {
   int err = errno;
   std::string message = absl::StrCat(std::string(what), " ", path, ": ", std::strerror(err));
   return err == ENOSPC ? absl::ResourceExhaustedError(message) : absl::InternalError(message);
+}
+
+// Whether the file open at `fd` is `size` bytes long and starts with `prefix` + `header`.
+bool HasLayout(int fd, uint64_t size, const uint8_t* prefix, const std::string& header) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return false;
+  std::string found(8 + header.size(), '\0');
+  if (::pread(fd, found.data(), found.size(), 0) != static_cast<ssize_t>(found.size())) {
+    return false;
+  }
+  return std::memcmp(found.data(), prefix, 8) == 0 &&
+         found.compare(8, std::string::npos, header) == 0;
 }
 
 }  // namespace
@@ -72,7 +86,7 @@ SafetensorsLayout PlanSafetensorsLayout(std::vector<PlannedTensor> tensors,
 
 absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
     const std::string& path, std::vector<PlannedTensor> tensors,
-    const std::map<std::string, std::string>& metadata) {
+    const std::map<std::string, std::string>& metadata, bool reuse_existing) {
   std::unique_ptr<SafetensorsWriter> w(new SafetensorsWriter());
   w->path_ = path;
   w->layout_ = PlanSafetensorsLayout(std::move(tensors), metadata);
@@ -83,12 +97,21 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
     }
   }
   w->written_.assign(w->layout_.ordered.size(), 0);
-  w->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (w->fd_ < 0) return ErrnoStatus("cannot create", path);
   uint8_t prefix[8];
   uint64_t n = w->layout_.header.size();
   for (int i = 0; i < 8; ++i) prefix[i] = static_cast<uint8_t>(n >> (8 * i));
   w->data_start_ = 8 + n;
+  if (reuse_existing) {
+    w->fd_ = path_guard::Open(path, O_RDWR | O_NOFOLLOW);
+    if (w->fd_ >= 0 && HasLayout(w->fd_, w->layout_.file_size(), prefix, w->layout_.header)) {
+      w->reused_ = true;
+      return w;
+    }
+    if (w->fd_ >= 0) ::close(w->fd_);
+  }
+  // O_NOFOLLOW: a symlink planted at the temporary name must not redirect the write.
+  w->fd_ = path_guard::Open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+  if (w->fd_ < 0) return ErrnoStatus("cannot create", path);
   if (::ftruncate(w->fd_, static_cast<off_t>(w->layout_.file_size())) != 0) {
     return ErrnoStatus("cannot size", path);
   }
@@ -160,6 +183,16 @@ std::vector<std::string> SafetensorsWriter::Missing() const {
     }
   }
   return missing;
+}
+
+absl::Status SafetensorsWriter::MarkWritten(std::string_view name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    return absl::InternalError(
+        absl::StrCat("tensor \"", std::string(name), "\" is not planned for ", path_));
+  }
+  written_[it->second] = static_cast<uint64_t>(layout_.ordered[it->second].byte_size());
+  return absl::OkStatus();
 }
 
 void SafetensorsWriter::StartWriteback() const {

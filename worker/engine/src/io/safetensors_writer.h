@@ -44,10 +44,12 @@ SafetensorsLayout PlanSafetensorsLayout(std::vector<PlannedTensor> tensors,
 class SafetensorsWriter {
  public:
   // Creates `path` (normally a temporary name) sized for the whole layout, with the header
-  // written. Tensor names must be unique.
+  // written. Tensor names must be unique. With `reuse_existing`, a file already at `path` with
+  // exactly this layout (size and header) is opened as it is, its data kept (a resumed run fills
+  // in what an interrupted one did not write); reused() says whether it was.
   static absl::StatusOr<std::unique_ptr<SafetensorsWriter>> Create(
       const std::string& path, std::vector<PlannedTensor> tensors,
-      const std::map<std::string, std::string>& metadata);
+      const std::map<std::string, std::string>& metadata, bool reuse_existing = false);
   ~SafetensorsWriter();
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
@@ -66,6 +68,10 @@ class SafetensorsWriter {
   // Names of planned tensors not written yet.
   std::vector<std::string> Missing() const;
 
+  // Counts a tensor as written without writing it: its bytes are in a reused file already.
+  absl::Status MarkWritten(std::string_view name);
+  bool reused() const { return reused_; }
+
   // Starts writing the file's dirty pages to disk without waiting (sync_file_range), so the
   // fsync of Finish() has little left to do when the file was filled over a long run.
   void StartWriteback() const;
@@ -82,6 +88,7 @@ class SafetensorsWriter {
   uint64_t data_start_ = 0;
   std::map<std::string, size_t, std::less<>> index_;
   std::vector<uint64_t> written_;  // Bytes written per tensor.
+  bool reused_ = false;
 };
 
 }  // namespace quantd::engine

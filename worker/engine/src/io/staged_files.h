@@ -39,6 +39,8 @@ class StagedFiles {
 
   // Removes every temporary not yet renamed. Safe to call more than once.
   void Abort();
+  // Forgets the temporaries without removing them (they hold an interrupted run's progress).
+  void Release() { done_ = true; }
 
  private:
   std::string dir_;

@@ -33,6 +33,7 @@ QuantReport::QuantReport(const QuantizeOptions& o) {
       {"scale_grid", 20},
       {"clip_shrink_steps", kClipShrinkSteps},
   };
+  router_inputs_scaled_ = !o.moe_router_unscaled_for_testing;
 }
 
 void QuantReport::SetBackend(std::string name) { settings_["backend"] = std::move(name); }
@@ -60,10 +61,14 @@ void QuantReport::SetCalibration(const CalibrationCounts& c, int seq_len) {
                   {"held_out_tokens", c.held_out_tokens}};
 }
 
-void QuantReport::AddLayer(int layer, const QuantizedLayer& q) {
+nlohmann::json QuantReport::LayerEntry(int layer, const QuantizedLayer& q) {
   nlohmann::json groups = nlohmann::json::array();
   double layer_rtn = 0.0, layer_awq = 0.0;
   for (const ScalingDecision& d : q.scaling) {
+    if (d.ratio_index < 0) {  // not searched (an under-calibrated expert): identity scales
+      groups.push_back({{"group", d.label}, {"ratio", nullptr}, {"searched", false}});
+      continue;
+    }
     nlohmann::json g = {{"group", d.label}, {"ratio", d.ratio}, {"loss", d.loss}};
     if (std::isfinite(d.rtn_loss) && std::isfinite(d.awq_loss)) {
       // The group's output error before (round-to-nearest) and after AWQ, on the same tokens.
@@ -76,8 +81,6 @@ void QuantReport::AddLayer(int layer, const QuantizedLayer& q) {
     }
     groups.push_back(std::move(g));
   }
-  rtn_loss_sum_ += layer_rtn;
-  awq_loss_sum_ += layer_awq;
   nlohmann::json clips = nlohmann::json::object();
   for (const ClipDecision& c : q.clips) {
     double shrink_sum = 0.0;
@@ -93,6 +96,26 @@ void QuantReport::AddLayer(int layer, const QuantizedLayer& q) {
   if (layer_rtn > 0.0) {
     entry["output_error"] = {
         {"rtn", layer_rtn}, {"awq", layer_awq}, {"awq_to_rtn", layer_awq / layer_rtn}};
+  }
+  if (q.moe.has_value()) {
+    entry["moe"] = {{"tokens_per_expert", q.moe->tokens_per_expert},
+                    {"under_calibrated_experts", q.moe->under_calibrated},
+                    {"min_expert_tokens", q.moe->min_expert_tokens}};
+  }
+  return entry;
+}
+
+void QuantReport::AddLayerEntry(nlohmann::json entry) {
+  // A resumed run's kept layers come back as entries: the MoE totals and the quality report's
+  // error sums are counted from them.
+  if (const auto moe = entry.find("moe"); moe != entry.end()) {
+    moe_under_calibrated_ += static_cast<int64_t>(moe->at("under_calibrated_experts").size());
+    moe_min_expert_tokens_ = moe->value("min_expert_tokens", int64_t{0});
+    ++moe_layers_;
+  }
+  if (const auto error = entry.find("output_error"); error != entry.end()) {
+    rtn_loss_sum_ += error->value("rtn", 0.0);
+    awq_loss_sum_ += error->value("awq", 0.0);
   }
   layers_.push_back(std::move(entry));
 }
@@ -151,6 +174,15 @@ nlohmann::json QuantReport::ToJson() const {
   if (device_memory_.has_value()) j["device_memory"] = *device_memory_;
   if (evaluation_.has_value()) j["evaluation"] = *evaluation_;
   if (quality_.has_value()) j["quality"] = *quality_;
+  if (resume_.has_value()) j["resume"] = *resume_;
+  if (moe_layers_ > 0) {
+    // Experts routed fewer than min_expert_tokens tokens keep identity down_proj scales and get no
+    // clip search (docs/moe.md); the per-layer entries name them.
+    j["moe"] = {{"sparse_layers", moe_layers_},
+                {"min_expert_tokens", moe_min_expert_tokens_},
+                {"under_calibrated_experts", moe_under_calibrated_},
+                {"router_inputs_scaled", router_inputs_scaled_}};
+  }
   return j;
 }
 

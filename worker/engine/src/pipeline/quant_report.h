@@ -25,7 +25,15 @@ class QuantReport {
   void SetBackend(std::string name);
   void SetCalibration(const CalibrationCounts& counts, int seq_len);
   // Records a layer's decisions (scales and clip statistics, not the vectors themselves).
-  void AddLayer(int layer, const QuantizedLayer& quantized);
+  void AddLayer(int layer, const QuantizedLayer& quantized) {
+    AddLayerEntry(LayerEntry(layer, quantized));
+  }
+  // The entry AddLayer records, and recording one (a resumed run's finished layers come back
+  // from the resume journal this way).
+  static nlohmann::json LayerEntry(int layer, const QuantizedLayer& quantized);
+  void AddLayerEntry(nlohmann::json entry);
+  // How a resumed run continued an interrupted one ("resume").
+  void SetResume(nlohmann::json resume) { resume_ = std::move(resume); }
   void SetPhaseSeconds(Phase phase, double seconds);
   // "quality" (and, for readers of earlier reports, "evaluation").
   void SetQuality(const QualitySummary& quality);
@@ -47,7 +55,12 @@ class QuantReport {
   std::optional<nlohmann::json> evaluation_, quality_;
   double rtn_loss_sum_ = 0.0, awq_loss_sum_ = 0.0;
   std::optional<nlohmann::json> device_memory_;
+  std::optional<nlohmann::json> resume_;
   std::map<std::string, double> overlap_seconds_;
+  int moe_layers_ = 0;  // sparse layers recorded
+  int64_t moe_under_calibrated_ = 0;
+  int64_t moe_min_expert_tokens_ = 0;
+  bool router_inputs_scaled_ = true;
 };
 
 }  // namespace quantd::engine

@@ -6,6 +6,11 @@
 // (final norm, lm_head, NLL) → EXPORTING (config and side files, quant_report.json, rename into
 // place).
 //
+// Durable progress (pipeline/durable_progress.h): each finished layer is made durable in the
+// output's staged files and recorded in a resume journal; a run into an output_dir that holds an
+// interrupted run's progress checks it, replays the finished layers' float forward (no search)
+// and quantizes only the rest.
+//
 // The quality report (docs/quality.md) is always made: held-out windows — a slice of the
 // calibration file kept out of calibration, or --eval_text — advance through every layer inside
 // the backend's QuantizeLayer (Backend::SetHeldOut: the float model's and the quantized model's
@@ -22,6 +27,7 @@
 #include <atomic>
 #include <cmath>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -37,6 +43,7 @@
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "pipeline/durable_progress.h"
 #include "pipeline/eval_windows.h"
 #include "pipeline/export_queue.h"
 #include "pipeline/layer_prefetcher.h"
@@ -57,8 +64,8 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // What the exporter needs of a quantized layer.
 struct LayerOutput {
   int layer = 0;
-  LayerWeights norms;
-  std::vector<QuantizedLinear> linears;
+  std::vector<NamedTensor> floats;
+  std::vector<QuantizedLinear> linears;  // canonical (LayerLinears order)
 };
 
 PackedLinear ToExportLinear(GemmPackedLinear g) {
@@ -79,13 +86,24 @@ PackedLinear ToExportLinear(GemmPackedLinear g) {
   return p;
 }
 
-DType DTypeOf(OutputDtype d) { return d == OutputDtype::kBFloat16 ? DType::kBF16 : DType::kF16; }
-
-absl::Status WriteLayer(AwqExporter* exporter, LayerOutput& out) {
-  QUANTD_RETURN_IF_ERROR(exporter->WriteLayerNorms(out.layer, out.norms));
-  for (QuantizedLinear& l : out.linears) {
-    QUANTD_RETURN_IF_ERROR(
-        exporter->WriteLinear(out.layer, l.name, ToExportLinear(std::move(l.packed))));
+absl::Status WriteLayer(const ModelConfig& config, AwqExporter* exporter, LayerOutput& out) {
+  QUANTD_RETURN_IF_ERROR(exporter->WriteLayerFloats(out.layer, out.floats));
+  // Canonical Linears go out under their checkpoint names; the parts of a fused one (Phi-3's
+  // qkv_proj) are joined first.
+  const std::vector<LinearSpec> specs = LayerLinears(config);
+  for (size_t i = 0; i < specs.size();) {
+    size_t end = i + 1;
+    while (end < specs.size() && specs[end].source == specs[i].source) ++end;
+    if (end - i == 1 && specs[i].source == specs[i].name) {
+      QUANTD_RETURN_IF_ERROR(exporter->WriteLinear(
+          out.layer, specs[i].source, ToExportLinear(std::move(out.linears[i].packed))));
+    } else {
+      std::vector<const GemmPackedLinear*> parts;
+      for (size_t j = i; j < end; ++j) parts.push_back(&out.linears[j].packed);
+      QUANTD_RETURN_IF_ERROR(
+          exporter->WriteLinear(out.layer, specs[i].source, ToExportLinear(ConcatOutputs(parts))));
+    }
+    i = end;
   }
   exporter->StartWriteback();  // the disk works while the GPU does: little is left for fsync
   return absl::OkStatus();
@@ -110,6 +128,7 @@ class PipelineRun {
     p.fraction = fraction;
     p.eta = eta;
     p.tokens_per_layer = calib_tokens_;
+    p.resumed_at_layer = progress_ != nullptr ? progress_->resume_layer() : 0;
     observer_->OnProgress(p);
   }
   void Log(LogLevel level, const std::string& message) {
@@ -134,11 +153,24 @@ class PipelineRun {
   // Waits for the backend started by Load() (QuantizeLayers does, just before embedding).
   absl::Status AwaitBackend();
   absl::Status QuantizeLayers();
+  // A kept layer of an interrupted run: the float forward only (and, with --eval_text, the
+  // evaluation activations through the float and the staged quantized layer).
+  absl::Status ReplayLayer(int layer, LayerWeights weights);
   absl::Status Evaluate();
   absl::StatusOr<QuantizeResult> Export();
   // Queues a write for the writer thread (the only one that touches the exporter until Export).
   absl::Status Write(ExportQueue::Task task) { return writes_->Submit(std::move(task)); }
   void LogDeviceMemory(const char* when);
+  // The float dtype of the output (kAuto resolved), in which the quantized model is evaluated.
+  DType QuantizedModelDtype() const {
+    return FloatDTypeOf(ResolveOutputDtype(source_.config, options_.output_dtype));
+  }
+  // The checkpoint's format with the output dtype resolved for this model.
+  QuantFormat ResolvedFormat() const {
+    QuantFormat f = options_.quant_format();
+    f.output_dtype = ResolveOutputDtype(source_.config, f.output_dtype);
+    return f;
+  }
 
   const QuantizeOptions& options_;
   EngineObserver* observer_;
@@ -154,7 +186,8 @@ class PipelineRun {
   std::future<StartedBackend> backend_start_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<AwqExporter> exporter_;
-  std::unique_ptr<ExportQueue> writes_;  // after exporter_: stops before the exporter goes
+  std::unique_ptr<DurableProgress> progress_;  // before writes_: the writer stops before it goes
+  std::unique_ptr<ExportQueue> writes_;        // after exporter_: stops before the exporter goes
   std::unique_ptr<QuantReport> report_;
   CalibrationSet calib_;
   std::vector<std::vector<int32_t>> blocks_;
@@ -210,8 +243,8 @@ absl::Status PipelineRun::Load() {
   // AutoAWQ cannot leave a Linear inside a decoder layer in float (its scaling groups would miss
   // the input cache); only modules outside the layers (lm_head) may be excluded.
   for (int i = 0; i < config.num_hidden_layers; ++i) {
-    for (const char* linear : kLayerLinearNames) {
-      const std::string name = LayerTensorName(i, linear);
+    for (const LinearSpec& linear : LayerLinears(config)) {
+      const std::string name = LayerTensorName(i, linear.source);
       if (IsNotConverted(name, options_.modules_to_not_convert)) {
         return absl::FailedPreconditionError(absl::StrCat(
             "modules_to_not_convert excludes ", name,
@@ -220,7 +253,6 @@ absl::Status PipelineRun::Load() {
       }
     }
   }
-  QUANTD_RETURN_IF_ERROR(CheckSequenceLength(config, options_.max_seq_len));
   // A model directory without tokenizer files works with pre-tokenized calibration (the parity
   // fixture); text rows or --eval_text then report why the tokenizer is missing.
   absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tok =
@@ -231,11 +263,24 @@ absl::Status PipelineRun::Load() {
     tokenizer_status_ = tok.status();
     if (!options_.eval_text.empty()) return tok.status();
   }
-  report_ = std::make_unique<QuantReport>(options_);
+  // The output dtype is known now: the format's rules again with it (a compressed-tensors scale
+  // dtype must equal it).
+  QUANTD_RETURN_IF_ERROR(CheckQuantFormat(
+      ResolvedFormat(),
+      {"format", "bits", "group_size", "zero_point", "output_dtype", "scale_dtype"}));
+  QuantizeOptions reported = options_;  // the report names the dtype actually written
+  reported.output_dtype = ResolveOutputDtype(config, options_.output_dtype);
+  report_ = std::make_unique<QuantReport>(reported);
   Log(LogLevel::kInfo,
-      absl::StrCat("model: ", config.architecture_name, ", ", config.num_hidden_layers,
-                   " layers, hidden ", config.hidden_size, ", dtype ",
-                   std::string(DTypeName(config.dtype))));
+      absl::StrCat(
+          "model: ", config.architecture_name, ", ", config.num_hidden_layers, " layers, hidden ",
+          config.hidden_size, ", dtype ", std::string(DTypeName(config.dtype)),
+          config.compute_dtype != config.dtype
+              ? absl::StrCat(" (computed in ", std::string(DTypeName(config.compute_dtype)),
+                             ": this family's activations overflow float16)")
+              : "",
+          "; output dtype ",
+          std::string(DTypeName(FloatDTypeOf(ResolveOutputDtype(config, options_.output_dtype))))));
   EndPhase(Phase::kLoading);
   return CheckCancel();
 }
@@ -301,7 +346,7 @@ absl::Status PipelineRun::Calibrate() {
 void PipelineRun::LogDeviceMemory(const char* when) {
   const int64_t tokens = calib_.counts.blocks * calib_.seq_len;
   std::optional<DeviceMemoryReport> m =
-      backend_->DeviceMemory(source_.config, source_.config.dtype, tokens);
+      backend_->DeviceMemory(source_.config, source_.config.compute_dtype, tokens);
   if (!m.has_value()) return;
   report_->SetDeviceMemory(*m);
   if (std::string_view(when).empty()) {
@@ -317,21 +362,53 @@ void PipelineRun::LogDeviceMemory(const char* when) {
   }
 }
 
+absl::Status PipelineRun::ReplayLayer(int layer, LayerWeights weights) {
+  const ModelConfig& config = source_.config;
+  if (eval_float_ != nullptr) {
+    QUANTD_RETURN_IF_ERROR(
+        backend_->ForwardLayer(config, config.compute_dtype, weights, eval_float_.get()));
+  }
+  QUANTD_RETURN_IF_ERROR(
+      backend_->ForwardLayer(config, config.compute_dtype, weights, hidden_.get()));
+  if (eval_quantized_ != nullptr) {
+    QUANTD_ASSIGN_OR_RETURN(QuantizedLayer q, progress_->KeptLayer(config, layer));
+    QUANTD_RETURN_IF_ERROR(backend_->ForwardLayer(config, QuantizedModelDtype(),
+                                                  DequantizedLayer(q), eval_quantized_.get()));
+  }
+  report_->AddLayerEntry(progress_->KeptReportEntry(layer));
+  return CheckCancel();
+}
+
 absl::Status PipelineRun::QuantizeLayers() {
   const ModelConfig& config = source_.config;
   const CheckpointReader& reader = *source_.weights;
   const int n = config.num_hidden_layers;
   Report(Phase::kQuantizing, 0, n, kQuantizeStart);
-  QUANTD_ASSIGN_OR_RETURN(exporter_, AwqExporter::Create(config, ExportOptions::From(options_)));
+  QUANTD_ASSIGN_OR_RETURN(
+      progress_,
+      DurableProgress::Prepare(options_, source_, BackendNameFor(options_.backend), blocks_,
+                               [this](LogLevel level, const std::string& m) { Log(level, m); }));
+  const int resume = progress_->resume_layer();
+  ExportOptions export_options = ExportOptions::From(options_, config);
+  export_options.reuse_staged = resume > 0;
+  QUANTD_ASSIGN_OR_RETURN(exporter_, AwqExporter::Create(config, export_options));
+  QUANTD_RETURN_IF_ERROR(progress_->Begin(*exporter_));
+  const int first = progress_->resume_layer();  // Begin may have had to start over
   writes_ = std::make_unique<ExportQueue>(kMaxPendingWrites);
   // Layer 0 is read while the embedding is; the float tensors outside the layers are copied to
   // the output by the writer while the backend quantizes.
   // Each layer read is staged on the backend's device (the copy overlaps the current layer's
   // work) once the backend is up; layer 0 is read during its start and uploaded when quantized.
+  // Replayed layers are not staged (their forward uploads them): the first one to quantize is.
   std::atomic<Backend*> stage_on{nullptr};
-  LayerPrefetcher layers(&reader, &config, [&stage_on, &config](const LayerWeights& w) {
-    if (Backend* b = stage_on.load(); b != nullptr) b->StageLayer(config, config.dtype, w);
-  });
+  LayerPrefetcher layers(
+      &reader, &config, [&stage_on, &config, this, first, read = 0](const LayerWeights& w) mutable {
+        const int layer = read++;
+        if (Backend* b = stage_on.load(); b != nullptr && layer >= first) {
+          b->StageLayer(config, config.compute_dtype, w);
+        }
+        progress_->NoteSourceLayer(layer);
+      });
   for (const char* name : {kEmbedTokensName, kLmHeadName}) {
     if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
     QUANTD_RETURN_IF_ERROR(Write([this, &reader, name] {
@@ -344,6 +421,7 @@ absl::Status PipelineRun::QuantizeLayers() {
     std::vector<const std::vector<std::vector<int32_t>>*> sets = {&blocks_};
     if (eval_.has_value()) sets.push_back(&eval_->inputs);
     QUANTD_ASSIGN_OR_RETURN(EmbeddingRows embedding, ReadEmbeddingRows(reader, sets));
+    ScaleEmbeddingRows(config, config.compute_dtype, &embedding.rows);
     blocks_ = {};                            // the renumbered copy is what the backend embeds
     QUANTD_RETURN_IF_ERROR(AwaitBackend());  // everything above overlapped its start
     stage_on.store(backend_.get());
@@ -359,41 +437,82 @@ absl::Status PipelineRun::QuantizeLayers() {
   }
   LogDeviceMemory("");
 
-  LayerQuantSettings settings{options_.group_size, config.dtype, /*apply_clip=*/true,
+  // An interrupted run's finished layers: their float forward rebuilds layer `first`'s input
+  // (AWQ feeds each layer the float model's activations, spec/awq.md §2.3). Without evaluation,
+  // a run whose every layer is kept needs none of it.
+  const absl::Time replay_start = absl::Now();
+  const int replay = eval_.has_value() || first < n ? first : 0;
+  for (int i = 0; i < first; ++i) {
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
+    if (i < replay) {
+      QUANTD_RETURN_IF_ERROR(ReplayLayer(i, std::move(weights)));
+    } else {
+      report_->AddLayerEntry(progress_->KeptReportEntry(i));
+    }
+  }
+  if (first > 0) {
+    const double replay_seconds = absl::ToDoubleSeconds(absl::Now() - replay_start);
+    report_->SetResume(progress_->ReportEntry(replay_seconds));
+    Log(LogLevel::kInfo,
+        absl::StrFormat("resumed at layer %d of %d: %d layers kept from the interrupted run, their "
+                        "float forward replayed in %.2fs (%.3fs a layer)",
+                        first, n, first, replay_seconds, replay_seconds / first));
+    Report(Phase::kQuantizing, first, n,
+           kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * first / n);
+  }
+
+  LayerQuantSettings settings{options_.group_size, config.compute_dtype, /*apply_clip=*/true,
                               options_.attention_trials_use_float_kv};
+  settings.scale_router_inputs = !options_.moe_router_unscaled_for_testing;
   settings.zero_point = options_.zero_point;
-  // The quantized model runs in its scales' dtype (GEMM: float16).
-  settings.scale_dtype = DTypeOf(ScaleDtypeOf(options_.quant_format()));
+  // The final quantization computes in the scales' dtype (GEMM: float16).
+  settings.scale_dtype = FloatDTypeOf(ScaleDtypeOf(ResolvedFormat()));
   if (eval_float_ != nullptr) {
-    backend_->SetHeldOut({eval_float_.get(), eval_quantized_.get(), settings.scale_dtype});
+    // The quantized model is evaluated in the dtype it is exported for (the serving engine's).
+    backend_->SetHeldOut({eval_float_.get(), eval_quantized_.get(), QuantizedModelDtype()});
     // lm_head (the embedding when tied) is read and converted beside the layers.
     lm_head_ = std::async(std::launch::async,
                           [this] { return source_.weights->LoadLmHead(source_.config); });
   }
   const absl::Time start = absl::Now();
-  for (int i = 0; i < n; ++i) {
+  for (int i = first; i < n; ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancel());
     QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
     QUANTD_ASSIGN_OR_RETURN(
         QuantizedLayer q,
         backend_->QuantizeLayer(config, settings, std::move(weights), hidden_.get(), cancel_));
-    if (i == 0) LogDeviceMemory("after the first layer");
-    report_->AddLayer(i, q);
+    if (i == first) LogDeviceMemory("after the first layer");
+    nlohmann::json entry = QuantReport::LayerEntry(i, q);
+    report_->AddLayerEntry(entry);
+    if (q.moe.has_value() && !q.moe->under_calibrated.empty()) {
+      std::string experts;
+      for (int e : q.moe->under_calibrated) {
+        absl::StrAppend(&experts, experts.empty() ? "" : ", ", e, " (",
+                        q.moe->tokens_per_expert[static_cast<size_t>(e)], " tokens)");
+      }
+      Log(LogLevel::kWarning,
+          absl::StrFormat("layer %d: %d experts were routed fewer than %d calibration tokens and "
+                          "keep identity down_proj scales and unclipped weights: %s",
+                          i, q.moe->under_calibrated.size(), q.moe->min_expert_tokens, experts));
+    }
     auto out = std::make_shared<LayerOutput>();
     out->layer = i;
-    out->norms.input_layernorm = std::move(q.input_layernorm);
-    out->norms.post_attention_layernorm = std::move(q.post_attention_layernorm);
-    out->norms.q_norm = std::move(q.q_norm);
-    out->norms.k_norm = std::move(q.k_norm);
+    std::map<std::string, std::vector<float>> floats;
+    for (const NamedTensor& f : q.floats) floats[f.name] = f.tensor.data;
+    out->floats = std::move(q.floats);
     out->linears = std::move(q.linears);
-    QUANTD_RETURN_IF_ERROR(Write([this, out] { return WriteLayer(exporter_.get(), *out); }));
+    QUANTD_RETURN_IF_ERROR(
+        Write([this, out, entry = std::move(entry), floats = std::move(floats)]() mutable {
+          QUANTD_RETURN_IF_ERROR(WriteLayer(source_.config, exporter_.get(), *out));
+          return progress_->CommitLayer(out->layer, std::move(entry), std::move(floats));
+        }));
     const absl::Duration elapsed = absl::Now() - start;
-    const absl::Duration eta = elapsed / (i + 1) * (n - i - 1);
+    const int done = i + 1 - first;
+    const absl::Duration eta = elapsed / done * (n - i - 1);
     std::string ratios;
     for (const ScalingDecision& d : q.scaling) absl::StrAppend(&ratios, " ", d.ratio);
-    Log(LogLevel::kInfo,
-        absl::StrFormat("layer %d/%d quantized (%.2fs per layer); ratios:%s", i + 1, n,
-                        absl::ToDoubleSeconds(elapsed) / (i + 1), ratios));
+    Log(LogLevel::kInfo, absl::StrFormat("layer %d/%d quantized (%.2fs per layer); ratios:%s",
+                                         i + 1, n, absl::ToDoubleSeconds(elapsed) / done, ratios));
     Report(Phase::kQuantizing, i + 1, n,
            kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * (i + 1) / n, eta);
   }
@@ -413,10 +532,10 @@ absl::Status PipelineRun::Evaluate() {
   if (eval_.has_value()) {
     QUANTD_ASSIGN_OR_RETURN(Tensor lm_head, lm_head_.get());
     Report(Phase::kEvaluating, config.num_hidden_layers, config.num_hidden_layers, kQuantizeEnd);
-    const DType quantized_md = DTypeOf(ScaleDtypeOf(options_.quant_format()));
+    const DType quantized_md = QuantizedModelDtype();
     QUANTD_ASSIGN_OR_RETURN(const double nll_float,
-                            backend_->NextTokenNll(config, config.dtype, final_norm, lm_head,
-                                                   *eval_float_, eval_->targets));
+                            backend_->NextTokenNll(config, config.compute_dtype, final_norm,
+                                                   lm_head, *eval_float_, eval_->targets));
     QUANTD_ASSIGN_OR_RETURN(const double nll_quant,
                             backend_->NextTokenNll(config, quantized_md, final_norm, lm_head,
                                                    *eval_quantized_, eval_->targets));
@@ -428,7 +547,7 @@ absl::Status PipelineRun::Evaluate() {
     q.perplexity_quantized = std::exp(nll_quant / static_cast<double>(tokens));
     q.perplexity_increase_percent = 100.0 * (q.perplexity_quantized / q.perplexity_float - 1.0);
     q.awq_to_rtn_error_ratio = report_->AwqToRtnErrorRatio();
-    q.tensor_parallel = ServingCompatibility(config, options_.quant_format());
+    q.tensor_parallel = ServingCompatibility(config, ResolvedFormat());
     report_->SetQuality(q);
     Log(LogLevel::kInfo,
         absl::StrFormat("quality on %s (%d tokens): perplexity float %.3f, quantized %.3f "
@@ -488,6 +607,7 @@ absl::StatusOr<QuantizeResult> PipelineRun::Export() {
     if (observer_ != nullptr) observer_->OnArtifact(a);
   }
   result.artifacts = std::move(artifacts);
+  progress_->Finish();  // the checkpoint is in place: nothing is left to resume
   Report(Phase::kExporting, source_.config.num_hidden_layers, source_.config.num_hidden_layers, 1.0,
          absl::ZeroDuration());
   return result;
@@ -502,8 +622,21 @@ absl::StatusOr<QuantizeResult> PipelineRun::Execute() {
     return Export();
   }();
   if (!result.ok()) {
+    // Layers already quantized are still worth keeping: finish their writes (at most
+    // kMaxPendingWrites + 1) unless the writes are what failed.
+    if (writes_ != nullptr && progress_ != nullptr) (void)writes_->Drain();
     writes_.reset();  // drops queued writes, waits for the one running
-    if (exporter_ != nullptr) exporter_->Abort();
+    const int kept = progress_ != nullptr ? progress_->layers_durable() : 0;
+    if (exporter_ != nullptr && kept > 0) {
+      exporter_->Abandon();
+      Log(LogLevel::kInfo,
+          absl::StrCat("progress kept: ", kept, " of ", source_.config.num_hidden_layers,
+                       " layers are finished in ", options_.output_dir,
+                       "; run the same quantization into it again to resume from layer ", kept,
+                       " (quantize-awq --restart discards them)"));
+    } else if (exporter_ != nullptr) {
+      exporter_->Abort();
+    }
   }
   return result;
 }

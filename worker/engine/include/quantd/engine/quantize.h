@@ -52,9 +52,12 @@ struct QuantizeOptions {
   // Entries are substrings of module names or "re:<regex>" (format_options.h).
   std::vector<std::string> modules_to_not_convert = {"lm_head"};
   bool apply_chat_template = true;
+  // A model whose chat template cannot be loaded or parsed fails the run (as the seed's
+  // transformers call would raise) unless this opts in to wrapping the texts as ChatML instead.
+  bool chat_template_fallback = false;
   std::string system_prompt = kSeedSystemPrompt;  // "" = no system message.
   uint64_t seed = 42;
-  OutputDtype output_dtype = OutputDtype::kFloat16;
+  OutputDtype output_dtype = OutputDtype::kAuto;
   std::optional<OutputDtype> scale_dtype;  // Unset: the format's default (ScaleDtypeOf).
   // Held-out text for the quality report's perplexities; empty: a slice of calib_jsonl is held
   // out of calibration instead (calib/calibration.h).
@@ -74,6 +77,15 @@ struct QuantizeOptions {
   // last file is written); off, Artifact::sha256 stays empty. quantize-awq turns it off unless
   // it emits events (the daemon's mode).
   bool artifact_digests = true;
+  // Finished layers are kept in output_dir as they complete (a resume journal beside the staged
+  // output files); a run into an output_dir that holds an interrupted run's progress continues
+  // from it when it is the same computation (docs/engine.md, "Resume"). `restart` discards such
+  // progress instead.
+  bool restart = false;
+  // Testing only (no flag): MoE models keep AutoAWQ's behaviour of leaving the router's (and
+  // shared_expert_gate's) input columns unscaled, so the quality test can measure what quantd's
+  // correction is worth. Off, they follow the norm's scales and routing is unchanged by scaling.
+  bool moe_router_unscaled_for_testing = false;
 
   QuantFormat quant_format() const;
 };
@@ -89,6 +101,9 @@ struct Progress {
   double fraction = 0.0;              // Whole run, 0..1, monotone.
   std::optional<absl::Duration> eta;  // Unset while unknown.
   int64_t tokens_per_layer = 0;       // Calibration tokens each layer runs (0 until known).
+  // The layer this run resumed at (the layers before it were finished by an interrupted run and
+  // kept); 0 when it started from the beginning.
+  int resumed_at_layer = 0;
 };
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
@@ -134,7 +149,8 @@ class EngineObserver {
 };
 
 // Cancels a running Quantize() from any thread. The engine checks it between scaling groups and
-// returns absl::CancelledError, leaving no file under a final name in output_dir.
+// returns absl::CancelledError, leaving no file under a final name in output_dir (finished
+// layers stay, as temporaries, for a later run to resume).
 class CancellationToken {
  public:
   void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }

@@ -12,38 +12,21 @@
 #include "awq/scaling_groups.h"
 #include "backend/cpu/decoder_layer.h"
 #include "core/matmul.h"
+#include "model/architecture.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine {
 namespace {
-
-LayerContext MakeContext(const ModelConfig& config, DType md, int64_t len) {
-  return LayerContext{&config, md, len, MakeRopeTable(config, len, md)};
-}
-
-// The cached input of a group's Linears (AutoAWQ's input_feat entry).
-const Tensor& GroupInput(ScalingGroupKind kind, const LayerCapture& cap) {
-  switch (kind) {
-    case ScalingGroupKind::kAttentionInput:
-      return cap.attn_input;
-    case ScalingGroupKind::kValueOutput:
-      return cap.o_input;
-    case ScalingGroupKind::kMlpInput:
-      return cap.mlp_input;
-    case ScalingGroupKind::kMlpDown:
-      return cap.down_input;
-  }
-  return cap.attn_input;
-}
 
 // Loss of one trial scale vector for a group: rerun the inspected module with Q(W·s)/s.
 class TrialLoss {
  public:
   TrialLoss(const LayerContext& ctx, const LayerQuantSettings& settings, const LayerWeights& layer,
-            const LayerCapture& cap, ScalingGroupKind kind)
-      : ctx_(ctx), settings_(settings), layer_(layer), cap_(cap), kind_(kind) {
-    if (kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown) {
+            const LayerCapture& cap, const ScalingGroup& group)
+      : ctx_(ctx), settings_(settings), layer_(layer), cap_(cap), group_(group) {
+    if (group.inspect == InspectedModule::kLinear) {
       // The inspected module is the Linear itself: the output MSE is a quadratic form in xᵀx.
-      const Tensor& x = GroupInput(kind, cap);
+      const Tensor& x = *CapturedInput(cap, group.input);
       gram_.resize(static_cast<size_t>(x.dim(1) * x.dim(1)));
       Gram(x.ptr(), x.dim(0), x.dim(1), x.dim(1), gram_.data());
     }
@@ -51,28 +34,51 @@ class TrialLoss {
 
   double operator()(const std::vector<float>& s) const {
     std::vector<LinearWeights> trial;
-    for (const LinearWeights* l : GroupLinears(kind_, layer_)) {
+    for (const LinearWeights* l : GroupLinears(group_, layer_)) {
       LinearWeights t{Tensor(), l->bias};
       ScaleQuantizeUnscale(l->weight, s, settings_.scheme(), ctx_.md, &t.weight);
       trial.push_back(std::move(t));
     }
-    switch (kind_) {
-      case ScalingGroupKind::kAttentionInput: {
+    // A Linear of the layer, or its trial where the group has one.
+    auto pick = [&](std::string_view name) -> const LinearWeights& {
+      for (size_t i = 0; i < group_.linears.size(); ++i) {
+        if (group_.linears[i] == name) return trial[i];
+      }
+      return *FindLinear(layer_, name);
+    };
+    switch (group_.inspect) {
+      case InspectedModule::kSelfAttention: {
         const bool float_kv = settings_.attention_trials_use_float_kv;
-        Tensor out = SelfAttention(ctx_, trial[0], float_kv ? layer_.k_proj : trial[1],
-                                   float_kv ? layer_.v_proj : trial[2], layer_.o_proj, layer_,
+        Tensor out = SelfAttention(ctx_, pick(kQProj), float_kv ? layer_.k_proj : pick(kKProj),
+                                   float_kv ? layer_.v_proj : pick(kVProj), pick(kOProj), layer_,
                                    cap_.attn_input, nullptr);
         return OutputMse(cap_.attn_output, out, ctx_.md);
       }
-      case ScalingGroupKind::kMlpInput: {
-        Tensor out = Mlp(ctx_, trial[0], trial[1], layer_.down_proj, cap_.mlp_input, nullptr);
+      case InspectedModule::kMlp: {
+        Tensor out =
+            Mlp(ctx_, pick(kGateProj), pick(kUpProj), pick(kDownProj), cap_.mlp_input, nullptr);
         return OutputMse(cap_.mlp_output, out, ctx_.md);
       }
-      case ScalingGroupKind::kValueOutput:
-        return LinearOutputMse(gram_, layer_.o_proj.weight, trial[0].weight, cap_.o_input.dim(0));
-      case ScalingGroupKind::kMlpDown:
-        return LinearOutputMse(gram_, layer_.down_proj.weight, trial[0].weight,
-                               cap_.down_input.dim(0));
+      case InspectedModule::kLinear:
+        return LinearOutputMse(gram_, FindLinear(layer_, group_.linears[0])->weight,
+                               trial[0].weight, CapturedInput(cap_, group_.input)->dim(0));
+      case InspectedModule::kMoe: {
+        // The whole block on the same input with the float routing: AutoAWQ reruns the block, whose
+        // router (not in the group) sees the same input and routes the same way.
+        MoeView view = ViewOf(*layer_.moe);
+        const MoeStyle style = ctx_.config->moe.style;
+        for (size_t e = 0; e < view.experts.size(); ++e) {
+          const int ei = static_cast<int>(e);
+          view.experts[e].gate = &pick(ExpertLinearName(style, ei, ExpertProj::kGate));
+          view.experts[e].up = &pick(ExpertLinearName(style, ei, ExpertProj::kUp));
+        }
+        if (view.shared_expert.has_value()) {
+          view.shared_expert->gate = &pick(SharedExpertLinearName(ExpertProj::kGate));
+          view.shared_expert->up = &pick(SharedExpertLinearName(ExpertProj::kUp));
+        }
+        Tensor out = MoeBlockForward(view, cap_.moe->routing, cap_.mlp_input, ctx_.md, nullptr);
+        return OutputMse(cap_.mlp_output, out, ctx_.md);
+      }
     }
     return 0.0;
   }
@@ -82,18 +88,21 @@ class TrialLoss {
   const LayerQuantSettings& settings_;
   const LayerWeights& layer_;
   const LayerCapture& cap_;
-  ScalingGroupKind kind_;
+  const ScalingGroup& group_;
   std::vector<float> gram_;
 };
 
-// The first `rows` rows of t.
+// The first `rows` rows of t (all of them when it has fewer).
 Tensor FirstRows(const Tensor& t, int64_t rows) {
+  rows = std::min(rows, t.dim(0));
   Tensor out({rows, t.dim(1)});
   std::copy_n(t.ptr(), rows * t.dim(1), out.ptr());
   return out;
 }
 
-// The captured module inputs and outputs of the quality slice (the first blocks).
+// The captured module inputs and outputs of the quality slice (the first blocks) of a dense
+// layer. A sparse layer's capture is not sliced (its routing indexes every token): its groups
+// are compared on all calibration tokens.
 LayerCapture QualitySlice(const LayerCapture& cap, int64_t rows) {
   LayerCapture s;
   s.attn_input = FirstRows(cap.attn_input, rows);
@@ -105,36 +114,40 @@ LayerCapture QualitySlice(const LayerCapture& cap, int64_t rows) {
   return s;
 }
 
+// A routed expert's Linear whose expert saw fewer than `min_tokens` calibration tokens: its
+// statistics are noise, so it keeps identity scales and no clip (docs/moe.md).
+bool UnderCalibrated(const LayerCapture& cap, std::string_view linear, int64_t min_tokens) {
+  if (!ExpertOfLinear(linear).has_value()) return false;
+  const Tensor* x = CapturedInput(cap, linear);
+  return x == nullptr || x->data.empty() || x->dim(0) < min_tokens;
+}
+
 absl::Status CheckCancel(const CancellationToken* cancel) {
   if (cancel != nullptr && cancel->cancelled())
     return absl::CancelledError("quantization cancelled");
   return absl::OkStatus();
 }
 
-// AutoAWQ clips every Linear except q/k projections — o_proj too when no scaling group feeds it
-// (GQA) — on the scaled weights, with its cached input divided by the scales of the group that
-// scaled that input. Dividing the sampled tokens equals sampling the divided cache.
-void ClipLinears(const std::vector<ScalingGroup>& groups,
+// AutoAWQ clips every Linear whose name passes AutoAwqClips (not q/k) — o_proj too when no
+// scaling group feeds it (GQA) — on the scaled weights, with its cached input divided by the scales
+// of the group that scaled that input. Dividing the sampled tokens equals sampling the divided
+// cache.
+void ClipLinears(const ModelConfig& config, const std::vector<ScalingGroup>& groups,
                  const std::vector<ScalingDecision>& scaling, const LayerCapture& cap, DType md,
-                 const QuantScheme& scheme, LayerWeights* w, std::vector<ClipDecision>* clips) {
-  struct Target {
-    const char* name;
-    LinearWeights* linear;
-    ScalingGroupKind input_group;
-  };
-  const Target targets[] = {{"self_attn.v_proj", &w->v_proj, ScalingGroupKind::kAttentionInput},
-                            {"self_attn.o_proj", &w->o_proj, ScalingGroupKind::kValueOutput},
-                            {"mlp.gate_proj", &w->gate_proj, ScalingGroupKind::kMlpInput},
-                            {"mlp.up_proj", &w->up_proj, ScalingGroupKind::kMlpInput},
-                            {"mlp.down_proj", &w->down_proj, ScalingGroupKind::kMlpDown}};
-  for (const Target& t : targets) {
-    Tensor sampled = SampleClipTokens(GroupInput(t.input_group, cap));
+                 const QuantScheme& scheme, int64_t min_expert_tokens, LayerWeights* w,
+                 std::vector<ClipDecision>* clips) {
+  for (const LinearSpec& spec : LayerLinears(config)) {
+    if (!spec.clip || UnderCalibrated(cap, spec.name, min_expert_tokens)) continue;
+    Tensor sampled = SampleClipTokens(*CapturedInput(cap, spec.name));
     for (size_t i = 0; i < groups.size(); ++i) {
-      if (groups[i].kind == t.input_group) DivideInputs(scaling[i].scales, md, &sampled);
+      if (GroupScalesInputOf(groups[i], spec.name)) {
+        DivideInputs(scaling[i].scales, md, &sampled);
+      }
     }
-    ClipResult r = SearchBestClip(t.linear->weight, sampled, scheme, md);
-    ApplyClip(r.max_val, scheme.GroupFor(t.linear->in_features()), &t.linear->weight);
-    clips->push_back({t.name, std::move(r.max_val), std::move(r.shrink_index)});
+    LinearWeights* linear = FindLinear(w, spec.name);
+    ClipResult r = SearchBestClip(linear->weight, sampled, scheme, md);
+    ApplyClip(r.max_val, scheme.GroupFor(linear->in_features()), &linear->weight);
+    clips->push_back({spec.name, std::move(r.max_val), std::move(r.shrink_index)});
   }
 }
 
@@ -164,66 +177,82 @@ class CpuBackend : public Backend {
     auto* act = static_cast<CpuActivations*>(hidden);
     const DType md = settings.md;
     const QuantScheme scheme = settings.scheme();
-    const LayerContext ctx = MakeContext(config, md, act->block_len());
+    const LayerContext ctx = MakeLayerContext(config, w.index, md, act->block_len());
     LayerCapture cap;
     ForwardDecoderLayer(ctx, w, &act->hidden(), &cap);
     if (held_out().float_hidden != nullptr) {
       auto* h = static_cast<CpuActivations*>(held_out().float_hidden);
-      ForwardDecoderLayer(MakeContext(config, md, h->block_len()), w, &h->hidden(), nullptr);
+      ForwardDecoderLayer(MakeLayerContext(config, w.index, md, h->block_len()), w, &h->hidden(),
+                          nullptr);
     }
     const bool quality = held_out().float_hidden != nullptr;
-    const int64_t slice_rows = QualitySliceBlocks(act->num_blocks()) * act->block_len();
-    const LayerCapture slice = quality ? QualitySlice(cap, slice_rows) : LayerCapture{};
+    const bool sliced = quality && !cap.moe.has_value();
+    const int64_t slice_rows =
+        sliced ? QualitySliceBlocks(act->num_blocks()) * act->block_len() : act->hidden().dim(0);
+    const LayerCapture slice = sliced ? QualitySlice(cap, slice_rows) : LayerCapture{};
+    const LayerCapture& compared = sliced ? slice : cap;
 
     QuantizedLayer out;
-    const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
+    out.index = w.index;
+    const std::vector<ScalingGroup> groups = ScalingGroupsOf(config);
     for (const ScalingGroup& group : groups) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
+      if (UnderCalibrated(cap, group.input, settings.min_expert_tokens)) {
+        out.scaling.push_back(
+            UnsearchedDecision(group, FindLinear(w, group.linears[0])->in_features()));
+        continue;
+      }
       std::vector<const Tensor*> ws;
-      for (const LinearWeights* l : GroupLinears(group.kind, std::as_const(w))) {
+      for (const LinearWeights* l : GroupLinears(group, std::as_const(w))) {
         ws.push_back(&l->weight);
       }
       const std::vector<float> w_mean = WeightMean(ws, scheme.GroupFor(ws.front()->dim(1)), md);
-      const std::vector<float> x_mean = InputMean(GroupInput(group.kind, cap), md);
-      const TrialLoss loss(ctx, settings, w, cap, group.kind);
+      const std::vector<float> x_mean = InputMean(*CapturedInput(cap, group.input), md);
+      const TrialLoss loss(ctx, settings, w, cap, group);
       absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
           x_mean, w_mean, md,
           [&loss](const std::vector<float>& s) -> absl::StatusOr<double> { return loss(s); });
       if (!best.ok()) {
         return absl::Status(best.status().code(),
-                            absl::StrCat(GroupLabel(group), ": ", best.status().message()));
+                            absl::StrCat(group.label, ": ", best.status().message()));
       }
-      ScalingDecision d{GroupLabel(group), best->best_index, best->best_ratio, best->best_loss,
-                        best->losses,      best->scales,     x_mean,           w_mean};
+      ScalingDecision d{group.label,  best->best_index, best->best_ratio, best->best_loss,
+                        best->losses, best->scales,     x_mean,           w_mean};
       if (quality) {  // the quality report: both on the slice
         const std::vector<float> ones(best->scales.size(), 1.0f);
-        const TrialLoss slice_loss(ctx, settings, w, slice, group.kind);
-        d.rtn_loss = slice_loss(ones);
-        d.awq_loss = slice_loss(best->scales);
-        d.compare_tokens = slice_rows;
+        const TrialLoss compared_loss(ctx, settings, w, compared, group);
+        d.rtn_loss = compared_loss(ones);
+        d.awq_loss = compared_loss(best->scales);
+        d.compare_tokens = std::min(slice_rows, CapturedInput(compared, group.input)->dim(0));
       }
       out.scaling.push_back(std::move(d));
     }
     // Apply all scales in group order (each search above saw the original weights).
     for (size_t i = 0; i < groups.size(); ++i) {
-      ApplyGroupScales(groups[i].kind, out.scaling[i].scales, md, &w);
+      ApplyGroupScales(FoldedGroup(groups[i], settings), out.scaling[i].scales, md, config.norm,
+                       &w);
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      ClipLinears(groups, out.scaling, cap, md, scheme, &w, &out.clips);
+      ClipLinears(config, groups, out.scaling, cap, md, scheme, settings.min_expert_tokens, &w,
+                  &out.clips);
     }
-    for (const char* name : kLayerLinearNames) {
-      out.linears.push_back(
-          {name, QuantizeLinearGemm(*LinearByName(&w, name), scheme, settings.scale_dtype)});
+    if (cap.moe.has_value()) {
+      std::vector<int64_t> tokens;
+      for (const auto& t : cap.moe->routing.tokens_of)
+        tokens.push_back(static_cast<int64_t>(t.size()));
+      out.moe = MoeStatsOf(std::move(tokens), settings.min_expert_tokens);
     }
-    out.input_layernorm = std::move(w.input_layernorm);
-    out.post_attention_layernorm = std::move(w.post_attention_layernorm);
-    out.q_norm = std::move(w.q_norm);
-    out.k_norm = std::move(w.k_norm);
+    for (const LinearSpec& spec : LayerLinears(config)) {
+      out.linears.push_back({spec.name, QuantizeLinearGemm(*FindLinear(&w, spec.name), scheme,
+                                                           settings.scale_dtype)});
+    }
+    out.floats = TakeFloatTensors(config, &w);
     if (held_out().quantized_hidden != nullptr) {
       auto* h = static_cast<CpuActivations*>(held_out().quantized_hidden);
-      ForwardDecoderLayer(MakeContext(config, held_out().quantized_md, h->block_len()),
-                          DequantizedLayer(out), &h->hidden(), nullptr);
+      ForwardDecoderLayer(
+          MakeLayerContext(config, w.index, held_out().quantized_md, h->block_len()),
+          DequantizedLayer(out), &h->hidden(), nullptr);
     }
     return out;
   }
@@ -231,8 +260,8 @@ class CpuBackend : public Backend {
   absl::Status ForwardLayer(const ModelConfig& config, DType md, const LayerWeights& weights,
                             Activations* hidden) override {
     auto* act = static_cast<CpuActivations*>(hidden);
-    ForwardDecoderLayer(MakeContext(config, md, act->block_len()), weights, &act->hidden(),
-                        nullptr);
+    ForwardDecoderLayer(MakeLayerContext(config, weights.index, md, act->block_len()), weights,
+                        &act->hidden(), nullptr);
     return absl::OkStatus();
   }
 
@@ -260,16 +289,6 @@ class CpuBackend : public Backend {
     }
     return nll;
   }
-
- private:
-  static LinearWeights* LinearByName(LayerWeights* w, const std::string& name) {
-    LinearWeights* all[] = {&w->q_proj,    &w->k_proj,  &w->v_proj,   &w->o_proj,
-                            &w->gate_proj, &w->up_proj, &w->down_proj};
-    for (size_t i = 0; i < 7; ++i) {
-      if (name == kLayerLinearNames[i]) return all[i];
-    }
-    return nullptr;
-  }
 };
 
 }  // namespace
@@ -278,8 +297,13 @@ std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend
 
 Tensor CpuLogits(const ModelConfig& config, DType md, const Tensor& final_norm,
                  const Tensor& lm_head, const Tensor& hidden) {
-  const Tensor normed = RmsNorm(hidden, final_norm, static_cast<float>(config.rms_norm_eps), md);
-  return Linear(normed, LinearWeights{lm_head, std::nullopt}, md);
+  const Tensor normed =
+      RmsNorm(hidden, final_norm, static_cast<float>(config.rms_norm_eps), md, config.norm);
+  Tensor logits = Linear(normed, LinearWeights{lm_head, std::nullopt}, md);
+  if (config.final_logit_softcapping > 0) {
+    SoftCap(static_cast<float>(config.final_logit_softcapping), md, &logits);
+  }
+  return logits;
 }
 
 }  // namespace quantd::engine
