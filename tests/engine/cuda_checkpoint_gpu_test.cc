@@ -58,8 +58,14 @@ double ReaderError(const testing::AwqReaderRun& run) {
   return *error;
 }
 
-// The two backends' quality reports: perplexities within 0.2 %, each group's round-to-nearest
-// and AWQ output error within 3 % (module forwards in different arithmetic), same vLLM verdicts.
+// The two backends' quality reports. Where both chose the same ratio for a group, its
+// round-to-nearest and AWQ output error on the quality slice agree within 3 % (module forwards in
+// different arithmetic). A group whose ratio differs must be a near-tie — each backend's best loss
+// on all tokens within 0.2 % of the other's (the arithmetic differs by far less; more means one
+// backend's losses are off) — and its AWQ error on the slice is then not compared: on a slice of
+// one 128-token block two nearly equal choices can be 5 % apart (the parity fixture per-channel,
+// layer 1 v_proj→o_proj, docs/quality.md). Perplexities within 0.2 % when every ratio agrees,
+// 0.5 % (the checkpoints' bound) when one differs. Same vLLM verdicts.
 void CompareQuality(const std::string& name, const std::string& cpu_dir,
                     const std::string& cuda_dir) {
   auto read = [](const std::string& dir) {
@@ -70,12 +76,9 @@ void CompareQuality(const std::string& name, const std::string& cpu_dir,
   ASSERT_TRUE(cpu.contains("quality") && cuda.contains("quality")) << name;
   const nlohmann::json& qc = cpu["quality"];
   const nlohmann::json& qg = cuda["quality"];
-  for (const char* key : {"perplexity_float", "perplexity_quantized"}) {
-    const double a = qc[key].get<double>(), b = qg[key].get<double>();
-    EXPECT_LE(std::fabs(a - b) / a, 0.002) << name << " " << key << " cpu " << a << " cuda " << b;
-  }
   EXPECT_EQ(qc["vllm_tensor_parallel"], qg["vllm_tensor_parallel"]);
   double worst = 0.0;
+  int differing = 0;
   for (size_t l = 0; l < cpu["layers"].size(); ++l) {
     const nlohmann::json& gc = cpu["layers"][l]["scaling_groups"];
     const nlohmann::json& gg = cuda["layers"][l]["scaling_groups"];
@@ -85,7 +88,22 @@ void CompareQuality(const std::string& name, const std::string& cpu_dir,
       const bool searched = gc[i].value("searched", true);
       ASSERT_EQ(searched, gg[i].value("searched", true)) << name << " layer " << l;
       if (!searched) continue;
+      const bool same = gc[i]["ratio"] == gg[i]["ratio"];
+      if (!same) {
+        ++differing;
+        const double a = gc[i]["loss"].get<double>(), b = gg[i]["loss"].get<double>();
+        std::printf(
+            "[quality] %s: layer %zu %s: ratio cpu %.2f cuda %.2f, best loss cpu %.6g cuda "
+            "%.6g (%.3f %%)\n",
+            name.c_str(), l, gc[i]["group"].get<std::string>().c_str(),
+            gc[i]["ratio"].get<double>(), gg[i]["ratio"].get<double>(), a, b,
+            100.0 * std::fabs(a - b) / a);
+        EXPECT_LE(std::fabs(a - b) / a, 0.002)
+            << name << " layer " << l << " " << gc[i]["group"]
+            << ": the backends chose different ratios that are not a near-tie";
+      }
       for (const char* key : {"rtn_loss", "awq_loss"}) {
+        if (!same && std::string(key) == "awq_loss") continue;
         ASSERT_TRUE(gc[i].contains(key) && gg[i].contains(key)) << name << " layer " << l;
         const double a = gc[i][key].get<double>(), b = gg[i][key].get<double>();
         worst = std::max(worst, std::fabs(a - b) / a);
@@ -94,11 +112,16 @@ void CompareQuality(const std::string& name, const std::string& cpu_dir,
       }
     }
   }
+  const double bound = differing == 0 ? 0.002 : 0.005;
+  for (const char* key : {"perplexity_float", "perplexity_quantized"}) {
+    const double a = qc[key].get<double>(), b = qg[key].get<double>();
+    EXPECT_LE(std::fabs(a - b) / a, bound) << name << " " << key << " cpu " << a << " cuda " << b;
+  }
   std::printf(
       "[quality] %s: perplexity float cpu %.4f cuda %.4f, quantized cpu %.4f cuda %.4f; "
-      "group errors differ by at most %.3f %%\n",
+      "%d groups chose another ratio; group errors differ by at most %.3f %%\n",
       name.c_str(), qc["perplexity_float"].get<double>(), qg["perplexity_float"].get<double>(),
-      qc["perplexity_quantized"].get<double>(), qg["perplexity_quantized"].get<double>(),
+      qc["perplexity_quantized"].get<double>(), qg["perplexity_quantized"].get<double>(), differing,
       100.0 * worst);
 }
 

@@ -2,7 +2,8 @@
 // reference:
 //  - the compressed-tensors checkpoint of a job, read by the independent numpy reader
 //    (tests/tools/awq_reader.py), has the same logits error as the GEMM checkpoint of the same job
-//    (± 0.5 %), on the AutoAWQ parity fixture and on tiny-qwen2-wp; symmetric, per-channel and
+//    (± 0.5 %), on the AutoAWQ parity fixture, tiny-qwen2-wp and tiny-qwen3-moe-wp (experts
+//    quantized, routers in ignore); symmetric, per-channel and
 //    bfloat16 compressed-tensors checkpoints read back and beat round-to-nearest's error bound;
 //  - every default job reports its quality (held-out perplexities, each scaling group's error
 //    with round-to-nearest and with AWQ, vLLM's tensor-parallel sizes) in quant_report.json and
@@ -10,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -128,6 +130,36 @@ TEST(QualityReportTest, TinyQwen2CompressedTensorsMatchesGemm) {
               gemm, ct, rtn);
   EXPECT_LE(std::fabs(ct - gemm) / gemm, 0.005);
   EXPECT_LT(gemm, rtn);
+}
+
+// A mixture of experts: every expert's Linears are quantized in both formats (weight_packed per
+// expert), the routers stay float and are listed in compressed-tensors' ignore by full name.
+TEST(QualityReportTest, TinyQwen3MoeCompressedTensorsMatchesGemm) {
+  testing::IoTempDir dir;
+  const std::string model = quantd::test_data::Path("models/tiny-qwen3-moe-wp");
+  QuantizeOptions o;
+  o.model_dir = model + "/model";
+  o.calib_jsonl = testing::WriteFirstLines(model + "/calib.jsonl", 24, dir.Sub("calib24.jsonl"));
+  o.max_seq_len = 256;
+  o.apply_chat_template = false;
+  o.backend = BackendKind::kCpu;
+  o.artifact_digests = false;
+  const std::string rows = dir.Sub("reader_rows.jsonl");
+  const auto [gemm, ct] = BothFormats(o, dir.path(), rows);
+  const double rtn = ReaderError(o.model_dir, rows, "");
+  std::printf(
+      "[formats] tiny-qwen3-moe-wp: logits error gemm %.5f compressed-tensors %.5f rtn %.5f\n",
+      gemm, ct, rtn);
+  EXPECT_LE(std::fabs(ct - gemm) / gemm, 0.005);
+  const nlohmann::json q = ReadJson(dir.Sub("ct/config.json"))["quantization_config"];
+  const nlohmann::json& ignore = q["ignore"];
+  EXPECT_EQ(ignore[0], "lm_head");
+  EXPECT_NE(std::find(ignore.begin(), ignore.end(), "model.layers.0.mlp.gate"), ignore.end())
+      << ignore.dump();
+  const nlohmann::json gemm_config = ReadJson(dir.Sub("gemm/config.json"))["quantization_config"];
+  const nlohmann::json& modules = gemm_config["modules_to_not_convert"];
+  EXPECT_NE(std::find(modules.begin(), modules.end(), "model.layers.3.mlp.gate"), modules.end())
+      << modules.dump();
 }
 
 struct Variant {

@@ -397,6 +397,23 @@ TEST_F(JobManagerTest, SubmitRefusesDisallowedFormatCombinationsWithTheRule) {
     EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr(c.says));
   }
+  {  // a module pattern is echoed bounded (Quoted), however long
+    v1::SubmitJobRequest request = Request();
+    request.mutable_spec()->mutable_modules_to_not_convert()->add_names(std::string(10000, 'm') +
+                                                                        ",x");
+    absl::StatusOr<v1::Job> job = manager_->Submit(request);
+    ASSERT_FALSE(job.ok());
+    EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("(10002 bytes)"));
+    EXPECT_LT(job.status().message().size(), 400u);
+  }
+  {  // compressed-tensors' scales follow the output dtype the engine's rule gives this model
+    v1::SubmitJobRequest request = Request("auto");
+    request.mutable_spec()->set_layout(v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS);
+    absl::StatusOr<v1::Job> job = manager_->Submit(request);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->spec().output_dtype(), v1::OUTPUT_DTYPE_UNSPECIFIED);
+    EXPECT_EQ(job->spec().scale_dtype(), v1::OUTPUT_DTYPE_FLOAT16);
+  }
   v1::SubmitJobRequest ct = Request("ct");
   ct.mutable_spec()->set_layout(v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS);
   ct.mutable_spec()->set_zero_point(false);

@@ -146,10 +146,12 @@ int main(int argc, char** argv) {
                               ", \"q_group_size\": ", o.group_size, ", \"w_bit\": ", o.bits,
                               ", \"version\": \"GEMM\"}"));
   } else {
+    const quantd::engine::OutputDtype scales = quantd::engine::ScaleDtypeOf(o.quant_format());
     observer.Say(absl::StrCat(
         "format = compressed-tensors pack-quantized W4A16, ",
         o.zero_point ? "asymmetric" : "symmetric", ", group_size ", o.group_size, ", scales ",
-        quantd::engine::OutputDtypeName(quantd::engine::ScaleDtypeOf(o.quant_format()))));
+        scales == quantd::engine::OutputDtype::kAuto ? "in the output dtype"
+                                                     : quantd::engine::OutputDtypeName(scales)));
   }
   observer.Say(absl::StrCat("modules_to_not_convert = [",
                             absl::StrJoin(o.modules_to_not_convert, ", "), "]"));

@@ -23,12 +23,6 @@ std::vector<const LinearWeights*> GroupLinears(const ScalingGroup& group,
 // Whether `linear` is one of the group's Linears (its input is divided by the group's scales).
 bool GroupScalesInputOf(const ScalingGroup& group, std::string_view linear);
 
-// Whether the group's inspected module is its single Linear (o_proj, down_proj): its loss is a
-// quadratic form in the Gram matrix of the inputs, with no module forward.
-inline bool IsGramGroup(const ScalingGroup& group) {
-  return group.inspect == InspectedModule::kLinear;
-}
-
 // Folds s into the group's previous op (a norm: weight ÷ s, or (1 + weight) ÷ s − 1 for Gemma's
 // norms; a Linear: its last len(s) rows ÷ s), its Linears and its float consumers (columns × s).
 void ApplyGroupScales(const ScalingGroup& group, const std::vector<float>& s, DType md,

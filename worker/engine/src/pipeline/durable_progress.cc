@@ -352,7 +352,9 @@ absl::StatusOr<QuantizedLayer> DurableProgress::KeptLayer(const ModelConfig& con
       c.groups =
           linear.in / QuantScheme{options_.group_size, format.zero_point}.GroupFor(linear.in);
       QUANTD_ASSIGN_OR_RETURN(c.weight_packed, pf->ReadInt32(*pw));
-      if (format.zero_point) QUANTD_ASSIGN_OR_RETURN(c.weight_zero_point, zf->ReadInt32(*zp));
+      if (format.zero_point) {
+        QUANTD_ASSIGN_OR_RETURN(c.weight_zero_point, zf->ReadInt32(*zp));
+      }
       p = GemmFromCompressedTensors(c, half(*sf, *sc), scale_dtype);
     } else {
       auto [qf, qw] = find(base + ".qweight");
