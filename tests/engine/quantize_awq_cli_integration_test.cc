@@ -255,7 +255,7 @@ TEST(QuantizeAwqCliTest, RefusedFormatCombinationsSayWhy) {
       {"--zero_point false", "--zero_point: false (symmetric) needs --format compressed-tensors"},
       {"--group_size -1", "--group_size: -1 (per-channel) needs --format compressed-tensors"},
       {"--scale_dtype bfloat16", "--scale_dtype: bfloat16 needs --format compressed-tensors"},
-      {"--format compressed-tensors --scale_dtype bfloat16",
+      {"--format compressed-tensors --dtype float16 --scale_dtype bfloat16",
        "--scale_dtype: bfloat16 with --dtype float16"},
       {"--group_size 96", "--group_size: 96 is not one of 32, 64, 128 or -1"},
       {"--format marlin", "--format: expected gemm or compressed-tensors"},
@@ -268,6 +268,40 @@ TEST(QuantizeAwqCliTest, RefusedFormatCombinationsSayWhy) {
     EXPECT_EQ(r.exit_code, 2) << c.flags << "\n" << r.output;
     EXPECT_NE(r.output.find(c.says), std::string::npos) << c.flags << "\n" << r.output;
   }
+  // With --dtype auto (the default) the output dtype is the model's rule: the scale dtype is
+  // checked against it once config.json is read, before calibration.
+  const RunResult r = RunCli(base + "--format compressed-tensors --scale_dtype bfloat16");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("scale_dtype: bfloat16 with output_dtype float16"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("calibration:"), std::string::npos) << r.output;
+}
+
+// quantd-worker passes the options as JSON: booleans and numbers of the format options arrive as
+// their flags would, and their refusals are the flags' (exit 2).
+TEST(QuantizeAwqCliTest, FormatOptionsInOptionsJson) {
+  const std::string dir = TempDir("options_json");
+  auto run = [&](const nlohmann::json& extra) {
+    nlohmann::json o = {{"model_dir", kFixture + "/model"},
+                        {"calib_jsonl", kFixture + "/calib.jsonl"},
+                        {"output_dir", dir + "/out"}};
+    o.update(extra);
+    std::ofstream(dir + "/options.json") << o.dump();
+    return RunCli("--options_json=- < " + dir + "/options.json");
+  };
+  RunResult r = run({{"zero_point", false}});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--zero_point: false (symmetric) needs --format compressed-tensors"),
+            std::string::npos)
+      << r.output;
+  r = run({{"format", "compressed-tensors"}, {"max_ppl_increase", -2.5}});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--max_ppl_increase: -2.5 is not a percentage"), std::string::npos)
+      << r.output;
+  r = run({{"format", "compressed-tensors"}, {"scale_dtype", "auto"}});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--scale_dtype: expected float16 or bfloat16"), std::string::npos)
+      << r.output;
 }
 
 // A compressed-tensors job through the CLI: symmetric, per-channel; its result event carries the
