@@ -289,7 +289,6 @@ void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& 
     metrics_.job_perplexity_increase_percent.Observe(
         finished.quality().perplexity_increase_percent());
   }
-  v1::JobError error = finished.error();
   if (state == v1::JOB_STATE_FAILED && error.message().empty()) {
     error.set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
     error.set_message("the worker reported a failure without a reason");

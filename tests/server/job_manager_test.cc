@@ -78,7 +78,9 @@ class JobManagerTest : public ::testing::Test {
     hello.set_capacity(1);
     hello.add_gpus()->set_memory_bytes(gpu_bytes);
     v1::ServerHello reply;
-    return manager_->ConnectWorker(hello, &reply);
+    absl::StatusOr<WorkerSession> session = manager_->ConnectWorker(hello, &reply);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? *session : WorkerSession{};
   }
   // A model directory holding only a real model's config.json (tests/data/configs).
   std::string ModelOf(const std::string& config) {
