@@ -3,14 +3,22 @@
 // checkpoint to the last packed layer (export not included), per phase, and prints a table.
 //
 //   quantd-awq-cuda-bench --config qwen2.5-0.5b-instruct.config.json --blocks 128 --len 512
-//                         [--layers N] [--dir /tmp/m] [--backend cuda|cpu]
+//                         [--layers N] [--dir /tmp/m] [--backend cuda|cpu] [--quality_blocks K]
+//
+// --quality_blocks K: then the layers run a second time with the quality report's work — K
+// held-out blocks forwarded through the float and the quantized layer (Backend::SetHeldOut), each
+// scaling group's round-to-nearest / AWQ comparison — and the final norm, lm_head and the two
+// next-token NLLs; a second table gives what that work adds, per steady layer and in all.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "awq_flops.h"
@@ -18,6 +26,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
 #include "io/checkpoint_reader.h"
+#include "io/status_macros.h"
 #include "io_random_model.h"
 #include "model/model_config.h"
 #include "nlohmann/json.hpp"
@@ -27,8 +36,14 @@ namespace {
 
 struct Args {
   std::string config, dir = "/tmp/quantd-bench-model", backend = "cuda";
-  int blocks = 128, len = 512, layers = 0;
+  int blocks = 128, len = 512, layers = 0, quality_blocks = 0;
 };
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -59,6 +74,8 @@ int Main(int argc, char** argv) {
       a.len = std::atoi(v.c_str());
     else if (k == "--layers")
       a.layers = std::atoi(v.c_str());
+    else if (k == "--quality_blocks")
+      a.quality_blocks = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "unknown argument %s\n", k.c_str());
       return 2;
@@ -82,6 +99,7 @@ int Main(int argc, char** argv) {
   }
   const double t_gen = Now();
   testing::RandomModelOptions opt{cj, a.dir, parsed->dtype, 1234, 4, 20.0f};
+  opt.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (absl::Status s = testing::WriteRandomModel(opt); !s.ok()) {
     std::fprintf(stderr, "random model: %s\n", std::string(s.message()).c_str());
     return 1;
@@ -173,6 +191,107 @@ int Main(int argc, char** argv) {
       t_init - t0, t_embed - t_init, load, ph.upload, ph.forward, ph.scale_search, ph.finish,
       flops / 1e12, flops / 1e12 / quant, 100.0 * flops / 1e12 / quant / 790.0,
       static_cast<double>(CudaPeakDeviceBytes()) / gib, HostPeakRssGiB());
+  if (a.quality_blocks <= 0) return 0;
+
+  // The same layers again, with and then without the quality report's work, on the same
+  // calibration blocks (the first pass above warmed everything up).
+  std::vector<std::vector<int32_t>> held(static_cast<size_t>(a.quality_blocks));
+  for (auto& b : held) {
+    for (int t = 0; t < a.len; ++t) b.push_back(id(rng));
+  }
+  // Per steady layer of the quality pass: the quality work's device seconds (held-out forwards,
+  // group comparisons), and for each group how far the chosen scales' loss on the quality slice
+  // (awq_loss) is from the search's loss of the same scales on all tokens.
+  std::vector<double> held_out_s, compare_s, slice_gaps;
+  auto pass = [&](bool quality, std::vector<double>* seconds,
+                  double* eval_seconds) -> absl::Status {
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Activations> h, backend->Embed(*emb, blocks));
+    std::unique_ptr<Activations> hf, hq;
+    if (quality) {
+      QUANTD_ASSIGN_OR_RETURN(hf, backend->Embed(*emb, held));
+      QUANTD_ASSIGN_OR_RETURN(hq, backend->Embed(*emb, held));
+      backend->SetHeldOut({hf.get(), hq.get(), DType::kF16});
+    } else {
+      backend->SetHeldOut({});
+    }
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+      QUANTD_ASSIGN_OR_RETURN(LayerWeights w, model->weights->LoadLayer(c, l));
+      const CudaPhaseSeconds p0 = CudaPhaseTotals();
+      const double s0 = Now();
+      QUANTD_ASSIGN_OR_RETURN(QuantizedLayer q,
+                              backend->QuantizeLayer(c, settings, std::move(w), h.get(), nullptr));
+      seconds->push_back(Now() - s0);
+      const CudaPhaseSeconds p1 = CudaPhaseTotals();
+      std::fprintf(stderr,
+                   "%s layer %d: %.4f s (upload %.4f, device forward %.4f, search %.4f, finish "
+                   "%.4f; of which held-out forwards %.4f, group comparisons %.4f)",
+                   quality ? "quality" : "plain", l, seconds->back(), p1.upload - p0.upload,
+                   p1.device_forward - p0.device_forward,
+                   p1.device_scale_search - p0.device_scale_search,
+                   p1.device_finish - p0.device_finish, p1.device_held_out - p0.device_held_out,
+                   p1.device_compare - p0.device_compare);
+      for (const ScalingDecision& d : q.scaling) {
+        if (!quality) break;
+        std::fprintf(stderr, "; %s rtn %.4g awq %.4g (all tokens %.4g)", d.label.c_str(),
+                     d.rtn_loss, d.awq_loss, d.loss);
+        if (l > 0) slice_gaps.push_back(d.awq_loss / d.loss - 1.0);
+      }
+      std::fprintf(stderr, "\n");
+      if (quality && l > 0) {
+        held_out_s.push_back(p1.device_held_out - p0.device_held_out);
+        compare_s.push_back(p1.device_compare - p0.device_compare);
+      }
+    }
+    if (quality) {
+      const double e0 = Now();
+      QUANTD_ASSIGN_OR_RETURN(Tensor norm, model->weights->LoadFinalNorm());
+      QUANTD_ASSIGN_OR_RETURN(Tensor head, model->weights->LoadLmHead(c));
+      const double e1 = Now();
+      std::vector<std::vector<int32_t>> targets = held;  // any in-vocabulary ids
+      QUANTD_RETURN_IF_ERROR(backend->NextTokenNll(c, c.dtype, norm, head, *hf, targets).status());
+      const double e2 = Now();
+      QUANTD_RETURN_IF_ERROR(
+          backend->NextTokenNll(c, DType::kF16, norm, head, *hq, targets).status());
+      *eval_seconds = Now() - e1;
+      std::fprintf(stderr,
+                   "quality: lm_head read %.3f s (the pipeline reads it beside the layers); NLL "
+                   "float %.3f s (with lm_head's upload), quantized %.3f s\n",
+                   e1 - e0, e2 - e1, Now() - e2);
+      backend->SetHeldOut({});
+    }
+    return absl::OkStatus();
+  };
+  std::vector<double> with, without;
+  double eval = 0.0;
+  if (absl::Status s = pass(true, &with, &eval); !s.ok()) {
+    std::fprintf(stderr, "quality pass: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  double unused = 0.0;
+  if (absl::Status s = pass(false, &without, &unused); !s.ok()) {
+    std::fprintf(stderr, "plain pass: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  const double med_with = Median(with), med_without = Median(without);
+  double sum_with = 0.0, sum_without = 0.0;
+  for (double v : with) sum_with += v;
+  for (double v : without) sum_without += v;
+  double worst_gap = 0.0;
+  for (double g : slice_gaps) worst_gap = std::max(worst_gap, std::fabs(g));
+  std::printf(
+      "\n| geometry | blocks x len | held-out blocks | layers | layer s (median), plain | layer s "
+      "(median), with quality | extra per layer | held-out forwards s (device, median) | "
+      "comparisons s (device, median) | NLL x2 s | all layers plain s | extra s in all | extra %% "
+      "| AWQ loss, slice vs all tokens (max) |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| %s h%d i%d | %dx%d | %d | %d | %.4f | %.4f | %.2f %% | %.4f | %.4f | %.3f | %.2f | %.3f | "
+      "%.2f %% | %.2f %% |\n",
+      c.architecture_name.c_str(), c.hidden_size, c.intermediate_size, a.blocks, a.len,
+      a.quality_blocks, c.num_hidden_layers, med_without, med_with,
+      100.0 * (med_with / med_without - 1.0), Median(held_out_s), Median(compare_s), eval,
+      sum_without, sum_with - sum_without + eval,
+      100.0 * (sum_with - sum_without + eval) / sum_without, 100.0 * worst_gap);
   return 0;
 }
 

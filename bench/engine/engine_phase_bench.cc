@@ -1,7 +1,11 @@
 // Prints CPU time and wall time per phase of one Quantize() run, as a table.
 //
 //   engine_phase_bench MODEL_DIR CALIB_JSONL [--num_calib N] [--max_seq_len N] [--eval_text F]
-//                      [--chat_template] [--output_dir DIR]
+//                      [--chat_template] [--system_prompt S] [--output_dir DIR]
+//                      [--attention_trials_use_float_kv]
+//
+// --attention_trials_use_float_kv reproduces AutoAWQ run under transformers 5 (its KV-cache leak
+// into the attention group's trials) for comparisons with AutoAWQ's numbers (docs/quality.md).
 //
 // Defaults are the tiny-qwen2-wp acceptance run: 128 texts, 512-token blocks, no chat template.
 #include <time.h>
@@ -72,7 +76,8 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
                  "usage: engine_phase_bench MODEL_DIR CALIB_JSONL [--num_calib N] "
-                 "[--max_seq_len N] [--eval_text FILE] [--chat_template] [--output_dir DIR]\n");
+                 "[--max_seq_len N] [--eval_text FILE] [--chat_template] [--system_prompt S] "
+                 "[--output_dir DIR] [--attention_trials_use_float_kv]\n");
     return 2;
   }
   quantd::engine::QuantizeOptions o;
@@ -96,6 +101,10 @@ int main(int argc, char** argv) {
       o.output_dir = next, ++i;
     else if (a == "--chat_template")
       o.apply_chat_template = true;
+    else if (a == "--system_prompt")
+      o.system_prompt = next, ++i;
+    else if (a == "--attention_trials_use_float_kv")
+      o.attention_trials_use_float_kv = true;
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;

@@ -55,6 +55,17 @@ std::string ProgressText(const v1::JobProgress& p) {
   return text;
 }
 
+// One line of a job's quality report: perplexities, AWQ's gain, vLLM's TP sizes and kernels.
+std::string QualityText(const v1::JobQuality& q) {
+  return absl::StrFormat(
+      "quality: perplexity float %.3f, quantized %.3f (%+.2f %%) on %d %s tokens; AWQ/RTN output "
+      "error %.3f; vLLM tensor-parallel sizes [%s], kernels [%s]",
+      q.perplexity_float(), q.perplexity_quantized(), q.perplexity_increase_percent(),
+      q.tokens_scored(), q.source() == "eval_text" ? "eval_text" : "held-out",
+      q.awq_to_rtn_error_ratio(), absl::StrJoin(q.vllm_tensor_parallel_sizes(), ", "),
+      absl::StrJoin(q.vllm_kernels(), ", "));
+}
+
 // One human-readable line per event.
 std::string EventLine(const v1::JobEvent& e) {
   std::string body;
@@ -65,6 +76,9 @@ std::string EventLine(const v1::JobEvent& e) {
       absl::StrAppend(&body, " on ", e.state_change().worker());
     if (!e.state_change().error().message().empty()) {
       absl::StrAppend(&body, ": ", e.state_change().error().message());
+    }
+    if (e.state_change().has_quality()) {
+      absl::StrAppend(&body, "; ", QualityText(e.state_change().quality()));
     }
   } else if (e.has_progress()) {
     body = absl::StrCat("progress ", ProgressText(e.progress()));
@@ -111,6 +125,7 @@ void PrintJob(const v1::Job& job, const Output& out) {
                                  job.estimated_gpu_memory_bytes() / 1073741824.0);
   }
   if (!job.error().message().empty()) std::cout << "error:    " << job.error().message() << "\n";
+  if (job.has_quality()) std::cout << "quality:  " << QualityText(job.quality()).substr(9) << "\n";
   std::cout << "created:  " << TimeUtil::ToString(job.create_time()) << "\n";
   for (const v1::Artifact& a : job.artifacts()) {
     std::cout << "artifact " << a.path() << " " << a.size_bytes() << " " << a.sha256() << "\n";
@@ -143,6 +158,7 @@ int FollowJob(client::QuantdClient& client, const std::string& name, int64_t aft
     } else {
       std::cout << "job " << job->name() << " " << StateName(job->state()) << "\n";
       if (!job->error().message().empty()) std::cout << "error: " << job->error().message() << "\n";
+      if (job->has_quality()) std::cout << QualityText(job->quality()) << "\n";
       for (const v1::Artifact& a : job->artifacts()) {
         std::cout << "artifact " << a.path() << " " << a.size_bytes() << " " << a.sha256() << "\n";
       }

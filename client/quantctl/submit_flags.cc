@@ -38,8 +38,20 @@ void AddSubmitFlags(CLI::App* submit, SubmitFlags* f) {
   submit->add_option("--max-seq-len", f->max_seq_len,
                      "Tokens per calibration block (default 2048)");
   submit->add_option("--bits", f->bits, "Weight bits (4)");
-  submit->add_option("--group-size", f->group_size, "32, 64 or 128 (default 128)");
-  submit->add_option("--zero-point", f->zero_point, "Asymmetric quantization (default true)");
+  submit->add_option("--group-size", f->group_size,
+                     "32, 64, 128 or -1 (per-channel, compressed-tensors) (default 128)");
+  submit->add_option(
+      "--zero-point", f->zero_point,
+      "Asymmetric quantization (default true; false = symmetric, compressed-tensors)");
+  submit->add_option("--format", f->format, "gemm or compressed-tensors (default gemm)")
+      ->check(CLI::IsMember({"gemm", "compressed-tensors"}));
+  submit
+      ->add_option("--scale-dtype", f->scale_dtype,
+                   "float16 or bfloat16 (default: float16 for gemm, --dtype for "
+                   "compressed-tensors)")
+      ->check(CLI::IsMember({"float16", "bfloat16"}));
+  submit->add_option("--max-ppl-increase", f->max_ppl_increase,
+                     "Fail when the held-out perplexity rises by more than this many percent");
   submit->add_option("--chat-template-fallback", f->chat_template_fallback,
                      "Wrap texts as ChatML if the model's chat template does not parse (default: "
                      "the job fails)");
@@ -52,9 +64,12 @@ void AddSubmitFlags(CLI::App* submit, SubmitFlags* f) {
       ->add_option("--dtype", f->dtype,
                    "float16 or bfloat16 (default: float16, bfloat16 for Gemma 2/3)")
       ->check(CLI::IsMember({"float16", "bfloat16"}));
-  submit->add_option("--eval-text", f->eval_text, "Held-out text for perplexity");
+  submit->add_option("--eval-text", f->eval_text,
+                     "Held-out text for the quality report (default: a slice of the calibration "
+                     "file)");
   submit->add_option("--modules-to-not-convert", f->modules_to_not_convert,
-                     "Comma-separated module paths kept in float (default lm_head; \"\" = none)");
+                     "Comma-separated module paths or re:<regex> kept in float (default lm_head; "
+                     "\"\" = none)");
   submit->add_option("--priority", f->priority, "Higher runs first (-1000..1000)");
   submit->add_option("--label", f->labels, "key=value label (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -80,6 +95,15 @@ absl::Status BuildSubmitRequest(const SubmitFlags& f, v1::SubmitJobRequest* requ
     spec->set_output_dtype(*f.dtype == "bfloat16" ? v1::OUTPUT_DTYPE_BFLOAT16
                                                   : v1::OUTPUT_DTYPE_FLOAT16);
   }
+  if (f.format) {
+    spec->set_layout(*f.format == "compressed-tensors" ? v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS
+                                                       : v1::WEIGHT_LAYOUT_GEMM);
+  }
+  if (f.scale_dtype) {
+    spec->set_scale_dtype(*f.scale_dtype == "bfloat16" ? v1::OUTPUT_DTYPE_BFLOAT16
+                                                       : v1::OUTPUT_DTYPE_FLOAT16);
+  }
+  if (f.max_ppl_increase) spec->set_max_perplexity_increase_percent(*f.max_ppl_increase);
   if (f.modules_to_not_convert) {
     v1::ModuleList* modules = spec->mutable_modules_to_not_convert();
     for (absl::string_view name :

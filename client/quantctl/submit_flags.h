@@ -18,8 +18,9 @@ struct SubmitFlags {
   std::string model_dir, output_dir, calib_jsonl, eval_text, request_id;
   std::optional<int> num_calib, max_seq_len, bits, group_size, priority;
   std::optional<bool> zero_point, apply_chat_template, chat_template_fallback;
-  std::optional<std::string> system_prompt, dtype, modules_to_not_convert;
+  std::optional<std::string> system_prompt, dtype, modules_to_not_convert, format, scale_dtype;
   std::optional<uint64_t> seed;
+  std::optional<double> max_ppl_increase;
   std::vector<std::string> labels;  // key=value
 };
 

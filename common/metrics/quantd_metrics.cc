@@ -18,6 +18,8 @@ const BucketBounds kGrpcBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 const BucketBounds kStoreBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                     0.025,  0.05,    0.1,    0.25,  0.5,    1};
+// Percent by which a job's quantized model's held-out perplexity exceeds the float model's.
+const BucketBounds kPerplexityIncreaseBuckets = {0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 25, 50, 100};
 const BucketBounds kLayerBuckets = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600};
 
 // Registers families and children, remembering the first error so that Create() can declare
@@ -110,6 +112,11 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
   auto* store = d.HistogramFamily("quantd_store_operation_duration_seconds",
                                   "Seconds a job store operation took, by operation.",
                                   {"operation"}, kStoreBuckets);
+  auto* ppl_increase = d.HistogramFamily(
+      "quantd_job_perplexity_increase_percent",
+      "Percent by which a finished job's quantized model's held-out perplexity exceeds the float "
+      "model's (the quality report).",
+      {}, kPerplexityIncreaseBuckets);
   auto* build = d.GaugeFamily("quantd_build_info",
                               "Always 1; the version label names the running build.", {"version"});
 
@@ -134,6 +141,7 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
   Gauge* build_info = d.Child(build, {{"version", QUANTD_VERSION}});
   Counter* submitted_child = d.Child(submitted);
   Histogram* queue_wait_child = d.Child(queue_wait);
+  Histogram* ppl_increase_child = d.Child(ppl_increase);
   Counter* attempts_child = d.Child(attempts);
   Counter* requeues_child = d.Child(requeues);
   Gauge* watchers_child = d.Child(watchers);
@@ -163,6 +171,7 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(Registry& r
       .grpc_requests = *grpc_requests,
       .grpc_request_duration_seconds = *grpc_duration,
       .store_operation_duration_seconds = *store,
+      .job_perplexity_increase_percent = *ppl_increase_child,
       .build_info = *build_info,
   });
 }

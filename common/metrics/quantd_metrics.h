@@ -66,6 +66,9 @@ struct ServerMetrics {
   Family<Histogram>& grpc_request_duration_seconds;
   // Job store operation latency by operation (e.g. "insert_job", "append_event", "list_jobs").
   Family<Histogram>& store_operation_duration_seconds;
+  // Per finished job with a quality report: percent by which the quantized model's held-out
+  // perplexity exceeds the float model's.
+  Histogram& job_perplexity_increase_percent;
   // Always 1; its version label says which build is running.
   Gauge& build_info;
 

@@ -8,11 +8,13 @@
 # (default: the main checkout's git-ignored .device-bundle/, which the device tool sends; name it
 # in `carry`).
 #   [QUANTD_BUNDLE_BUILD=build] scripts/device/make-bundle.sh [DEST]
+# QUANTD_BUNDLE_BUILD=DIR takes the binaries from an existing CUDA build directory instead of the
+# engine-only Release build-dev/ (saves a second build of the engine on a busy machine).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.device-bundle}
-cd "$repo"
 build=${QUANTD_BUNDLE_BUILD:-build-dev}
+cd "$repo"
 [ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
 nice cmake --build "$build" -j2 --target cuda_backend_gpu_test cuda_attention_gpu_test \
   cuda_kernels_gpu_test cuda_checkpoint_gpu_test quantd-awq-cuda-bench

@@ -4,8 +4,8 @@
 # kernel, kernels, CPU parity and token chunks, both backends' checkpoints through the numpy
 # reader) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [checkpoint] [tests]
-#                                          [attention-checks] [families] [moe] [moe-real] [bench-small] [bench-large] [bench-7b]
-#                                          [bench-7b-large] [profile-small] [profile-large]
+#                                          [attention-checks] [families] [moe] [moe-real] [bench-small] [bench-large]
+#                                          [bench-7b] [bench-7b-large] [bench-7b-quality] [profile-small] [profile-large]
 # (no argument: tests and bench-small; `tests` = attention, kernels, parity (every family's
 # real geometry included) and checkpoint (every family's miniature included); `families` = only
 # the family cases of parity and checkpoint; `moe` = the MoE cases of parity and checkpoint
@@ -95,7 +95,7 @@ for step in "${steps[@]}"; do
     kernels) gtest kernels "^\[kernel-" ;;
     parity) gtest backend "^\[(parity|chunked)\]" ;;
     checkpoint|tests)
-      gtest checkpoint "^\[reader\]" ;;
+      gtest checkpoint "^\[(reader|quality)\]" ;;
     attention-checks)  # the kernel against float64 without the timings
       gtest attention "^\[attention\] .*(d96|d256|softcap [1-9])" "-*Timing*" ;;
     families)  # one process per family and test, 5 at a time with 3 BLAS threads each (the CPU
@@ -146,6 +146,10 @@ for step in "${steps[@]}"; do
       profile profile_qwen05b_256x2048 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 256 --len 2048 ;;
     bench-7b)
       bench qwen7b_128x512_2layers --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 2 ;;
+    bench-7b-quality)  # what the quality report adds (docs/perf.md, "Quality report")
+      bench qwen7b_128x512_quality --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 128 --len 512 --layers 4 --quality_blocks 7
+      summary+=("$(grep '^|' "$out/qwen7b_128x512_quality.md")")
+      summary+=("$(grep -E '^quality:' "$out/qwen7b_128x512_quality.log")") ;;
     bench-7b-large)  # the seed's scale on 7B: activations do not fit, token chunks
       bench qwen7b_256x2048_2layers --config "$b/data/configs/qwen2.5-7b-instruct.config.json" --blocks 256 --len 2048 --layers 2 ;;
   esac

@@ -177,6 +177,7 @@ absl::Status JobManager::TransitionLocked(JobRecord& record, v1::JobState state,
   change->set_attempt(job.attempt());
   change->set_worker(job.worker());
   if (error != nullptr) *change->mutable_error() = *error;
+  if (IsTerminal(state) && job.has_quality()) *change->mutable_quality() = job.quality();
   // The worker field carries the bare id ("workers/w1" -> "w1"), as the worker's own lines do.
   const std::string worker_id =
       absl::StartsWith(job.worker(), "workers/") ? job.worker().substr(8) : job.worker();

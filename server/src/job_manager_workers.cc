@@ -284,6 +284,11 @@ void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& 
       break;
     }
   }
+  if (finished.has_quality() && state != v1::JOB_STATE_CANCELLED) {
+    *record.job.mutable_quality() = finished.quality();
+    metrics_.job_perplexity_increase_percent.Observe(
+        finished.quality().perplexity_increase_percent());
+  }
   if (state == v1::JOB_STATE_FAILED && error.message().empty()) {
     error.set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
     error.set_message("the worker reported a failure without a reason");

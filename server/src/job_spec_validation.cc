@@ -10,6 +10,7 @@
 #include "bounded_text.h"
 #include "nlohmann/json.hpp"
 #include "path_check.h"
+#include "quantd/engine/format_options.h"
 #include "quantd/engine/model_support.h"
 
 namespace quantd::server {
@@ -91,32 +92,82 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   if (!spec.has_max_seq_len()) spec.set_max_seq_len(2048);
   if (auto s = CheckRange("max_seq_len", spec.max_seq_len(), 16, 32768); !s.ok()) return s;
   if (!spec.has_bits()) spec.set_bits(4);
-  if (spec.bits() != 4) return FieldError("bits", absl::StrCat(spec.bits(), " is not 4"));
   if (!spec.has_group_size()) spec.set_group_size(128);
-  if (spec.group_size() != 32 && spec.group_size() != 64 && spec.group_size() != 128) {
-    return FieldError("group_size", absl::StrCat(spec.group_size(), " is not one of 32, 64, 128"));
-  }
   if (!spec.has_zero_point()) spec.set_zero_point(true);
-  if (!spec.zero_point()) return FieldError("zero_point", "false, but the GEMM layout needs true");
   if (spec.layout() == v1::WEIGHT_LAYOUT_UNSPECIFIED) spec.set_layout(v1::WEIGHT_LAYOUT_GEMM);
   if (!v1::WeightLayout_IsValid(spec.layout())) {
     return FieldError("layout", absl::StrCat(spec.layout(), " is not a WeightLayout"));
   }
-  if (!spec.has_modules_to_not_convert())
-    spec.mutable_modules_to_not_convert()->add_names("lm_head");
-  for (const std::string& name : spec.modules_to_not_convert().names()) {
-    if (name.empty() || name.find(',') != std::string::npos) {
-      return FieldError("modules_to_not_convert",
-                        absl::StrCat(Quoted(name), " is not a module path"));
-    }
-  }
-  if (!spec.has_apply_chat_template()) spec.set_apply_chat_template(true);
-  if (!spec.has_seed()) spec.set_seed(42);
   // OUTPUT_DTYPE_UNSPECIFIED stays: the engine's rule decides (float16, bfloat16 for families
   // whose activations overflow float16).
   if (!v1::OutputDtype_IsValid(spec.output_dtype())) {
     return FieldError("output_dtype", absl::StrCat(spec.output_dtype(), " is not an OutputDtype"));
   }
+  if (!v1::OutputDtype_IsValid(spec.scale_dtype())) {
+    return FieldError("scale_dtype", absl::StrCat(spec.scale_dtype(), " is not an OutputDtype"));
+  }
+  // The formats' rules, shared with quantize-awq and the engine (format_options.h).
+  auto dtype = [](v1::OutputDtype d) {
+    return d == v1::OUTPUT_DTYPE_BFLOAT16 ? engine::OutputDtype::kBFloat16
+                                          : engine::OutputDtype::kFloat16;
+  };
+  auto proto_dtype = [](engine::OutputDtype d) {
+    return d == engine::OutputDtype::kBFloat16 ? v1::OUTPUT_DTYPE_BFLOAT16
+                                               : v1::OUTPUT_DTYPE_FLOAT16;
+  };
+  engine::QuantFormat format;
+  format.format = spec.layout() == v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS
+                      ? engine::CheckpointFormat::kCompressedTensors
+                      : engine::CheckpointFormat::kAwqGemm;
+  format.bits = spec.bits();
+  format.group_size = spec.group_size();
+  format.zero_point = spec.zero_point();
+  if (spec.output_dtype() != v1::OUTPUT_DTYPE_UNSPECIFIED) {
+    format.output_dtype = dtype(spec.output_dtype());
+  } else {
+    // The engine's rule for this model, so that a compressed-tensors scale dtype is checked
+    // against the dtype the output will have.
+    absl::StatusOr<nlohmann::json> config = ReadModelConfig(spec.model_dir());
+    if (!config.ok()) return config.status();
+    absl::StatusOr<engine::OutputDtype> resolved =
+        engine::DefaultOutputDtype(*config, (fs::path(spec.model_dir()) / "config.json").string());
+    if (!resolved.ok()) return FieldError("model_dir", std::string(resolved.status().message()));
+    format.output_dtype = *resolved;
+  }
+  if (spec.scale_dtype() != v1::OUTPUT_DTYPE_UNSPECIFIED) {
+    format.scale_dtype = dtype(spec.scale_dtype());
+  }
+  if (absl::Status s = engine::CheckQuantFormat(
+          format, {"spec.layout", "spec.bits", "spec.group_size", "spec.zero_point",
+                   "spec.output_dtype", "spec.scale_dtype"});
+      !s.ok()) {
+    return s;
+  }
+  spec.set_scale_dtype(proto_dtype(engine::ScaleDtypeOf(format)));
+  if (!spec.has_modules_to_not_convert())
+    spec.mutable_modules_to_not_convert()->add_names("lm_head");
+  const std::vector<std::string> modules(spec.modules_to_not_convert().names().begin(),
+                                         spec.modules_to_not_convert().names().end());
+  if (absl::Status s =
+          engine::CheckModulePatterns(modules, "spec.modules_to_not_convert",
+                                      [](std::string_view name) { return Quoted(name); });
+      !s.ok()) {
+    return s;
+  }
+  if (spec.has_max_perplexity_increase_percent()) {
+    if (absl::Status s = engine::CheckPerplexityThreshold(spec.max_perplexity_increase_percent(),
+                                                          "spec.max_perplexity_increase_percent");
+        !s.ok()) {
+      return s;
+    }
+    if (spec.max_perplexity_increase_percent() > 1000.0) {
+      return FieldError(
+          "max_perplexity_increase_percent",
+          absl::StrCat(spec.max_perplexity_increase_percent(), " is out of range 0..1000"));
+    }
+  }
+  if (!spec.has_apply_chat_template()) spec.set_apply_chat_template(true);
+  if (!spec.has_seed()) spec.set_seed(42);
   if (auto s = CheckRange("priority", spec.priority(), -1000, 1000); !s.ok()) return s;
   for (const auto& [key, value] : spec.labels()) {
     if (!ValidLabelKey(key)) {
@@ -145,13 +196,12 @@ absl::StatusOr<JobMemoryShape> JobMemoryShapeOf(const v1::JobSpec& spec) {
   } else if (auto mt = config->find("model_type"); mt != config->end() && mt->is_string()) {
     architecture = mt->get<std::string>();
   }
-  shape.model =
-      geometry->num_experts > 0
-          ? absl::StrCat(architecture, " (hidden ", geometry->hidden_size, ", ",
-                         geometry->num_experts, " experts of ", geometry->expert_intermediate_size,
-                         ")")
-          : absl::StrCat(architecture, " (hidden ", geometry->hidden_size, ", intermediate ",
-                         geometry->intermediate_size, ")");
+  shape.model = geometry->num_experts > 0
+                    ? absl::StrCat(architecture, " (hidden ", geometry->hidden_size, ", ",
+                                   geometry->num_experts, " experts of ",
+                                   geometry->expert_intermediate_size, ")")
+                    : absl::StrCat(architecture, " (hidden ", geometry->hidden_size,
+                                   ", intermediate ", geometry->intermediate_size, ")");
   const int64_t len = spec.max_seq_len();
   int64_t tokens = static_cast<int64_t>(spec.num_calib()) * len;
   std::error_code ec;

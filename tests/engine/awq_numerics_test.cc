@@ -29,7 +29,7 @@ TEST(PseudoQuantizeTest, MinMaxGroupWithHalfEvenRounding) {
   uint8_t codes[4];
   float scale = 0;
   uint8_t zero = 0;
-  PseudoQuantizeGroup(w.data(), 4, DType::kF32, codes, &scale, &zero);
+  PseudoQuantizeGroup(w.data(), 4, DType::kF32, /*zero_point=*/true, codes, &scale, &zero);
   EXPECT_FLOAT_EQ(scale, 1.5f * (1.0f / 15.0f));
   EXPECT_EQ(zero, 0);
   EXPECT_EQ(codes[0], 0);
@@ -44,10 +44,10 @@ TEST(PseudoQuantizeTest, ZeroPointOfAllPositiveAndAllNegativeGroups) {
   std::vector<float> neg = {-1.0f, -2.0f, -3.0f, -4.0f};
   uint8_t zp = 9, zn = 9;
   uint8_t codes[4];
-  PseudoQuantizeGroup(pos.data(), 4, DType::kF16, codes, nullptr, &zp);
+  PseudoQuantizeGroup(pos.data(), 4, DType::kF16, true, codes, nullptr, &zp);
   EXPECT_EQ(zp, 0);         // zero is not forced into [mn, mx]
   EXPECT_EQ(codes[3], 15);  // 4 / 0.2 = 20 saturates at 15
-  PseudoQuantizeGroup(neg.data(), 4, DType::kF16, codes, nullptr, &zn);
+  PseudoQuantizeGroup(neg.data(), 4, DType::kF16, true, codes, nullptr, &zn);
   EXPECT_EQ(zn, 15);
 }
 
@@ -56,7 +56,7 @@ TEST(PseudoQuantizeTest, DegenerateGroupUsesTinyScaleAndSaturates) {
   float scale = 0;
   uint8_t zero = 7;
   uint8_t codes[8];
-  PseudoQuantizeGroup(w.data(), 8, DType::kF16, codes, &scale, &zero);
+  PseudoQuantizeGroup(w.data(), 8, DType::kF16, true, codes, &scale, &zero);
   // fp16(1e-5) / 15 rounded to fp16: a subnormal around 6.56e-7.
   EXPECT_NEAR(scale, 6.56e-7f, 3e-8f);
   EXPECT_EQ(RoundTo(DType::kF16, scale), scale);
@@ -69,7 +69,7 @@ TEST(PseudoQuantizeTest, OutputIsRepresentableInModelDtypeAndErrorBounded) {
   Tensor w = RandomF16(16, 256, 1);
   Tensor orig = w;
   std::vector<float> scales(16 * 2);
-  PseudoQuantize(w.ptr(), 16, 256, 128, DType::kF16, {.scales = scales.data()});
+  PseudoQuantize(w.ptr(), 16, 256, QuantScheme{128}, DType::kF16, {.scales = scales.data()});
   for (int64_t i = 0; i < w.numel(); ++i) {
     EXPECT_EQ(RoundTo(DType::kF16, w.data[i]), w.data[i]);
     const float s = scales[static_cast<size_t>((i / 256) * 2 + (i % 256) / 128)];
@@ -98,7 +98,7 @@ TEST(GemmPackingTest, RoundTripThroughUnpackAndDequantize) {
   std::vector<uint8_t> codes(out * in), zeros(out * 2);
   std::vector<float> scales(out * 2);
   Tensor bias({out}, 0.25f);
-  PseudoQuantize(w.ptr(), out, in, group, DType::kF16,
+  PseudoQuantize(w.ptr(), out, in, QuantScheme{group}, DType::kF16,
                  {.codes = codes.data(), .scales = scales.data(), .zeros = zeros.data()});
   GemmPackedLinear p = PackGemm(codes.data(), zeros.data(), scales.data(), out, in, group, bias);
   EXPECT_EQ(p.qweight.size(), static_cast<size_t>(in * out / 8));
@@ -217,7 +217,7 @@ TEST(ClipSearchTest, ClipsAnOutlierThatHurtsTheRestOfTheGroup) {
   w.data[5] = 1.0f;
   Tensor x = RandomF16(600, group, 12, 1.0f);
   for (int64_t t = 0; t < 600; ++t) x.data[t * group + 5] = 0.0f;
-  ClipResult r = SearchBestClip(w, SampleClipTokens(x), group, DType::kF32);
+  ClipResult r = SearchBestClip(w, SampleClipTokens(x), QuantScheme{group}, DType::kF32);
   EXPECT_EQ(r.shrink_index[0], kClipShrinkSteps - 1);
   EXPECT_LT(r.max_val.data[0], 1.0f);
   ApplyClip(r.max_val, group, &w);

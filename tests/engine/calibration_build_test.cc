@@ -297,3 +297,76 @@ TEST(CalibrationBuildTest, DumpIsJsonWrittenAtomically) {
 
 }  // namespace
 }  // namespace quantd::engine
+
+namespace quantd::engine {
+namespace {
+
+// Rows {"input_ids": [r, r, r, r]} for r = 0..n-1: each row's tokens say which row it was.
+std::string NumberedRows(int n) {
+  std::string s;
+  for (int r = 0; r < n; ++r) {
+    s += "{\"input_ids\": [" + std::to_string(r) + ", " + std::to_string(r) + ", " +
+         std::to_string(r) + ", " + std::to_string(r) + "]}\n";
+  }
+  return s;
+}
+
+std::vector<int32_t> RowsOf(const std::vector<int32_t>& ids) {
+  std::vector<int32_t> rows;
+  for (size_t i = 0; i < ids.size(); i += 4) rows.push_back(ids[i]);
+  return rows;
+}
+
+TEST(CalibrationHeldOutTest, EverySixteenthRowIsHeldOutAndNeverCalibrates) {
+  IoTempDir dir;
+  WriteTextFile(dir.Sub("c.jsonl"), NumberedRows(40));
+  CalibrationOptions o = Options(dir.Sub("c.jsonl"), 8192, 4);
+  o.hold_out = true;
+  absl::StatusOr<CalibrationSet> set = BuildCalibration(o, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_THAT(RowsOf(set->held_out_ids), ElementsAre(15, 31));
+  EXPECT_EQ(set->counts.held_out_rows, 2);
+  EXPECT_EQ(set->counts.held_out_tokens, 8);
+  EXPECT_EQ(set->counts.sampled, 38);
+  for (int32_t id : set->ids) EXPECT_TRUE(id != 15 && id != 31) << id;
+}
+
+TEST(CalibrationHeldOutTest, AtMostOneSixteenthOfNumCalibAndDeterministic) {
+  IoTempDir dir;
+  WriteTextFile(dir.Sub("c.jsonl"), NumberedRows(200));
+  CalibrationOptions o = Options(dir.Sub("c.jsonl"), 16, 4);
+  o.hold_out = true;
+  for (uint64_t seed : {1u, 2u}) {  // the reservoir's seed changes the sample, not the slice
+    o.seed = seed;
+    absl::StatusOr<CalibrationSet> set = BuildCalibration(o, nullptr, nullptr, nullptr);
+    ASSERT_TRUE(set.ok()) << set.status();
+    EXPECT_THAT(RowsOf(set->held_out_ids), ElementsAre(15));
+    EXPECT_EQ(set->counts.sampled, 16);
+    for (int32_t id : set->ids) EXPECT_NE(id, 15);
+  }
+}
+
+TEST(CalibrationHeldOutTest, SmallFilesHoldOutTheirLastRowAndEvalTextHoldsOutNothing) {
+  IoTempDir dir;
+  WriteTextFile(dir.Sub("c.jsonl"), NumberedRows(5));
+  CalibrationOptions o = Options(dir.Sub("c.jsonl"), 8192, 4);
+  o.hold_out = true;
+  absl::StatusOr<CalibrationSet> set = BuildCalibration(o, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_THAT(RowsOf(set->held_out_ids), ElementsAre(4));
+  EXPECT_EQ(set->counts.sampled, 4);
+  o.hold_out = false;  // --eval_text: the whole file calibrates, as before
+  set = BuildCalibration(o, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(set.ok());
+  EXPECT_TRUE(set->held_out_ids.empty());
+  EXPECT_EQ(set->counts.sampled, 5);
+  WriteTextFile(dir.Sub("one.jsonl"), NumberedRows(1));
+  o = Options(dir.Sub("one.jsonl"), 8192, 4);
+  o.hold_out = true;
+  set = BuildCalibration(o, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(set.ok());
+  EXPECT_TRUE(set->held_out_ids.empty());  // the only row calibrates
+}
+
+}  // namespace
+}  // namespace quantd::engine

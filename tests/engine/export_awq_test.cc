@@ -209,7 +209,10 @@ TEST(ExportAwqTest, OutputDirMustNotBeTheModelDir) {
   EXPECT_THAT(std::string(exporter.status().message()), HasSubstr("or inside it"));
   EXPECT_EQ(ListFileNames(src), before);  // Not even the directory was created.
   ExportOptions bad_group = Options(src, dir.Sub("out"));
-  bad_group.group_size = 48;
+  bad_group.group_size = 48;  // not a group size the formats allow
+  exporter = AwqExporter::Create(*config, bad_group);
+  EXPECT_EQ(exporter.status().code(), absl::StatusCode::kInvalidArgument);
+  bad_group.group_size = 128;  // allowed, but the tiny model's 64 inputs do not divide by it
   exporter = AwqExporter::Create(*config, bad_group);
   EXPECT_EQ(exporter.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("out")));

@@ -143,6 +143,51 @@ TEST_F(PipelineResumeTest, AResumedRunWritesTheUninterruptedCheckpointByteForByt
   }
 }
 
+// compressed-tensors (symmetric, per-channel, bfloat16 scales): the kept layers are read back from
+// the staged weight_packed / weight_scale tensors for the quality report's quantized held-out
+// states, which come out the same as the uninterrupted run's.
+TEST_F(PipelineResumeTest, AResumedCompressedTensorsRunWritesTheUninterruptedCheckpoint) {
+  const std::string dir = WorkDir("compressed_tensors");
+  const std::string calib = CalibLines(dir, 0, 8);
+  QuantizeOptions whole = Options(dir + "/whole", calib);
+  whole.format = CheckpointFormat::kCompressedTensors;
+  whole.zero_point = false;
+  whole.group_size = kPerChannelGroup;
+  whole.output_dtype = OutputDtype::kBFloat16;
+  absl::StatusOr<QuantizeResult> reference = Quantize(whole, nullptr, nullptr);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+
+  QuantizeOptions o = whole;
+  o.output_dir = dir + "/resumed/out";
+  Interrupt(o, 2);
+  Observer observer;
+  absl::StatusOr<QuantizeResult> resumed = Quantize(o, &observer, nullptr);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(observer.resumed_at, kept_);
+  EXPECT_EQ(ReadBytes(o.output_dir + "/model.safetensors"),
+            ReadBytes(whole.output_dir + "/model.safetensors"));
+  const nlohmann::json a = ReadJson(reference->report_path), b = ReadJson(resumed->report_path);
+  EXPECT_EQ(a["layers"], b["layers"]);
+  ASSERT_TRUE(a["evaluation"].is_object());  // the default held-out slice
+  EXPECT_EQ(a["evaluation"], b["evaluation"]);
+  EXPECT_EQ(a["quality"]["awq_to_rtn_error_ratio"], b["quality"]["awq_to_rtn_error_ratio"]);
+}
+
+// Another format is another computation: its kept layers are not reused.
+TEST_F(PipelineResumeTest, AChangedFormatStartsOver) {
+  const std::string dir = WorkDir("format");
+  QuantizeOptions o = Options(dir, CalibLines(dir, 0, 8));
+  Interrupt(o, 1);
+  o.format = CheckpointFormat::kCompressedTensors;
+  Observer observer;
+  absl::StatusOr<QuantizeResult> r = Quantize(o, &observer, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(observer.resumed_at, 0);
+  EXPECT_NE(observer.log.find("the option format differs (was gemm, now compressed-tensors)"),
+            std::string::npos)
+      << observer.log;
+}
+
 TEST_F(PipelineResumeTest, AChangedOptionStartsOverAndSaysWhich) {
   const std::string dir = WorkDir("option");
   QuantizeOptions o = Options(dir, CalibLines(dir, 0, 8));

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -242,6 +243,93 @@ TEST(QuantizeAwqCliTest, EventsReportEachLayerWithItsTimeAndTokens) {
 
 // SIGTERM during quantization: the engine stops at the next scaling group, exits 3 with a
 // "cancelled" result, and no file of the checkpoint exists under its final name.
+// Every refused combination of format options exits 2 (usage) naming the flag and the rule,
+// before any work, as the server refuses them at submit.
+TEST(QuantizeAwqCliTest, RefusedFormatCombinationsSayWhy) {
+  const std::string base = absl::StrCat("--model_dir ", kFixture, "/model --calib_jsonl ", kFixture,
+                                        "/calib.jsonl --output_dir ", TempDir("refused"), "/out ");
+  const struct {
+    const char* flags;
+    const char* says;
+  } cases[] = {
+      {"--zero_point false", "--zero_point: false (symmetric) needs --format compressed-tensors"},
+      {"--group_size -1", "--group_size: -1 (per-channel) needs --format compressed-tensors"},
+      {"--scale_dtype bfloat16", "--scale_dtype: bfloat16 needs --format compressed-tensors"},
+      {"--format compressed-tensors --dtype float16 --scale_dtype bfloat16",
+       "--scale_dtype: bfloat16 with --dtype float16"},
+      {"--group_size 96", "--group_size: 96 is not one of 32, 64, 128 or -1"},
+      {"--format marlin", "--format: expected gemm or compressed-tensors"},
+      {"--zero_point maybe", "--zero_point: expected true or false"},
+      {"--max_ppl_increase -1", "--max_ppl_increase: -1 is not a percentage"},
+      {"--modules_to_not_convert 're:('", "the regex does not compile"},
+  };
+  for (const auto& c : cases) {
+    const RunResult r = RunCli(base + c.flags);
+    EXPECT_EQ(r.exit_code, 2) << c.flags << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.says), std::string::npos) << c.flags << "\n" << r.output;
+  }
+  // With --dtype auto (the default) the output dtype is the model's rule: the scale dtype is
+  // checked against it once config.json is read, before calibration.
+  const RunResult r = RunCli(base + "--format compressed-tensors --scale_dtype bfloat16");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("scale_dtype: bfloat16 with output_dtype float16"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("calibration:"), std::string::npos) << r.output;
+}
+
+// quantd-worker passes the options as JSON: booleans and numbers of the format options arrive as
+// their flags would, and their refusals are the flags' (exit 2).
+TEST(QuantizeAwqCliTest, FormatOptionsInOptionsJson) {
+  const std::string dir = TempDir("options_json");
+  auto run = [&](const nlohmann::json& extra) {
+    nlohmann::json o = {{"model_dir", kFixture + "/model"},
+                        {"calib_jsonl", kFixture + "/calib.jsonl"},
+                        {"output_dir", dir + "/out"}};
+    o.update(extra);
+    std::ofstream(dir + "/options.json") << o.dump();
+    return RunCli("--options_json=- < " + dir + "/options.json");
+  };
+  RunResult r = run({{"zero_point", false}});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--zero_point: false (symmetric) needs --format compressed-tensors"),
+            std::string::npos)
+      << r.output;
+  r = run({{"format", "compressed-tensors"}, {"max_ppl_increase", -2.5}});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--max_ppl_increase: -2.5 is not a percentage"), std::string::npos)
+      << r.output;
+  r = run({{"format", "compressed-tensors"}, {"scale_dtype", "auto"}});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--scale_dtype: expected float16 or bfloat16"), std::string::npos)
+      << r.output;
+}
+
+// A compressed-tensors job through the CLI: symmetric, per-channel; its result event carries the
+// quality report (held-out perplexities, vLLM's tensor-parallel sizes).
+TEST(QuantizeAwqCliTest, CompressedTensorsJobReportsQualityInItsResultEvent) {
+  const std::string out = TempDir("ct") + "/out";
+  const RunResult r =
+      RunCli(absl::StrCat(
+                 "--model_dir ", kFixture, "/model --output_dir ", out, " --calib_jsonl ", kFixture,
+                 "/calib.jsonl --num_calib 16 --max_seq_len 128 --no_chat_template "
+                 "--backend cpu --format compressed-tensors --zero_point false --group_size -1 "
+                 "--events=jsonl"),
+             "", false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const size_t last_start = r.output.rfind('\n', r.output.size() - 2);
+  const nlohmann::json result = nlohmann::json::parse(
+      r.output.substr(last_start == std::string::npos ? 0 : last_start + 1), nullptr, false);
+  ASSERT_FALSE(result.is_discarded()) << r.output;
+  EXPECT_EQ(result["status"], "succeeded");
+  ASSERT_TRUE(result.contains("quality")) << result.dump();
+  EXPECT_EQ(result["quality"]["source"], "held_out");
+  EXPECT_GT(result["quality"]["perplexity_quantized"].get<double>(), 1.0);
+  EXPECT_TRUE(result["quality"]["vllm_tensor_parallel_sizes"].is_array());
+  std::ifstream config(out + "/config.json");
+  const nlohmann::json c = nlohmann::json::parse(config, nullptr, false);
+  EXPECT_EQ(c["quantization_config"]["config_groups"]["group_0"]["weights"]["strategy"], "channel");
+}
+
 TEST(QuantizeAwqCliTest, SigtermCancelsAndLeavesNoFinalFiles) {
   const std::string out = TempDir("cancelled") + "/out";
   int pipefd[2];

@@ -1,7 +1,8 @@
 // The real engine end to end: the demo model (demo/models/tiny-qwen2-wp) and the MoE test model
 // (tests/data/models/tiny-qwen3-moe-wp) quantized by quantize-awq through quantd, its local
 // quantd-worker and `quantctl submit --follow`; the artifacts it prints exist and match their
-// sha256.
+// sha256, and the default job's quality report (held-out perplexities) is in its terminal event,
+// in `quantctl get` and in the Job.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -28,9 +29,9 @@ void SubmitAndCheck(const std::string& name, const fs::path& model,
   ASSERT_TRUE(fs::exists(engine)) << engine;
   ASSERT_TRUE(fs::exists(model / "model" / "config.json")) << model;
   ServiceHarness h(name);
-  auto server = h.StartServer({"--local-worker=true", "--engine=" + engine,
-                               "--allowed-roots=" + fs::canonical(model).string() + "," +
-                                   h.dir().string()});
+  auto server =
+      h.StartServer({"--local-worker=true", "--engine=" + engine,
+                     "--allowed-roots=" + fs::canonical(model).string() + "," + h.dir().string()});
   ASSERT_GT(h.port(), 0);
   const fs::path out = h.dir() / "awq";
   std::vector<std::string> args = {"submit",
@@ -60,6 +61,18 @@ void SubmitAndCheck(const std::string& name, const fs::path& model,
   bool has_weights = false;
   for (const std::string& p : paths) has_weights |= p.ends_with(".safetensors");
   EXPECT_TRUE(has_weights) << tail;
+  // The quality report, with no flag asked: in the terminal event's line and the final summary.
+  EXPECT_NE(r.out.find("state succeeded"), std::string::npos) << r.out;
+  const size_t terminal = r.out.find("state succeeded");
+  EXPECT_NE(r.out.find("quality: perplexity float", terminal), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("held-out tokens"), std::string::npos) << r.out;
+  const std::string job_name = r.out.substr(r.out.find("job jobs/") + 4)
+                                   .substr(0, r.out.substr(r.out.find("job jobs/") + 4).find(' '));
+  CommandResult get = h.Quantctl({"get", job_name});
+  ASSERT_EQ(get.exit_code, 0) << get.out << get.err;
+  EXPECT_NE(get.out.find("quality:  perplexity float"), std::string::npos) << get.out;
+  CommandResult json = h.Quantctl({"get", job_name, "-o", "json"});
+  EXPECT_NE(json.out.find("\"perplexity_quantized\""), std::string::npos) << json.out;
   for (const auto& entry : fs::directory_iterator(out)) {
     EXPECT_EQ(entry.path().filename().string().find(".quantd-tmp"), std::string::npos);
   }

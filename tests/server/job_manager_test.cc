@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -77,7 +78,9 @@ class JobManagerTest : public ::testing::Test {
     hello.set_capacity(1);
     hello.add_gpus()->set_memory_bytes(gpu_bytes);
     v1::ServerHello reply;
-    return manager_->ConnectWorker(hello, &reply);
+    absl::StatusOr<WorkerSession> session = manager_->ConnectWorker(hello, &reply);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? *session : WorkerSession{};
   }
   // A model directory holding only a real model's config.json (tests/data/configs).
   std::string ModelOf(const std::string& config) {
@@ -325,6 +328,103 @@ TEST_F(JobManagerTest, RunsOnAWorkerAndRecordsEveryStepOnce) {
   EXPECT_EQ(kinds,
             (std::vector<std::string>{"JOB_STATE_QUEUED", "JOB_STATE_ASSIGNED", "JOB_STATE_RUNNING",
                                       "r1", "r2", "JOB_STATE_SUCCEEDED"}));
+}
+
+// The engine's quality report travels with JobFinished: the Job keeps it, the terminal event
+// carries it, and the perplexity increase goes into its histogram. A job failed by its
+// perplexity threshold keeps its figures too.
+TEST_F(JobManagerTest, QualityReportReachesTheJobItsTerminalEventAndTheHistogram) {
+  const metrics::ServerMetrics& m = *metrics_;
+  for (v1::JobState state : {v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED}) {
+    v1::Job job = Submit(state == v1::JOB_STATE_SUCCEEDED ? "ok" : "bad");
+    WorkerSession w = Connect(state == v1::JOB_STATE_SUCCEEDED ? "w1" : "w2");
+    ASSERT_TRUE(Next(w).has_assignment());
+    v1::WorkerMessage finished = Finished(job.job_id(), 1, state);
+    v1::JobQuality* q = finished.mutable_job_finished()->mutable_quality();
+    q->set_source("held_out");
+    q->set_tokens_scored(4096);
+    q->set_perplexity_float(10.0);
+    q->set_perplexity_quantized(10.2);
+    q->set_perplexity_increase_percent(2.0);
+    q->add_vllm_tensor_parallel_sizes(1);
+    q->add_vllm_kernels("Machete (sm90)");
+    if (state == v1::JOB_STATE_FAILED) {
+      finished.mutable_job_finished()->mutable_error()->set_code(9);
+      finished.mutable_job_finished()->mutable_error()->set_message("quality check failed");
+    }
+    manager_->HandleWorkerMessage(w, finished);
+    const v1::Job done = *manager_->Get(job.name());
+    EXPECT_EQ(done.state(), state);
+    EXPECT_EQ(done.quality().perplexity_quantized(), 10.2);
+    EXPECT_EQ(done.quality().vllm_kernels(0), "Machete (sm90)");
+    const std::vector<v1::JobEvent> events = Events(job.name());
+    ASSERT_TRUE(events.back().has_state_change());
+    EXPECT_EQ(events.back().state_change().state(), state);
+    EXPECT_EQ(events.back().state_change().quality().tokens_scored(), 4096);
+    manager_->DisconnectWorker(w);
+  }
+  EXPECT_EQ(m.job_perplexity_increase_percent.Collect().count, 2u);
+}
+
+// The formats' rules at submit, with the same messages as quantize-awq (format_options.h), and
+// the effective scale dtype filled in.
+TEST_F(JobManagerTest, SubmitRefusesDisallowedFormatCombinationsWithTheRule) {
+  const struct {
+    std::function<void(v1::JobSpec*)> mutate;
+    const char* says;
+  } cases[] = {
+      {[](v1::JobSpec* s) { s->set_zero_point(false); },
+       "spec.zero_point: false (symmetric) needs spec.layout compressed-tensors"},
+      {[](v1::JobSpec* s) { s->set_group_size(-1); },
+       "spec.group_size: -1 (per-channel) needs spec.layout compressed-tensors"},
+      {[](v1::JobSpec* s) { s->set_group_size(96); }, "spec.group_size: 96 is not one of"},
+      {[](v1::JobSpec* s) { s->set_scale_dtype(v1::OUTPUT_DTYPE_BFLOAT16); },
+       "spec.scale_dtype: bfloat16 needs spec.layout compressed-tensors"},
+      {[](v1::JobSpec* s) {
+         s->set_layout(v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS);
+         s->set_scale_dtype(v1::OUTPUT_DTYPE_BFLOAT16);
+       },
+       "spec.scale_dtype: bfloat16 with spec.output_dtype float16"},
+      {[](v1::JobSpec* s) { s->set_bits(8); }, "spec.bits: 8 is not 4"},
+      {[](v1::JobSpec* s) { s->set_max_perplexity_increase_percent(-2); },
+       "spec.max_perplexity_increase_percent: -2 is not a percentage"},
+      {[](v1::JobSpec* s) { s->mutable_modules_to_not_convert()->add_names("re:[a-"); },
+       "the regex does not compile"},
+  };
+  for (const auto& c : cases) {
+    v1::SubmitJobRequest request = Request();
+    c.mutate(request.mutable_spec());
+    absl::StatusOr<v1::Job> job = manager_->Submit(request);
+    ASSERT_FALSE(job.ok()) << c.says;
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr(c.says));
+  }
+  {  // a module pattern is echoed bounded (Quoted), however long
+    v1::SubmitJobRequest request = Request();
+    request.mutable_spec()->mutable_modules_to_not_convert()->add_names(std::string(10000, 'm') +
+                                                                        ",x");
+    absl::StatusOr<v1::Job> job = manager_->Submit(request);
+    ASSERT_FALSE(job.ok());
+    EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("(10002 bytes)"));
+    EXPECT_LT(job.status().message().size(), 400u);
+  }
+  {  // compressed-tensors' scales follow the output dtype the engine's rule gives this model
+    v1::SubmitJobRequest request = Request("auto");
+    request.mutable_spec()->set_layout(v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS);
+    absl::StatusOr<v1::Job> job = manager_->Submit(request);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->spec().output_dtype(), v1::OUTPUT_DTYPE_UNSPECIFIED);
+    EXPECT_EQ(job->spec().scale_dtype(), v1::OUTPUT_DTYPE_FLOAT16);
+  }
+  v1::SubmitJobRequest ct = Request("ct");
+  ct.mutable_spec()->set_layout(v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS);
+  ct.mutable_spec()->set_zero_point(false);
+  ct.mutable_spec()->set_group_size(-1);
+  ct.mutable_spec()->set_output_dtype(v1::OUTPUT_DTYPE_BFLOAT16);
+  absl::StatusOr<v1::Job> job = manager_->Submit(ct);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->spec().scale_dtype(), v1::OUTPUT_DTYPE_BFLOAT16);
+  EXPECT_EQ(Submit("gemm").spec().scale_dtype(), v1::OUTPUT_DTYPE_FLOAT16);
 }
 
 TEST_F(JobManagerTest, CancelQueuedAtOnceRunningThroughTheWorker) {

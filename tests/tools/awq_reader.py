@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """Independent reader of quantd's AWQ checkpoints, written from the project's output-format
-specification (spec/output-format.md of its reference material).
+specification (spec/output-format.md of its reference material) and docs/compressed-tensors.md
+(compressed-tensors' pack_quantized compressor, vLLM's WNA16 scheme).
 
-Loads a model directory (float or AutoAWQ GEMM), unpacks qweight/qzeros with the reverse nibble
-order [0,4,1,5,2,6,3,7], dequantizes W^T[k, n] = (q - z) * s in float16, runs the float forward
-pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 / Gemma 3 text / Phi-3 decoder — or of a
+Loads a model directory (float, AutoAWQ GEMM or compressed-tensors pack-quantized W4A16).
+GEMM: unpacks qweight/qzeros with the reverse nibble order [0,4,1,5,2,6,3,7] and dequantizes
+W^T[k, n] = (q - z) * s in float16. compressed-tensors: unpacks weight_packed [out, in/8] along the
+input and weight_zero_point [out/8, groups] along the output, nibble i = bits 4i..4i+3, values
+stored with a +8 offset (signed q, z in [-8, 7]); W[n, k] = (q - z) * s in the scale dtype
+(symmetric: z = 0 after the offset, i.e. stored - 8). Then it runs the float forward pass of a
+Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 / Gemma 3 text / Phi-3 decoder — or of a
 Qwen3-MoE / Qwen2-MoE / Mixtral one (moe_block: router softmax, top-k, per-expert MLPs, the gated
-shared expert; per-expert or fused 3-D experts, AWQ experts dequantized) — in float32
+shared expert; per-expert or fused 3-D experts, quantized experts dequantized) — in float32
 numpy (written from the transformers modeling files' semantics, not from quantd's code) and
 compares logits:
 
@@ -27,7 +32,8 @@ import sys
 import numpy as np
 
 REVERSE_ORDER = [0, 4, 1, 5, 2, 6, 3, 7]
-DTYPES = {"F16": np.float16, "F32": np.float32, "I32": np.int32, "BF16": np.uint16}
+DTYPES = {"F16": np.float16, "F32": np.float32, "I32": np.int32, "I64": np.int64,
+          "BF16": np.uint16}
 
 
 def read_safetensors(path):
@@ -84,6 +90,35 @@ def dequantize(qweight, qzeros, scales):
     return w_t.astype(np.float32).T.copy()
 
 
+def unpack_natural(packed, axis):
+    """int32 words holding 8 nibbles (nibble i = bits 4i..4i+3, element 8j+i) -> values 0..15,
+    unpacked along `axis` (1: [rows, cols/8] -> [rows, cols]; 0: [rows/8, cols] -> [rows, cols])."""
+    words = packed.view(np.uint32)
+    if axis == 0:
+        return unpack_natural(packed.T.copy(), 1).T.copy()
+    rows, cols = words.shape
+    values = np.empty((rows, cols * 8), dtype=np.int32)
+    for i in range(8):
+        values[:, i::8] = (words >> np.uint32(4 * i)) & np.uint32(0xF)
+    return values
+
+
+def dequantize_compressed(tensors, prefix, symmetric, scale_is_bf16):
+    """compressed-tensors pack-quantized -> float weight [out, in]."""
+    out, inp = (int(v) for v in tensors[prefix + ".weight_shape"])
+    q = unpack_natural(tensors[prefix + ".weight_packed"], 1)[:, :inp] - 8   # signed codes
+    scale = tensors[prefix + ".weight_scale"].astype(np.float32)             # [out, groups]
+    groups = scale.shape[1]
+    if symmetric:
+        z = np.zeros((out, groups), dtype=np.int32)
+    else:
+        z = unpack_natural(tensors[prefix + ".weight_zero_point"], 0)[:out] - 8
+    group = inp // groups
+    w = (q - np.repeat(z, group, axis=1)).astype(np.float32) * np.repeat(scale, group, axis=1)
+    # the kernels compute (q - z) * s in the scale dtype
+    return to_dtype(w, "bfloat16" if scale_is_bf16 else "float16")
+
+
 def rtn(weight, group):
     """Round-to-nearest 4-bit asymmetric min-max group quantization (no AWQ), float16."""
     w = weight.astype(np.float16).astype(np.float32).reshape(-1, group)
@@ -124,11 +159,14 @@ def to_dtype(x, dtype):
     return x
 
 
-def linear_weights(tensors, prefix, rtn_group, parts=None):
-    """{name: (w, b)} of a Linear (or of the parts of a fused one: [(name, rows), ...])."""
+def linear_weights(tensors, prefix, rtn_group, parts=None, ct=None):
+    """{name: (w, b)} of a Linear (or of the parts of a fused one: [(name, rows), ...]); `ct`: the
+    compressed-tensors scheme of the checkpoint (compressed_tensors_scheme), when it is one."""
     if prefix + ".qweight" in tensors:
         w = dequantize(tensors[prefix + ".qweight"], tensors[prefix + ".qzeros"],
                        tensors[prefix + ".scales"])
+    elif prefix + ".weight_packed" in tensors:
+        w = dequantize_compressed(tensors, prefix, ct["symmetric"], ct["bf16"])
     else:
         w = tensors[prefix + ".weight"].astype(np.float32)
         if rtn_group:
@@ -199,7 +237,7 @@ def layer_settings(config, kind, layers):
     return out
 
 
-def moe_block(config, tensors, p, x, rtn_group):
+def moe_block(config, tensors, p, x, rtn_group, ct=None):
     """A sparse MoE block's output for x [..., hidden] (transformers' Qwen3MoeSparseMoeBlock,
     Qwen2MoeSparseMoeBlock, MixtralSparseMoeBlock): softmax of the router's logits, the top-k
     experts (renormalised when norm_topk_prob; always for Mixtral), the sum of their SiLU MLPs
@@ -223,7 +261,7 @@ def moe_block(config, tensors, p, x, rtn_group):
                   tensors[p + "mlp.experts.down_proj"][e].astype(np.float32)]
             return [rtn(w, rtn_group) if rtn_group else w for w in ws]
         base = p + block + ".experts.%d." % e
-        return [linear_weights(tensors, base + n, rtn_group)[0] for n in names]
+        return [linear_weights(tensors, base + n, rtn_group, ct=ct)[0] for n in names]
 
     def silu_mlp(xs, gate, up, down):
         g = xs @ gate.T
@@ -244,7 +282,8 @@ def moe_block(config, tensors, p, x, rtn_group):
         if rows.size:
             out[rows] += silu_mlp(flat[rows], *expert_weights(e)) * weights[rows, slots][:, None]
     if p + "mlp.shared_expert_gate.weight" in tensors:
-        shared = silu_mlp(flat, *[linear_weights(tensors, p + "mlp.shared_expert." + n, rtn_group)[0]
+        shared = silu_mlp(flat, *[linear_weights(tensors, p + "mlp.shared_expert." + n, rtn_group,
+                                                 ct=ct)[0]
                                   for n in ("gate_proj", "up_proj", "down_proj")])
         gate_logit = flat @ tensors[p + "mlp.shared_expert_gate.weight"].astype(np.float32).T
         out += shared / (1 + np.exp(-gate_logit))
@@ -254,6 +293,29 @@ def moe_block(config, tensors, p, x, rtn_group):
 def rms_norm(x, w, eps, one_plus=False):
     x_hat = x / np.sqrt((x * x).mean(-1, keepdims=True) + eps)
     return x_hat * (1.0 + w) if one_plus else w * x_hat
+
+
+def compressed_tensors_scheme(config, tensors):
+    """The W4A16 scheme of a compressed-tensors config (None for other checkpoints)."""
+    qc = config.get("quantization_config") or {}
+    if qc.get("quant_method") != "compressed-tensors":
+        return None
+    if qc.get("format") != "pack-quantized":
+        sys.exit("compressed-tensors format is not pack-quantized: %r" % qc.get("format"))
+    groups = list(qc["config_groups"].values())
+    if len(groups) != 1 or groups[0]["targets"] != ["Linear"] or groups[0].get("input_activations"):
+        sys.exit("expected one W4A16 config group targeting Linear: %r" % qc["config_groups"])
+    w = groups[0]["weights"]
+    if w["num_bits"] != 4 or w["type"] != "int" or w.get("dynamic"):
+        sys.exit("expected static 4-bit int weights: %r" % w)
+    if w["strategy"] == "group":
+        assert w["group_size"] in (32, 64, 128), w
+    elif w["strategy"] != "channel":
+        sys.exit("unsupported strategy %r" % w["strategy"])
+    scale = next(v for k, v in tensors.items() if k.endswith(".weight_scale"))
+    # read_safetensors widens BF16 to float32; quantd writes F16 or BF16 scales
+    return {"symmetric": bool(w["symmetric"]), "bf16": scale.dtype == np.float32,
+            "group_size": w.get("group_size"), "ignore": qc.get("ignore", [])}
 
 
 def forward(config, tensors, ids, rtn_group=0):
@@ -268,6 +330,7 @@ def forward(config, tensors, ids, rtn_group=0):
     eps = config.get("rms_norm_eps", 1e-6)
     dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
     blocks, length = ids.shape
+    ct = compressed_tensors_scheme(config, tensors)
     layers = config["num_hidden_layers"]
     settings = layer_settings(config, kind, layers)
     scale = (config.get("query_pre_attn_scalar") if gemma else None) or head_dim
@@ -297,13 +360,13 @@ def forward(config, tensors, ids, rtn_group=0):
         if kind == "phi3":
             lw = linear_weights(tensors, p + "self_attn.qkv_proj", rtn_group,
                                 [("q", heads * head_dim), ("k", kv_heads * head_dim),
-                                 ("v", kv_heads * head_dim)])
+                                 ("v", kv_heads * head_dim)], ct=ct)
             lw.update(linear_weights(tensors, p + "mlp.gate_up_proj", rtn_group,
-                                     [("gate", inter), ("up", inter)]))
-            lw["o"] = linear_weights(tensors, p + "self_attn.o_proj", rtn_group)
-            lw["down"] = linear_weights(tensors, p + "mlp.down_proj", rtn_group)
+                                     [("gate", inter), ("up", inter)], ct=ct))
+            lw["o"] = linear_weights(tensors, p + "self_attn.o_proj", rtn_group, ct=ct)
+            lw["down"] = linear_weights(tensors, p + "mlp.down_proj", rtn_group, ct=ct)
         else:
-            lw = {n: linear_weights(tensors, p + m, rtn_group) for n, m in
+            lw = {n: linear_weights(tensors, p + m, rtn_group, ct=ct) for n, m in
                   [("q", "self_attn.q_proj"), ("k", "self_attn.k_proj"), ("v", "self_attn.v_proj"),
                    ("o", "self_attn.o_proj")] + ([] if moe else [
                    ("gate", "mlp.gate_proj"), ("up", "mlp.up_proj"), ("down", "mlp.down_proj")])}
@@ -344,7 +407,7 @@ def forward(config, tensors, ids, rtn_group=0):
             h = h + attn_out
             x = norm(h, p + "post_attention_layernorm.weight")
         if moe:
-            h = h + moe_block(config, tensors, p, x, rtn_group)
+            h = h + moe_block(config, tensors, p, x, rtn_group, ct)
             continue
         g = lin(x, "gate")
         if gemma:
@@ -397,8 +460,9 @@ def main():
     if args.quantized:
         qconfig, qtensors = read_model_dir(args.quantized)
         qc = qconfig.get("quantization_config", {})
-        if qc.get("quant_method") != "awq" or qc.get("version") != "gemm":
-            sys.exit("quantization_config is not AWQ GEMM: %r" % qc)
+        gemm = qc.get("quant_method") == "awq" and qc.get("version") == "gemm"
+        if not gemm and qc.get("quant_method") != "compressed-tensors":
+            sys.exit("quantization_config is neither AWQ GEMM nor compressed-tensors: %r" % qc)
         out = forward(qconfig, qtensors, ids)
     else:
         out = forward(config, float_tensors, ids, rtn_group=args.rtn)

@@ -48,6 +48,30 @@ TEST(EngineEventsTest, LogArtifactAndResults) {
   EXPECT_EQ(cancelled->result, v1::JOB_STATE_CANCELLED);
 }
 
+TEST(EngineEventsTest, ResultCarriesTheQualityReport) {
+  auto ok = ParseEngineEvent(
+      R"j({"event":"result","status":"succeeded","quality":{"source":"held_out",)j"
+      R"j("tokens_scored":4096,"perplexity_float":67.76,"perplexity_quantized":67.99,)j"
+      R"j("perplexity_increase_percent":0.34,"awq_to_rtn_error_ratio":0.61,)j"
+      R"j("vllm_tensor_parallel_sizes":[1,2,4],"vllm_kernels":["Machete (sm90)"]}})j");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  ASSERT_TRUE(ok->quality.has_value());
+  EXPECT_EQ(ok->quality->source(), "held_out");
+  EXPECT_EQ(ok->quality->tokens_scored(), 4096);
+  EXPECT_DOUBLE_EQ(ok->quality->perplexity_quantized(), 67.99);
+  EXPECT_DOUBLE_EQ(ok->quality->awq_to_rtn_error_ratio(), 0.61);
+  EXPECT_EQ(ok->quality->vllm_tensor_parallel_sizes_size(), 3);
+  EXPECT_EQ(ok->quality->vllm_kernels(0), "Machete (sm90)");
+  auto failed = ParseEngineEvent(
+      R"j({"event":"result","status":"failed","code_number":9,"message":"quality check failed",)j"
+      R"j("quality":{"perplexity_increase_percent":5.0}})j");
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->result, v1::JOB_STATE_FAILED);
+  EXPECT_DOUBLE_EQ(failed->quality->perplexity_increase_percent(), 5.0);
+  EXPECT_FALSE(ParseEngineEvent(R"({"event":"result","status":"succeeded"})")->quality.has_value());
+  EXPECT_FALSE(ParseEngineEvent(R"({"event":"result","status":"succeeded","quality":3})").ok());
+}
+
 TEST(EngineEventsTest, LayerWithAndWithoutGpuMemory) {
   auto cuda = ParseEngineEvent(
       R"({"event":"layer","layer":3,"layers_total":24,"seconds":1.5,"tokens":65536,"gpu_memory_bytes":1073741824,"gpu_memory_peak_bytes":2147483648})");

@@ -53,6 +53,28 @@ TEST(EngineProcessTest, OptionsJsonCarriesTheSpecAndTheRoots) {
   EXPECT_EQ(nlohmann::json::parse(EngineProcess::OptionsJson(a))["backend"], "cpu");
 }
 
+// The format options of issue 17 as the engine's flags take them (booleans and numbers as JSON's).
+TEST(EngineProcessTest, OptionsJsonCarriesTheFormatOptions) {
+  v1::JobAssignment a;
+  v1::JobSpec* s = a.mutable_spec();
+  s->set_layout(v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS);
+  s->set_zero_point(false);
+  s->set_group_size(-1);
+  s->set_scale_dtype(v1::OUTPUT_DTYPE_BFLOAT16);
+  s->set_max_perplexity_increase_percent(2.5);
+  const nlohmann::json o = nlohmann::json::parse(EngineProcess::OptionsJson(a));
+  EXPECT_EQ(o["format"], "compressed-tensors");
+  EXPECT_EQ(o["zero_point"], false);
+  EXPECT_EQ(o["group_size"], -1);
+  EXPECT_EQ(o["scale_dtype"], "bfloat16");
+  EXPECT_EQ(o["max_ppl_increase"], 2.5);
+  s->set_layout(v1::WEIGHT_LAYOUT_GEMM);
+  s->clear_max_perplexity_increase_percent();
+  const nlohmann::json gemm = nlohmann::json::parse(EngineProcess::OptionsJson(a));
+  EXPECT_FALSE(gemm.contains("format"));
+  EXPECT_FALSE(gemm.contains("max_ppl_increase"));
+}
+
 class EngineRun {
  public:
   explicit EngineRun(const v1::JobAssignment& a) {

@@ -24,16 +24,31 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"calib_jsonl", {Kind::kString, "calibration jsonl (env AWQ_CALIB_JSONL)"}},
       {"num_calib", {Kind::kInt, "calibration texts sampled (8192)"}},
       {"max_seq_len", {Kind::kInt, "calibration block length (2048)"}},
-      {"group_size", {Kind::kInt, "quantization group size (128)"}},
+      {"group_size",
+       {Kind::kInt, "quantization group size: 32, 64, 128 or -1 (per-channel) (128)"}},
+      {"zero_point",
+       {Kind::kString, "true|false: asymmetric with zero points, or symmetric (true)"}},
+      {"format",
+       {Kind::kString, "gemm|compressed-tensors: AutoAWQ GEMM or pack-quantized W4A16 (gemm)"}},
+      {"scale_dtype",
+       {Kind::kString,
+        "float16|bfloat16: dtype of the scales (gemm: float16; compressed-tensors: --dtype)"}},
+      {"max_ppl_increase",
+       {Kind::kString,
+        "percent: fail when the quantized model's held-out perplexity exceeds the float "
+        "model's by more (off)"}},
       {"seed", {Kind::kInt, "sampling seed (42)"}},
       {"system_prompt", {Kind::kString, "system message of chat-wrapped texts (seed's)"}},
       {"dtype",
        {Kind::kString,
         "auto|float16|bfloat16: float tensors and config dtype of the output (auto: float16, "
         "bfloat16 for Gemma)"}},
-      {"eval_text", {Kind::kString, "held-out text: perplexity in quant_report.json"}},
+      {"eval_text",
+       {Kind::kString,
+        "held-out text for the quality report (default: a slice of --calib_jsonl is held out)"}},
       {"dump_calib", {Kind::kString, "write the calibration blocks as JSON"}},
-      {"modules_to_not_convert", {Kind::kString, "comma-separated module names (lm_head)"}},
+      {"modules_to_not_convert",
+       {Kind::kString, "comma-separated module names or re:<regex> patterns (lm_head)"}},
       {"backend", {Kind::kString, "auto|cpu|cuda (auto)"}},
       {"events", {Kind::kString, "jsonl: machine-readable events on stdout"}},
       {"no_chat_template", {Kind::kSwitch, "use calibration texts without chat wrapping"}},
@@ -84,17 +99,35 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
     o.eval_text = value;
   } else if (flag == "dump_calib") {
     o.dump_calib = value;
-  } else if (flag == "dtype") {
-    if (value == "auto") {
-      o.output_dtype = engine::OutputDtype::kAuto;
-    } else if (value == "float16") {
-      o.output_dtype = engine::OutputDtype::kFloat16;
-    } else if (value == "bfloat16") {
-      o.output_dtype = engine::OutputDtype::kBFloat16;
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--dtype: expected auto, float16 or bfloat16, got \"", value, "\""));
+  } else if (flag == "dtype" || flag == "scale_dtype") {
+    const std::optional<engine::OutputDtype> dtype = engine::ParseOutputDtype(value);
+    if (!dtype.has_value() || (flag == "scale_dtype" && *dtype == engine::OutputDtype::kAuto)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": expected ",
+                                                     flag == "dtype" ? "auto, " : "",
+                                                     "float16 or bfloat16, got \"", value, "\""));
     }
+    (flag == "dtype" ? o.output_dtype : o.scale_dtype.emplace()) = *dtype;
+  } else if (flag == "format") {
+    const std::optional<engine::CheckpointFormat> format = engine::ParseCheckpointFormat(value);
+    if (!format.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--format: expected gemm or compressed-tensors, got \"", value, "\""));
+    }
+    o.format = *format;
+  } else if (flag == "zero_point") {
+    if (value != "true" && value != "false") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--zero_point: expected true or false, got \"", value, "\""));
+    }
+    o.zero_point = value == "true";
+  } else if (flag == "max_ppl_increase") {
+    double percent = 0.0;
+    const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), percent);
+    if (ec != std::errc() || ptr != value.data() + value.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--max_ppl_increase: expected a number (percent), got \"", value, "\""));
+    }
+    o.max_perplexity_increase_percent = percent;
   } else if (flag == "backend") {
     if (value == "auto") {
       o.backend = engine::BackendKind::kAuto;
@@ -135,7 +168,7 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
   } else {
     absl::StatusOr<int64_t> v = ParseInt(flag, value);
     if (!v.ok()) return v.status();
-    if (*v <= 0 && flag != "seed") {
+    if (*v <= 0 && flag != "seed" && !(flag == "group_size" && *v == engine::kPerChannelGroup)) {
       return absl::InvalidArgumentError(
           absl::StrCat("--", flag, ": expected a positive integer, got ", *v));
     }
@@ -169,6 +202,9 @@ absl::Status ApplyJson(const std::string& text, CliConfig& c) {
     } else if (value.is_string()) {
       text_value = value.get<std::string>();
     } else if (value.is_number_integer()) {
+      text_value = value.dump();
+    } else if (value.is_boolean() || value.is_number_float()) {
+      // --zero_point true|false and --max_ppl_increase PERCENT as JSON's own types.
       text_value = value.dump();
     } else if (name == "allowed_roots" && value.is_array()) {
       for (const nlohmann::json& root : value) {
@@ -233,13 +269,28 @@ absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const
     }
     if (absl::Status s = Apply(name, *value, c); !s.ok()) return s;
   }
+  // The format's rules, as the server applies them at submit (format_options.h).
+  if (absl::Status s = engine::CheckQuantFormat(c.options.quant_format()); !s.ok()) return s;
+  if (absl::Status s =
+          engine::CheckModulePatterns(c.options.modules_to_not_convert, "--modules_to_not_convert");
+      !s.ok()) {
+    return s;
+  }
+  if (c.options.max_perplexity_increase_percent.has_value()) {
+    if (absl::Status s = engine::CheckPerplexityThreshold(
+            *c.options.max_perplexity_increase_percent, "--max_ppl_increase");
+        !s.ok()) {
+      return s;
+    }
+  }
   return c;
 }
 
 std::string UsageText() {
   std::string text =
       "usage: quantize-awq [--model_dir DIR] [--output_dir DIR] [--calib_jsonl FILE] [flags]\n"
-      "AutoAWQ-compatible 4-bit AWQ quantization (GEMM, zero point) of a Hugging Face model.\n\n";
+      "AutoAWQ-compatible 4-bit AWQ quantization of a Hugging Face model: AutoAWQ GEMM or\n"
+      "compressed-tensors pack-quantized checkpoints, with a quality report.\n\n";
   for (const auto& [name, spec] : Flags()) {
     absl::StrAppend(&text, "  --", name, spec.kind == Kind::kSwitch ? "" : " V", "\n      ",
                     spec.help, "\n");

@@ -1,5 +1,8 @@
 #include "console_observer.h"
 
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
@@ -22,7 +25,42 @@ const char* LevelName(engine::LogLevel level) {
   return "info";
 }
 
+// The result event's "quality" (docs/engine-events.md).
+nlohmann::json QualityJson(const engine::QualitySummary& q) {
+  nlohmann::json sizes = nlohmann::json::array();
+  nlohmann::json kernels = nlohmann::json::array();
+  for (const engine::TensorParallelFit& f : q.tensor_parallel) {
+    if (!f.servable) continue;
+    sizes.push_back(f.size);
+    if (kernels.empty()) kernels = f.kernels;  // at the smallest size that serves it
+  }
+  nlohmann::json j = {{"source", q.source},
+                      {"tokens_scored", q.tokens_scored},
+                      {"perplexity_float", q.perplexity_float},
+                      {"perplexity_quantized", q.perplexity_quantized},
+                      {"perplexity_increase_percent", q.perplexity_increase_percent},
+                      {"vllm_tensor_parallel_sizes", sizes},
+                      {"vllm_kernels", kernels}};
+  if (std::isfinite(q.awq_to_rtn_error_ratio)) {
+    j["awq_to_rtn_error_ratio"] = q.awq_to_rtn_error_ratio;
+  }
+  return j;
+}
+
 }  // namespace
+
+void ConsoleObserver::OnQuality(const engine::QualitySummary& q) {
+  quality_ = q;
+  std::string sizes;
+  for (const engine::TensorParallelFit& f : q.tensor_parallel) {
+    if (f.servable) absl::StrAppend(&sizes, sizes.empty() ? "" : ", ", f.size);
+  }
+  Say(absl::StrFormat(
+      "quality: perplexity float %.3f, quantized %.3f (%+.2f %%) on %d %s tokens; "
+      "vLLM tensor-parallel sizes: %s",
+      q.perplexity_float, q.perplexity_quantized, q.perplexity_increase_percent, q.tokens_scored,
+      q.source == "eval_text" ? "eval_text" : "held-out", sizes.empty() ? "none" : sizes));
+}
 
 void ConsoleObserver::Event(const std::string& json) {
   std::fputs(json.c_str(), out_);
@@ -115,6 +153,7 @@ void ConsoleObserver::Result(const absl::Status& status) {
            {"code_number", static_cast<int>(status.code())},
            {"message", std::string(status.message())}};
     }
+    if (quality_.has_value()) j["quality"] = QualityJson(*quality_);
     Event(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   if (!status.ok()) {

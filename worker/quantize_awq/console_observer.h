@@ -5,6 +5,7 @@
 #define QUANTD_WORKER_QUANTIZE_AWQ_CONSOLE_OBSERVER_H_
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -21,6 +22,8 @@ class ConsoleObserver : public engine::EngineObserver {
   void OnProgress(const engine::Progress& progress) override;
   void OnLog(engine::LogLevel level, const std::string& message) override;
   void OnArtifact(const engine::Artifact& artifact) override;
+  // Kept for the result event (a failed threshold reports it too) and printed.
+  void OnQuality(const engine::QualitySummary& quality) override;
 
   // A human line (stdout, or stderr in events mode).
   void Say(const std::string& line);
@@ -36,6 +39,7 @@ class ConsoleObserver : public engine::EngineObserver {
   FILE* out_;
   FILE* err_;
   int last_layer_reported_ = -1;
+  std::optional<engine::QualitySummary> quality_;
   absl::Time layer_start_;  // When the current layer began (the end of the previous one).
 };
 

@@ -141,9 +141,18 @@ int main(int argc, char** argv) {
     observer.Result(s);
     return ExitCode(s);
   }
-  observer.Say(absl::StrCat("quant_config = {\"zero_point\": ", o.zero_point ? "true" : "false",
-                            ", \"q_group_size\": ", o.group_size, ", \"w_bit\": ", o.bits,
-                            ", \"version\": \"GEMM\"}"));
+  if (o.format == quantd::engine::CheckpointFormat::kAwqGemm) {
+    observer.Say(absl::StrCat("quant_config = {\"zero_point\": ", o.zero_point ? "true" : "false",
+                              ", \"q_group_size\": ", o.group_size, ", \"w_bit\": ", o.bits,
+                              ", \"version\": \"GEMM\"}"));
+  } else {
+    const quantd::engine::OutputDtype scales = quantd::engine::ScaleDtypeOf(o.quant_format());
+    observer.Say(absl::StrCat(
+        "format = compressed-tensors pack-quantized W4A16, ",
+        o.zero_point ? "asymmetric" : "symmetric", ", group_size ", o.group_size, ", scales ",
+        scales == quantd::engine::OutputDtype::kAuto ? "in the output dtype"
+                                                     : quantd::engine::OutputDtypeName(scales)));
+  }
   observer.Say(absl::StrCat("modules_to_not_convert = [",
                             absl::StrJoin(o.modules_to_not_convert, ", "), "]"));
   observer.Say(absl::StrCat("model_dir = ", o.model_dir, "; calib_jsonl = ", o.calib_jsonl,

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -58,6 +59,23 @@ absl::StatusOr<double> ReaderRelativeLogitsError(const AwqReaderRun& run) {
   absl::StatusOr<AwqReaderResult> r = RunAwqReader(run);
   if (!r.ok()) return r.status();
   return r->relative_logits_error;
+}
+
+absl::Status WriteReaderRowsFromDump(const std::string& dump_path, int rows,
+                                     const std::string& jsonl) {
+  std::ifstream in(dump_path);
+  const nlohmann::json dump = nlohmann::json::parse(in, nullptr, false);
+  if (dump.is_discarded() || !dump.contains("blocks") || !dump["blocks"].is_array() ||
+      dump["blocks"].size() < static_cast<size_t>(rows)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dump_path, ": expected a calibration dump with at least ", rows, " blocks"));
+  }
+  std::ofstream out(jsonl);
+  for (int r = 0; r < rows; ++r) {
+    out << nlohmann::json{{"input_ids", dump["blocks"][static_cast<size_t>(r)]}}.dump() << "\n";
+  }
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", jsonl));
+  return absl::OkStatus();
 }
 
 }  // namespace quantd::engine::testing

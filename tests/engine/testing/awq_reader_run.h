@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace quantd::engine::testing {
@@ -31,6 +32,11 @@ absl::StatusOr<AwqReaderResult> RunAwqReader(const AwqReaderRun& run);
 
 // RunAwqReader's relative_logits_error.
 absl::StatusOr<double> ReaderRelativeLogitsError(const AwqReaderRun& run);
+
+// The first `rows` blocks of a calibration dump (--dump_calib: {"seq_len", "blocks"}) as the
+// reader's {"input_ids": [...]} rows in `jsonl`; an error when the dump has fewer.
+absl::Status WriteReaderRowsFromDump(const std::string& dump_path, int rows,
+                                     const std::string& jsonl);
 
 }  // namespace quantd::engine::testing
 

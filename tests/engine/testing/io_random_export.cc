@@ -36,7 +36,6 @@ absl::StatusOr<std::vector<Artifact>> ExportRandomAwq(const ExportOptions& optio
     for (uint8_t& x : v) x = static_cast<uint8_t>(nibble(rng));
     return v;
   };
-  const int64_t g = options.group_size;
   for (int layer = 0; layer < model.config.num_hidden_layers; ++layer) {
     QUANTD_ASSIGN_OR_RETURN(LayerWeights w, model.weights->LoadLayer(model.config, layer));
     for (const LinearSpec& spec : LayerLinears(model.config)) {
@@ -50,6 +49,7 @@ absl::StatusOr<std::vector<Artifact>> ExportRandomAwq(const ExportOptions& optio
         continue;
       }
       const int64_t in = linear->in_features(), out = linear->out_features();
+      const int64_t g = options.group_size > 0 ? options.group_size : in;  // per-channel: in
       PackedLinear p;
       p.qweight = PackAwqGemm(codes(in * out), in, out);
       p.qzeros = PackAwqGemm(codes(in / g * out), in / g, out);

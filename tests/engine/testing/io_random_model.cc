@@ -1,9 +1,11 @@
 #include "io_random_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

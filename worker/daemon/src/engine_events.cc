@@ -118,6 +118,32 @@ absl::StatusOr<EngineEvent> ParseEngineEvent(const std::string& line) {
     } else {
       return Bad(line, "unknown result \"status\"");
     }
+    if (auto q = j.find("quality"); q != j.end()) {
+      if (!q->is_object()) return Bad(line, "\"quality\" is not an object");
+      v1::JobQuality quality;
+      quality.set_source(q->value("source", ""));
+      auto num = [&](const char* key) {
+        auto it = q->find(key);
+        return it != q->end() && it->is_number() ? it->get<double>() : 0.0;
+      };
+      quality.set_tokens_scored(static_cast<int64_t>(num("tokens_scored")));
+      quality.set_perplexity_float(num("perplexity_float"));
+      quality.set_perplexity_quantized(num("perplexity_quantized"));
+      quality.set_perplexity_increase_percent(num("perplexity_increase_percent"));
+      quality.set_awq_to_rtn_error_ratio(num("awq_to_rtn_error_ratio"));
+      if (auto sizes = q->find("vllm_tensor_parallel_sizes");
+          sizes != q->end() && sizes->is_array()) {
+        for (const auto& v : *sizes) {
+          if (v.is_number_integer()) quality.add_vllm_tensor_parallel_sizes(v.get<int>());
+        }
+      }
+      if (auto kernels = q->find("vllm_kernels"); kernels != q->end() && kernels->is_array()) {
+        for (const auto& v : *kernels) {
+          if (v.is_string()) quality.add_vllm_kernels(v.get<std::string>());
+        }
+      }
+      event.quality = std::move(quality);
+    }
     return event;
   }
   return Bad(line, absl::StrCat("unknown \"event\" \"", type, "\""));

@@ -33,6 +33,8 @@ struct EngineEvent {
   // kResult: SUCCEEDED, FAILED or CANCELLED, and for FAILED the error.
   v1::JobState result = v1::JOB_STATE_UNSPECIFIED;
   v1::JobError error;
+  // kResult: the quality report, when the engine made one (its "quality" object).
+  std::optional<v1::JobQuality> quality;
   LayerDone layer;
 };
 

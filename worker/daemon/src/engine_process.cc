@@ -51,6 +51,13 @@ std::string EngineProcess::OptionsJson(const v1::JobAssignment& assignment) {
   if (spec.output_dtype() == v1::OUTPUT_DTYPE_BFLOAT16) o["dtype"] = "bfloat16";
   if (spec.output_dtype() == v1::OUTPUT_DTYPE_FLOAT16) o["dtype"] = "float16";
   if (!spec.eval_text().empty()) o["eval_text"] = spec.eval_text();
+  if (spec.has_zero_point()) o["zero_point"] = spec.zero_point();
+  if (spec.layout() == v1::WEIGHT_LAYOUT_COMPRESSED_TENSORS) o["format"] = "compressed-tensors";
+  if (spec.scale_dtype() == v1::OUTPUT_DTYPE_BFLOAT16) o["scale_dtype"] = "bfloat16";
+  if (spec.scale_dtype() == v1::OUTPUT_DTYPE_FLOAT16) o["scale_dtype"] = "float16";
+  if (spec.has_max_perplexity_increase_percent()) {
+    o["max_ppl_increase"] = spec.max_perplexity_increase_percent();
+  }
   if (spec.has_modules_to_not_convert()) {
     o["modules_to_not_convert"] = absl::StrJoin(spec.modules_to_not_convert().names(), ",");
   }
@@ -254,6 +261,7 @@ void EngineProcess::ReadEvents(int stdout_fd, int stderr_fd) {
             have_result_ = true;
             result_ = event->result;
             result_error_ = event->error;
+            result_quality_ = event->quality;
             continue;
         }
         callbacks_.on_report(std::move(report));
@@ -280,6 +288,7 @@ v1::JobFinished EngineProcess::Conclude(int status) {
   v1::JobFinished finished;
   finished.set_job_id(assignment_.job_id());
   finished.set_attempt(assignment_.attempt());
+  if (result_quality_.has_value()) *finished.mutable_quality() = *result_quality_;
   const bool exited = WIFEXITED(status);
   const int code = exited ? WEXITSTATUS(status) : -1;
   std::string tail = stderr_tail_.empty() ? "" : absl::StrCat("; stderr ends with: ", stderr_tail_);

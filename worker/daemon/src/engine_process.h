@@ -87,6 +87,7 @@ class EngineProcess {
   bool have_result_ = false;
   v1::JobState result_ = v1::JOB_STATE_UNSPECIFIED;
   v1::JobError result_error_;
+  std::optional<v1::JobQuality> result_quality_;
   std::string stderr_tail_;
 
   std::mutex mu_;

@@ -21,9 +21,11 @@ Tensor SampleClipTokens(const Tensor& x) {
   return out;
 }
 
-ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t group, DType md) {
+ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, const QuantScheme& scheme,
+                          DType md) {
   const int64_t rows = w.dim(0);
   const int64_t cols = w.dim(1);
+  const int64_t group = scheme.GroupFor(cols);
   const int64_t groups = cols / group;
   const int64_t n_tok = sampled_x.dim(0);
   ClipResult result;
@@ -60,7 +62,7 @@ ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t grou
         float* t = trial.data() + o * group;
         const float* src = w_group.data() + o * group;
         for (int64_t j = 0; j < group; ++j) t[j] = std::clamp(src[j], -m, m);
-        PseudoQuantizeGroup(t, group, md, nullptr, nullptr, nullptr);
+        PseudoQuantizeGroup(t, group, md, scheme.zero_point, nullptr, nullptr, nullptr);
       }
       MatMulStrided(sampled_x.ptr() + g * group, cols, trial.data(), cur.data(), n_tok, rows,
                     group);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "awq/pseudo_quantize.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 
@@ -27,8 +28,10 @@ struct ClipResult {
 // The calibration rows the clip search uses: 0, step, 2·step, … with step = max(1, N / 512).
 Tensor SampleClipTokens(const Tensor& x);
 
-// Searches the clip bound of every (row, group) of w [out, in] given sampled inputs [n_tok, in].
-ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t group, DType md);
+// Searches the clip bound of every (row, group) of w [out, in] given sampled inputs [n_tok, in];
+// the trials quantize with `scheme` (per-channel: one group per row, as AutoAWQ's ci).
+ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, const QuantScheme& scheme,
+                          DType md);
 
 // w[o, j] = clamp(w[o, j], −max_val[o, j / group], max_val[o, j / group]).
 void ApplyClip(const Tensor& max_val, int64_t group, Tensor* w);

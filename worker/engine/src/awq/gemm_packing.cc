@@ -31,13 +31,22 @@ uint8_t Nibble(const std::vector<int32_t>& packed, int64_t words, int64_t row, i
 
 }  // namespace
 
+uint16_t ToHalfBits(DType dtype, float value) {
+  return dtype == DType::kBF16 ? FloatToBf16(value) : FloatToF16(value);
+}
+
+float FromHalfBits(DType dtype, uint16_t bits) {
+  return dtype == DType::kBF16 ? Bf16ToFloat(bits) : F16ToFloat(bits);
+}
+
 GemmPackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales,
                           int64_t out_features, int64_t in_features, int64_t group_size,
-                          const std::optional<Tensor>& bias) {
+                          const std::optional<Tensor>& bias, DType scale_dtype) {
   GemmPackedLinear p;
   p.in_features = in_features;
   p.out_features = out_features;
   p.group_size = group_size;
+  p.scale_dtype = scale_dtype;
   const int64_t groups = in_features / group_size;
   // Codes are [out, in]; the layout is transposed: qweight[k, c] covers channels 8c..8c+7 of row k.
   p.qweight = PackRows(in_features, out_features,
@@ -47,13 +56,14 @@ GemmPackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const floa
   p.scales.resize(static_cast<size_t>(groups * out_features));
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t n = 0; n < out_features; ++n) {
-      p.scales[static_cast<size_t>(g * out_features + n)] = FloatToF16(scales[n * groups + g]);
+      p.scales[static_cast<size_t>(g * out_features + n)] =
+          ToHalfBits(scale_dtype, scales[n * groups + g]);
     }
   }
   if (bias.has_value()) {
     std::vector<uint16_t> b(static_cast<size_t>(out_features));
     for (int64_t n = 0; n < out_features; ++n)
-      b[static_cast<size_t>(n)] = FloatToF16(bias->data[n]);
+      b[static_cast<size_t>(n)] = ToHalfBits(scale_dtype, bias->data[n]);
     p.bias = std::move(b);
   }
   return p;
@@ -103,7 +113,8 @@ UnpackedLinear UnpackGemm(const GemmPackedLinear& p) {
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t n = 0; n < out; ++n) {
       u.zeros[n * groups + g] = Nibble(p.qzeros, words, g, n);
-      u.scales[n * groups + g] = F16ToFloat(p.scales[static_cast<size_t>(g * out + n)]);
+      u.scales[n * groups + g] =
+          FromHalfBits(p.scale_dtype, p.scales[static_cast<size_t>(g * out + n)]);
     }
   }
   return u;
@@ -118,7 +129,7 @@ Tensor DequantizeGemm(const GemmPackedLinear& p) {
     for (int64_t k = 0; k < in; ++k) {
       const int64_t g = n * groups + k / p.group_size;
       const float q = static_cast<float>(u.codes[n * in + k]) - static_cast<float>(u.zeros[g]);
-      w.data[n * in + k] = FastRoundTo(DType::kF16, q * u.scales[g]);
+      w.data[n * in + k] = FastRoundTo(p.scale_dtype, q * u.scales[g]);
     }
   }
   return w;

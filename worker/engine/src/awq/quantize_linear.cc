@@ -7,18 +7,21 @@
 
 namespace quantd::engine {
 
-GemmPackedLinear QuantizeLinearGemm(const LinearWeights& linear, int64_t group_size) {
+GemmPackedLinear QuantizeLinearGemm(const LinearWeights& linear, const QuantScheme& scheme,
+                                    DType scale_dtype) {
   const int64_t out = linear.out_features();
   const int64_t in = linear.in_features();
+  const int64_t group_size = scheme.GroupFor(in);
   const int64_t groups = in / group_size;
   Tensor w = linear.weight;
-  for (float& v : w.data) v = FastRoundTo(DType::kF16, v);  // _apply_quant: module.half()
+  for (float& v : w.data) v = FastRoundTo(scale_dtype, v);  // _apply_quant: module.half()
   std::vector<uint8_t> codes(static_cast<size_t>(out * in));
   std::vector<uint8_t> zeros(static_cast<size_t>(out * groups));
   std::vector<float> scales(static_cast<size_t>(out * groups));
-  PseudoQuantize(w.ptr(), out, in, group_size, DType::kF16,
+  PseudoQuantize(w.ptr(), out, in, scheme, scale_dtype,
                  {.codes = codes.data(), .scales = scales.data(), .zeros = zeros.data()});
-  return PackGemm(codes.data(), zeros.data(), scales.data(), out, in, group_size, linear.bias);
+  return PackGemm(codes.data(), zeros.data(), scales.data(), out, in, group_size, linear.bias,
+                  scale_dtype);
 }
 
 double LinearOutputMse(const std::vector<float>& gram, const Tensor& w, const Tensor& w_trial,

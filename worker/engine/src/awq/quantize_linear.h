@@ -1,11 +1,12 @@
 // The last AWQ step of a Linear (spec/awq.md §2.4, §7.1): cast the scaled and clipped weight to
-// float16, quantize it group-wise and pack it in the GEMM layout.
+// the scale dtype (AutoAWQ: float16), quantize it group-wise and pack it in the GEMM layout.
 #ifndef QUANTD_ENGINE_AWQ_QUANTIZE_LINEAR_H_
 #define QUANTD_ENGINE_AWQ_QUANTIZE_LINEAR_H_
 
 #include <vector>
 
 #include "awq/gemm_packing.h"
+#include "awq/pseudo_quantize.h"
 #include "core/tensor.h"
 #include "model/layer_weights.h"
 
@@ -13,7 +14,10 @@ namespace quantd::engine {
 
 // The codes are emitted directly from the quantizer instead of being recomputed from the
 // dequantized weight as WQLinear_GEMM.from_linear does; spec §7.1 shows both give the same codes.
-GemmPackedLinear QuantizeLinearGemm(const LinearWeights& linear, int64_t group_size);
+// scale_dtype kF16 is AutoAWQ's _apply_quant (module.half()); kBF16 quantizes in bfloat16 so
+// that the codes are chosen for the scales the checkpoint stores.
+GemmPackedLinear QuantizeLinearGemm(const LinearWeights& linear, const QuantScheme& scheme,
+                                    DType scale_dtype = DType::kF16);
 
 // Mean squared error over all tokens and outputs of x · (W_trial − W)ᵀ, from gram = xᵀx [C, C]
 // of the n_tokens inputs x: the loss of a group whose inspected module is the Linear itself,

@@ -98,8 +98,8 @@ std::vector<float> ScalesForRatio(const std::vector<float>& x_mean,
   return s;
 }
 
-void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, int64_t group, DType md,
-                          Tensor* out) {
+void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, const QuantScheme& scheme,
+                          DType md, Tensor* out) {
   const int64_t rows = w.dim(0);
   const int64_t cols = w.dim(1);
   out->shape = w.shape;
@@ -109,7 +109,7 @@ void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, int64_t 
     float* dst = out->ptr() + i * cols;
     for (int64_t j = 0; j < cols; ++j) dst[j] = FastRoundTo(md, src[j] * s[static_cast<size_t>(j)]);
   }
-  PseudoQuantize(out->ptr(), rows, cols, group, md);
+  PseudoQuantize(out->ptr(), rows, cols, scheme, md);
   for (int64_t i = 0; i < rows; ++i) {
     float* dst = out->ptr() + i * cols;
     for (int64_t j = 0; j < cols; ++j) dst[j] = FastRoundTo(md, dst[j] / s[static_cast<size_t>(j)]);

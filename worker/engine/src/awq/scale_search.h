@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "awq/pseudo_quantize.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 
@@ -28,8 +29,8 @@ std::vector<float> ScalesForRatio(const std::vector<float>& x_mean,
                                   const std::vector<float>& w_mean, double ratio, DType md);
 
 // Trial weight: Q(W · s) / s with columns scaled by s [in]; out may alias nothing.
-void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, int64_t group, DType md,
-                          Tensor* out);
+void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, const QuantScheme& scheme,
+                          DType md, Tensor* out);
 
 struct ScaleSearchResult {
   int best_index = -1;  // k of the winning ratio k/20

@@ -72,6 +72,10 @@ absl::Status GatherEmbeddingRows(const Tensor& embedding, const std::vector<int3
   return absl::OkStatus();
 }
 
+int64_t QualitySliceBlocks(int64_t blocks) {
+  return std::max<int64_t>(1, (blocks + kQualitySliceDivisor - 1) / kQualitySliceDivisor);
+}
+
 void ScaleEmbeddingRows(const ModelConfig& config, DType md, Tensor* rows) {
   if (!config.scale_embeddings) return;
   const float normalizer =
@@ -113,7 +117,8 @@ LayerWeights DequantizedLayer(const QuantizedLayer& layer) {
     target->weight = DequantizeGemm(p);
     if (p.bias.has_value()) {
       Tensor b({p.out_features});
-      for (int64_t j = 0; j < p.out_features; ++j) b.data[j] = F16ToFloat((*p.bias)[j]);
+      for (int64_t j = 0; j < p.out_features; ++j)
+        b.data[j] = FromHalfBits(p.scale_dtype, (*p.bias)[j]);
       target->bias = std::move(b);
     }
   }

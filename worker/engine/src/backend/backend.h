@@ -6,6 +6,7 @@
 #define QUANTD_ENGINE_BACKEND_BACKEND_H_
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "awq/gemm_packing.h"
+#include "awq/pseudo_quantize.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "model/layer_weights.h"
@@ -35,8 +37,8 @@ class Activations {
 
 // AWQ settings a backend needs per layer.
 struct LayerQuantSettings {
-  int64_t group_size = 128;
-  DType md = DType::kF16;  // the model dtype AutoAWQ searches in
+  int64_t group_size = 128;  // ≤ 0: per-channel
+  DType md = DType::kF16;    // the model dtype AutoAWQ searches in
   bool apply_clip = true;
   // AutoAWQ 0.2.9 run under transformers >= 5 leaks a KV cache into the attention group's search:
   // each trial's keys and values are appended after the float layer's, and top-left causal SDPA
@@ -44,6 +46,10 @@ struct LayerQuantSettings {
   // spec's behaviour, transformers 4.51 as the seed pins) except to compare with fixtures that were
   // made that way (fixtures/autoawq-parity, transformers 5.17).
   bool attention_trials_use_float_kv = false;
+  bool zero_point = true;  // false: symmetric (the search's trials quantize the same way)
+  // The dtype the final quantization computes and stores scales in (AutoAWQ: float16); the
+  // quantized model's dtype.
+  DType scale_dtype = DType::kF16;
   // MoE: an expert routed fewer calibration tokens than this keeps identity down_proj scales and
   // gets no clip search — statistics of a handful of tokens are noise (docs/moe.md, "Experts with
   // few tokens"); the report lists it.
@@ -52,7 +58,18 @@ struct LayerQuantSettings {
   // (ScalingGroup::float_consumers), so routing is unchanged by scaling. False reproduces AutoAWQ,
   // which leaves them out: only for measuring what the correction is worth.
   bool scale_router_inputs = true;
+
+  QuantScheme scheme() const { return {group_size, zero_point}; }
 };
+
+// A slice of the calibration tokens on which each scaling group's output error is measured twice
+// more, for the quality report (when held-out states are set, Backend::SetHeldOut): with
+// round-to-nearest weights (scale vector 1, no AWQ) and with the chosen scales. Every backend
+// takes the same slice, the first blocks of its capture: ⌈blocks / 16⌉, the held-out rows'
+// share of the calibration file (docs/quality.md says what that costs and how close it comes to
+// the loss on all tokens).
+inline constexpr int64_t kQualitySliceDivisor = 16;
+int64_t QualitySliceBlocks(int64_t blocks);
 
 // How calibration reached a sparse layer's experts.
 struct MoeLayerStats {
@@ -74,6 +91,12 @@ struct ScalingDecision {
   std::vector<float> scales;   // [in_features], values in md
   // The statistics the grid was built from: ScalesForRatio(x_mean, w_mean, k/20) is grid point k.
   std::vector<float> x_mean, w_mean;
+  // What the search gained (quality report): the group's output error with round-to-nearest
+  // weights and with the chosen scales, on `compare_tokens` tokens (the quality slice). NaN when
+  // not measured.
+  double rtn_loss = std::numeric_limits<double>::quiet_NaN();
+  double awq_loss = std::numeric_limits<double>::quiet_NaN();
+  int64_t compare_tokens = 0;
 };
 
 // The decision of a group that is not searched (a routed expert's down_proj group whose expert got
@@ -117,11 +140,27 @@ struct DeviceMemoryReport {
   int64_t device_free_bytes = 0;     // free on the device when asked (all processes)
 };
 
+// Held-out token windows that advance through every layer beside its quantization, for the
+// quality report's perplexities: the float model's hidden states through the float layer (in the
+// model's dtype), the quantized model's through the dequantized layer (in `quantized_md`, the
+// dtype of its scales). Both must have the calibration blocks' length.
+struct HeldOutStates {
+  Activations* float_hidden = nullptr;
+  Activations* quantized_hidden = nullptr;
+  DType quantized_md = DType::kF16;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
 
   virtual std::string_view name() const = 0;
+
+  // From the next QuantizeLayer call on, each call also forwards these held-out states (not
+  // owned; they must outlive the calls) — a device backend reuses the layer's weights it already
+  // holds — and measures each scaling group's error with round-to-nearest and with AWQ
+  // (ScalingDecision::rtn_loss / awq_loss). Unset (the default): AWQ only.
+  void SetHeldOut(const HeldOutStates& held_out) { held_out_ = held_out; }
 
   // Embeds token blocks (all of one length) with rows of embedding [vocab, hidden].
   virtual absl::StatusOr<std::unique_ptr<Activations>> Embed(
@@ -169,6 +208,12 @@ class Backend {
     (void)tokens;
     return std::nullopt;
   }
+
+ protected:
+  const HeldOutStates& held_out() const { return held_out_; }
+
+ private:
+  HeldOutStates held_out_;
 };
 
 // The length shared by every token block (each block is one sequence); InvalidArgument when there
@@ -191,8 +236,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind);
 // The name() of the backend CreateBackend(kind) makes ("cpu", "cuda"), without making it.
 std::string_view BackendNameFor(BackendKind kind);
 
-// The float layer a quantized layer stands for: dequantized Linears (float16 values), biases and
-// the scaled norms, for evaluating the quantized model.
+// The float layer a quantized layer stands for: dequantized Linears (values in their scale dtype),
+// biases and the scaled norms, for evaluating the quantized model.
 LayerWeights DequantizedLayer(const QuantizedLayer& layer);
 
 }  // namespace quantd::engine

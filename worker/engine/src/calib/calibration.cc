@@ -82,6 +82,7 @@ CalibrationOptions CalibrationOptions::From(const QuantizeOptions& o, int vocab_
   c.system_prompt = o.system_prompt;
   c.seed = o.seed;
   c.vocab_size = vocab_size;
+  c.hold_out = o.hold_out && o.eval_text.empty();
   return c;
 }
 
@@ -151,14 +152,25 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
   CalibrationSet set;
   CalibrationCounts& counts = set.counts;
   std::vector<Row> sample;
+  std::vector<Row> held_out;
+  const size_t held_out_limit =
+      options.hold_out
+          ? static_cast<size_t>((options.num_calib + kHeldOutStride - 1) / kHeldOutStride)
+          : 0;
   PythonRandom rng(options.seed);
   const size_t limit = static_cast<size_t>(options.num_calib);
   std::string line;
+  int64_t sampled_rows = 0;  // valid rows offered to the reservoir
   while (std::getline(in, line)) {
     ++counts.lines;
     std::optional<Row> row = ParseRow(line, options.vocab_size, counts);
     if (!row) continue;
-    const int64_t i = counts.valid_rows++;
+    const int64_t valid = counts.valid_rows++;
+    if (valid % kHeldOutStride == kHeldOutStride - 1 && held_out.size() < held_out_limit) {
+      held_out.push_back(std::move(*row));
+      continue;
+    }
+    const int64_t i = sampled_rows++;
     if (sample.size() < limit) {
       sample.push_back(std::move(*row));
     } else {
@@ -170,7 +182,12 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
     return absl::InvalidArgumentError(absl::StrCat("calib_jsonl ", options.calib_jsonl,
                                                    ": read error after ", counts.lines, " lines"));
   }
+  if (options.hold_out && held_out.empty() && sample.size() >= 2) {
+    held_out.push_back(std::move(sample.back()));
+    sample.pop_back();
+  }
   counts.sampled = static_cast<int64_t>(sample.size());
+  counts.held_out_rows = static_cast<int64_t>(held_out.size());
   if (sample.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("calib_jsonl ", options.calib_jsonl,
                                                    " holds no usable row (", SkipSummary(counts),
@@ -191,31 +208,31 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
   std::string first_fallback_reason =
       tmpl == nullptr ? (chat != nullptr ? chat->unavailable_reason : "no chat template given")
                       : "";
+  // One row's tokens as AutoAWQ encodes it (chat template, strip, encode); `fallbacks` counts the
+  // rows wrapped in the ChatML fallback.
+  auto encode = [&](const Row& row, int64_t* fallbacks) -> absl::StatusOr<std::vector<int32_t>> {
+    if (const auto* tokens = std::get_if<std::vector<int32_t>>(&row)) return *tokens;
+    if (tokenizer == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "calib_jsonl ", options.calib_jsonl,
+          " holds text rows but the model has no tokenizer; use {\"input_ids\": [...]} rows"));
+    }
+    std::string user(PythonStrip(std::get<std::string>(row)));
+    std::string prompt = user;
+    if (wrap) {
+      std::string reason;
+      prompt = RenderCalibrationPrompt(user, options.system_prompt, tmpl, bos, eos, &reason);
+      if (!reason.empty() && (*fallbacks)++ == 0 && tmpl != nullptr) {
+        first_fallback_reason = std::move(reason);
+      }
+    }
+    return tokenizer->Encode(PythonStrip(prompt), /*add_special_tokens=*/true);
+  };
   std::vector<int32_t> all;
   for (const Row& row : sample) {
-    std::vector<int32_t> ids;
-    if (const auto* tokens = std::get_if<std::vector<int32_t>>(&row)) {
-      ids = *tokens;
-    } else {
-      if (tokenizer == nullptr) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "calib_jsonl ", options.calib_jsonl,
-            " holds text rows but the model has no tokenizer; use {\"input_ids\": [...]} rows"));
-      }
-      std::string user(PythonStrip(std::get<std::string>(row)));
-      std::string prompt = user;
-      if (wrap) {
-        std::string reason;
-        prompt = RenderCalibrationPrompt(user, options.system_prompt, tmpl, bos, eos, &reason);
-        if (!reason.empty() && counts.chat_fallbacks++ == 0 && tmpl != nullptr) {
-          first_fallback_reason = std::move(reason);
-        }
-      }
-      absl::StatusOr<std::vector<int32_t>> encoded =
-          tokenizer->Encode(PythonStrip(prompt), /*add_special_tokens=*/true);
-      if (!encoded.ok()) return encoded.status();
-      ids = std::move(*encoded);
-    }
+    absl::StatusOr<std::vector<int32_t>> encoded = encode(row, &counts.chat_fallbacks);
+    if (!encoded.ok()) return encoded.status();
+    std::vector<int32_t> ids = std::move(*encoded);
     if (static_cast<int64_t>(ids.size()) > options.max_seq_len) {
       ++counts.texts_over_length;
       continue;
@@ -233,6 +250,14 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
                      " sampled rows use the ChatML fallback (<|im_start|>...) because ",
                      first_fallback_reason));
   }
+  int64_t held_out_fallbacks = 0;  // counted apart: they say nothing about the calibration
+  for (const Row& row : held_out) {
+    absl::StatusOr<std::vector<int32_t>> encoded = encode(row, &held_out_fallbacks);
+    if (!encoded.ok()) return encoded.status();
+    if (encoded->empty() || static_cast<int64_t>(encoded->size()) > options.max_seq_len) continue;
+    set.held_out_ids.insert(set.held_out_ids.end(), encoded->begin(), encoded->end());
+  }
+  counts.held_out_tokens = static_cast<int64_t>(set.held_out_ids.size());
   counts.tokens = static_cast<int64_t>(all.size());
   counts.blocks = counts.tokens / options.max_seq_len;
   counts.tokens_dropped = counts.tokens - counts.blocks * options.max_seq_len;
@@ -250,7 +275,11 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
       absl::StrCat("calibration: ", counts.texts_used, " texts (", counts.sampled, " sampled of ",
                    counts.valid_rows, " valid rows, ", counts.texts_over_length,
                    " over max_seq_len), ", counts.blocks, " blocks of ", set.seq_len, " tokens, ",
-                   counts.tokens_dropped, " tokens dropped"));
+                   counts.tokens_dropped, " tokens dropped",
+                   options.hold_out ? absl::StrCat("; ", counts.held_out_rows,
+                                                   " rows held out for the quality report (",
+                                                   counts.held_out_tokens, " tokens)")
+                                    : ""));
   return set;
 }
 

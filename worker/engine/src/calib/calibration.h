@@ -11,6 +11,12 @@
 // is appended while fewer than num_calib rows are held; after that j = rng.randint(0, i) and the
 // row replaces sample[j] when j < num_calib. A file with no more valid rows than num_calib is
 // therefore used whole, in file order.
+//
+// Held-out slice (quality report, `hold_out`): valid rows 15, 31, 47, … (every 16th), at most
+// ⌈num_calib / 16⌉ of them, are kept out of the sample — they never calibrate — and prepared the
+// same way (chat template, strip, encode) into `held_out_ids`. A file of fewer than 16 valid rows
+// holds out its last sampled row instead (none when only one row is left). Deterministic: it
+// depends on the file and num_calib only, not on the seed.
 #ifndef QUANTD_ENGINE_CALIB_CALIBRATION_H_
 #define QUANTD_ENGINE_CALIB_CALIBRATION_H_
 
@@ -37,7 +43,8 @@ struct CalibrationOptions {
   bool chat_template_fallback = false;  // ChatML instead of failing on a broken template.
   std::string system_prompt;            // "" = no system message.
   uint64_t seed = 42;
-  int vocab_size = 0;  // > 0: input_ids rows must hold ids below it (the model's vocab_size).
+  int vocab_size = 0;     // > 0: input_ids rows must hold ids below it (the model's vocab_size).
+  bool hold_out = false;  // keep the held-out slice out of calibration (no --eval_text)
 
   static CalibrationOptions From(const QuantizeOptions& options, int vocab_size);
 };
@@ -59,11 +66,17 @@ struct CalibrationCounts {
   int64_t tokens = 0;          // Concatenated tokens before the cut.
   int64_t tokens_dropped = 0;  // The remainder after the last full block.
   int64_t blocks = 0;
+  int64_t held_out_rows = 0;    // rows kept out for the quality report
+  int64_t held_out_tokens = 0;  // their tokens (texts over max_seq_len or empty left out)
 };
+
+// One in this many valid rows is held out.
+inline constexpr int64_t kHeldOutStride = 16;
 
 struct CalibrationSet {
   int seq_len = 0;
-  std::vector<int32_t> ids;  // blocks × seq_len, row-major.
+  std::vector<int32_t> ids;           // blocks × seq_len, row-major.
+  std::vector<int32_t> held_out_ids;  // the held-out rows' tokens, concatenated in file order
   CalibrationCounts counts;
 
   int64_t num_blocks() const {

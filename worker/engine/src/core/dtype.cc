@@ -12,6 +12,8 @@ std::string_view DTypeName(DType t) {
       return "BF16";
     case DType::kI32:
       return "I32";
+    case DType::kI64:
+      return "I64";
   }
   return "?";
 }

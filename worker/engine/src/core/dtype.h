@@ -10,12 +10,15 @@
 
 namespace quantd::engine {
 
-enum class DType { kF32, kF16, kBF16, kI32 };
+enum class DType { kF32, kF16, kBF16, kI32, kI64 };
 
 // Size in bytes of one element.
-constexpr int DTypeSize(DType t) { return t == DType::kF16 || t == DType::kBF16 ? 2 : 4; }
+constexpr int DTypeSize(DType t) {
+  return t == DType::kF16 || t == DType::kBF16 ? 2 : (t == DType::kI64 ? 8 : 4);
+}
+constexpr bool IsIntegerDType(DType t) { return t == DType::kI32 || t == DType::kI64; }
 
-// safetensors spelling: "F32", "F16", "BF16", "I32".
+// safetensors spelling: "F32", "F16", "BF16", "I32", "I64".
 std::string_view DTypeName(DType t);
 
 inline float BitsToFloat(uint32_t bits) {

@@ -180,10 +180,10 @@ absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t 
   QUANTD_RETURN_IF_ERROR(CheckCudaSupports(c));
   for (const LinearSpec& spec : LayerLinears(c)) {
     const LinearWeights& l = *FindLinear(w, spec.name);
-    if (group <= 0 || group > 1024 || l.in_features() % group != 0) {
+    if (group > 1024 || (group > 0 && l.in_features() % group != 0)) {
       return absl::InvalidArgumentError(absl::StrCat(spec.name, ": in_features ", l.in_features(),
                                                      " is not a multiple of group_size ", group,
-                                                     " (1..1024)"));
+                                                     " (1..1024, or ≤ 0: per-channel)"));
     }
     if (l.out_features() % 8 != 0) {
       return absl::InvalidArgumentError(
@@ -209,7 +209,7 @@ absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& 
                                    float* means, AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
-  const int64_t gs = run.settings.group_size;
+  const int64_t gs = run.settings.scheme().GroupFor(c);
   int64_t max_rows = 0, rows = 0;
   for (const DeviceLinear* l : g.linears) {
     max_rows = std::max(max_rows, l->out);
@@ -228,19 +228,24 @@ absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& 
 
 // gram (+)= xᵀx over the m rows of a Gram-form group's captured input (the Linear's output MSE is
 // a quadratic form in it, so token chunks add up).
+// The first m rows of a Gram-form group's captured input as a GEMM operand in md: the capture
+// itself when it is stored in md, else an md copy in the scratch. Queued only.
+absl::StatusOr<const void*> GroupInputOperand(const AwqLayerRun& run, const GroupOnDevice& g,
+                                              int64_t m, AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  if (g.input_type == md) return g.input;
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->scratch.act_op, m * g.cols, DTypeSize(md)));
+  ToOperand(static_cast<const float*>(g.input), ws->scratch.act_op.as<void>(), m * g.cols, md,
+            run.stream);
+  return ws->scratch.act_op.as<void>();
+}
+
 absl::Status AccumulateGram(const AwqLayerRun& run, const GroupOnDevice& g, int64_t m,
                             bool accumulate, DeviceBuffer* gram, AwqWorkspace* ws) {
-  const DType md = run.settings.md;
   const int64_t c = g.cols;
   QUANTD_RETURN_IF_ERROR(Ensure(gram, c * c, sizeof(float)));
-  const void* x_op = g.input;
-  if (g.input_type != md) {
-    QUANTD_RETURN_IF_ERROR(Ensure(&ws->scratch.act_op, m * c, DTypeSize(md)));
-    ToOperand(static_cast<const float*>(g.input), ws->scratch.act_op.as<void>(), m * c, md,
-              run.stream);
-    x_op = ws->scratch.act_op.as<void>();
-  }
-  return run.gemm->Gram(x_op, gram->f32(), m, c, md, accumulate);
+  QUANTD_ASSIGN_OR_RETURN(const void* x_op, GroupInputOperand(run, g, m, ws));
+  return run.gemm->Gram(x_op, gram->f32(), m, c, run.settings.md, accumulate);
 }
 
 // Adds the summed squared output error of every grid point to losses[kScaleGridPoints] for a
@@ -251,7 +256,8 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
                                   AwqWorkspace* ws) {
   const DType md = run.settings.md;
   const int64_t c = g.cols;
-  const int64_t gs = run.settings.group_size;
+  const int64_t gs = run.settings.scheme().GroupFor(c);
+  const bool symmetric = !run.settings.zero_point;
   constexpr int kGrid = kScaleGridPoints;
   // loss = trace(ΔW · G · ΔWᵀ) / (n · out) with G = xᵀx: the Linear's output MSE, exactly.
   DeviceLinear* l = g.linears.front();
@@ -266,7 +272,7 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
   }
   for (int k0 = 0; k0 < kGrid; k0 += batch) {
     const int r = std::min(batch, kGrid - k0);
-    ScaleQuantizeUnscale(l->weight.f32(), s_dev + k0 * c, r, out, c, gs, md, nullptr,
+    ScaleQuantizeUnscale(l->weight.f32(), s_dev + k0 * c, r, out, c, gs, symmetric, md, nullptr,
                          ws->trial_a.f32(), nullptr, run.stream);
     SplitTf32(ws->trial_a.f32(), ws->trial_b.f32(), r * out * c, run.stream);
     QUANTD_RETURN_IF_ERROR(run.gemm->MulSymmetricSplit(ws->trial_a.f32(), ws->trial_b.f32(),
@@ -281,23 +287,24 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
   return static_cast<double>(g.total_rows) * static_cast<double>(out);
 }
 
-// Adds, for the `geo.tokens` rows whose module inputs and outputs are in ws->capture, the summed
-// squared output error of the inspected module (self_attn or mlp) rerun with every grid point's
-// trial weights to losses[kScaleGridPoints], and returns the divisor (over all tokens). Queued
-// only.
+// Adds, for the first `geo.tokens` rows whose module inputs and outputs are in ws->capture, the
+// summed squared output error of the inspected module (self_attn or mlp) rerun with the trial
+// weights of each of `points` scale vectors s_dev[points, c] to losses[points], and returns the
+// divisor (over all tokens). Queued only.
 absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& g,
-                                   const LayerGeometry& geo, const float* s_dev, double* losses,
-                                   AwqWorkspace* ws) {
+                                   const LayerGeometry& geo, const float* s_dev, int points,
+                                   double* losses, AwqWorkspace* ws) {
   if (g.group->inspect == InspectedModule::kMoe) {
-    return MoeTrialLosses(run, *g.group, g.linears, geo, s_dev, losses, ws);
+    return MoeTrialLosses(run, *g.group, g.linears, geo, s_dev, points, losses, ws);
   }
   const DType md = run.settings.md;
   const int64_t c = g.cols;
-  const int64_t gs = run.settings.group_size;
+  const int64_t gs = run.settings.scheme().GroupFor(c);
+  const bool symmetric = !run.settings.zero_point;
   const int64_t n = geo.tokens;
   const int64_t h = run.config->hidden_size;
   const size_t elem = static_cast<size_t>(DTypeSize(md));
-  constexpr int kGrid = kScaleGridPoints;
+  const int kGrid = points;
   DeviceCapture& cap = ws->capture;
   DeviceBuffer* trials[] = {&ws->trial_a, &ws->trial_b, &ws->trial_c};
   size_t per_ratio = 0;
@@ -330,7 +337,7 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
     const int r = std::min(batch, kGrid - k0);
     for (size_t i = 0; i < g.linears.size(); ++i) {
       ScaleQuantizeUnscale(g.linears[i]->weight.f32(), s_dev + k0 * c, r, g.linears[i]->out, c, gs,
-                           md, nullptr, nullptr, trials[i]->as<void>(), run.stream);
+                           symmetric, md, nullptr, nullptr, trials[i]->as<void>(), run.stream);
     }
     for (int j = 0; j < r; ++j) {
       auto trial = [&](size_t i) -> const void* {
@@ -369,6 +376,39 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
     }
   }
   return static_cast<double>(run.tokens) * static_cast<double>(h);
+}
+
+// The quality report's comparison for a Gram-form group (one Linear, o_proj or down_proj): adds
+// Σ (x · (trialᵀ − wᵀ))² over the first n captured rows for each of `points` scale vectors
+// s_dev[points, c] to losses[points] and returns the divisor (n · out) that makes them the CPU
+// reference's LinearOutputMse on the same rows. x, w and the trial weights are md values, so the
+// md GEMMs with float32 output are exact up to float32 accumulation: the quadratic form, without
+// the c × c Gram matrix of the rows (a direct product on the slice costs n/c of a grid point).
+// Queued only.
+absl::StatusOr<double> LinearSliceLosses(const AwqLayerRun& run, const GroupOnDevice& g, int64_t n,
+                                         const float* s_dev, int points, double* losses,
+                                         AwqWorkspace* ws) {
+  const DType md = run.settings.md;
+  const int64_t c = g.cols;
+  const int64_t gs = run.settings.scheme().GroupFor(c);
+  const DeviceLinear* l = g.linears.front();
+  const int64_t out = l->out;
+  QUANTD_ASSIGN_OR_RETURN(const void* x_op, GroupInputOperand(run, g, n, ws));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->ref_op, n * out, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, n * out, sizeof(float)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->trial_a, out * c, DTypeSize(md)));
+  // The reference on the Linear's md operand (the original weights: scales are not folded yet).
+  QUANTD_RETURN_IF_ERROR(
+      run.gemm->Linear(x_op, l->op(md), ws->ref_op.f32(), n, out, c, md, DType::kF32));
+  for (int k = 0; k < points; ++k) {
+    ScaleQuantizeUnscale(l->weight.f32(), s_dev + k * c, 1, out, c, gs, !run.settings.zero_point,
+                         md, nullptr, nullptr, ws->trial_a.as<void>(), run.stream);
+    QUANTD_RETURN_IF_ERROR(
+        run.gemm->Linear(x_op, ws->trial_a.as<void>(), ws->out.f32(), n, out, c, md, DType::kF32));
+    AddSquaredError(ws->ref_op.f32(), ws->out.f32(), DType::kF32, n * out, DType::kF32, losses + k,
+                    run.stream);
+  }
+  return static_cast<double>(n) * static_cast<double>(out);
 }
 
 // Folds a group's scales into the previous op and the group's Linears (awq/scaling_groups.cc).
@@ -413,7 +453,8 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
                                         const DeviceLinear& l, const float* x, const float* x_lo,
                                         int64_t n_tok, AwqWorkspace* ws) {
   const DType md = run.settings.md;
-  const int64_t gs = run.settings.group_size;
+  const int64_t gs = run.settings.scheme().GroupFor(l.in);
+  const bool symmetric = !run.settings.zero_point;
   const int64_t rows = l.out, cols = l.in, groups = cols / gs;
   constexpr int64_t kSteps = kClipStepCount;
   const size_t per_group =
@@ -435,7 +476,8 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   };
   for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
     const int64_t ng = std::min(chunk, groups - g0);
-    ClipTrials(l.weight.f32(), rows, cols, gs, g0, ng, md, ws->trial_a.f32(), m0, run.stream);
+    ClipTrials(l.weight.f32(), rows, cols, gs, g0, ng, symmetric, md, ws->trial_a.f32(), m0,
+               run.stream);
     // Row-major ref_g [n_tok, rows] = x_g · w_gᵀ is column-major w_gᵀ-major: (w_g)ᵀ · x_gᵀ.
     QUANTD_RETURN_IF_ERROR(
         product({true, false, rows, n_tok, gs, l.weight.f32() + g0 * gs, cols, gs, x + g0 * gs,
@@ -572,10 +614,13 @@ absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>
 }
 
 // Queued only: the packed tensors, and the float32 bias (`bias`, empty without one; the caller
-// converts it to float16), arrive with the arena's FinishDownloads().
-absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const DeviceLinear& l,
-                                                 AwqWorkspace* ws, std::vector<float>* bias) {
-  const int64_t gs = run.settings.group_size;
+// converts it to the scale dtype), arrive with the arena's FinishDownloads(). With `dequantize`
+// the Linear's float32 master is replaced by its dequantized weight (the quantized model's).
+absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, DeviceLinear& l,
+                                                 bool dequantize, AwqWorkspace* ws,
+                                                 std::vector<float>* bias) {
+  const int64_t gs = run.settings.scheme().GroupFor(l.in);
+  const DType qd = run.settings.scale_dtype;
   const int64_t groups = l.in / gs;
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->codes, l.out * l.in, 1));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->qscales, l.out * groups, sizeof(float)));
@@ -583,15 +628,17 @@ absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const D
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->qweight, l.in * l.out / 8, sizeof(int32_t)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->qzeros, groups * l.out / 8, sizeof(int32_t)));
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->scales_t, groups * l.out, sizeof(uint16_t)));
-  QuantizeF16(l.weight.f32(), l.out, l.in, gs, ws->codes.as<uint8_t>(), ws->qscales.f32(),
-              ws->zeros.as<uint8_t>(), run.stream);
-  PackGemm(ws->codes.as<uint8_t>(), ws->zeros.as<uint8_t>(), ws->qscales.f32(), l.out, l.in, gs,
+  QuantizeFinal(l.weight.f32(), l.out, l.in, gs, !run.settings.zero_point, qd,
+                ws->codes.as<uint8_t>(), ws->qscales.f32(), ws->zeros.as<uint8_t>(),
+                dequantize ? l.weight.f32() : nullptr, run.stream);
+  PackGemm(ws->codes.as<uint8_t>(), ws->zeros.as<uint8_t>(), ws->qscales.f32(), l.out, l.in, gs, qd,
            ws->qweight.as<int32_t>(), ws->qzeros.as<int32_t>(), ws->scales_t.as<uint16_t>(),
            run.stream);
   GemmPackedLinear p;
   p.in_features = l.in;
   p.out_features = l.out;
   p.group_size = gs;
+  p.scale_dtype = qd;
   p.qweight.resize(static_cast<size_t>(l.in * l.out / 8));
   p.qzeros.resize(static_cast<size_t>(groups * l.out / 8));
   p.scales.resize(static_cast<size_t>(groups * l.out));
@@ -664,6 +711,41 @@ class DeviceLap {
   int last_ = 0;
 };
 
+// Device time of a piece of work queued in several spans on a stream (CUDA events), read after
+// the host has synchronised with the stream: what the quality report's work costs per layer.
+class DeviceSpans {
+ public:
+  explicit DeviceSpans(cudaStream_t stream) : stream_(stream) {}
+  ~DeviceSpans() {
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+  DeviceSpans(const DeviceSpans&) = delete;
+  DeviceSpans& operator=(const DeviceSpans&) = delete;
+
+  void Start() { Record(); }
+  void Stop() { Record(); }
+  // After the synchronisation: the device seconds of all spans so far.
+  double Seconds() const {
+    double total = 0.0;
+    for (size_t i = 0; i + 1 < events_.size(); i += 2) {
+      float ms = 0.0f;
+      cudaEventElapsedTime(&ms, events_[i], events_[i + 1]);
+      total += ms * 1e-3;
+    }
+    return total;
+  }
+
+ private:
+  void Record() {
+    cudaEvent_t e = nullptr;
+    cudaEventCreate(&e);
+    cudaEventRecord(e, stream_);
+    events_.push_back(e);
+  }
+  cudaStream_t stream_;
+  std::vector<cudaEvent_t> events_;
+};
+
 }  // namespace
 
 CudaPhaseSeconds& GlobalPhaseTotals() {
@@ -671,12 +753,57 @@ CudaPhaseSeconds& GlobalPhaseTotals() {
   return totals;
 }
 
+namespace {
+
+// hidden ← layer(hidden) over all of run's tokens with the weights of layer `layer` in ws->layer
+// (in run.settings.md). Queued only.
+absl::Status ForwardResidentLayer(const AwqLayerRun& run, int layer, AwqWorkspace* ws) {
+  QUANTD_RETURN_IF_ERROR(PrepareRope(run, layer, ws));
+  const int64_t chunk = ChunkTokens(run);
+  for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
+    const int64_t m = std::min(chunk, run.tokens - t0);
+    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
+    QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
+                                               nullptr, &ws->scratch, run.stream));
+    QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
+  }
+  return absl::OkStatus();
+}
+
+// ws->layer, whose quantized Linears now hold their dequantized weights, as the quantized model
+// runs it in qmd: biases rounded to qmd as the checkpoint stores them, qmd operands rebuilt (the
+// float Linears of a MoE block too: the router and shared_expert_gate run in qmd). Queued only.
+absl::Status PrepareQuantizedLayer(const ModelConfig& c, DType qmd, cudaStream_t stream,
+                                   DeviceLayer* layer) {
+  std::vector<DeviceLinear*> linears;
+  for (const LinearSpec& spec : LayerLinears(c)) linears.push_back(layer->linear(spec.name));
+  if (layer->sparse) {
+    linears.push_back(&layer->moe.router);
+    if (layer->moe.has_shared_expert) linears.push_back(&layer->moe.shared_expert_gate);
+  }
+  for (DeviceLinear* l : linears) {
+    QUANTD_RETURN_IF_ERROR(Ensure(&l->operand, l->out * l->in, DTypeSize(qmd)));
+    if (l->has_bias) {
+      BiasRound(l->bias.f32(), nullptr, 1, l->out, qmd, stream);
+      QUANTD_RETURN_IF_ERROR(Ensure(&l->bias_op, l->out, DTypeSize(qmd)));
+    }
+    RefreshOperand(l, qmd, stream);
+  }
+  QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("PrepareQuantizedLayer");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights w,
                                                      bool uploaded, const CancellationToken* cancel,
+                                                     const HeldOutRuns& held_out,
                                                      AwqWorkspace* ws) {
   const ModelConfig& c = *run.config;
   const DType md = run.settings.md;
   constexpr int kGrid = kScaleGridPoints;
+  // The quality report's measurements come with the held-out states (Backend::SetHeldOut).
+  const bool quality = held_out.float_run != nullptr;
   QUANTD_RETURN_IF_ERROR(CheckGeometry(c, w, run.settings.group_size));
   // Nothing queued earlier (a failed layer included) may still use the arena; this also waits
   // for the staged weights.
@@ -733,6 +860,14 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     if (run.settings.apply_clip) QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, t0, m, ws));
     QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
   }
+  DeviceSpans held_out_spans(run.stream), compare_spans(run.stream);
+  if (held_out.float_run != nullptr) {  // the float model's held-out states, same weights
+    held_out_spans.Start();
+    QUANTD_RETURN_IF_ERROR(ForwardResidentLayer(*held_out.float_run, w.index, ws));
+    // back to the calibration blocks' tables
+    QUANTD_RETURN_IF_ERROR(PrepareRope(run, w.index, ws));
+    held_out_spans.Stop();
+  }
   for (size_t i = 0; i < dgroups.size(); ++i) {
     if (Unsearched(run, dgroups[i])) continue;
     QUANTD_RETURN_IF_ERROR(FinishGroupStatistics(run, dgroups[i], sums + 2 * first_col[i],
@@ -775,7 +910,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
           divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, losses + kGrid * i, ws));
     } else if (run.in_place) {  // on the captures of the forward above
       QUANTD_ASSIGN_OR_RETURN(divisor[i], TrialLosses(run, dgroups[i], GeometryOf(run, *ws, chunk),
-                                                      s_dev, losses + kGrid * i, ws));
+                                                      s_dev, kGrid, losses + kGrid * i, ws));
     }
   }
   // Not in place: the module-output groups' trials chunk by chunk, each chunk's forward rerun.
@@ -792,8 +927,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       }
       if (IsGramGroup(dgroups[i])) continue;
       const float* s_dev = ws->scales.f32() + kGrid * first_col[i];
-      QUANTD_ASSIGN_OR_RETURN(divisor[i],
-                              TrialLosses(run, dgroups[i], geo, s_dev, losses + kGrid * i, ws));
+      QUANTD_ASSIGN_OR_RETURN(
+          divisor[i], TrialLosses(run, dgroups[i], geo, s_dev, kGrid, losses + kGrid * i, ws));
     }
   }
   std::vector<double> loss_sums(kGrid * dgroups.size());
@@ -811,7 +946,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       continue;
     }
     std::vector<double> group_losses(loss_sums.begin() + kGrid * i,
-                                     loss_sums.begin() + kGrid * (i + 1));
+                                     loss_sums.begin() + kGrid * i + kGrid);
     for (double& v : group_losses) v /= divisor[i];
     absl::StatusOr<ScaleSearchResult> best =
         PickBestScale(std::move(grids[i]), std::move(group_losses));
@@ -834,6 +969,56 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   times.scale_search += lap.Next();
   times.device_scale_search += device_lap.Next();
 
+  // The quality report's comparison of every group: round-to-nearest (scale vector 1) and the
+  // chosen scales, on the quality slice (the first blocks; not in place, of the first chunk, whose
+  // forward is redone for its captures), on the original weights. A sparse layer (always in
+  // place) compares on every token: its routing covers them all.
+  const int64_t slice = c.moe.enabled()
+                            ? run.tokens
+                            : std::min(QualitySliceBlocks(run.tokens / run.len) * run.len, chunk);
+  QUANTD_RETURN_IF_ERROR(
+      Ensure(&ws->quality_losses, 2 * static_cast<int64_t>(dgroups.size()), sizeof(double)));
+  QUANTD_RETURN_IF_ERROR(Ensure(&ws->quality_scales, 2 * all_cols, sizeof(float)));
+  double* quality_dev = ws->quality_losses.as<double>();
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemsetAsync(quality_dev, 0, 2 * dgroups.size() * sizeof(double), run.stream));
+  if (quality) compare_spans.Start();
+  if (quality && !run.in_place) {
+    const int64_t m = std::min(chunk, run.tokens);
+    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, 0, m, ws));
+    QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
+                                               &ws->capture, &ws->scratch, run.stream));
+    dgroups = DeviceGroups(groups, run, m, ws);
+  }
+  std::vector<double> quality_divisor(dgroups.size());
+  std::vector<int64_t> compare_tokens(dgroups.size(), 0);  // 0: not compared (not searched)
+  for (size_t i = 0; quality && i < dgroups.size(); ++i) {
+    if (Unsearched(run, dgroups[i]) || dgroups[i].rows == 0) continue;
+    const int64_t cols = dgroups[i].cols;
+    std::vector<float> pair(static_cast<size_t>(cols), 1.0f);
+    pair.insert(pair.end(), out.scaling[i].scales.begin(), out.scaling[i].scales.end());
+    float* s_dev = ws->quality_scales.f32() + 2 * first_col[i];
+    QUANTD_RETURN_IF_ERROR(
+        ws->host.Upload(pair.data(), pair.size() * sizeof(float), s_dev, run.stream));
+    if (IsGramGroup(dgroups[i])) {
+      // A routed expert's down_proj sees only its tokens: the first of them.
+      const int64_t rows = std::min(slice, dgroups[i].rows);
+      QUANTD_ASSIGN_OR_RETURN(quality_divisor[i], LinearSliceLosses(run, dgroups[i], rows, s_dev, 2,
+                                                                    quality_dev + 2 * i, ws));
+      compare_tokens[i] = rows;
+    } else {
+      QUANTD_RETURN_IF_ERROR(TrialLosses(run, dgroups[i], GeometryOf(run, *ws, slice), s_dev, 2,
+                                         quality_dev + 2 * i, ws)
+                                 .status());
+      quality_divisor[i] = static_cast<double>(slice) * static_cast<double>(c.hidden_size);
+      compare_tokens[i] = slice;
+    }
+  }
+  if (quality) compare_spans.Stop();
+  std::vector<double> quality_sums(2 * dgroups.size());
+  QUANTD_RETURN_IF_ERROR(ws->host.Download(quality_dev, quality_sums.size() * sizeof(double),
+                                           quality_sums.data(), run.stream));
+
   for (size_t i = 0; i < dgroups.size(); ++i) {
     if (chosen[i] != nullptr) QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], chosen[i], ws));
   }
@@ -849,9 +1034,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   std::vector<std::vector<float>> biases(specs.size());
   out.index = w.index;
   out.linears.reserve(specs.size());
+  const bool quantized_forward = held_out.quantized_run != nullptr;
   for (size_t i = 0; i < specs.size(); ++i) {
-    QUANTD_ASSIGN_OR_RETURN(GemmPackedLinear p,
-                            QuantizeAndPack(run, *ws->layer.linear(specs[i].name), ws, &biases[i]));
+    QUANTD_ASSIGN_OR_RETURN(
+        GemmPackedLinear p,
+        QuantizeAndPack(run, *ws->layer.linear(specs[i].name), quantized_forward, ws, &biases[i]));
     out.linears.push_back({specs[i].name, std::move(p)});
   }
   // The norms as scaled on the device; q/k norms (never scaled) come from the host copy.
@@ -864,14 +1051,29 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
         Tensor v, DownloadTensor(*ws->layer.norm(t.name), t.shape, run.stream, &ws->host));
     out.floats.push_back({t.name, std::move(v)});
   }
+  if (quantized_forward) {  // the quantized model's held-out states, on the dequantized layer
+    held_out_spans.Start();
+    QUANTD_RETURN_IF_ERROR(
+        PrepareQuantizedLayer(c, held_out.quantized_run->settings.md, run.stream, &ws->layer));
+    QUANTD_RETURN_IF_ERROR(ForwardResidentLayer(*held_out.quantized_run, w.index, ws));
+    held_out_spans.Stop();
+  }
   device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding, clip search, quantize and pack"));
   ws->host.FinishDownloads();
   for (size_t i = 0; i < specs.size(); ++i) {
     if (biases[i].empty()) continue;
     std::vector<uint16_t> b(biases[i].size());
-    for (size_t j = 0; j < b.size(); ++j) b[j] = FloatToF16(biases[i][j]);
+    for (size_t j = 0; j < b.size(); ++j) b[j] = ToHalfBits(run.settings.scale_dtype, biases[i][j]);
     out.linears[i].packed.bias = std::move(b);
+  }
+  times.device_held_out += held_out_spans.Seconds();
+  times.device_compare += compare_spans.Seconds();
+  for (size_t i = 0; quality && i < dgroups.size(); ++i) {
+    if (compare_tokens[i] == 0) continue;
+    out.scaling[i].rtn_loss = quality_sums[2 * i] / quality_divisor[i];
+    out.scaling[i].awq_loss = quality_sums[2 * i + 1] / quality_divisor[i];
+    out.scaling[i].compare_tokens = compare_tokens[i];
   }
   times.finish += lap.Next();
   times.device_finish += device_lap.Next();
@@ -881,16 +1083,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
 absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& weights,
                                   AwqWorkspace* ws) {
   QUANTD_RETURN_IF_ERROR(CheckCudaSupports(*run.config));
-  QUANTD_RETURN_IF_ERROR(PrepareRope(run, weights.index, ws));
   QUANTD_RETURN_IF_ERROR(UploadLayer(weights, run.settings.md, run.stream, &ws->layer));
-  const int64_t chunk = ChunkTokens(run);
-  for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
-    const int64_t m = std::min(chunk, run.tokens - t0);
-    QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
-    QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
-                                               nullptr, &ws->scratch, run.stream));
-    QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
-  }
+  QUANTD_RETURN_IF_ERROR(ForwardResidentLayer(run, weights.index, ws));
   return Sync(run.stream, "layer forward");
 }
 
@@ -927,9 +1121,15 @@ absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor
   DeviceBuffer norm;
   QUANTD_RETURN_IF_ERROR(
       Upload(final_norm.ptr(), final_norm.data.size() * sizeof(float), &norm, run.stream));
-  // lm_head in md for the GEMM (staged through the logits buffer as float32).
-  QUANTD_RETURN_IF_ERROR(
-      Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->logits, run.stream));
+  // lm_head in md for the GEMM (staged through the logits buffer as float32). The pipeline scores
+  // the float and the quantized model with the same host tensor: it is uploaded once.
+  if (ws->lm_head_source != lm_head.ptr() || ws->lm_head_elements != lm_head.numel()) {
+    ws->lm_head_source = nullptr;
+    QUANTD_RETURN_IF_ERROR(
+        Upload(lm_head.ptr(), lm_head.data.size() * sizeof(float), &ws->logits, run.stream));
+    ws->lm_head_source = lm_head.ptr();
+    ws->lm_head_elements = lm_head.numel();
+  }
   const void* head_op = ws->logits.as<void>();
   if (md != DType::kF32) {
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->lm_head, vocab * h, DTypeSize(md)));

@@ -62,18 +62,32 @@ struct AwqWorkspace {
   DeviceBuffer max_val, shrink;
   DeviceBuffer chunk_hidden;  // one chunk's hidden states when the run is not in place
   DeviceBuffer codes, qscales, zeros, qweight, qzeros, scales_t;
+  DeviceBuffer quality_scales, quality_losses;  // the quality report's extra trials
   DeviceBuffer lm_head, logits, targets;
+  // The host lm_head whose float32 copy `logits` holds (NextTokenNllOnDevice), if any.
+  const float* lm_head_source = nullptr;
+  int64_t lm_head_elements = 0;
   PinnedArena host;  // staging of the layer's uploads and downloads
 };
 
 // Per-phase wall time of QuantizeLayerOnDevice, accumulated.
 CudaPhaseSeconds& GlobalPhaseTotals();
 
+// Held-out states a layer also forwards (Backend::SetHeldOut): the float model's through the
+// float layer (float_run.settings.md = the model's dtype) before AWQ changes the weights, the
+// quantized model's through the dequantized layer (quantized_run.settings.md = the scale dtype)
+// after. Either may be null.
+struct HeldOutRuns {
+  const AwqLayerRun* float_run = nullptr;
+  const AwqLayerRun* quantized_run = nullptr;
+};
+
 // `uploaded`: ws->layer already holds `weights` (staged by the backend, the stream waits for the
-// copy); otherwise they are uploaded first.
+// copy); otherwise they are uploaded first. With a quantized held-out run, ws->layer holds the
+// dequantized layer afterwards.
 absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights weights,
                                                      bool uploaded, const CancellationToken* cancel,
-                                                     AwqWorkspace* ws);
+                                                     const HeldOutRuns& held_out, AwqWorkspace* ws);
 
 absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& weights,
                                   AwqWorkspace* ws);

@@ -185,9 +185,30 @@ class CudaBackend : public Backend {
       }
       staged_.reset();
     }
+    // Held-out states advance through the same resident weights (Backend::SetHeldOut).
+    auto* float_held = static_cast<CudaActivations*>(held_out().float_hidden);
+    auto* quant_held = static_cast<CudaActivations*>(held_out().quantized_hidden);
+    std::optional<cuda::AwqLayerRun> float_run, quant_run;
+    cuda::HeldOutRuns held;
+    if (float_held != nullptr) {
+      QUANTD_RETURN_IF_ERROR(Plan(config, settings.md, float_held));
+      QUANTD_ASSIGN_OR_RETURN(float_run, RunOn(config, settings, float_held));
+      held.float_run = &*float_run;
+    }
+    if (quant_held != nullptr) {
+      LayerQuantSettings quantized = settings;
+      quantized.md = held_out().quantized_md;
+      QUANTD_RETURN_IF_ERROR(Plan(config, quantized.md, quant_held));
+      QUANTD_ASSIGN_OR_RETURN(quant_run, RunOn(config, quantized, quant_held));
+      held.quantized_run = &*quant_run;
+    }
     absl::StatusOr<QuantizedLayer> out =
-        cuda::QuantizeLayerOnDevice(run, std::move(weights), uploaded, cancel, &workspace_);
-    if (out.ok()) act->Advance();
+        cuda::QuantizeLayerOnDevice(run, std::move(weights), uploaded, cancel, held, &workspace_);
+    if (out.ok()) {
+      act->Advance();
+      if (float_held != nullptr) float_held->Advance();
+      if (quant_held != nullptr) quant_held->Advance();
+    }
     if (!use_logged_ && out.ok()) {
       LogMemoryUse();
       use_logged_ = true;

@@ -40,6 +40,9 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOpti
 struct CudaPhaseSeconds {
   double upload = 0, forward = 0, scale_search = 0, finish = 0;
   double device_forward = 0, device_scale_search = 0, device_finish = 0;
+  // The quality report's share of the device time (Backend::SetHeldOut): the held-out forwards
+  // (float and quantized layer) and the groups' round-to-nearest / AWQ comparisons.
+  double device_held_out = 0, device_compare = 0;
 };
 CudaPhaseSeconds CudaPhaseTotals();
 

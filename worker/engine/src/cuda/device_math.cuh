@@ -131,6 +131,15 @@ __device__ __forceinline__ GroupParams QuantParams(float mx, float mn, DType md)
   const float zero = ClampStd(-rintf(RoundMd(mn / scale, md)), 0.0f, 15.0f);
   return {scale, zero};
 }
+// Symmetric (zero_point=False): scale = md(max(amax, 1e-5) · (1/7)); codes q ∈ [−8, 7] stored as
+// q + 8, i.e. the asymmetric formulas below with zero 8 (awq/pseudo_quantize.cc).
+__device__ __forceinline__ GroupParams SymmetricParams(float amax, DType md) {
+  const float scale = RoundMd(__fmul_rn(MaxStd(amax, RoundMd(1e-5f, md)), 1.0f / 7.0f), md);
+  return {scale, 8.0f};
+}
+__device__ __forceinline__ GroupParams GroupParamsOf(float mx, float mn, bool symmetric, DType md) {
+  return symmetric ? SymmetricParams(fmaxf(fabsf(mx), fabsf(mn)), md) : QuantParams(mx, mn, md);
+}
 // The code of one value and its dequantized value.
 __device__ __forceinline__ float QuantCode(float v, GroupParams p, DType md) {
   return ClampStd(RoundMd(rintf(RoundMd(v / p.scale, md)) + p.zero, md), 0.0f, 15.0f);

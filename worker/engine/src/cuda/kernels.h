@@ -81,22 +81,25 @@ void FinishMean(const double* sums, int64_t cols, int64_t count, DType md, float
                 cudaStream_t stream);
 
 // Trial weights of the scale search for `ratios` scale vectors s [ratios, cols]: for each,
-// md(Q(md(w · s)) / s). Writes any of: trial [ratios, rows, cols], delta = trial − w (same
-// shape), operand (dtype md, same shape).
+// md(Q(md(w · s)) / s) with the asymmetric or symmetric quantizer. Writes any of: trial
+// [ratios, rows, cols], delta = trial − w (same shape), operand (dtype md, same shape).
 void ScaleQuantizeUnscale(const float* w, const float* s, int ratios, int64_t rows, int64_t cols,
-                          int64_t group, DType md, float* trial, float* delta, void* operand,
-                          cudaStream_t stream);
+                          int64_t group, bool symmetric, DType md, float* trial, float* delta,
+                          void* operand, cudaStream_t stream);
 
-// The final quantization of a Linear: w is cast to float16 and quantized group-wise in float16;
-// codes [rows, cols], scales [rows, cols/group] (float16-exact), zeros [rows, cols/group].
-void QuantizeF16(const float* w, int64_t rows, int64_t cols, int64_t group, uint8_t* codes,
-                 float* scales, uint8_t* zeros, cudaStream_t stream);
+// The final quantization of a Linear: w is cast to `qd` (float16: AutoAWQ's; or bfloat16) and
+// quantized group-wise in qd; codes [rows, cols], scales [rows, cols/group] (qd-exact), zeros
+// [rows, cols/group] (8 when symmetric); `dequant` (optional, may be w) receives the dequantized
+// weight (code − zero) · scale in qd.
+void QuantizeFinal(const float* w, int64_t rows, int64_t cols, int64_t group, bool symmetric,
+                   DType qd, uint8_t* codes, float* scales, uint8_t* zeros, float* dequant,
+                   cudaStream_t stream);
 
 // AutoAWQ's GEMM layout from codes [out, in], zeros / scales [out, groups]: qweight [in, out/8],
-// qzeros [groups, out/8], scales_t [groups, out] as float16 bits.
+// qzeros [groups, out/8], scales_t [groups, out] as 16-bit values of qd.
 void PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales, int64_t out,
-              int64_t in, int64_t group, int32_t* qweight, int32_t* qzeros, uint16_t* scales_t,
-              cudaStream_t stream);
+              int64_t in, int64_t group, DType qd, int32_t* qweight, int32_t* qzeros,
+              uint16_t* scales_t, cudaStream_t stream);
 
 // w[:, j] = md(w[:, j] · s[j]) for w [rows, cols].
 void MultiplyColumns(float* w, const float* s, int64_t rows, int64_t cols, DType md,
@@ -128,7 +131,7 @@ void ApplyClip(float* w, const float* max_val, int64_t rows, int64_t cols, int64
 //   ClipSelect: max_val / shrink_index [rows, groups] of the first strictly smallest error.
 inline constexpr int kClipStepCount = 10;
 void ClipTrials(const float* w, int64_t rows, int64_t cols, int64_t group, int64_t g0, int64_t ng,
-                DType md, float* trials, float* m0, cudaStream_t stream);
+                bool symmetric, DType md, float* trials, float* m0, cudaStream_t stream);
 void ClipErrors(const float* cur, const float* ref, int64_t ng, int64_t n_tok, int64_t rows,
                 DType md, float* err, cudaStream_t stream);
 void ClipSelect(const float* err, const float* m0, int64_t rows, int64_t groups, int64_t g0,

@@ -29,16 +29,17 @@ const void** OperandSlot(const DeviceMoe& moe, const DeviceLinear* l, MoeOperand
 
 absl::StatusOr<double> MoeTrialLosses(const AwqLayerRun& run, const ScalingGroup& group,
                                       const std::vector<DeviceLinear*>& linears,
-                                      const LayerGeometry& geo, const float* s_dev, double* losses,
-                                      AwqWorkspace* ws) {
+                                      const LayerGeometry& geo, const float* s_dev, int points,
+                                      double* losses, AwqWorkspace* ws) {
   const ModelConfig& c = *run.config;
   const DType md = run.settings.md;
   const int64_t cols = c.hidden_size;
-  const int64_t gs = run.settings.group_size;
+  const int64_t gs = run.settings.scheme().GroupFor(cols);
+  const bool symmetric = !run.settings.zero_point;
   const int64_t n = geo.tokens;
   const int64_t h = c.hidden_size;
   const size_t elem = static_cast<size_t>(DTypeSize(md));
-  constexpr int kGrid = kScaleGridPoints;
+  const int kGrid = points;
   DeviceCapture& cap = ws->capture;
   MoeOperands w = MoeOperandsOf(ws->layer.moe, c, md);
   // Linear i's trials of one batch: [batch, out_i, cols] at first[i] (elements).
@@ -63,7 +64,7 @@ absl::StatusOr<double> MoeTrialLosses(const AwqLayerRun& run, const ScalingGroup
     const int r = std::min(batch, kGrid - k0);
     for (size_t i = 0; i < linears.size(); ++i) {
       ScaleQuantizeUnscale(linears[i]->weight.f32(), s_dev + k0 * cols, r, linears[i]->out, cols,
-                           gs, md, nullptr, nullptr,
+                           gs, symmetric, md, nullptr, nullptr,
                            ws->trial_a.as<char>() + static_cast<size_t>(batch * first[i]) * elem,
                            run.stream);
     }

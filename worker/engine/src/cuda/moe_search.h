@@ -14,14 +14,15 @@
 namespace quantd::engine::cuda {
 
 // Adds the summed squared error of the sparse block's output, rerun on its captured input and
-// routing with every grid point's trial gate/up weights (group.linears, in `linears`) against the
-// captured block output, to losses[kScaleGridPoints]; returns the divisor (tokens · hidden).
+// routing with the trial gate/up weights (group.linears, in `linears`) of each of `points` scale
+// vectors s_dev[points, hidden] against the captured block output, to losses[points]; returns the
+// divisor (tokens · hidden).
 // The routing is the float forward's: the router is not in the group and AutoAWQ reruns the
 // block, whose router sees the same input. Queued only.
 absl::StatusOr<double> MoeTrialLosses(const AwqLayerRun& run, const ScalingGroup& group,
                                       const std::vector<DeviceLinear*>& linears,
-                                      const LayerGeometry& geo, const float* s_dev, double* losses,
-                                      AwqWorkspace* ws);
+                                      const LayerGeometry& geo, const float* s_dev, int points,
+                                      double* losses, AwqWorkspace* ws);
 
 // Routed rows per expert and the experts under `min_tokens` (MoeLayerStats of the report).
 MoeLayerStats RoutingStats(const DeviceRouting& routing, int64_t min_tokens);

@@ -22,8 +22,8 @@ unsigned Blocks(int64_t n) {
 // One warp per (ratio, row, group). The scaled value md(w · s) is recomputed in the second pass
 // instead of being held, so any group size works.
 __global__ void ScaleQuantizeUnscaleKernel(const float* w, const float* s, int ratios, int64_t rows,
-                                           int64_t cols, int64_t group, DType md, float* trial,
-                                           float* delta, void* operand) {
+                                           int64_t cols, int64_t group, bool symmetric, DType md,
+                                           float* trial, float* delta, void* operand) {
   const int64_t groups = cols / group;
   const int64_t warp = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
@@ -42,7 +42,7 @@ __global__ void ScaleQuantizeUnscaleKernel(const float* w, const float* s, int r
   }
   mx = WarpMax(mx);
   mn = WarpMin(mn);
-  const GroupParams p = QuantParams(mx, mn, md);
+  const GroupParams p = GroupParamsOf(mx, mn, symmetric, md);
   const int64_t base = k * rows * cols + row * cols + c0;
   for (int64_t j = lane; j < group; j += 32) {
     const float v = RoundMd(__fmul_rn(src[j], sk[j]), md);
@@ -54,8 +54,10 @@ __global__ void ScaleQuantizeUnscaleKernel(const float* w, const float* s, int r
   }
 }
 
-__global__ void QuantizeF16Kernel(const float* w, int64_t rows, int64_t cols, int64_t group,
-                                  uint8_t* codes, float* scales, uint8_t* zeros) {
+// Each lane reads and (with `dequant`) rewrites only its own elements, so dequant may be w.
+__global__ void QuantizeFinalKernel(const float* w, int64_t rows, int64_t cols, int64_t group,
+                                    bool symmetric, DType qd, uint8_t* codes, float* scales,
+                                    uint8_t* zeros, float* dequant) {
   const int64_t groups = cols / group;
   const int64_t warp = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
@@ -63,18 +65,19 @@ __global__ void QuantizeF16Kernel(const float* w, int64_t rows, int64_t cols, in
   const int64_t row = warp / groups;
   const int64_t c0 = (warp % groups) * group;
   const float* src = w + row * cols + c0;
-  constexpr DType kH = DType::kF16;
   float mx = -INFINITY, mn = INFINITY;
   for (int64_t j = lane; j < group; j += 32) {
-    const float v = RoundMd(src[j], kH);
+    const float v = RoundMd(src[j], qd);
     mx = fmaxf(mx, v);
     mn = fminf(mn, v);
   }
   mx = WarpMax(mx);
   mn = WarpMin(mn);
-  const GroupParams p = QuantParams(mx, mn, kH);
+  const GroupParams p = GroupParamsOf(mx, mn, symmetric, qd);
   for (int64_t j = lane; j < group; j += 32) {
-    codes[row * cols + c0 + j] = static_cast<uint8_t>(QuantCode(RoundMd(src[j], kH), p, kH));
+    const float q = QuantCode(RoundMd(src[j], qd), p, qd);
+    codes[row * cols + c0 + j] = static_cast<uint8_t>(q);
+    if (dequant != nullptr) dequant[row * cols + c0 + j] = Dequant(q, p, qd);
   }
   if (lane == 0) {
     scales[warp] = p.scale;
@@ -100,12 +103,14 @@ __global__ void PackNibblesKernel(const uint8_t* src, int64_t rows, int64_t out,
   }
 }
 
-__global__ void TransposeScalesKernel(const float* scales, int64_t out, int64_t groups,
+__global__ void TransposeScalesKernel(const float* scales, int64_t out, int64_t groups, DType qd,
                                       uint16_t* dst) {
   GRID_STRIDE(i, out * groups) {
     const int64_t g = i / out;
     const int64_t n = i % out;
-    dst[i] = __half_as_ushort(__float2half_rn(scales[n * groups + g]));
+    const float v = scales[n * groups + g];
+    dst[i] = qd == DType::kBF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v))
+                                : __half_as_ushort(__float2half_rn(v));
   }
 }
 
@@ -147,7 +152,8 @@ constexpr int kClipSteps = kClipStepCount;
 // One warp per (step i, row o, group g of the chunk): the clipped, quantized group
 // Q(clamp(w, ±md(m0 · (1 − i/20)))) into trials [ng, steps · rows, group]; step 0 also records m0.
 __global__ void ClipTrialsKernel(const float* w, int64_t rows, int64_t cols, int64_t group,
-                                 int64_t g0, int64_t ng, DType md, float* trials, float* m0_out) {
+                                 int64_t g0, int64_t ng, bool symmetric, DType md, float* trials,
+                                 float* m0_out) {
   const int64_t groups = cols / group;
   const int64_t warp = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
@@ -171,7 +177,7 @@ __global__ void ClipTrialsKernel(const float* w, int64_t rows, int64_t cols, int
   }
   mx = WarpMax(mx);
   mn = WarpMin(mn);
-  const GroupParams p = QuantParams(mx, mn, md);
+  const GroupParams p = GroupParamsOf(mx, mn, symmetric, md);
   float* dst = trials + (gl * kClipSteps * rows + io) * group;
   for (int64_t j = lane; j < group; j += 32) {
     dst[j] = Dequant(QuantCode(ClampStd(src[j], -m, m), p, md), p, md);
@@ -225,28 +231,29 @@ __global__ void ClipSelectKernel(const float* err, const float* m0, int64_t rows
 }  // namespace
 
 void ScaleQuantizeUnscale(const float* w, const float* s, int ratios, int64_t rows, int64_t cols,
-                          int64_t group, DType md, float* trial, float* delta, void* operand,
-                          cudaStream_t stream) {
+                          int64_t group, bool symmetric, DType md, float* trial, float* delta,
+                          void* operand, cudaStream_t stream) {
   const int64_t warps = ratios * rows * (cols / group);
   ScaleQuantizeUnscaleKernel<<<Blocks(warps * 32), kThreads, 0, stream>>>(
-      w, s, ratios, rows, cols, group, md, trial, delta, operand);
+      w, s, ratios, rows, cols, group, symmetric, md, trial, delta, operand);
 }
 
-void QuantizeF16(const float* w, int64_t rows, int64_t cols, int64_t group, uint8_t* codes,
-                 float* scales, uint8_t* zeros, cudaStream_t stream) {
+void QuantizeFinal(const float* w, int64_t rows, int64_t cols, int64_t group, bool symmetric,
+                   DType qd, uint8_t* codes, float* scales, uint8_t* zeros, float* dequant,
+                   cudaStream_t stream) {
   const int64_t warps = rows * (cols / group);
-  QuantizeF16Kernel<<<Blocks(warps * 32), kThreads, 0, stream>>>(w, rows, cols, group, codes,
-                                                                 scales, zeros);
+  QuantizeFinalKernel<<<Blocks(warps * 32), kThreads, 0, stream>>>(
+      w, rows, cols, group, symmetric, qd, codes, scales, zeros, dequant);
 }
 
 void PackGemm(const uint8_t* codes, const uint8_t* zeros, const float* scales, int64_t out,
-              int64_t in, int64_t group, int32_t* qweight, int32_t* qzeros, uint16_t* scales_t,
-              cudaStream_t stream) {
+              int64_t in, int64_t group, DType qd, int32_t* qweight, int32_t* qzeros,
+              uint16_t* scales_t, cudaStream_t stream) {
   const int64_t groups = in / group;
   PackNibblesKernel<<<Blocks(in * out / 8), kThreads, 0, stream>>>(codes, in, out, in, qweight);
   PackNibblesKernel<<<Blocks(groups * out / 8), kThreads, 0, stream>>>(zeros, groups, out, groups,
                                                                        qzeros);
-  TransposeScalesKernel<<<Blocks(groups * out), kThreads, 0, stream>>>(scales, out, groups,
+  TransposeScalesKernel<<<Blocks(groups * out), kThreads, 0, stream>>>(scales, out, groups, qd,
                                                                        scales_t);
 }
 
@@ -282,10 +289,10 @@ void ApplyClip(float* w, const float* max_val, int64_t rows, int64_t cols, int64
 }
 
 void ClipTrials(const float* w, int64_t rows, int64_t cols, int64_t group, int64_t g0, int64_t ng,
-                DType md, float* trials, float* m0, cudaStream_t stream) {
+                bool symmetric, DType md, float* trials, float* m0, cudaStream_t stream) {
   const int64_t warps = ng * kClipSteps * rows;
-  ClipTrialsKernel<<<Blocks(warps * 32), kThreads, 0, stream>>>(w, rows, cols, group, g0, ng, md,
-                                                                trials, m0);
+  ClipTrialsKernel<<<Blocks(warps * 32), kThreads, 0, stream>>>(w, rows, cols, group, g0, ng,
+                                                                symmetric, md, trials, m0);
 }
 
 void ClipErrors(const float* cur, const float* ref, int64_t ng, int64_t n_tok, int64_t rows,

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "export/compressed_tensors_export.h"
 #include "io/checkpoint_reader.h"
 #include "io/file_util.h"
 #include "io/status_macros.h"
@@ -18,10 +19,6 @@ namespace quantd::engine {
 namespace {
 
 namespace fs = std::filesystem;
-
-const char* OutputDtypeName(OutputDtype d) {
-  return d == OutputDtype::kBFloat16 ? "bfloat16" : "float16";
-}
 
 // True when `dir` is `root` or lies inside it (dir need not exist yet).
 bool IsSameOrInside(const std::string& dir, const std::string& root) {
@@ -48,12 +45,6 @@ const char* const kCopiedModelFiles[] = {"generation_config.json",
                                          "chat_template.json",
                                          nullptr};
 
-OutputDtype ResolveOutputDtype(const ModelConfig& config, OutputDtype requested) {
-  if (requested != OutputDtype::kAuto) return requested;
-  return config.arch != nullptr && config.arch->float16_overflows ? OutputDtype::kBFloat16
-                                                                  : OutputDtype::kFloat16;
-}
-
 ExportOptions ExportOptions::From(const QuantizeOptions& o, const ModelConfig& config) {
   ExportOptions e;
   e.model_dir = o.model_dir;
@@ -61,9 +52,15 @@ ExportOptions ExportOptions::From(const QuantizeOptions& o, const ModelConfig& c
   e.bits = o.bits;
   e.group_size = o.group_size;
   e.zero_point = o.zero_point;
+  e.format = o.format;
   e.modules_to_not_convert = o.modules_to_not_convert;
   e.output_dtype = ResolveOutputDtype(config, o.output_dtype);
+  e.scale_dtype = o.scale_dtype;
   return e;
+}
+
+QuantFormat ExportOptions::quant_format() const {
+  return {format, bits, group_size, zero_point, output_dtype, scale_dtype};
 }
 
 DType FloatDTypeOf(OutputDtype dtype) {
@@ -72,7 +69,7 @@ DType FloatDTypeOf(OutputDtype dtype) {
 
 bool IsNotConverted(std::string_view module, const std::vector<std::string>& modules) {
   for (const std::string& m : modules) {
-    if (!m.empty() && module.find(m) != std::string_view::npos) return true;
+    if (MatchesModulePattern(module, m)) return true;
   }
   return false;
 }
@@ -83,7 +80,6 @@ bool IsNotConverted(std::string_view module, const std::vector<std::string>& mod
 // norm; lm_head when untied.
 std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOptions& o) {
   const DType fdt = FloatDTypeOf(o.output_dtype);
-  const int64_t g = o.group_size;
   const int pack = 32 / o.bits;
   std::vector<PlannedTensor> plan = {{kEmbedTokensName, fdt, {c.vocab_size, c.hidden_size}}};
   const std::vector<LayerTensorSpec> tensors = c.arch->layer_tensors(c);
@@ -97,6 +93,7 @@ std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOp
         continue;
       }
       const int64_t in = t.shape[1];
+      const int64_t g = o.group_size > 0 ? o.group_size : in;  // per-channel: one group per row
       plan.push_back({base + ".qweight", DType::kI32, {in, out / pack}});
       plan.push_back({base + ".qzeros", DType::kI32, {in / g, out / pack}});
       plan.push_back({base + ".scales", DType::kF16, {in / g, out}});
@@ -108,23 +105,77 @@ std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOp
   return plan;
 }
 
-std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
-                                                   const ExportOptions& options) {
-  std::vector<std::string> out = options.modules_to_not_convert;
-  for (const std::string& m : MoeUnquantizedModules(config)) {
-    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+namespace {
+
+void AddOnce(std::vector<std::string>& list, const std::string& name) {
+  if (std::find(list.begin(), list.end(), name) == list.end()) list.push_back(name);
+}
+
+// Full names of the layers' Linears that `patterns` leave in float.
+std::vector<std::string> FloatLinearNames(const ModelConfig& c,
+                                          const std::vector<std::string>& patterns) {
+  std::vector<std::string> out;
+  if (patterns.empty()) return out;
+  const std::vector<LayerTensorSpec> tensors = c.arch->layer_tensors(c);
+  for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
+    for (const LayerTensorSpec& t : tensors) {
+      const std::string base = LayerTensorName(layer, t.name);
+      if (t.linear && IsNotConverted(base, patterns)) out.push_back(base);
+    }
   }
   return out;
 }
 
+}  // namespace
+
+std::vector<PlannedTensor> PlanOutputStateDict(const ModelConfig& config,
+                                               const ExportOptions& options) {
+  std::vector<PlannedTensor> plan = PlanAwqStateDict(config, options);
+  if (options.format != CheckpointFormat::kCompressedTensors) return plan;
+  return PlanCompressedTensorsStateDict(plan, options.zero_point,
+                                        FloatDTypeOf(ScaleDtypeOf(options.quant_format())));
+}
+
+std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
+                                                   const ExportOptions& options) {
+  // AutoAWQ's and vLLM's AWQ readers match substrings: a re: pattern would match nothing there,
+  // so the Linears it leaves in float are listed by full name instead.
+  std::vector<std::string> out, patterns;
+  for (const std::string& m : options.modules_to_not_convert) {
+    (m.rfind("re:", 0) == 0 ? patterns : out).push_back(m);
+  }
+  for (const std::string& m : FloatLinearNames(config, patterns)) AddOnce(out, m);
+  for (const std::string& m : MoeUnquantizedModules(config)) AddOnce(out, m);
+  return out;
+}
+
+std::vector<std::string> CompressedTensorsIgnore(const ModelConfig& config,
+                                                 const ExportOptions& options) {
+  // vLLM's compressed-tensors loader matches `ignore` entries as whole names or re: regexes, not
+  // substrings (should_ignore_layer), so every float Linear is listed by its full name, as
+  // compressed-tensors' own saver lists the modules it left unquantized. lm_head is never
+  // quantized (and no Linear in vLLM) but readers expect it listed.
+  std::vector<std::string> ignore = {"lm_head"};
+  for (const std::string& m : FloatLinearNames(config, options.modules_to_not_convert)) {
+    AddOnce(ignore, m);
+  }
+  for (const std::string& m : MoeUnquantizedModules(config)) AddOnce(ignore, m);
+  return ignore;
+}
+
 nlohmann::json MakeOutputConfig(const ModelConfig& config, const ExportOptions& o) {
   nlohmann::json out = config.raw;
-  const std::vector<std::string> not_converted = OutputModulesToNotConvert(config, o);
-  nlohmann::json modules =
-      not_converted.empty() ? nlohmann::json(nullptr) : nlohmann::json(not_converted);
-  out["quantization_config"] = {{"quant_method", "awq"},      {"bits", o.bits},
-                                {"group_size", o.group_size}, {"zero_point", o.zero_point},
-                                {"version", "gemm"},          {"modules_to_not_convert", modules}};
+  if (o.format == CheckpointFormat::kCompressedTensors) {
+    out["quantization_config"] =
+        CompressedTensorsQuantizationConfig(o.quant_format(), CompressedTensorsIgnore(config, o));
+  } else {
+    const std::vector<std::string> not_converted = OutputModulesToNotConvert(config, o);
+    nlohmann::json modules =
+        not_converted.empty() ? nlohmann::json(nullptr) : nlohmann::json(not_converted);
+    out["quantization_config"] = {
+        {"quant_method", "awq"},      {"bits", o.bits},    {"group_size", o.group_size},
+        {"zero_point", o.zero_point}, {"version", "gemm"}, {"modules_to_not_convert", modules}};
+  }
   // transformers 4.x reads torch_dtype, 5.x dtype (and still accepts torch_dtype).
   const char* dtype = OutputDtypeName(o.output_dtype);
   bool has_dtype = out.contains("dtype");
@@ -154,10 +205,7 @@ absl::StatusOr<std::unique_ptr<AwqExporter>> AwqExporter::Create(const ModelConf
   if (options.bits != 4) {
     return absl::InvalidArgumentError(absl::StrCat("bits must be 4, found ", options.bits));
   }
-  if (options.group_size <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("group_size must be positive, found ", options.group_size));
-  }
+  QUANTD_RETURN_IF_ERROR(CheckQuantFormat(options.quant_format()));
   if (!options.model_dir.empty() && IsSameOrInside(options.output_dir, options.model_dir)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "output_dir ", options.output_dir, " is the model directory ", options.model_dir,
@@ -172,24 +220,30 @@ absl::StatusOr<std::unique_ptr<AwqExporter>> AwqExporter::Create(const ModelConf
   if (config.tie_word_embeddings) dropped[kLmHeadName] = kEmbedTokensName;
   QUANTD_ASSIGN_OR_RETURN(
       e->weights_,
-      CheckpointWriter::Create(&e->staged_, PlanAwqStateDict(config, options), std::move(dropped),
-                               options.max_shard_bytes, options.reuse_staged));
+      CheckpointWriter::Create(&e->staged_, PlanOutputStateDict(config, options),
+                               std::move(dropped), options.max_shard_bytes, options.reuse_staged));
   return e;
 }
 
 absl::Status AwqExporter::WriteLinear(int layer, std::string_view linear,
                                       const PackedLinear& packed) {
   std::string base = LayerTensorName(layer, linear);
+  if (options_.format == CheckpointFormat::kCompressedTensors) {
+    return WriteCompressedTensorsLinear(weights_.get(), base, packed, options_.zero_point);
+  }
   QUANTD_RETURN_IF_ERROR(weights_->WriteInt32(base + ".qweight", packed.qweight));
   QUANTD_RETURN_IF_ERROR(weights_->WriteInt32(base + ".qzeros", packed.qzeros));
   QUANTD_RETURN_IF_ERROR(weights_->WriteFloat(base + ".scales", packed.scales));
-  const bool planned_bias = weights_->Find(base + ".bias") != nullptr;
-  if (planned_bias != packed.bias.has_value()) {
-    return absl::InternalError(
-        absl::StrCat(base, ": bias ", planned_bias ? "missing" : "unexpected"));
+  return WriteLinearBias(weights_.get(), base, packed.bias);
+}
+
+absl::Status WriteLinearBias(CheckpointWriter* writer, const std::string& base,
+                             const std::optional<Tensor>& bias) {
+  const bool planned = writer->Find(base + ".bias") != nullptr;
+  if (planned != bias.has_value()) {
+    return absl::InternalError(absl::StrCat(base, ": bias ", planned ? "missing" : "unexpected"));
   }
-  if (packed.bias) QUANTD_RETURN_IF_ERROR(weights_->WriteFloat(base + ".bias", *packed.bias));
-  return absl::OkStatus();
+  return bias.has_value() ? writer->WriteFloat(base + ".bias", *bias) : absl::OkStatus();
 }
 
 absl::Status AwqExporter::WriteFloatLinear(int layer, std::string_view linear,
@@ -231,7 +285,9 @@ absl::Status AwqExporter::StageSideFiles() {
     QUANTD_ASSIGN_OR_RETURN(std::string content, ReadFileToString(source));
     QUANTD_RETURN_IF_ERROR(staged_.AddContent(*name, content));
   }
-  QUANTD_RETURN_IF_ERROR(staged_.AddContent("quant_config.json", MakeQuantConfigJson(options_)));
+  if (options_.format == CheckpointFormat::kAwqGemm) {  // the seed's file describes GEMM
+    QUANTD_RETURN_IF_ERROR(staged_.AddContent("quant_config.json", MakeQuantConfigJson(options_)));
+  }
   std::string modules;
   for (const std::string& m : OutputModulesToNotConvert(config_, options_)) {
     absl::StrAppend(&modules, m, "\n");
@@ -240,9 +296,11 @@ absl::Status AwqExporter::StageSideFiles() {
 }
 
 // A checkpoint of an earlier run in output_dir would be mixed with ours (an old index wins over a
-// new single file), so its weight files go, as huggingface_hub's saver deletes them.
+// new single file), so its weight files go, as huggingface_hub's saver deletes them; so does a
+// GEMM run's quant_config.json under a compressed-tensors checkpoint.
 absl::Status AwqExporter::RemoveStaleCheckpointFiles() const {
-  static const std::regex kWeightFile(R"(model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?)");
+  static const std::regex kWeightFile(
+      R"(model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?|quant_config\.json)");
   std::vector<std::string> ours = staged_.names();
   std::set<std::string> keep(ours.begin(), ours.end());
   std::error_code ec;

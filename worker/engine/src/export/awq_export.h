@@ -1,7 +1,8 @@
 // AwqExporter: writes the output directory of a quantization (spec/output-format.md) — the AutoAWQ
-// GEMM checkpoint, config.json with quantization_config, the source's generation and tokenizer
-// files, the seed script's quant_config.json and modules_to_not_convert.txt, and any extra file
-// the pipeline adds (quant_report.json). Everything is written under temporary names and renamed
+// GEMM checkpoint or its compressed-tensors form (export/compressed_tensors_export.h), config.json
+// with quantization_config, the source's generation and tokenizer files, the seed script's
+// quant_config.json (GEMM only) and modules_to_not_convert.txt, and any extra file the pipeline
+// adds (quant_report.json). Everything is written under temporary names and renamed
 // into place by Commit(); without Commit() (an error, a cancellation) the temporaries are removed
 // and the output directory holds no new final name. model_dir is only read.
 //
@@ -37,10 +38,12 @@ struct ExportOptions {
   std::string model_dir;   // Source: config.json, generation and tokenizer files.
   std::string output_dir;  // Created when missing.
   int bits = 4;
-  int group_size = 128;
+  int group_size = 128;  // kPerChannelGroup: per-channel
   bool zero_point = true;
+  CheckpointFormat format = CheckpointFormat::kAwqGemm;
   std::vector<std::string> modules_to_not_convert = {"lm_head"};
   OutputDtype output_dtype = OutputDtype::kFloat16;
+  std::optional<OutputDtype> scale_dtype;  // unset: the format's default
   int64_t max_shard_bytes = kDefaultMaxShardBytes;
   // Keep the weight temporaries an interrupted run left in output_dir when their layout is this
   // run's (a resumed run; see ReusedStagedWeights, MarkLayerWritten).
@@ -48,38 +51,51 @@ struct ExportOptions {
 
   // `config` resolves OutputDtype::kAuto (ResolveOutputDtype).
   static ExportOptions From(const QuantizeOptions& options, const ModelConfig& config);
+  QuantFormat quant_format() const;
 };
-
-// The output dtype of a run: as asked, or for kAuto float16 unless the family's activations
-// overflow float16 (ArchitectureSpec::float16_overflows), then bfloat16.
-OutputDtype ResolveOutputDtype(const ModelConfig& config, OutputDtype requested);
 
 // DType of the float (non-quantized) tensors (kAuto is resolved before: float16).
 DType FloatDTypeOf(OutputDtype dtype);
 
-// A quantized Linear in AutoAWQ GEMM form (spec/output-format.md).
+// A quantized Linear in AutoAWQ GEMM form (spec/output-format.md), as the pipeline hands it over
+// for either format.
 struct PackedLinear {
   std::vector<int32_t> qweight;  // [in, out / 8], 8 codes per word, AWQ order
   std::vector<int32_t> qzeros;   // [in / G, out / 8]
-  Tensor scales;                 // [in / G, out], written as float16
-  std::optional<Tensor> bias;    // [out], written as float16
+  Tensor scales;                 // [in / G, out], written in the scale dtype
+  std::optional<Tensor> bias;    // [out], written in the scale dtype
 };
+
+// A quantized Linear's bias `base`.bias, in its planned dtype; InternalError when the plan and the
+// Linear disagree on having one.
+absl::Status WriteLinearBias(CheckpointWriter* writer, const std::string& base,
+                             const std::optional<Tensor>& bias);
 
 // True when a Linear (full module name, e.g. "model.layers.0.mlp.down_proj") stays in float
 // because an entry of modules_to_not_convert is a substring of it, as vLLM and SGLang match.
 bool IsNotConverted(std::string_view module,
                     const std::vector<std::string>& modules_to_not_convert);
 
-// The output state dict, in Hugging Face order (see awq_export.cc).
+// The output state dict, in Hugging Face order (see awq_export.cc), in GEMM form.
 std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& config,
                                             const ExportOptions& options);
+// The state dict the exporter writes: PlanAwqStateDict, in compressed-tensors form for that format.
+std::vector<PlannedTensor> PlanOutputStateDict(const ModelConfig& config,
+                                               const ExportOptions& options);
 
-// modules_to_not_convert of the output: the caller's, plus in MoE models the full name of every
+// modules_to_not_convert of the output: the caller's plain entries, the full names of the Linears
+// its re: patterns leave in float (substring readers cannot match a regex), plus in MoE models
+// the full name of every
 // router and shared_expert_gate (kept float). vLLM's AWQ / AWQ-Marlin configs skip a Linear whose
 // prefix contains an entry (docs/moe.md); without them a loader that builds the router with the
 // quantization config would look for AWQ tensors the checkpoint does not have.
 std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
                                                    const ExportOptions& options);
+
+// compressed-tensors' `ignore` of the output: lm_head, the full name of every Linear
+// modules_to_not_convert leaves in float, and in MoE models every router and shared_expert_gate.
+std::vector<std::string> CompressedTensorsIgnore(const ModelConfig& config,
+                                                 const ExportOptions& options);
 
 // config.json of the output: the source's fields plus quantization_config, the output dtype and
 // use_cache false.

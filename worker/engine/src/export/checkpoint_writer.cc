@@ -122,8 +122,9 @@ absl::Status CheckpointWriter::WriteFloatPart(std::string_view name, int64_t fir
     return absl::InternalError(
         absl::StrCat("tensor \"", std::string(name), "\" is not part of the output plan"));
   }
-  if (plan->dtype == DType::kI32) {
-    return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\" is planned as I32"));
+  if (IsIntegerDType(plan->dtype)) {
+    return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\" is planned as ",
+                                            std::string(DTypeName(plan->dtype))));
   }
   const size_t n = values.size();
   const size_t width = static_cast<size_t>(DTypeSize(plan->dtype));
@@ -148,7 +149,7 @@ absl::Status CheckpointWriter::WriteFloatFrom(std::string_view name, int64_t fir
     return absl::InternalError(
         absl::StrCat("tensor \"", std::string(name), "\" is not part of the output plan"));
   }
-  if (source == DType::kI32 || plan->dtype == DType::kI32) {
+  if (IsIntegerDType(source) || IsIntegerDType(plan->dtype)) {
     return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\": not a float tensor"));
   }
   const size_t width = static_cast<size_t>(DTypeSize(source));
@@ -172,14 +173,25 @@ absl::Status CheckpointWriter::WriteFloatFrom(std::string_view name, int64_t fir
   return absl::OkStatus();
 }
 
-absl::Status CheckpointWriter::WriteInt32(std::string_view name, absl::Span<const int32_t> values) {
+template <typename Int>
+absl::Status CheckpointWriter::WriteInts(std::string_view name, DType dtype,
+                                         absl::Span<const Int> values) {
   const PlannedTensor* plan = Find(name);
-  if (plan != nullptr && plan->dtype != DType::kI32) {
+  if (plan != nullptr && plan->dtype != dtype) {
     return absl::InternalError(absl::StrCat("tensor \"", plan->name, "\" is planned as ",
-                                            std::string(DTypeName(plan->dtype)), ", not I32"));
+                                            std::string(DTypeName(plan->dtype)), ", not ",
+                                            std::string(DTypeName(dtype))));
   }
   return Write(name, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(values.data()),
-                                               values.size() * sizeof(int32_t)));
+                                               values.size() * sizeof(Int)));
+}
+
+absl::Status CheckpointWriter::WriteInt32(std::string_view name, absl::Span<const int32_t> values) {
+  return WriteInts(name, DType::kI32, values);
+}
+
+absl::Status CheckpointWriter::WriteInt64(std::string_view name, absl::Span<const int64_t> values) {
+  return WriteInts(name, DType::kI64, values);
 }
 
 std::vector<std::string> CheckpointWriter::Missing() const {

@@ -68,6 +68,8 @@ class CheckpointWriter {
                               absl::Span<const uint8_t> bytes);
   // An I32 tensor given as values; the count must match the planned shape.
   absl::Status WriteInt32(std::string_view name, absl::Span<const int32_t> values);
+  // An I64 tensor given as values (compressed-tensors' weight_shape).
+  absl::Status WriteInt64(std::string_view name, absl::Span<const int64_t> values);
 
   std::vector<std::string> Missing() const;
 
@@ -89,6 +91,8 @@ class CheckpointWriter {
  private:
   CheckpointWriter() = default;
   SafetensorsWriter* WriterOf(std::string_view name) const;
+  template <typename Int>
+  absl::Status WriteInts(std::string_view name, DType dtype, absl::Span<const Int> values);
 
   StagedFiles* staged_ = nullptr;
   std::vector<PlannedTensor> state_dict_;

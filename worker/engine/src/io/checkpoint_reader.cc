@@ -10,6 +10,7 @@
 #include "io/moe_checkpoint.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "quantd/engine/format_options.h"
 
 namespace quantd::engine {
 namespace {
@@ -230,9 +231,9 @@ absl::StatusOr<Tensor> CheckpointReader::LoadLmHead(const ModelConfig& config) c
 
 absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
                                       const std::vector<std::string>& modules_to_not_convert) {
-  if (group_size <= 0) {
+  if (group_size <= 0 && group_size != kPerChannelGroup) {
     return absl::InvalidArgumentError(
-        absl::StrCat("group_size must be positive, found ", group_size));
+        absl::StrCat("group_size must be positive or -1 (per-channel), found ", group_size));
   }
   const std::vector<LinearSpec> linears = LayerLinears(config);
   for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
@@ -241,10 +242,10 @@ absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
       const std::string module = LayerTensorName(layer, l.source);
       bool skipped = false;
       for (const std::string& m : modules_to_not_convert) {
-        if (!m.empty() && module.find(m) != std::string::npos) skipped = true;
+        if (MatchesModulePattern(module, m)) skipped = true;
       }
       if (skipped) continue;
-      if (l.in % group_size != 0) {
+      if (group_size > 0 && l.in % group_size != 0) {
         return absl::FailedPreconditionError(
             absl::StrCat("module ", module, ": in_features ", l.in,
                          " is not divisible by group_size ", group_size,
@@ -254,7 +255,12 @@ absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
       if (l.out % 8 != 0) {
         return absl::FailedPreconditionError(
             absl::StrCat("module ", LayerTensorName(layer, l.name), ": out_features ", l.out,
-                         " is not a multiple of 8, which the GEMM packing needs"));
+                         " is not a multiple of 8, which both formats' packing needs"));
+      }
+      if (group_size == kPerChannelGroup && l.in % 8 != 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("module ", LayerTensorName(layer, l.name), ": in_features ", l.in,
+                         " is not a multiple of 8, which compressed-tensors' weight_packed needs"));
       }
     }
   }

@@ -29,7 +29,7 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }  // namespace
 
 std::optional<DType> ParseSafetensorsDType(std::string_view name) {
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kI32}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kI32, DType::kI64}) {
     if (DTypeName(t) == name) return t;
   }
   return std::nullopt;
@@ -104,7 +104,7 @@ absl::Status SafetensorsFile::ParseHeader() {
     std::optional<DType> dtype = ParseSafetensorsDType(dt->get<std::string>());
     if (!dtype.has_value()) {
       return bad(absl::StrCat(where, "dtype ", dt->get<std::string>(),
-                              " is not supported (expected F32, F16, BF16 or I32)"));
+                              " is not supported (expected F32, F16, BF16, I32 or I64)"));
     }
     e.dtype = *dtype;
     auto shape = value.find("shape");
@@ -168,9 +168,9 @@ absl::Span<const uint8_t> SafetensorsFile::Bytes(const SafetensorsEntry& e) cons
 }
 
 absl::StatusOr<Tensor> SafetensorsFile::ReadFloat(const SafetensorsEntry& e) const {
-  if (e.dtype == DType::kI32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path_, ": tensor \"", e.name, "\" has dtype I32, expected F32, F16 or BF16"));
+  if (IsIntegerDType(e.dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path_, ": tensor \"", e.name, "\" has an integer dtype, expected F32, F16 or BF16"));
   }
   Tensor t(e.shape);
   ToFloat32(e.dtype, Bytes(e).data(), t.data.size(), t.ptr());

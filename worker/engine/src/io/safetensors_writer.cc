@@ -15,7 +15,7 @@
 namespace quantd::engine {
 namespace {
 
-// Rank of a dtype in safetensors' Dtype enum (…, F16, BF16, I32, …, F32, …); files store
+// Rank of a dtype in safetensors' Dtype enum (…, F16, BF16, I32, …, F32, …, I64, …); files store
 // tensors by descending rank.
 int DTypeRank(DType t) {
   switch (t) {
@@ -27,6 +27,8 @@ int DTypeRank(DType t) {
       return 2;
     case DType::kF32:
       return 3;
+    case DType::kI64:
+      return 4;
   }
   return 0;
 }

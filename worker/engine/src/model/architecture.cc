@@ -63,4 +63,10 @@ std::vector<TensorSpec> SourceGlobalTensors(const ModelConfig& c) {
   return specs;
 }
 
+OutputDtype ResolveOutputDtype(const ModelConfig& config, OutputDtype requested) {
+  if (requested != OutputDtype::kAuto) return requested;
+  return config.arch != nullptr && config.arch->float16_overflows ? OutputDtype::kBFloat16
+                                                                  : OutputDtype::kFloat16;
+}
+
 }  // namespace quantd::engine

@@ -17,6 +17,7 @@
 #include "model/layer_weights.h"
 #include "model/model_config.h"
 #include "model/scaling_group.h"
+#include "quantd/engine/format_options.h"
 
 namespace quantd::engine {
 
@@ -98,6 +99,10 @@ std::vector<TensorSpec> SourceGlobalTensors(const ModelConfig& config);
 inline constexpr char kEmbedTokensName[] = "model.embed_tokens.weight";
 inline constexpr char kFinalNormName[] = "model.norm.weight";
 inline constexpr char kLmHeadName[] = "lm_head.weight";
+
+// The output dtype of a run: as asked, or for kAuto float16 unless the family's activations
+// overflow float16 (ArchitectureSpec::float16_overflows), then bfloat16.
+OutputDtype ResolveOutputDtype(const ModelConfig& config, OutputDtype requested);
 
 }  // namespace quantd::engine
 

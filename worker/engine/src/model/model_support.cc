@@ -1,5 +1,6 @@
 #include "quantd/engine/model_support.h"
 
+#include "model/architecture.h"
 #include "model/memory_geometry.h"
 #include "model/model_config.h"
 #include "model/registry.h"
@@ -15,6 +16,13 @@ absl::StatusOr<memory_plan::LayerGeometry> ModelMemoryGeometry(const nlohmann::j
   absl::StatusOr<ModelConfig> parsed = ParseModelConfig(config, path);
   if (!parsed.ok()) return parsed.status();
   return MemoryGeometryOf(*parsed, parsed->compute_dtype);
+}
+
+absl::StatusOr<OutputDtype> DefaultOutputDtype(const nlohmann::json& config,
+                                               std::string_view path) {
+  absl::StatusOr<ModelConfig> parsed = ParseModelConfig(config, path);
+  if (!parsed.ok()) return parsed.status();
+  return ResolveOutputDtype(*parsed, OutputDtype::kAuto);
 }
 
 std::vector<std::string> SupportedModelClasses() {

@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "export/awq_export.h"
+#include "export/compressed_tensors_export.h"
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
@@ -39,7 +41,7 @@ std::vector<std::string> PlannedStagedPaths(const QuantizeOptions& options,
                                             const ModelConfig& config) {
   const ExportOptions eo = ExportOptions::From(options, config);
   std::vector<std::string> paths;
-  for (const ShardPlan& shard : PlanShards(PlanAwqStateDict(config, eo), eo.max_shard_bytes)) {
+  for (const ShardPlan& shard : PlanShards(PlanOutputStateDict(config, eo), eo.max_shard_bytes)) {
     paths.push_back(TemporaryPathFor((fs::path(options.output_dir) / shard.file_name).string()));
   }
   return paths;
@@ -327,23 +329,49 @@ absl::StatusOr<QuantizedLayer> DurableProgress::KeptLayer(const ModelConfig& con
     std::memcpy(v.data(), b.data(), v.size() * 2);
     return v;
   };
+  // The kept layers are in the run's format (part of the fingerprint), scales and biases in its
+  // scale dtype.
+  QuantFormat format = options_.quant_format();
+  format.output_dtype = ResolveOutputDtype(config, format.output_dtype);
+  const DType scale_dtype = FloatDTypeOf(ScaleDtypeOf(format));
+  const bool compressed = format.format == CheckpointFormat::kCompressedTensors;
   QuantizedLayer q;
   q.index = layer;
   for (const LinearSpec& linear : LayerLinears(config)) {
     const std::string base = LayerTensorName(layer, linear.name);
-    auto [qf, qw] = find(base + ".qweight");
-    auto [zf, qz] = find(base + ".qzeros");
-    auto [sf, sc] = find(base + ".scales");
-    if (qw == nullptr || qz == nullptr || sc == nullptr) {
-      return absl::InternalError(absl::StrCat("staged output has no packed ", base));
-    }
     GemmPackedLinear p;
-    p.in_features = linear.in;
-    p.out_features = linear.out;
-    p.group_size = options_.group_size;
-    QUANTD_ASSIGN_OR_RETURN(p.qweight, qf->ReadInt32(*qw));
-    QUANTD_ASSIGN_OR_RETURN(p.qzeros, zf->ReadInt32(*qz));
-    p.scales = half(*sf, *sc);
+    if (compressed) {
+      auto [pf, pw] = find(base + ".weight_packed");
+      auto [sf, sc] = find(base + ".weight_scale");
+      auto [zf, zp] = find(base + ".weight_zero_point");
+      if (pw == nullptr || sc == nullptr || (format.zero_point && zp == nullptr)) {
+        return absl::InternalError(absl::StrCat("staged output has no packed ", base));
+      }
+      CompressedTensorsLinear c;
+      c.out_features = linear.out;
+      c.in_features = linear.in;
+      c.groups =
+          linear.in / QuantScheme{options_.group_size, format.zero_point}.GroupFor(linear.in);
+      QUANTD_ASSIGN_OR_RETURN(c.weight_packed, pf->ReadInt32(*pw));
+      if (format.zero_point) {
+        QUANTD_ASSIGN_OR_RETURN(c.weight_zero_point, zf->ReadInt32(*zp));
+      }
+      p = GemmFromCompressedTensors(c, half(*sf, *sc), scale_dtype);
+    } else {
+      auto [qf, qw] = find(base + ".qweight");
+      auto [zf, qz] = find(base + ".qzeros");
+      auto [sf, sc] = find(base + ".scales");
+      if (qw == nullptr || qz == nullptr || sc == nullptr) {
+        return absl::InternalError(absl::StrCat("staged output has no packed ", base));
+      }
+      p.in_features = linear.in;
+      p.out_features = linear.out;
+      p.group_size = QuantScheme{options_.group_size, format.zero_point}.GroupFor(linear.in);
+      p.scale_dtype = scale_dtype;
+      QUANTD_ASSIGN_OR_RETURN(p.qweight, qf->ReadInt32(*qw));
+      QUANTD_ASSIGN_OR_RETURN(p.qzeros, zf->ReadInt32(*qz));
+      p.scales = half(*sf, *sc);
+    }
     if (auto [bf, b] = find(base + ".bias"); b != nullptr) p.bias = half(*bf, *b);
     q.linears.push_back({linear.name, std::move(p)});
   }

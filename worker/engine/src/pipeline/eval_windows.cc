@@ -28,4 +28,18 @@ absl::StatusOr<EvalWindows> LoadEvalWindows(const std::string& path,
   return out;
 }
 
+EvalWindows HeldOutWindows(const std::vector<int32_t>& ids, int64_t block_len) {
+  EvalWindows out;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n < 2 || block_len <= 0) return out;
+  const int64_t len = std::min(block_len, n - 1);
+  const int64_t windows = std::min((n - 1) / len, std::max<int64_t>(1, kHeldOutMaxTokens / len));
+  for (int64_t i = 0; i < windows; ++i) {
+    const auto start = ids.begin() + i * len;
+    out.inputs.emplace_back(start, start + len);
+    out.targets.emplace_back(start + 1, start + len + 1);
+  }
+  return out;
+}
+
 }  // namespace quantd::engine

@@ -1,5 +1,8 @@
 #include "pipeline/quant_report.h"
 
+#include <cmath>
+#include <limits>
+
 #include "awq/clip_search.h"
 
 namespace quantd::engine {
@@ -14,9 +17,16 @@ QuantReport::QuantReport(const QuantizeOptions& o) {
       {"q_group_size", o.group_size},
       {"zero_point", o.zero_point},
       {"version", o.version},
+      {"format", CheckpointFormatName(o.format)},
+      {"scale_dtype", OutputDtypeName(ScaleDtypeOf(o.quant_format()))},
+      {"eval_text", o.eval_text.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.eval_text)},
+      {"max_perplexity_increase_percent", o.max_perplexity_increase_percent.has_value()
+                                              ? nlohmann::json(*o.max_perplexity_increase_percent)
+                                              : nlohmann::json(nullptr)},
+      {"attention_trials_use_float_kv", o.attention_trials_use_float_kv},
       {"apply_chat_template", o.apply_chat_template},
       {"seed", o.seed},
-      {"dtype", o.output_dtype == OutputDtype::kBFloat16 ? "bfloat16" : "float16"},
+      {"dtype", OutputDtypeName(o.output_dtype)},
       {"modules_to_not_convert", o.modules_to_not_convert},
       {"backend", nullptr},
       {"duo_scaling", true},
@@ -46,17 +56,30 @@ void QuantReport::SetCalibration(const CalibrationCounts& c, int seq_len) {
                   {"tokens", c.tokens},
                   {"tokens_dropped", c.tokens_dropped},
                   {"blocks", c.blocks},
-                  {"block_len", seq_len}};
+                  {"block_len", seq_len},
+                  {"held_out_rows", c.held_out_rows},
+                  {"held_out_tokens", c.held_out_tokens}};
 }
 
 nlohmann::json QuantReport::LayerEntry(int layer, const QuantizedLayer& q) {
   nlohmann::json groups = nlohmann::json::array();
+  double layer_rtn = 0.0, layer_awq = 0.0;
   for (const ScalingDecision& d : q.scaling) {
     if (d.ratio_index < 0) {  // not searched (an under-calibrated expert): identity scales
       groups.push_back({{"group", d.label}, {"ratio", nullptr}, {"searched", false}});
       continue;
     }
-    groups.push_back({{"group", d.label}, {"ratio", d.ratio}, {"loss", d.loss}});
+    nlohmann::json g = {{"group", d.label}, {"ratio", d.ratio}, {"loss", d.loss}};
+    if (std::isfinite(d.rtn_loss) && std::isfinite(d.awq_loss)) {
+      // The group's output error before (round-to-nearest) and after AWQ, on the same tokens.
+      g["rtn_loss"] = d.rtn_loss;
+      g["awq_loss"] = d.awq_loss;
+      g["awq_to_rtn"] = d.rtn_loss > 0.0 ? d.awq_loss / d.rtn_loss : 1.0;
+      g["compare_tokens"] = d.compare_tokens;
+      layer_rtn += d.rtn_loss;
+      layer_awq += d.awq_loss;
+    }
+    groups.push_back(std::move(g));
   }
   nlohmann::json clips = nlohmann::json::object();
   for (const ClipDecision& c : q.clips) {
@@ -70,6 +93,10 @@ nlohmann::json QuantReport::LayerEntry(int layer, const QuantizedLayer& q) {
     clips[c.linear] = {{"mean_shrink", shrink_sum / n}, {"fraction_clipped", clipped / n}};
   }
   nlohmann::json entry = {{"layer", layer}, {"scaling_groups", groups}, {"clip", clips}};
+  if (layer_rtn > 0.0) {
+    entry["output_error"] = {
+        {"rtn", layer_rtn}, {"awq", layer_awq}, {"awq_to_rtn", layer_awq / layer_rtn}};
+  }
   if (q.moe.has_value()) {
     entry["moe"] = {{"tokens_per_expert", q.moe->tokens_per_expert},
                     {"under_calibrated_experts", q.moe->under_calibrated},
@@ -79,11 +106,16 @@ nlohmann::json QuantReport::LayerEntry(int layer, const QuantizedLayer& q) {
 }
 
 void QuantReport::AddLayerEntry(nlohmann::json entry) {
-  // A resumed run's kept layers come back as entries: the MoE totals are counted from them.
+  // A resumed run's kept layers come back as entries: the MoE totals and the quality report's
+  // error sums are counted from them.
   if (const auto moe = entry.find("moe"); moe != entry.end()) {
     moe_under_calibrated_ += static_cast<int64_t>(moe->at("under_calibrated_experts").size());
     moe_min_expert_tokens_ = moe->value("min_expert_tokens", int64_t{0});
     ++moe_layers_;
+  }
+  if (const auto error = entry.find("output_error"); error != entry.end()) {
+    rtn_loss_sum_ += error->value("rtn", 0.0);
+    awq_loss_sum_ += error->value("awq", 0.0);
   }
   layers_.push_back(std::move(entry));
 }
@@ -92,10 +124,33 @@ void QuantReport::SetPhaseSeconds(Phase phase, double seconds) {
   phase_seconds_[PhaseName(phase)] = seconds;
 }
 
-void QuantReport::SetPerplexity(double float_ppl, double quantized_ppl, int64_t tokens) {
-  evaluation_ = {{"perplexity_float", float_ppl},
-                 {"perplexity_quantized", quantized_ppl},
-                 {"tokens_scored", tokens}};
+double QuantReport::AwqToRtnErrorRatio() const {
+  return rtn_loss_sum_ > 0.0 ? awq_loss_sum_ / rtn_loss_sum_
+                             : std::numeric_limits<double>::quiet_NaN();
+}
+
+void QuantReport::SetQuality(const QualitySummary& q) {
+  evaluation_ = {{"perplexity_float", q.perplexity_float},
+                 {"perplexity_quantized", q.perplexity_quantized},
+                 {"tokens_scored", q.tokens_scored}};
+  nlohmann::json tp = nlohmann::json::array();
+  std::vector<int> servable;
+  for (const TensorParallelFit& f : q.tensor_parallel) {
+    nlohmann::json e = {{"size", f.size}, {"servable", f.servable}, {"kernels", f.kernels}};
+    if (!f.servable) e["reason"] = f.reason;
+    tp.push_back(std::move(e));
+    if (f.servable) servable.push_back(f.size);
+  }
+  quality_ = {{"source", q.source},
+              {"tokens_scored", q.tokens_scored},
+              {"perplexity_float", q.perplexity_float},
+              {"perplexity_quantized", q.perplexity_quantized},
+              {"perplexity_increase_percent", q.perplexity_increase_percent},
+              {"awq_to_rtn_error_ratio", std::isfinite(q.awq_to_rtn_error_ratio)
+                                             ? nlohmann::json(q.awq_to_rtn_error_ratio)
+                                             : nlohmann::json(nullptr)},
+              {"vllm_tensor_parallel_sizes", servable},
+              {"vllm_tensor_parallel", tp}};
 }
 
 void QuantReport::SetDeviceMemory(const DeviceMemoryReport& m) {
@@ -118,6 +173,7 @@ nlohmann::json QuantReport::ToJson() const {
   if (!overlap_seconds_.empty()) j["overlap_seconds"] = overlap_seconds_;
   if (device_memory_.has_value()) j["device_memory"] = *device_memory_;
   if (evaluation_.has_value()) j["evaluation"] = *evaluation_;
+  if (quality_.has_value()) j["quality"] = *quality_;
   if (resume_.has_value()) j["resume"] = *resume_;
   if (moe_layers_ > 0) {
     // Experts routed fewer than min_expert_tokens tokens keep identity down_proj scales and get no

@@ -1,7 +1,8 @@
 // quant_report.json: what a quantization did and what it cost — settings, calibration counts,
-// the ratio every scaling group chose, clip statistics per Linear, time per phase and (with
-// --eval_text) perplexity of the float and the quantized model; with a device backend its memory
-// plan and peak.
+// the ratio every scaling group chose and its output error with round-to-nearest and with AWQ's
+// scales, clip statistics per Linear, time per phase, the quality report (perplexity of the float
+// and the quantized model on held-out text, vLLM tensor-parallel sizes and kernels); with a device
+// backend its memory plan and peak.
 #ifndef QUANTD_ENGINE_PIPELINE_QUANT_REPORT_H_
 #define QUANTD_ENGINE_PIPELINE_QUANT_REPORT_H_
 
@@ -34,7 +35,10 @@ class QuantReport {
   // How a resumed run continued an interrupted one ("resume").
   void SetResume(nlohmann::json resume) { resume_ = std::move(resume); }
   void SetPhaseSeconds(Phase phase, double seconds);
-  void SetPerplexity(double float_ppl, double quantized_ppl, int64_t tokens);
+  // "quality" (and, for readers of earlier reports, "evaluation").
+  void SetQuality(const QualitySummary& quality);
+  // Σ awq_loss / Σ rtn_loss over every scaling group of the layers added so far (NaN if none).
+  double AwqToRtnErrorRatio() const;
   // A device backend's memory plan and peak allocation ("device_memory").
   void SetDeviceMemory(const DeviceMemoryReport& memory);
   // Seconds of work done beside the backend and seconds waited for it ("overlap_seconds").
@@ -48,7 +52,8 @@ class QuantReport {
   nlohmann::json calibration_;
   nlohmann::json layers_ = nlohmann::json::array();
   std::map<std::string, double> phase_seconds_;
-  std::optional<nlohmann::json> evaluation_;
+  std::optional<nlohmann::json> evaluation_, quality_;
+  double rtn_loss_sum_ = 0.0, awq_loss_sum_ = 0.0;
   std::optional<nlohmann::json> device_memory_;
   std::optional<nlohmann::json> resume_;
   std::map<std::string, double> overlap_seconds_;

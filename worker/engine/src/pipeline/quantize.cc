@@ -11,6 +11,12 @@
 // interrupted run's progress checks it, replays the finished layers' float forward (no search)
 // and quantizes only the rest.
 //
+// The quality report (docs/quality.md) is always made: held-out windows — a slice of the
+// calibration file kept out of calibration, or --eval_text — advance through every layer inside
+// the backend's QuantizeLayer (Backend::SetHeldOut: the float model's and the quantized model's
+// states, on the weights the backend already holds), and each scaling group's error with
+// round-to-nearest and with AWQ's scales is measured beside its search.
+//
 // Around the backend everything overlaps its work: a LayerPrefetcher reads layer i+1 from the
 // memory-mapped checkpoint while the backend quantizes layer i (two layers of weights on the host
 // at most), and an ExportQueue converts and writes layer i (and the embedding / lm_head copies)
@@ -32,6 +38,7 @@
 #include "backend/backend.h"
 #include "calib/calibration.h"
 #include "export/awq_export.h"
+#include "export/serving_compat.h"
 #include "io/checkpoint_reader.h"
 #include "io/file_util.h"
 #include "io/status_macros.h"
@@ -67,10 +74,13 @@ PackedLinear ToExportLinear(GemmPackedLinear g) {
   p.qzeros = std::move(g.qzeros);
   const int64_t groups = g.in_features / g.group_size;
   p.scales = Tensor({groups, g.out_features});
-  for (size_t i = 0; i < g.scales.size(); ++i) p.scales.data[i] = F16ToFloat(g.scales[i]);
+  for (size_t i = 0; i < g.scales.size(); ++i) {
+    p.scales.data[i] = FromHalfBits(g.scale_dtype, g.scales[i]);
+  }
   if (g.bias.has_value()) {
     Tensor b({g.out_features});
-    for (size_t i = 0; i < g.bias->size(); ++i) b.data[i] = F16ToFloat((*g.bias)[i]);
+    for (size_t i = 0; i < g.bias->size(); ++i)
+      b.data[i] = FromHalfBits(g.scale_dtype, (*g.bias)[i]);
     p.bias = std::move(b);
   }
   return p;
@@ -155,6 +165,12 @@ class PipelineRun {
   DType QuantizedModelDtype() const {
     return FloatDTypeOf(ResolveOutputDtype(source_.config, options_.output_dtype));
   }
+  // The checkpoint's format with the output dtype resolved for this model.
+  QuantFormat ResolvedFormat() const {
+    QuantFormat f = options_.quant_format();
+    f.output_dtype = ResolveOutputDtype(source_.config, f.output_dtype);
+    return f;
+  }
 
   const QuantizeOptions& options_;
   EngineObserver* observer_;
@@ -178,25 +194,26 @@ class PipelineRun {
   int64_t calib_tokens_ = 0;  // tokens each layer runs (blocks_ is released once embedded)
   absl::Status tokenizer_status_;
   std::optional<EvalWindows> eval_;
+  std::string eval_source_;                      // "held_out" or "eval_text"
+  std::future<absl::StatusOr<Tensor>> lm_head_;  // read beside the layers when evaluating
   std::unique_ptr<Activations> hidden_, eval_float_, eval_quantized_;
+  std::optional<QualitySummary> quality_;
   double layer_read_wait_ = 0.0, layer_read_background_ = 0.0;
 };
 
 absl::Status PipelineRun::ValidateOptions() const {
-  if (options_.bits != 4) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bits: only 4-bit AWQ (GEMM) is supported, got ", options_.bits));
-  }
-  if (!options_.zero_point) {
-    return absl::InvalidArgumentError("zero_point: the GEMM layout needs zero points (true)");
-  }
+  QUANTD_RETURN_IF_ERROR(CheckQuantFormat(
+      options_.quant_format(),
+      {"format", "bits", "group_size", "zero_point", "output_dtype", "scale_dtype"}));
   if (options_.version != "gemm" && options_.version != "GEMM") {
     return absl::InvalidArgumentError(
         absl::StrCat("version: only \"gemm\" is written, got \"", options_.version, "\""));
   }
-  if (options_.group_size <= 0 || options_.group_size % 8 != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("group_size: expected a positive multiple of 8, got ", options_.group_size));
+  QUANTD_RETURN_IF_ERROR(
+      CheckModulePatterns(options_.modules_to_not_convert, "modules_to_not_convert"));
+  if (options_.max_perplexity_increase_percent.has_value()) {
+    QUANTD_RETURN_IF_ERROR(CheckPerplexityThreshold(*options_.max_perplexity_increase_percent,
+                                                    "max_perplexity_increase_percent"));
   }
   if (options_.num_calib <= 0) {
     return absl::InvalidArgumentError(
@@ -246,6 +263,11 @@ absl::Status PipelineRun::Load() {
     tokenizer_status_ = tok.status();
     if (!options_.eval_text.empty()) return tok.status();
   }
+  // The output dtype is known now: the format's rules again with it (a compressed-tensors scale
+  // dtype must equal it).
+  QUANTD_RETURN_IF_ERROR(CheckQuantFormat(
+      ResolvedFormat(),
+      {"format", "bits", "group_size", "zero_point", "output_dtype", "scale_dtype"}));
   QuantizeOptions reported = options_;  // the report names the dtype actually written
   reported.output_dtype = ResolveOutputDtype(config, options_.output_dtype);
   report_ = std::make_unique<QuantReport>(reported);
@@ -304,7 +326,19 @@ absl::Status PipelineRun::Calibrate() {
   calib_.ids = {};  // blocks_ holds the tokens now
   if (!options_.eval_text.empty()) {
     QUANTD_ASSIGN_OR_RETURN(eval_, LoadEvalWindows(options_.eval_text, *tokenizer_));
+    eval_source_ = "eval_text";
+  } else {
+    EvalWindows held_out = HeldOutWindows(calib_.held_out_ids, calib_.seq_len);
+    if (held_out.inputs.empty()) {
+      Log(LogLevel::kWarning,
+          "quality: nothing held out of calib_jsonl to score (it has fewer than 2 usable rows); "
+          "pass --eval_text for the quality report");
+    } else {
+      eval_ = std::move(held_out);
+      eval_source_ = "held_out";
+    }
   }
+  calib_.held_out_ids = {};
   EndPhase(Phase::kCalibrating);
   return CheckCancel();
 }
@@ -338,9 +372,8 @@ absl::Status PipelineRun::ReplayLayer(int layer, LayerWeights weights) {
       backend_->ForwardLayer(config, config.compute_dtype, weights, hidden_.get()));
   if (eval_quantized_ != nullptr) {
     QUANTD_ASSIGN_OR_RETURN(QuantizedLayer q, progress_->KeptLayer(config, layer));
-    QUANTD_RETURN_IF_ERROR(
-        backend_->ForwardLayer(config, QuantizedModelDtype(), DequantizedLayer(q),
-                               eval_quantized_.get()));
+    QUANTD_RETURN_IF_ERROR(backend_->ForwardLayer(config, QuantizedModelDtype(),
+                                                  DequantizedLayer(q), eval_quantized_.get()));
   }
   report_->AddLayerEntry(progress_->KeptReportEntry(layer));
   return CheckCancel();
@@ -428,25 +461,26 @@ absl::Status PipelineRun::QuantizeLayers() {
            kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * first / n);
   }
 
-  LayerQuantSettings settings{options_.group_size, config.compute_dtype, /*apply_clip=*/true};
+  LayerQuantSettings settings{options_.group_size, config.compute_dtype, /*apply_clip=*/true,
+                              options_.attention_trials_use_float_kv};
   settings.scale_router_inputs = !options_.moe_router_unscaled_for_testing;
-  // The quantized model is evaluated in the dtype it is exported for (the serving engine's).
-  const DType quantized_md = QuantizedModelDtype();
+  settings.zero_point = options_.zero_point;
+  // The final quantization computes in the scales' dtype (GEMM: float16).
+  settings.scale_dtype = FloatDTypeOf(ScaleDtypeOf(ResolvedFormat()));
+  if (eval_float_ != nullptr) {
+    // The quantized model is evaluated in the dtype it is exported for (the serving engine's).
+    backend_->SetHeldOut({eval_float_.get(), eval_quantized_.get(), QuantizedModelDtype()});
+    // lm_head (the embedding when tied) is read and converted beside the layers.
+    lm_head_ = std::async(std::launch::async,
+                          [this] { return source_.weights->LoadLmHead(source_.config); });
+  }
   const absl::Time start = absl::Now();
   for (int i = first; i < n; ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancel());
     QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
-    if (eval_float_ != nullptr) {
-      QUANTD_RETURN_IF_ERROR(
-          backend_->ForwardLayer(config, config.compute_dtype, weights, eval_float_.get()));
-    }
     QUANTD_ASSIGN_OR_RETURN(
         QuantizedLayer q,
         backend_->QuantizeLayer(config, settings, std::move(weights), hidden_.get(), cancel_));
-    if (eval_quantized_ != nullptr) {
-      QUANTD_RETURN_IF_ERROR(
-          backend_->ForwardLayer(config, quantized_md, DequantizedLayer(q), eval_quantized_.get()));
-    }
     if (i == first) LogDeviceMemory("after the first layer");
     nlohmann::json entry = QuantReport::LayerEntry(i, q);
     report_->AddLayerEntry(entry);
@@ -496,21 +530,44 @@ absl::Status PipelineRun::Evaluate() {
       Write([this, norm] { return exporter_->WriteFloat(kFinalNormName, *norm); }));
   // lm_head (untied) is copied to the output by the writer since QuantizeLayers.
   if (eval_.has_value()) {
-    QUANTD_ASSIGN_OR_RETURN(Tensor lm_head, source_.weights->LoadLmHead(config));
+    QUANTD_ASSIGN_OR_RETURN(Tensor lm_head, lm_head_.get());
     Report(Phase::kEvaluating, config.num_hidden_layers, config.num_hidden_layers, kQuantizeEnd);
+    const DType quantized_md = QuantizedModelDtype();
     QUANTD_ASSIGN_OR_RETURN(const double nll_float,
                             backend_->NextTokenNll(config, config.compute_dtype, final_norm,
                                                    lm_head, *eval_float_, eval_->targets));
     QUANTD_ASSIGN_OR_RETURN(const double nll_quant,
-                            backend_->NextTokenNll(config, QuantizedModelDtype(), final_norm,
-                                                   lm_head, *eval_quantized_, eval_->targets));
-    const int64_t tokens = static_cast<int64_t>(eval_->targets.size()) * kEvalWindowTokens;
-    const double ppl_float = std::exp(nll_float / static_cast<double>(tokens));
-    const double ppl_quant = std::exp(nll_quant / static_cast<double>(tokens));
-    report_->SetPerplexity(ppl_float, ppl_quant, tokens);
-    Log(LogLevel::kInfo, absl::StrFormat("perplexity on %s (%d tokens): float %.3f, quantized %.3f",
-                                         options_.eval_text, tokens, ppl_float, ppl_quant));
+                            backend_->NextTokenNll(config, quantized_md, final_norm, lm_head,
+                                                   *eval_quantized_, eval_->targets));
+    const int64_t tokens = eval_->tokens_scored();
+    QualitySummary q;
+    q.source = eval_source_;
+    q.tokens_scored = tokens;
+    q.perplexity_float = std::exp(nll_float / static_cast<double>(tokens));
+    q.perplexity_quantized = std::exp(nll_quant / static_cast<double>(tokens));
+    q.perplexity_increase_percent = 100.0 * (q.perplexity_quantized / q.perplexity_float - 1.0);
+    q.awq_to_rtn_error_ratio = report_->AwqToRtnErrorRatio();
+    q.tensor_parallel = ServingCompatibility(config, ResolvedFormat());
+    report_->SetQuality(q);
+    Log(LogLevel::kInfo,
+        absl::StrFormat("quality on %s (%d tokens): perplexity float %.3f, quantized %.3f "
+                        "(%+.2f %%); AWQ kept %.1f %% of round-to-nearest's output error",
+                        q.source == "eval_text" ? options_.eval_text : "the held-out rows", tokens,
+                        q.perplexity_float, q.perplexity_quantized, q.perplexity_increase_percent,
+                        100.0 * q.awq_to_rtn_error_ratio));
+    if (observer_ != nullptr) observer_->OnQuality(q);
+    quality_ = q;
     EndPhase(Phase::kEvaluating);
+    if (options_.max_perplexity_increase_percent.has_value() &&
+        !(q.perplexity_increase_percent <= *options_.max_perplexity_increase_percent)) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "quality check failed: the quantized model's perplexity %.3f is %.2f %% above the float "
+          "model's %.3f on %d %s tokens, more than max_perplexity_increase_percent %.2f; nothing "
+          "was written",
+          q.perplexity_quantized, q.perplexity_increase_percent, q.perplexity_float, tokens,
+          q.source == "eval_text" ? "eval_text" : "held-out",
+          *options_.max_perplexity_increase_percent));
+    }
   }
   return CheckCancel();
 }
@@ -545,6 +602,7 @@ absl::StatusOr<QuantizeResult> PipelineRun::Export() {
   QuantizeResult result;
   result.output_dir = exporter_->output_dir();
   result.report_path = result.output_dir + "/quant_report.json";
+  result.quality = quality_;
   for (const Artifact& a : artifacts) {
     if (observer_ != nullptr) observer_->OnArtifact(a);
   }
@@ -584,6 +642,10 @@ absl::StatusOr<QuantizeResult> PipelineRun::Execute() {
 }
 
 }  // namespace
+
+QuantFormat QuantizeOptions::quant_format() const {
+  return {format, bits, group_size, zero_point, output_dtype, scale_dtype};
+}
 
 absl::StatusOr<QuantizeResult> Quantize(const QuantizeOptions& options, EngineObserver* observer,
                                         const CancellationToken* cancel) {

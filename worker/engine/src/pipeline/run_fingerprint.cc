@@ -151,7 +151,13 @@ absl::StatusOr<RunFingerprint> ComputeRunFingerprint(
   add("option zero_point", o.zero_point ? "true" : "false");
   add("option version", o.version);
   add("option modules_to_not_convert", absl::StrJoin(o.modules_to_not_convert, ","));
-  add("option dtype", o.output_dtype == OutputDtype::kBFloat16 ? "bfloat16" : "float16");
+  add("option dtype", OutputDtypeName(o.output_dtype));
+  // The checkpoint format and its options: a kept layer's staged tensors are in this layout.
+  add("option format", CheckpointFormatName(o.format));
+  add("option scale_dtype",
+      o.scale_dtype.has_value() ? OutputDtypeName(*o.scale_dtype) : "default");
+  add("option attention_trials_use_float_kv", o.attention_trials_use_float_kv ? "true" : "false");
+  add("option hold_out", o.hold_out ? "true" : "false");
   add("option num_calib", absl::StrCat(o.num_calib));
   add("option max_seq_len", absl::StrCat(o.max_seq_len));
   add("option seed", absl::StrCat(o.seed));

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "quantd/engine/format_options.h"
 #include "quantd/memory_plan/memory_plan.h"
 
 namespace quantd::engine {
@@ -21,10 +22,15 @@ namespace quantd::engine {
 // field.
 absl::Status CheckModelConfigSupported(const nlohmann::json& config, std::string_view path);
 
-// The decoder layer's geometry as the engine's memory plan sees it (its compute dtype, its experts),
-// for placing a job of this model on a GPU; the errors of CheckModelConfigSupported.
+// The decoder layer's geometry as the engine's memory plan sees it (its compute dtype, its
+// experts), for placing a job of this model on a GPU; the errors of CheckModelConfigSupported.
 absl::StatusOr<memory_plan::LayerGeometry> ModelMemoryGeometry(const nlohmann::json& config,
                                                                std::string_view path);
+
+// The output dtype the engine writes for this model when none is asked for (OutputDtype::kAuto:
+// float16, bfloat16 for families whose activations overflow float16); the errors of
+// CheckModelConfigSupported.
+absl::StatusOr<OutputDtype> DefaultOutputDtype(const nlohmann::json& config, std::string_view path);
 
 // The Hugging Face classes of the supported families, in the registry's order.
 std::vector<std::string> SupportedModelClasses();

@@ -2,9 +2,10 @@
 // include. Everything else under worker/engine/src is private to the engine.
 //
 // Quantize() reads a Hugging Face model directory, calibrates on a JSON-lines file, runs AutoAWQ's
-// search layer by layer (spec: AutoAWQ 0.2.9, see docs/engine.md) and writes an AutoAWQ GEMM
-// checkpoint. It reports progress, log lines and artifacts to an EngineObserver as it goes, and
-// stops between scaling groups once its CancellationToken is cancelled.
+// search layer by layer (spec: AutoAWQ 0.2.9, see docs/engine.md) and writes an AutoAWQ GEMM or a
+// compressed-tensors checkpoint. It measures the quantized model's quality on held-out text
+// (docs/quality.md), reports progress, log lines, the quality and artifacts to an EngineObserver
+// as it goes, and stops between scaling groups once its CancellationToken is cancelled.
 #ifndef QUANTD_ENGINE_QUANTIZE_H_
 #define QUANTD_ENGINE_QUANTIZE_H_
 
@@ -17,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "quantd/engine/format_options.h"
 
 namespace quantd::engine {
 
@@ -32,11 +34,6 @@ inline constexpr char kCalibJsonlFormatHint[] =
     "they are); `quantize-awq make-calib TEXT_FILE > calib.jsonl` makes one from a plain text "
     "file, one row per paragraph";
 
-// Float type of the non-quantized tensors in the output (and config.json's dtype, which the
-// serving engine computes in). kAuto: float16, except for families whose activations overflow
-// float16 (Gemma 2/3), which get bfloat16 (docs/architectures.md, "Export dtype").
-enum class OutputDtype { kAuto, kFloat16, kBFloat16 };
-
 // Which implementation runs the layer math. kAuto = CUDA when a GPU is present, else CPU.
 enum class BackendKind { kAuto, kCpu, kCuda };
 
@@ -48,9 +45,11 @@ struct QuantizeOptions {
   int num_calib = 8192;
   int max_seq_len = 2048;
   int bits = 4;
-  int group_size = 128;
-  bool zero_point = true;
-  std::string version = "gemm";  // The only layout written: AutoAWQ GEMM.
+  int group_size = 128;          // 32, 64, 128 or kPerChannelGroup (-1)
+  bool zero_point = true;        // false: symmetric (compressed-tensors only)
+  std::string version = "gemm";  // AutoAWQ's version key; only "gemm" is accepted.
+  CheckpointFormat format = CheckpointFormat::kAwqGemm;
+  // Entries are substrings of module names or "re:<regex>" (format_options.h).
   std::vector<std::string> modules_to_not_convert = {"lm_head"};
   bool apply_chat_template = true;
   // A model whose chat template cannot be loaded or parsed fails the run (as the seed's
@@ -59,7 +58,19 @@ struct QuantizeOptions {
   std::string system_prompt = kSeedSystemPrompt;  // "" = no system message.
   uint64_t seed = 42;
   OutputDtype output_dtype = OutputDtype::kAuto;
-  std::string eval_text;   // Optional held-out text for perplexity in quant_report.json.
+  std::optional<OutputDtype> scale_dtype;  // Unset: the format's default (ScaleDtypeOf).
+  // Held-out text for the quality report's perplexities; empty: a slice of calib_jsonl is held
+  // out of calibration instead (calib/calibration.h).
+  std::string eval_text;
+  // false: every row calibrates, as AutoAWQ's do (comparisons with AutoAWQ's outputs); without
+  // eval_text the quality report then has no perplexity. Not a job option: jobs always report.
+  bool hold_out = true;
+  // Fail (FailedPrecondition, with the figures) when the quantized model's perplexity exceeds the
+  // float model's by more than this many percent. Unset: never.
+  std::optional<double> max_perplexity_increase_percent;
+  // AutoAWQ under transformers 5 leaked a KV cache into the attention group's trials (only
+  // q_proj's error is measured; LayerQuantSettings). For comparisons with AutoAWQ's outputs only.
+  bool attention_trials_use_float_kv = false;
   std::string dump_calib;  // Optional: write the calibration blocks here as JSON.
   BackendKind backend = BackendKind::kAuto;
   // SHA-256 of every output file in the artifacts (one more read of the whole output after the
@@ -75,6 +86,8 @@ struct QuantizeOptions {
   // shared_expert_gate's) input columns unscaled, so the quality test can measure what quantd's
   // correction is worth. Off, they follow the norm's scales and routing is unchanged by scaling.
   bool moe_router_unscaled_for_testing = false;
+
+  QuantFormat quant_format() const;
 };
 
 // Phases of a run, in order.
@@ -95,6 +108,27 @@ struct Progress {
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
+// vLLM's serving of the checkpoint at one tensor-parallel size (docs/quality.md).
+struct TensorParallelFit {
+  int size = 1;
+  bool servable = false;
+  std::vector<std::string> kernels;  // vLLM kernels that implement every quantized Linear
+  std::string reason;                // why not, when not servable
+};
+
+// The quality report's headline figures (quant_report.json "quality" holds them all).
+struct QualitySummary {
+  std::string source;  // "held_out": a slice of calib_jsonl; "eval_text": the given file
+  int64_t tokens_scored = 0;
+  double perplexity_float = 0.0;
+  double perplexity_quantized = 0.0;
+  double perplexity_increase_percent = 0.0;
+  // What the AWQ search gained: Σ of the scaling groups' output error with the chosen scales over
+  // Σ with round-to-nearest weights (< 1: AWQ reduced the error), over all layers.
+  double awq_to_rtn_error_ratio = 0.0;
+  std::vector<TensorParallelFit> tensor_parallel;  // sizes 1, 2, 4, 8
+};
+
 // A file of the finished checkpoint.
 struct Artifact {
   std::string path;
@@ -109,6 +143,9 @@ class EngineObserver {
   virtual void OnProgress(const Progress& progress) {}
   virtual void OnLog(LogLevel level, const std::string& message) {}
   virtual void OnArtifact(const Artifact& artifact) {}
+  // After the evaluation, before the perplexity threshold is checked (a job failing it still
+  // reports its figures).
+  virtual void OnQuality(const QualitySummary& quality) {}
 };
 
 // Cancels a running Quantize() from any thread. The engine checks it between scaling groups and
@@ -127,7 +164,8 @@ class CancellationToken {
 struct QuantizeResult {
   std::string output_dir;
   std::vector<Artifact> artifacts;
-  std::string report_path;  // quant_report.json
+  std::string report_path;                // quant_report.json
+  std::optional<QualitySummary> quality;  // unset when there was nothing held out to score
 };
 
 // Runs the whole pipeline. Errors are canonical: InvalidArgument for bad inputs (the message names

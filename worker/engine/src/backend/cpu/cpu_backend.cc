@@ -36,7 +36,7 @@ class TrialLoss {
     std::vector<LinearWeights> trial;
     for (const LinearWeights* l : GroupLinears(group_, layer_)) {
       LinearWeights t{Tensor(), l->bias};
-      ScaleQuantizeUnscale(l->weight, s, settings_.group_size, ctx_.md, &t.weight);
+      ScaleQuantizeUnscale(l->weight, s, settings_.scheme(), ctx_.md, &t.weight);
       trial.push_back(std::move(t));
     }
     // A Linear of the layer, or its trial where the group has one.
@@ -92,6 +92,28 @@ class TrialLoss {
   std::vector<float> gram_;
 };
 
+// The first `rows` rows of t (all of them when it has fewer).
+Tensor FirstRows(const Tensor& t, int64_t rows) {
+  rows = std::min(rows, t.dim(0));
+  Tensor out({rows, t.dim(1)});
+  std::copy_n(t.ptr(), rows * t.dim(1), out.ptr());
+  return out;
+}
+
+// The captured module inputs and outputs of the quality slice (the first blocks) of a dense
+// layer. A sparse layer's capture is not sliced (its routing indexes every token): its groups
+// are compared on all calibration tokens.
+LayerCapture QualitySlice(const LayerCapture& cap, int64_t rows) {
+  LayerCapture s;
+  s.attn_input = FirstRows(cap.attn_input, rows);
+  s.attn_output = FirstRows(cap.attn_output, rows);
+  s.mlp_input = FirstRows(cap.mlp_input, rows);
+  s.mlp_output = FirstRows(cap.mlp_output, rows);
+  s.o_input = FirstRows(cap.o_input, rows);
+  s.down_input = FirstRows(cap.down_input, rows);
+  return s;
+}
+
 // A routed expert's Linear whose expert saw fewer than `min_tokens` calibration tokens: its
 // statistics are noise, so it keeps identity scales and no clip (docs/moe.md).
 bool UnderCalibrated(const LayerCapture& cap, std::string_view linear, int64_t min_tokens) {
@@ -112,7 +134,7 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
 // cache.
 void ClipLinears(const ModelConfig& config, const std::vector<ScalingGroup>& groups,
                  const std::vector<ScalingDecision>& scaling, const LayerCapture& cap, DType md,
-                 int64_t group_size, int64_t min_expert_tokens, LayerWeights* w,
+                 const QuantScheme& scheme, int64_t min_expert_tokens, LayerWeights* w,
                  std::vector<ClipDecision>* clips) {
   for (const LinearSpec& spec : LayerLinears(config)) {
     if (!spec.clip || UnderCalibrated(cap, spec.name, min_expert_tokens)) continue;
@@ -123,8 +145,8 @@ void ClipLinears(const ModelConfig& config, const std::vector<ScalingGroup>& gro
       }
     }
     LinearWeights* linear = FindLinear(w, spec.name);
-    ClipResult r = SearchBestClip(linear->weight, sampled, group_size, md);
-    ApplyClip(r.max_val, group_size, &linear->weight);
+    ClipResult r = SearchBestClip(linear->weight, sampled, scheme, md);
+    ApplyClip(r.max_val, scheme.GroupFor(linear->in_features()), &linear->weight);
     clips->push_back({spec.name, std::move(r.max_val), std::move(r.shrink_index)});
   }
 }
@@ -154,10 +176,21 @@ class CpuBackend : public Backend {
                                                const CancellationToken* cancel) override {
     auto* act = static_cast<CpuActivations*>(hidden);
     const DType md = settings.md;
-    const int64_t gs = settings.group_size;
+    const QuantScheme scheme = settings.scheme();
     const LayerContext ctx = MakeLayerContext(config, w.index, md, act->block_len());
     LayerCapture cap;
     ForwardDecoderLayer(ctx, w, &act->hidden(), &cap);
+    if (held_out().float_hidden != nullptr) {
+      auto* h = static_cast<CpuActivations*>(held_out().float_hidden);
+      ForwardDecoderLayer(MakeLayerContext(config, w.index, md, h->block_len()), w, &h->hidden(),
+                          nullptr);
+    }
+    const bool quality = held_out().float_hidden != nullptr;
+    const bool sliced = quality && !cap.moe.has_value();
+    const int64_t slice_rows =
+        sliced ? QualitySliceBlocks(act->num_blocks()) * act->block_len() : act->hidden().dim(0);
+    const LayerCapture slice = sliced ? QualitySlice(cap, slice_rows) : LayerCapture{};
+    const LayerCapture& compared = sliced ? slice : cap;
 
     QuantizedLayer out;
     out.index = w.index;
@@ -173,7 +206,7 @@ class CpuBackend : public Backend {
       for (const LinearWeights* l : GroupLinears(group, std::as_const(w))) {
         ws.push_back(&l->weight);
       }
-      const std::vector<float> w_mean = WeightMean(ws, gs, md);
+      const std::vector<float> w_mean = WeightMean(ws, scheme.GroupFor(ws.front()->dim(1)), md);
       const std::vector<float> x_mean = InputMean(*CapturedInput(cap, group.input), md);
       const TrialLoss loss(ctx, settings, w, cap, group);
       absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
@@ -183,8 +216,16 @@ class CpuBackend : public Backend {
         return absl::Status(best.status().code(),
                             absl::StrCat(group.label, ": ", best.status().message()));
       }
-      out.scaling.push_back({group.label, best->best_index, best->best_ratio, best->best_loss,
-                             best->losses, best->scales, x_mean, w_mean});
+      ScalingDecision d{group.label,  best->best_index, best->best_ratio, best->best_loss,
+                        best->losses, best->scales,     x_mean,           w_mean};
+      if (quality) {  // the quality report: both on the slice
+        const std::vector<float> ones(best->scales.size(), 1.0f);
+        const TrialLoss compared_loss(ctx, settings, w, compared, group);
+        d.rtn_loss = compared_loss(ones);
+        d.awq_loss = compared_loss(best->scales);
+        d.compare_tokens = std::min(slice_rows, CapturedInput(compared, group.input)->dim(0));
+      }
+      out.scaling.push_back(std::move(d));
     }
     // Apply all scales in group order (each search above saw the original weights).
     for (size_t i = 0; i < groups.size(); ++i) {
@@ -193,7 +234,7 @@ class CpuBackend : public Backend {
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      ClipLinears(config, groups, out.scaling, cap, md, gs, settings.min_expert_tokens, &w,
+      ClipLinears(config, groups, out.scaling, cap, md, scheme, settings.min_expert_tokens, &w,
                   &out.clips);
     }
     if (cap.moe.has_value()) {
@@ -203,9 +244,16 @@ class CpuBackend : public Backend {
       out.moe = MoeStatsOf(std::move(tokens), settings.min_expert_tokens);
     }
     for (const LinearSpec& spec : LayerLinears(config)) {
-      out.linears.push_back({spec.name, QuantizeLinearGemm(*FindLinear(&w, spec.name), gs)});
+      out.linears.push_back({spec.name, QuantizeLinearGemm(*FindLinear(&w, spec.name), scheme,
+                                                           settings.scale_dtype)});
     }
     out.floats = TakeFloatTensors(config, &w);
+    if (held_out().quantized_hidden != nullptr) {
+      auto* h = static_cast<CpuActivations*>(held_out().quantized_hidden);
+      ForwardDecoderLayer(
+          MakeLayerContext(config, w.index, held_out().quantized_md, h->block_len()),
+          DequantizedLayer(out), &h->hidden(), nullptr);
+    }
     return out;
   }
 
