@@ -51,6 +51,9 @@ void AddSubmitFlags(CLI::App* submit, SubmitFlags* f) {
   submit->add_option("--modules-to-not-convert", f->modules_to_not_convert,
                      "Comma-separated module paths kept in float (default lm_head; \"\" = none)");
   submit->add_option("--priority", f->priority, "Higher runs first (-1000..1000)");
+  submit->add_option("--gpus", f->gpus,
+                     "GPUs of one worker the job runs on, calibration split across them "
+                     "(default 1; 1..16)");
   submit->add_option("--label", f->labels, "key=value label (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   submit->add_option("--request-id", f->request_id, "Idempotency key: retries return the same job");
@@ -82,6 +85,7 @@ absl::Status BuildSubmitRequest(const SubmitFlags& f, v1::SubmitJobRequest* requ
     }
   }
   if (f.priority) spec->set_priority(*f.priority);
+  if (f.gpus) spec->set_gpus(*f.gpus);
   request->set_request_id(f.request_id);
   return ParseLabels(f.labels, "--label", spec->mutable_labels());
 }

@@ -116,6 +116,13 @@ int main(int argc, char** argv) {
         {"level", "info"},
         {"message", "fake engine: " + std::to_string(steps) + " layers of " +
                         std::to_string(step_ms) + " ms"}});
+  if (!flags["gpus"].empty()) {  // what a multi-GPU job was given (worker tests read it back)
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    Emit({{"event", "log"},
+          {"level", "info"},
+          {"message", "fake engine: --gpus " + flags["gpus"] +
+                          " on CUDA_VISIBLE_DEVICES=" + (visible != nullptr ? visible : "")}});
+  }
   fs::create_directories(out);
   const fs::path weights_temp = out / ".model.safetensors.quantd-tmp";
   std::ofstream weights(weights_temp, std::ios::binary);

@@ -57,6 +57,7 @@ std::vector<std::string> EngineProcess::CommandLine(const std::string& engine,
     add("--modules_to_not_convert", absl::StrJoin(spec.modules_to_not_convert().names(), ","));
   }
   add("--backend", assignment.gpu_index() >= 0 ? "cuda" : "cpu");
+  if (spec.gpus() > 1) add("--gpus", std::to_string(spec.gpus()));
   args.push_back("--events=jsonl");
   return args;
 }
@@ -77,8 +78,11 @@ absl::StatusOr<std::unique_ptr<EngineProcess>> EngineProcess::Start(
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const std::string visible =
-      assignment.gpu_index() >= 0 ? std::to_string(assignment.gpu_index()) : std::string();
+  // The engine sees exactly the job's GPUs, as devices 0..n-1 in rank order.
+  const std::string visible = !assignment.gpu_indices().empty()
+                                  ? absl::StrJoin(assignment.gpu_indices(), ",")
+                              : assignment.gpu_index() >= 0 ? std::to_string(assignment.gpu_index())
+                                                            : std::string();
 
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {

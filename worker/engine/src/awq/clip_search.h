@@ -26,6 +26,8 @@ struct ClipResult {
 
 // The calibration rows the clip search uses: 0, step, 2·step, … with step = max(1, N / 512).
 Tensor SampleClipTokens(const Tensor& x);
+// That step for N rows (data-parallel ranks sample all ranks' rows with it).
+int64_t ClipSampleStep(int64_t rows);
 
 // Searches the clip bound of every (row, group) of w [out, in] given sampled inputs [n_tok, in].
 ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, int64_t group, DType md);

@@ -75,6 +75,27 @@ absl::Status Sync(cudaStream_t stream, const char* what) {
   return CudaStatus(cudaStreamSynchronize(stream), what);
 }
 
+// All data-parallel ranks' calibration tokens (this rank's own without data parallelism).
+int64_t AllTokens(const AwqLayerRun& run) {
+  return run.total_tokens > 0 ? run.total_tokens : run.tokens;
+}
+bool DataParallel(const AwqLayerRun& run) { return run.comm != nullptr && run.comm->size() > 1; }
+
+// Sums `count` elements of a device buffer across the data-parallel ranks through host memory
+// (the Communicator's buffers are host buffers). Synchronises the stream.
+template <typename T>
+absl::Status AllReduceOnDevice(const AwqLayerRun& run, T* device, int64_t count, const char* what) {
+  std::vector<T> host(static_cast<size_t>(count));
+  const size_t bytes = host.size() * sizeof(T);
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(host.data(), device, bytes, cudaMemcpyDeviceToHost, run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, what));
+  QUANTD_RETURN_IF_ERROR(run.comm->AllReduceSum(absl::MakeSpan(host)));
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(device, host.data(), bytes, cudaMemcpyHostToDevice, run.stream));
+  return Sync(run.stream, what);  // `host` goes out of scope
+}
+
 absl::Status PrepareRope(const AwqLayerRun& run, AwqWorkspace* ws) {
   // The table depends on the block length, md and the config's RoPE parameters.
   const ModelConfig& c = *run.config;
@@ -161,7 +182,7 @@ absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& 
     rows += l->out;
   }
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->denom, max_rows * (c / gs), sizeof(float)));
-  FinishMean(sums, c, run.tokens, md, means, run.stream);
+  FinishMean(sums, c, AllTokens(run), md, means, run.stream);
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums + c, 0, c * sizeof(double), run.stream));
   for (const DeviceLinear* l : g.linears) {
     AddNormalizedWeightSums(l->weight.f32(), l->out, c, gs, md, ws->denom.f32(), sums + c,
@@ -223,7 +244,7 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
              losses + k0 + i, run.stream);
     }
   }
-  return static_cast<double>(run.tokens) * static_cast<double>(out);
+  return static_cast<double>(AllTokens(run)) * static_cast<double>(out);
 }
 
 // Adds, for the `geo.tokens` rows whose module inputs and outputs are in ws->capture, the summed
@@ -298,7 +319,7 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
                       run.stream);
     }
   }
-  return static_cast<double>(run.tokens) * static_cast<double>(h);
+  return static_cast<double>(AllTokens(run)) * static_cast<double>(h);
 }
 
 // Folds a group's scales into the previous op and the group's Linears (awq/scaling_groups.cc).
@@ -415,15 +436,14 @@ std::array<ClipInput, kClipInputs> ClipInputsOf(const AwqLayerRun& run, const Aw
 
 // The clip search's token sample: every step-th row of all calibration tokens (AutoAWQ's
 // n_sample_token), `kept` rows in all.
-int64_t ClipSampleStep(const AwqLayerRun& run) {
-  return std::max<int64_t>(1, run.tokens / kClipSampleTokens);
-}
+int64_t ClipSampleStep(const AwqLayerRun& run) { return engine::ClipSampleStep(AllTokens(run)); }
 int64_t ClipSampleRows(const AwqLayerRun& run) {
   const int64_t step = ClipSampleStep(run);
-  return (run.tokens + step - 1) / step;
+  return (AllTokens(run) + step - 1) / step;
 }
 
-// Copies the sampled rows among [t0, t0 + m) of every clip input into ws->samples.
+// Copies the sampled rows among [t0, t0 + m) (all ranks' numbering) of every clip input, whose
+// captures hold rows t0.. of the chunk, into ws->samples.
 absl::Status GatherClipSamples(const AwqLayerRun& run, int64_t t0, int64_t m, AwqWorkspace* ws) {
   const int64_t step = ClipSampleStep(run);
   const int64_t kept = ClipSampleRows(run);
@@ -623,6 +643,17 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       Ensure(&ws->losses, kGrid * static_cast<int64_t>(dgroups.size()), sizeof(double)));
   double* sums = ws->sums.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * all_cols * sizeof(double), run.stream));
+  const std::array<ClipInput, kClipInputs> clip_inputs = ClipInputsOf(run, *ws);
+  if (DataParallel(run) && run.settings.apply_clip) {
+    // Each rank fills the sampled rows it holds; the others stay 0 until the ranks' samples are
+    // summed (exact: every row comes from one rank).
+    for (int i = 0; i < kClipInputs; ++i) {
+      const int64_t n = ClipSampleRows(run) * clip_inputs[i].cols;
+      QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples[i], n, sizeof(float)));
+      QUANTD_CUDA_RETURN_IF_ERROR(
+          cudaMemsetAsync(ws->samples[i].f32(), 0, n * sizeof(float), run.stream));
+    }
+  }
   for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
     const int64_t m = std::min(chunk, run.tokens - t0);
     QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
@@ -636,8 +667,18 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
         QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, m, t0 > 0, &ws->grams[i], ws));
       }
     }
-    if (run.settings.apply_clip) QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, t0, m, ws));
+    if (run.settings.apply_clip) {
+      QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, run.token_offset + t0, m, ws));
+    }
     QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
+  }
+  if (DataParallel(run)) {  // every rank's column sums and clip samples
+    QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(run, sums, 2 * all_cols, "data-parallel sums"));
+    for (int i = 0; run.settings.apply_clip && i < kClipInputs; ++i) {
+      QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(run, ws->samples[i].f32(),
+                                               ClipSampleRows(run) * clip_inputs[i].cols,
+                                               "data-parallel clip samples"));
+    }
   }
   for (size_t i = 0; i < dgroups.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(FinishGroupStatistics(run, dgroups[i], sums + 2 * first_col[i],
@@ -706,6 +747,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale search"));
   ws->host.FinishDownloads();
+  // Every rank's loss sums (the divisors count all ranks' tokens).
+  if (DataParallel(run)) QUANTD_RETURN_IF_ERROR(run.comm->AllReduceSum(absl::MakeSpan(loss_sums)));
 
   QuantizedLayer out;
   std::vector<const float*> chosen(dgroups.size());  // the chosen scale vectors on the device

@@ -12,6 +12,8 @@
 #include "awq/scaling_groups.h"
 #include "backend/cpu/decoder_layer.h"
 #include "core/matmul.h"
+#include "io/status_macros.h"
+#include "parallel/sharded_statistics.h"
 
 namespace quantd::engine {
 namespace {
@@ -95,9 +97,12 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
 // AutoAWQ clips every Linear except q/k projections — o_proj too when no scaling group feeds it
 // (GQA) — on the scaled weights, with its cached input divided by the scales of the group that
 // scaled that input. Dividing the sampled tokens equals sampling the divided cache.
-void ClipLinears(const std::vector<ScalingGroup>& groups,
-                 const std::vector<ScalingDecision>& scaling, const LayerCapture& cap, DType md,
-                 int64_t group_size, LayerWeights* w, std::vector<ClipDecision>* clips) {
+// Data-parallel ranks sample all ranks' rows (ShardedClipTokens) and so search the same clips.
+absl::Status ClipLinears(Communicator* comm, const RowShard& shard,
+                         const std::vector<ScalingGroup>& groups,
+                         const std::vector<ScalingDecision>& scaling, const LayerCapture& cap,
+                         DType md, int64_t group_size, LayerWeights* w,
+                         std::vector<ClipDecision>* clips) {
   struct Target {
     const char* name;
     LinearWeights* linear;
@@ -109,7 +114,8 @@ void ClipLinears(const std::vector<ScalingGroup>& groups,
                             {"mlp.up_proj", &w->up_proj, ScalingGroupKind::kMlpInput},
                             {"mlp.down_proj", &w->down_proj, ScalingGroupKind::kMlpDown}};
   for (const Target& t : targets) {
-    Tensor sampled = SampleClipTokens(GroupInput(t.input_group, cap));
+    QUANTD_ASSIGN_OR_RETURN(Tensor sampled,
+                            ShardedClipTokens(comm, shard, GroupInput(t.input_group, cap)));
     for (size_t i = 0; i < groups.size(); ++i) {
       if (groups[i].kind == t.input_group) DivideInputs(scaling[i].scales, md, &sampled);
     }
@@ -117,10 +123,13 @@ void ClipLinears(const std::vector<ScalingGroup>& groups,
     ApplyClip(r.max_val, group_size, &t.linear->weight);
     clips->push_back({t.name, std::move(r.max_val), std::move(r.shrink_index)});
   }
+  return absl::OkStatus();
 }
 
 class CpuBackend : public Backend {
  public:
+  explicit CpuBackend(Communicator* comm) : comm_(comm) {}
+
   std::string_view name() const override { return "cpu"; }
 
   absl::StatusOr<std::unique_ptr<Activations>> Embed(
@@ -148,6 +157,8 @@ class CpuBackend : public Backend {
     const LayerContext ctx = MakeContext(config, md, act->block_len());
     LayerCapture cap;
     ForwardDecoderLayer(ctx, w, &act->hidden(), &cap);
+    // This rank's calibration rows among all data-parallel ranks' (all of them on one rank).
+    QUANTD_ASSIGN_OR_RETURN(const RowShard shard, ShardRows(comm_, act->hidden().dim(0)));
 
     QuantizedLayer out;
     const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
@@ -158,11 +169,15 @@ class CpuBackend : public Backend {
         ws.push_back(&l->weight);
       }
       const std::vector<float> w_mean = WeightMean(ws, gs, md);
-      const std::vector<float> x_mean = InputMean(GroupInput(group.kind, cap), md);
+      QUANTD_ASSIGN_OR_RETURN(const std::vector<float> x_mean,
+                              ShardedInputMean(comm_, shard, GroupInput(group.kind, cap), md));
       const TrialLoss loss(ctx, settings, w, cap, group.kind);
-      absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
-          x_mean, w_mean, md,
-          [&loss](const std::vector<float>& s) -> absl::StatusOr<double> { return loss(s); });
+      // Every grid point's loss over this rank's rows, then over all ranks' rows.
+      std::vector<std::vector<float>> grid = GridScales(x_mean, w_mean, md);
+      std::vector<double> losses;
+      for (const std::vector<float>& s : grid) losses.push_back(loss(s));
+      QUANTD_RETURN_IF_ERROR(ReduceRowMeans(comm_, shard, &losses));
+      absl::StatusOr<ScaleSearchResult> best = PickBestScale(std::move(grid), std::move(losses));
       if (!best.ok()) {
         return absl::Status(best.status().code(),
                             absl::StrCat(GroupLabel(group), ": ", best.status().message()));
@@ -176,7 +191,8 @@ class CpuBackend : public Backend {
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      ClipLinears(groups, out.scaling, cap, md, gs, &w, &out.clips);
+      QUANTD_RETURN_IF_ERROR(
+          ClipLinears(comm_, shard, groups, out.scaling, cap, md, gs, &w, &out.clips));
     }
     for (const char* name : kLayerLinearNames) {
       out.linears.push_back({name, QuantizeLinearGemm(*LinearByName(&w, name), gs)});
@@ -222,6 +238,8 @@ class CpuBackend : public Backend {
   }
 
  private:
+  Communicator* comm_;  // null: one rank
+
   static LinearWeights* LinearByName(LayerWeights* w, const std::string& name) {
     LinearWeights* all[] = {&w->q_proj,    &w->k_proj,  &w->v_proj,   &w->o_proj,
                             &w->gate_proj, &w->up_proj, &w->down_proj};
@@ -234,7 +252,9 @@ class CpuBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> CreateCpuBackend(Communicator* comm) {
+  return std::make_unique<CpuBackend>(comm);
+}
 
 Tensor CpuLogits(const ModelConfig& config, DType md, const Tensor& final_norm,
                  const Tensor& lm_head, const Tensor& hidden) {
