@@ -602,8 +602,11 @@ class DeviceLap {
 }  // namespace
 
 CudaPhaseSeconds& GlobalPhaseTotals() {
-  static CudaPhaseSeconds totals;
-  return totals;
+  // Per device, like the memory figures: data-parallel ranks run on threads of their own.
+  static std::array<CudaPhaseSeconds, 64> totals;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) device = 0;
+  return totals[static_cast<size_t>(std::clamp(device, 0, 63))];
 }
 
 absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, LayerWeights w,

@@ -67,7 +67,7 @@ struct AwqWorkspace {
   PinnedArena host;  // staging of the layer's uploads and downloads
 };
 
-// Per-phase wall time of QuantizeLayerOnDevice, accumulated.
+// Per-phase wall time of QuantizeLayerOnDevice on the calling thread's current device, accumulated.
 CudaPhaseSeconds& GlobalPhaseTotals();
 
 // `uploaded`: ws->layer already holds `weights` (staged by the backend, the stream waits for the

@@ -36,7 +36,8 @@ struct CudaBackendOptions {
 // The backend on options.device; fails (naming the cause) when that GPU is not usable.
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options = {});
 
-// Seconds spent in QuantizeLayer per phase, summed over all calls of this process. Phases end at
+// Seconds spent in QuantizeLayer per phase, summed over all calls of this process on the calling
+// thread's current device (one per data-parallel rank). Phases end at
 // the layer's host synchronisations: `upload` (waiting for the staged weights, or uploading them),
 // `forward` (captured forward and group statistics), `scale_search` (every group's grid losses),
 // `finish` (scale folding, clip search, quantization, packing and the copies to the host).
