@@ -66,5 +66,6 @@ VOLUME ["/var/lib/quantd"]
 # 7450 gRPC (quantd), 7451 HTTP /metrics /healthz /readyz (quantd), 7452 the same for a worker.
 EXPOSE 7450 7451 7452
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD curl -fsS "http://127.0.0.1:${QUANTD_HEALTH_PORT}/healthz" || exit 1
+  CMD curl -fsSk "https://127.0.0.1:${QUANTD_HEALTH_PORT}/healthz" || \
+      curl -fsS "http://127.0.0.1:${QUANTD_HEALTH_PORT}/healthz" || exit 1
 ENTRYPOINT ["/usr/local/bin/quantd"]

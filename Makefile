@@ -9,7 +9,11 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-only engine-only demo format clean
+# Fuzzing (tests/fuzz): FUZZ_SECONDS per target; `make fuzz` = 5 targets x 120 s = 10 minutes.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 120
+
+.PHONY: all deps configure build test test-only engine-only fuzz-build fuzz demo format clean
 
 all: build
 
@@ -34,8 +38,21 @@ engine-only: deps
 test-only:
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
+# CI runs each fuzz target briefly too (docs/security.md); `make fuzz` runs them for long.
 test: build engine-only
 	$(MAKE) --no-print-directory test-only
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+# The parsers of untrusted files under libFuzzer with ASan + UBSan (Debian's clang): engine-only, so
+# no gRPC, and its own build directory.
+fuzz-build: deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G Ninja -DQUANTD_FUZZ=ON -DQUANTD_ENGINE_ONLY=ON \
+	  -DQUANTD_CUDA=OFF -DCMAKE_DISABLE_FIND_PACKAGE_gRPC=ON -DCMAKE_DISABLE_FIND_PACKAGE_Protobuf=ON \
+	  -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target quantd_fuzzers
+
+fuzz: fuzz-build
+	bash scripts/run-fuzzers.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 demo: build
 	@bash scripts/demo-service.sh $(BUILD_DIR)
@@ -44,4 +61,4 @@ format:
 	git ls-files '*.cc' '*.h' '*.cu' '*.cuh' '*.proto' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ENGINE_ONLY_DIR)
+	rm -rf $(BUILD_DIR) $(ENGINE_ONLY_DIR) $(FUZZ_DIR)

@@ -26,7 +26,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Jobs may only read and write beneath the allowed roots: the demo model and its output directory.
+mkdir -p "$(dirname "$out")"
 "$bin/quantd" --listen=127.0.0.1:0 --port-file="$state/port" --state-dir="$state/state" \
+  --allowed-roots="$root/demo,$(dirname "$out")" \
   --engine="$engine" --metrics-address=127.0.0.1:0 2>"$state/quantd.log" &
 server_pid=$!
 for _ in $(seq 300); do

@@ -21,6 +21,9 @@ packages=(
   # regenerating the tokenizer golden files (tests/golden/tokenizer): SentencePiece as a cross-check
   python3-sentencepiece
   clang-format
+  # security: the openssl command line makes the tests' certificates (no private key is
+  # committed); Debian's clang with libFuzzer and the sanitizers builds tests/fuzz (make fuzz)
+  openssl clang libclang-rt-14-dev
 )
 # Node.js and npm run the deploy/ manifest checks (tests/ops/manifests). A Node.js installed from
 # elsewhere (e.g. NodeSource, which bundles npm and conflicts with Debian's npm) is used as it is.

@@ -17,11 +17,13 @@ int main(int argc, char** argv) {
       {quantd::logging::ParseLevel(config.log_level).value_or(quantd::logging::Level::kInfo),
        quantd::logging::ParseFormat(config.log_format).value_or(quantd::logging::Format::kText),
        "quantd"});
-  // SIGINT/SIGTERM are taken by sigwait below, in an orderly shutdown.
+  // SIGINT/SIGTERM are taken by sigwait below, in an orderly shutdown; SIGHUP reloads the
+  // identities file.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -31,7 +33,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    (void)(*server)->ReloadIdentities();  // Logs the outcome.
+  }
   quantd::logging::Info("signal " + std::to_string(signal_number) + ": shutting down");
   (*server)->Shutdown();
   return 0;

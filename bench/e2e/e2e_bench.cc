@@ -297,6 +297,8 @@ int Main(int argc, char** argv) {
   fs::create_directories(a.work_dir, ec);
   double t = Now();
   engine::testing::RandomModelOptions gen{*cj, model_dir, c.dtype, 1234, 4, 20.0f};
+  // A slice-parallel stream: an 8B-parameter model is 16 GB of random values.
+  gen.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (absl::Status s = engine::testing::WriteRandomModel(gen); !s.ok()) {
     std::fprintf(stderr, "random model: %s\n", std::string(s.message()).c_str());
     return 1;

@@ -65,7 +65,6 @@ std::string CheckAwqOutput(const std::string& out_dir, const engine::ModelConfig
       engine::CheckpointReader::Open(out_dir);
   if (!r.ok()) return std::string(r.status().message());
   const engine::CheckpointReader& ck = **r;
-  std::vector<int64_t> out = engine::LinearOutFeatures(c), in = engine::LinearInFeatures(c);
   int64_t expected = 2 + (c.tie_word_embeddings ? 0 : 1);  // embedding, final norm, lm_head
   std::string problem =
       CheckTensor(ck, engine::kEmbedTokensName, DType::kF16, {c.vocab_size, c.hidden_size});
@@ -75,28 +74,28 @@ std::string CheckAwqOutput(const std::string& out_dir, const engine::ModelConfig
     problem = CheckTensor(ck, engine::kLmHeadName, DType::kF16, {c.vocab_size, c.hidden_size});
   }
   for (int l = 0; l < c.num_hidden_layers && problem.empty(); ++l) {
-    for (size_t i = 0; i < 7 && problem.empty(); ++i) {
-      const std::string base = engine::LayerTensorName(l, engine::kLayerLinearNames[i]);
-      problem = CheckTensor(ck, base + ".qweight", DType::kI32, {in[i], out[i] / 8});
+    for (const engine::LayerTensorSpec& t : c.arch->layer_tensors(c)) {
+      if (!problem.empty()) break;
+      const std::string base = engine::LayerTensorName(l, t.name);
+      if (!t.linear) {
+        problem = CheckTensor(ck, base + ".weight", DType::kF16, t.shape);
+        ++expected;
+        continue;
+      }
+      const int64_t out = t.shape[0], in = t.shape[1];
+      problem = CheckTensor(ck, base + ".qweight", DType::kI32, {in, out / 8});
       if (problem.empty()) {
-        problem = CheckTensor(ck, base + ".qzeros", DType::kI32, {in[i] / kGroup, out[i] / 8});
+        problem = CheckTensor(ck, base + ".qzeros", DType::kI32, {in / kGroup, out / 8});
       }
       if (problem.empty()) {
-        problem = CheckTensor(ck, base + ".scales", DType::kF16, {in[i] / kGroup, out[i]});
+        problem = CheckTensor(ck, base + ".scales", DType::kF16, {in / kGroup, out});
       }
       expected += 3;
-      if (problem.empty() && c.attention_bias && i < 3) {
-        problem = CheckTensor(ck, base + ".bias", DType::kF16, {out[i]});
+      if (problem.empty() && t.bias) {
+        problem = CheckTensor(ck, base + ".bias", DType::kF16, {out});
         ++expected;
       }
     }
-    for (const char* norm : {"input_layernorm.weight", "post_attention_layernorm.weight"}) {
-      if (problem.empty()) {
-        problem = CheckTensor(ck, engine::LayerTensorName(l, norm), DType::kF16, {c.hidden_size});
-      }
-      ++expected;
-    }
-    if (c.qk_norm) expected += 2;
   }
   if (!problem.empty()) return problem;
   int64_t found = 0;
@@ -107,9 +106,11 @@ std::string CheckAwqOutput(const std::string& out_dir, const engine::ModelConfig
     found += static_cast<int64_t>((*f)->entries().size());
   }
   if (found != expected) return absl::StrCat(found, " tensors, expected ", expected);
-  // The last layer's down_proj scales: finite and positive.
-  const std::string scales =
-      engine::LayerTensorName(c.num_hidden_layers - 1, "mlp.down_proj") + ".scales";
+  // The last quantized Linear of the last layer (down_proj; a MoE layer's last expert's): its
+  // scales finite and positive.
+  std::string last;
+  for (const engine::LinearSpec& l : engine::LayerLinears(c)) last = l.source;
+  const std::string scales = engine::LayerTensorName(c.num_hidden_layers - 1, last) + ".scales";
   absl::StatusOr<engine::Tensor> s = ck.ReadFloat(scales);
   if (!s.ok()) return std::string(s.status().message());
   for (float v : s->data) {

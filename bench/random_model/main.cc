@@ -1,5 +1,9 @@
 // quantd-random-model --config config.json --output_dir DIR [--dtype float16|bfloat16|float32]
 //                     [--seed N] [--outlier_channels K] [--outlier_scale S] [--max_shard_bytes B]
+//                     [--layers K] [--fused_experts true|false] [--threads N]
+// --layers K writes only the first K decoder layers (num_hidden_layers = K in its config.json), for
+// disks that cannot hold a whole MoE checkpoint; --fused_experts writes a MoE model's experts as
+// transformers 5's fused 3-D tensors; --threads generates slices in parallel.
 //
 // Writes DIR/config.json and a safetensors checkpoint of the config's geometry with random
 // weights; K channels of every RMSNorm are multiplied by S (default 20) so activations have the
@@ -18,7 +22,8 @@ int Usage(const char* message) {
   std::fprintf(stderr,
                "error: %s\nusage: quantd-random-model --config config.json --output_dir DIR "
                "[--dtype float16|bfloat16|float32] [--seed N] [--outlier_channels K] "
-               "[--outlier_scale S] [--max_shard_bytes B]\n",
+               "[--outlier_scale S] [--max_shard_bytes B] [--layers K] "
+               "[--fused_experts true|false] [--threads N]\n",
                message);
   return 2;
 }
@@ -34,6 +39,7 @@ bool ParseInt(const std::string& text, long long* out) {
 int main(int argc, char** argv) {
   quantd::engine::testing::RandomModelOptions options;
   std::string config_path;
+  int layers = 0;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -68,6 +74,12 @@ int main(int argc, char** argv) {
       options.outlier_scale = std::strtof(value.c_str(), nullptr);
     } else if (flag == "--max_shard_bytes" && ParseInt(value, &n) && n > 0) {
       options.max_shard_bytes = n;
+    } else if (flag == "--layers" && ParseInt(value, &n) && n > 0) {
+      layers = static_cast<int>(n);
+    } else if (flag == "--fused_experts" && (value == "true" || value == "false")) {
+      options.fused_experts = value == "true";
+    } else if (flag == "--threads" && ParseInt(value, &n) && n > 0) {
+      options.threads = static_cast<int>(n);
     } else {
       return Usage(("bad flag or value: " + flag + " " + value).c_str());
     }
@@ -81,6 +93,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.config = *config;
+  if (layers > 0) options.config["num_hidden_layers"] = layers;
   absl::Status status = quantd::engine::testing::WriteRandomModel(options);
   if (!status.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());

@@ -1,7 +1,8 @@
 // quantctl's commands over QuantdClient. Each returns the process exit code:
 //   0 success; 1 the job FAILED; 2 usage error or request rejected by the server (invalid
-//   argument, unknown job, ...); 3 the job was CANCELLED; 4 the server could not be reached or
-//   failed (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...).
+//   argument, unknown job, a limit, ...); 3 the job was CANCELLED; 4 the server could not be
+//   reached or failed (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...); 5 the credential was
+//   refused (UNAUTHENTICATED) or does not allow the call (PERMISSION_DENIED).
 #ifndef QUANTD_CLIENT_QUANTCTL_COMMANDS_H_
 #define QUANTD_CLIENT_QUANTCTL_COMMANDS_H_
 
@@ -13,7 +14,14 @@
 
 namespace quantd::quantctl {
 
-enum ExitCode { kOk = 0, kJobFailed = 1, kUsage = 2, kJobCancelled = 3, kUnreachable = 4 };
+enum ExitCode {
+  kOk = 0,
+  kJobFailed = 1,
+  kUsage = 2,
+  kJobCancelled = 3,
+  kUnreachable = 4,
+  kDenied = 5
+};
 
 struct Output {
   bool json = false;      // -o json: one JSON object per line.

@@ -17,8 +17,21 @@ int main(int argc, char** argv) {
   app.add_option("--address", options.address, "quantd address host:port")
       ->envname("QUANTD_ADDRESS")
       ->capture_default_str();
-  app.add_option("--tls-ca", options.tls_ca, "CA certificate (PEM): use TLS")
+  app.add_option("--tls-ca", options.tls.ca, "CA certificate (PEM): use TLS")
       ->envname("QUANTD_TLS_CA");
+  app.add_option("--tls-cert", options.tls.cert, "Client certificate (PEM) for mTLS")
+      ->envname("QUANTD_CLIENT_TLS_CERT");
+  app.add_option("--tls-key", options.tls.key, "Its private key (PEM)")
+      ->envname("QUANTD_CLIENT_TLS_KEY");
+  app.add_option("--tls-server-name", options.tls.server_name,
+                 "Name to verify in quantd's certificate (default: the host of --address)")
+      ->envname("QUANTD_TLS_SERVER_NAME");
+  std::string token, token_file;
+  app.add_option("--token", token,
+                 "Bearer token (prefer QUANTD_TOKEN or --token-file: flags are visible in ps)")
+      ->envname("QUANTD_TOKEN");
+  app.add_option("--token-file", token_file, "File holding the bearer token")
+      ->envname("QUANTD_TOKEN_FILE");
   app.add_option("-o,--output", output, "text or json")->check(CLI::IsMember({"text", "json"}));
   std::string job;
   bool follow = false, all = false;
@@ -54,6 +67,9 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : quantctl::kUsage;
   }
   quantctl::Output out{output == "json", isatty(STDOUT_FILENO) == 1};
+  absl::StatusOr<std::string> resolved = credentials::ResolveToken(token, token_file);
+  if (!resolved.ok()) return quantctl::ReportError(resolved.status());
+  options.token = *resolved;
   auto client = client::QuantdClient::Connect(options);
   if (!client.ok()) return quantctl::ReportError(client.status());
   if (*submit) {

@@ -40,12 +40,17 @@ void AddSubmitFlags(CLI::App* submit, SubmitFlags* f) {
   submit->add_option("--bits", f->bits, "Weight bits (4)");
   submit->add_option("--group-size", f->group_size, "32, 64 or 128 (default 128)");
   submit->add_option("--zero-point", f->zero_point, "Asymmetric quantization (default true)");
+  submit->add_option("--chat-template-fallback", f->chat_template_fallback,
+                     "Wrap texts as ChatML if the model's chat template does not parse (default: "
+                     "the job fails)");
   submit->add_option("--apply-chat-template", f->apply_chat_template,
                      "Wrap calibration texts with the chat template (default true)");
   submit->add_option("--system-prompt", f->system_prompt,
                      "System message (default: the seed prompt; \"\" for none)");
   submit->add_option("--seed", f->seed, "Sampling seed (default 42)");
-  submit->add_option("--dtype", f->dtype, "float16 or bfloat16 (default float16)")
+  submit
+      ->add_option("--dtype", f->dtype,
+                   "float16 or bfloat16 (default: float16, bfloat16 for Gemma 2/3)")
       ->check(CLI::IsMember({"float16", "bfloat16"}));
   submit->add_option("--eval-text", f->eval_text, "Held-out text for perplexity");
   submit->add_option("--modules-to-not-convert", f->modules_to_not_convert,
@@ -71,6 +76,7 @@ absl::Status BuildSubmitRequest(const SubmitFlags& f, v1::SubmitJobRequest* requ
   if (f.group_size) spec->set_group_size(*f.group_size);
   if (f.zero_point) spec->set_zero_point(*f.zero_point);
   if (f.apply_chat_template) spec->set_apply_chat_template(*f.apply_chat_template);
+  if (f.chat_template_fallback) spec->set_chat_template_fallback(*f.chat_template_fallback);
   if (f.system_prompt) spec->set_system_prompt(*f.system_prompt);
   if (f.seed) spec->set_seed(*f.seed);
   if (f.dtype) {

@@ -46,20 +46,11 @@ std::string JobName(const std::string& id_or_name) {
 }
 
 absl::StatusOr<std::unique_ptr<QuantdClient>> QuantdClient::Connect(const ClientOptions& options) {
-  if (options.address.empty()) return absl::InvalidArgumentError("--address: empty");
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-  if (!options.tls_ca.empty()) {
-    std::ifstream in(options.tls_ca);
-    if (!in)
-      return absl::InvalidArgumentError(absl::StrCat("--tls-ca: cannot read ", options.tls_ca));
-    std::stringstream pem;
-    pem << in.rdbuf();
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem.str();
-    credentials = grpc::SslCredentials(ssl);
-  }
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      credentials::OpenChannel(options.address, options.tls);
+  if (!channel.ok()) return channel.status();
   auto rpc = std::make_unique<Rpc>();
-  rpc->stub = v1::QuantizationService::NewStub(grpc::CreateChannel(options.address, credentials));
+  rpc->stub = v1::QuantizationService::NewStub(*channel);
   return std::unique_ptr<QuantdClient>(new QuantdClient(options, std::move(rpc)));
 }
 
@@ -67,6 +58,7 @@ template <typename Response, typename Call>
 absl::StatusOr<Response> QuantdClient::Unary(const Call& call) const {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+  credentials::AttachToken(context, options_.token);
   Response response;
   absl::Status status = FromGrpc(call(&context, &response));
   if (!status.ok()) return status;
@@ -113,6 +105,7 @@ absl::Status QuantdClient::Follow(const std::string& name, int64_t after_sequenc
   while (true) {
     if (stop_at_sequence > 0 && last >= stop_at_sequence) return absl::OkStatus();
     grpc::ClientContext context;
+    credentials::AttachToken(context, options_.token);
     v1::WatchJobRequest request;
     request.set_name(JobName(name));
     request.set_after_sequence(last);

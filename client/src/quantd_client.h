@@ -1,8 +1,7 @@
 // QuantdClient: the C++ client library of quantd (what quantctl is built on). Owns the channel,
 // credentials and the reconnect-and-resume logic of watching a job.
 //
-// Threading: one client may be used from several threads at once. The header keeps gRPC out of the
-// translation units that include it (compile time).
+// Threading: one client may be used from several threads at once.
 #ifndef QUANTD_CLIENT_QUANTD_CLIENT_H_
 #define QUANTD_CLIENT_QUANTD_CLIENT_H_
 
@@ -12,13 +11,15 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "credentials/client_channel.h"
 #include "quantd/v1/quantization_service.pb.h"
 
 namespace quantd::client {
 
 struct ClientOptions {
   std::string address = "127.0.0.1:7450";
-  std::string tls_ca;                              // PEM file; set = TLS.
+  credentials::ClientTls tls;                      // tls.ca set = TLS (see client_channel.h).
+  std::string token;                               // Bearer token; "" = none.
   absl::Duration rpc_timeout = absl::Seconds(30);  // Unary RPCs.
   absl::Duration max_backoff = absl::Seconds(5);   // Between reconnects of a watch.
   int max_reconnects = 30;                         // Consecutive failed reconnects of a watch.

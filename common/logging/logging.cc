@@ -14,6 +14,7 @@ namespace {
 absl::Mutex g_mu;
 Options g_options ABSL_GUARDED_BY(g_mu);
 JobLineSink g_job_sink ABSL_GUARDED_BY(g_mu);
+std::string g_prefix ABSL_GUARDED_BY(g_mu);
 thread_local bool t_in_sink = false;  // A line logged by the sink is not fed back to it.
 
 const char* LevelName(Level level) {
@@ -72,6 +73,11 @@ std::string FormatLine(Level level, std::string_view message, const Fields& fiel
   return out;
 }
 
+void SetMessagePrefix(std::string prefix) {
+  absl::MutexLock lock(&g_mu);
+  g_prefix = std::move(prefix);
+}
+
 void SetJobLineSink(JobLineSink sink) {
   absl::MutexLock lock(&g_mu);
   g_job_sink = std::move(sink);
@@ -82,8 +88,9 @@ void Log(Level level, std::string_view message, const Fields& fields) {
   {
     absl::MutexLock lock(&g_mu);
     if (level < g_options.min_level) return;
-    std::string line = FormatLine(level, message, fields, g_options.format, g_options.component,
-                                  absl::ToUnixMicros(absl::Now()));
+    std::string line =
+        FormatLine(level, g_prefix.empty() ? std::string(message) : g_prefix + std::string(message),
+                   fields, g_options.format, g_options.component, absl::ToUnixMicros(absl::Now()));
     line.push_back('\n');
     std::fwrite(line.data(), 1, line.size(), stderr);
     if (fields.job_id.empty() || level < Level::kInfo || t_in_sink || !g_job_sink) return;

@@ -48,6 +48,10 @@ using JobLineSink =
     std::function<void(Level level, const std::string& job_id, const std::string& message)>;
 void SetJobLineSink(JobLineSink sink);
 
+// Puts `prefix` before the message of every line from now on ("" removes it): quantd marks its
+// start-up lines when it runs insecurely.
+void SetMessagePrefix(std::string prefix);
+
 // Formats one line without writing it (for tests and for a job's event stream).
 std::string FormatLine(Level level, std::string_view message, const Fields& fields, Format format,
                        std::string_view component, long long unix_micros);

@@ -1,25 +1,27 @@
 #!/bin/bash
-# Builds the CUDA gpu tests and benchmark here (engine-only Release build in build-dev/) and packs
+# Builds the CUDA gpu tests and benchmark here (engine-only Release build in build-dev/, or the build
+# directory QUANTD_BUNDLE_BUILD names) and packs
 # them, their non-system shared libraries (not CUDA's: the device machine has the CUDA 13 toolkit),
 # the numpy checkpoint reader, the test data they read (from build-dev/tests/data, the configure-time
 # mirror of tests/data; the demo model is not packed: run-gpu-checks.sh links the device checkout's
 # demo/models/tiny-qwen2-wp) and the device script into DEST
 # (default: the main checkout's git-ignored .device-bundle/, which the device tool sends; name it
 # in `carry`).
-#   scripts/device/make-bundle.sh [DEST]
+#   [QUANTD_BUNDLE_BUILD=build] scripts/device/make-bundle.sh [DEST]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.device-bundle}
 cd "$repo"
-[ -f build-dev/build.ninja ] || cmake -S . -B build-dev -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
-nice cmake --build build-dev -j2 --target cuda_backend_gpu_test cuda_attention_gpu_test \
+build=${QUANTD_BUNDLE_BUILD:-build-dev}
+[ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DQUANTD_ENGINE_ONLY=ON -DCMAKE_BUILD_TYPE=Release
+nice cmake --build "$build" -j2 --target cuda_backend_gpu_test cuda_attention_gpu_test \
   cuda_kernels_gpu_test cuda_checkpoint_gpu_test quantd-awq-cuda-bench
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,lib,tools,data/fixtures/autoawq-parity,data/configs}
-cp build-dev/tests/cuda_backend_gpu_test build-dev/tests/cuda_attention_gpu_test \
-  build-dev/tests/cuda_kernels_gpu_test build-dev/tests/cuda_checkpoint_gpu_test \
-  build-dev/bin/quantd-awq-cuda-bench "$stage/bin/"
+cp "$build"/tests/cuda_backend_gpu_test "$build"/tests/cuda_attention_gpu_test \
+  "$build"/tests/cuda_kernels_gpu_test "$build"/tests/cuda_checkpoint_gpu_test \
+  "$build"/bin/quantd-awq-cuda-bench "$stage/bin/"
 # The checkpoint test's independent reader (QUANTD_TEST_READER on the device).
 cp tests/tools/awq_reader.py "$stage/tools/"
 strip "$stage"/bin/*
@@ -31,9 +33,12 @@ ldd "$stage"/bin/* | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
     *) cp -L "$lib" "$stage/lib/" ;;
   esac
 done
-data=build-dev/tests/data
+data=$build/tests/data
 cp -r "$data/fixtures/autoawq-parity/llama-mha" "$stage/data/fixtures/autoawq-parity/"
-cp "$data"/configs/qwen2.5-{0.5b,7b}-instruct.config.json "$stage/data/configs/"
+# The trained MoE model (14 MB; main's tree does not have it until the MoE branch lands).
+mkdir -p "$stage/data/models" && cp -r "$data/models/tiny-qwen3-moe-wp" "$stage/data/models/"
+# Every config: the benchmarks' Qwen2.5 and Llama 3.1, the families' gpu tests' real geometries.
+cp "$data"/configs/*.config.json "$stage/data/configs/"
 mkdir -p "$dest"
 tar -C "$stage" -cJf "$dest/bundle.tar.xz" .
 cp scripts/device/run-gpu-checks.sh "$dest/"

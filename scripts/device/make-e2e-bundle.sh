@@ -6,7 +6,7 @@
 # which the device tool sends when named in `carry`).
 #   scripts/device/make-e2e-bundle.sh [DEST]
 # Environment:
-#   QUANTD_BUNDLE_BUILD_DIR  build directory to take quantize-awq and quantd-e2e-bench from
+#   QUANTD_BUNDLE_BUILD      build directory to take quantize-awq and quantd-e2e-bench from
 #                            (default build-dev, the Release engine-only build make-bundle.sh makes)
 #   QUANTD_BUNDLE_E2E_ONLY=1 no gpu tests: make-bundle.sh is skipped and e2e.tar.xz carries every
 #                            non-system library and the configs itself
@@ -17,7 +17,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.device-bundle-e2e}
-build=${QUANTD_BUNDLE_BUILD_DIR:-build-dev}
+build=${QUANTD_BUNDLE_BUILD:-build-dev}
 e2e_only=${QUANTD_BUNDLE_E2E_ONLY:-0}
 cd "$repo"
 mkdir -p "$dest"
@@ -29,7 +29,7 @@ fi
 nice cmake --build "$build" -j2 --target quantize-awq quantd-e2e-bench
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage"/{bin,lib,configs}
+mkdir -p "$stage"/{bin,lib,data/configs}
 cp "$build"/bin/quantize-awq "$build"/bin/quantd-e2e-bench "$stage/bin/"
 strip "$stage"/bin/*
 have=$([ -f "$dest/bundle.tar.xz" ] && tar -tJf "$dest/bundle.tar.xz" | sed -n 's|^\./lib/||p' || true)
@@ -41,8 +41,7 @@ ldd "$stage"/bin/* | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
     *) grep -qx "$name" <<<"$have" || cp -L "$lib" "$stage/lib/" ;;
   esac
 done
-cp tests/data/configs/qwen2.5-0.5b-instruct.config.json tests/data/configs/qwen2.5-7b-instruct.config.json \
-  "$stage/configs/"
+cp tests/data/configs/*.config.json "$stage/data/configs/"
 if [ -n "${QUANTD_BUNDLE_SEED_CALIB:-}" ]; then
   mkdir -p "$stage/seed/tokenizer"
   cp "$QUANTD_BUNDLE_SEED_CALIB" "$stage/seed/calib_8192.jsonl"

@@ -4,9 +4,11 @@
 # kernel, kernels, CPU parity and token chunks, both backends' checkpoints through the numpy
 # reader) and the AWQ benchmark, writes logs under $OUT, prints a short table last.
 #   bash .device-bundle*/run-gpu-checks.sh [attention] [kernels] [parity] [checkpoint] [tests]
-#                                          [bench-small] [bench-large] [bench-7b] [bench-7b-large]
-#                                          [profile-small] [profile-large]
-# (no argument: tests and bench-small; `tests` = attention, kernels, parity and checkpoint;
+#                                          [attention-checks] [families] [moe] [bench-small] [bench-large] [bench-7b]
+#                                          [bench-7b-large] [profile-small] [profile-large]
+# (no argument: tests and bench-small; `tests` = attention, kernels, parity (every family's
+# real geometry included) and checkpoint (every family's miniature included); `families` = only
+# the family cases of parity and checkpoint; `moe` = the MoE cases of parity and checkpoint;
 # profile-*: one layer under Nsight Compute, GPU time per kernel summed by name, as a table)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,14 +42,16 @@ bench() {  # name, args...
     awk '{v[NR] = $1} END {if (NR) printf "median %.4f min %.4f (%d layers)", v[int((NR + 1) / 2)], v[1], NR}')")
   rm -rf /tmp/quantd-bench-model
 }
-gtest() {  # which (attention | backend | checkpoint), the summary lines' pattern
+gtest() {  # which (attention | backend | checkpoint), the summary lines' pattern, [gtest filter],
+  # [log name suffix]
   local start=$(date +%s)
-  "$b/bin/cuda_$1_gpu_test" > "$out/$1_test.log" 2>&1
+  local log="$out/$1${4:+_$4}_test.log"
+  "$b/bin/cuda_$1_gpu_test" --gtest_filter="${3:-*}" > "$log" 2>&1
   local rc=$?
   grep -E "^\[(attention|parity|chunked|kernel|reader)|^\[  (FAILED|PASSED|SKIPPED)|Failure|Expected|Which is|first:" \
-    "$out/$1_test.log" | head -40
-  summary+=("$1 gpu test rc=$rc wall=$(( $(date +%s) - start ))s")
-  while IFS= read -r line; do summary+=("$line"); done < <(grep -E "$2" "$out/$1_test.log")
+    "$log" | head -40
+  summary+=("$1${4:+ $4} gpu test rc=$rc wall=$(( $(date +%s) - start ))s")
+  while IFS= read -r line; do summary+=("$line"); done < <(grep -E "$2|^\[  FAILED" "$log")
 }
 profile() {  # name, bench args...: every kernel's duration (clocks left alone), top 25 by time
   local name=$1; shift
@@ -91,6 +95,45 @@ for step in "${steps[@]}"; do
     parity) gtest backend "^\[(parity|chunked)\]" ;;
     checkpoint|tests)
       gtest checkpoint "^\[reader\]" ;;
+    attention-checks)  # the kernel against float64 without the timings
+      gtest attention "^\[attention\] .*(d96|d256|softcap [1-9])" "-*Timing*" ;;
+    families)  # one process per family and test, 5 at a time with 3 BLAS threads each (the CPU
+      # reference is most of the time), the miniatures' checkpoints (seconds) before the real
+      # geometries' parity (Qwen2.5-0.5B 34 s, Qwen3-0.6B 20 s on the H200; the 7B/8B layers take
+      # minutes); every process's log is appended to families.log as it ends.
+      # QUANTD_FAMILIES_SECONDS (if set) stops what is still running after that many seconds;
+      # QUANTD_FAMILIES (if set, e.g. "llama mistral") runs only those families;
+      # QUANTD_FAMILIES_JOBS (default 5) processes at a time share 15 BLAS threads.
+      fam_start=$(date +%s)
+      fam_jobs=${QUANTD_FAMILIES_JOBS:-5}
+      deadline=$(( fam_start + ${QUANTD_FAMILIES_SECONDS:-100000} ))
+      : > "$out/families.log"
+      export b out deadline
+      {
+        "$b/bin/cuda_checkpoint_gpu_test" --gtest_list_tests --gtest_filter='*Family*' |
+          awk '/^[^ ]/ {suite = $1} /^  / {print "checkpoint " suite $1}'
+        "$b/bin/cuda_backend_gpu_test" --gtest_list_tests --gtest_filter='*Families*' |
+          awk '/^[^ ]/ {suite = $1} /^  / {print "backend " suite $1}'
+      } | awk -v only="${QUANTD_FAMILIES:-}" 'BEGIN {n = split(only, f, " "); for (i = 1; i <= n; ++i) keep[f[i]] = 1}
+              {family = $2; sub(/.*\//, "", family)} n == 0 || family in keep' |
+        OPENBLAS_NUM_THREADS=$(( 15 / fam_jobs > 0 ? 15 / fam_jobs : 1 )) xargs -P "$fam_jobs" -L 1 bash -c '
+        log=$(mktemp) start=$(date +%s)
+        timeout $(( deadline > start ? deadline - start : 1 )) \
+          "$b/bin/cuda_$0_gpu_test" --gtest_filter="$1" > "$log" 2>&1
+        rc=$?
+        sed -i "1i == $1 rc=$rc wall=$(( $(date +%s) - start ))s" "$log"
+        flock "$out/families.log" cat "$log" >> "$out/families.log"
+        grep -E "^== |^\[(parity|reader)\]|Failure|Expected|Which is" "$log"
+        rm -f "$log"'
+      summary+=("families wall=$(( $(date +%s) - fam_start ))s")
+      while IFS= read -r line; do summary+=("$line"); done < <(
+        grep -E "^== |^\[(parity|reader)\]|^\[  FAILED" "$out/families.log") ;;
+    moe)  # the MoE cases: the trained tiny-qwen3-moe-wp and small random models of each MoE
+      # family against the CPU, their checkpoints through the reader, then the real geometries
+      gtest backend "^\[parity\]" '*Moe*' moe
+      gtest checkpoint "^\[reader\]" '*Moe*:*Family*qwen3_moe:*Family*qwen2_moe:*Family*mixtral' moe
+      gtest backend "^\[parity\]" '*Families*qwen3_moe:*Families*qwen2_moe:*Families*mixtral' \
+        moe_real_geometry ;;
     bench-small)
       bench qwen05b_128x512 --config "$b/data/configs/qwen2.5-0.5b-instruct.config.json" --blocks 128 --len 512 ;;
     bench-large)

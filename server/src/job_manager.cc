@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "allowed_roots.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "logging/logging.h"
@@ -63,6 +64,8 @@ absl::Status JobManager::Recover() {
   std::lock_guard<std::mutex> lock(mu_);
   const absl::Time grace_until = absl::Now() + options_.lease_duration;
   for (JobRecord& record : *unfinished) {
+    // Jobs stored before tenants existed belong to the default tenant (and its roots).
+    if (record.job.tenant().empty()) record.job.set_tenant("default");
     const v1::Job& job = record.job;
     hub_.Open(job.job_id(), job.last_event_sequence());
     // Waiting since before the restart: counted from now, the best this process knows.
@@ -78,6 +81,7 @@ absl::Status JobManager::Recover() {
       entry.info.set_name(job.worker());
       entry.info.set_worker_id(worker_id);
       entry.info.set_state(v1::WORKER_STATE_DISCONNECTED);
+      entry.principal = job.worker_principal();
       entry.lease_expiry = grace_until;
       entry.jobs[job.job_id()] = job.gpu_index();
     }
@@ -188,13 +192,15 @@ absl::Status JobManager::TransitionLocked(JobRecord& record, v1::JobState state,
 }
 
 // (1)
-absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) {
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request,
+                                           const SubmitContext& context) {
   if (!request.has_spec()) return absl::InvalidArgumentError("spec: required");
   if (request.request_id().size() > 128) {
     return absl::InvalidArgumentError("request_id: longer than 128 characters");
   }
   v1::JobSpec spec = request.spec();
-  if (absl::Status s = ValidateAndFillSpec(options_.paths, spec); !s.ok()) return s;
+  const PathPolicy paths{RootsForTenant(options_.paths.allowed_roots, context.tenant)};
+  if (absl::Status s = ValidateAndFillSpec(paths, spec); !s.ok()) return s;
   absl::StatusOr<JobMemoryShape> shape = JobMemoryShapeOf(spec);
   if (!shape.ok()) return shape.status();
 
@@ -202,6 +208,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   if (stopping_) return absl::UnavailableError("quantd is shutting down");
   if (!request.request_id().empty()) {
     absl::StatusOr<JobRecord> existing = store_->FindByRequestId(request.request_id());
+    if (existing.ok() && existing->job.tenant() != context.tenant) {
+      return absl::AlreadyExistsError("request_id: already used (choose another)");
+    }
     if (existing.ok()) {
       if (google::protobuf::util::MessageDifferencer::Equals(existing->job.spec(), spec)) {
         return existing->job;
@@ -212,9 +221,23 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
     }
     if (!absl::IsNotFound(existing.status())) return existing.status();
   }
+  if (context.max_queued_jobs > 0) {
+    int queued = 0;
+    for (const auto& [id, active] : active_) {
+      queued += active.job.state() == v1::JOB_STATE_QUEUED && active.job.tenant() == context.tenant;
+    }
+    if (queued >= context.max_queued_jobs) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "tenant ", context.tenant, " has ", queued,
+          " queued jobs, the limit (quantd --max-queued-jobs-per-tenant=", context.max_queued_jobs,
+          "); wait for some to start or cancel some"));
+    }
+  }
   JobRecord record;
   v1::Job& job = record.job;
   job.set_job_id(NewJobId());
+  job.set_tenant(context.tenant);
+  job.set_owner(context.owner);
   job.set_name(absl::StrCat("jobs/", job.job_id()));
   *job.mutable_spec() = std::move(spec);
   job.set_state(v1::JOB_STATE_QUEUED);
@@ -261,6 +284,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
     query.states.push_back(static_cast<v1::JobState>(state));
   }
   query.labels.insert(request.labels().begin(), request.labels().end());
+  query.tenant = request.tenant();
   if (request.page_size() < 0) return absl::InvalidArgumentError("page_size: negative");
   query.page_size = request.page_size();
   query.page_token = request.page_token();

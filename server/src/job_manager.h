@@ -73,7 +73,7 @@
 namespace quantd::server {
 
 struct JobManagerOptions {
-  PathPolicy paths;
+  PathPolicy paths;  // Root patterns; "{tenant}" stands for the job's tenant (allowed_roots.h).
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration lease_duration = absl::Seconds(10);
   int max_attempts = 3;
@@ -83,6 +83,14 @@ struct JobManagerOptions {
   // zero: it waits for a larger worker forever.
   absl::Duration unplaceable_timeout = absl::Minutes(30);
   size_t event_window = 256;  // Recent events kept in memory per unfinished job.
+};
+
+// Who submits a job and what applies to it (the gRPC glue fills it from the caller's principal).
+// The default is a server without credentials.
+struct SubmitContext {
+  std::string tenant = "default";  // The job's tenant; its roots are options.paths for it.
+  std::string owner;               // The submitting principal ("" without credentials).
+  int max_queued_jobs = 0;         // Of this tenant; 0 = no limit.
 };
 
 // One open WorkerService stream, as returned by ConnectWorker.
@@ -106,8 +114,10 @@ class JobManager {
   void Stop();
 
   // QuantizationService.
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request,
+                                 const SubmitContext& context = {});
   absl::StatusOr<v1::Job> Get(const std::string& name);
+  // request.tenant() non-empty: only that tenant's jobs.
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request);
   absl::StatusOr<v1::Job> Cancel(const std::string& name);
   // Streams events after `after_sequence` to `write` until the terminal event has been written
@@ -121,8 +131,11 @@ class JobManager {
   // Copies the jobs, workers and GPUs by state into the gauges (a Registry collect callback).
   void CollectMetrics();
 
-  // WorkerService: a stream opened with `hello`; fills the ServerHello to send back.
-  WorkerSession ConnectWorker(const v1::WorkerHello& hello, v1::ServerHello* reply);
+  // WorkerService: a stream opened with `hello` by `principal` (its worker credential; "" without
+  // credentials); fills the ServerHello to send back. A worker id stays bound to the principal
+  // that connected it (until it is lost with no jobs): another principal is PERMISSION_DENIED.
+  absl::StatusOr<WorkerSession> ConnectWorker(const v1::WorkerHello& hello, v1::ServerHello* reply,
+                                              const std::string& principal = "");
   void HandleWorkerMessage(const WorkerSession& session, const v1::WorkerMessage& message);
   void DisconnectWorker(const WorkerSession& session);
 
@@ -136,6 +149,7 @@ class JobManager {
     // Device memory in use per GPU index (every process on it), from the latest heartbeat of this
     // session; empty when the worker reports none (no GPU, or no NVML).
     std::map<int32_t, int64_t> gpu_memory_used_bytes;
+    std::string principal;  // The worker credential this id is bound to.
   };
   // When an unfinished job entered the queue (submission or requeue) and was first placed on a
   // worker: the start of quantd_job_queue_wait_seconds and quantd_job_duration_seconds.
@@ -170,6 +184,7 @@ class JobManager {
   const JobMemoryShape& ShapeLocked(const v1::Job& job);
   void ExpireLeasesLocked(absl::Time now);
   void SendLocked(const std::string& worker_id, v1::ServerMessage message);
+  v1::ServerMessage AssignmentFor(const v1::Job& job) const;
   // The cached unfinished job that `worker_id` may report on for `attempt`, or null.
   JobRecord* BoundJobLocked(const std::string& worker_id, const std::string& job_id,
                             int32_t attempt);

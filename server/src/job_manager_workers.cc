@@ -1,9 +1,12 @@
 // JobManager, the worker side: worker streams, reports, placement and leases.
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "allowed_roots.h"
+#include "bounded_text.h"
 #include "google/protobuf/util/time_util.h"
 #include "job_manager.h"
 #include "logging/logging.h"
+#include "path_guard/beneath.h"
 
 namespace quantd::server {
 namespace {
@@ -15,17 +18,6 @@ bool OnWorker(v1::JobState state) {
          state == v1::JOB_STATE_CANCELLING;
 }
 
-v1::ServerMessage AssignmentFor(const v1::Job& job) {
-  v1::ServerMessage message;
-  v1::JobAssignment* assignment = message.mutable_assignment();
-  assignment->set_job_id(job.job_id());
-  assignment->set_attempt(job.attempt());
-  *assignment->mutable_spec() = job.spec();
-  assignment->set_gpu_index(job.gpu_index());
-  *assignment->mutable_gpu_indices() = job.gpu_indices();
-  return message;
-}
-
 v1::ServerMessage CancelFor(const v1::Job& job) {
   v1::ServerMessage message;
   message.mutable_cancel()->set_job_id(job.job_id());
@@ -34,6 +26,20 @@ v1::ServerMessage CancelFor(const v1::Job& job) {
 }
 
 }  // namespace
+
+v1::ServerMessage JobManager::AssignmentFor(const v1::Job& job) const {
+  v1::ServerMessage message;
+  v1::JobAssignment* assignment = message.mutable_assignment();
+  assignment->set_job_id(job.job_id());
+  assignment->set_attempt(job.attempt());
+  *assignment->mutable_spec() = job.spec();
+  assignment->set_gpu_index(job.gpu_index());
+  *assignment->mutable_gpu_indices() = job.gpu_indices();
+  for (const std::string& root : RootsForTenant(options_.paths.allowed_roots, job.tenant())) {
+    assignment->add_allowed_roots(root);
+  }
+  return message;
+}
 
 void JobManager::SendLocked(const std::string& worker_id, v1::ServerMessage message) {
   auto it = workers_.find(worker_id);
@@ -89,10 +95,20 @@ JobRecord* JobManager::BoundJobLocked(const std::string& worker_id, const std::s
   return &record;
 }
 
-WorkerSession JobManager::ConnectWorker(const v1::WorkerHello& hello, v1::ServerHello* reply) {
+absl::StatusOr<WorkerSession> JobManager::ConnectWorker(const v1::WorkerHello& hello,
+                                                        v1::ServerHello* reply,
+                                                        const std::string& principal) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string& id = hello.worker_id();
+  if (auto bound = workers_.find(id); bound != workers_.end() && !bound->second.principal.empty() &&
+                                      bound->second.principal != principal) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("worker id ", Quoted(id),
+                     " is bound to another worker credential; a worker connects "
+                     "only under its own id"));
+  }
   WorkerEntry& entry = workers_[id];
+  entry.principal = principal;
   if (entry.outbox) {
     entry.outbox->Close();  // A newer stream of the same worker replaces the old one.
   }
@@ -230,6 +246,12 @@ void JobManager::HandleReportLocked(JobRecord& record, const v1::JobReport& repo
       *event.mutable_log() = report.log();
       break;
     case v1::JobReport::kArtifact:
+      if (!path_guard::LexicallyInside(report.artifact().path(), record.job.spec().output_dir())) {
+        logging::Warning(absl::StrCat("ignored an artifact outside the job's output_dir: ",
+                                      Quoted(report.artifact().path())),
+                         {record.job.job_id(), ""});
+        return;
+      }
       *event.mutable_artifact() = report.artifact();
       *record.job.add_artifacts() = report.artifact();
       break;
@@ -252,10 +274,19 @@ void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& 
   if (state != v1::JOB_STATE_SUCCEEDED && state != v1::JOB_STATE_CANCELLED) {
     state = v1::JOB_STATE_FAILED;
   }
+  v1::JobError error = finished.error();
   if (state == v1::JOB_STATE_SUCCEEDED) {
     *record.job.mutable_artifacts() = finished.artifacts();
+    for (const v1::Artifact& artifact : finished.artifacts()) {
+      if (path_guard::LexicallyInside(artifact.path(), record.job.spec().output_dir())) continue;
+      state = v1::JOB_STATE_FAILED;
+      record.job.clear_artifacts();
+      error.set_code(static_cast<int32_t>(absl::StatusCode::kDataLoss));
+      error.set_message(absl::StrCat("the worker reported an artifact outside output_dir: ",
+                                     Quoted(artifact.path())));
+      break;
+    }
   }
-  v1::JobError error = finished.error();
   if (state == v1::JOB_STATE_FAILED && error.message().empty()) {
     error.set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
     error.set_message("the worker reported a failure without a reason");
@@ -331,6 +362,7 @@ void JobManager::ScheduleLocked() {
   for (const Placement& placement : result.placements) {
     JobRecord& record = active_.at(placement.job_id);
     record.job.set_worker("workers/" + placement.worker_id);
+    record.job.set_worker_principal(workers_.at(placement.worker_id).principal);
     record.job.set_gpu_index(placement.gpu_index);
     *record.job.mutable_gpu_indices() = {placement.gpu_indices.begin(),
                                          placement.gpu_indices.end()};
@@ -448,6 +480,7 @@ void JobManager::ExpireLeasesLocked(absl::Time now) {
       }
     }
     entry.jobs.clear();
+    entry.principal.clear();  // The id may now be claimed by another worker credential.
     dirty_ = true;
   }
 }

@@ -7,7 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bounded_text.h"
 #include "nlohmann/json.hpp"
+#include "path_check.h"
+#include "quantd/engine/model_support.h"
 
 namespace quantd::server {
 namespace {
@@ -16,31 +19,6 @@ namespace fs = std::filesystem;
 
 absl::Status FieldError(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", what));
-}
-
-bool WithinRoot(const fs::path& path, const fs::path& root) {
-  auto [root_end, path_it] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
-  return root_end == root.end() || (std::next(root_end) == root.end() && root_end->empty());
-}
-
-// Required absolute path inside the allowed roots; returns the resolved path in `resolved`.
-absl::Status CheckPath(const PathPolicy& policy, const std::string& field, const std::string& value,
-                       fs::path* resolved) {
-  if (value.empty()) return FieldError(field, "required (an absolute path)");
-  fs::path path(value);
-  if (!path.is_absolute())
-    return FieldError(field, absl::StrCat("\"", value, "\" is not absolute"));
-  std::error_code ec;
-  *resolved = fs::weakly_canonical(path, ec);
-  if (ec) *resolved = path.lexically_normal();
-  if (policy.allowed_roots.empty()) return absl::OkStatus();
-  for (const std::string& root : policy.allowed_roots) {
-    fs::path canonical_root = fs::weakly_canonical(fs::path(root), ec);
-    if (ec) canonical_root = fs::path(root).lexically_normal();
-    if (WithinRoot(*resolved, canonical_root)) return absl::OkStatus();
-  }
-  return FieldError(field, absl::StrCat("\"", value, "\" is outside the allowed roots (",
-                                        absl::StrJoin(policy.allowed_roots, ", "), ")"));
 }
 
 absl::Status CheckRange(const std::string& field, int64_t value, int64_t lo, int64_t hi) {
@@ -60,17 +38,17 @@ bool ValidLabelKey(const std::string& key) {
 absl::StatusOr<nlohmann::json> ReadModelConfig(const std::string& model_dir) {
   const fs::path path = fs::path(model_dir) / "config.json";
   std::ifstream in(path);
-  if (!in) return FieldError("model_dir", absl::StrCat(path.string(), " is missing or unreadable"));
+  if (!in)
+    return FieldError("model_dir",
+                      absl::StrCat(Quoted(path.string()), " is missing or unreadable"));
   std::stringstream text;
   text << in.rdbuf();
   nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded() || !config.is_object()) {
-    return FieldError("model_dir", absl::StrCat(path.string(), " is not a JSON object"));
+  if (config.is_discarded()) {
+    return FieldError("model_dir", absl::StrCat(Quoted(path.string()), " is not valid JSON"));
   }
-  // Multimodal configs keep the language model's shape under text_config.
-  if (config.contains("text_config") && config["text_config"].is_object() &&
-      !config.contains("hidden_size")) {
-    return config["text_config"];
+  if (!config.is_object()) {
+    return FieldError("model_dir", absl::StrCat(Quoted(path.string()), " is not a JSON object"));
   }
   return config;
 }
@@ -78,28 +56,34 @@ absl::StatusOr<nlohmann::json> ReadModelConfig(const std::string& model_dir) {
 }  // namespace
 
 absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
-  fs::path model_dir, output_dir, calib, eval;
-  if (auto s = CheckPath(policy, "model_dir", spec.model_dir(), &model_dir); !s.ok()) return s;
-  if (!fs::is_directory(model_dir)) {
-    return FieldError("model_dir", absl::StrCat("\"", spec.model_dir(), "\" is not a directory"));
+  const std::vector<std::string>& roots = policy.allowed_roots;
+  absl::StatusOr<std::string> model_dir =
+      CheckPathField(roots, "model_dir", spec.model_dir(), PathKind::kExistingDirectory);
+  if (!model_dir.ok()) return model_dir.status();
+  if (absl::StatusOr<std::string> config =
+          CheckPathField(roots, "model_dir", *model_dir + "/config.json", PathKind::kExistingFile);
+      !config.ok()) {
+    return FieldError("model_dir", absl::StrCat(Quoted(spec.model_dir()),
+                                                " has no readable config.json (expected a "
+                                                "Hugging Face model directory): ",
+                                                config.status().message()));
   }
-  if (!fs::is_regular_file(model_dir / "config.json")) {
-    return FieldError("model_dir", absl::StrCat("\"", spec.model_dir(),
-                                                "\" has no config.json (expected a "
-                                                "Hugging Face model directory)"));
-  }
-  if (auto s = CheckPath(policy, "output_dir", spec.output_dir(), &output_dir); !s.ok()) return s;
-  if (output_dir == model_dir) {
+  absl::StatusOr<std::string> output_dir =
+      CheckPathField(roots, "output_dir", spec.output_dir(), PathKind::kOutputDirectory);
+  if (!output_dir.ok()) return output_dir.status();
+  if (*output_dir == *model_dir) {
     return FieldError("output_dir", "must differ from model_dir (the model is never modified)");
   }
-  if (auto s = CheckPath(policy, "calib_jsonl", spec.calib_jsonl(), &calib); !s.ok()) return s;
-  if (!fs::is_regular_file(calib)) {
-    return FieldError("calib_jsonl", absl::StrCat("\"", spec.calib_jsonl(), "\" is not a file"));
+  if (absl::StatusOr<std::string> calib =
+          CheckPathField(roots, "calib_jsonl", spec.calib_jsonl(), PathKind::kExistingFile);
+      !calib.ok()) {
+    return calib.status();
   }
   if (!spec.eval_text().empty()) {
-    if (auto s = CheckPath(policy, "eval_text", spec.eval_text(), &eval); !s.ok()) return s;
-    if (!fs::is_regular_file(eval)) {
-      return FieldError("eval_text", absl::StrCat("\"", spec.eval_text(), "\" is not a file"));
+    if (absl::StatusOr<std::string> eval =
+            CheckPathField(roots, "eval_text", spec.eval_text(), PathKind::kExistingFile);
+        !eval.ok()) {
+      return eval.status();
     }
   }
   if (!spec.has_num_calib()) spec.set_num_calib(8192);
@@ -123,14 +107,13 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   for (const std::string& name : spec.modules_to_not_convert().names()) {
     if (name.empty() || name.find(',') != std::string::npos) {
       return FieldError("modules_to_not_convert",
-                        absl::StrCat("\"", name, "\" is not a module path"));
+                        absl::StrCat(Quoted(name), " is not a module path"));
     }
   }
   if (!spec.has_apply_chat_template()) spec.set_apply_chat_template(true);
   if (!spec.has_seed()) spec.set_seed(42);
-  if (spec.output_dtype() == v1::OUTPUT_DTYPE_UNSPECIFIED) {
-    spec.set_output_dtype(v1::OUTPUT_DTYPE_FLOAT16);
-  }
+  // OUTPUT_DTYPE_UNSPECIFIED stays: the engine's rule decides (float16, bfloat16 for families
+  // whose activations overflow float16).
   if (!v1::OutputDtype_IsValid(spec.output_dtype())) {
     return FieldError("output_dtype", absl::StrCat(spec.output_dtype(), " is not an OutputDtype"));
   }
@@ -142,62 +125,38 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   }
   for (const auto& [key, value] : spec.labels()) {
     if (!ValidLabelKey(key)) {
-      return FieldError("labels", absl::StrCat("key \"", key, "\" is not 1-63 of [a-z0-9_.-]"));
-    }
-    if (value.size() > 256) {
-      return FieldError("labels", absl::StrCat("value of \"", key, "\" is over 256 characters"));
+      return FieldError("labels", absl::StrCat("key ", Quoted(key), " is not 1-63 of [a-z0-9_.-]"));
     }
   }
-  // The config must be readable now: a job that cannot even be planned would fail later.
+  // The config must describe a model the engine supports (the engine's own check and message,
+  // with the supported list) and be planned: a job that cannot would fail on a worker.
   return JobMemoryShapeOf(spec).status();
 }
 
 absl::StatusOr<JobMemoryShape> JobMemoryShapeOf(const v1::JobSpec& spec) {
   absl::StatusOr<nlohmann::json> config = ReadModelConfig(spec.model_dir());
   if (!config.ok()) return config.status();
-  auto get = [&](const char* key, int64_t fallback) -> absl::StatusOr<int64_t> {
-    auto it = config->find(key);
-    if (it == config->end() || !it->is_number_integer()) {
-      if (fallback >= 0) return fallback;
-      return FieldError("model_dir", absl::StrCat("config.json has no integer \"", key,
-                                                  "\" (needed to size the job)"));
-    }
-    return it->get<int64_t>();
-  };
-  absl::StatusOr<int64_t> hidden = get("hidden_size", -1);
-  absl::StatusOr<int64_t> layers = get("num_hidden_layers", -1);
-  absl::StatusOr<int64_t> vocab = get("vocab_size", -1);
-  for (const auto* v : {&hidden, &layers, &vocab}) {
-    if (!v->ok()) return v->status();
-  }
-  absl::StatusOr<int64_t> inter = get("intermediate_size", 4 * *hidden);
-  absl::StatusOr<int64_t> heads = get("num_attention_heads", 1);
-  absl::StatusOr<int64_t> kv_heads = get("num_key_value_heads", *heads);
-  if (*hidden <= 0 || *layers <= 0 || *vocab <= 0 || *heads <= 0 || *kv_heads <= 0 || *inter <= 0) {
-    return FieldError("model_dir", "config.json has a non-positive size");
-  }
-  absl::StatusOr<int64_t> head_dim = get("head_dim", *hidden / *heads);
-  if (*head_dim <= 0) return FieldError("model_dir", "config.json has a non-positive head_dim");
-  // The dtype the engine computes in, read as the engine reads it: transformers 5's "dtype", else
-  // "torch_dtype", else float32.
-  std::string dtype = "float32";
-  for (const char* key : {"torch_dtype", "dtype"}) {
-    auto it = config->find(key);
-    if (it != config->end() && it->is_string()) dtype = it->get<std::string>();
-  }
+  // The engine's own reading of the config (families, MoE, compute dtype): the plan the scheduler
+  // places by is the one the engine chunks by.
+  const std::string path = (fs::path(spec.model_dir()) / "config.json").string();
+  absl::StatusOr<memory_plan::LayerGeometry> geometry = engine::ModelMemoryGeometry(*config, path);
+  if (!geometry.ok()) return FieldError("model_dir", std::string(geometry.status().message()));
   JobMemoryShape shape;
-  shape.geometry.hidden_size = *hidden;
-  shape.geometry.intermediate_size = *inter;
-  shape.geometry.num_attention_heads = *heads;
-  shape.geometry.num_key_value_heads = *kv_heads;
-  shape.geometry.head_dim = *head_dim;
-  shape.geometry.dtype_bytes = dtype == "float32" ? 4 : 2;
+  shape.geometry = *geometry;
   std::string architecture = "model";
   if (auto it = config->find("architectures");
       it != config->end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
     architecture = (*it)[0].get<std::string>();
+  } else if (auto mt = config->find("model_type"); mt != config->end() && mt->is_string()) {
+    architecture = mt->get<std::string>();
   }
-  shape.model = absl::StrCat(architecture, " (hidden ", *hidden, ", intermediate ", *inter, ")");
+  shape.model =
+      geometry->num_experts > 0
+          ? absl::StrCat(architecture, " (hidden ", geometry->hidden_size, ", ",
+                         geometry->num_experts, " experts of ", geometry->expert_intermediate_size,
+                         ")")
+          : absl::StrCat(architecture, " (hidden ", geometry->hidden_size, ", intermediate ",
+                         geometry->intermediate_size, ")");
   const int64_t len = spec.max_seq_len();
   int64_t tokens = static_cast<int64_t>(spec.num_calib()) * len;
   std::error_code ec;

@@ -1,7 +1,7 @@
 // QuantdServer: the quantd process assembled. Start() is the one place where the pieces are wired,
-// in dependency order: metrics -> store -> recovery -> manager -> gRPC services (+ health,
-// reflection, metrics interceptor) -> port -> scheduler -> /metrics, /healthz, /readyz -> local
-// worker. Nothing is served before recovery has finished.
+// in dependency order: listen security check -> metrics -> identities -> store -> recovery ->
+// manager -> gRPC services (+ health, reflection, metrics interceptor) -> port -> scheduler ->
+// /metrics, /healthz, /readyz -> local worker. Nothing is served before recovery has finished.
 //
 // Readiness (/readyz and the gRPC health status, kept equal): the manager accepts jobs (between
 // start and shutdown) and the job store's latest operation did not fail like a broken store.
@@ -28,6 +28,9 @@ class Server;
 
 namespace quantd::server {
 
+namespace auth {
+class Authenticator;
+}
 class InstrumentedJobStore;
 class JobManager;
 class QuantizationServiceImpl;
@@ -43,6 +46,8 @@ class QuantdServer {
   std::string metrics_url() const { return endpoint_ ? endpoint_->url() : std::string(); }
   // OK when ready to accept work, else why not.
   absl::Status Readiness() const;
+  // Re-reads the identities file (SIGHUP); on error the previous identities stay in force.
+  absl::Status ReloadIdentities();
   // Blocks until Shutdown() has completed.
   void Wait();
   // Stops the local worker, ends every stream, stops serving.
@@ -51,6 +56,7 @@ class QuantdServer {
  private:
   explicit QuantdServer(ServerConfig config);
   absl::Status InitMetrics();
+  absl::Status InitAuth();
   absl::Status InitStore();
   absl::Status InitManager();
   absl::Status InitGrpc();
@@ -61,6 +67,8 @@ class QuantdServer {
   absl::Status StartLocalWorker();
 
   ServerConfig config_;
+  std::string insecure_;  // What is insecure about this configuration (--insecure), or "".
+  std::unique_ptr<auth::Authenticator> authenticator_;
   metrics::Registry registry_;
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   std::unique_ptr<InstrumentedJobStore> store_;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "CLI/CLI.hpp"
+#include "allowed_roots.h"
 
 namespace quantd::server {
 
@@ -27,7 +28,8 @@ std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config)
   app.add_option("--store-path", config->store_path, "SQLite file (default <state-dir>/quantd.db)")
       ->envname("QUANTD_STORE_PATH");
   app.add_option("--allowed-roots", config->allowed_roots,
-                 "Directories job paths must lie under (comma-separated; default: anywhere)")
+                 "Directories job paths must lie beneath (comma-separated; {tenant} stands for the "
+                 "job's tenant; default <state-dir>/data/{tenant})")
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->envname("QUANTD_ALLOWED_ROOTS");
@@ -62,6 +64,51 @@ std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config)
       ->envname("QUANTD_TLS_CERT");
   app.add_option("--tls-key", config->tls_key, "Server private key (PEM)")
       ->envname("QUANTD_TLS_KEY");
+  app.add_option("--tls-client-ca", config->tls_client_ca,
+                 "CA bundle (PEM) whose client certificates authenticate callers (mTLS)")
+      ->envname("QUANTD_TLS_CLIENT_CA");
+  app.add_option("--tls-ca", config->tls_ca,
+                 "CA (PEM) the local worker verifies this server with (default: --tls-cert)")
+      ->envname("QUANTD_TLS_CA");
+  app.add_option("--identities", config->identities,
+                 "Identities file (JSON): token hashes and certificate names -> principal, tenant, "
+                 "roles; reloaded on SIGHUP (docs/security.md)")
+      ->envname("QUANTD_IDENTITIES");
+  app.add_option("--insecure", config->insecure,
+                 "Allow a non-loopback --listen without TLS or without --identities (true/false)")
+      ->envname("QUANTD_INSECURE");
+  app.add_option("--metrics-tls", config->metrics_tls,
+                 "Serve /metrics, /healthz and /readyz over TLS with --tls-cert (true/false)")
+      ->envname("QUANTD_METRICS_TLS");
+  app.add_option("--metrics-require-token", config->metrics_require_token,
+                 "/metrics needs a bearer token of the identities file (true/false)")
+      ->envname("QUANTD_METRICS_REQUIRE_TOKEN");
+  Limits& limits = config->limits;
+  app.add_option("--max-request-bytes", limits.max_request_bytes, "Largest request message")
+      ->check(CLI::Range(int64_t{1024}, int64_t{1} << 30))
+      ->envname("QUANTD_MAX_REQUEST_BYTES");
+  app.add_option("--max-system-prompt-bytes", limits.max_system_prompt_bytes,
+                 "Longest spec.system_prompt")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->envname("QUANTD_MAX_SYSTEM_PROMPT_BYTES");
+  app.add_option("--max-string-bytes", limits.max_string_bytes,
+                 "Longest other string (module names, list filters, page tokens)")
+      ->check(CLI::Range(int64_t{64}, int64_t{1} << 20))
+      ->envname("QUANTD_MAX_STRING_BYTES");
+  app.add_option("--max-label-value-bytes", limits.max_label_value_bytes, "Longest label value")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20))
+      ->envname("QUANTD_MAX_LABEL_VALUE_BYTES");
+  app.add_option("--max-labels-per-job", limits.max_labels_per_job, "Labels on one job")
+      ->check(CLI::Range(0, 10000))
+      ->envname("QUANTD_MAX_LABELS_PER_JOB");
+  app.add_option("--max-watchers-per-principal", limits.max_watchers_per_principal,
+                 "Concurrent WatchJob streams of one principal")
+      ->check(CLI::Range(1, 1000000))
+      ->envname("QUANTD_MAX_WATCHERS_PER_PRINCIPAL");
+  app.add_option("--max-queued-jobs-per-tenant", limits.max_queued_jobs_per_tenant,
+                 "Jobs one tenant may have QUEUED")
+      ->check(CLI::Range(1, 100000000))
+      ->envname("QUANTD_MAX_QUEUED_JOBS_PER_TENANT");
   app.add_option("--log-level", config->log_level, "debug|info|warning|error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
       ->envname("QUANTD_LOG_LEVEL");
@@ -82,6 +129,9 @@ std::optional<int> ParseServerFlags(int argc, char** argv, ServerConfig* config)
                                     : std::string("/var/lib/quantd");
   }
   if (config->store_path.empty()) config->store_path = config->state_dir + "/quantd.db";
+  if (config->allowed_roots.empty()) {
+    config->allowed_roots.push_back(DefaultRootPattern(config->state_dir));
+  }
   return std::nullopt;
 }
 

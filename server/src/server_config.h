@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "request_limits.h"
+
 namespace quantd::server {
 
 struct ServerConfig {
@@ -18,7 +20,9 @@ struct ServerConfig {
   std::string state_dir;         // Default: $XDG_STATE_HOME/quantd or ~/.local/state/quantd.
   std::string store = "sqlite";  // sqlite | memory
   std::string store_path;        // Default: <state_dir>/quantd.db
-  std::vector<std::string> allowed_roots;  // Job paths must lie under one; empty = anywhere.
+  // Job paths must lie beneath one; "{tenant}" stands for the job's tenant. Default (when none is
+  // given): <state_dir>/data/{tenant}. Never "anywhere".
+  std::vector<std::string> allowed_roots;
   double heartbeat_seconds = 2.0;
   double lease_seconds = 10.0;
   int max_attempts = 3;
@@ -30,6 +34,21 @@ struct ServerConfig {
   std::string engine_binary;  // Passed to the local worker as --engine when set.
   std::string tls_cert;       // PEM files; both set = TLS, else plaintext.
   std::string tls_key;
+  // PEM CA bundle: client certificates it signs are verified and mapped to principals by their
+  // common name (the identities file's certificate_cn). Needs tls_cert.
+  std::string tls_client_ca;
+  // PEM CA the local worker verifies this server with. Default: tls_cert itself (self-signed).
+  std::string tls_ca;
+  // The identities file (auth/identity_table.h): bearer tokens and certificate names, each with a
+  // principal, a tenant and roles. Empty: no credentials (every caller may do everything), allowed
+  // on loopback only unless `insecure`.
+  std::string identities;
+  // Serve on a non-loopback address without TLS or without identities (said in every start-up
+  // log line and in /readyz).
+  bool insecure = false;
+  bool metrics_tls = false;            // Serve /metrics, /healthz, /readyz over TLS (tls_cert).
+  bool metrics_require_token = false;  // /metrics needs a bearer token from the identities.
+  Limits limits;
   std::string log_level = "info";
   std::string log_format = "text";
 };

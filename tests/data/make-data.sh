@@ -39,13 +39,18 @@ cp -r "$shared/assets/models/stories260K/hf" "$stage/stories260K/"
 rm -f "$stage/stories260K/hf/golden_greedy.json"
 pack models/stories260K.tar.xz "$stage" stories260K
 
+# tiny-qwen3-moe-wp: the trained MoE model whole (checkpoint, tokenizer, calibration texts,
+# held-out text, reference perplexities).
+pack models/tiny-qwen3-moe-wp.tar.xz "$shared/assets/models" tiny-qwen3-moe-wp
+
 # The AutoAWQ parity fixture, whole; its README stays readable beside the archive.
 pack fixtures/autoawq-parity/llama-mha.tar.xz "$shared/fixtures/autoawq-parity" llama-mha
 install -m 644 "$shared/fixtures/autoawq-parity/README.md" "$data/fixtures/autoawq-parity/README.md"
 
 # Real config.json files (tiny, kept plain).
 mkdir -p "$data/configs"
-for name in llama-3.1-8b mistral-7b-v0.1 qwen2.5-0.5b-instruct qwen2.5-7b-instruct qwen3-0.6b; do
+for name in llama-3.1-8b mistral-7b-v0.1 qwen2.5-0.5b-instruct qwen2.5-7b-instruct qwen3-0.6b \
+    qwen3-30b-a3b mixtral-8x7b-v0.1; do
   install -m 644 "$shared/assets/configs/$name.config.json" "$data/configs/"
 done
 

@@ -191,6 +191,30 @@ TEST(CalibrationBuildTest, ChatFallbackWhenTheModelHasNoTemplate) {
   EXPECT_THAT(tok.encoded, ElementsAre("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant"));
 }
 
+TEST(CalibrationBuildTest, ABrokenTemplateFailsUnlessTheChatMlFallbackIsAskedFor) {
+  IoTempDir dir;
+  WriteTextFile(dir.Sub("c.jsonl"), "{\"text\": \"hi\"}\n" + FillerRow(100));
+  CalibrationOptions o = Options(dir.Sub("c.jsonl"), 10, 100);
+  o.apply_chat_template = true;
+  FakeTokenizer tok;
+  CalibrationChat broken;
+  broken.unavailable_reason = "the chat template cannot be parsed: m: line 1: unclosed tag";
+  broken.broken = true;
+  auto refused = BuildCalibration(o, &tok, &broken, nullptr);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("unclosed tag"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("chat_template_fallback"));
+  EXPECT_TRUE(tok.encoded.empty());
+  o.chat_template_fallback = true;
+  Logs logs;
+  ASSERT_TRUE(BuildCalibration(o, &tok, &broken, &logs).ok());
+  ASSERT_EQ(logs.warnings.size(), 1u);
+  EXPECT_THAT(logs.warnings[0], HasSubstr("ChatML fallback"));
+  o.chat_template_fallback = false;
+  o.apply_chat_template = false;  // Not wrapping at all: the template does not matter.
+  EXPECT_TRUE(BuildCalibration(o, &tok, &broken, nullptr).ok());
+}
+
 TEST(CalibrationBuildTest, ChatTemplateRenderedThenStripped) {
   IoTempDir dir;
   WriteTextFile(dir.Sub("c.jsonl"), "{\"text\": \"hi\"}\n{\"text\": \"boom\"}\n" + FillerRow(100));

@@ -10,6 +10,7 @@
 
 #include "io/json_file.h"
 #include "model/architecture.h"
+#include "model/registry.h"
 #include "testing/io_random_model.h"
 #include "testing/io_temp_dir.h"
 #include "tests/testing/test_data.h"
@@ -90,17 +91,26 @@ TEST(CheckpointReaderTest, Stories260KGroupSizeErrorNamesTheModule) {
 }
 
 TEST(CheckpointReaderTest, EveryArchitectureRoundTripsThroughTheRandomGenerator) {
-  for (const ArchitectureInfo& arch : SupportedArchitectures()) {
+  for (const ArchitectureSpec* arch : SupportedArchitectures()) {
     for (bool tied : {false, true}) {
       IoTempDir dir;
-      std::string model_dir = MakeModel(dir, arch.hf_class, tied, 5'000'000'000, DType::kBF16);
+      std::string model_dir = MakeModel(dir, arch->hf_class, tied, 5'000'000'000, DType::kBF16);
       auto model = OpenSourceModel(model_dir, 32, {"lm_head"});
-      ASSERT_TRUE(model.ok()) << arch.hf_class << ": " << model.status();
+      ASSERT_TRUE(model.ok()) << arch->hf_class << ": " << model.status();
+      EXPECT_EQ(model->config.arch, arch);
       EXPECT_EQ(model->config.dtype, DType::kBF16);
       auto layer = model->weights->LoadLayer(model->config, 1);
       ASSERT_TRUE(layer.ok()) << layer.status();
-      EXPECT_EQ(layer->q_proj.bias.has_value(), arch.qkv_bias);
-      EXPECT_EQ(layer->q_norm.has_value(), arch.qk_norm);
+      EXPECT_EQ(layer->index, 1);
+      EXPECT_EQ(layer->q_proj.bias.has_value(), model->config.attention_bias);
+      EXPECT_EQ(layer->q_norm.has_value(), model->config.qk_norm);
+      EXPECT_EQ(layer->pre_feedforward_layernorm.has_value(), model->config.sandwich_norms);
+      // Every canonical Linear is loaded (fused ones split) with the shape LayerLinears names.
+      for (const LinearSpec& spec : LayerLinears(model->config)) {
+        const LinearWeights* l = FindLinear(*layer, spec.name);
+        ASSERT_NE(l, nullptr) << spec.name;
+        EXPECT_EQ(l->weight.shape, (std::vector<int64_t>{spec.out, spec.in})) << spec.name;
+      }
       EXPECT_EQ(model->weights->Find(kLmHeadName) != nullptr, !tied);
       auto head = model->weights->LoadLmHead(model->config);
       ASSERT_TRUE(head.ok());

@@ -7,6 +7,7 @@
 
 #include "model/architecture.h"
 #include "model/model_config.h"
+#include "model/registry.h"
 #include "tests/testing/test_data.h"
 
 namespace quantd::engine {
@@ -27,7 +28,7 @@ absl::Status ParseError(const nlohmann::json& j) {
 TEST(ConfigParseTest, Transformers5StyleTinyQwen2) {
   auto c = LoadModelConfig(quantd::test_data::Path("models/tiny-qwen2-wp/model"));
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->architecture, Architecture::kQwen2);
+  EXPECT_STREQ(c->arch->name, "qwen2");
   EXPECT_EQ(c->hidden_size, 384);
   EXPECT_EQ(c->num_key_value_heads, 2);
   EXPECT_EQ(c->head_dim, 64);
@@ -86,21 +87,24 @@ TEST(ConfigParseTest, Qwen3HasQkNormAndExplicitHeadDim) {
   EXPECT_EQ(layer[4].shape, (std::vector<int64_t>{32}));
 }
 
-TEST(ConfigParseTest, MistralSlidingWindowBoundsTheBlockLength) {
+TEST(ConfigParseTest, MistralSlidingWindowAppliesToEveryLayer) {
   nlohmann::json j = MinimalConfig("MistralForCausalLM");
   j["sliding_window"] = 4096;
   auto c = ParseModelConfig(j, "x");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->sliding_window, 4096);
-  EXPECT_TRUE(CheckSequenceLength(*c, 4096).ok());
-  absl::Status s = CheckSequenceLength(*c, 8192);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("sliding_window 4096"));
+  for (int layer = 0; layer < 2; ++layer) EXPECT_EQ(c->attention(layer).sliding_window, 4096);
+  EXPECT_EQ(c->max_sliding_window(), 4096);
   j["sliding_window"] = nullptr;  // Mistral v0.2+: full attention.
-  EXPECT_EQ(ParseModelConfig(j, "x")->sliding_window, 0);
+  EXPECT_EQ(ParseModelConfig(j, "x")->max_sliding_window(), 0);
   j = MinimalConfig("Qwen2ForCausalLM");
   j["sliding_window"] = 4096;  // Inactive without use_sliding_window.
-  EXPECT_TRUE(CheckSequenceLength(*ParseModelConfig(j, "x"), 32768).ok());
+  EXPECT_EQ(ParseModelConfig(j, "x")->max_sliding_window(), 0);
+  j["use_sliding_window"] = true;  // From max_window_layers on.
+  j["max_window_layers"] = 1;
+  c = ParseModelConfig(j, "x");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->attention(0).sliding_window, 0);
+  EXPECT_EQ(c->attention(1).sliding_window, 4096);
 }
 
 TEST(ConfigParseTest, MistralAndLinearRope) {
@@ -108,7 +112,7 @@ TEST(ConfigParseTest, MistralAndLinearRope) {
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
   auto c = ParseModelConfig(j, "x");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->architecture, Architecture::kMistral);
+  EXPECT_STREQ(c->arch->name, "mistral");
   EXPECT_EQ(c->rope_scaling.type, RopeScaling::Type::kLinear);
   EXPECT_DOUBLE_EQ(c->rope_scaling.factor, 2.0);
 }
@@ -128,9 +132,9 @@ TEST(ConfigParseTest, UnsupportedArchitectureListsSupported) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(s.message()), HasSubstr("/m/config.json"));
   EXPECT_THAT(std::string(s.message()), HasSubstr("GPT2LMHeadModel"));
-  EXPECT_THAT(std::string(s.message()),
-              HasSubstr("LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM, "
-                        "Qwen3ForCausalLM"));
+  for (const ArchitectureSpec* a : SupportedArchitectures()) {
+    EXPECT_THAT(std::string(s.message()), HasSubstr(a->hf_class));
+  }
   nlohmann::json j = MinimalConfig();
   j.erase("architectures");
   EXPECT_THAT(std::string(ParseError(j).message()), HasSubstr("'architectures'"));
@@ -178,13 +182,13 @@ TEST(ConfigParseTest, GeometryErrorsNameTheField) {
   }
 }
 
-TEST(ConfigParseTest, BiasedLlamaAndSlidingWindowAreUnsupported) {
+TEST(ConfigParseTest, BiasedLlamaAndRemoteCodeAreUnsupported) {
   nlohmann::json j = MinimalConfig();
   j["attention_bias"] = true;
   EXPECT_EQ(ParseError(j).code(), absl::StatusCode::kFailedPrecondition);
   j = MinimalConfig("Qwen2ForCausalLM");
-  j["use_sliding_window"] = true;
-  EXPECT_EQ(ParseError(j).code(), absl::StatusCode::kFailedPrecondition);
+  j["use_sliding_window"] = true;  // without a window
+  EXPECT_THAT(std::string(ParseError(j).message()), HasSubstr("'sliding_window'"));
   j = MinimalConfig();
   j["auto_map"] = {{"AutoModelForCausalLM", "x.Y"}};
   EXPECT_THAT(std::string(ParseError(j).message()), HasSubstr("remote"));

@@ -1,6 +1,7 @@
 // The CUDA backend's fused causal attention (cuda/kernels.h CausalAttention) against a float64
 // host reference, on random q/k/v representable in the model dtype: fp16 and bf16 (tensor-core
-// kernel) and float32 (exact kernel), head_dim 64 and 128, GQA, block lengths 1 to 2048. Also
+// kernel) and float32 (exact kernel), head_dim 64, 96, 128 and 256, GQA, block lengths 1 to 2048,
+// and Gemma's options (1/√query_pre_attn_scalar, soft-capped scores, sliding windows). Also
 // times the tensor-core kernel against the float32 kernel at the benchmark's geometry. Built only
 // with the CUDA backend; skips itself where no GPU is present.
 #include <cuda_runtime.h>
@@ -25,6 +26,9 @@ namespace {
 
 struct Shape {
   int blocks, len, heads, kv_heads, d;
+  float softcap = 0.0f;  // scores = c · tanh(scores / c)
+  int window = 0;        // keys t − window < j ≤ t
+  double scalar = 0.0;   // scores · 1/√scalar; 0: head_dim
   int64_t tokens() const { return int64_t{blocks} * len; }
   int64_t q_cols() const { return int64_t{heads} * d; }
   int64_t kv_cols() const { return int64_t{kv_heads} * d; }
@@ -83,32 +87,45 @@ struct ErrorStats {
 // The float64 reference of one output row (query t of head h in block b) and its tolerance.
 // 16-bit md: rounding P and the output to md moves the result by at most u·(A + |ref|) (u: md's
 // unit roundoff, A = Σ p·|v| / Σ p ≥ |ref|), i.e. at most 2 md ulps at A; fp16's subnormal
-// probabilities add up to 2⁻²⁵ each; float32 arithmetic adds ~1e-6·A. Float32 md: 1e-5·(A + |ref|)
-// (float32 exp and sums over up to 2048 keys, no md rounding).
+// probabilities add up to 2⁻²⁵ each; float32 arithmetic adds ~1e-6·A. Float32 md: no md rounding,
+// so the scores' own float32 error shows: an error δ in every score moves the output by at most
+// δ·(A + |ref|), and a float32 dot product of d terms errs by about √d·u·S (S = scale·Σ|q_i·k_i|,
+// the largest over the row's keys; d·u·S at worst) — with peaked scores (Gemma's soft-capping test,
+// q × 4, d = 256) that is ~1e-5, as large as the rest; plus 1e-5 for exp and the sums over up to
+// 2048 keys. (A host emulation of the kernel's float32 arithmetic gave the H200's maximum errors
+// to within 5 %: rounding, not a defect.)
 void CheckRow(const Shape& s, const Inputs& in, const std::vector<float>& got, DType md, int b,
               int h, int t, ErrorStats* st) {
   const int kvh = h / (s.heads / s.kv_heads);
   const int64_t base = int64_t{b} * s.len;
   const float* q = in.q.data() + (base + t) * s.q_cols() + int64_t{h} * s.d;
-  std::vector<double> p(static_cast<size_t>(t + 1));
+  const int first = s.window > 0 ? std::max(0, t - s.window + 1) : 0;
+  std::vector<double> p(static_cast<size_t>(t + 1), 0.0);
   double mx = -INFINITY;
-  for (int j = 0; j <= t; ++j) {
+  double score_magnitude = 0.0;  // S above
+  const double scale = 1.0 / std::sqrt(s.scalar > 0 ? s.scalar : double{1.0} * s.d);
+  for (int j = first; j <= t; ++j) {
     const float* k = in.k.data() + (base + j) * s.kv_cols() + int64_t{kvh} * s.d;
-    double dot = 0.0;
-    for (int i = 0; i < s.d; ++i) dot += double{q[i]} * k[i];
-    p[j] = dot / std::sqrt(double{1.0} * s.d);
+    double dot = 0.0, magnitude = 0.0;
+    for (int i = 0; i < s.d; ++i) {
+      dot += double{q[i]} * k[i];
+      magnitude += std::fabs(double{q[i]} * k[i]);
+    }
+    score_magnitude = std::max(score_magnitude, magnitude * scale);
+    p[j] = dot * scale;
+    if (s.softcap > 0) p[j] = s.softcap * std::tanh(p[j] / s.softcap);
     mx = std::max(mx, p[j]);
   }
   double l = 0.0;
-  for (double& x : p) {
-    x = std::exp(x - mx);
-    l += x;
+  for (int j = 0; j <= t; ++j) {
+    p[j] = j < first ? 0.0 : std::exp(p[j] - mx);
+    l += p[j];
   }
   const double u = UnitRoundoff(md);
   const float* row = got.data() + (base + t) * s.q_cols() + int64_t{h} * s.d;
   for (int i = 0; i < s.d; ++i) {
     double ref = 0.0, a = 0.0, vmax = 0.0;
-    for (int j = 0; j <= t; ++j) {
+    for (int j = first; j <= t; ++j) {
       const double vj = in.v[(base + j) * s.kv_cols() + int64_t{kvh} * s.d + i];
       ref += p[j] * vj;
       a += p[j] * std::fabs(vj);
@@ -116,10 +133,13 @@ void CheckRow(const Shape& s, const Inputs& in, const std::vector<float>& got, D
     }
     ref /= l;
     a /= l;
-    const double subnormal = md == DType::kF16 ? (t + 1) * std::ldexp(1.0, -25) * vmax / l : 0.0;
-    const double tol = (md == DType::kF32 ? 1e-5 * (a + std::fabs(ref))
-                                          : u * (a + std::fabs(ref)) + subnormal + 1e-6 * a) +
-                       1e-30;
+    const double subnormal =
+        md == DType::kF16 ? (t + 1 - first) * std::ldexp(1.0, -25) * vmax / l : 0.0;
+    const double tol =
+        (md == DType::kF32
+             ? (1e-5 + std::sqrt(double{1.0} * s.d) * u * score_magnitude) * (a + std::fabs(ref))
+             : u * (a + std::fabs(ref)) + subnormal + 1e-6 * a) +
+        1e-30;
     const double err = std::fabs(double{row[i]} - ref);
     ++st->checked;
     st->worst = std::max(st->worst, err / tol);
@@ -159,12 +179,24 @@ struct DeviceInput {
   const void* ptr() const { return array.ptr; }
 };
 
+// The kernel options of a shape, formed as the backend forms them (cuda/device_layer.cc).
+cuda::AttentionOptions OptionsOf(const Shape& s) {
+  const double scalar = s.scalar > 0 ? s.scalar : s.d;
+  cuda::AttentionOptions o;
+  o.scale = 1.0f / std::sqrt(static_cast<float>(scalar));
+  o.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(scalar));
+  o.softcap = s.softcap;
+  o.window = s.window;
+  return o;
+}
+
 // `tiles`: a tile shape of the tensor-core kernel to run instead of CausalAttention's default.
 void CheckAgainstFloat64(const Shape& s, DType md, float q_scale, uint32_t seed,
                          const cuda::AttentionTiles* tiles = nullptr) {
   SCOPED_TRACE(std::string(DTypeName(md)) + " d" + std::to_string(s.d) + " heads " +
                std::to_string(s.heads) + "/" + std::to_string(s.kv_heads) + " " +
-               std::to_string(s.blocks) + "x" + std::to_string(s.len));
+               std::to_string(s.blocks) + "x" + std::to_string(s.len) + " softcap " +
+               std::to_string(s.softcap) + " window " + std::to_string(s.window));
   const Inputs in = RandomInputs(s, md, q_scale, seed);
   const size_t q_bytes = in.q.size() * sizeof(float);
   const bool f32 = md == DType::kF32;
@@ -179,9 +211,10 @@ void CheckAgainstFloat64(const Shape& s, DType md, float q_scale, uint32_t seed,
   ASSERT_TRUE(tiles != nullptr
                   ? cuda::CausalAttentionWithTiles(*tiles, q.ptr(), k.ptr(), v.ptr(), out.f32(),
                                                    md_out, s.tokens(), s.len, s.heads, s.kv_heads,
-                                                   s.d, md, nullptr)
+                                                   s.d, md, OptionsOf(s), nullptr)
                   : cuda::CausalAttention(q.ptr(), k.ptr(), v.ptr(), out.f32(), md_out, s.tokens(),
-                                          s.len, s.heads, s.kv_heads, s.d, md, nullptr));
+                                          s.len, s.heads, s.kv_heads, s.d, md, OptionsOf(s),
+                                          nullptr));
   ASSERT_CUDA(cudaGetLastError());
   ASSERT_CUDA(cudaDeviceSynchronize());
   std::vector<float> got(static_cast<size_t>(out_n));
@@ -226,10 +259,10 @@ void CheckAgainstFloat64(const Shape& s, DType md, float q_scale, uint32_t seed,
     if (all.first_failure.empty()) all.first_failure = st.first_failure;
   }
   std::printf(
-      "[attention] %-4s d%-3d heads %2d/%d %4dx%-4d q_scale %.0f: %ld values, max error "
-      "%.3f of the tolerance, %.3f md ulp at A\n",
+      "[attention] %-4s d%-3d heads %2d/%d %4dx%-4d q_scale %.0f softcap %.0f window %d: %ld "
+      "values, max error %.3f of the tolerance, %.3f md ulp at A\n",
       std::string(DTypeName(md)).c_str(), s.d, s.heads, s.kv_heads, s.blocks, s.len, q_scale,
-      static_cast<long>(all.checked), all.worst, all.max_ulps);
+      s.softcap, s.window, static_cast<long>(all.checked), all.worst, all.max_ulps);
   EXPECT_EQ(all.failed, 0) << all.failed << " of " << all.checked
                            << " values outside the tolerance; first: " << all.first_failure;
 }
@@ -238,8 +271,8 @@ TEST(CudaAttentionGpuTest, MatchesFloat64ReferenceInF16AndBf16) {
   if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
   uint32_t seed = 1;
   for (DType md : {DType::kF16, DType::kBF16}) {
-    for (int d : {64, 128}) {
-      // Qwen2.5-0.5B's 14/2 heads at d = 64; 8/2 at d = 128.
+    for (int d : {64, 96, 128, 256}) {
+      // Qwen2.5-0.5B's 14/2 heads at d = 64; 8/2 at larger d.
       const int heads = d == 64 ? 14 : 8;
       for (const auto& [blocks, len] : {std::pair{3, 1}, {3, 17}, {2, 512}, {1, 2048}}) {
         CheckAgainstFloat64({blocks, len, heads, 2, d}, md, 1.0f, seed++);
@@ -249,10 +282,31 @@ TEST(CudaAttentionGpuTest, MatchesFloat64ReferenceInF16AndBf16) {
   }
 }
 
+// Gemma: scores scaled by 1/√query_pre_attn_scalar (not 1/√head_dim), soft-capped at 50 (Gemma 2),
+// and sliding windows shorter than the block (the kernel skips the key tiles before a window).
+TEST(CudaAttentionGpuTest, GemmaScaleSoftCappingAndSlidingWindow) {
+  if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
+  uint32_t seed = 200;
+  for (DType md : {DType::kBF16, DType::kF16, DType::kF32}) {
+    for (int d : {256, 128}) {
+      Shape s{2, 300, 8, 4, d};
+      s.scalar = 144;
+      s.softcap = 50.0f;
+      CheckAgainstFloat64(s, md, 4.0f, seed++);  // peaked scores: the cap bites
+      s.softcap = 0.0f;
+      s.window = 100;
+      CheckAgainstFloat64(s, md, 1.0f, seed++);
+      s.window = 17;  // inside one key tile
+      s.softcap = 30.0f;
+      CheckAgainstFloat64(s, md, 1.0f, seed++);
+    }
+  }
+}
+
 TEST(CudaAttentionGpuTest, EveryCompiledTileShapeMatchesFloat64Reference) {
   if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
   uint32_t seed = 50;
-  for (int d : {64, 128}) {
+  for (int d : {64, 96, 128, 256}) {
     for (const cuda::AttentionTiles& t : cuda::AttentionTileChoices(d)) {
       SCOPED_TRACE("tiles " + std::to_string(t.warps) + " warps, " + std::to_string(t.keys) +
                    " keys, " + std::to_string(t.min_blocks) + " blocks");
@@ -267,7 +321,7 @@ TEST(CudaAttentionGpuTest, EveryCompiledTileShapeMatchesFloat64Reference) {
 TEST(CudaAttentionGpuTest, Float32ModelsKeepFloat32Precision) {
   if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
   uint32_t seed = 100;
-  for (int d : {64, 128}) {
+  for (int d : {64, 96, 128, 256}) {
     for (const auto& [blocks, len] : {std::pair{3, 17}, {2, 512}}) {
       CheckAgainstFloat64({blocks, len, 4, 2, d}, DType::kF32, 1.0f, seed++);
     }
@@ -277,7 +331,8 @@ TEST(CudaAttentionGpuTest, Float32ModelsKeepFloat32Precision) {
 TEST(CudaAttentionGpuTest, RefusesUnsupportedHeadDim) {
   if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
   EXPECT_FALSE(cuda::CausalAttention(nullptr, nullptr, nullptr, nullptr, nullptr, 64, 64, 2, 2, 32,
-                                     DType::kBF16, nullptr));
+                                     DType::kBF16, OptionsOf({1, 64, 2, 2, 32}), nullptr));
+  EXPECT_FALSE(cuda::AttentionSupportsHeadDim(80));
 }
 
 // Median milliseconds of `reps` launches of `launch` on `stream`, after two warm-up runs.
@@ -319,7 +374,7 @@ void TimeKernels(const Shape& s) {
         [&] {
           cuda::CausalAttentionWithTiles(t, q.ptr(), k.ptr(), v.ptr(), nullptr, out_op.ptr,
                                          s.tokens(), s.len, s.heads, s.kv_heads, s.d, DType::kBF16,
-                                         nullptr);
+                                         OptionsOf(s), nullptr);
         },
         20));
   }
@@ -327,7 +382,7 @@ void TimeKernels(const Shape& s) {
   const double scalar = MedianMs(
       [&] {
         cuda::CausalAttention(q32.ptr(), k32.ptr(), v32.ptr(), out.f32(), nullptr, s.tokens(),
-                              s.len, s.heads, s.kv_heads, s.d, DType::kF32, nullptr);
+                              s.len, s.heads, s.kv_heads, s.d, DType::kF32, OptionsOf(s), nullptr);
       },
       5);
   ASSERT_CUDA(cudaGetLastError());
@@ -355,6 +410,7 @@ TEST(CudaAttentionGpuTest, TensorCoreKernelTiming) {
   TimeKernels({64, 2048, 14, 2, 64});   // Qwen2.5-0.5B, a quarter of 256 × 2048
   TimeKernels({128, 512, 14, 2, 64});   // Qwen2.5-0.5B, 128 × 512
   TimeKernels({16, 2048, 28, 4, 128});  // Qwen2.5-7B geometry
+  TimeKernels({16, 512, 8, 4, 256});    // Gemma 2 2B geometry, 128 × 512 / 8
 }
 
 }  // namespace

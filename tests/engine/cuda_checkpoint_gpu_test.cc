@@ -17,6 +17,8 @@
 #include "nlohmann/json.hpp"
 #include "quantd/engine/quantize.h"
 #include "testing/awq_reader_run.h"
+#include "testing/family_models.h"
+#include "testing/io_random_model.h"
 #include "testing/io_temp_dir.h"
 #include "tests/testing/test_data.h"
 
@@ -132,6 +134,62 @@ TEST(CudaCheckpointGpuTest, TinyQwen2LogitsErrorMatchesCpu) {
   CompareCheckpoints("tiny-qwen2-wp",
                      PlainCalibration(model + "/model", model + "/calib.jsonl", 64, 512));
 }
+
+// The MoE quality target of issue 13 on the GPU (the CPU suite's pipeline_tiny_qwen3_moe test
+// checks it on the CPU reference): tiny-qwen3-moe-wp, first 128 calibration texts, plain,
+// 512-token blocks, held-out perplexity ≤ 53.85 (float 53.51, round-to-nearest 54.37); the same
+// run with the router's input columns left unscaled (AutoAWQ's behaviour) is measured beside it.
+TEST(CudaCheckpointGpuTest, TinyQwen3MoePerplexityWithAndWithoutRouterScaling) {
+  if (!CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA device";
+  const std::string model = quantd::test_data::Path("models/tiny-qwen3-moe-wp");
+  testing::IoTempDir tmp;
+  const std::string calib =
+      testing::WriteFirstLines(model + "/calib.jsonl", 128, tmp.Sub("calib_first.jsonl"));
+  double ppl[2] = {0.0, 0.0};
+  for (int unscaled = 0; unscaled < 2; ++unscaled) {
+    QuantizeOptions o = PlainCalibration(model + "/model", calib, 128, 512);
+    o.eval_text = model + "/heldout.txt";
+    o.moe_router_unscaled_for_testing = unscaled == 1;
+    const std::string dir = tmp.Sub(unscaled ? "unscaled" : "scaled");
+    const double seconds = QuantizeWith(o, BackendKind::kCuda, dir);
+    ASSERT_GE(seconds, 0.0);
+    std::ifstream in(dir + "/out/quant_report.json");
+    const nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
+    ASSERT_FALSE(report.is_discarded());
+    ppl[unscaled] = report["evaluation"]["perplexity_quantized"].get<double>();
+    std::printf(
+        "[reader] tiny-qwen3-moe-wp router %s: perplexity float %.3f quantized %.3f "
+        "(Quantize() %.1f s)\n",
+        unscaled ? "unscaled (AutoAWQ)" : "scaled (quantd)",
+        report["evaluation"]["perplexity_float"].get<double>(), ppl[unscaled], seconds);
+  }
+  EXPECT_LE(ppl[0], 53.85);
+}
+
+// Every family's miniature (testing/family_models.h): the checkpoints of both backends through the
+// reader, within 0.5 % of each other and below round-to-nearest.
+class CudaFamilyCheckpointGpuTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaFamilyCheckpointGpuTest, LogitsErrorMatchesCpu) {
+  if (!CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA device";
+  const std::string family = GetParam();
+  testing::IoTempDir tmp;
+  testing::RandomModelOptions o;
+  o.config = testing::MiniatureConfig(family);
+  o.output_dir = tmp.Sub("model");
+  o.dtype = o.config["torch_dtype"] == "float16" ? DType::kF16 : DType::kBF16;
+  o.seed = 7;
+  o.outlier_channels = 4;
+  o.outlier_scale = 8.0f;
+  ASSERT_TRUE(testing::WriteRandomModel(o).ok());
+  const std::string calib = tmp.Sub("calib.jsonl");
+  testing::WriteRandomTokenRows(calib, 16, 64, 256, 5);
+  CompareCheckpoints(family, PlainCalibration(o.output_dir, calib, 16, 64));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, CudaFamilyCheckpointGpuTest,
+                         ::testing::ValuesIn(testing::FamilyNames()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace
 }  // namespace quantd::engine

@@ -1,10 +1,11 @@
 // Data-parallel calibration on the CPU backend (threads joined by the in-process communicator, as
-// GPUs are by NCCL): 1, 2 and 4 ranks take the decisions of the plain single-rank backend —
-// every scaling group's ratio, every clip choice — on the test-data models, up to the order of
-// floating-point sums, and the quantized model's NLL with them. Errors and cancellation stop
-// every rank.
+// GPUs are by NCCL): 1, 2, 3 and 4 ranks take the decisions of the plain single-rank backend —
+// every scaling group's ratio, every clip choice, MoE layers' routed token counts — on the
+// test-data models (dense and MoE), up to the order of floating-point sums, and the quantized
+// model's NLL with them. Errors and cancellation stop every rank.
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -18,6 +19,9 @@
 #include "model/model_config.h"
 #include "parallel/data_parallel_backend.h"
 #include "testing/awq_test_safetensors.h"
+#include "testing/family_models.h"
+#include "testing/io_random_model.h"
+#include "testing/io_temp_dir.h"
 #include "tests/testing/test_data.h"
 
 namespace quantd::engine {
@@ -59,18 +63,23 @@ std::optional<Model> OpenModel(const std::string& dir) {
 }
 
 // Every layer quantized with `backend` over `calib`, and the NLL of `eval` through the quantized
-// model (each block predicting itself shifted by one).
+// model (each block predicting itself shifted by one; no eval blocks: no NLL).
 struct Run {
   std::vector<QuantizedLayer> layers;
   double quantized_nll = 0.0;
 };
 
-Run Quantize(Backend& backend, const Model& m, const Blocks& calib, const Blocks& eval) {
+using Tweak = std::function<void(LayerQuantSettings*)>;
+
+Run Quantize(Backend& backend, const Model& m, const Blocks& calib, const Blocks& eval,
+             const Tweak& tweak) {
   Run run;
-  const LayerQuantSettings settings{128, m.config.dtype, true};
+  LayerQuantSettings settings{128, m.config.dtype, true};
+  if (tweak) tweak(&settings);
   auto hidden = backend.Embed(m.embedding, calib);
-  auto quantized = backend.Embed(m.embedding, eval);
-  if (!hidden.ok() || !quantized.ok()) {
+  absl::StatusOr<std::unique_ptr<Activations>> quantized;
+  if (!eval.empty()) quantized = backend.Embed(m.embedding, eval);
+  if (!hidden.ok() || (!eval.empty() && !quantized.ok())) {
     ADD_FAILURE() << "Embed: " << hidden.status() << " / " << quantized.status();
     return run;
   }
@@ -86,10 +95,13 @@ Run Quantize(Backend& backend, const Model& m, const Blocks& calib, const Blocks
       ADD_FAILURE() << "layer " << l << ": " << q.status();
       return run;
     }
-    EXPECT_TRUE(
-        backend.ForwardLayer(m.config, DType::kF16, DequantizedLayer(*q), quantized->get()).ok());
+    if (!eval.empty()) {
+      EXPECT_TRUE(
+          backend.ForwardLayer(m.config, DType::kF16, DequantizedLayer(*q), quantized->get()).ok());
+    }
     run.layers.push_back(*std::move(q));
   }
+  if (eval.empty()) return run;
   Blocks targets;
   for (const auto& b : eval) {
     targets.emplace_back(b.begin() + 1, b.end());
@@ -107,6 +119,7 @@ Run Quantize(Backend& backend, const Model& m, const Blocks& calib, const Blocks
 struct Agreement {
   int ratios = 0, same_ratios = 0;
   int64_t clips = 0, same_clips = 0;
+  int searched_experts = 0;  // MoE: experts at or over min_expert_tokens, summed over layers
 };
 
 Agreement Compare(const Run& want, const Run& got) {
@@ -126,6 +139,14 @@ Agreement Compare(const Run& want, const Run& got) {
       }
       EXPECT_EQ(y.scaling[g].x_mean, x.scaling[g].x_mean) << "layer " << l << " group " << g;
     }
+    // MoE: the routed token counts of all ranks, and so the same under-calibrated experts.
+    EXPECT_EQ(x.moe.has_value(), y.moe.has_value());
+    if (x.moe.has_value() && y.moe.has_value()) {
+      EXPECT_EQ(y.moe->tokens_per_expert, x.moe->tokens_per_expert) << "layer " << l;
+      EXPECT_EQ(y.moe->under_calibrated, x.moe->under_calibrated) << "layer " << l;
+      a.searched_experts +=
+          static_cast<int>(x.moe->tokens_per_expert.size() - x.moe->under_calibrated.size());
+    }
     EXPECT_EQ(x.clips.size(), y.clips.size());
     for (size_t c = 0; c < std::min(x.clips.size(), y.clips.size()); ++c) {
       const auto& si = x.clips[c].shrink_index;
@@ -140,18 +161,23 @@ Agreement Compare(const Run& want, const Run& got) {
   return a;
 }
 
-void ExpectRanksDecideAsOne(const std::string& model_dir, const Blocks& calib, const Blocks& eval,
-                            const std::vector<int>& rank_counts) {
+// The single-rank run's agreement with the last of `rank_counts`.
+Agreement ExpectRanksDecideAsOne(const std::string& model_dir, const Blocks& calib,
+                                 const Blocks& eval, const std::vector<int>& rank_counts,
+                                 const Tweak& tweak = nullptr) {
+  Agreement last;
   std::optional<Model> m = OpenModel(model_dir);
-  ASSERT_TRUE(m.has_value());
+  if (!m.has_value()) return last;
   std::unique_ptr<Backend> single = CreateCpuBackend();  // no communicator at all
-  const Run want = Quantize(*single, *m, calib, eval);
-  ASSERT_EQ(static_cast<int>(want.layers.size()), m->config.num_hidden_layers);
+  const Run want = Quantize(*single, *m, calib, eval, tweak);
+  EXPECT_EQ(static_cast<int>(want.layers.size()), m->config.num_hidden_layers);
+  if (static_cast<int>(want.layers.size()) != m->config.num_hidden_layers) return last;
   for (int ranks : rank_counts) {
     std::unique_ptr<Backend> dp = CpuRanks(ranks);
-    ASSERT_NE(dp, nullptr);
-    const Run got = Quantize(*dp, *m, calib, eval);
+    if (dp == nullptr) return last;
+    const Run got = Quantize(*dp, *m, calib, eval, tweak);
     const Agreement a = Compare(want, got);
+    last = a;
     std::printf(
         "[data-parallel] %d ranks, %zu blocks: ratios %d/%d, clips %lld/%lld, quantized "
         "NLL %.6f / %.6f\n",
@@ -162,6 +188,7 @@ void ExpectRanksDecideAsOne(const std::string& model_dir, const Blocks& calib, c
     EXPECT_GE(static_cast<double>(a.same_clips), 0.999 * static_cast<double>(a.clips));
     EXPECT_NEAR(got.quantized_nll, want.quantized_nll, 1e-4 * std::fabs(want.quantized_nll));
   }
+  return last;
 }
 
 Blocks RandomBlocks(int blocks, int len, int vocab, uint32_t seed) {
@@ -188,6 +215,36 @@ TEST(DataParallelTest, RanksDecideAsOneOnTinyQwen2Gqa) {
   // GQA, q/k/v bias, a trained model; 10 blocks over 4 ranks: 3+3+2+2.
   ExpectRanksDecideAsOne(quantd::test_data::Path("models/tiny-qwen2-wp/model"),
                          RandomBlocks(10, 64, 4096, 5), RandomBlocks(2, 64, 4096, 6), {4});
+}
+
+// MoE, the trained tiny-qwen3-moe-wp (8 experts, top-2): per-expert statistics, routed token
+// counts and per-expert clip samples are reduced across ranks. 8 blocks of 64 tokens route 1024
+// rows to 8 experts (128 on average), 3 ranks hold 192, 192 and 128 tokens (about 48, 48 and 32
+// rows an expert): with min_expert_tokens 64 most experts are searched over all ranks' rows, while
+// no rank holds 64 rows of an average expert — a rank deciding on its own counts would keep
+// identity scales. An expert's rows are top-1 choices, then top-2, over all tokens: the clip
+// sample takes them in that order across ranks, not rank after rank.
+TEST(DataParallelTest, RanksDecideAsOneOnTinyQwen3MoeWp) {
+  const Agreement a = ExpectRanksDecideAsOne(
+      quantd::test_data::Path("models/tiny-qwen3-moe-wp/model"), RandomBlocks(8, 64, 4096, 11), {},
+      {2, 3}, [](LayerQuantSettings* s) { s->min_expert_tokens = 64; });
+  EXPECT_GT(a.searched_experts, 0);
+}
+
+// MoE with a shared expert (Qwen2-MoE miniature, random weights: 4 experts, top-2, a shared
+// expert whose down_proj reads every token) on 2 ranks.
+TEST(DataParallelTest, RanksDecideAsOneOnQwen2MoeMiniature) {
+  testing::IoTempDir dir;
+  testing::RandomModelOptions o;
+  o.config = testing::MiniatureConfig("qwen2_moe");
+  o.output_dir = dir.Sub("qwen2_moe");
+  o.seed = 3;
+  o.outlier_channels = 4;
+  o.outlier_scale = 8.0f;
+  ASSERT_TRUE(testing::WriteRandomModel(o).ok());
+  const Agreement a = ExpectRanksDecideAsOne(o.output_dir, RandomBlocks(4, 64, 256, 13), {}, {2},
+                                             [](LayerQuantSettings* s) { s->group_size = 64; });
+  EXPECT_GT(a.searched_experts, 0);
 }
 
 // Layer 0 of the llama-mha fixture quantized on `ranks` CPU ranks over `blocks` random blocks.

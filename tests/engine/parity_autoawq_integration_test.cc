@@ -149,11 +149,11 @@ ParityNumbers CompareSearchDecisions(bool attention_trials_use_float_kv) {
     EXPECT_EQ(q->scaling.size(), 4u) << "MHA: the v_proj→o_proj group must be active";
     // The layer as AutoAWQ scaled it before clipping, to recover its shrink steps.
     LayerWeights theirs_scaled = LayerFrom(*model, layer);
-    for (const ScalingGroup& g : ScalingGroupsOf(theirs_scaled)) {
+    for (const ScalingGroup& g : ScalingGroupsOf(*config)) {
       ApplyGroupScales(
-          g.kind,
+          g,
           search->at(absl::StrCat("layer", layer, ".scale.", absl::StrJoin(g.linears, "+"))).values,
-          config->dtype, &theirs_scaled);
+          config->dtype, config->norm, &theirs_scaled);
     }
     for (const ScalingDecision& d : q->scaling) {
       const std::string linears = d.label.substr(d.label.find("->") + 2);
@@ -239,10 +239,10 @@ TEST(ParityAutoAwqTest, ClipChoicesGivenAutoAwqScales) {
     ForwardDecoderLayer(ctx, w, &static_cast<CpuActivations*>(hidden->get())->hidden(), &cap);
     Tensor* inputs[] = {&cap.attn_input, &cap.o_input, &cap.mlp_input, &cap.down_input};
     int gi = 0;
-    for (const ScalingGroup& g : ScalingGroupsOf(w)) {
+    for (const ScalingGroup& g : ScalingGroupsOf(*config)) {
       const auto& t =
           search->at(absl::StrCat("layer", layer, ".scale.", absl::StrJoin(g.linears, "+")));
-      ApplyGroupScales(g.kind, t.values, md, &w);
+      ApplyGroupScales(g, t.values, md, config->norm, &w);
       DivideInputs(t.values, md, inputs[gi++]);
     }
     const std::pair<const char*, std::pair<LinearWeights*, Tensor*>> clipped[] = {

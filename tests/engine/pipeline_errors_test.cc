@@ -5,6 +5,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "gtest/gtest.h"
+#include "model/registry.h"
 #include "quantd/engine/quantize.h"
 #include "tests/testing/test_data.h"
 
@@ -101,6 +102,7 @@ TEST(PipelineErrorsTest, TooFewCalibrationTokensForOneBlock) {
 // The backend checks the token between scaling groups, inside a layer.
 TEST(PipelineErrorsTest, BackendHonoursCancellationInsideALayer) {
   ModelConfig config;
+  config.arch = FindArchitecture("LlamaForCausalLM");
   config.hidden_size = 128;
   config.intermediate_size = 128;
   config.num_attention_heads = 2;

@@ -14,6 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "quantd/engine/quantize.h"
 #include "testing/io_output_format_checker.h"
+#include "testing/io_temp_dir.h"
 #include "tests/testing/test_data.h"
 
 namespace quantd::engine {
@@ -26,16 +27,6 @@ std::string WorkDir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
-}
-
-// The first `n` lines of the model's calib.jsonl ("first 128 texts", as the references used).
-std::string FirstCalibLines(const std::string& dir, int n) {
-  std::ifstream in(kModel + "/calib.jsonl");
-  const std::string path = dir + "/calib_first.jsonl";
-  std::ofstream out(path);
-  std::string line;
-  for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
-  return path;
 }
 
 class RecordingObserver : public EngineObserver {
@@ -62,7 +53,8 @@ TEST(PipelineTinyQwen2Test, HeldOutPerplexityWithinAutoAwq) {
   QuantizeOptions o;
   o.model_dir = kModel + "/model";
   o.output_dir = dir + "/out";
-  o.calib_jsonl = FirstCalibLines(dir, 128);
+  o.calib_jsonl =
+      testing::WriteFirstLines(kModel + "/calib.jsonl", 128, dir + "/calib_first.jsonl");
   o.num_calib = 128;
   o.max_seq_len = 512;
   o.apply_chat_template = false;
@@ -102,7 +94,8 @@ TEST(PipelineTinyQwen2Test, ChatTemplateWith2048TokenBlocksWorks) {
   QuantizeOptions o;
   o.model_dir = kModel + "/model";
   o.output_dir = dir + "/out";
-  o.calib_jsonl = FirstCalibLines(dir, 128);
+  o.calib_jsonl =
+      testing::WriteFirstLines(kModel + "/calib.jsonl", 128, dir + "/calib_first.jsonl");
   o.num_calib = 128;
   o.max_seq_len = 2048;
   o.apply_chat_template = true;

@@ -180,6 +180,39 @@ TEST(QuantizeAwqCliTest, EventsEndWithAFailedResultCarryingTheCode) {
   EXPECT_EQ(j["code_number"], 3);
 }
 
+// How quantd-worker runs it: the options as JSON on stdin, every path beneath the allowed roots.
+TEST(QuantizeAwqCliTest, OptionsOnStdinAndPathsConfinedToTheRoots) {
+  const std::string dir = TempDir("roots");
+  std::filesystem::create_directories(dir + "/root/out");
+  std::filesystem::create_directories(dir + "/outside");
+  std::filesystem::create_directory_symlink(kFixture + "/model", dir + "/root/model");
+  const auto options = [&](const std::string& model) {
+    const std::string path = dir + "/options.json";
+    FILE* f = fopen(path.c_str(), "w");
+    const std::string json = nlohmann::json({{"model_dir", model},
+                                             {"output_dir", dir + "/root/out"},
+                                             {"calib_jsonl", dir + "/root/calib.jsonl"},
+                                             {"system_prompt", std::string(200000, 'p')},
+                                             {"allowed_roots", {dir + "/root"}}})
+                                 .dump();
+    fwrite(json.data(), 1, json.size(), f);
+    fclose(f);
+    return path;
+  };
+  // The model is a symlink out of the root: refused before any work, naming the path.
+  RunResult r = RunCli("--options_json=- --events=jsonl < " + options(dir + "/root/model"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(dir + "/root/model leads outside the allowed roots"), std::string::npos)
+      << r.output;
+  // Unknown keys in the options are usage errors.
+  FILE* f = fopen((dir + "/bad.json").c_str(), "w");
+  fputs("{\"model_dir\": \"/m\", \"frobnicate\": 1}", f);
+  fclose(f);
+  r = RunCli("--options_json=" + dir + "/bad.json");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown key \"frobnicate\""), std::string::npos) << r.output;
+}
+
 // The worker's metrics come from these: one "layer" event per decoder layer, in order, with its
 // time and the calibration tokens it ran, and no GPU memory on the CPU backend.
 TEST(QuantizeAwqCliTest, EventsReportEachLayerWithItsTimeAndTokens) {
@@ -219,17 +252,32 @@ std::string FileBytes(const std::string& path) {
 
 // Data-parallel calibration through the whole pipeline (CPU ranks): the checkpoint of a run on
 // 2 and on 3 "GPUs" is byte for byte the checkpoint of a run on one — the same decisions, rank 0's
-// layers written once.
+// layers written once. The 3-rank run takes its options as quantd-worker passes them: JSON on
+// stdin, "gpus" among them.
 TEST(QuantizeAwqCliTest, ARunOnSeveralRanksWritesTheOneRankCheckpoint) {
   const std::string dir = TempDir("ranks");
   std::vector<std::string> weights;
   for (int gpus : {1, 2, 3}) {
     const std::string out = absl::StrCat(dir, "/out", gpus);
-    const RunResult r = RunCli(absl::StrCat("--model_dir ", kFixture, "/model --output_dir ", out,
-                                            " --calib_jsonl ", kFixture,
-                                            "/calib.jsonl --num_calib 16 --max_seq_len 128 "
-                                            "--no_chat_template --backend cpu --gpus ",
-                                            gpus));
+    std::string args = absl::StrCat("--model_dir ", kFixture, "/model --output_dir ", out,
+                                    " --calib_jsonl ", kFixture,
+                                    "/calib.jsonl --num_calib 16 --max_seq_len 128 "
+                                    "--no_chat_template --backend cpu --gpus ",
+                                    gpus);
+    if (gpus == 3) {
+      const std::string json = nlohmann::json({{"model_dir", kFixture + "/model"},
+                                               {"output_dir", out},
+                                               {"calib_jsonl", kFixture + "/calib.jsonl"},
+                                               {"num_calib", 16},
+                                               {"max_seq_len", 128},
+                                               {"no_chat_template", true},
+                                               {"backend", "cpu"},
+                                               {"gpus", gpus}})
+                                   .dump();
+      std::ofstream(dir + "/options.json") << json;
+      args = "--options_json=- < " + dir + "/options.json";
+    }
+    const RunResult r = RunCli(args);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     weights.push_back(FileBytes(out + "/model.safetensors"));
     ASSERT_FALSE(weights.back().empty());

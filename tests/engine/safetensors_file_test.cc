@@ -94,6 +94,23 @@ TEST(SafetensorsFileTest, HeaderProblemsAreClearErrors) {
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("missing.safetensors"));
 }
 
+TEST(SafetensorsFileTest, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  IoTempDir dir;
+  const std::string header =
+      R"({"model.layers.0.mlp.up_proj.weight":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})";
+  for (const auto& [bits, word] : {std::pair{std::string("\x00\x3c\x00\x7e", 4), "NaN"},
+                                   std::pair{std::string("\x00\x7c\x00\x3c", 4), "+inf"},
+                                   std::pair{std::string("\x00\x3c\x00\xfc", 4), "-inf"}}) {
+    WriteTextFile(dir.Sub("w.safetensors"), Raw(header, bits));
+    auto file = SafetensorsFile::Open(dir.Sub("w.safetensors"));
+    ASSERT_TRUE(file.ok()) << file.status();
+    auto tensor = (*file)->ReadFloat((*file)->entries()[0]);
+    EXPECT_EQ(tensor.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(tensor.status().message()),
+                HasSubstr(std::string("\"model.layers.0.mlp.up_proj.weight\" holds ") + word));
+  }
+}
+
 TEST(SafetensorsWriterTest, LayoutMatchesTheSafetensorsLibrary) {
   SafetensorsLayout layout = PlanSafetensorsLayout({{"z.scales", DType::kF16, {2, 8}},
                                                     {"z.qweight", DType::kI32, {2, 1}},

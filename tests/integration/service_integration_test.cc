@@ -366,13 +366,14 @@ TEST(ServiceIntegrationTest, TlsCredentialsFromFlagsAndEnvironment) {
   const std::string cert = (h.dir() / "cert.pem").string(), key = (h.dir() / "key.pem").string();
   const std::string make_cert =
       "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert + " 2>/dev/null";
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
   if (std::system(make_cert.c_str()) != 0) GTEST_SKIP() << "openssl cannot make a certificate";
   auto server = h.StartServer({"--tls-cert=" + cert, "--tls-key=" + key});
   ASSERT_GT(h.port(), 0);
   auto worker = h.StartWorker("w1", {"--tls-ca=" + cert});
   CommandResult plain = h.Quantctl({"list"}, absl::Seconds(20));
-  EXPECT_EQ(plain.exit_code, 4);  // A plaintext client cannot talk to a TLS server.
+  EXPECT_EQ(plain.exit_code, 4);             // A plaintext client cannot talk to a TLS server.
   setenv("QUANTD_TLS_CA", cert.c_str(), 1);  // Inherited by the quantctl child.
   CommandResult r = h.Quantctl({"submit", "--model-dir", h.MakeModel("m"), "--output-dir",
                                 (h.dir() / "out").string(), "--calib-jsonl", h.calib(), "-f"});

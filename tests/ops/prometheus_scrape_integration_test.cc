@@ -121,7 +121,8 @@ void Stack::StartProcesses() {
   ChildProcess* server = Start(
       "quantd", {absl::StrCat(kBin, "quantd"), "--listen=127.0.0.1:0", "--port-file=" + d + "/port",
                  "--state-dir=" + d + "/state", "--metrics-address=127.0.0.1:0",
-                 "--local-worker=false", "--heartbeat-seconds=0.5", "--log-format=json"});
+                 absl::StrCat("--allowed-roots=", kDemoModel, ",", d), "--local-worker=false",
+                 "--heartbeat-seconds=0.5", "--log-format=json"});
   if (server == nullptr) return;
   WaitUntil([&] { return (std::ifstream(d + "/port") >> grpc_port) && grpc_port > 0; },
             std::chrono::seconds(30));

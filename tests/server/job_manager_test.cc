@@ -2,6 +2,7 @@
 // leases, requeues, adoption after a restart, watchers, and the job and worker metrics.
 #include "job_manager.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -26,8 +27,9 @@ class JobManagerTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ / "model");
     std::ofstream(root_ / "model" / "config.json")
-        << R"({"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100,)"
-        << R"( "intermediate_size": 128, "num_attention_heads": 4})";
+        << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,)"
+        << R"( "num_hidden_layers": 2, "vocab_size": 100, "intermediate_size": 128,)"
+        << R"( "num_attention_heads": 4})";
     std::ofstream(root_ / "calib.jsonl") << "{\"text\": \"hello\"}\n";
     options_.paths.allowed_roots = {root_.string()};
     options_.lease_duration = absl::Milliseconds(300);
@@ -58,15 +60,16 @@ class JobManagerTest : public ::testing::Test {
     return *job;
   }
   WorkerSession Connect(const std::string& id, std::vector<v1::RunningJob> running = {},
-                        v1::ServerHello* reply_out = nullptr) {
+                        v1::ServerHello* reply_out = nullptr, const std::string& principal = "") {
     v1::WorkerHello hello;
     hello.set_worker_id(id);
     hello.set_capacity(1);
     for (auto& r : running) *hello.add_running_jobs() = r;
     v1::ServerHello reply;
-    WorkerSession session = manager_->ConnectWorker(hello, &reply);
+    absl::StatusOr<WorkerSession> session = manager_->ConnectWorker(hello, &reply, principal);
+    EXPECT_TRUE(session.ok()) << session.status();
     if (reply_out) *reply_out = reply;
-    return session;
+    return session.ok() ? *session : WorkerSession{};
   }
   // A worker with one GPU of `gpu_bytes`.
   WorkerSession ConnectGpu(const std::string& id, int64_t gpu_bytes) {
@@ -219,6 +222,35 @@ TEST_F(JobManagerTest, InvalidSpecsNameTheField) {
   EXPECT_TRUE(manager_->List({})->jobs().empty());  // Nothing rejected was stored.
 }
 
+// A model the engine does not support is refused at submit time with the engine's message (the
+// supported list, or why a multimodal checkpoint is refused), so it never reaches a worker; a
+// config without "architectures" is accepted through its model_type.
+TEST_F(JobManagerTest, UnsupportedModelsAreRefusedAtSubmit) {
+  const fs::path other = root_ / "other";
+  fs::create_directories(other);
+  auto submit = [&](const std::string& config) {
+    std::ofstream(other / "config.json") << config;
+    v1::SubmitJobRequest request = Request();
+    request.mutable_spec()->set_model_dir(other.string());
+    request.mutable_spec()->set_output_dir((root_ / "other-out").string());
+    return manager_->Submit(request);
+  };
+  const std::string geometry =
+      R"("hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100, "intermediate_size": 128,)"
+      R"( "num_attention_heads": 4)";
+  auto job = submit(R"({"architectures": ["GPT2LMHeadModel"], )" + geometry + "}");
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("spec.model_dir"));
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("GPT2LMHeadModel"));
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("Gemma2ForCausalLM"));
+  job = submit(R"({"architectures": ["Gemma3ForConditionalGeneration"],)"
+               R"( "text_config": {"model_type": "gemma3_text"}})");
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("multimodal"));
+  EXPECT_TRUE(manager_->List({})->jobs().empty());
+  job = submit(R"({"model_type": "mistral", )" + geometry + "}");
+  EXPECT_TRUE(job.ok()) << job.status();
+}
+
 TEST_F(JobManagerTest, RequestIdMakesSubmitIdempotent) {
   v1::SubmitJobRequest request = Request();
   request.set_request_id("req-7");
@@ -229,6 +261,76 @@ TEST_F(JobManagerTest, RequestIdMakesSubmitIdempotent) {
   request.mutable_spec()->set_group_size(64);
   EXPECT_EQ(manager_->Submit(request).status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(manager_->List({})->jobs_size(), 1);
+}
+
+TEST_F(JobManagerTest, TenantsSeeOnlyTheirJobsAndQueueWithinTheirQuota) {
+  options_.paths.allowed_roots = {root_.string() + "/{tenant}"};
+  Restart();
+  fs::create_directories(root_ / "search" / "model");
+  fs::copy_file(root_ / "model" / "config.json", root_ / "search" / "model" / "config.json");
+  v1::SubmitJobRequest request;
+  request.mutable_spec()->set_model_dir((root_ / "search" / "model").string());
+  request.mutable_spec()->set_calib_jsonl((root_ / "search" / "model" / "config.json").string());
+  const SubmitContext search{"search", "alice", 2};
+  for (const char* out : {"o1", "o2"}) {
+    request.mutable_spec()->set_output_dir((root_ / "search" / out).string());
+    auto job = manager_->Submit(request, search);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->tenant(), "search");
+    EXPECT_EQ(job->owner(), "alice");
+  }
+  request.mutable_spec()->set_output_dir((root_ / "search" / "o3").string());
+  auto over = manager_->Submit(request, search);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.status().message().find("--max-queued-jobs-per-tenant"), std::string::npos);
+  // Another tenant's roots do not hold search's files.
+  auto other = manager_->Submit(request, SubmitContext{"ads", "bob", 2});
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(other.status().message().find("allowed roots"), std::string::npos) << other.status();
+  v1::ListJobsRequest list;
+  list.set_tenant("ads");
+  EXPECT_EQ(manager_->List(list)->jobs_size(), 0);
+  list.set_tenant("search");
+  EXPECT_EQ(manager_->List(list)->jobs_size(), 2);
+  // A worker gets the job's own roots.
+  WorkerSession w = Connect("w1");
+  v1::ServerMessage assignment = Next(w);
+  ASSERT_EQ(assignment.assignment().allowed_roots_size(), 1);
+  EXPECT_EQ(assignment.assignment().allowed_roots(0), root_.string() + "/search");
+}
+
+TEST_F(JobManagerTest, ARequestIdOfAnotherTenantIsNotLeaked) {
+  v1::SubmitJobRequest request = Request();
+  request.set_request_id("shared-id");
+  auto first = manager_->Submit(request, SubmitContext{"a", "alice", 0});
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = manager_->Submit(request, SubmitContext{"b", "bob", 0});
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(second.status().message().find(first->name()), std::string::npos);
+}
+
+TEST_F(JobManagerTest, AWorkerIdIsBoundToTheCredentialThatConnectedIt) {
+  v1::Job job = Submit();
+  WorkerSession w = Connect("w1", {}, nullptr, "gpu-node-1");
+  ASSERT_TRUE(Next(w).has_assignment());
+  EXPECT_EQ(manager_->Get(job.name())->worker_principal(), "gpu-node-1");
+  v1::WorkerHello hello;
+  hello.set_worker_id("w1");
+  v1::ServerHello reply;
+  auto forged = manager_->ConnectWorker(hello, &reply, "gpu-node-2");
+  EXPECT_EQ(forged.status().code(), absl::StatusCode::kPermissionDenied);
+  // The forger's own session cannot report on the job either.
+  WorkerSession other = Connect("w2", {}, nullptr, "gpu-node-2");
+  manager_->HandleWorkerMessage(other, Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  EXPECT_EQ(StateOf(job.name()), v1::JOB_STATE_ASSIGNED);
+  // Its own worker finishes it; an artifact outside output_dir is refused.
+  v1::WorkerMessage finished = Finished(job.job_id(), 1, v1::JOB_STATE_SUCCEEDED);
+  finished.mutable_job_finished()->add_artifacts()->set_path("/tmp/forged/model.safetensors");
+  manager_->HandleWorkerMessage(w, finished);
+  auto done = manager_->Get(job.name());
+  EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(done->error().message().find("outside output_dir"), std::string::npos);
+  EXPECT_EQ(done->artifacts_size(), 0);
 }
 
 TEST_F(JobManagerTest, RunsOnAWorkerAndRecordsEveryStepOnce) {
@@ -315,7 +417,9 @@ TEST_F(JobManagerTest, HeartbeatsReportGpuMemoryInUse) {
     gpu->set_memory_bytes(int64_t{80} << 30);
   }
   v1::ServerHello reply;
-  WorkerSession session = manager_->ConnectWorker(hello, &reply);
+  absl::StatusOr<WorkerSession> connected = manager_->ConnectWorker(hello, &reply);
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  WorkerSession session = *connected;
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);  // Nothing reported yet.
   EXPECT_EQ(m.gpu_memory_free.Value(), 0);
@@ -333,10 +437,11 @@ TEST_F(JobManagerTest, HeartbeatsReportGpuMemoryInUse) {
   manager_->HandleWorkerMessage(session, beat);
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), static_cast<double>(int64_t{11} << 30));
-  WorkerSession again = manager_->ConnectWorker(hello, &reply);
+  absl::StatusOr<WorkerSession> again = manager_->ConnectWorker(hello, &reply);
+  ASSERT_TRUE(again.ok()) << again.status();
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);
-  manager_->DisconnectWorker(again);
+  manager_->DisconnectWorker(*again);
   manager_->HandleWorkerMessage(session, beat);  // The replaced session is ignored.
   manager_->CollectMetrics();
   EXPECT_EQ(m.gpu_memory_used.Value(), 0);

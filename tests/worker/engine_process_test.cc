@@ -11,6 +11,8 @@
 #include <fstream>
 #include <mutex>
 
+#include "nlohmann/json.hpp"
+
 namespace quantd::worker {
 namespace {
 
@@ -18,7 +20,7 @@ namespace fs = std::filesystem;
 
 const std::string kFakeEngine = std::string(QUANTD_BINARY_DIR) + "/bin/fake-quantize-awq";
 
-TEST(EngineProcessTest, CommandLineCarriesTheSpec) {
+TEST(EngineProcessTest, OptionsJsonCarriesTheSpecAndTheRoots) {
   v1::JobAssignment a;
   a.set_gpu_index(1);
   v1::JobSpec* s = a.mutable_spec();
@@ -28,38 +30,29 @@ TEST(EngineProcessTest, CommandLineCarriesTheSpec) {
   s->set_num_calib(64);
   s->set_group_size(64);
   s->set_apply_chat_template(false);
-  s->set_system_prompt("");
+  s->set_chat_template_fallback(true);
+  s->set_system_prompt(std::string(200000, 'p'));  // No argv limit on the way to the engine.
   s->set_output_dtype(v1::OUTPUT_DTYPE_BFLOAT16);
   s->mutable_modules_to_not_convert()->add_names("lm_head");
   s->mutable_modules_to_not_convert()->add_names("visual");
-  std::vector<std::string> expected = {"engine",
-                                       "--model_dir",
-                                       "/m",
-                                       "--output_dir",
-                                       "/o",
-                                       "--calib_jsonl",
-                                       "/c.jsonl",
-                                       "--num_calib",
-                                       "64",
-                                       "--group_size",
-                                       "64",
-                                       "--no_chat_template",
-                                       "--system_prompt",
-                                       "",
-                                       "--dtype",
-                                       "bfloat16",
-                                       "--modules_to_not_convert",
-                                       "lm_head,visual",
-                                       "--backend",
-                                       "cuda",
-                                       "--events=jsonl"};
-  EXPECT_EQ(EngineProcess::CommandLine("engine", a), expected);
+  a.add_allowed_roots("/models/search");
+  const nlohmann::json expected = {{"model_dir", "/m"},
+                                   {"output_dir", "/o"},
+                                   {"calib_jsonl", "/c.jsonl"},
+                                   {"num_calib", 64},
+                                   {"group_size", 64},
+                                   {"no_chat_template", true},
+                                   {"chat_template_fallback", true},
+                                   {"system_prompt", std::string(200000, 'p')},
+                                   {"dtype", "bfloat16"},
+                                   {"modules_to_not_convert", "lm_head,visual"},
+                                   {"backend", "cuda"},
+                                   {"allowed_roots", {"/models/search"}}};
+  EXPECT_EQ(nlohmann::json::parse(EngineProcess::OptionsJson(a)), expected);
   a.set_gpu_index(-1);
-  EXPECT_EQ(EngineProcess::CommandLine("engine", a)[19], "cpu");
+  EXPECT_EQ(nlohmann::json::parse(EngineProcess::OptionsJson(a))["backend"], "cpu");
   s->set_gpus(2);  // data-parallel: the engine is told how many GPUs it has
-  std::vector<std::string> multi = EngineProcess::CommandLine("engine", a);
-  EXPECT_EQ(std::vector<std::string>(multi.end() - 3, multi.end() - 1),
-            (std::vector<std::string>{"--gpus", "2"}));
+  EXPECT_EQ(nlohmann::json::parse(EngineProcess::OptionsJson(a))["gpus"], 2);
 }
 
 class EngineRun {
@@ -219,6 +212,56 @@ TEST_F(EngineProcessRunTest, ACancelledEngineIsNoRequeue) {
   v1::JobFinished finished = run.Finished();
   EXPECT_EQ(finished.state(), v1::JOB_STATE_CANCELLED);
   EXPECT_FALSE(finished.requeue());
+}
+
+TEST_F(EngineProcessRunTest, WithRootsTheRunIsConfinedAndCleansUpBeneathThem) {
+  Behave(R"({"steps": 200, "step_ms": 20})");
+  assignment_.add_allowed_roots(dir_.string());
+  const std::string record =
+      (dir_.parent_path() / ("options-" + dir_.filename().string())).string();
+  setenv("FAKE_ENGINE_OPTIONS_LOG", record.c_str(), 1);
+  assignment_.mutable_spec()->set_system_prompt(std::string(200000, 's'));
+  EngineRun run(assignment_);
+  run.WaitForReports(3);
+  unsetenv("FAKE_ENGINE_OPTIONS_LOG");
+  std::ifstream recorded(record);
+  size_t prompt_bytes = 0;
+  recorded >> prompt_bytes;
+  EXPECT_EQ(prompt_bytes, 200000u);  // The whole prompt reached the engine (stdin, not argv).
+  fs::remove(record);
+  // Mid-run, output_dir becomes a symlink to a directory outside the roots.
+  const fs::path outside = dir_.parent_path() / ("outside-" + dir_.filename().string());
+  fs::create_directories(outside);
+  fs::rename(dir_ / "out", dir_ / "out.moved");
+  fs::create_directory_symlink(outside, dir_ / "out");
+  v1::JobFinished finished = run.Finished();
+  EXPECT_EQ(finished.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(finished.error().message().find("outside the allowed roots"), std::string::npos)
+      << finished.error().message();
+  EXPECT_TRUE(fs::is_empty(outside));  // Nothing written there, nothing removed there.
+  fs::remove_all(outside);
+}
+
+TEST_F(EngineProcessRunTest, PathsOutsideTheRootsAreRefusedBeforeTheEngineStarts) {
+  const fs::path outside = dir_.parent_path() / ("outside2-" + dir_.filename().string());
+  fs::create_directories(outside);
+  fs::create_directories(dir_ / "root");
+  assignment_.add_allowed_roots((dir_ / "root").string());
+  // The model is outside; then the output dir is a symlink out.
+  auto p = EngineProcess::Start(kFakeEngine, assignment_, {}, absl::Seconds(1));
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("spec.model_dir"), std::string::npos) << p.status();
+  fs::rename(dir_ / "model", dir_ / "root" / "model");
+  fs::rename(dir_ / "calib.jsonl", dir_ / "root" / "calib.jsonl");
+  assignment_.mutable_spec()->set_model_dir((dir_ / "root" / "model").string());
+  assignment_.mutable_spec()->set_calib_jsonl((dir_ / "root" / "calib.jsonl").string());
+  fs::create_directory_symlink(outside, dir_ / "root" / "out");
+  assignment_.mutable_spec()->set_output_dir((dir_ / "root" / "out").string());
+  p = EngineProcess::Start(kFakeEngine, assignment_, {}, absl::Seconds(1));
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("spec.output_dir"), std::string::npos) << p.status();
+  EXPECT_TRUE(fs::is_empty(outside));
+  fs::remove_all(outside);
 }
 
 TEST(EngineProcessStartTest, AMissingEngineIsAClearError) {

@@ -3,6 +3,7 @@
 // quantd) on --metrics-address. Configuration: `quantd-worker --help`; every flag also reads
 // QUANTD_<FLAG> (upper case, '-' as '_'), except --server, which reads QUANTD_ADDRESS as quantctl
 // does (tests/ops/flag_docs_test.cc holds both to this and to docs/service.md).
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "credentials/client_channel.h"
 #include "gpu_memory_monitor.h"
 #include "gpu_probe.h"
 #include "http/endpoint_server.h"
@@ -27,6 +29,11 @@ struct ProcessFlags {
   std::string log_format = "text";
   std::string metrics_address = "127.0.0.1:7452";
   bool no_gpus = false;
+  std::string token_file;
+  std::string metrics_tls_cert;
+  std::string metrics_tls_key;
+  std::string metrics_token_file;
+  std::string metrics_token;
 };
 
 // Parses flags into `options`; returns an exit code when the process should end now.
@@ -57,8 +64,26 @@ std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptio
   app.add_option("--max-backoff-seconds", max_backoff, "Longest wait between reconnects")
       ->check(CLI::Range(0.05, 3600.0))
       ->envname("QUANTD_MAX_BACKOFF_SECONDS");
-  app.add_option("--tls-ca", options->tls_ca, "CA certificate (PEM) to verify quantd with")
+  app.add_option("--tls-ca", options->tls.ca, "CA certificate (PEM) to verify quantd with: TLS")
       ->envname("QUANTD_TLS_CA");
+  app.add_option("--tls-cert", options->tls.cert,
+                 "Client certificate (PEM) of this worker's credential (mTLS)")
+      ->envname("QUANTD_TLS_CERT");
+  app.add_option("--tls-key", options->tls.key, "Its private key (PEM)")->envname("QUANTD_TLS_KEY");
+  app.add_option("--tls-server-name", options->tls.server_name,
+                 "Name to verify in quantd's certificate (default: the host of --server)")
+      ->envname("QUANTD_TLS_SERVER_NAME");
+  app.add_option("--token-file", flags->token_file,
+                 "File holding this worker's bearer token (or the environment's QUANTD_TOKEN)")
+      ->envname("QUANTD_TOKEN_FILE");
+  app.add_option("--metrics-tls-cert", flags->metrics_tls_cert,
+                 "Serve /metrics, /healthz, /readyz over TLS with this certificate (PEM)")
+      ->envname("QUANTD_METRICS_TLS_CERT");
+  app.add_option("--metrics-tls-key", flags->metrics_tls_key, "Its private key (PEM)")
+      ->envname("QUANTD_METRICS_TLS_KEY");
+  app.add_option("--metrics-token-file", flags->metrics_token_file,
+                 "/metrics needs \"Authorization: Bearer <the token in this file>\"")
+      ->envname("QUANTD_METRICS_TOKEN_FILE");
   app.add_option("--metrics-address", flags->metrics_address,
                  "Address of /metrics, /healthz and /readyz, host:port (port 0: a free one)")
       ->envname("QUANTD_METRICS_ADDRESS");
@@ -75,6 +100,27 @@ std::optional<int> ParseFlags(int argc, char** argv, quantd::worker::WorkerOptio
   }
   options->cancel_grace = absl::Seconds(grace);
   options->max_backoff = absl::Seconds(max_backoff);
+  // The token: from --token-file, else QUANTD_TOKEN (never a flag: argv is visible to everyone).
+  const char* env_token = std::getenv("QUANTD_TOKEN");
+  absl::StatusOr<std::string> token = quantd::credentials::ResolveToken(
+      flags->token_file.empty() && env_token != nullptr ? env_token : "", flags->token_file);
+  if (!token.ok()) {
+    std::fprintf(stderr, "quantd-worker: %s\n", std::string(token.status().message()).c_str());
+    return 2;
+  }
+  options->token = *token;
+  options->token_file = flags->token_file;
+  unsetenv("QUANTD_TOKEN");  // Not inherited by the engines.
+  if (!flags->metrics_token_file.empty()) {
+    absl::StatusOr<std::string> metrics_token =
+        quantd::credentials::ResolveToken("", flags->metrics_token_file);
+    if (!metrics_token.ok()) {
+      std::fprintf(stderr, "quantd-worker: --metrics-token-file: %s\n",
+                   std::string(metrics_token.status().message()).c_str());
+      return 2;
+    }
+    flags->metrics_token = *metrics_token;
+  }
   return std::nullopt;
 }
 
@@ -120,14 +166,25 @@ int main(int argc, char** argv) {
   for (const quantd::v1::Gpu& gpu : options.gpus) gpu_indexes.push_back(gpu.index());
   quantd::worker::WorkerMetricsRecorder recorder(**worker_metrics, gpu_indexes);
   registry.AddCollectCallback([&recorder] { recorder.Collect(); });
-  auto endpoint = quantd::http::EndpointServer::Start(
-      {.address = flags.metrics_address,
-       .address_flag = "--metrics-address",
-       .registry = &registry,
-       .readiness = [&recorder, server = options.server]() -> absl::Status {
-         if (recorder.connected()) return absl::OkStatus();
-         return absl::UnavailableError(absl::StrCat("not connected to quantd at ", server));
-       }});
+  quantd::http::EndpointOptions endpoint_options;
+  endpoint_options.address = flags.metrics_address;
+  endpoint_options.address_flag = "--metrics-address";
+  endpoint_options.registry = &registry;
+  endpoint_options.readiness = [&recorder, server = options.server]() -> absl::Status {
+    if (recorder.connected()) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("not connected to quantd at ", server));
+  };
+  endpoint_options.tls_cert = flags.metrics_tls_cert;
+  endpoint_options.tls_key = flags.metrics_tls_key;
+  if (!flags.metrics_token.empty()) {
+    endpoint_options.authorize_metrics =
+        [expected = "Bearer " + flags.metrics_token](const std::string& header) {
+          // Constant time: the comparison must not reveal how much of a guess was right.
+          return header.size() == expected.size() &&
+                 CRYPTO_memcmp(header.data(), expected.data(), expected.size()) == 0;
+        };
+  }
+  auto endpoint = quantd::http::EndpointServer::Start(std::move(endpoint_options));
   if (!endpoint.ok()) {
     logging::Error(std::string(endpoint.status().message()));
     return 1;

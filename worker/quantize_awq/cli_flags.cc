@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
 
 namespace quantd::quantize_awq {
 namespace {
@@ -26,7 +27,10 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"group_size", {Kind::kInt, "quantization group size (128)"}},
       {"seed", {Kind::kInt, "sampling seed (42)"}},
       {"system_prompt", {Kind::kString, "system message of chat-wrapped texts (seed's)"}},
-      {"dtype", {Kind::kString, "float16|bfloat16: float tensors of the output (float16)"}},
+      {"dtype",
+       {Kind::kString,
+        "auto|float16|bfloat16: float tensors and config dtype of the output (auto: float16, "
+        "bfloat16 for Gemma)"}},
       {"eval_text", {Kind::kString, "held-out text: perplexity in quant_report.json"}},
       {"dump_calib", {Kind::kString, "write the calibration blocks as JSON"}},
       {"modules_to_not_convert", {Kind::kString, "comma-separated module names (lm_head)"}},
@@ -45,6 +49,15 @@ const std::map<std::string, FlagSpec>& Flags() {
         "no effect (accepted for the seed's interface): quantd never executes "
         "model code, it reads config.json, safetensors and tokenizer files only"}},
       {"no_trust_remote_code", {Kind::kSwitch, "no effect, as --trust_remote_code"}},
+      {"chat_template_fallback",
+       {Kind::kSwitch,
+        "wrap texts as ChatML when the model's chat template does not parse "
+        "(default: fail)"}},
+      {"allowed_roots",
+       {Kind::kString,
+        "comma-separated directories every path must stay beneath (no symlink "
+        "out of them is followed)"}},
+      {"options_json", {Kind::kString, "FILE (- = stdin): a JSON object of these flags"}},
       {"help", {Kind::kSwitch, "this text"}},
   };
   return *flags;
@@ -75,13 +88,15 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
   } else if (flag == "dump_calib") {
     o.dump_calib = value;
   } else if (flag == "dtype") {
-    if (value == "float16") {
+    if (value == "auto") {
+      o.output_dtype = engine::OutputDtype::kAuto;
+    } else if (value == "float16") {
       o.output_dtype = engine::OutputDtype::kFloat16;
     } else if (value == "bfloat16") {
       o.output_dtype = engine::OutputDtype::kBFloat16;
     } else {
       return absl::InvalidArgumentError(
-          absl::StrCat("--dtype: expected float16 or bfloat16, got \"", value, "\""));
+          absl::StrCat("--dtype: expected auto, float16 or bfloat16, got \"", value, "\""));
     }
   } else if (flag == "backend") {
     if (value == "auto") {
@@ -111,6 +126,13 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
     o.restart = true;
   } else if (flag == "trust_remote_code" || flag == "no_trust_remote_code") {
     c.trust_remote_code_given = true;
+  } else if (flag == "chat_template_fallback") {
+    o.chat_template_fallback = true;
+  } else if (flag == "allowed_roots") {
+    c.allowed_roots.clear();
+    for (absl::string_view root : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+      c.allowed_roots.emplace_back(root);
+    }
   } else if (flag == "help") {
     c.help = true;
   } else {
@@ -129,9 +151,50 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
   return absl::OkStatus();
 }
 
+// Applies the flags of an --options_json object.
+absl::Status ApplyJson(const std::string& text, CliConfig& c) {
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return absl::InvalidArgumentError("--options_json: not a JSON object");
+  }
+  for (const auto& [name, value] : doc.items()) {
+    const auto it = Flags().find(name);
+    if (it == Flags().end() || name == "options_json" || name == "help") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--options_json: unknown key \"", name.substr(0, 64), "\""));
+    }
+    std::string text_value;
+    if (it->second.kind == Kind::kSwitch) {
+      if (!value.is_boolean()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--options_json: \"", name, "\" must be true or false"));
+      }
+      if (!value.get<bool>()) continue;
+    } else if (value.is_string()) {
+      text_value = value.get<std::string>();
+    } else if (value.is_number_integer()) {
+      text_value = value.dump();
+    } else if (name == "allowed_roots" && value.is_array()) {
+      for (const nlohmann::json& root : value) {
+        if (!root.is_string()) {
+          return absl::InvalidArgumentError("--options_json: allowed_roots must be strings");
+        }
+      }
+      c.allowed_roots = value.get<std::vector<std::string>>();
+      continue;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--options_json: \"", name, "\" must be a string or an integer"));
+    }
+    if (absl::Status s = Apply(name, text_value, c); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const EnvLookup& env) {
+absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const EnvLookup& env,
+                                     const FileReader& read_file) {
   CliConfig c;
   c.options.model_dir = env("AWQ_MODEL_DIR").value_or(kDefaultModelDir);
   c.options.output_dir = env("AWQ_OUTPUT_DIR").value_or(kDefaultOutputDir);
@@ -161,6 +224,16 @@ absl::StatusOr<CliConfig> ParseFlags(const std::vector<std::string>& args, const
         return absl::InvalidArgumentError(absl::StrCat("--", name, ": missing value"));
       }
       value = args[++i];
+    }
+    if (name == "options_json") {
+      if (!read_file) return absl::InvalidArgumentError("--options_json: cannot read files here");
+      absl::StatusOr<std::string> text = read_file(*value);
+      if (!text.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--options_json: ", text.status().message()));
+      }
+      if (absl::Status s = ApplyJson(*text, c); !s.ok()) return s;
+      continue;
     }
     if (absl::Status s = Apply(name, *value, c); !s.ok()) return s;
   }

@@ -96,19 +96,41 @@ class Client:
     """A connection to quantd's QuantizationService.
 
     address: host:port (default $QUANTD_ADDRESS, else 127.0.0.1:7450). tls_ca: PEM file of the CA
-    that signed the server's certificate (default $QUANTD_TLS_CA; none: plaintext). timeout:
-    seconds per unary call. retry_seconds: how long calls keep retrying while the server is
-    unreachable. Use as a context manager, or call close().
+    that signed the server's certificate (default $QUANTD_TLS_CA; none: plaintext). tls_cert,
+    tls_key: PEM files of a client certificate for mTLS (default $QUANTD_CLIENT_TLS_CERT/_KEY).
+    tls_server_name: the name to verify in the server's certificate instead of the address's host
+    (default $QUANTD_TLS_SERVER_NAME). token: the bearer token (default $QUANTD_TOKEN); token_file:
+    a file whose first line is the token (default $QUANTD_TOKEN_FILE), read once here. The token is
+    sent as "authorization: Bearer <token>" on every call (docs/security.md); UNAUTHENTICATED and
+    PERMISSION_DENIED are never retried. timeout: seconds per unary call. retry_seconds: how long
+    calls keep retrying while the server is unreachable. Use as a context manager, or call close().
     """
 
     def __init__(self, address: Optional[str] = None, *, tls_ca: Optional[str] = None,
-                 timeout: float = 30.0, retry_seconds: float = 60.0):
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 tls_server_name: Optional[str] = None, token: Optional[str] = None,
+                 token_file: Optional[str] = None, timeout: float = 30.0,
+                 retry_seconds: float = 60.0):
         self.address = address or os.environ.get("QUANTD_ADDRESS") or "127.0.0.1:7450"
-        tls_ca = tls_ca if tls_ca is not None else os.environ.get("QUANTD_TLS_CA", "")
+        token = _resolve_token(token, token_file)
+        self._metadata = (("authorization", "Bearer " + token),) if token else ()
+        tls_ca = _setting(tls_ca, "QUANTD_TLS_CA")
+        tls_cert = _setting(tls_cert, "QUANTD_CLIENT_TLS_CERT")
+        tls_key = _setting(tls_key, "QUANTD_CLIENT_TLS_KEY")
+        tls_server_name = _setting(tls_server_name, "QUANTD_TLS_SERVER_NAME")
+        if bool(tls_cert) != bool(tls_key):
+            raise ValueError("tls_cert and tls_key: give both (a client certificate and its key) "
+                             "or neither")
+        if (tls_cert or tls_server_name) and not tls_ca:
+            raise ValueError("tls_cert and tls_server_name need tls_ca (TLS)")
         if tls_ca:
-            with open(tls_ca, "rb") as f:
-                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
-            self._channel = grpc.secure_channel(self.address, credentials)
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(tls_ca, "tls_ca"),
+                private_key=_read(tls_key, "tls_key") if tls_key else None,
+                certificate_chain=_read(tls_cert, "tls_cert") if tls_cert else None)
+            options = ([("grpc.ssl_target_name_override", tls_server_name)]
+                       if tls_server_name else [])
+            self._channel = grpc.secure_channel(self.address, credentials, options=options)
         else:
             self._channel = grpc.insecure_channel(self.address)
         self._stub = api_grpc.QuantizationServiceStub(self._channel)
@@ -163,23 +185,24 @@ class Client:
             spec.modules_to_not_convert.SetInParent()
             spec.modules_to_not_convert.names.extend(modules_to_not_convert)
         request = api.SubmitJobRequest(spec=spec, request_id=request_id or str(uuid.uuid4()))
-        return self._call("SubmitJob", lambda: self._stub.SubmitJob(request, timeout=self.timeout))
+        return self._unary("SubmitJob", request)
 
     def get(self, job: JobRef) -> job_pb2.Job:
         """The job as the server has it now."""
         request = api.GetJobRequest(name=_name(job))
-        return self._call("GetJob", lambda: self._stub.GetJob(request, timeout=self.timeout))
+        return self._unary("GetJob", request)
 
     def list(self, *, states: Sequence[StateRef] = (), labels: Optional[Mapping[str, str]] = None,
-             page_size: int = 100, limit: Optional[int] = None) -> Iterator[job_pb2.Job]:
+             page_size: int = 100, limit: Optional[int] = None,
+             tenant: str = "") -> Iterator[job_pb2.Job]:
         """Jobs, newest first, following the pages: those in one of `states` (all when empty)
-        carrying every label of `labels`; at most `limit`."""
+        carrying every label of `labels`; at most `limit`. tenant: only that tenant's jobs (an
+        admin's choice; "" = the caller's own tenant, or every tenant for an admin)."""
         request = api.ListJobsRequest(page_size=page_size, states=[_state(s) for s in states],
-                                      labels=dict(labels or {}))
+                                      labels=dict(labels or {}), tenant=tenant)
         yielded = 0
         while True:
-            page = self._call("ListJobs",
-                              lambda: self._stub.ListJobs(request, timeout=self.timeout))
+            page = self._unary("ListJobs", request)
             for job in page.jobs:
                 if limit is not None and yielded >= limit:
                     return
@@ -193,7 +216,7 @@ class Client:
         """Cancels a job that has not finished; returns it (CANCELLED, or CANCELLING while its
         worker stops it). FAILED_PRECONDITION for a job that already SUCCEEDED or FAILED."""
         request = api.CancelJobRequest(name=_name(job))
-        return self._call("CancelJob", lambda: self._stub.CancelJob(request, timeout=self.timeout))
+        return self._unary("CancelJob", request)
 
     def watch(self, job: JobRef, *, after_sequence: int = 0,
               timeout: Optional[float] = None) -> Iterator[job_pb2.JobEvent]:
@@ -208,7 +231,7 @@ class Client:
         while True:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
             call = self._stub.WatchJob(api.WatchJobRequest(name=name, after_sequence=last),
-                                       timeout=remaining)
+                                       timeout=remaining, metadata=self._metadata)
             try:
                 for event in call:
                     last = event.sequence
@@ -254,9 +277,14 @@ class Client:
 
     def workers(self) -> List[worker_service_pb2.Worker]:
         """The workers the server knows, with their GPUs and running jobs."""
-        response = self._call("ListWorkers", lambda: self._stub.ListWorkers(
-            api.ListWorkersRequest(), timeout=self.timeout))
+        response = self._unary("ListWorkers", api.ListWorkersRequest())
         return list(response.workers)
+
+    def _unary(self, method: str, request):
+        """A unary call of QuantizationService with this client's timeout and token."""
+        stub_method = getattr(self._stub, method)
+        return self._call(method, lambda: stub_method(request, timeout=self.timeout,
+                                                      metadata=self._metadata))
 
     def _call(self, method: str, call: Callable[[], _T]) -> _T:
         """Runs a unary call, retrying while the server is unreachable (the calls given here are
@@ -272,6 +300,36 @@ class Client:
                     raise _error(error, method) from None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _setting(value: Optional[str], env: str) -> str:
+    """An argument, else its environment variable, else ""."""
+    return value if value is not None else os.environ.get(env, "")
+
+
+def _read(path: str, argument: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as error:
+        raise ValueError(f"{argument}: cannot read {path}: {error.strerror}") from None
+
+
+def _resolve_token(token: Optional[str], token_file: Optional[str]) -> str:
+    """The token as quantctl resolves it: token=, else token_file=, else $QUANTD_TOKEN, else
+    $QUANTD_TOKEN_FILE; a file gives its first line, whitespace stripped; "" for none."""
+    if token is None and token_file is None:
+        token = os.environ.get("QUANTD_TOKEN") or None
+        token_file = None if token else os.environ.get("QUANTD_TOKEN_FILE") or None
+    if token:
+        return token.strip()
+    if not token_file:
+        return ""
+    lines = _read(token_file, "token_file").decode("utf-8", "replace").splitlines()
+    first = lines[0].strip() if lines else ""
+    if not first:
+        raise ValueError(f"token_file: {token_file} is empty")
+    return first
 
 
 def _error(error: grpc.RpcError, method: str) -> QuantdError:

@@ -21,6 +21,7 @@ int64_t CreateMicros(const v1::Job& job) {
 }
 
 bool MatchesQuery(const v1::Job& job, const ListJobsQuery& query) {
+  if (!query.tenant.empty() && job.tenant() != query.tenant) return false;
   if (!query.states.empty()) {
     bool found = false;
     for (v1::JobState s : query.states) found = found || s == job.state();

@@ -29,6 +29,7 @@ struct JobRecord {
 struct ListJobsQuery {
   std::vector<v1::JobState> states;           // Empty: every state.
   std::map<std::string, std::string> labels;  // Jobs carrying all of these.
+  std::string tenant;                         // "": every tenant.
   int page_size = 50;                         // 1..1000.
   std::string page_token;                     // From a previous JobPage; "" = first page.
 };

@@ -36,6 +36,11 @@ const char* const kMigrations[] = {
       PRIMARY KEY (job_id, sequence)
     ) WITHOUT ROWID;
     )sql",
+    // 2: the job's tenant as a column, for ListJobs restricted to one tenant.
+    R"sql(
+    ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+    CREATE INDEX jobs_by_tenant ON jobs (tenant, create_micros DESC, job_id DESC);
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == SqliteJobStore::kSchemaVersion);
 
@@ -171,10 +176,11 @@ absl::Status SqliteJobStore::WriteJob(JobRecord& record, std::vector<v1::JobEven
   }
   record.job.set_last_event_sequence(last_sequence);
   Statement put(db_, insert ? "INSERT INTO jobs (job_id, request_id, state, create_micros, "
-                              "last_sequence, last_report_number, job) VALUES (?,?,?,?,?,?,?)"
+                              "last_sequence, last_report_number, job, tenant) "
+                              "VALUES (?,?,?,?,?,?,?,?)"
                             : "UPDATE jobs SET request_id = ?2, state = ?3, create_micros = ?4, "
-                              "last_sequence = ?5, last_report_number = ?6, job = ?7 "
-                              "WHERE job_id = ?1");
+                              "last_sequence = ?5, last_report_number = ?6, job = ?7, "
+                              "tenant = ?8 WHERE job_id = ?1");
   put.Bind(1, job.job_id());
   if (job.request_id().empty()) {
     put.BindNull(2);
@@ -186,6 +192,7 @@ absl::Status SqliteJobStore::WriteJob(JobRecord& record, std::vector<v1::JobEven
   put.Bind(5, last_sequence);
   put.Bind(6, record.last_report_number);
   put.BindBlob(7, job.SerializeAsString());
+  put.Bind(8, job.tenant());
   if (put.Step() != SQLITE_DONE) return Error("writing a job");
   if (insert) {
     for (const auto& [key, value] : job.spec().labels()) {
@@ -285,6 +292,10 @@ absl::StatusOr<JobPage> SqliteJobStore::ListJobs(const ListJobsQuery& query) {
     std::vector<std::string> states;
     for (v1::JobState s : query.states) states.push_back(absl::StrCat(static_cast<int>(s)));
     absl::StrAppend(&sql, " AND state IN (", absl::StrJoin(states, ","), ")");
+  }
+  if (!query.tenant.empty()) {
+    absl::StrAppend(&sql, " AND tenant = ?");
+    args.push_back(query.tenant);
   }
   for (const auto& [key, value] : query.labels) {
     absl::StrAppend(&sql, " AND EXISTS (SELECT 1 FROM job_labels l WHERE l.job_id = jobs.job_id",

@@ -20,7 +20,7 @@ namespace quantd::server {
 class SqliteJobStore final : public JobStore {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed) the database at `path`.
   static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);

@@ -25,15 +25,16 @@ def build_dir(request):
     return path
 
 
-@pytest.fixture(scope="session")
-def server(build_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("quantd")
+def start_quantd(build_dir, root, extra_args=()):
+    """quantd on 127.0.0.1 (a free port) with its local worker running the fake engine, state and
+    allowed root under `root`. Returns (process, address, log file)."""
     port_file = root / "port"
     log = open(root / "quantd.log", "w")
     process = subprocess.Popen(
         [os.path.join(build_dir, "bin", "quantd"), "--listen=127.0.0.1:0",
          f"--port-file={port_file}", "--metrics-address=127.0.0.1:0", f"--state-dir={root}/state",
-         f"--allowed-roots={root}", "--engine=" + os.path.join(build_dir, "bin", "fake-quantize-awq")],
+         f"--allowed-roots={root}", "--engine=" + os.path.join(build_dir, "bin", "fake-quantize-awq"),
+         *extra_args],
         stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while not port_file.exists() or not port_file.read_text().strip():
@@ -41,13 +42,24 @@ def server(build_dir, tmp_path_factory):
             log.close()
             pytest.fail("quantd did not start:\n" + (root / "quantd.log").read_text())
         time.sleep(0.05)
-    yield types.SimpleNamespace(address="127.0.0.1:" + port_file.read_text().strip(), root=root)
+    return process, "127.0.0.1:" + port_file.read_text().strip(), log
+
+
+def stop_quantd(process, log):
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def server(build_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("quantd")
+    process, address, log = start_quantd(build_dir, root)
+    yield types.SimpleNamespace(address=address, root=root)
+    stop_quantd(process, log)
 
 
 @pytest.fixture
@@ -59,7 +71,8 @@ def job_paths(server, request):
         base = server.root / request.node.name
         (base / "model").mkdir(parents=True, exist_ok=True)
         (base / "model" / "config.json").write_text(json.dumps(
-            {"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100,
+            {"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+             "num_hidden_layers": 2, "vocab_size": 100, "intermediate_size": 128,
              "num_attention_heads": 4}))
         (base / "model" / "fake_engine.json").write_text(json.dumps(behaviour))
         (base / "calib.jsonl").write_text('{"text": "hello"}\n')

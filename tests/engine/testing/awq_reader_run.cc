@@ -23,7 +23,7 @@ std::string ShellQuoted(const std::string& s) {
 
 }  // namespace
 
-absl::StatusOr<double> ReaderRelativeLogitsError(const AwqReaderRun& run) {
+absl::StatusOr<AwqReaderResult> RunAwqReader(const AwqReaderRun& run) {
   const std::string python = EnvOr("QUANTD_TEST_PYTHON", "/usr/bin/python3");
   const std::string script =
       EnvOr("QUANTD_TEST_READER", std::string(QUANTD_SOURCE_DIR) + "/tests/tools/awq_reader.py");
@@ -46,11 +46,18 @@ absl::StatusOr<double> ReaderRelativeLogitsError(const AwqReaderRun& run) {
   }
   const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
   if (j.is_discarded() || !j.contains("relative_logits_error") ||
-      !j["relative_logits_error"].is_number()) {
-    return absl::InternalError(
-        absl::StrCat("the reader printed no relative_logits_error: ", cmd, " printed: ", out));
+      !j["relative_logits_error"].is_number() || !j.contains("float_nll") ||
+      !j["float_nll"].is_number()) {
+    return absl::InternalError(absl::StrCat(
+        "the reader printed no relative_logits_error / float_nll: ", cmd, " printed: ", out));
   }
-  return j["relative_logits_error"].get<double>();
+  return AwqReaderResult{j["relative_logits_error"].get<double>(), j["float_nll"].get<double>()};
+}
+
+absl::StatusOr<double> ReaderRelativeLogitsError(const AwqReaderRun& run) {
+  absl::StatusOr<AwqReaderResult> r = RunAwqReader(run);
+  if (!r.ok()) return r.status();
+  return r->relative_logits_error;
 }
 
 }  // namespace quantd::engine::testing

@@ -19,8 +19,17 @@ struct AwqReaderRun {
   int rtn_group_size = 128;   // The baseline's group size (without quantized_dir).
 };
 
-// ‖logits − logits_float‖ / ‖logits_float‖ as the reader reports it; an error naming the command
-// when the reader fails or prints no such number.
+// What the reader reports: ‖logits − logits_float‖ / ‖logits_float‖, and the float model's mean
+// next-token NLL over the rows (positions 0..len−2), by its own forward pass.
+struct AwqReaderResult {
+  double relative_logits_error = 0.0;
+  double float_nll = 0.0;
+};
+
+// Runs the reader; an error naming the command when it fails or prints no such numbers.
+absl::StatusOr<AwqReaderResult> RunAwqReader(const AwqReaderRun& run);
+
+// RunAwqReader's relative_logits_error.
 absl::StatusOr<double> ReaderRelativeLogitsError(const AwqReaderRun& run);
 
 }  // namespace quantd::engine::testing

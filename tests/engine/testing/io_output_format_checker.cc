@@ -22,9 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-constexpr const char* kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                    "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                                    "mlp.down_proj"};
 constexpr const char* kSideFiles[] = {
     "generation_config.json",  "tokenizer.json",  "tokenizer_config.json",
     "special_tokens_map.json", "vocab.json",      "merges.txt",
@@ -76,7 +73,7 @@ class Checker {
     CheckSideFiles();
     CheckSeedFiles();
     std::map<std::string, Expected> expected = ExpectedTensors(*source);
-    CheckWeights(expected, source->value("tie_word_embeddings", false));
+    CheckWeights(expected, Tied(*source));
     return violations_;
   }
 
@@ -173,58 +170,147 @@ class Checker {
     return false;
   }
 
-  std::map<std::string, Expected> ExpectedTensors(const Json& s) {
-    std::map<std::string, Expected> e;
-    const std::string fd = expect_.float_dtype == "bfloat16" ? "BF16" : "F16";
+  // The source checkpoint's Linears and float tensors per layer, by the Hugging Face modeling
+  // files of each family (names relative to the layer): Gemma 2/3 have four norms (and Gemma 3
+  // q/k norms), Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj.
+  struct LayerLayout {
+    std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> linears;  // name, out × in
+    std::vector<std::pair<std::string, int64_t>> norms;
+    // MoE: Linears that stay float whatever modules_to_not_convert says (router,
+    // shared_expert_gate); the output must list them there, as vLLM's MoE loaders need.
+    std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> float_linears;
+    bool qkv_bias = false;
+  };
+  static LayerLayout LayoutOf(const Json& s) {
     auto num = [&](const char* k, int64_t d) { return s.value(k, Json(d)).get<int64_t>(); };
     const int64_t hidden = num("hidden_size", 0), inter = num("intermediate_size", 0);
     const int64_t heads = num("num_attention_heads", 1), kv = num("num_key_value_heads", heads);
     const int64_t head_dim = num("head_dim", hidden / std::max<int64_t>(heads, 1));
-    const int64_t vocab = num("vocab_size", 0), layers = num("num_hidden_layers", 0);
     const std::string arch = s.value("architectures", Json::array({""}))[0].get<std::string>();
-    const bool bias = arch == "Qwen2ForCausalLM", qk_norm = arch == "Qwen3ForCausalLM";
-    const int64_t outs[7] = {
-        heads * head_dim, kv * head_dim, kv * head_dim, hidden, inter, inter, hidden};
-    const int64_t ins[7] = {hidden, hidden, hidden, heads * head_dim, hidden, hidden, inter};
+    const std::string type = s.value("model_type", "");
+    const bool gemma = arch == "Gemma2ForCausalLM" || arch == "Gemma3ForCausalLM";
+    const bool mixtral = arch == "MixtralForCausalLM";
+    const bool qwen2_moe = arch == "Qwen2MoeForCausalLM";
+    const bool moe = mixtral || qwen2_moe || arch == "Qwen3MoeForCausalLM";
+    const bool qk_norm =
+        arch == "Qwen3ForCausalLM" || arch == "Gemma3ForCausalLM" || arch == "Qwen3MoeForCausalLM";
+    LayerLayout l;
+    l.qkv_bias = arch == "Qwen2ForCausalLM" || qwen2_moe;
+    if (arch == "Phi3ForCausalLM") {
+      l.linears = {{"self_attn.o_proj", {hidden, heads * head_dim}},
+                   {"self_attn.qkv_proj", {(heads + 2 * kv) * head_dim, hidden}},
+                   {"mlp.gate_up_proj", {2 * inter, hidden}},
+                   {"mlp.down_proj", {hidden, inter}}};
+    } else {
+      l.linears = {{"self_attn.q_proj", {heads * head_dim, hidden}},
+                   {"self_attn.k_proj", {kv * head_dim, hidden}},
+                   {"self_attn.v_proj", {kv * head_dim, hidden}},
+                   {"self_attn.o_proj", {hidden, heads * head_dim}},
+                   {"mlp.gate_proj", {inter, hidden}},
+                   {"mlp.up_proj", {inter, hidden}},
+                   {"mlp.down_proj", {hidden, inter}}};
+    }
+    if (moe) {  // the sparse block replaces the MLP: per-expert Linears as the Hub names them
+      l.linears.resize(4);
+      const int64_t experts = num("num_experts", num("num_local_experts", 0));
+      const int64_t ei = mixtral ? inter : num("moe_intermediate_size", 0);
+      const std::string block = mixtral ? "block_sparse_moe" : "mlp";
+      const char* gate = mixtral ? "w1" : "gate_proj";
+      const char* up = mixtral ? "w3" : "up_proj";
+      const char* down = mixtral ? "w2" : "down_proj";
+      for (int64_t e = 0; e < experts; ++e) {
+        const std::string x = absl::StrCat(block, ".experts.", e, ".");
+        l.linears.push_back({x + gate, {ei, hidden}});
+        l.linears.push_back({x + up, {ei, hidden}});
+        l.linears.push_back({x + down, {hidden, ei}});
+      }
+      l.float_linears.push_back({block + ".gate", {experts, hidden}});
+      if (qwen2_moe) {
+        const int64_t si = num("shared_expert_intermediate_size", 0);
+        l.linears.push_back({"mlp.shared_expert.gate_proj", {si, hidden}});
+        l.linears.push_back({"mlp.shared_expert.up_proj", {si, hidden}});
+        l.linears.push_back({"mlp.shared_expert.down_proj", {hidden, si}});
+        l.float_linears.push_back({"mlp.shared_expert_gate", {1, hidden}});
+      }
+    }
+    l.norms = {{"input_layernorm", hidden}, {"post_attention_layernorm", hidden}};
+    if (gemma) {
+      l.norms.push_back({"pre_feedforward_layernorm", hidden});
+      l.norms.push_back({"post_feedforward_layernorm", hidden});
+    }
+    if (qk_norm) {
+      l.norms.push_back({"self_attn.q_norm", head_dim});
+      l.norms.push_back({"self_attn.k_norm", head_dim});
+    }
+    return l;
+  }
+
+  // tie_word_embeddings, whose default is true for Gemma's config classes and false for the others.
+  static bool Tied(const Json& s) {
+    const std::string arch = s.value("architectures", Json::array({""}))[0].get<std::string>();
+    return s.value("tie_word_embeddings",
+                   arch == "Gemma2ForCausalLM" || arch == "Gemma3ForCausalLM");
+  }
+
+  std::map<std::string, Expected> ExpectedTensors(const Json& s) {
+    std::map<std::string, Expected> e;
+    const std::string fd = expect_.float_dtype == "bfloat16" ? "BF16" : "F16";
+    auto num = [&](const char* k, int64_t d) { return s.value(k, Json(d)).get<int64_t>(); };
+    const int64_t hidden = num("hidden_size", 0);
+    const int64_t vocab = num("vocab_size", 0), layers = num("num_hidden_layers", 0);
+    const LayerLayout layout = LayoutOf(s);
     const int64_t g = group_size_ > 0 ? group_size_ : 0;
     std::vector<std::string> modules;
     e["model.embed_tokens.weight"] = {fd, {vocab, hidden}};
     e["model.norm.weight"] = {fd, {hidden}};
-    if (!s.value("tie_word_embeddings", false)) e["lm_head.weight"] = {fd, {vocab, hidden}};
+    if (!Tied(s)) e["lm_head.weight"] = {fd, {vocab, hidden}};
     for (int64_t l = 0; l < layers; ++l) {
       std::string p = absl::StrCat("model.layers.", l, ".");
-      e[p + "input_layernorm.weight"] = {fd, {hidden}};
-      e[p + "post_attention_layernorm.weight"] = {fd, {hidden}};
-      if (qk_norm) {
-        e[p + "self_attn.q_norm.weight"] = {fd, {head_dim}};
-        e[p + "self_attn.k_norm.weight"] = {fd, {head_dim}};
-      }
-      bool quantized[7];
-      for (int i = 0; i < 7; ++i) {
-        std::string m = p + kLinears[i];
+      for (const auto& [name, size] : layout.norms) e[p + name + ".weight"] = {fd, {size}};
+      for (const auto& [name, shape] : layout.float_linears) {
+        const std::string m = p + name;
+        e[m + ".weight"] = {fd, {shape.first, shape.second}};
         modules.push_back(m);
-        quantized[i] = !NotConverted(m);
-        if (quantized[i] && g > 0) {
-          e[m + ".qweight"] = {"I32", {ins[i], outs[i] / 8}};
-          e[m + ".qzeros"] = {"I32", {ins[i] / g, outs[i] / 8}};
-          e[m + ".scales"] = {"F16", {ins[i] / g, outs[i]}};
-          if (bias && i < 3) e[m + ".bias"] = {"F16", {outs[i]}};
-          scales_.insert(m + ".scales");
-          if (ins[i] % g != 0 || outs[i] % 8 != 0) {
-            Violation("geometry", absl::StrCat(m, " has in ", ins[i], ", out ", outs[i],
-                                               ": in % group_size and out % 8 must be 0"));
-          }
-        } else if (!quantized[i]) {
-          e[m + ".weight"] = {fd, {outs[i], ins[i]}};
-          if (bias && i < 3) e[m + ".bias"] = {fd, {outs[i]}};
+        if (!NotConverted(m)) {
+          Violation("modules_to_not_convert",
+                    absl::StrCat(m,
+                                 " is kept in float but modules_to_not_convert does not list "
+                                 "it; vLLM's AWQ MoE loaders would expect AWQ tensors"));
         }
       }
-      // Rule 5: fused q/k/v and gate/up are all quantized or all float.
-      if (!(quantized[0] == quantized[1] && quantized[1] == quantized[2])) {
-        Violation("fused", p + "self_attn q/k/v are not all quantized or all float");
+      std::vector<bool> quantized;
+      for (size_t i = 0; i < layout.linears.size(); ++i) {
+        const auto& [name, shape] = layout.linears[i];
+        const int64_t out = shape.first, in = shape.second;
+        const bool bias =
+            layout.qkv_bias && name.rfind("self_attn.", 0) == 0 && name != "self_attn.o_proj";
+        std::string m = p + name;
+        modules.push_back(m);
+        quantized.push_back(!NotConverted(m));
+        if (quantized.back() && g > 0) {
+          e[m + ".qweight"] = {"I32", {in, out / 8}};
+          e[m + ".qzeros"] = {"I32", {in / g, out / 8}};
+          e[m + ".scales"] = {"F16", {in / g, out}};
+          if (bias) e[m + ".bias"] = {"F16", {out}};
+          scales_.insert(m + ".scales");
+          if (in % g != 0 || out % 8 != 0) {
+            Violation("geometry", absl::StrCat(m, " has in ", in, ", out ", out,
+                                               ": in % group_size and out % 8 must be 0"));
+          }
+        } else if (!quantized.back()) {
+          e[m + ".weight"] = {fd, {out, in}};
+          if (bias) e[m + ".bias"] = {fd, {out}};
+        }
       }
-      if (quantized[4] != quantized[5]) {
-        Violation("fused", p + "mlp gate/up are not both quantized or both float");
+      // Rule 5: fused q/k/v and gate/up are all quantized or all float (a fused source Linear is
+      // one module, so only separate ones can break it).
+      if (layout.linears.size() == 7) {
+        if (!(quantized[0] == quantized[1] && quantized[1] == quantized[2])) {
+          Violation("fused", p + "self_attn q/k/v are not all quantized or all float");
+        }
+        if (quantized[4] != quantized[5]) {
+          Violation("fused", p + "mlp gate/up are not both quantized or both float");
+        }
       }
     }
     CheckModuleNames(modules);

@@ -39,24 +39,26 @@ absl::StatusOr<std::vector<Artifact>> ExportRandomAwq(const ExportOptions& optio
   const int64_t g = options.group_size;
   for (int layer = 0; layer < model.config.num_hidden_layers; ++layer) {
     QUANTD_ASSIGN_OR_RETURN(LayerWeights w, model.weights->LoadLayer(model.config, layer));
-    const LinearWeights* linears[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                                      &w.gate_proj, &w.up_proj, &w.down_proj};
-    for (size_t i = 0; i < 7; ++i) {
-      const char* name = kLayerLinearNames[i];
+    for (const LinearSpec& spec : LayerLinears(model.config)) {
+      if (spec.source != spec.name) {
+        return absl::UnimplementedError("random exports of fused Linears are not written");
+      }
+      const std::string& name = spec.name;
+      const LinearWeights* linear = FindLinear(w, name);
       if (IsNotConverted(LayerTensorName(layer, name), options.modules_to_not_convert)) {
-        QUANTD_RETURN_IF_ERROR(exporter->WriteFloatLinear(layer, name, *linears[i]));
+        QUANTD_RETURN_IF_ERROR(exporter->WriteFloatLinear(layer, name, *linear));
         continue;
       }
-      const int64_t in = linears[i]->in_features(), out = linears[i]->out_features();
+      const int64_t in = linear->in_features(), out = linear->out_features();
       PackedLinear p;
       p.qweight = PackAwqGemm(codes(in * out), in, out);
       p.qzeros = PackAwqGemm(codes(in / g * out), in / g, out);
       p.scales = Tensor({in / g, out});
       for (float& s : p.scales.data) s = scale(rng);
-      p.bias = linears[i]->bias;
+      p.bias = linear->bias;
       QUANTD_RETURN_IF_ERROR(exporter->WriteLinear(layer, name, p));
     }
-    QUANTD_RETURN_IF_ERROR(exporter->WriteLayerNorms(layer, w));
+    QUANTD_RETURN_IF_ERROR(exporter->WriteLayerFloats(layer, TakeFloatTensors(model.config, &w)));
   }
   QUANTD_ASSIGN_OR_RETURN(Tensor embed, model.weights->LoadEmbedding());
   QUANTD_RETURN_IF_ERROR(exporter->WriteFloat(kEmbedTokensName, embed));

@@ -1,14 +1,18 @@
 #include "io_random_model.h"
 
+#include <algorithm>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "export/checkpoint_writer.h"
 #include "io/file_util.h"
+#include "io/moe_checkpoint.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine::testing {
 namespace {
@@ -34,6 +38,29 @@ nlohmann::json TinyConfig(const std::string& architecture, bool tied) {
                       {"bos_token_id", 1},
                       {"eos_token_id", 2}};
   if (architecture == "Qwen3ForCausalLM") c["head_dim"] = 32;
+  // MoE: 2 experts (1 per token) of width 64; Qwen3-MoE's q/k norms, Qwen2-MoE's shared expert.
+  if (architecture == "Qwen3MoeForCausalLM" || architecture == "Qwen2MoeForCausalLM") {
+    c.update({{"num_experts", 2}, {"num_experts_per_tok", 1}, {"moe_intermediate_size", 64}});
+    if (architecture == "Qwen3MoeForCausalLM") c["head_dim"] = 32;
+    if (architecture == "Qwen2MoeForCausalLM") c["shared_expert_intermediate_size"] = 128;
+  }
+  if (architecture == "MixtralForCausalLM") {
+    c.update({{"num_local_experts", 2}, {"num_experts_per_tok", 1}});
+  }
+  if (architecture == "Gemma2ForCausalLM" || architecture == "Gemma3ForCausalLM") {
+    c["hidden_act"] = "gelu_pytorch_tanh";
+    c["head_dim"] = 32;
+    c["query_pre_attn_scalar"] = 32;
+    c["sliding_window"] = 16;
+    if (architecture == "Gemma2ForCausalLM") {
+      c["attn_logit_softcapping"] = 50.0;
+      c["final_logit_softcapping"] = 30.0;
+    } else {
+      c["sliding_window_pattern"] = 2;
+      c["rope_local_base_freq"] = 10000.0;
+      c["rope_theta"] = 1000000.0;
+    }
+  }
   return c;
 }
 
@@ -57,7 +84,17 @@ absl::Status WriteRandomModel(const RandomModelOptions& options) {
   std::vector<TensorSpec> globals = SourceGlobalTensors(config);
   add({globals[0]});
   for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
-    add(SourceLayerTensors(config, layer));
+    if (!options.fused_experts || !config.moe.enabled()) {
+      add(SourceLayerTensors(config, layer));
+      continue;
+    }
+    // transformers 5.x's fused experts, where the router was.
+    for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
+      if (t.name == RouterName(config.moe.style)) add(FusedExpertTensors(config, layer));
+      if (FromFusedExperts(config, t.name)) continue;
+      add({{LayerTensorName(layer, t.name + ".weight"), t.shape}});
+      if (t.bias) add({{LayerTensorName(layer, t.name + ".bias"), {t.shape[0]}}});
+    }
   }
   add({globals.begin() + 1, globals.end()});
 
@@ -78,22 +115,54 @@ absl::Status WriteRandomModel(const RandomModelOptions& options) {
   // Tensors are generated and written a slice at a time, so memory stays bounded however large
   // the geometry (a 7B embedding is 545M values).
   constexpr int64_t kSlice = 1 << 20;
-  std::vector<float> slice;
-  for (const PlannedTensor& t : plan) {
+  const int threads = std::max(1, options.threads);
+  std::vector<std::vector<float>> slices(static_cast<size_t>(threads));
+  for (size_t ti = 0; ti < plan.size(); ++ti) {
+    const PlannedTensor& t = plan[ti];
     const int64_t n = Tensor::NumElements(t.shape);
     const bool norm = IsNorm(t.name);
     // Weights ~ N(0, 1/sqrt(fan_in)) keep activations O(1) through the layers; norms near 1.
-    const double fan_in = t.shape.size() == 2 ? static_cast<double>(t.shape[1]) : 64.0;
-    std::normal_distribution<float> normal(0.0f, static_cast<float>(1.0 / std::sqrt(fan_in)));
-    std::uniform_real_distribution<float> near_one(0.8f, 1.2f);
-    for (int64_t first = 0; first < n; first += kSlice) {
-      slice.resize(static_cast<size_t>(std::min(kSlice, n - first)));
-      for (float& v : slice) v = norm ? near_one(rng) : normal(rng);
+    const double fan_in = t.shape.size() >= 2 ? static_cast<double>(t.shape.back()) : 64.0;
+    const float sigma = static_cast<float>(1.0 / std::sqrt(fan_in));
+    auto fill = [&](std::mt19937_64& gen, int64_t first, std::vector<float>* slice) {
+      std::normal_distribution<float> normal(0.0f, sigma);
+      std::uniform_real_distribution<float> near_one(0.8f, 1.2f);
+      slice->resize(static_cast<size_t>(std::min(kSlice, n - first)));
+      for (float& v : *slice) v = norm ? near_one(gen) : normal(gen);
       // Planted outliers: the same channels in every hidden-size norm, so activations carry them.
       if (norm && n == config.hidden_size) {
-        for (int64_t c : outliers) slice[static_cast<size_t>(c)] *= options.outlier_scale;
+        for (int64_t c : outliers) (*slice)[static_cast<size_t>(c)] *= options.outlier_scale;
       }
-      QUANTD_RETURN_IF_ERROR(writer->WriteFloatPart(t.name, first, slice));
+    };
+    // threads == 1: one stream continued across slices and tensors (the distributions too: the
+    // normal one caches its second value), as before the option existed.
+    std::normal_distribution<float> normal(0.0f, sigma);
+    std::uniform_real_distribution<float> near_one(0.8f, 1.2f);
+    for (int64_t first = 0; first < n; first += kSlice * threads) {
+      const int count =
+          static_cast<int>(std::min<int64_t>(threads, (n - first + kSlice - 1) / kSlice));
+      if (threads == 1) {
+        slices[0].resize(static_cast<size_t>(std::min(kSlice, n - first)));
+        for (float& v : slices[0]) v = norm ? near_one(rng) : normal(rng);
+        if (norm && n == config.hidden_size) {
+          for (int64_t c : outliers) slices[0][static_cast<size_t>(c)] *= options.outlier_scale;
+        }
+      } else {
+        std::vector<std::thread> pool;
+        for (int i = 0; i < count; ++i) {
+          pool.emplace_back([&, i] {
+            const int64_t at = first + int64_t{i} * kSlice;
+            std::seed_seq seq{options.seed, static_cast<uint64_t>(ti), static_cast<uint64_t>(at)};
+            std::mt19937_64 gen(seq);
+            fill(gen, at, &slices[static_cast<size_t>(i)]);
+          });
+        }
+        for (std::thread& th : pool) th.join();
+      }
+      for (int i = 0; i < count; ++i) {
+        QUANTD_RETURN_IF_ERROR(writer->WriteFloatPart(t.name, first + int64_t{i} * kSlice,
+                                                      slices[static_cast<size_t>(i)]));
+      }
     }
   }
   QUANTD_RETURN_IF_ERROR(writer->Finish());

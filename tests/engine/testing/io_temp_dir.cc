@@ -51,4 +51,12 @@ std::string ReadTextFile(const std::string& path) {
   return ss.str();
 }
 
+std::string WriteFirstLines(const std::string& src, int n, const std::string& dst) {
+  std::ifstream in(src);
+  std::ofstream out(dst);
+  std::string line;
+  for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
+  return dst;
+}
+
 }  // namespace quantd::engine::testing

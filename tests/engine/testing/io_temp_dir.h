@@ -29,6 +29,10 @@ std::vector<std::string> ListFileNames(const std::string& dir);
 std::vector<std::string> ListFinalNames(const std::string& dir);
 
 void WriteTextFile(const std::string& path, const std::string& content);
+
+// Writes the first `n` lines of `src` to `dst` (a calibration file's "first 128 texts"); returns
+// `dst`.
+std::string WriteFirstLines(const std::string& src, int n, const std::string& dst);
 std::string ReadTextFile(const std::string& path);
 
 }  // namespace quantd::engine::testing

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -88,12 +89,15 @@ std::unique_ptr<ChildProcess> ServiceHarness::StartServer(const std::vector<std:
                                    "--port-file=" + port_file.string(),
                                    "--metrics-address=127.0.0.1:0",  // Tests run side by side.
                                    "--state-dir=" + (dir_ / "state").string(),
-                                   "--allowed-roots=" + dir_.string(),
                                    "--local-worker=false",
                                    "--heartbeat-seconds=0.2",
                                    "--lease-seconds=2",
                                    "--log-level=debug"};
   argv.insert(argv.end(), extra.begin(), extra.end());
+  if (std::none_of(extra.begin(), extra.end(),
+                   [](const std::string& a) { return a.rfind("--allowed-roots", 0) == 0; })) {
+    argv.push_back("--allowed-roots=" + dir_.string());  // Jobs use files of the test directory.
+  }
   auto server =
       ChildProcess::Start(argv, {{"FAKE_ENGINE_RUN_LOG", RunLog()}},
                           (dir_ / ("quantd-" + std::to_string(log_counter_++) + ".log")).string());

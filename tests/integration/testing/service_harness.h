@@ -50,7 +50,8 @@ class ServiceHarness {
   static std::string Binary(const std::string& name);
 
   // Starts quantd with a SQLite store in dir()/state (kept across restarts), no local worker unless
-  // the args ask for one, short leases; waits until it serves. port 0 = any free port.
+  // the args ask for one, short leases, dir() as the allowed root unless the args name roots;
+  // waits until it serves. port 0 = any free port.
   std::unique_ptr<ChildProcess> StartServer(const std::vector<std::string>& extra_args = {},
                                             int port = 0);
   std::unique_ptr<ChildProcess> StartWorker(const std::string& worker_id,

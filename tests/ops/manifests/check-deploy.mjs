@@ -111,6 +111,56 @@ function checkPodWorkload(overlay, workload, role) {
   }
 }
 
+// Secret-backed volume of a pod template mounted by its containers: {volume, mountPath}, or undefined.
+function secretMount(workload, secretName) {
+  const spec = workload.spec.template.spec;
+  const volume = (spec.volumes ?? []).find((v) => v.secret?.secretName === secretName);
+  if (!volume) return undefined;
+  const mount = spec.containers.flatMap((c) => c.volumeMounts ?? []).find((m) => m.name === volume.name);
+  return mount ? { volume, mountPath: mount.mountPath } : undefined;
+}
+
+// TLS and credentials (docs/security.md): the server serves TLS with identities from Secrets and
+// probes over https; workers verify it with the CA only (never the server's key) and authenticate
+// with their token; Prometheus' configuration scrapes with TLS and tokens.
+function checkSecurity(overlay, objects) {
+  const server = find(objects, "Deployment", "quantd");
+  const worker = find(objects, "DaemonSet", "quantd-worker");
+  const env = (w) => Object.fromEntries((w?.spec.template.spec.containers[0].env ?? []).map((e) => [e.name, e.value]));
+  const serverEnv = env(server), workerEnv = env(worker);
+  const tls = secretMount(server, "quantd-tls"), ids = secretMount(server, "quantd-identities");
+  if (!tls || serverEnv.QUANTD_TLS_CERT !== `${tls.mountPath}/tls.crt` || serverEnv.QUANTD_TLS_KEY !== `${tls.mountPath}/tls.key`) {
+    fail(`${overlay}: Deployment/quantd must serve TLS with tls.crt and tls.key of Secret quantd-tls`);
+  }
+  if (!ids || serverEnv.QUANTD_IDENTITIES !== `${ids.mountPath}/identities.json`) {
+    fail(`${overlay}: Deployment/quantd must read QUANTD_IDENTITIES from Secret quantd-identities`);
+  }
+  if (serverEnv.QUANTD_INSECURE) fail(`${overlay}: Deployment/quantd must not set QUANTD_INSECURE`);
+  for (const probe of ["livenessProbe", "readinessProbe", "startupProbe"]) {
+    const get = server?.spec.template.spec.containers[0][probe]?.httpGet;
+    if (get && serverEnv.QUANTD_METRICS_TLS === "true" && get.scheme !== "HTTPS") {
+      fail(`${overlay}: Deployment/quantd: ${probe} must use scheme HTTPS (QUANTD_METRICS_TLS)`);
+    }
+  }
+  const ca = secretMount(worker, "quantd-tls");
+  const items = ca?.volume.secret.items ?? [];
+  if (!ca || items.length !== 1 || items[0].key !== "ca.crt" || workerEnv.QUANTD_TLS_CA !== `${ca.mountPath}/${items[0].path}`) {
+    fail(`${overlay}: DaemonSet/quantd-worker must mount only ca.crt of Secret quantd-tls as QUANTD_TLS_CA`);
+  }
+  const token = secretMount(worker, "quantd-worker-token");
+  if (!token || workerEnv.QUANTD_TOKEN_FILE !== `${token.mountPath}/token`) {
+    fail(`${overlay}: DaemonSet/quantd-worker must read QUANTD_TOKEN_FILE from Secret quantd-worker-token`);
+  }
+  const [prometheus] = readYaml(path.join(monitoring, "prometheus.yml"));
+  for (const job of prometheus.scrape_configs) {
+    if (!job.authorization?.credentials_file) fail(`prometheus.yml: job ${job.job_name} sends no bearer token`);
+  }
+  const quantdJob = prometheus.scrape_configs.find((c) => c.job_name === "quantd");
+  if (quantdJob?.scheme !== "https" || !quantdJob?.tls_config?.ca_file) {
+    fail("prometheus.yml: job quantd must scrape over https with the CA");
+  }
+}
+
 // mountPath of the volume backed by PVC `claim` in a pod template, or undefined.
 function claimMountPath(workload, claim) {
   const spec = workload.spec.template.spec;
@@ -169,15 +219,22 @@ function checkRequirements() {
     if (!dashboard?.data?.["quantd-dashboard.json"] || dashboard.metadata.labels?.grafana_dashboard !== "1") {
       fail(`${overlay}: ConfigMap quantd-grafana-dashboard needs the dashboard and label grafana_dashboard: "1"`);
     }
-    for (const monitor of objects.filter((o) => o.kind === "ServiceMonitor")) {
-      for (const name of ["quantd", "quantd-worker"]) {
-        const service = find(objects, "Service", name);
-        const selected = Object.entries(monitor.spec.selector?.matchLabels ?? {})
-          .every(([k, v]) => service?.metadata.labels?.[k] === v);
-        const port = monitor.spec.endpoints.every((e) => (service?.spec.ports ?? []).some((p) => p.name === e.port));
-        if (!selected || !port) fail(`${overlay}: ServiceMonitor/${monitor.metadata.name} does not scrape Service/${name}`);
+    const monitors = objects.filter((o) => o.kind === "ServiceMonitor");
+    for (const name of monitors.length ? ["quantd", "quantd-worker"] : []) {
+      const service = find(objects, "Service", name);
+      const scraping = monitors.filter((monitor) =>
+        Object.entries(monitor.spec.selector?.matchLabels ?? {}).every(([k, v]) => service?.metadata.labels?.[k] === v) &&
+        monitor.spec.endpoints.every((e) => (service?.spec.ports ?? []).some((p) => p.name === e.port)));
+      if (scraping.length !== 1) fail(`${overlay}: Service/${name} is scraped by ${scraping.length} ServiceMonitors, expected 1`);
+      for (const e of scraping.flatMap((m) => m.spec.endpoints)) {
+        // /metrics needs a token everywhere, and the server serves it over TLS (docs/security.md).
+        if (!e.authorization?.credentials?.name) fail(`${overlay}: scraping Service/${name} sends no bearer token`);
+        if (name === "quantd" && (e.scheme !== "https" || !e.tlsConfig?.ca)) {
+          fail(`${overlay}: Service/quantd must be scraped over https with the CA of quantd-tls`);
+        }
       }
     }
+    checkSecurity(overlay, objects);
     console.log(`${overlay}: requirements checked`);
   }
   if (!renderAll().get("production")?.some((o) => o.kind === "ServiceMonitor")) {

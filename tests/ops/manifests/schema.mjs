@@ -47,6 +47,16 @@ function parseDeclaration(file) {
   const start = lines.findIndex((l) => /^export interface I\w+( extends [\w, ]+)? \{$/.test(l));
   if (start >= 0) {
     properties = new Map();
+    // Properties of the interfaces it extends (e.g. an Endpoint's HTTP config: tlsConfig,
+    // authorization), then its own.
+    const bases = /extends ([\w, ]+) \{$/.exec(lines[start])?.[1].split(",").map((b) => b.trim()) ?? [];
+    for (const base of bases) {
+      const baseFile = imports.get(base);
+      if (!baseFile || !fs.existsSync(baseFile)) continue;
+      const inherited = parseDeclaration(baseFile);
+      for (const [name, type] of inherited.properties ?? []) properties.set(name, type);
+      for (const [name, target] of inherited.imports) if (!imports.has(name)) imports.set(name, target);
+    }
     for (let i = start + 1; i < lines.length && lines[i] !== "}"; ++i) {
       const m = /^ {4}"([^"]+)"\??: (.*)$/.exec(lines[i]);
       if (!m) continue;

@@ -6,7 +6,13 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-sed "s|/etc/prometheus/alerts.yml|$repo/deploy/base/monitoring/alerts.yml|" \
+# The CA and the bearer token are Secrets mounted under /etc/prometheus/secrets at run time; promtool
+# only needs files there (it checks they exist), so the copy points at placeholders.
+mkdir -p "$tmp/secrets/quantd-tls" "$tmp/secrets/quantd-metrics-token"
+: > "$tmp/secrets/quantd-tls/ca.crt"
+echo placeholder > "$tmp/secrets/quantd-metrics-token/token"
+sed -e "s|/etc/prometheus/alerts.yml|$repo/deploy/base/monitoring/alerts.yml|" \
+  -e "s|/etc/prometheus/secrets/|$tmp/secrets/|g" \
   "$repo/deploy/base/monitoring/prometheus.yml" > "$tmp/prometheus.yml"
 if ! grep -q "$repo/deploy/base/monitoring/alerts.yml" "$tmp/prometheus.yml"; then
   echo "check-config: prometheus.yml no longer loads /etc/prometheus/alerts.yml" >&2

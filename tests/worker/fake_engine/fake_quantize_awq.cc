@@ -9,6 +9,9 @@
 // job by <model_dir>/fake_engine.json: {"steps": N, "step_ms": M, "fail": "message",
 // "crash": true, "ignore_sigterm": true}. With FAKE_ENGINE_RUN_LOG set, each run appends
 // "<output_dir> <pid>" to that file (to count how often a job ran).
+//
+// Options come as flags or, as quantd-worker passes them, as `--options_json=-` (a JSON object on
+// stdin). With allowed_roots its opens stay beneath them, as quantize-awq's do (path_guard).
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -25,6 +29,7 @@
 
 #include "file_digest.h"
 #include "nlohmann/json.hpp"
+#include "path_guard/confined_io.h"
 
 namespace {
 
@@ -46,16 +51,37 @@ void Progress(const char* phase, int done, int total, double fraction) {
         {"eta_seconds", 1.0}});
 }
 
+// Appends `content` to `path` (created beneath the roots when confined); false on failure.
+bool Append(const fs::path& path, const std::string& content) {
+  const int fd = quantd::path_guard::Open(path.string(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd < 0) return false;
+  const bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  close(fd);
+  return ok;
+}
+
+void Fail(const std::string& message) {
+  Emit({{"event", "result"},
+        {"status", "failed"},
+        {"code", "INVALID_ARGUMENT"},
+        {"code_number", 3},
+        {"message", message}});
+}
+
 // Writes `content` to dir/name through a temporary name; emits the artifact event.
-void WriteArtifact(const fs::path& dir, const std::string& name, const std::string& content) {
+bool WriteArtifact(const fs::path& dir, const std::string& name, const std::string& content) {
   const fs::path temp = dir / ("." + name + ".quantd-tmp");
-  { std::ofstream(temp, std::ios::binary) << content; }
-  fs::rename(temp, dir / name);
+  if (!Append(temp, content) ||
+      quantd::path_guard::Rename(temp.string(), (dir / name).string()) != 0) {
+    Fail("cannot write " + name + ": " + quantd::path_guard::ErrorText(errno));
+    return false;
+  }
   const fs::path final_path = dir / name;
   Emit({{"event", "artifact"},
         {"path", final_path.string()},
         {"size_bytes", static_cast<int64_t>(fs::file_size(final_path))},
         {"sha256", quantd::worker::Sha256File(final_path.string()).value_or("")}});
+  return true;
 }
 
 int Usage(const std::string& message) {
@@ -67,9 +93,24 @@ int Usage(const std::string& message) {
 
 int main(int argc, char** argv) {
   std::map<std::string, std::string> flags;
+  std::vector<std::string> roots;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--no_chat_template") continue;
+    if (arg == "--options_json=-") {
+      std::stringstream text;
+      text << std::cin.rdbuf();
+      nlohmann::json options = nlohmann::json::parse(text.str(), nullptr, false);
+      if (!options.is_object()) return Usage("--options_json: not a JSON object");
+      for (const auto& [key, value] : options.items()) {
+        if (key == "allowed_roots") {
+          roots = value.get<std::vector<std::string>>();
+        } else {
+          flags[key] = value.is_string() ? value.get<std::string>() : value.dump();
+        }
+      }
+      continue;
+    }
     if (arg.rfind("--", 0) != 0) return Usage("unexpected argument " + arg);
     if (size_t eq = arg.find('='); eq != std::string::npos) {
       flags[arg.substr(2, eq - 2)] = arg.substr(eq + 1);
@@ -83,16 +124,24 @@ int main(int argc, char** argv) {
     if (flags[required].empty()) return Usage(std::string("--") + required + " is required");
   }
   if (flags["events"] != "jsonl") return Usage("--events=jsonl is required");
+  if (!roots.empty() && !quantd::path_guard::ConfineProcess(roots).ok()) {
+    return Usage("allowed_roots cannot be opened");
+  }
+  if (const char* record = std::getenv("FAKE_ENGINE_OPTIONS_LOG")) {
+    // Tests check what reached the engine (e.g. a 200 kB system prompt, intact).
+    std::ofstream(record, std::ios::app) << flags["system_prompt"].size() << "\n";
+  }
 
   int steps = std::getenv("FAKE_ENGINE_STEPS") ? std::atoi(std::getenv("FAKE_ENGINE_STEPS")) : 5;
   int step_ms =
       std::getenv("FAKE_ENGINE_STEP_MS") ? std::atoi(std::getenv("FAKE_ENGINE_STEP_MS")) : 100;
   std::string fail;
   bool crash = false, ignore_sigterm = false;
-  std::ifstream behaviour{fs::path(flags["model_dir"]) / "fake_engine.json"};
+  std::unique_ptr<std::istream> behaviour = quantd::path_guard::OpenInputStream(
+      (fs::path(flags["model_dir"]) / "fake_engine.json").string());
   if (behaviour) {
     std::stringstream text;
-    text << behaviour.rdbuf();
+    text << behaviour->rdbuf();
     nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
     if (j.is_object()) {
       steps = j.value("steps", steps);
@@ -123,27 +172,27 @@ int main(int argc, char** argv) {
           {"message", "fake engine: --gpus " + flags["gpus"] +
                           " on CUDA_VISIBLE_DEVICES=" + (visible != nullptr ? visible : "")}});
   }
-  fs::create_directories(out);
+  if (quantd::path_guard::MakeDirectories(out.string()) != 0) {
+    Fail("cannot create " + out.string() + ": " + quantd::path_guard::ErrorText(errno));
+    return 1;
+  }
   const fs::path weights_temp = out / ".model.safetensors.quantd-tmp";
-  std::ofstream weights(weights_temp, std::ios::binary);
   for (int i = 1; i <= steps; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
     if (g_terminate) {
-      weights.close();
-      fs::remove(weights_temp);
+      quantd::path_guard::Unlink(weights_temp.string());
       Emit({{"event", "result"}, {"status", "cancelled"}});
       return 3;
     }
-    weights << std::string(1024, static_cast<char>('a' + i % 26)) << std::flush;
+    // Each step reopens the file by its path: a directory swapped meanwhile is noticed.
+    if (!Append(weights_temp, std::string(1024, static_cast<char>('a' + i % 26)))) {
+      Fail("cannot write " + weights_temp.string() + ": " + quantd::path_guard::ErrorText(errno));
+      return 1;
+    }
     if (i == (steps + 1) / 2 && crash) std::abort();
     if (i == (steps + 1) / 2 && !fail.empty()) {
-      weights.close();
-      fs::remove(weights_temp);
-      Emit({{"event", "result"},
-            {"status", "failed"},
-            {"code", "INVALID_ARGUMENT"},
-            {"code_number", 3},
-            {"message", fail}});
+      quantd::path_guard::Unlink(weights_temp.string());
+      Fail(fail);
       return 1;
     }
     Emit({{"event", "layer"},
@@ -154,18 +203,23 @@ int main(int argc, char** argv) {
     Progress("quantizing", i, steps, 0.1 + 0.8 * i / steps);
   }
   Progress("exporting", steps, steps, 0.95);
-  weights.close();
-  fs::rename(weights_temp, out / "model.safetensors");
   const fs::path weights_path = out / "model.safetensors";
+  if (quantd::path_guard::Rename(weights_temp.string(), weights_path.string()) != 0) {
+    Fail("cannot rename " + weights_temp.string() + ": " + quantd::path_guard::ErrorText(errno));
+    return 1;
+  }
   Emit({{"event", "artifact"},
         {"path", weights_path.string()},
         {"size_bytes", static_cast<int64_t>(fs::file_size(weights_path))},
         {"sha256", quantd::worker::Sha256File(weights_path.string()).value_or("")}});
-  WriteArtifact(out, "config.json",
-                nlohmann::json({{"quantization_config", {{"bits", 4}, {"quant_method", "awq"}}},
-                                {"source", flags["model_dir"]}})
-                    .dump(2));
-  WriteArtifact(out, "quant_report.json", nlohmann::json({{"fake", true}}).dump());
+  if (!WriteArtifact(
+          out, "config.json",
+          nlohmann::json({{"quantization_config", {{"bits", 4}, {"quant_method", "awq"}}},
+                          {"source", flags["model_dir"]}})
+              .dump(2)) ||
+      !WriteArtifact(out, "quant_report.json", nlohmann::json({{"fake", true}}).dump())) {
+    return 1;
+  }
   Emit({{"event", "result"}, {"status", "succeeded"}});
   return 0;
 }

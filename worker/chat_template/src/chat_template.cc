@@ -11,6 +11,7 @@
 #include "ast.h"
 #include "lexer.h"
 #include "parser.h"
+#include "path_guard/confined_io.h"
 #include "renderer.h"
 #include "value.h"
 
@@ -78,11 +79,14 @@ absl::StatusOr<std::string> ChatTemplate::Render(const std::vector<ChatMessage>&
 namespace {
 
 absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path.string()));
+  std::unique_ptr<std::istream> in = path_guard::OpenInputStream(path.string());
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read ", path.string(), ": ", path_guard::ErrorText(errno)));
+  }
   std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", path.string()));
+  buf << in->rdbuf();
+  if (in->bad()) return absl::DataLossError(absl::StrCat("error reading ", path.string()));
   return buf.str();
 }
 

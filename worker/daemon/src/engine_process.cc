@@ -1,8 +1,10 @@
 #include "engine_process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -15,6 +17,8 @@
 #include "absl/strings/str_join.h"
 #include "engine_events.h"
 #include "logging/logging.h"
+#include "nlohmann/json.hpp"
+#include "path_guard/beneath.h"
 
 namespace quantd::worker {
 namespace {
@@ -32,34 +36,72 @@ v1::JobError Error(absl::StatusCode code, const std::string& message) {
 
 }  // namespace
 
-std::vector<std::string> EngineProcess::CommandLine(const std::string& engine,
-                                                    const v1::JobAssignment& assignment) {
+std::string EngineProcess::OptionsJson(const v1::JobAssignment& assignment) {
   const v1::JobSpec& spec = assignment.spec();
-  std::vector<std::string> args = {
-      engine,          "--model_dir",     spec.model_dir(), "--output_dir", spec.output_dir(),
-      "--calib_jsonl", spec.calib_jsonl()};
-  auto add = [&](const char* flag, const std::string& value) {
-    args.push_back(flag);
-    args.push_back(value);
-  };
-  if (spec.has_num_calib()) add("--num_calib", std::to_string(spec.num_calib()));
-  if (spec.has_max_seq_len()) add("--max_seq_len", std::to_string(spec.max_seq_len()));
-  if (spec.has_group_size()) add("--group_size", std::to_string(spec.group_size()));
-  if (spec.has_apply_chat_template() && !spec.apply_chat_template()) {
-    args.push_back("--no_chat_template");
-  }
-  if (spec.has_system_prompt()) add("--system_prompt", spec.system_prompt());
-  if (spec.has_seed()) add("--seed", std::to_string(spec.seed()));
-  if (spec.output_dtype() == v1::OUTPUT_DTYPE_BFLOAT16) add("--dtype", "bfloat16");
-  if (spec.output_dtype() == v1::OUTPUT_DTYPE_FLOAT16) add("--dtype", "float16");
-  if (!spec.eval_text().empty()) add("--eval_text", spec.eval_text());
+  nlohmann::json o = {{"model_dir", spec.model_dir()},
+                      {"output_dir", spec.output_dir()},
+                      {"calib_jsonl", spec.calib_jsonl()}};
+  if (spec.has_num_calib()) o["num_calib"] = spec.num_calib();
+  if (spec.has_max_seq_len()) o["max_seq_len"] = spec.max_seq_len();
+  if (spec.has_group_size()) o["group_size"] = spec.group_size();
+  if (spec.has_apply_chat_template() && !spec.apply_chat_template()) o["no_chat_template"] = true;
+  if (spec.chat_template_fallback()) o["chat_template_fallback"] = true;
+  if (spec.has_system_prompt()) o["system_prompt"] = spec.system_prompt();
+  if (spec.has_seed()) o["seed"] = spec.seed();
+  if (spec.output_dtype() == v1::OUTPUT_DTYPE_BFLOAT16) o["dtype"] = "bfloat16";
+  if (spec.output_dtype() == v1::OUTPUT_DTYPE_FLOAT16) o["dtype"] = "float16";
+  if (!spec.eval_text().empty()) o["eval_text"] = spec.eval_text();
   if (spec.has_modules_to_not_convert()) {
-    add("--modules_to_not_convert", absl::StrJoin(spec.modules_to_not_convert().names(), ","));
+    o["modules_to_not_convert"] = absl::StrJoin(spec.modules_to_not_convert().names(), ",");
   }
-  add("--backend", assignment.gpu_index() >= 0 ? "cuda" : "cpu");
-  if (spec.gpus() > 1) add("--gpus", std::to_string(spec.gpus()));
-  args.push_back("--events=jsonl");
-  return args;
+  o["backend"] = assignment.gpu_index() >= 0 ? "cuda" : "cpu";
+  if (spec.gpus() > 1) o["gpus"] = spec.gpus();
+  if (assignment.allowed_roots_size() > 0) {
+    o["allowed_roots"] = std::vector<std::string>(assignment.allowed_roots().begin(),
+                                                  assignment.allowed_roots().end());
+  }
+  // Paths and texts are UTF-8 (the server checks); replace rather than throw if one is not.
+  return o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+absl::Status EngineProcess::PreparePaths() {
+  const v1::JobSpec& spec = assignment_.spec();
+  if (assignment_.allowed_roots_size() == 0) {
+    std::error_code ec;
+    created_output_dir_ = !fs::exists(spec.output_dir(), ec);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<path_guard::Roots> roots = path_guard::Roots::Open(
+      {assignment_.allowed_roots().begin(), assignment_.allowed_roots().end()});
+  if (!roots.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this worker cannot use the job's roots: ", roots.status().message()));
+  }
+  roots_ = std::move(*roots);
+  struct Check {
+    const char* field;
+    const std::string& path;
+    int flags;
+  };
+  std::vector<Check> checks = {{"model_dir", spec.model_dir(), O_PATH | O_DIRECTORY},
+                               {"calib_jsonl", spec.calib_jsonl(), O_RDONLY}};
+  if (!spec.eval_text().empty()) checks.push_back({"eval_text", spec.eval_text(), O_RDONLY});
+  for (const Check& check : checks) {
+    const int fd = roots_->OpenFile(check.path, check.flags);
+    if (fd < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.", check.field, " ", check.path, " ", path_guard::ErrorText(errno)));
+    }
+    close(fd);
+  }
+  int fd = roots_->OpenFile(spec.output_dir(), O_PATH | O_DIRECTORY);
+  created_output_dir_ = fd < 0 && errno == ENOENT;
+  if (fd >= 0) close(fd);
+  if (fd < 0 && (!created_output_dir_ || roots_->MakeDirectories(spec.output_dir()) != 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.output_dir ", spec.output_dir(), " ", path_guard::ErrorText(errno)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<EngineProcess>> EngineProcess::Start(
@@ -71,10 +113,25 @@ absl::StatusOr<std::unique_ptr<EngineProcess>> EngineProcess::Start(
   }
   std::unique_ptr<EngineProcess> process(
       new EngineProcess(assignment, std::move(callbacks), cancel_grace));
-  std::error_code ec;
-  process->created_output_dir_ = !fs::exists(assignment.spec().output_dir(), ec);
+  if (absl::Status s = process->PreparePaths(); !s.ok()) return s;
 
-  std::vector<std::string> args = CommandLine(engine, assignment);
+  // The options on stdin: a memfd, so a 200 kB system prompt meets no argv limit.
+  const int options = memfd_create("quantd-engine-options", MFD_CLOEXEC);
+  if (options < 0) {
+    return absl::ResourceExhaustedError(absl::StrCat("memfd_create: ", std::strerror(errno)));
+  }
+  const std::string json = OptionsJson(assignment);
+  for (size_t done = 0; done < json.size();) {
+    const ssize_t n = write(options, json.data() + done, json.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(options);
+      return absl::ResourceExhaustedError(absl::StrCat("memfd write: ", std::strerror(errno)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  lseek(options, 0, SEEK_SET);
+  std::vector<std::string> args = {engine, "--options_json=-", "--events=jsonl"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -86,18 +143,21 @@ absl::StatusOr<std::unique_ptr<EngineProcess>> EngineProcess::Start(
 
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    close(options);
     return absl::ResourceExhaustedError(absl::StrCat("pipe: ", std::strerror(errno)));
   }
   const pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid < 0) return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid < 0) {
+    close(options);
+    return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(errno)));
+  }
   if (pid == 0) {
     // Child: own process group (so SIGKILL reaches helpers it spawns); dies with the worker.
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(125);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
+    dup2(options, 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
     setenv("CUDA_VISIBLE_DEVICES", visible.c_str(), 1);
@@ -109,6 +169,7 @@ absl::StatusOr<std::unique_ptr<EngineProcess>> EngineProcess::Start(
     execv(argv[0], argv.data());
     _exit(127);
   }
+  close(options);
   close(out[1]);
   close(err[1]);
   process->pid_ = pid;
@@ -228,9 +289,19 @@ v1::JobFinished EngineProcess::Conclude(int status) {
   std::string tail = stderr_tail_.empty() ? "" : absl::StrCat("; stderr ends with: ", stderr_tail_);
   if (exited && code == 0 && have_result_ && result_ == v1::JOB_STATE_SUCCEEDED) {
     for (const v1::Artifact& artifact : artifacts_) {
-      std::error_code ec;
-      const auto size = fs::file_size(artifact.path(), ec);
-      if (ec || static_cast<int64_t>(size) != artifact.size_bytes()) {
+      if (!path_guard::LexicallyInside(artifact.path(), assignment_.spec().output_dir())) {
+        finished.set_state(v1::JOB_STATE_FAILED);
+        *finished.mutable_error() = Error(
+            absl::StatusCode::kInternal,
+            absl::StrCat("the engine reported an artifact outside output_dir: ", artifact.path()));
+        return finished;
+      }
+      struct stat st;
+      const int fd = roots_ ? roots_->OpenFile(artifact.path(), O_PATH)
+                            : open(artifact.path().c_str(), O_PATH | O_CLOEXEC);
+      const bool stated = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+      if (fd >= 0) close(fd);
+      if (!stated || static_cast<int64_t>(st.st_size) != artifact.size_bytes()) {
         finished.set_state(v1::JOB_STATE_FAILED);
         *finished.mutable_error() =
             Error(absl::StatusCode::kDataLoss,
@@ -279,18 +350,43 @@ v1::JobFinished EngineProcess::Conclude(int status) {
 }
 
 void EngineProcess::RemovePartialOutput() {
-  std::error_code ec;
-  const fs::path output_dir(assignment_.spec().output_dir());
-  for (const v1::Artifact& artifact : artifacts_) fs::remove(artifact.path(), ec);
-  if (fs::is_directory(output_dir, ec)) {
-    for (const fs::directory_entry& entry : fs::directory_iterator(output_dir, ec)) {
-      const std::string name = entry.path().filename().string();
+  const std::string& output_dir = assignment_.spec().output_dir();
+  if (!roots_) {
+    std::error_code ec;
+    for (const v1::Artifact& artifact : artifacts_) {
+      if (path_guard::LexicallyInside(artifact.path(), output_dir)) fs::remove(artifact.path(), ec);
+    }
+    if (fs::is_directory(output_dir, ec)) {
+      for (const fs::directory_entry& entry : fs::directory_iterator(output_dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.size() > 12 && name[0] == '.' && name.ends_with(".quantd-tmp")) {
+          fs::remove_all(entry.path(), ec);
+        }
+      }
+      if (created_output_dir_ && fs::is_empty(output_dir, ec)) fs::remove(output_dir, ec);
+    }
+    return;
+  }
+  // Beneath the roots: a directory swapped for a symlink meanwhile is not followed.
+  for (const v1::Artifact& artifact : artifacts_) {
+    if (path_guard::LexicallyInside(artifact.path(), output_dir)) roots_->Unlink(artifact.path());
+  }
+  const int dir = roots_->OpenFile(output_dir, O_RDONLY | O_DIRECTORY);
+  if (dir < 0) return;
+  if (DIR* listing = fdopendir(dir)) {
+    std::vector<std::string> temporaries;
+    while (dirent* entry = readdir(listing)) {
+      const std::string name = entry->d_name;
       if (name.size() > 12 && name[0] == '.' && name.ends_with(".quantd-tmp")) {
-        fs::remove_all(entry.path(), ec);
+        temporaries.push_back(name);
       }
     }
-    if (created_output_dir_ && fs::is_empty(output_dir, ec)) fs::remove(output_dir, ec);
+    for (const std::string& name : temporaries) unlinkat(dirfd(listing), name.c_str(), 0);
+    closedir(listing);  // Closes `dir`.
+  } else {
+    close(dir);
   }
+  if (created_output_dir_) roots_->Unlink(output_dir, AT_REMOVEDIR);  // Fails unless empty.
 }
 
 }  // namespace quantd::worker

@@ -1,11 +1,18 @@
-// EngineProcess: one job's quantize-awq child process. Starts it with the job's spec as flags and
-// --events=jsonl, turns its stdout events into reports, and reports how it ended. Cancel() sends
-// SIGTERM, then SIGKILL after a grace period. An engine stopped by a signal the worker did not
-// send (SIGKILL, SIGTERM, SIGINT, SIGHUP: an out-of-memory kill, an operator, a node going down)
-// ends FAILED with JobFinished.requeue: the attempt was lost, the job was not, and the engine's
-// finished layers stay in output_dir for the next attempt to resume. Any other end but success
-// removes the job's partial output: output_dir/.*.quantd-tmp, the files it reported as
-// artifacts, and output_dir itself when this run created it and it is left empty.
+// EngineProcess: one job's quantize-awq child process. Starts it as
+// `quantize-awq --options_json=- --events=jsonl` with the job's options as one JSON object on its
+// stdin (a memfd: no argv size limit, nothing on disk), turns its stdout events into reports, and
+// reports how it ended. Cancel() sends SIGTERM, then SIGKILL after a grace period. An engine
+// stopped by a signal the worker did not send (SIGKILL, SIGTERM, SIGINT, SIGHUP: an out-of-memory
+// kill, an operator, a node going down) ends FAILED with JobFinished.requeue: the attempt was
+// lost, the job was not, and the engine's finished layers stay in output_dir for the next attempt
+// to resume. Any other end but success removes the job's partial output: output_dir/.*.quantd-tmp,
+// the files it reported as artifacts, and output_dir itself when this run created it and it is
+// left empty.
+//
+// Paths: with the assignment's allowed_roots, every path of the job is opened beneath one of them
+// without following symlinks out (path_guard): the worker's own checks, creation and clean-up of
+// output_dir, and the engine's opens (the roots are in its options). An artifact reported outside
+// output_dir fails the job.
 //
 // Threading: callbacks run on the process's own reader thread, never after the destructor returns.
 // Never destroy an EngineProcess from one of its callbacks.
@@ -19,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine_events.h"
+#include "path_guard/roots.h"
 #include "quantd/v1/worker_service.pb.h"
 
 namespace quantd::worker {
@@ -41,9 +50,8 @@ struct EngineCallbacks {
 
 class EngineProcess {
  public:
-  // The command line for an assignment (argv[0] = engine).
-  static std::vector<std::string> CommandLine(const std::string& engine,
-                                              const v1::JobAssignment& assignment);
+  // The engine's options for an assignment: one JSON object, keys are quantize-awq's flag names.
+  static std::string OptionsJson(const v1::JobAssignment& assignment);
 
   static absl::StatusOr<std::unique_ptr<EngineProcess>> Start(const std::string& engine,
                                                               const v1::JobAssignment& assignment,
@@ -61,6 +69,8 @@ class EngineProcess {
  private:
   EngineProcess(v1::JobAssignment assignment, EngineCallbacks callbacks, absl::Duration grace)
       : assignment_(std::move(assignment)), callbacks_(std::move(callbacks)), grace_(grace) {}
+  // Opens the roots and checks the job's paths beneath them; creates output_dir.
+  absl::Status PreparePaths();
   void ReadEvents(int stdout_fd, int stderr_fd);
   v1::JobFinished Conclude(int wait_status);
   void RemovePartialOutput();
@@ -68,6 +78,7 @@ class EngineProcess {
   const v1::JobAssignment assignment_;
   EngineCallbacks callbacks_;
   const absl::Duration grace_;
+  std::optional<path_guard::Roots> roots_;  // Unset: the assignment named no roots.
   pid_t pid_ = -1;
   bool created_output_dir_ = false;
   std::atomic<bool> cancelled_{false};

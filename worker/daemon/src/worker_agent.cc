@@ -18,16 +18,6 @@
 namespace quantd::worker {
 namespace {
 
-std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& ca_path) {
-  if (ca_path.empty()) return grpc::InsecureChannelCredentials();
-  std::ifstream in(ca_path);
-  std::stringstream pem;
-  pem << in.rdbuf();
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = pem.str();
-  return grpc::SslCredentials(ssl);
-}
-
 std::string HostName() {
   char name[256] = {};
   gethostname(name, sizeof(name) - 1);
@@ -172,9 +162,25 @@ std::vector<v1::WorkerMessage> WorkerAgent::TakeOutgoingLocked() {
 }
 
 bool WorkerAgent::Serve() {
-  auto channel = grpc::CreateChannel(options_.server, Credentials(options_.tls_ca));
-  auto stub = v1::WorkerService::NewStub(channel);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      credentials::OpenChannel(options_.server, options_.tls);
+  if (!channel.ok()) {
+    logging::Error(
+        absl::StrCat("cannot connect to ", options_.server, ": ", channel.status().message()));
+    return false;
+  }
+  // Re-read at every connection: a rotated token file is picked up without a restart.
+  absl::StatusOr<std::string> token =
+      credentials::ResolveToken(options_.token_file.empty() ? options_.token : "",
+                                options_.token_file);
+  if (!token.ok()) {
+    logging::Error(absl::StrCat("cannot connect to ", options_.server, ": ",
+                                token.status().message()));
+    return false;
+  }
+  auto stub = v1::WorkerService::NewStub(*channel);
   auto context = std::make_shared<grpc::ClientContext>();
+  credentials::AttachToken(*context, *token);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;

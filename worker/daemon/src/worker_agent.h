@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "credentials/client_channel.h"
 #include "engine_process.h"
 #include "logging/logging.h"
 #include "quantd/v1/worker_service.pb.h"
@@ -42,7 +43,9 @@ struct WorkerOptions {
   int capacity = 1;  // Jobs per GPU, or CPU slots without GPUs.
   absl::Duration cancel_grace = absl::Seconds(10);
   absl::Duration max_backoff = absl::Seconds(10);
-  std::string tls_ca;  // PEM; set = TLS.
+  credentials::ClientTls tls;  // tls.ca set = TLS.
+  std::string token;           // Bearer token of this worker's credential ("" = none)...
+  std::string token_file;      // ...or the file holding it, re-read at every connection.
   std::vector<v1::Gpu> gpus;
   // Device memory in use per GPU index, sent with every heartbeat (GpuMemoryMonitor::UsedBytes);
   // unset on a worker without GPUs or NVML, whose heartbeats carry none.

@@ -17,6 +17,21 @@ MemoryEstimate EstimateMemory(const LayerGeometry& g) {
   m.capture_per_token = 4 * h * 4 + 2 * h * e + qd * 4 + im * e;
   m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + 3 * im * e + h * (8 + e);
   m.hidden_per_token = h * 4;
+  if (g.num_experts > 0) {
+    // A sparse layer: every expert's weights, a Gram matrix per expert's down_proj group, one
+    // grid point's trial gate/up weights of all experts (the MoE group's smallest batch), and per
+    // token its k routed rows and their down_proj inputs, the router's logits and the shared
+    // expert's intermediates.
+    const double ie = static_cast<double>(g.expert_intermediate_size);
+    const double is = static_cast<double>(g.shared_expert_intermediate_size);
+    const double ne = static_cast<double>(g.num_experts);
+    const double k = static_cast<double>(g.experts_per_token);
+    m.weights = (h * (qd + 2 * kvd) + qd * h + (ne * 3 * ie + 3 * is + ne + 1) * h) * (4 + e);
+    m.fixed = 2.0 * kGiB + 2 * qd * qd * 4 + (ne * ie * ie + is * is) * 4 + 2 * (ne * ie + is) * h * e;
+    m.capture_per_token = 4 * h * 4 + 2 * h * e + qd * 4 + k * (h + ie) * e + is * e;
+    m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + h * (12 + e) + ne * 4 +
+                  3 * is * e + 2 * k * 4;
+  }
   return m;
 }
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::tokenizer {
 namespace {
@@ -27,10 +28,13 @@ absl::Status WrongType(std::string_view key, std::string_view where, std::string
 }  // namespace
 
 absl::StatusOr<Json> ReadJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  std::unique_ptr<std::istream> in = path_guard::OpenInputStream(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot open file: ", path_guard::ErrorText(errno)));
+  }
   std::stringstream buffer;
-  buffer << in.rdbuf();
+  buffer << in->rdbuf();
   Json doc = Json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON"));

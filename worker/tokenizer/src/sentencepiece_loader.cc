@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "loaders.h"
+#include "path_guard/confined_io.h"
 #include "sentencepiece_model.h"
 #include "utf8.h"
 
@@ -53,10 +54,13 @@ std::vector<std::pair<std::string, std::string>> MergesFromScores(
 
 absl::StatusOr<Pipeline> LoadSentencePieceModel(const std::string& dir) {
   const std::string path = dir + "/tokenizer.model";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  std::unique_ptr<std::istream> in = path_guard::OpenInputStream(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot open file: ", path_guard::ErrorText(errno)));
+  }
   std::stringstream buffer;
-  buffer << in.rdbuf();
+  buffer << in->rdbuf();
   absl::StatusOr<SentencePieceModel> m = ParseSentencePieceModel(buffer.str(), path);
   if (!m.ok()) return m.status();
   if (m->model_type != SentencePieceModel::ModelType::kBpe) {

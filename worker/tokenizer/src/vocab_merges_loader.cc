@@ -6,17 +6,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "loaders.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::tokenizer {
 namespace {
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadMerges(
     const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  std::unique_ptr<std::istream> in = path_guard::OpenInputStream(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot open file: ", path_guard::ErrorText(errno)));
+  }
   std::vector<std::pair<std::string, std::string>> merges;
   std::string line;
-  for (size_t number = 1; std::getline(in, line); ++number) {
+  for (size_t number = 1; std::getline(*in, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || (number == 1 && line.starts_with("#version"))) continue;
     const size_t space = line.find(' ');

@@ -47,3 +47,19 @@ test("kinds without a schema are an error, not a pass", async () => {
   const errors = await validateObject({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } });
   assert.match(errors[0], /no schema for apiVersion example.com\/v1 kind Widget/);
 });
+
+test("fields of the interfaces a type extends are declared too, and checked deeply", async () => {
+  const monitor = (tlsConfig) => ({
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "ServiceMonitor",
+    metadata: { name: "m" },
+    spec: {
+      selector: { matchLabels: { a: "b" } },
+      endpoints: [{ port: "metrics", scheme: "https", tlsConfig,
+                    authorization: { credentials: { name: "t", key: "token" } } }],
+    },
+  });
+  assert.deepEqual(await validateObject(monitor({ ca: { secret: { name: "tls", key: "ca.crt" } } })), []);
+  const errors = await validateObject(monitor({ caa: {} }));
+  assert.match(errors.join("\n"), /endpoints\[0\]\.tlsConfig\.caa: unknown field/);
+});

@@ -24,6 +24,14 @@ void DivideNorm(const std::vector<float>& s, DType md, Tensor* norm) {
   PerColumn(s, md, norm->ptr(), 1, Divide);
 }
 
+void DivideOnePlusNorm(const std::vector<float>& s, DType md, Tensor* norm) {
+  float* w = norm->ptr();
+  for (size_t j = 0; j < s.size(); ++j) {
+    const float plus_one = FastRoundTo(md, w[j] + 1.0f);
+    w[j] = FastRoundTo(md, FastRoundTo(md, plus_one / s[j]) - 1.0f);
+  }
+}
+
 void DivideLinearRows(const std::vector<float>& s, DType md, LinearWeights* prev) {
   const int64_t n = static_cast<int64_t>(s.size());
   const int64_t cols = prev->in_features();

@@ -15,6 +15,10 @@ namespace quantd::engine {
 // norm.weight /= s.
 void DivideNorm(const std::vector<float>& s, DType md, Tensor* norm);
 
+// Gemma's norms, which scale by 1 + weight: weight = ((weight + 1) / s) − 1, each step rounded to
+// md as AutoAWQ's in-place `+= 1`, `div_`, `-= 1`.
+void DivideOnePlusNorm(const std::vector<float>& s, DType md, Tensor* norm);
+
 // The last len(s) output rows of prev (and its bias) /= s.
 void DivideLinearRows(const std::vector<float>& s, DType md, LinearWeights* prev);
 

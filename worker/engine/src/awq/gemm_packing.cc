@@ -59,6 +59,35 @@ GemmPackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const floa
   return p;
 }
 
+GemmPackedLinear ConcatOutputs(const std::vector<const GemmPackedLinear*>& parts) {
+  GemmPackedLinear out;
+  out.in_features = parts.front()->in_features;
+  out.group_size = parts.front()->group_size;
+  for (const GemmPackedLinear* p : parts) out.out_features += p->out_features;
+  const int64_t groups = out.in_features / out.group_size;
+  // Appends rows [rows, part_cols] of every part side by side into [rows, total_cols].
+  auto join = [&](auto member, int64_t rows, int64_t divisor, auto* dst) {
+    dst->reserve(static_cast<size_t>(rows * out.out_features / divisor));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (const GemmPackedLinear* p : parts) {
+        const int64_t cols = p->out_features / divisor;
+        const auto& src = p->*member;
+        dst->insert(dst->end(), src.begin() + r * cols, src.begin() + (r + 1) * cols);
+      }
+    }
+  };
+  join(&GemmPackedLinear::qweight, out.in_features, 8, &out.qweight);
+  join(&GemmPackedLinear::qzeros, groups, 8, &out.qzeros);
+  join(&GemmPackedLinear::scales, groups, 1, &out.scales);
+  if (parts.front()->bias.has_value()) {
+    out.bias.emplace();
+    for (const GemmPackedLinear* p : parts) {
+      out.bias->insert(out.bias->end(), p->bias->begin(), p->bias->end());
+    }
+  }
+  return out;
+}
+
 UnpackedLinear UnpackGemm(const GemmPackedLinear& p) {
   const int64_t in = p.in_features;
   const int64_t out = p.out_features;

@@ -33,6 +33,11 @@ GemmPackedLinear PackGemm(const uint8_t* codes, const uint8_t* zeros, const floa
                           int64_t out_features, int64_t in_features, int64_t group_size,
                           const std::optional<Tensor>& bias);
 
+// A fused Linear (Phi-3's qkv_proj) from its parts, stacked along the output dimension in order:
+// the columns of qweight, qzeros and scales and the bias entries are concatenated (every part has
+// out % 8 == 0, so no packed word straddles two parts). The parts share in_features and group size.
+GemmPackedLinear ConcatOutputs(const std::vector<const GemmPackedLinear*>& parts);
+
 // The inverse, as a loader does: codes [out, in], zeros and scales [out, in/group].
 struct UnpackedLinear {
   std::vector<uint8_t> codes;

@@ -1,44 +1,32 @@
-// AutoAWQ's scaling groups of a Llama / Qwen2 / Qwen3 / Mistral decoder layer (spec/awq.md §2.5),
-// and the in-place operations that fold a group's chosen scales into the layer (§4).
+// Resolving a layer's scaling groups (model/scaling_group.h, listed per family by its record) to
+// its weights, and folding a group's chosen scales into the layer (spec/awq.md §4).
 #ifndef QUANTD_ENGINE_AWQ_SCALING_GROUPS_H_
 #define QUANTD_ENGINE_AWQ_SCALING_GROUPS_H_
 
-#include <string>
 #include <vector>
 
 #include "core/dtype.h"
-#include "core/tensor.h"
 #include "model/layer_weights.h"
+#include "model/model_config.h"
+#include "model/scaling_group.h"
 
 namespace quantd::engine {
 
-enum class ScalingGroupKind {
-  kAttentionInput,  // input_layernorm → q, k, v; loss on self_attn
-  kValueOutput,     // v_proj → o_proj; loss on o_proj (MHA only)
-  kMlpInput,        // post_attention_layernorm → gate, up; loss on mlp
-  kMlpDown,         // up_proj → down_proj; loss on down_proj
-};
-
-struct ScalingGroup {
-  ScalingGroupKind kind;
-  std::string prev_op;               // e.g. "input_layernorm"
-  std::vector<std::string> linears;  // e.g. {"self_attn.q_proj", ...}
-};
-
-// The groups in AutoAWQ's order; kValueOutput only when v_proj and o_proj weights have the same
-// shape.
-std::vector<ScalingGroup> ScalingGroupsOf(const LayerWeights& layer);
+// The family's groups in AutoAWQ's order (config.arch->scaling_groups).
+std::vector<ScalingGroup> ScalingGroupsOf(const ModelConfig& config);
 
 // The Linears a group scales up, in order.
-std::vector<LinearWeights*> GroupLinears(ScalingGroupKind kind, LayerWeights* layer);
-std::vector<const LinearWeights*> GroupLinears(ScalingGroupKind kind, const LayerWeights& layer);
+std::vector<LinearWeights*> GroupLinears(const ScalingGroup& group, LayerWeights* layer);
+std::vector<const LinearWeights*> GroupLinears(const ScalingGroup& group,
+                                               const LayerWeights& layer);
 
-// Folds s into the group's previous op (norm ÷ s or Linear rows ÷ s) and its Linears (columns × s).
-void ApplyGroupScales(ScalingGroupKind kind, const std::vector<float>& s, DType md,
-                      LayerWeights* layer);
+// Whether `linear` is one of the group's Linears (its input is divided by the group's scales).
+bool GroupScalesInputOf(const ScalingGroup& group, std::string_view linear);
 
-// "input_layernorm+..." style label "prev→a+b" used in reports.
-std::string GroupLabel(const ScalingGroup& group);
+// Folds s into the group's previous op (a norm: weight ÷ s, or (1 + weight) ÷ s − 1 for Gemma's
+// norms; a Linear: its last len(s) rows ÷ s), its Linears and its float consumers (columns × s).
+void ApplyGroupScales(const ScalingGroup& group, const std::vector<float>& s, DType md,
+                      NormKind norm, LayerWeights* layer);
 
 }  // namespace quantd::engine
 

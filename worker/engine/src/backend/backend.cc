@@ -1,6 +1,7 @@
 #include "backend/backend.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "backend/cpu/cpu_backend.h"
@@ -71,21 +72,49 @@ absl::Status GatherEmbeddingRows(const Tensor& embedding, const std::vector<int3
   return absl::OkStatus();
 }
 
+void ScaleEmbeddingRows(const ModelConfig& config, DType md, Tensor* rows) {
+  if (!config.scale_embeddings) return;
+  const float normalizer =
+      RoundTo(md, static_cast<float>(std::sqrt(static_cast<double>(config.hidden_size))));
+  for (float& v : rows->data) v = RoundTo(md, v * normalizer);
+}
+
+MoeLayerStats MoeStatsOf(std::vector<int64_t> tokens_per_expert, int64_t min_tokens) {
+  MoeLayerStats stats;
+  stats.min_expert_tokens = min_tokens;
+  for (size_t e = 0; e < tokens_per_expert.size(); ++e) {
+    if (tokens_per_expert[e] < min_tokens) stats.under_calibrated.push_back(static_cast<int>(e));
+  }
+  stats.tokens_per_expert = std::move(tokens_per_expert);
+  return stats;
+}
+
+ScalingDecision UnsearchedDecision(const ScalingGroup& group, int64_t channels) {
+  ScalingDecision d;
+  d.label = group.label;
+  d.ratio_index = -1;
+  d.scales.assign(static_cast<size_t>(channels), 1.0f);
+  return d;
+}
+
+ScalingGroup FoldedGroup(const ScalingGroup& group, const LayerQuantSettings& settings) {
+  ScalingGroup g = group;
+  if (!settings.scale_router_inputs) g.float_consumers.clear();
+  return g;
+}
+
 LayerWeights DequantizedLayer(const QuantizedLayer& layer) {
   LayerWeights w;
-  w.input_layernorm = layer.input_layernorm;
-  w.post_attention_layernorm = layer.post_attention_layernorm;
-  w.q_norm = layer.q_norm;
-  w.k_norm = layer.k_norm;
-  LinearWeights* targets[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                              &w.gate_proj, &w.up_proj, &w.down_proj};
-  for (size_t i = 0; i < layer.linears.size() && i < 7; ++i) {
-    const GemmPackedLinear& p = layer.linears[i].packed;
-    targets[i]->weight = DequantizeGemm(p);
+  w.index = layer.index;
+  for (const NamedTensor& t : layer.floats) *FindFloatTensor(&w, t.name) = t.tensor;
+  for (const QuantizedLinear& l : layer.linears) {
+    const GemmPackedLinear& p = l.packed;
+    LinearWeights* target = FindLinear(&w, l.name);
+    target->weight = DequantizeGemm(p);
     if (p.bias.has_value()) {
       Tensor b({p.out_features});
       for (int64_t j = 0; j < p.out_features; ++j) b.data[j] = F16ToFloat((*p.bias)[j]);
-      targets[i]->bias = std::move(b);
+      target->bias = std::move(b);
     }
   }
   return w;

@@ -18,6 +18,7 @@
 #include "core/tensor.h"
 #include "model/layer_weights.h"
 #include "model/model_config.h"
+#include "model/scaling_group.h"
 #include "quantd/engine/quantize.h"
 
 namespace quantd::engine {
@@ -43,7 +44,25 @@ struct LayerQuantSettings {
   // spec's behaviour, transformers 4.51 as the seed pins) except to compare with fixtures that were
   // made that way (fixtures/autoawq-parity, transformers 5.17).
   bool attention_trials_use_float_kv = false;
+  // MoE: an expert routed fewer calibration tokens than this keeps identity down_proj scales and
+  // gets no clip search — statistics of a handful of tokens are noise (docs/moe.md, "Experts with
+  // few tokens"); the report lists it.
+  int64_t min_expert_tokens = 32;
+  // MoE: fold the experts' input scales into the router's (and shared_expert_gate's) columns too
+  // (ScalingGroup::float_consumers), so routing is unchanged by scaling. False reproduces AutoAWQ,
+  // which leaves them out: only for measuring what the correction is worth.
+  bool scale_router_inputs = true;
 };
+
+// How calibration reached a sparse layer's experts.
+struct MoeLayerStats {
+  std::vector<int64_t> tokens_per_expert;  // routed calibration tokens per expert
+  std::vector<int> under_calibrated;       // experts with fewer than min_expert_tokens
+  int64_t min_expert_tokens = 0;
+};
+
+// The stats of routed token counts per expert.
+MoeLayerStats MoeStatsOf(std::vector<int64_t> tokens_per_expert, int64_t min_tokens);
 
 // What the search chose for one scaling group.
 struct ScalingDecision {
@@ -57,6 +76,14 @@ struct ScalingDecision {
   std::vector<float> x_mean, w_mean;
 };
 
+// The decision of a group that is not searched (a routed expert's down_proj group whose expert got
+// fewer than min_expert_tokens tokens): identity scales over `channels`, ratio_index −1.
+ScalingDecision UnsearchedDecision(const ScalingGroup& group, int64_t channels);
+
+// The group as its scales are folded into the layer: without its float consumers when
+// settings.scale_router_inputs is off (AutoAWQ's behaviour, for measuring it).
+ScalingGroup FoldedGroup(const ScalingGroup& group, const LayerQuantSettings& settings);
+
 // What the clip search chose for one Linear.
 struct ClipDecision {
   std::string linear;                 // "self_attn.v_proj"
@@ -65,19 +92,19 @@ struct ClipDecision {
 };
 
 struct QuantizedLinear {
-  std::string name;  // relative to the layer: "self_attn.q_proj"
+  std::string name;  // canonical, relative to the layer: "self_attn.q_proj"
   GemmPackedLinear packed;
 };
 
 // One quantized decoder layer: the packed Linears, the float tensors after AWQ scaling (values in
 // md) and the decisions, for the checkpoint and the report.
 struct QuantizedLayer {
-  std::vector<QuantizedLinear> linears;  // kLayerLinearNames order
-  Tensor input_layernorm;
-  Tensor post_attention_layernorm;
-  std::optional<Tensor> q_norm, k_norm;
+  int index = 0;                         // the layer's number
+  std::vector<QuantizedLinear> linears;  // LayerLinears(config) order
+  std::vector<NamedTensor> floats;       // LayerFloatTensors(config): the norms, scaled
   std::vector<ScalingDecision> scaling;
   std::vector<ClipDecision> clips;
+  std::optional<MoeLayerStats> moe;  // sparse layers
 };
 
 // A device backend's memory: its plan for a run (an estimate from the geometry, before the first
@@ -152,6 +179,11 @@ absl::StatusOr<int64_t> UniformBlockLength(const std::vector<std::vector<int32_t
 // naming an id outside the vocabulary.
 absl::Status GatherEmbeddingRows(const Tensor& embedding, const std::vector<int32_t>& block,
                                  float* out);
+
+// Gemma: the embedding output × md(√hidden_size), as transformers scales it (the normaliser is a
+// tensor of the model dtype); other families unchanged. Applied to the embedding rows before
+// Backend::Embed.
+void ScaleEmbeddingRows(const ModelConfig& config, DType md, Tensor* rows);
 
 // kAuto → CUDA when compiled in and a GPU is present, else CPU. kCuda without CUDA is an error.
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind);

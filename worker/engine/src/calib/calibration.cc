@@ -9,6 +9,7 @@
 #include "calib/python_strip.h"
 #include "io/file_util.h"
 #include "nlohmann/json.hpp"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -77,6 +78,7 @@ CalibrationOptions CalibrationOptions::From(const QuantizeOptions& o, int vocab_
   c.num_calib = o.num_calib;
   c.max_seq_len = o.max_seq_len;
   c.apply_chat_template = o.apply_chat_template;
+  c.chat_template_fallback = o.chat_template_fallback;
   c.system_prompt = o.system_prompt;
   c.seed = o.seed;
   c.vocab_size = vocab_size;
@@ -90,6 +92,7 @@ CalibrationChat LoadCalibrationChat(std::string_view model_dir) {
   if (!source.ok()) {
     chat.unavailable_reason =
         absl::StrCat("cannot load the chat template: ", std::string(source.status().message()));
+    chat.broken = true;
   } else if (!source->has_value()) {
     chat.unavailable_reason = "the model has no chat template";
   } else {
@@ -100,6 +103,7 @@ CalibrationChat LoadCalibrationChat(std::string_view model_dir) {
     } else {
       chat.unavailable_reason = absl::StrCat("the chat template cannot be parsed: ",
                                              std::string(parsed.status().message()));
+      chat.broken = true;
     }
   }
   return chat;
@@ -137,12 +141,13 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
     return absl::InvalidArgumentError(
         absl::StrCat("max_seq_len must be positive, found ", options.max_seq_len));
   }
-  std::ifstream in(options.calib_jsonl, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat("calib_jsonl ", options.calib_jsonl,
-                                                   " cannot be read (missing?); ",
-                                                   kCalibJsonlFormatHint));
+  std::unique_ptr<std::istream> stream = path_guard::OpenInputStream(options.calib_jsonl);
+  if (!stream) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("calib_jsonl ", options.calib_jsonl, " cannot be read (",
+                     path_guard::ErrorText(errno), "); ", kCalibJsonlFormatHint));
   }
+  std::istream& in = *stream;
   CalibrationSet set;
   CalibrationCounts& counts = set.counts;
   std::vector<Row> sample;
@@ -173,6 +178,13 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
   }
 
   const bool wrap = options.apply_chat_template;
+  if (wrap && chat != nullptr && chat->broken && !options.chat_template_fallback) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        chat->unavailable_reason,
+        " (apply_chat_template is on; fix the template, turn apply_chat_template off, or opt in "
+        "to wrapping the texts as ChatML with chat_template_fallback / "
+        "quantize-awq --chat_template_fallback)"));
+  }
   const chat_template::ChatTemplate* tmpl = chat != nullptr && chat->tmpl ? &*chat->tmpl : nullptr;
   const std::string bos = tokenizer != nullptr ? tokenizer->bos_token().value_or("") : "";
   const std::string eos = tokenizer != nullptr ? tokenizer->eos_token().value_or("") : "";

@@ -34,7 +34,8 @@ struct CalibrationOptions {
   int num_calib = 8192;
   int max_seq_len = 2048;
   bool apply_chat_template = true;
-  std::string system_prompt;  // "" = no system message.
+  bool chat_template_fallback = false;  // ChatML instead of failing on a broken template.
+  std::string system_prompt;            // "" = no system message.
   uint64_t seed = 42;
   int vocab_size = 0;  // > 0: input_ids rows must hold ids below it (the model's vocab_size).
 
@@ -77,12 +78,13 @@ struct CalibrationSet {
 struct CalibrationChat {
   std::optional<chat_template::ChatTemplate> tmpl;
   std::string unavailable_reason;  // Set when tmpl is empty.
+  bool broken = false;             // The model has a template, but it cannot be loaded or parsed.
 };
 CalibrationChat LoadCalibrationChat(std::string_view model_dir);
 
 // The chat prompt of one calibration text, as the seed script builds it: messages [system (left out
-// when `system_prompt` is empty), user] rendered with add_generation_prompt. Falls back to the ChatML
-// format when `tmpl` is null or rendering fails, and then sets *fallback_reason (if given).
+// when `system_prompt` is empty), user] rendered with add_generation_prompt. Falls back to the
+// ChatML format when `tmpl` is null or rendering fails, and then sets *fallback_reason (if given).
 std::string RenderCalibrationPrompt(std::string_view user, std::string_view system_prompt,
                                     const chat_template::ChatTemplate* tmpl, std::string_view bos,
                                     std::string_view eos, std::string* fallback_reason);
@@ -90,7 +92,8 @@ std::string RenderCalibrationPrompt(std::string_view user, std::string_view syst
 // Builds the calibration blocks. `tokenizer` may be null when every row is pre-tokenized (a model
 // directory without tokenizer files, like the parity fixture); a text row then is an error. `chat`
 // is used only with options.apply_chat_template (nullptr there means "no template": the ChatML
-// fallback). Warnings (fallbacks) and a summary go to `observer` (may be null). Errors:
+// fallback; a broken template is InvalidArgument unless options.chat_template_fallback). Warnings
+// (fallbacks) and a summary go to `observer` (may be null). Errors:
 // InvalidArgument naming the file for a missing/unreadable file, no usable rows, or fewer tokens
 // than one block (with the counts and a hint).
 absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& options,

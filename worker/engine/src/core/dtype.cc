@@ -18,7 +18,7 @@ std::string_view DTypeName(DType t) {
 
 void ToFloat32(DType source, const uint8_t* bytes, size_t n, float* out) {
   if (source == DType::kF32) {
-    std::memcpy(out, bytes, n * 4);
+    if (n > 0) std::memcpy(out, bytes, n * 4);  // An empty tensor may have null pointers.
     return;
   }
   auto half = [bytes](size_t i) {

@@ -5,7 +5,9 @@
 // m16n8k16 with float32 accumulation; the softmax is online in float32 (base 2, the scale folded
 // in) and P is rounded to md before P·V, as torch's SDPA does in md. Key tiles above the diagonal
 // are never loaded and a warp skips the tiles that lie wholly above its rows, so no [len, len]
-// matrix exists. Float32 models keep the exact float32 kernel (attention_f32.cu).
+// matrix exists. A sliding window skips the key tiles wholly before it the same way; Gemma 2's
+// soft-capping (c · tanh(s / c)) is applied to the scaled scores before the softmax. Float32
+// models keep the exact float32 kernel (attention_f32.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -135,7 +137,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     TensorCoreAttentionKernel(const T* __restrict__ q, const T* __restrict__ k,
                               const T* __restrict__ v, float* __restrict__ out,
                               T* __restrict__ out_op, int64_t len, int64_t tiles, int heads,
-                              int kv_heads, float scale_log2) {
+                              int kv_heads, float scale, float scale_log2, float softcap,
+                              int64_t window) {
   constexpr int kThreads = kWarps * 32;
   constexpr int kQueries = kWarps * 16;
   constexpr int kStride = D + 8;  // padded rows: the 8 rows of an ldmatrix hit distinct banks
@@ -163,12 +166,17 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   const int64_t row0 = q0 + warp * 16;
   const bool warp_valid = row0 < len;
 
-  // The Q tile through stage 1's buffers into this warp's A fragments; key/value tile 0 into
-  // stage 0 meanwhile.
+  // Key tiles before the window of the block's first query are never needed.
+  const int kt_first =
+      window > 0 ? static_cast<int>(std::max<int64_t>(0, q0 - window + 1) / kKeys) : 0;
+  // The Q tile through stage 1's buffers into this warp's A fragments; the first key/value tile
+  // into stage 0 meanwhile.
   CopyTileAsync<T, D, kQueries, kThreads, kStride>(smem + 2 * kTile, qb, q0, len, q_stride);
   CommitCopies();
-  CopyTileAsync<T, D, kKeys, kThreads, kStride>(smem, kb, 0, len, kv_stride);
-  CopyTileAsync<T, D, kKeys, kThreads, kStride>(smem + kTile, vb, 0, len, kv_stride);
+  CopyTileAsync<T, D, kKeys, kThreads, kStride>(smem, kb, int64_t{kt_first} * kKeys, len,
+                                                kv_stride);
+  CopyTileAsync<T, D, kKeys, kThreads, kStride>(smem + kTile, vb, int64_t{kt_first} * kKeys, len,
+                                                kv_stride);
   CommitCopies();
   WaitCopies<1>();
   __syncthreads();
@@ -185,21 +193,25 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   float o[D / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY};  // running row maxima (scaled, base 2)
   float l[2] = {0.0f, 0.0f};            // this thread's part of the row sums
-  for (int kt = 0; kt < tiles_k; ++kt) {
+  constexpr float kLog2e = 1.4426950408889634f;
+  for (int kt = kt_first; kt < tiles_k; ++kt) {
     const int64_t k0 = int64_t{kt} * kKeys;
-    const T* const ks = smem + (kt & 1) * 2 * kTile;
+    const int stage = (kt - kt_first) & 1;
+    const T* const ks = smem + stage * 2 * kTile;
     const T* const vs = ks + kTile;
     // Tile kt + 1 into the other stage (freed by the barrier that ended step kt − 1).
     if (kt + 1 < tiles_k) {
-      T* const next = smem + ((kt + 1) & 1) * 2 * kTile;
+      T* const next = smem + (stage ^ 1) * 2 * kTile;
       CopyTileAsync<T, D, kKeys, kThreads, kStride>(next, kb, k0 + kKeys, len, kv_stride);
       CopyTileAsync<T, D, kKeys, kThreads, kStride>(next + kTile, vb, k0 + kKeys, len, kv_stride);
     }
     CommitCopies();
     WaitCopies<1>();  // tile kt has landed
     __syncthreads();
-    // Rows and k0 are multiples of 16: an active warp has at least one unmasked key per row.
-    const bool active = warp_valid && k0 <= row0;
+    // Rows and k0 are multiples of 16: an active warp's tile holds keys at or before its rows
+    // (and, with a window, inside the window of its first row). A row with every key of the tile
+    // masked (the window) contributes nothing: its maximum stays −inf and its P is 0.
+    const bool active = warp_valid && k0 <= row0 && (window <= 0 || k0 + kKeys > row0 - window + 1);
     if (active) {
       float s[kKeys / 8][4] = {};
 #pragma unroll
@@ -215,15 +227,19 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       // Offsets from k0: this thread's rows g, g + 8 see keys ≤ row and < len.
       const int row_off = static_cast<int>(row0 - k0) + g;
       const int keys = static_cast<int>(std::min<int64_t>(len - k0, kKeys));
-      const bool masked = row_off < kKeys - 1 || keys < kKeys;
+      const bool masked = row_off < kKeys - 1 || keys < kKeys || window > 0;
       float mx[2] = {m[0], m[1]};
 #pragma unroll
       for (int j = 0; j < kKeys / 8; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          float x = s[j][e] * scale_log2;
+          float x = softcap > 0.0f ? softcap * tanhf(s[j][e] * scale / softcap) * kLog2e
+                                   : s[j][e] * scale_log2;
           const int key = j * 8 + c2 + (e & 1);
-          if (masked && (key > row_off + (e >> 1) * 8 || key >= keys)) x = -INFINITY;
+          const int row = row_off + (e >> 1) * 8;
+          if (masked && (key > row || key >= keys || (window > 0 && row - key >= window))) {
+            x = -INFINITY;
+          }
           s[j][e] = x;
           mx[e >> 1] = fmaxf(mx[e >> 1], x);
         }
@@ -295,6 +311,7 @@ struct AttentionArgs {
   float* out;
   void* out_op;
   int64_t tokens, len, heads, kv_heads;
+  AttentionOptions options;
   cudaStream_t stream;
 };
 
@@ -306,6 +323,11 @@ struct Tiles {
 // The compiled shapes per head_dim, default (the fastest measured) first.
 using Tiles64 = std::tuple<Tiles<4, 64, 4>, Tiles<4, 64, 3>, Tiles<8, 64, 2>, Tiles<4, 32, 4>>;
 using Tiles128 = std::tuple<Tiles<4, 32, 3>, Tiles<4, 32, 2>, Tiles<4, 32, 4>>;
+// Phi-3-mini's 96: 64-key tiles would pass 48 KiB of static shared memory.
+using Tiles96 = std::tuple<Tiles<4, 32, 3>, Tiles<4, 32, 2>>;
+// Gemma's 256: 16-key tiles (the four K/V buffers stay under 48 KiB) and two warps (the query
+// tile is staged through the second stage's 32 rows).
+using Tiles256 = std::tuple<Tiles<2, 16, 1>>;
 
 // Launches the kernel if `t` names these tiles.
 template <typename T, int D, int kWarps, int kKeys, int kMinBlocks>
@@ -315,12 +337,12 @@ bool LaunchIfTiles(Tiles<kWarps, kKeys, kMinBlocks>, const AttentionTiles& t,
   constexpr int kQueries = kWarps * 16;
   const int64_t tiles = (a.len + kQueries - 1) / kQueries;
   const int64_t grid = a.tokens / a.len * tiles * a.heads;
-  const auto scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(double{D}));
   TensorCoreAttentionKernel<T, D, kWarps, kKeys, kMinBlocks>
       <<<static_cast<unsigned>(grid), kWarps * 32, 0, a.stream>>>(
           static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v), a.out,
           static_cast<T*>(a.out_op), a.len, tiles, static_cast<int>(a.heads),
-          static_cast<int>(a.kv_heads), scale_log2);
+          static_cast<int>(a.kv_heads), a.options.scale, a.options.scale_log2, a.options.softcap,
+          a.options.window);
   return true;
 }
 
@@ -334,8 +356,12 @@ bool LaunchWithTiles(const AttentionTiles& t, int64_t head_dim, const AttentionA
   switch (head_dim) {
     case 64:
       return LaunchMatching<T, 64>(Tiles64{}, t, a);
+    case 96:
+      return LaunchMatching<T, 96>(Tiles96{}, t, a);
     case 128:
       return LaunchMatching<T, 128>(Tiles128{}, t, a);
+    case 256:
+      return LaunchMatching<T, 256>(Tiles256{}, t, a);
     default:
       return false;
   }
@@ -352,19 +378,25 @@ std::vector<AttentionTiles> AttentionTileChoices(int64_t head_dim) {
   switch (head_dim) {
     case 64:
       return ListOf(Tiles64{});
+    case 96:
+      return ListOf(Tiles96{});
     case 128:
       return ListOf(Tiles128{});
+    case 256:
+      return ListOf(Tiles256{});
     default:
       return {};
   }
 }
 
+bool AttentionSupportsHeadDim(int64_t head_dim) { return !AttentionTileChoices(head_dim).empty(); }
+
 bool CausalAttentionWithTiles(const AttentionTiles& tiles, const void* q, const void* k,
                               const void* v, float* out, void* out_op, int64_t tokens, int64_t len,
                               int64_t heads, int64_t kv_heads, int64_t head_dim, DType md,
-                              cudaStream_t stream) {
+                              const AttentionOptions& options, cudaStream_t stream) {
   if (tokens <= 0 || len <= 0) return true;
-  const AttentionArgs a{q, k, v, out, out_op, tokens, len, heads, kv_heads, stream};
+  const AttentionArgs a{q, k, v, out, out_op, tokens, len, heads, kv_heads, options, stream};
   switch (md) {
     case DType::kF16:
       return LaunchWithTiles<__half>(tiles, head_dim, a);
@@ -377,16 +409,17 @@ bool CausalAttentionWithTiles(const AttentionTiles& tiles, const void* q, const 
 
 bool CausalAttention(const void* q, const void* k, const void* v, float* out, void* out_op,
                      int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                     DType md, cudaStream_t stream) {
+                     DType md, const AttentionOptions& options, cudaStream_t stream) {
   if (md == DType::kF32) {
     return out_op == nullptr &&
            CausalAttentionF32(static_cast<const float*>(q), static_cast<const float*>(k),
                               static_cast<const float*>(v), out, tokens, len, heads, kv_heads,
-                              head_dim, stream);
+                              head_dim, options, stream);
   }
   const std::vector<AttentionTiles> choices = AttentionTileChoices(head_dim);
-  return !choices.empty() && CausalAttentionWithTiles(choices.front(), q, k, v, out, out_op, tokens,
-                                                      len, heads, kv_heads, head_dim, md, stream);
+  return !choices.empty() &&
+         CausalAttentionWithTiles(choices.front(), q, k, v, out, out_op, tokens, len, heads,
+                                  kv_heads, head_dim, md, options, stream);
 }
 
 }  // namespace quantd::engine::cuda

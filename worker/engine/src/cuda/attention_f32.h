@@ -7,13 +7,15 @@
 
 #include <cstdint>
 
+#include "cuda/kernels.h"
+
 namespace quantd::engine::cuda {
 
 // Shapes as CausalAttention (kernels.h); out [tokens, heads · d] float32. Supported head_dim: 64,
 // 128. Returns false for others.
 bool CausalAttentionF32(const float* q, const float* k, const float* v, float* out, int64_t tokens,
                         int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                        cudaStream_t stream);
+                        const AttentionOptions& options, cudaStream_t stream);
 
 }  // namespace quantd::engine::cuda
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "cuda/kernels.h"
 
 namespace quantd::engine::cuda {
 
@@ -26,7 +27,7 @@ std::vector<AttentionTiles> AttentionTileChoices(int64_t head_dim);
 bool CausalAttentionWithTiles(const AttentionTiles& tiles, const void* q, const void* k,
                               const void* v, float* out, void* out_op, int64_t tokens, int64_t len,
                               int64_t heads, int64_t kv_heads, int64_t head_dim, DType md,
-                              cudaStream_t stream);
+                              const AttentionOptions& options, cudaStream_t stream);
 
 }  // namespace quantd::engine::cuda
 

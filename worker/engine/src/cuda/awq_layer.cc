@@ -11,48 +11,102 @@
 #include "awq/scale_search.h"
 #include "awq/scaling_groups.h"
 #include "cuda/kernels.h"
+#include "cuda/moe_search.h"
 #include "io/status_macros.h"
+#include "model/architecture.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine::cuda {
 namespace {
 
-// Trial buffers of one batch of grid points are kept under this size; the rest of the grid runs
-// in further batches (still without a host synchronisation).
-constexpr size_t kTrialBudgetBytes = size_t{1} << 30;
+// All data-parallel ranks' calibration tokens (this rank's own without data parallelism).
+int64_t AllTokens(const AwqLayerRun& run) {
+  return run.total_tokens > 0 ? run.total_tokens : run.tokens;
+}
+bool DataParallel(const AwqLayerRun& run) { return run.comm != nullptr && run.comm->size() > 1; }
 
 struct GroupOnDevice {
-  ScalingGroupKind kind;
+  const ScalingGroup* group;
   std::vector<DeviceLinear*> linears;
-  const void* input;  // [tokens, cols], the Linears' cached input
+  const void* input;  // [rows, cols], the Linears' cached input
   int64_t cols;
   DType input_type = DType::kF32;  // float32, or md (the MLP's down_proj input)
+  // Rows of `input`: the chunk's tokens, or a routed expert's rows (sparse layers work in place,
+  // so those are all its calibration rows).
+  int64_t rows = 0;
+  int64_t total_rows = 0;  // over all chunks: the count its statistics average over
 };
 
+// A captured input on the device: the module inputs of DecoderLayerForward, by the Linear that
+// reads it (q/k/v share self_attn's, gate/up the MLP's).
+// `rows`: a routed expert's rows, or -1 for every token of the forward.
+struct CapturedInput;
+CapturedInput MoeCapturedInput(std::string_view linear, const AwqLayerRun& run,
+                               const DeviceCapture& cap);
+struct CapturedInput {
+  const void* data;
+  DType type;
+  int64_t cols;
+  int64_t rows = -1;
+};
+CapturedInput CapturedInputOf(std::string_view linear, const AwqLayerRun& run,
+                              const DeviceCapture& cap) {
+  const ModelConfig& c = *run.config;
+  if (linear == kOProj) {
+    return {cap.o_input.as<void>(), DType::kF32, int64_t{c.num_attention_heads} * c.head_dim};
+  }
+  if (linear == kGateProj || linear == kUpProj) {
+    return {cap.mlp_input.as<void>(), DType::kF32, c.hidden_size};
+  }
+  if (linear == kDownProj) {
+    return {cap.down_input.as<void>(), cap.down_input_type, c.intermediate_size};
+  }
+  if (c.moe.enabled() && IsMoeTensorName(linear)) return MoeCapturedInput(linear, run, cap);
+  return {cap.attn_input.as<void>(), DType::kF32, c.hidden_size};  // q, k, v
+}
+
+// The groups over the m rows of a chunk's forward.
+// A sparse block's inputs: a routed expert's gate/up read its gathered rows and its down_proj its
+// slice of the down inputs; the shared expert's down_proj its own; everything else in the block
+// (router, shared_expert_gate, the shared expert's gate/up) every token's block input.
+CapturedInput MoeCapturedInput(std::string_view linear, const AwqLayerRun& run,
+                               const DeviceCapture& cap) {
+  const ModelConfig& c = *run.config;
+  const int64_t h = c.hidden_size;
+  const bool down = IsExpertDownProjection(linear);
+  const DType md = run.settings.md;
+  if (std::optional<int> e = ExpertOfLinear(linear)) {
+    const DeviceRouting& r = cap.moe.routing;
+    const int64_t cols = down ? c.moe.expert_intermediate_size : h;
+    if (static_cast<size_t>(*e) + 1 >= r.offset.size())
+      return {nullptr, md, cols, 0};  // no forward yet
+    const int64_t r0 = r.offset[static_cast<size_t>(*e)];
+    const int64_t rows = r.rows(static_cast<size_t>(*e));
+    if (down) {
+      const int64_t im = c.moe.expert_intermediate_size;
+      return {cap.moe.down_input.as<char>() + r0 * im * DTypeSize(cap.down_input_type),
+              cap.down_input_type, im, rows};
+    }
+    return {cap.moe.routed_input.as<char>() + r0 * h * DTypeSize(md), md, h, rows};
+  }
+  if (down) {
+    return {cap.moe.shared_down_input.as<void>(), cap.down_input_type,
+            c.moe.shared_expert_intermediate_size};
+  }
+  return {cap.mlp_input.as<void>(), DType::kF32, h};
+}
+
 std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
-                                        const ModelConfig& c, AwqWorkspace* ws) {
-  DeviceLayer& l = ws->layer;
-  DeviceCapture& cap = ws->capture;
-  const int64_t qd = int64_t{c.num_attention_heads} * c.head_dim;
+                                        const AwqLayerRun& run, int64_t m, AwqWorkspace* ws) {
   std::vector<GroupOnDevice> out;
   for (const ScalingGroup& g : groups) {
-    switch (g.kind) {
-      case ScalingGroupKind::kAttentionInput:
-        out.push_back({g.kind, {&l.q, &l.k, &l.v}, cap.attn_input.f32(), c.hidden_size});
-        break;
-      case ScalingGroupKind::kValueOutput:
-        out.push_back({g.kind, {&l.o}, cap.o_input.f32(), qd});
-        break;
-      case ScalingGroupKind::kMlpInput:
-        out.push_back({g.kind, {&l.gate, &l.up}, cap.mlp_input.f32(), c.hidden_size});
-        break;
-      case ScalingGroupKind::kMlpDown:
-        out.push_back({g.kind,
-                       {&l.down},
-                       cap.down_input.as<void>(),
-                       c.intermediate_size,
-                       cap.down_input_type});
-        break;
-    }
+    std::vector<DeviceLinear*> linears;
+    for (const std::string& name : g.linears) linears.push_back(ws->layer.linear(name));
+    const CapturedInput in = CapturedInputOf(g.input, run, ws->capture);
+    // Every token's input averages over all data-parallel ranks' tokens (sparse layers run on
+    // one rank: their experts' rows are this rank's).
+    out.push_back({&g, std::move(linears), in.data, in.cols, in.type, in.rows < 0 ? m : in.rows,
+                   in.rows < 0 ? AllTokens(run) : in.rows});
   }
   return out;
 }
@@ -75,12 +129,6 @@ absl::Status Sync(cudaStream_t stream, const char* what) {
   return CudaStatus(cudaStreamSynchronize(stream), what);
 }
 
-// All data-parallel ranks' calibration tokens (this rank's own without data parallelism).
-int64_t AllTokens(const AwqLayerRun& run) {
-  return run.total_tokens > 0 ? run.total_tokens : run.tokens;
-}
-bool DataParallel(const AwqLayerRun& run) { return run.comm != nullptr && run.comm->size() > 1; }
-
 // Sums `count` elements of a device buffer across the data-parallel ranks through host memory
 // (the Communicator's buffers are host buffers). Synchronises the stream.
 template <typename T>
@@ -96,24 +144,32 @@ absl::Status AllReduceOnDevice(const AwqLayerRun& run, T* device, int64_t count,
   return Sync(run.stream, what);  // `host` goes out of scope
 }
 
-absl::Status PrepareRope(const AwqLayerRun& run, AwqWorkspace* ws) {
-  // The table depends on the block length, md and the config's RoPE parameters.
+absl::Status PrepareRope(const AwqLayerRun& run, int layer, AwqWorkspace* ws) {
+  // The table depends on the block length, md and the layer's RoPE parameters.
   const ModelConfig& c = *run.config;
+  const LayerAttention a = c.attention(layer);
+  ws->layer_index = layer;
   const std::string key = absl::StrCat(
-      run.len, "/", static_cast<int>(run.settings.md), "/", c.head_dim, "/", c.rope_theta, "/",
-      static_cast<int>(c.rope_scaling.type), "/", c.rope_scaling.factor, "/",
-      c.rope_scaling.low_freq_factor, "/", c.rope_scaling.high_freq_factor, "/",
-      c.rope_scaling.original_max_position_embeddings);
+      run.len, "/", static_cast<int>(run.settings.md), "/", c.head_dim, "/", a.rope_theta, "/",
+      static_cast<int>(a.rope_scaling.type), "/", a.rope_scaling.factor, "/",
+      a.rope_scaling.low_freq_factor, "/", a.rope_scaling.high_freq_factor, "/",
+      a.rope_scaling.original_max_position_embeddings);
   if (ws->rope_key == key) return absl::OkStatus();
   QUANTD_RETURN_IF_ERROR(
-      UploadRope(c, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin, run.stream));
+      UploadRope(c, a, run.len, run.settings.md, &ws->rope_cos, &ws->rope_sin, run.stream));
   ws->rope_key = key;
   return absl::OkStatus();
 }
 
 // The geometry of `tokens` rows (a chunk of whole blocks).
 LayerGeometry GeometryOf(const AwqLayerRun& run, const AwqWorkspace& ws, int64_t tokens) {
-  return {run.config, run.settings.md, tokens, run.len, ws.rope_cos.f32(), ws.rope_sin.f32()};
+  return {run.config,
+          run.settings.md,
+          tokens,
+          run.len,
+          ws.rope_cos.f32(),
+          ws.rope_sin.f32(),
+          AttentionOptionsOf(*run.config, ws.layer_index)};
 }
 
 // The device hidden states of rows [t0, t0 + m): the resident buffer itself when the run works in
@@ -144,29 +200,30 @@ int64_t ChunkTokens(const AwqLayerRun& run) {
 }
 
 absl::Status CheckGeometry(const ModelConfig& c, const LayerWeights& w, int64_t group) {
-  if (c.head_dim != 64 && c.head_dim != 128) {
-    return absl::UnimplementedError(
-        absl::StrCat("the CUDA backend supports head_dim 64 and 128; this model has ", c.head_dim));
-  }
-  const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                                &w.gate_proj, &w.up_proj, &w.down_proj};
-  for (int i = 0; i < 7; ++i) {
-    if (group <= 0 || group > 1024 || all[i]->in_features() % group != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kLayerLinearNames[i], ": in_features ", all[i]->in_features(),
-                       " is not a multiple of group_size ", group, " (1..1024)"));
+  QUANTD_RETURN_IF_ERROR(CheckCudaSupports(c));
+  for (const LinearSpec& spec : LayerLinears(c)) {
+    const LinearWeights& l = *FindLinear(w, spec.name);
+    if (group <= 0 || group > 1024 || l.in_features() % group != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(spec.name, ": in_features ", l.in_features(),
+                                                     " is not a multiple of group_size ", group,
+                                                     " (1..1024)"));
     }
-    if (all[i]->out_features() % 8 != 0) {
+    if (l.out_features() % 8 != 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(kLayerLinearNames[i], ": out_features ", all[i]->out_features(),
+          absl::StrCat(spec.name, ": out_features ", l.out_features(),
                        " is not a multiple of 8 (the GEMM packing needs it)"));
     }
   }
   return absl::OkStatus();
 }
 
-bool IsGramGroup(ScalingGroupKind kind) {
-  return kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown;
+bool IsGramGroup(const GroupOnDevice& g) { return g.group->inspect == InspectedModule::kLinear; }
+
+// A routed expert's down_proj group whose expert got fewer than min_expert_tokens rows keeps
+// identity scales (the CPU backend's UnderCalibrated): not searched, nothing folded.
+bool Unsearched(const AwqLayerRun& run, const GroupOnDevice& g) {
+  return ExpertOfLinear(g.group->input).has_value() &&
+         (g.total_rows == 0 || g.total_rows < run.settings.min_expert_tokens);
 }
 
 // w_mean of a group into means[c, 2c) and x_mean from the input's column sums (over all tokens,
@@ -182,7 +239,7 @@ absl::Status FinishGroupStatistics(const AwqLayerRun& run, const GroupOnDevice& 
     rows += l->out;
   }
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->denom, max_rows * (c / gs), sizeof(float)));
-  FinishMean(sums, c, AllTokens(run), md, means, run.stream);
+  FinishMean(sums, c, g.total_rows, md, means, run.stream);
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums + c, 0, c * sizeof(double), run.stream));
   for (const DeviceLinear* l : g.linears) {
     AddNormalizedWeightSums(l->weight.f32(), l->out, c, gs, md, ws->denom.f32(), sums + c,
@@ -244,7 +301,7 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
              losses + k0 + i, run.stream);
     }
   }
-  return static_cast<double>(AllTokens(run)) * static_cast<double>(out);
+  return static_cast<double>(g.total_rows) * static_cast<double>(out);
 }
 
 // Adds, for the `geo.tokens` rows whose module inputs and outputs are in ws->capture, the summed
@@ -254,6 +311,9 @@ absl::StatusOr<double> GramLosses(const AwqLayerRun& run, const GroupOnDevice& g
 absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& g,
                                    const LayerGeometry& geo, const float* s_dev, double* losses,
                                    AwqWorkspace* ws) {
+  if (g.group->inspect == InspectedModule::kMoe) {
+    return MoeTrialLosses(run, *g.group, g.linears, geo, s_dev, losses, ws);
+  }
   const DType md = run.settings.md;
   const int64_t c = g.cols;
   const int64_t gs = run.settings.group_size;
@@ -271,7 +331,7 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
     QUANTD_RETURN_IF_ERROR(Ensure(trials[i], batch * g.linears[i]->out * c, elem));
   }
   QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, n * h, sizeof(float)));
-  const bool attn = g.kind == ScalingGroupKind::kAttentionInput;
+  const bool attn = g.group->inspect == InspectedModule::kSelfAttention;
   const void* x_op = md == DType::kF32
                          ? static_cast<const void*>(g.input)
                          : (attn ? cap.attn_input_op.as<void>() : cap.mlp_input_op.as<void>());
@@ -299,19 +359,31 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
       auto trial = [&](size_t i) -> const void* {
         return trials[i]->as<char>() + static_cast<size_t>(j * g.linears[i]->out * c) * elem;
       };
+      // The trial operand of a group Linear, or null for the layer's own.
+      auto trial_of = [&](const char* name) -> const void* {
+        for (size_t i = 0; i < g.group->linears.size(); ++i) {
+          if (g.group->linears[i] == name) return trial(i);
+        }
+        return nullptr;
+      };
+      auto substitute = [&](const char* name, const void** op) {
+        if (const void* t = trial_of(name)) *op = t;
+      };
       if (attn) {
         AttentionWeights w = AttentionOf(ws->layer, md);
-        w.q = trial(0);
+        substitute(kQProj, &w.q);
         if (!run.settings.attention_trials_use_float_kv) {
-          w.k = trial(1);
-          w.v = trial(2);
+          substitute(kKProj, &w.k);
+          substitute(kVProj, &w.v);
         }
+        substitute(kOProj, &w.o);
         QUANTD_RETURN_IF_ERROR(SelfAttentionForward(*run.gemm, geo, w, x_op, ws->out.as<void>(),
                                                     out_type, nullptr, &ws->scratch, run.stream));
       } else {
         MlpWeights w = mlp;
-        w.gate = trial(0);
-        w.up = trial(1);
+        substitute(kGateProj, &w.gate);
+        substitute(kUpProj, &w.up);
+        substitute(kDownProj, &w.down);
         QUANTD_RETURN_IF_ERROR(MlpForward(*run.gemm, geo, w, x_op, ws->out.as<void>(), out_type,
                                           nullptr, &ws->scratch, run.stream));
       }
@@ -334,22 +406,21 @@ absl::Status ApplyScales(const AwqLayerRun& run, const GroupOnDevice& g, const f
     DivideRows(prev->weight.f32(), sd, first, c, prev->in, md, run.stream);
     if (prev->has_bias) DivideColumns(prev->bias.f32() + first, sd, 1, c, md, run.stream);
   };
-  switch (g.kind) {
-    case ScalingGroupKind::kAttentionInput:
-      DivideColumns(l.input_norm.f32(), sd, 1, c, md, run.stream);
-      break;
-    case ScalingGroupKind::kValueOutput:
-      divide_rows(&l.v);
-      break;
-    case ScalingGroupKind::kMlpInput:
-      DivideColumns(l.post_norm.f32(), sd, 1, c, md, run.stream);
-      break;
-    case ScalingGroupKind::kMlpDown:
-      divide_rows(&l.up);
-      break;
+  if (DeviceLinear* prev = l.linear(g.group->prev_op)) {
+    divide_rows(prev);
+  } else if (run.config->norm == NormKind::kRmsOnePlusWeight) {
+    DivideOnePlusColumns(l.norm(g.group->prev_op)->f32(), sd, c, md, run.stream);
+  } else {
+    DivideColumns(l.norm(g.group->prev_op)->f32(), sd, 1, c, md, run.stream);
   }
   for (DeviceLinear* lin : g.linears)
     MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
+  // The router (and shared_expert_gate) see the scaled input too: scaling their columns keeps the
+  // routing as it was (docs/moe.md); AutoAWQ leaves them out (settings.scale_router_inputs off).
+  for (const std::string& name : FoldedGroup(*g.group, run.settings).float_consumers) {
+    DeviceLinear* lin = l.linear(name);
+    MultiplyColumns(lin->weight.f32(), sd, lin->out, c, md, run.stream);
+  }
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("ApplyScales");
   return absl::OkStatus();
 }
@@ -414,24 +485,14 @@ absl::StatusOr<ClipDecision> ClipLinear(const AwqLayerRun& run, const char* name
   return d;
 }
 
-// The captured inputs whose sampled rows the clip search reads (kClipInputs slots of
-// AwqWorkspace::samples) and the scaling group whose scales divide each.
-struct ClipInput {
-  ScalingGroupKind group;
-  const void* data;
-  DType type;
-  int64_t cols;
-};
-std::array<ClipInput, kClipInputs> ClipInputsOf(const AwqLayerRun& run, const AwqWorkspace& ws) {
-  const ModelConfig& c = *run.config;
-  const DeviceCapture& cap = ws.capture;
-  return {
-      {{ScalingGroupKind::kAttentionInput, cap.attn_input.as<void>(), DType::kF32, c.hidden_size},
-       {ScalingGroupKind::kValueOutput, cap.o_input.as<void>(), DType::kF32,
-        int64_t{c.num_attention_heads} * c.head_dim},
-       {ScalingGroupKind::kMlpInput, cap.mlp_input.as<void>(), DType::kF32, c.hidden_size},
-       {ScalingGroupKind::kMlpDown, cap.down_input.as<void>(), cap.down_input_type,
-        c.intermediate_size}}};
+// The captured inputs whose sampled rows the clip search reads: AwqWorkspace::samples slot i holds
+// kClipInputNames[i]'s (the Linears sharing it read the same slot).
+constexpr const char* kClipInputNames[kClipInputs] = {kQProj, kOProj, kGateProj, kDownProj};
+int ClipInputSlot(std::string_view linear) {
+  if (linear == kOProj) return 1;
+  if (linear == kGateProj || linear == kUpProj) return 2;
+  if (linear == kDownProj) return 3;
+  return 0;
 }
 
 // The clip search's token sample: every step-th row of all calibration tokens (AutoAWQ's
@@ -450,9 +511,10 @@ absl::Status GatherClipSamples(const AwqLayerRun& run, int64_t t0, int64_t m, Aw
   const int64_t j0 = (t0 + step - 1) / step;
   const int64_t j1 = std::min(kept, (t0 + m + step - 1) / step);
   if (j1 <= j0) return absl::OkStatus();
-  const std::array<ClipInput, kClipInputs> inputs = ClipInputsOf(run, *ws);
-  for (int i = 0; i < kClipInputs; ++i) {
-    const ClipInput& in = inputs[i];
+  // A sparse layer has no dense MLP: its block's Linears are sampled per expert (ClipLinears).
+  const int slots = run.config->moe.enabled() ? 2 : kClipInputs;
+  for (int i = 0; i < slots; ++i) {
+    const CapturedInput in = CapturedInputOf(kClipInputNames[i], run, ws->capture);
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples[i], kept * in.cols, sizeof(float)));
     const char* first = static_cast<const char*>(in.data) +
                         (j0 * step - t0) * in.cols * static_cast<int64_t>(DTypeSize(in.type));
@@ -470,37 +532,62 @@ absl::Status ClipLinears(const AwqLayerRun& run, const std::vector<ScalingGroup>
                          const std::vector<const float*>& scales, AwqWorkspace* ws,
                          std::vector<ClipDecision>* clips) {
   const DType md = run.settings.md;
-  DeviceLayer& l = ws->layer;
-  struct Target {
-    const char* name;
-    const DeviceLinear* linear;
-    int input;  // slot of ClipInputsOf
-  };
-  const Target targets[] = {{"self_attn.v_proj", &l.v, 0},
-                            {"self_attn.o_proj", &l.o, 1},
-                            {"mlp.gate_proj", &l.gate, 2},
-                            {"mlp.up_proj", &l.up, 2},
-                            {"mlp.down_proj", &l.down, 3}};
-  const std::array<ClipInput, kClipInputs> inputs = ClipInputsOf(run, *ws);
-  const int64_t kept = ClipSampleRows(run);
+  const std::vector<LinearSpec> specs = LayerLinears(*run.config);
   // Downloads are queued into the decisions: they must not move until the arena delivers.
-  clips->reserve(clips->size() + std::size(targets));
-  std::array<bool, kClipInputs> prepared{};  // gate_proj and up_proj share their input
-  for (const Target& t : targets) {
-    const ClipInput& in = inputs[t.input];
-    float* x = ws->samples[t.input].f32();
-    if (!prepared[t.input]) {
-      for (size_t i = 0; i < groups.size(); ++i) {
-        if (groups[i].kind == in.group) DivideColumns(x, scales[i], kept, in.cols, md, run.stream);
+  clips->reserve(clips->size() + specs.size());
+  // Divides a sample [rows, cols] by the scales that scaled `linear`'s input and splits it.
+  auto prepare = [&](std::string_view linear, float* x, int64_t rows, int64_t cols,
+                     DeviceBuffer* lo) -> absl::Status {
+    for (size_t i = 0; i < groups.size(); ++i) {
+      if (scales[i] != nullptr && GroupScalesInputOf(groups[i], linear)) {
+        DivideColumns(x, scales[i], rows, cols, md, run.stream);
       }
-      if (md != DType::kF32) {
-        QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples_lo[t.input], kept * in.cols, sizeof(float)));
-        SplitTf32(x, ws->samples_lo[t.input].f32(), kept * in.cols, run.stream);
-      }
-      prepared[t.input] = true;
     }
-    const float* x_lo = md != DType::kF32 ? ws->samples_lo[t.input].f32() : nullptr;
-    QUANTD_ASSIGN_OR_RETURN(ClipDecision d, ClipLinear(run, t.name, *t.linear, x, x_lo, kept, ws));
+    if (md == DType::kF32) return absl::OkStatus();
+    QUANTD_RETURN_IF_ERROR(Ensure(lo, rows * cols, sizeof(float)));
+    SplitTf32(x, lo->f32(), rows * cols, run.stream);
+    return absl::OkStatus();
+  };
+  const int64_t kept = ClipSampleRows(run);
+  std::array<bool, kClipInputs> prepared{};  // Linears sharing an input share its sample
+  const void* moe_prepared = nullptr;        // the sparse block input sampled last
+  int64_t moe_kept = 0;
+  for (const LinearSpec& spec : specs) {
+    if (!spec.clip) continue;
+    const CapturedInput in = CapturedInputOf(spec.name, run, ws->capture);
+    float* x = nullptr;
+    const float* x_lo = nullptr;
+    int64_t n_tok = kept;
+    if (run.config->moe.enabled() && IsMoeTensorName(spec.name)) {
+      // A block Linear's own input, sampled as AutoAWQ samples an expert's cache (every step-th
+      // of its rows); experts under min_expert_tokens get no clip (the CPU's UnderCalibrated).
+      const int64_t rows = in.rows < 0 ? run.tokens : in.rows;
+      if (in.rows >= 0 && (rows == 0 || rows < run.settings.min_expert_tokens)) continue;
+      const int64_t step = std::max<int64_t>(1, rows / kClipSampleTokens);
+      n_tok = (rows + step - 1) / step;
+      if (in.data != moe_prepared) {
+        QUANTD_RETURN_IF_ERROR(Ensure(&ws->moe_sample, n_tok * in.cols, sizeof(float)));
+        GatherRows(in.data, in.type, step, n_tok, in.cols, ws->moe_sample.f32(), run.stream);
+        QUANTD_RETURN_IF_ERROR(
+            prepare(spec.name, ws->moe_sample.f32(), n_tok, in.cols, &ws->moe_sample_lo));
+        moe_prepared = in.data;
+        moe_kept = n_tok;
+      }
+      n_tok = moe_kept;
+      x = ws->moe_sample.f32();
+      x_lo = md != DType::kF32 ? ws->moe_sample_lo.f32() : nullptr;
+    } else {
+      const int slot = ClipInputSlot(spec.name);
+      x = ws->samples[slot].f32();
+      if (!prepared[slot]) {
+        QUANTD_RETURN_IF_ERROR(prepare(spec.name, x, kept, in.cols, &ws->samples_lo[slot]));
+        prepared[slot] = true;
+      }
+      x_lo = md != DType::kF32 ? ws->samples_lo[slot].f32() : nullptr;
+    }
+    QUANTD_ASSIGN_OR_RETURN(
+        ClipDecision d,
+        ClipLinear(run, spec.name.c_str(), *ws->layer.linear(spec.name), x, x_lo, n_tok, ws));
     clips->push_back(std::move(d));
   }
   return absl::OkStatus();
@@ -547,11 +634,11 @@ absl::StatusOr<GemmPackedLinear> QuantizeAndPack(const AwqLayerRun& run, const D
 }
 
 // Queued only, as QuantizeAndPack.
-absl::StatusOr<Tensor> DownloadVector(const DeviceBuffer& buf, int64_t n, cudaStream_t stream,
-                                      PinnedArena* host) {
-  Tensor t({n});
+absl::StatusOr<Tensor> DownloadTensor(const DeviceBuffer& buf, const std::vector<int64_t>& shape,
+                                      cudaStream_t stream, PinnedArena* host) {
+  Tensor t(shape);
   QUANTD_RETURN_IF_ERROR(
-      host->Download(buf.as<void>(), static_cast<size_t>(n) * sizeof(float), t.ptr(), stream));
+      host->Download(buf.as<void>(), t.data.size() * sizeof(float), t.ptr(), stream));
   return t;
 }
 
@@ -620,7 +707,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   // for the staged weights.
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "the staged layer's upload and earlier work"));
   ws->host.Reset();
-  QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
+  QUANTD_RETURN_IF_ERROR(PrepareRope(run, w.index, ws));
   CudaPhaseSeconds& times = GlobalPhaseTotals();
   Lap lap;
   if (!uploaded) QUANTD_RETURN_IF_ERROR(UploadLayer(w, md, run.stream, &ws->layer));
@@ -634,8 +721,24 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   // accumulating the statistics, the Gram matrices and the clip samples, and the trials rerun
   // each chunk's forward from the layer's input (the losses are sums over tokens).
   const int64_t chunk = ChunkTokens(run);
-  const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
-  std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, c, ws);
+  const std::vector<ScalingGroup> groups = ScalingGroupsOf(c);
+  if (c.moe.enabled() && !run.in_place) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "layer ", w.index, ": a sparse MoE layer needs its ", run.tokens,
+        " calibration tokens resident on the GPU in one chunk (its experts' statistics are "
+        "over their routed tokens), and they do not fit beside the layer; use fewer calibration "
+        "tokens or a GPU with more memory"));
+  }
+  if (c.moe.enabled() && DataParallel(run)) {
+    // The per-expert statistics, routing counts and clip samples of a sparse layer are reduced
+    // across ranks by the CPU backend only (docs/engine.md, "Multi-GPU").
+    return absl::FailedPreconditionError(absl::StrCat(
+        "gpus: layer ", w.index, " is a sparse MoE layer, and the CUDA backend does not split a "
+        "MoE model's calibration across GPUs (", run.comm->size(),
+        " asked for); run it with gpus 1"));
+  }
+  if (ws->grams.size() < groups.size()) ws->grams.resize(groups.size());
+  std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, run, chunk, ws);
   std::vector<int64_t> first_col(dgroups.size() + 1, 0);  // group i's columns in the layer slots
   for (size_t i = 0; i < dgroups.size(); ++i) first_col[i + 1] = first_col[i] + dgroups[i].cols;
   const int64_t all_cols = first_col.back();
@@ -646,12 +749,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       Ensure(&ws->losses, kGrid * static_cast<int64_t>(dgroups.size()), sizeof(double)));
   double* sums = ws->sums.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * all_cols * sizeof(double), run.stream));
-  const std::array<ClipInput, kClipInputs> clip_inputs = ClipInputsOf(run, *ws);
   if (DataParallel(run) && run.settings.apply_clip) {
     // Each rank fills the sampled rows it holds; the others stay 0 until the ranks' samples are
     // summed (exact: every row comes from one rank).
     for (int i = 0; i < kClipInputs; ++i) {
-      const int64_t n = ClipSampleRows(run) * clip_inputs[i].cols;
+      const int64_t n = ClipSampleRows(run) * CapturedInputOf(kClipInputNames[i], run, ws->capture).cols;
       QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples[i], n, sizeof(float)));
       QUANTD_CUDA_RETURN_IF_ERROR(
           cudaMemsetAsync(ws->samples[i].f32(), 0, n * sizeof(float), run.stream));
@@ -662,12 +764,13 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
     QUANTD_RETURN_IF_ERROR(DecoderLayerForward(*run.gemm, GeometryOf(run, *ws, m), ws->layer, x,
                                                &ws->capture, &ws->scratch, run.stream));
-    dgroups = DeviceGroups(groups, c, ws);
+    dgroups = DeviceGroups(groups, run, m, ws);
     for (size_t i = 0; i < dgroups.size(); ++i) {
       const GroupOnDevice& g = dgroups[i];
-      AddColumnAbsSums(g.input, g.input_type, m, g.cols, sums + 2 * first_col[i], run.stream);
-      if (IsGramGroup(g.kind)) {
-        QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, m, t0 > 0, &ws->grams[i], ws));
+      if (Unsearched(run, g)) continue;
+      AddColumnAbsSums(g.input, g.input_type, g.rows, g.cols, sums + 2 * first_col[i], run.stream);
+      if (IsGramGroup(g)) {
+        QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, g.rows, t0 > 0, &ws->grams[i], ws));
       }
     }
     if (run.settings.apply_clip) {
@@ -679,11 +782,12 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(run, sums, 2 * all_cols, "data-parallel sums"));
     for (int i = 0; run.settings.apply_clip && i < kClipInputs; ++i) {
       QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(run, ws->samples[i].f32(),
-                                               ClipSampleRows(run) * clip_inputs[i].cols,
+                                               ClipSampleRows(run) * CapturedInputOf(kClipInputNames[i], run, ws->capture).cols,
                                                "data-parallel clip samples"));
     }
   }
   for (size_t i = 0; i < dgroups.size(); ++i) {
+    if (Unsearched(run, dgroups[i])) continue;
     QUANTD_RETURN_IF_ERROR(FinishGroupStatistics(run, dgroups[i], sums + 2 * first_col[i],
                                                  ws->means.f32() + 2 * first_col[i], ws));
   }
@@ -707,6 +811,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     if (cancel != nullptr && cancel->cancelled()) {
       return absl::CancelledError("quantization cancelled");
     }
+    if (Unsearched(run, dgroups[i])) continue;
     const int64_t cols = dgroups[i].cols;
     const float* m = means.data() + 2 * first_col[i];
     x_mean[i].assign(m, m + cols);
@@ -718,7 +823,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     for (const std::vector<float>& v : grids[i]) grid.insert(grid.end(), v.begin(), v.end());
     QUANTD_RETURN_IF_ERROR(
         ws->host.Upload(grid.data(), grid.size() * sizeof(float), s_dev, run.stream));
-    if (IsGramGroup(dgroups[i].kind)) {
+    if (IsGramGroup(dgroups[i])) {
       QUANTD_ASSIGN_OR_RETURN(
           divisor[i], GramLosses(run, dgroups[i], &ws->grams[i], s_dev, losses + kGrid * i, ws));
     } else if (run.in_place) {  // on the captures of the forward above
@@ -733,12 +838,12 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
     QUANTD_RETURN_IF_ERROR(
         DecoderLayerForward(*run.gemm, geo, ws->layer, x, &ws->capture, &ws->scratch, run.stream));
-    dgroups = DeviceGroups(groups, c, ws);
+    dgroups = DeviceGroups(groups, run, m, ws);
     for (size_t i = 0; i < dgroups.size(); ++i) {
       if (cancel != nullptr && cancel->cancelled()) {
         return absl::CancelledError("quantization cancelled");
       }
-      if (IsGramGroup(dgroups[i].kind)) continue;
+      if (IsGramGroup(dgroups[i])) continue;
       const float* s_dev = ws->scales.f32() + kGrid * first_col[i];
       QUANTD_ASSIGN_OR_RETURN(divisor[i],
                               TrialLosses(run, dgroups[i], geo, s_dev, losses + kGrid * i, ws));
@@ -756,6 +861,10 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   QuantizedLayer out;
   std::vector<const float*> chosen(dgroups.size());  // the chosen scale vectors on the device
   for (size_t i = 0; i < dgroups.size(); ++i) {
+    if (Unsearched(run, dgroups[i])) {  // identity scales, nothing folded (chosen[i] null)
+      out.scaling.push_back(UnsearchedDecision(groups[i], dgroups[i].cols));
+      continue;
+    }
     std::vector<double> group_losses(loss_sums.begin() + kGrid * i,
                                      loss_sums.begin() + kGrid * (i + 1));
     for (double& v : group_losses) v /= divisor[i];
@@ -763,11 +872,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
         PickBestScale(std::move(grids[i]), std::move(group_losses));
     if (!best.ok()) {
       return absl::Status(best.status().code(),
-                          absl::StrCat(GroupLabel(groups[i]), ": ", best.status().message()));
+                          absl::StrCat(groups[i].label, ": ", best.status().message()));
     }
     chosen[i] = ws->scales.f32() + kGrid * first_col[i] + best->best_index * dgroups[i].cols;
     ScalingDecision d;
-    d.label = GroupLabel(groups[i]);
+    d.label = groups[i].label;
     d.ratio_index = best->best_index;
     d.ratio = best->best_ratio;
     d.loss = best->best_loss;
@@ -781,7 +890,7 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   times.device_scale_search += device_lap.Next();
 
   for (size_t i = 0; i < dgroups.size(); ++i) {
-    QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], chosen[i], ws));
+    if (chosen[i] != nullptr) QUANTD_RETURN_IF_ERROR(ApplyScales(run, dgroups[i], chosen[i], ws));
   }
   if (run.settings.apply_clip) {
     if (cancel != nullptr && cancel->cancelled()) {
@@ -789,22 +898,31 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     }
     QUANTD_RETURN_IF_ERROR(ClipLinears(run, groups, chosen, ws, &out.clips));
   }
-  std::vector<std::vector<float>> biases(7);
-  out.linears.reserve(7);
-  for (int i = 0; i < 7; ++i) {
+  if (c.moe.enabled())
+    out.moe = RoutingStats(ws->capture.moe.routing, run.settings.min_expert_tokens);
+  const std::vector<LinearSpec> specs = LayerLinears(c);
+  std::vector<std::vector<float>> biases(specs.size());
+  out.index = w.index;
+  out.linears.reserve(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
     QUANTD_ASSIGN_OR_RETURN(GemmPackedLinear p,
-                            QuantizeAndPack(run, *ws->layer.linear(i), ws, &biases[i]));
-    out.linears.push_back({kLayerLinearNames[i], std::move(p)});
+                            QuantizeAndPack(run, *ws->layer.linear(specs[i].name), ws, &biases[i]));
+    out.linears.push_back({specs[i].name, std::move(p)});
   }
-  QUANTD_ASSIGN_OR_RETURN(out.input_layernorm, DownloadVector(ws->layer.input_norm, c.hidden_size,
-                                                              run.stream, &ws->host));
-  QUANTD_ASSIGN_OR_RETURN(
-      out.post_attention_layernorm,
-      DownloadVector(ws->layer.post_norm, c.hidden_size, run.stream, &ws->host));
+  // The norms as scaled on the device; q/k norms (never scaled) come from the host copy.
+  for (const LayerTensorSpec& t : LayerFloatTensors(c)) {
+    if (t.name == kQNorm || t.name == kKNorm) {
+      out.floats.push_back({t.name, std::move(*FindFloatTensor(&w, t.name))});
+      continue;
+    }
+    QUANTD_ASSIGN_OR_RETURN(
+        Tensor v, DownloadTensor(*ws->layer.norm(t.name), t.shape, run.stream, &ws->host));
+    out.floats.push_back({t.name, std::move(v)});
+  }
   device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale folding, clip search, quantize and pack"));
   ws->host.FinishDownloads();
-  for (int i = 0; i < 7; ++i) {
+  for (size_t i = 0; i < specs.size(); ++i) {
     if (biases[i].empty()) continue;
     std::vector<uint16_t> b(biases[i].size());
     for (size_t j = 0; j < b.size(); ++j) b[j] = FloatToF16(biases[i][j]);
@@ -812,18 +930,13 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   }
   times.finish += lap.Next();
   times.device_finish += device_lap.Next();
-  out.q_norm = std::move(w.q_norm);
-  out.k_norm = std::move(w.k_norm);
   return out;
 }
 
 absl::Status ForwardLayerOnDevice(const AwqLayerRun& run, const LayerWeights& weights,
                                   AwqWorkspace* ws) {
-  if (run.config->head_dim != 64 && run.config->head_dim != 128) {
-    return absl::UnimplementedError(absl::StrCat(
-        "the CUDA backend supports head_dim 64 and 128; this model has ", run.config->head_dim));
-  }
-  QUANTD_RETURN_IF_ERROR(PrepareRope(run, ws));
+  QUANTD_RETURN_IF_ERROR(CheckCudaSupports(*run.config));
+  QUANTD_RETURN_IF_ERROR(PrepareRope(run, weights.index, ws));
   QUANTD_RETURN_IF_ERROR(UploadLayer(weights, run.settings.md, run.stream, &ws->layer));
   const int64_t chunk = ChunkTokens(run);
   for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
@@ -904,7 +1017,8 @@ absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor
     QUANTD_RETURN_IF_ERROR(Ensure(&s.x_op, rows * h, DTypeSize(md)));
     QUANTD_RETURN_IF_ERROR(Ensure(&ws->out, rows * vocab, sizeof(float)));
     RmsNorm(hidden + (b0 - hidden_b0) * len * h, norm.f32(), s.residual_norm.f32(), rows, h,
-            static_cast<float>(run.config->rms_norm_eps), md, run.stream);
+            static_cast<float>(run.config->rms_norm_eps), md,
+            run.config->norm == NormKind::kRmsOnePlusWeight, run.stream);
     const void* x_op = s.residual_norm.f32();
     if (md != DType::kF32) {
       ToOperand(s.residual_norm.f32(), s.x_op.as<void>(), rows * h, md, run.stream);
@@ -912,6 +1026,10 @@ absl::StatusOr<double> NextTokenNllOnDevice(const AwqLayerRun& run, const Tensor
     }
     QUANTD_RETURN_IF_ERROR(run.gemm->Linear(x_op, head_op, ws->out.f32(), rows, vocab, h, md));
     BiasRound(ws->out.f32(), nullptr, rows, vocab, md, run.stream);
+    if (run.config->final_logit_softcapping > 0) {
+      SoftCap(ws->out.f32(), rows * vocab, static_cast<float>(run.config->final_logit_softcapping),
+              md, run.stream);
+    }
     AddNll(ws->out.f32(), ws->targets.as<int32_t>() + b0 * len, rows, vocab, acc.as<double>(),
            run.stream);
   }

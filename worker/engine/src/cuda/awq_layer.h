@@ -46,6 +46,10 @@ struct AwqLayerRun {
   int64_t total_tokens = 0;
 };
 
+// Trial buffers of one batch of grid points are kept under this size; the rest of the grid runs
+// in further batches (still without a host synchronisation). A batch holds at least one point.
+inline constexpr size_t kTrialBudgetBytes = size_t{1} << 30;
+
 // The captured inputs the clip search samples: self_attn's, o_proj's, the MLP's, down_proj's.
 inline constexpr int kClipInputs = 4;
 
@@ -56,10 +60,12 @@ struct AwqWorkspace {
   ForwardScratch scratch;
   DeviceBuffer rope_cos, rope_sin;
   std::string rope_key;                    // what the tables were built for
+  int layer_index = 0;                     // the layer the tables (and geometry) are for
   DeviceBuffer trial_a, trial_b, trial_c;  // trial operands / deltas
-  std::array<DeviceBuffer, 4> grams;       // per scaling group (Gram-form groups only)
+  std::vector<DeviceBuffer> grams;         // per scaling group (Gram-form groups only)
   DeviceBuffer gram_lo, ref_op, product, scales, sums, denom, means, losses, out;
   std::array<DeviceBuffer, kClipInputs> samples, samples_lo;  // the clip search's sampled inputs
+  DeviceBuffer moe_sample, moe_sample_lo;  // a sparse block Linear's sampled input
   DeviceBuffer max_val, shrink;
   DeviceBuffer chunk_hidden;  // one chunk's hidden states when the run is not in place
   DeviceBuffer codes, qscales, zeros, qweight, qzeros, scales_t;

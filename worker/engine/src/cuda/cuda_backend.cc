@@ -22,6 +22,7 @@
 #include "cuda/kernels.h"
 #include "cuda/pinned_buffer.h"
 #include "io/status_macros.h"
+#include "model/memory_geometry.h"
 #include "parallel/sharded_statistics.h"
 #include "quantd/memory_plan/memory_plan.h"
 
@@ -87,18 +88,6 @@ class CudaActivations : public Activations {
 };
 
 using memory_plan::kGiB;
-
-// The memory plan's view of a model (memory_plan.h, shared with the server's scheduler).
-memory_plan::LayerGeometry GeometryOf(const ModelConfig& c, DType md) {
-  memory_plan::LayerGeometry g;
-  g.hidden_size = c.hidden_size;
-  g.intermediate_size = c.intermediate_size;
-  g.num_attention_heads = c.num_attention_heads;
-  g.num_key_value_heads = c.num_key_value_heads;
-  g.head_dim = c.head_dim;
-  g.dtype_bytes = static_cast<int>(DTypeSize(md));
-  return g;
-}
 
 class CudaBackend : public Backend {
  public:
@@ -295,7 +284,7 @@ class CudaBackend : public Backend {
                                              const CudaActivations& act) const {
     if (act.chunk_blocks() > 0) return act.chunk_blocks();
     if (options_.chunk_blocks > 0) return std::min(options_.chunk_blocks, act.num_blocks());
-    const memory_plan::MemoryEstimate m = memory_plan::EstimateMemory(GeometryOf(config, md));
+    const memory_plan::MemoryEstimate m = memory_plan::EstimateMemory(MemoryGeometryOf(config, md));
     const double budget = Budget(act.on_host() ? 0 : act.bytes());
     const int64_t chunk =
         memory_plan::ChunkBlocks(m, act.num_blocks(), act.block_len(), act.on_host(), budget);
@@ -334,7 +323,7 @@ class CudaBackend : public Backend {
     const int64_t blocks = std::max<int64_t>(1, tokens / std::max<int64_t>(1, len));
     // The states are embedded already: what the plan may use is what is free now plus what the
     // backend holds (the states among it), as when the first layer planned its chunks.
-    const memory_plan::RunPlan p = memory_plan::PlanRun(GeometryOf(c, md), blocks, len, Available(),
+    const memory_plan::RunPlan p = memory_plan::PlanRun(MemoryGeometryOf(c, md), blocks, len, Available(),
                                                         {options_.chunk_blocks, embedded_.on_host});
     std::string where;
     if (p.in_place) {
@@ -381,9 +370,13 @@ class CudaBackend : public Backend {
 
   // Identifies a staged layer: every Linear's shape and a few of its values.
   static std::vector<float> Fingerprint(const LayerWeights& w) {
-    std::vector<float> f;
-    const LinearWeights* all[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                                  &w.gate_proj, &w.up_proj, &w.down_proj};
+    std::vector<float> f = {static_cast<float>(w.index)};
+    std::vector<const LinearWeights*> all = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
+                                             &w.gate_proj, &w.up_proj, &w.down_proj};
+    if (w.moe.has_value()) {
+      all.push_back(&w.moe->router);
+      for (const ExpertWeights& e : w.moe->experts) all.push_back(&e.down_proj);
+    }
     for (const LinearWeights* l : all) {
       const std::vector<float>& d = l->weight.data;
       f.push_back(static_cast<float>(d.size()));

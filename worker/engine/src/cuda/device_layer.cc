@@ -1,12 +1,15 @@
 #include "cuda/device_layer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "backend/cpu/layer_ops.h"
 #include "cuda/kernels.h"
+#include "cuda/moe_block.h"
 #include "io/status_macros.h"
+#include "model/moe_layout.h"
 
 namespace quantd::engine::cuda {
 namespace {
@@ -15,7 +18,7 @@ namespace {
 constexpr int64_t kMlpChunkBytes = int64_t{512} << 20;
 
 // Token rows per chunk of the 16-bit MLP: as large as kMlpChunkBytes allows. Chunks small enough
-// for gate/up/act to stay in L2 between the GEMMs and SiluMulOperand (1024–16384 tokens at the
+// for gate/up/act to stay in L2 between the GEMMs and GatedMulOperand (1024–16384 tokens at the
 // 0.5B geometry) measured slower on the H100: the GEMMs lose more than SiLU·up saves.
 int64_t MlpChunkRows(int64_t n, int64_t im, int64_t e) {
   return std::min(n, std::max<int64_t>(128, kMlpChunkBytes / (im * e) / 128 * 128));
@@ -48,6 +51,24 @@ absl::Status UploadLinear(const LinearWeights& w, DType md, cudaStream_t stream,
 
 }  // namespace
 
+absl::Status CheckCudaSupports(const ModelConfig& c) {
+  if (!AttentionSupportsHeadDim(c.head_dim)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the CUDA backend supports head_dim 64, 96, 128 and 256; this model has ", c.head_dim));
+  }
+  return absl::OkStatus();
+}
+
+AttentionOptions AttentionOptionsOf(const ModelConfig& c, int layer) {
+  const double scalar = c.query_pre_attn_scalar > 0 ? c.query_pre_attn_scalar : c.head_dim;
+  AttentionOptions o;
+  o.scale = 1.0f / std::sqrt(static_cast<float>(scalar));
+  o.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(scalar));
+  o.softcap = static_cast<float>(c.attn_logit_softcapping);
+  o.window = c.attention(layer).sliding_window;
+  return o;
+}
+
 absl::Status Ensure(DeviceBuffer* buf, int64_t n, size_t elem) {
   return buf->Reserve(static_cast<size_t>(n) * elem);
 }
@@ -58,19 +79,88 @@ void RefreshOperand(DeviceLinear* l, DType md, cudaStream_t stream) {
   if (l->has_bias) ToOperand(l->bias.f32(), l->bias_op.as<void>(), l->out, md, stream);
 }
 
-absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out) {
-  const LinearWeights* src[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                                &w.gate_proj, &w.up_proj, &w.down_proj};
-  for (int i = 0; i < 7; ++i) {
-    if (absl::Status s = UploadLinear(*src[i], md, stream, out->linear(i)); !s.ok()) return s;
+DeviceLinear* DeviceLayer::linear(std::string_view name) {
+  const std::pair<const char*, DeviceLinear*> all[] = {
+      {kQProj, &q},       {kKProj, &k},   {kVProj, &v},      {kOProj, &o},
+      {kGateProj, &gate}, {kUpProj, &up}, {kDownProj, &down}};
+  for (const auto& [n, l] : all) {
+    if (name == n) return l;
   }
-  if (absl::Status s = UploadTensor(w.input_layernorm, &out->input_norm, stream); !s.ok()) return s;
-  if (absl::Status s = UploadTensor(w.post_attention_layernorm, &out->post_norm, stream); !s.ok())
-    return s;
+  if (!sparse || !IsMoeTensorName(name)) return nullptr;
+  if (name.size() > 5 && name.substr(name.size() - 5) == ".gate") return &moe.router;
+  if (name == kSharedExpertGateName) {
+    return moe.has_shared_expert ? &moe.shared_expert_gate : nullptr;
+  }
+  DeviceExpert* e = nullptr;
+  if (std::optional<int> i = ExpertOfLinear(name)) {
+    if (static_cast<size_t>(*i) >= moe.experts.size()) return nullptr;
+    e = &moe.experts[static_cast<size_t>(*i)];
+  } else if (moe.has_shared_expert) {
+    e = &moe.shared_expert;
+  } else {
+    return nullptr;
+  }
+  if (IsExpertDownProjection(name)) return &e->down;
+  const std::string_view last = name.substr(name.rfind('.') + 1);
+  return last == "gate_proj" || last == "w1" ? &e->gate : &e->up;
+}
+
+DeviceBuffer* DeviceLayer::norm(std::string_view name) {
+  const std::pair<const char*, DeviceBuffer*> all[] = {{kInputNorm, &input_norm},
+                                                       {kPostAttentionNorm, &post_norm},
+                                                       {kPreFeedforwardNorm, &pre_ff_norm},
+                                                       {kPostFeedforwardNorm, &post_ff_norm},
+                                                       {kQNorm, &q_norm},
+                                                       {kKNorm, &k_norm}};
+  for (const auto& [n, b] : all) {
+    if (name == n) return b;
+  }
+  // The sparse block's float Linears are float tensors of the layer too.
+  DeviceLinear* l = linear(name);
+  if (l != nullptr && (l == &moe.router || l == &moe.shared_expert_gate)) return &l->weight;
+  return nullptr;
+}
+
+namespace {
+
+// A sparse block's Linears; the device keeps the expert slots of earlier layers (same shapes).
+absl::Status UploadMoe(const MoeWeights& w, DType md, cudaStream_t stream, DeviceMoe* out) {
+  auto expert = [&](const ExpertWeights& e, DeviceExpert* d) -> absl::Status {
+    QUANTD_RETURN_IF_ERROR(UploadLinear(e.gate_proj, md, stream, &d->gate));
+    QUANTD_RETURN_IF_ERROR(UploadLinear(e.up_proj, md, stream, &d->up));
+    return UploadLinear(e.down_proj, md, stream, &d->down);
+  };
+  QUANTD_RETURN_IF_ERROR(UploadLinear(w.router, md, stream, &out->router));
+  if (out->experts.size() != w.experts.size()) out->experts.resize(w.experts.size());
+  for (size_t e = 0; e < w.experts.size(); ++e) {
+    QUANTD_RETURN_IF_ERROR(expert(w.experts[e], &out->experts[e]));
+  }
+  out->has_shared_expert = w.shared_expert.has_value() && w.shared_expert_gate.has_value();
+  if (out->has_shared_expert) {
+    QUANTD_RETURN_IF_ERROR(expert(*w.shared_expert, &out->shared_expert));
+    QUANTD_RETURN_IF_ERROR(
+        UploadLinear(*w.shared_expert_gate, md, stream, &out->shared_expert_gate));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out) {
+  out->sparse = w.moe.has_value();
+  for (const char* name : {kQProj, kKProj, kVProj, kOProj, kGateProj, kUpProj, kDownProj}) {
+    if (out->sparse && out->linear(name) == &out->gate) break;  // gate/up/down: dense only
+    QUANTD_RETURN_IF_ERROR(UploadLinear(*FindLinear(w, name), md, stream, out->linear(name)));
+  }
+  if (out->sparse) QUANTD_RETURN_IF_ERROR(UploadMoe(*w.moe, md, stream, &out->moe));
   out->has_qk_norm = w.q_norm.has_value() && w.k_norm.has_value();
-  if (out->has_qk_norm) {
-    if (absl::Status s = UploadTensor(*w.q_norm, &out->q_norm, stream); !s.ok()) return s;
-    if (absl::Status s = UploadTensor(*w.k_norm, &out->k_norm, stream); !s.ok()) return s;
+  out->has_ff_norms =
+      w.pre_feedforward_layernorm.has_value() && w.post_feedforward_layernorm.has_value();
+  for (const char* name : {kInputNorm, kPostAttentionNorm, kPreFeedforwardNorm,
+                           kPostFeedforwardNorm, kQNorm, kKNorm}) {
+    if (const Tensor* t = FindFloatTensor(w, name)) {
+      QUANTD_RETURN_IF_ERROR(UploadTensor(*t, out->norm(name), stream));
+    }
   }
   return absl::OkStatus();
 }
@@ -155,10 +245,15 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
     } else {
       BiasRoundOperand(s->v.f32(), w.v_bias, n, kvd, g.md, s->v_op.as<void>(), stream);
     }
-    if (w.q_norm != nullptr)
-      RmsNorm(s->q.f32(), w.q_norm, s->q.f32(), n * c.num_attention_heads, d, eps, g.md, stream);
-    if (w.k_norm != nullptr)
-      RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, stream);
+    const bool one_plus = c.norm == NormKind::kRmsOnePlusWeight;
+    if (w.q_norm != nullptr) {
+      RmsNorm(s->q.f32(), w.q_norm, s->q.f32(), n * c.num_attention_heads, d, eps, g.md, one_plus,
+              stream);
+    }
+    if (w.k_norm != nullptr) {
+      RmsNorm(s->k.f32(), w.k_norm, s->k.f32(), n * c.num_key_value_heads, d, eps, g.md, one_plus,
+              stream);
+    }
     Rope(s->q.f32(), g.rope_cos, g.rope_sin, n, c.num_attention_heads, d, g.len, g.md, q_op,
          stream);
     Rope(s->k.f32(), g.rope_cos, g.rope_sin, n, c.num_key_value_heads, d, g.len, g.md, k_op,
@@ -168,9 +263,9 @@ absl::Status SelfAttentionForward(Gemm& gemm, const LayerGeometry& g, const Atte
   const void* k_in = f32 ? s->k.as<void>() : k_op;
   const void* v_in = f32 ? s->v.as<void>() : s->v_op.as<void>();
   if (!CausalAttention(q_in, k_in, v_in, attn, attn_op, n, g.len, c.num_attention_heads,
-                       c.num_key_value_heads, d, g.md, stream)) {
-    return absl::UnimplementedError(
-        absl::StrCat("the CUDA backend's attention supports head_dim 64 and 128, not ", d));
+                       c.num_key_value_heads, d, g.md, g.attention, stream)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the CUDA backend's attention supports head_dim 64, 96, 128 and 256, not ", d));
   }
   if (out_type != DType::kF32) {
     QUANTD_RETURN_IF_ERROR(gemm.LinearBias(attn_op, w.o, w.o_bias_op, out, n, h, qd, g.md));
@@ -193,7 +288,7 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
   const ModelConfig& c = *g.config;
   const int64_t n = g.tokens;
   const int64_t h = c.hidden_size;
-  const int64_t im = c.intermediate_size;
+  const int64_t im = w.intermediate > 0 ? w.intermediate : c.intermediate_size;
   const int64_t e = DTypeSize(g.md);
   const bool operand_path = MlpUsesOperandPath(w, g.md);
   if (out_type != DType::kF32 && (!operand_path || out_type != g.md || w.down_bias != nullptr)) {
@@ -207,7 +302,7 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
     const int64_t rows = MlpChunkRows(n, im, e);
     // gate and up of a chunk side by side in one buffer, in the order of their weights' addresses,
     // so that one strided-batched GEMM (Gemm::LinearPair) makes both; the second starts 256-byte
-    // aligned for SiluMulOperand's vector loads.
+    // aligned for GatedMulOperand's vector loads.
     const auto second = [&](int64_t m) { return (m * im * e + 255) / 256 * 256; };
     QUANTD_RETURN_IF_ERROR(Ensure(&s->gate, second(rows) + rows * im * e, 1));
     if (down_input == nullptr) QUANTD_RETURN_IF_ERROR(Ensure(&s->act_op, rows * im, e));
@@ -220,7 +315,7 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
       QUANTD_RETURN_IF_ERROR(gemm.LinearPair(x, w.gate, w.up, gate, up, m, im, h, g.md, g.md));
       void* act = down_input != nullptr ? static_cast<char*>(down_input) + r0 * im * e
                                         : s->act_op.as<void>();
-      SiluMulOperand(gate, up, act, m * im, g.md, stream);
+      GatedMulOperand(gate, up, act, m * im, c.activation == Activation::kGeluTanh, g.md, stream);
       QUANTD_RETURN_IF_ERROR(gemm.Linear(act, w.down,
                                          static_cast<char*>(out) + r0 * h * DTypeSize(out_type), m,
                                          h, im, g.md, out_type));
@@ -240,7 +335,8 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
   BiasRound(s->gate.f32(), w.gate_bias, n, im, g.md, stream);
   BiasRound(s->up.f32(), w.up_bias, n, im, g.md, stream);
   float* act = down_input != nullptr ? static_cast<float*>(down_input) : s->act.f32();
-  SiluMul(s->gate.f32(), s->up.f32(), act, n * im, g.md, stream);
+  GatedMul(s->gate.f32(), s->up.f32(), act, n * im, c.activation == Activation::kGeluTanh, g.md,
+           stream);
   const void* act_op = act;
   if (g.md != DType::kF32) {
     ToOperand(act, s->act_op.as<void>(), n * im, g.md, stream);
@@ -253,6 +349,20 @@ absl::Status MlpForward(Gemm& gemm, const LayerGeometry& g, const MlpWeights& w,
   return absl::OkStatus();
 }
 
+// hidden = md(hidden + out), or with Gemma's norms md(hidden + norm(out)).
+void AddModuleOutput(const LayerGeometry& g, const DeviceBuffer* out_norm, const float* out,
+                     float* hidden, ForwardScratch* s, cudaStream_t stream) {
+  const ModelConfig& c = *g.config;
+  const int64_t n = g.tokens * c.hidden_size;
+  if (out_norm == nullptr) {
+    AddRound(hidden, out, n, g.md, stream);
+    return;
+  }
+  RmsNorm(out, out_norm->f32(), s->output_norm.f32(), g.tokens, c.hidden_size,
+          static_cast<float>(c.rms_norm_eps), g.md, c.norm == NormKind::kRmsOnePlusWeight, stream);
+  AddRound(hidden, s->output_norm.f32(), n, g.md, stream);
+}
+
 absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const DeviceLayer& layer,
                                  float* hidden, DeviceCapture* cap, ForwardScratch* s,
                                  cudaStream_t stream) {
@@ -261,6 +371,14 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
   const int64_t h = c.hidden_size;
   const int64_t qd = int64_t{c.num_attention_heads} * c.head_dim;
   const float eps = static_cast<float>(c.rms_norm_eps);
+  const bool one_plus = c.norm == NormKind::kRmsOnePlusWeight;
+  // Gemma's four norms: post_attention_layernorm normalises the attention output and
+  // pre_/post_feedforward_layernorm wrap the MLP; otherwise post_attention_layernorm feeds the MLP.
+  const bool sandwich = c.sandwich_norms;
+  if (sandwich && !layer.has_ff_norms) {
+    return absl::InternalError("a layer with sandwich norms lacks pre/post_feedforward_layernorm");
+  }
+  if (sandwich) QUANTD_RETURN_IF_ERROR(Ensure(&s->output_norm, n * h, sizeof(float)));
   DeviceBuffer& normed = cap != nullptr ? cap->attn_input : s->residual_norm;
   DeviceBuffer& out = cap != nullptr ? cap->attn_output : s->out;
   if (absl::Status st = Ensure(&normed, n * h, sizeof(float)); !st.ok()) return st;
@@ -271,7 +389,7 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
     if (absl::Status st = Ensure(&cap->o_input, n * qd, sizeof(float)); !st.ok()) return st;
   }
 
-  RmsNorm(hidden, layer.input_norm.f32(), normed.f32(), n, h, eps, g.md, stream);
+  RmsNorm(hidden, layer.input_norm.f32(), normed.f32(), n, h, eps, g.md, one_plus, stream);
   const void* x_op = normed.f32();
   if (g.md != DType::kF32) {
     ToOperand(normed.f32(), normed_op.as<void>(), n * h, g.md, stream);
@@ -282,7 +400,7 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
                                cap != nullptr ? cap->o_input.f32() : nullptr, s, stream);
       !st.ok())
     return st;
-  AddRound(hidden, out.f32(), n * h, g.md, stream);
+  AddModuleOutput(g, sandwich ? &layer.post_norm : nullptr, out.f32(), hidden, s, stream);
 
   DeviceBuffer& mnormed = cap != nullptr ? cap->mlp_input : s->residual_norm;
   DeviceBuffer& mout = cap != nullptr ? cap->mlp_output : s->out;
@@ -290,31 +408,41 @@ absl::Status DecoderLayerForward(Gemm& gemm, const LayerGeometry& g, const Devic
   if (absl::Status st = Ensure(&mnormed, n * h, sizeof(float)); !st.ok()) return st;
   if (absl::Status st = Ensure(&mout, n * h, sizeof(float)); !st.ok()) return st;
   if (absl::Status st = Ensure(&mnormed_op, n * h, DTypeSize(g.md)); !st.ok()) return st;
-  const MlpWeights mlp = MlpOf(layer, g.md);
-  if (cap != nullptr) {
-    cap->down_input_type = MlpUsesOperandPath(mlp, g.md) ? g.md : DType::kF32;
-    QUANTD_RETURN_IF_ERROR(
-        Ensure(&cap->down_input, n * c.intermediate_size, DTypeSize(cap->down_input_type)));
-  }
-  RmsNorm(hidden, layer.post_norm.f32(), mnormed.f32(), n, h, eps, g.md, stream);
+  const DeviceBuffer& mlp_norm = sandwich ? layer.pre_ff_norm : layer.post_norm;
+  RmsNorm(hidden, mlp_norm.f32(), mnormed.f32(), n, h, eps, g.md, one_plus, stream);
   const void* m_op = mnormed.f32();
   if (g.md != DType::kF32) {
     ToOperand(mnormed.f32(), mnormed_op.as<void>(), n * h, g.md, stream);
     m_op = mnormed_op.as<void>();
   }
-  if (absl::Status st =
-          MlpForward(gemm, g, mlp, m_op, mout.f32(), DType::kF32,
-                     cap != nullptr ? cap->down_input.as<void>() : nullptr, s, stream);
-      !st.ok())
-    return st;
-  AddRound(hidden, mout.f32(), n * h, g.md, stream);
+  if (layer.sparse) {
+    const MoeOperands moe = MoeOperandsOf(layer.moe, c, g.md);
+    const DType down_type = g.md == DType::kF32 ? DType::kF32 : g.md;  // MlpForward's operand path
+    DeviceRouting& routing = cap != nullptr ? cap->moe.routing : s->routing;
+    QUANTD_RETURN_IF_ERROR(RouteOnDevice(gemm, g, moe, m_op, &routing, s, stream));
+    if (cap != nullptr) cap->down_input_type = down_type;
+    QUANTD_RETURN_IF_ERROR(MoeBlockForward(gemm, g, moe, routing, m_op, nullptr, mout.f32(),
+                                           cap != nullptr ? &cap->moe : nullptr, down_type, s,
+                                           stream));
+  } else {
+    const MlpWeights mlp = MlpOf(layer, g.md);
+    if (cap != nullptr) {
+      cap->down_input_type = MlpUsesOperandPath(mlp, g.md) ? g.md : DType::kF32;
+      QUANTD_RETURN_IF_ERROR(
+          Ensure(&cap->down_input, n * c.intermediate_size, DTypeSize(cap->down_input_type)));
+    }
+    QUANTD_RETURN_IF_ERROR(MlpForward(gemm, g, mlp, m_op, mout.f32(), DType::kF32,
+                                      cap != nullptr ? cap->down_input.as<void>() : nullptr, s,
+                                      stream));
+  }
+  AddModuleOutput(g, sandwich ? &layer.post_ff_norm : nullptr, mout.f32(), hidden, s, stream);
   QUANTD_CUDA_RETURN_IF_LAUNCH_FAILED("DecoderLayerForward");
   return absl::OkStatus();
 }
 
-absl::Status UploadRope(const ModelConfig& config, int64_t len, DType md, DeviceBuffer* cos,
-                        DeviceBuffer* sin, cudaStream_t stream) {
-  const RopeTable t = MakeRopeTable(config, len, md);
+absl::Status UploadRope(const ModelConfig& config, const LayerAttention& attention, int64_t len,
+                        DType md, DeviceBuffer* cos, DeviceBuffer* sin, cudaStream_t stream) {
+  const RopeTable t = MakeRopeTable(config, attention, len, md);
   for (auto [buf, v] : {std::pair{cos, &t.cos}, {sin, &t.sin}}) {
     if (absl::Status s = buf->Reserve(v->size() * sizeof(float)); !s.ok()) return s;
     QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(buf->f32(), v->data(), v->size() * sizeof(float),

@@ -13,9 +13,10 @@
 
 namespace quantd::engine::cuda {
 
-// y[r, :] = w · md(x · rsqrt(mean(x²) + eps)) per row of `cols`; y may alias x.
+// y[r, :] = w · md(x · rsqrt(mean(x²) + eps)) per row of `cols`, or with `one_plus_weight`
+// (Gemma) md(x · rsqrt(mean(x²) + eps) · (1 + w)); y may alias x.
 void RmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t cols, float eps,
-             DType md, cudaStream_t stream);
+             DType md, bool one_plus_weight, cudaStream_t stream);
 
 // y[r, c] = md(y[r, c] + bias[c]) (bias may be null: just rounds).
 void BiasRound(float* y, const float* bias, int64_t rows, int64_t cols, DType md,
@@ -37,13 +38,16 @@ void RopeQkOperand(void* q, void* k, const float* cos, const float* sin, int64_t
                    int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t len, DType md,
                    cudaStream_t stream);
 
-// out = md(md(silu(gate)) · up).
-void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
-             cudaStream_t stream);
+// out = md(md(act(gate)) · up), act = silu, or tanh-approximated GELU with `gelu_tanh` (GeGLU).
+void GatedMul(const float* gate, const float* up, float* out, int64_t n, bool gelu_tanh, DType md,
+              cudaStream_t stream);
 
-// The same from gate / up stored in md (16-bit): act (md) = md(md(silu(gate)) · up).
-void SiluMulOperand(const void* gate, const void* up, void* act, int64_t n, DType md,
-                    cudaStream_t stream);
+// The same from gate / up stored in md (16-bit): act (md) = md(md(act(gate)) · up).
+void GatedMulOperand(const void* gate, const void* up, void* act, int64_t n, bool gelu_tanh,
+                     DType md, cudaStream_t stream);
+
+// x = md(md(tanh(md(x / cap))) · cap): Gemma 2's final logit soft-capping.
+void SoftCap(float* x, int64_t n, float cap, DType md, cudaStream_t stream);
 
 // a = md(a + b).
 void AddRound(float* a, const float* b, int64_t n, DType md, cudaStream_t stream);
@@ -100,6 +104,9 @@ void MultiplyColumns(float* w, const float* s, int64_t rows, int64_t cols, DType
 // x[:, j] = md(x[:, j] / s[j]) for x [rows, cols].
 void DivideColumns(float* x, const float* s, int64_t rows, int64_t cols, DType md,
                    cudaStream_t stream);
+// Gemma's norms (scale 1 + w): w[j] = md(md(md(w[j] + 1) / s[j]) − 1), as AutoAWQ's in-place
+// steps on Gemma2RMSNorm.
+void DivideOnePlusColumns(float* w, const float* s, int64_t n, DType md, cudaStream_t stream);
 // w[first + i, :] = md(w[first + i, :] / s[i]) for i < n; w has `cols` columns.
 void DivideRows(float* w, const float* s, int64_t first, int64_t n, int64_t cols, DType md,
                 cudaStream_t stream);
@@ -127,16 +134,29 @@ void ClipErrors(const float* cur, const float* ref, int64_t ng, int64_t n_tok, i
 void ClipSelect(const float* err, const float* m0, int64_t rows, int64_t groups, int64_t g0,
                 int64_t ng, DType md, float* max_val, uint8_t* shrink_index, cudaStream_t stream);
 
+// What a layer's attention scores do besides the causal mask (backend/cpu/layer_ops.h's
+// AttentionScores): scores = scale · q·k, then softcap · tanh(scores / softcap) when softcap > 0;
+// with window > 0 a query sees only the last `window` keys (itself included).
+struct AttentionOptions {
+  float scale = 0.0f;       // 1/√head_dim or 1/√query_pre_attn_scalar, as the CPU computes it
+  float scale_log2 = 0.0f;  // the same times log₂e, formed in double (the base-2 softmax's)
+  float softcap = 0.0f;
+  int64_t window = 0;
+};
+
+// The head dimensions the attention kernels are compiled for.
+bool AttentionSupportsHeadDim(int64_t head_dim);
+
 // Causal attention per block of `len` tokens with GQA, fused (online softmax, no score matrix).
 // q [tokens, heads · d], k / v [tokens, kv_heads · d] in md (float32 arrays for a float32 md).
 // The output [tokens, heads · d], rounded to md, goes to `out` (float32) and/or `out_op` (dtype
 // md, a GEMM operand); either may be null, and `out_op` must be null for a float32 md. 16-bit md
 // runs on the tensor cores (Q·Kᵀ and P·V in md with float32 accumulation, P rounded to md,
-// softmax in float32); float32 md runs an exact float32 kernel. Supported head_dim: 64, 128.
-// Returns false for others.
+// softmax in float32); float32 md runs an exact float32 kernel. Supported head_dim: 64, 96, 128,
+// 256 (AttentionSupportsHeadDim). Returns false for others.
 bool CausalAttention(const void* q, const void* k, const void* v, float* out, void* out_op,
                      int64_t tokens, int64_t len, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                     DType md, cudaStream_t stream);
+                     DType md, const AttentionOptions& options, cudaStream_t stream);
 
 // *acc += Σ_rows (logsumexp(logits[r, :]) − logits[r, target[r]]) for logits [rows, vocab].
 void AddNll(const float* logits, const int32_t* targets, int64_t rows, int64_t vocab, double* acc,

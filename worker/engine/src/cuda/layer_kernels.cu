@@ -25,7 +25,7 @@ unsigned Blocks(int64_t n, int threads = kThreads) {
        i += int64_t{gridDim.x} * blockDim.x)
 
 __global__ void RmsNormKernel(const float* x, const float* w, float* y, int64_t cols, float eps,
-                              DType md) {
+                              DType md, bool one_plus_weight) {
   __shared__ float scratch[32];
   const float* xr = x + blockIdx.x * cols;
   float* yr = y + blockIdx.x * cols;
@@ -33,6 +33,12 @@ __global__ void RmsNormKernel(const float* x, const float* w, float* y, int64_t 
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += __fmul_rn(xr[j], xr[j]);
   sum = BlockSum(sum, scratch);
   const float inv = 1.0f / sqrtf(sum / static_cast<float>(cols) + eps);
+  if (one_plus_weight) {  // Gemma: (x · inv) · (1 + w) in float32, one rounding
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      yr[j] = RoundMd(__fmul_rn(__fmul_rn(xr[j], inv), __fadd_rn(1.0f, w[j])), md);
+    }
+    return;
+  }
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
     yr[j] = RoundMd(__fmul_rn(w[j], RoundMd(__fmul_rn(xr[j], inv), md)), md);
   }
@@ -132,18 +138,28 @@ __global__ void RopeQkOperandKernel(T* q, T* k, const float* cos, const float* s
   }
 }
 
-__global__ void SiluMulKernel(const float* gate, const float* up, float* out, int64_t n, DType md) {
+// The gating activation in float32, as backend/cpu/layer_ops.cc's GatedActivation: silu, or
+// PyTorch's tanh-approximated GELU 0.5 · g · (1 + tanh(√(2/π) · (g + 0.044715 · g³))) with
+// explicit roundings (no contraction into FMAs the host does not do).
+__device__ __forceinline__ float Activate(float g, bool gelu_tanh) {
+  if (!gelu_tanh) return g / (1.0f + expf(-g));
+  constexpr float kBeta = static_cast<float>(1.4142135623730951 * 1.1283791670955126 * 0.5);
+  const float cube = __fmul_rn(__fmul_rn(g, g), g);
+  const float inner = __fmul_rn(kBeta, __fadd_rn(g, __fmul_rn(0.044715f, cube)));
+  return __fmul_rn(__fmul_rn(0.5f, g), __fadd_rn(1.0f, tanhf(inner)));
+}
+
+__global__ void GatedMulKernel(const float* gate, const float* up, float* out, int64_t n, DType md,
+                               bool gelu_tanh) {
   GRID_STRIDE(i, n) {
-    const float g = gate[i];
-    const float act = RoundMd(g / (1.0f + expf(-g)), md);
+    const float act = RoundMd(Activate(gate[i], gelu_tanh), md);
     out[i] = RoundMd(__fmul_rn(act, up[i]), md);
   }
 }
 
 template <typename T>
-__device__ __forceinline__ T SiluMulOne(T gate, T up, DType md) {
-  const float g = static_cast<float>(gate);
-  const float a = RoundMd(g / (1.0f + expf(-g)), md);
+__device__ __forceinline__ T GatedMulOne(T gate, T up, DType md, bool gelu_tanh) {
+  const float a = RoundMd(Activate(static_cast<float>(gate), gelu_tanh), md);
   return static_cast<T>(__fmul_rn(a, static_cast<float>(up)));
 }
 
@@ -151,8 +167,8 @@ __device__ __forceinline__ T SiluMulOne(T gate, T up, DType md) {
 // memory bandwidth at the MLP's [tokens, intermediate] size. `vec` elements go this way, the
 // tail (and misaligned buffers) one by one.
 template <typename T>
-__global__ void SiluMulOperandKernel(const T* gate, const T* up, T* act, int64_t vec, int64_t n,
-                                     DType md) {
+__global__ void GatedMulOperandKernel(const T* gate, const T* up, T* act, int64_t vec, int64_t n,
+                                      DType md, bool gelu_tanh) {
   GRID_STRIDE(v, vec) {
     const uint4 gv = reinterpret_cast<const uint4*>(gate)[v];
     const uint4 uv = reinterpret_cast<const uint4*>(up)[v];
@@ -161,12 +177,18 @@ __global__ void SiluMulOperandKernel(const T* gate, const T* up, T* act, int64_t
     const T* u8 = reinterpret_cast<const T*>(&uv);
     T* o8 = reinterpret_cast<T*>(&ov);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) o8[j] = SiluMulOne(g8[j], u8[j], md);
+    for (int j = 0; j < 8; ++j) o8[j] = GatedMulOne(g8[j], u8[j], md, gelu_tanh);
     reinterpret_cast<uint4*>(act)[v] = ov;
   }
   GRID_STRIDE(i, n - vec * 8) {
     const int64_t k = vec * 8 + i;
-    act[k] = SiluMulOne(gate[k], up[k], md);
+    act[k] = GatedMulOne(gate[k], up[k], md, gelu_tanh);
+  }
+}
+
+__global__ void SoftCapKernel(float* x, int64_t n, float cap, DType md) {
+  GRID_STRIDE(i, n) {
+    x[i] = RoundMd(__fmul_rn(RoundMd(tanhf(RoundMd(x[i] / cap, md)), md), cap), md);
   }
 }
 
@@ -311,9 +333,10 @@ __global__ void NllKernel(const float* logits, const int32_t* targets, int64_t v
 }  // namespace
 
 void RmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t cols, float eps,
-             DType md, cudaStream_t stream) {
+             DType md, bool one_plus_weight, cudaStream_t stream) {
   const int threads = cols >= 1024 ? 1024 : (cols >= 256 ? 256 : 64);
-  RmsNormKernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(x, w, y, cols, eps, md);
+  RmsNormKernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(x, w, y, cols, eps, md,
+                                                                     one_plus_weight);
 }
 
 void BiasRound(float* y, const float* bias, int64_t rows, int64_t cols, DType md,
@@ -364,29 +387,34 @@ void RopeQkOperand(void* q, void* k, const float* cos, const float* sin, int64_t
   }
 }
 
-void SiluMul(const float* gate, const float* up, float* out, int64_t n, DType md,
-             cudaStream_t stream) {
-  SiluMulKernel<<<Blocks(n), kThreads, 0, stream>>>(gate, up, out, n, md);
+void GatedMul(const float* gate, const float* up, float* out, int64_t n, bool gelu_tanh, DType md,
+              cudaStream_t stream) {
+  GatedMulKernel<<<Blocks(n), kThreads, 0, stream>>>(gate, up, out, n, md, gelu_tanh);
 }
 
 template <typename T>
-void LaunchSiluMulOperand(const void* gate, const void* up, void* act, int64_t n, DType md,
-                          cudaStream_t stream) {
+void LaunchGatedMulOperand(const void* gate, const void* up, void* act, int64_t n, bool gelu_tanh,
+                           DType md, cudaStream_t stream) {
   const bool aligned = ((reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up) |
                          reinterpret_cast<uintptr_t>(act)) %
                         16) == 0;
   const int64_t vec = aligned ? n / 8 : 0;
-  SiluMulOperandKernel<T><<<Blocks(std::max<int64_t>(vec, n - vec * 8)), kThreads, 0, stream>>>(
-      static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(act), vec, n, md);
+  GatedMulOperandKernel<T><<<Blocks(std::max<int64_t>(vec, n - vec * 8)), kThreads, 0, stream>>>(
+      static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(act), vec, n, md,
+      gelu_tanh);
 }
 
-void SiluMulOperand(const void* gate, const void* up, void* act, int64_t n, DType md,
-                    cudaStream_t stream) {
+void GatedMulOperand(const void* gate, const void* up, void* act, int64_t n, bool gelu_tanh,
+                     DType md, cudaStream_t stream) {
   if (md == DType::kF16) {
-    LaunchSiluMulOperand<__half>(gate, up, act, n, md, stream);
+    LaunchGatedMulOperand<__half>(gate, up, act, n, gelu_tanh, md, stream);
   } else {
-    LaunchSiluMulOperand<__nv_bfloat16>(gate, up, act, n, md, stream);
+    LaunchGatedMulOperand<__nv_bfloat16>(gate, up, act, n, gelu_tanh, md, stream);
   }
+}
+
+void SoftCap(float* x, int64_t n, float cap, DType md, cudaStream_t stream) {
+  SoftCapKernel<<<Blocks(n), kThreads, 0, stream>>>(x, n, cap, md);
 }
 
 void AddRound(float* a, const float* b, int64_t n, DType md, cudaStream_t stream) {

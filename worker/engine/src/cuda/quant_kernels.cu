@@ -117,6 +117,13 @@ __global__ void DivideColumnsKernel(float* x, const float* s, int64_t n, int64_t
   GRID_STRIDE(i, n) { x[i] = RoundMd(x[i] / s[i % cols], md); }
 }
 
+__global__ void DivideOnePlusKernel(float* w, const float* s, int64_t n, DType md) {
+  GRID_STRIDE(i, n) {
+    const float plus_one = RoundMd(__fadd_rn(w[i], 1.0f), md);
+    w[i] = RoundMd(__fadd_rn(RoundMd(plus_one / s[i], md), -1.0f), md);
+  }
+}
+
 __global__ void DivideRowsKernel(float* w, const float* s, int64_t n, int64_t cols, DType md) {
   GRID_STRIDE(i, n) { w[i] = RoundMd(w[i] / s[i / cols], md); }
 }
@@ -251,6 +258,10 @@ void MultiplyColumns(float* w, const float* s, int64_t rows, int64_t cols, DType
 void DivideColumns(float* x, const float* s, int64_t rows, int64_t cols, DType md,
                    cudaStream_t stream) {
   DivideColumnsKernel<<<Blocks(rows * cols), kThreads, 0, stream>>>(x, s, rows * cols, cols, md);
+}
+
+void DivideOnePlusColumns(float* w, const float* s, int64_t n, DType md, cudaStream_t stream) {
+  DivideOnePlusKernel<<<Blocks(n), kThreads, 0, stream>>>(w, s, n, md);
 }
 
 void DivideRows(float* w, const float* s, int64_t first, int64_t n, int64_t cols, DType md,

@@ -11,6 +11,8 @@
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/moe_layout.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -46,7 +48,13 @@ const char* const kCopiedModelFiles[] = {"generation_config.json",
                                          "chat_template.json",
                                          nullptr};
 
-ExportOptions ExportOptions::From(const QuantizeOptions& o) {
+OutputDtype ResolveOutputDtype(const ModelConfig& config, OutputDtype requested) {
+  if (requested != OutputDtype::kAuto) return requested;
+  return config.arch != nullptr && config.arch->float16_overflows ? OutputDtype::kBFloat16
+                                                                  : OutputDtype::kFloat16;
+}
+
+ExportOptions ExportOptions::From(const QuantizeOptions& o, const ModelConfig& config) {
   ExportOptions e;
   e.model_dir = o.model_dir;
   e.output_dir = o.output_dir;
@@ -54,7 +62,7 @@ ExportOptions ExportOptions::From(const QuantizeOptions& o) {
   e.group_size = o.group_size;
   e.zero_point = o.zero_point;
   e.modules_to_not_convert = o.modules_to_not_convert;
-  e.output_dtype = o.output_dtype;
+  e.output_dtype = ResolveOutputDtype(config, o.output_dtype);
   return e;
 }
 
@@ -69,48 +77,51 @@ bool IsNotConverted(std::string_view module, const std::vector<std::string>& mod
   return false;
 }
 
-// State-dict order of the quantized model: embedding; per layer self_attn (q, k, v, o as
-// WQLinear_GEMM buffers qweight, qzeros, scales[, bias]; Qwen3 q_norm, k_norm), mlp (gate, up,
-// down), input_layernorm, post_attention_layernorm; final norm; lm_head when untied.
+// State-dict order of the quantized model: embedding; per layer the family's tensors in its order
+// (layer_tensors), each quantized Linear as WQLinear_GEMM buffers qweight, qzeros, scales[, bias] —
+// a fused one (Phi-3's qkv_proj) whole, as the source has it —, every other tensor in float; final
+// norm; lm_head when untied.
 std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& c, const ExportOptions& o) {
   const DType fdt = FloatDTypeOf(o.output_dtype);
   const int64_t g = o.group_size;
   const int pack = 32 / o.bits;
   std::vector<PlannedTensor> plan = {{kEmbedTokensName, fdt, {c.vocab_size, c.hidden_size}}};
-  std::vector<int64_t> out = LinearOutFeatures(c);
-  std::vector<int64_t> in = LinearInFeatures(c);
+  const std::vector<LayerTensorSpec> tensors = c.arch->layer_tensors(c);
   for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
-    for (size_t i = 0; i < 7; ++i) {
-      std::string base = LayerTensorName(layer, kLayerLinearNames[i]);
-      const bool bias = c.attention_bias && i < 3;
-      if (IsNotConverted(base, o.modules_to_not_convert)) {
-        plan.push_back({base + ".weight", fdt, {out[i], in[i]}});
-        if (bias) plan.push_back({base + ".bias", fdt, {out[i]}});
-      } else {
-        plan.push_back({base + ".qweight", DType::kI32, {in[i], out[i] / pack}});
-        plan.push_back({base + ".qzeros", DType::kI32, {in[i] / g, out[i] / pack}});
-        plan.push_back({base + ".scales", DType::kF16, {in[i] / g, out[i]}});
-        if (bias) plan.push_back({base + ".bias", DType::kF16, {out[i]}});
+    for (const LayerTensorSpec& t : tensors) {
+      const std::string base = LayerTensorName(layer, t.name);
+      const int64_t out = t.shape[0];
+      if (!t.linear || IsNotConverted(base, o.modules_to_not_convert)) {
+        plan.push_back({base + ".weight", fdt, t.shape});
+        if (t.bias) plan.push_back({base + ".bias", fdt, {out}});
+        continue;
       }
-      if (c.qk_norm && i == 3) {
-        plan.push_back({LayerTensorName(layer, "self_attn.q_norm.weight"), fdt, {c.head_dim}});
-        plan.push_back({LayerTensorName(layer, "self_attn.k_norm.weight"), fdt, {c.head_dim}});
-      }
+      const int64_t in = t.shape[1];
+      plan.push_back({base + ".qweight", DType::kI32, {in, out / pack}});
+      plan.push_back({base + ".qzeros", DType::kI32, {in / g, out / pack}});
+      plan.push_back({base + ".scales", DType::kF16, {in / g, out}});
+      if (t.bias) plan.push_back({base + ".bias", DType::kF16, {out}});
     }
-    plan.push_back({LayerTensorName(layer, "input_layernorm.weight"), fdt, {c.hidden_size}});
-    plan.push_back(
-        {LayerTensorName(layer, "post_attention_layernorm.weight"), fdt, {c.hidden_size}});
   }
   plan.push_back({kFinalNormName, fdt, {c.hidden_size}});
   if (!c.tie_word_embeddings) plan.push_back({kLmHeadName, fdt, {c.vocab_size, c.hidden_size}});
   return plan;
 }
 
+std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
+                                                   const ExportOptions& options) {
+  std::vector<std::string> out = options.modules_to_not_convert;
+  for (const std::string& m : MoeUnquantizedModules(config)) {
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  }
+  return out;
+}
+
 nlohmann::json MakeOutputConfig(const ModelConfig& config, const ExportOptions& o) {
   nlohmann::json out = config.raw;
-  nlohmann::json modules = o.modules_to_not_convert.empty()
-                               ? nlohmann::json(nullptr)
-                               : nlohmann::json(o.modules_to_not_convert);
+  const std::vector<std::string> not_converted = OutputModulesToNotConvert(config, o);
+  nlohmann::json modules =
+      not_converted.empty() ? nlohmann::json(nullptr) : nlohmann::json(not_converted);
   out["quantization_config"] = {{"quant_method", "awq"},      {"bits", o.bits},
                                 {"group_size", o.group_size}, {"zero_point", o.zero_point},
                                 {"version", "gemm"},          {"modules_to_not_convert", modules}};
@@ -189,17 +200,10 @@ absl::Status AwqExporter::WriteFloatLinear(int layer, std::string_view linear,
   return absl::OkStatus();
 }
 
-absl::Status AwqExporter::WriteLayerNorms(int layer, const LayerWeights& w) {
-  QUANTD_RETURN_IF_ERROR(
-      weights_->WriteFloat(LayerTensorName(layer, "input_layernorm.weight"), w.input_layernorm));
-  QUANTD_RETURN_IF_ERROR(weights_->WriteFloat(
-      LayerTensorName(layer, "post_attention_layernorm.weight"), w.post_attention_layernorm));
-  if (config_.qk_norm) {
-    if (!w.q_norm || !w.k_norm) return absl::InternalError("Qwen3 layer without q_norm/k_norm");
+absl::Status AwqExporter::WriteLayerFloats(int layer, const std::vector<NamedTensor>& tensors) {
+  for (const NamedTensor& t : tensors) {
     QUANTD_RETURN_IF_ERROR(
-        weights_->WriteFloat(LayerTensorName(layer, "self_attn.q_norm.weight"), *w.q_norm));
-    QUANTD_RETURN_IF_ERROR(
-        weights_->WriteFloat(LayerTensorName(layer, "self_attn.k_norm.weight"), *w.k_norm));
+        weights_->WriteFloat(LayerTensorName(layer, t.name + ".weight"), t.tensor));
   }
   return absl::OkStatus();
 }
@@ -229,7 +233,9 @@ absl::Status AwqExporter::StageSideFiles() {
   }
   QUANTD_RETURN_IF_ERROR(staged_.AddContent("quant_config.json", MakeQuantConfigJson(options_)));
   std::string modules;
-  for (const std::string& m : options_.modules_to_not_convert) absl::StrAppend(&modules, m, "\n");
+  for (const std::string& m : OutputModulesToNotConvert(config_, options_)) {
+    absl::StrAppend(&modules, m, "\n");
+  }
   return staged_.AddContent("modules_to_not_convert.txt", modules);
 }
 
@@ -243,7 +249,7 @@ absl::Status AwqExporter::RemoveStaleCheckpointFiles() const {
   for (const fs::directory_entry& entry : fs::directory_iterator(options_.output_dir, ec)) {
     std::string name = entry.path().filename().string();
     if (std::regex_match(name, kWeightFile) && keep.count(name) == 0) {
-      fs::remove(entry.path(), ec);
+      path_guard::Unlink(entry.path().string());  // Beneath the roots when confined.
     }
   }
   return absl::OkStatus();

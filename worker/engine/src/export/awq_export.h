@@ -6,9 +6,9 @@
 // and the output directory holds no new final name. model_dir is only read.
 //
 // Use from the pipeline:
-//   auto exporter = AwqExporter::Create(config, ExportOptions::From(options));
+//   auto exporter = AwqExporter::Create(config, ExportOptions::From(options, config));
 //   for each layer: exporter->WriteLinear(layer, "self_attn.q_proj", packed) ... and
-//                   exporter->WriteLayerNorms(layer, weights)
+//                   exporter->WriteLayerFloats(layer, norms)
 //   exporter->WriteFloat(kEmbedTokensName, embedding); ... kFinalNormName, kLmHeadName (untied)
 //   exporter->AddFile("quant_report.json", report);
 //   auto artifacts = exporter->Commit();
@@ -46,13 +46,18 @@ struct ExportOptions {
   // run's (a resumed run; see ReusedStagedWeights, MarkLayerWritten).
   bool reuse_staged = false;
 
-  static ExportOptions From(const QuantizeOptions& options);
+  // `config` resolves OutputDtype::kAuto (ResolveOutputDtype).
+  static ExportOptions From(const QuantizeOptions& options, const ModelConfig& config);
 };
 
-// DType of the float (non-quantized) tensors.
+// The output dtype of a run: as asked, or for kAuto float16 unless the family's activations
+// overflow float16 (ArchitectureSpec::float16_overflows), then bfloat16.
+OutputDtype ResolveOutputDtype(const ModelConfig& config, OutputDtype requested);
+
+// DType of the float (non-quantized) tensors (kAuto is resolved before: float16).
 DType FloatDTypeOf(OutputDtype dtype);
 
-// The seven Linears of a layer in AutoAWQ GEMM form (spec/output-format.md).
+// A quantized Linear in AutoAWQ GEMM form (spec/output-format.md).
 struct PackedLinear {
   std::vector<int32_t> qweight;  // [in, out / 8], 8 codes per word, AWQ order
   std::vector<int32_t> qzeros;   // [in / G, out / 8]
@@ -68,6 +73,13 @@ bool IsNotConverted(std::string_view module,
 // The output state dict, in Hugging Face order (see awq_export.cc).
 std::vector<PlannedTensor> PlanAwqStateDict(const ModelConfig& config,
                                             const ExportOptions& options);
+
+// modules_to_not_convert of the output: the caller's, plus in MoE models the full name of every
+// router and shared_expert_gate (kept float). vLLM's AWQ / AWQ-Marlin configs skip a Linear whose
+// prefix contains an entry (docs/moe.md); without them a loader that builds the router with the
+// quantization config would look for AWQ tensors the checkpoint does not have.
+std::vector<std::string> OutputModulesToNotConvert(const ModelConfig& config,
+                                                   const ExportOptions& options);
 
 // config.json of the output: the source's fields plus quantization_config, the output dtype and
 // use_cache false.
@@ -88,12 +100,14 @@ class AwqExporter {
   const std::vector<PlannedTensor>& state_dict() const { return weights_->state_dict(); }
   const std::string& output_dir() const { return staged_.dir(); }
 
-  // One quantized Linear of a layer; `linear` is one of kLayerLinearNames.
+  // One quantized Linear of a layer, by its name in the checkpoint ("self_attn.q_proj", or a fused
+  // "self_attn.qkv_proj" whole).
   absl::Status WriteLinear(int layer, std::string_view linear, const PackedLinear& packed);
   // A Linear left in float (listed in modules_to_not_convert).
   absl::Status WriteFloatLinear(int layer, std::string_view linear, const LinearWeights& weights);
-  // input/post_attention layernorm (and Qwen3 q/k norm) of a layer, in the output dtype.
-  absl::Status WriteLayerNorms(int layer, const LayerWeights& weights);
+  // The float tensors of a layer (its norms, named relative to the layer without ".weight"), in
+  // the output dtype.
+  absl::Status WriteLayerFloats(int layer, const std::vector<NamedTensor>& tensors);
   // Any float tensor of the plan by full name (embedding, final norm, lm_head).
   absl::Status WriteFloat(std::string_view name, const Tensor& tensor);
   // Part of one from a source tensor's raw bytes in `source` dtype

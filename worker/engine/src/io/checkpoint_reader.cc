@@ -1,10 +1,13 @@
 #include "io/checkpoint_reader.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "io/json_file.h"
+#include "io/moe_checkpoint.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
 
@@ -145,8 +148,18 @@ absl::Status CheckpointReader::CheckAgainstConfig(const ModelConfig& config) con
     QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, nullptr));
   }
   for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
-    for (const TensorSpec& spec : SourceLayerTensors(config, layer)) {
-      QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, nullptr));
+    QUANTD_ASSIGN_OR_RETURN(const ExpertLayout experts, FindExpertLayout(*this, config, layer));
+    if (experts == ExpertLayout::kFused) {
+      for (const TensorSpec& spec : FusedExpertTensors(config, layer)) {
+        QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, nullptr));
+      }
+    }
+    for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
+      if (experts == ExpertLayout::kFused && FromFusedExperts(config, t.name)) continue;
+      const std::string base = LayerTensorName(layer, t.name);
+      QUANTD_RETURN_IF_ERROR(CheckTensor({base + ".weight", t.shape}, &file, nullptr));
+      if (t.bias)
+        QUANTD_RETURN_IF_ERROR(CheckTensor({base + ".bias", {t.shape[0]}}, &file, nullptr));
     }
   }
   // A layer beyond num_hidden_layers means the config and weights disagree.
@@ -167,31 +180,41 @@ absl::StatusOr<LayerWeights> CheckpointReader::LoadLayer(const ModelConfig& conf
     return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " out of range"));
   }
   LayerWeights w;
-  LinearWeights* linears[] = {&w.q_proj,    &w.k_proj,  &w.v_proj,   &w.o_proj,
-                              &w.gate_proj, &w.up_proj, &w.down_proj};
-  std::vector<int64_t> out = LinearOutFeatures(config);
-  std::vector<int64_t> in = LinearInFeatures(config);
-  for (size_t i = 0; i < 7; ++i) {
-    std::string base = LayerTensorName(layer, kLayerLinearNames[i]);
-    QUANTD_ASSIGN_OR_RETURN(linears[i]->weight, ReadExpected(base + ".weight", {out[i], in[i]}));
-    if (config.attention_bias && i < 3) {
-      QUANTD_ASSIGN_OR_RETURN(linears[i]->bias, ReadExpected(base + ".bias", {out[i]}));
+  w.index = layer;
+  QUANTD_ASSIGN_OR_RETURN(const ExpertLayout experts, FindExpertLayout(*this, config, layer));
+  if (experts == ExpertLayout::kFused) {
+    QUANTD_RETURN_IF_ERROR(LoadFusedExperts(*this, config, layer, &w));
+  }
+  for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
+    if (experts == ExpertLayout::kFused && FromFusedExperts(config, t.name)) continue;
+    const std::string base = LayerTensorName(layer, t.name);
+    QUANTD_ASSIGN_OR_RETURN(Tensor weight, ReadExpected(base + ".weight", t.shape));
+    std::optional<Tensor> bias;
+    if (t.bias) {
+      QUANTD_ASSIGN_OR_RETURN(bias, ReadExpected(base + ".bias", {t.shape[0]}));
+    }
+    if (!t.linear) {
+      *FindFloatTensor(&w, t.name) = std::move(weight);
+      continue;
+    }
+    if (t.parts.empty()) {
+      *FindLinear(&w, t.name) = {std::move(weight), std::move(bias)};
+      continue;
+    }
+    // A fused Linear: its canonical parts are consecutive row blocks.
+    const int64_t cols = t.shape[1];
+    int64_t row = 0;
+    for (const LinearPart& p : t.parts) {
+      LinearWeights* part = FindLinear(&w, p.name);
+      part->weight = Tensor({p.rows, cols});
+      std::copy_n(weight.ptr() + row * cols, p.rows * cols, part->weight.ptr());
+      if (bias.has_value()) {
+        part->bias = Tensor({p.rows});
+        std::copy_n(bias->ptr() + row, p.rows, part->bias->ptr());
+      }
+      row += p.rows;
     }
   }
-  if (config.qk_norm) {
-    QUANTD_ASSIGN_OR_RETURN(
-        w.q_norm,
-        ReadExpected(LayerTensorName(layer, "self_attn.q_norm.weight"), {config.head_dim}));
-    QUANTD_ASSIGN_OR_RETURN(
-        w.k_norm,
-        ReadExpected(LayerTensorName(layer, "self_attn.k_norm.weight"), {config.head_dim}));
-  }
-  QUANTD_ASSIGN_OR_RETURN(
-      w.input_layernorm,
-      ReadExpected(LayerTensorName(layer, "input_layernorm.weight"), {config.hidden_size}));
-  QUANTD_ASSIGN_OR_RETURN(w.post_attention_layernorm,
-                          ReadExpected(LayerTensorName(layer, "post_attention_layernorm.weight"),
-                                       {config.hidden_size}));
   return w;
 }
 
@@ -211,26 +234,26 @@ absl::Status CheckQuantizableGeometry(const ModelConfig& config, int group_size,
     return absl::InvalidArgumentError(
         absl::StrCat("group_size must be positive, found ", group_size));
   }
-  std::vector<int64_t> out = LinearOutFeatures(config);
-  std::vector<int64_t> in = LinearInFeatures(config);
+  const std::vector<LinearSpec> linears = LayerLinears(config);
   for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
-    for (size_t i = 0; i < 7; ++i) {
-      std::string module = LayerTensorName(layer, kLayerLinearNames[i]);
+    for (const LinearSpec& l : linears) {
+      // Fused Linears are one module to vLLM (all quantized or none), so the source name counts.
+      const std::string module = LayerTensorName(layer, l.source);
       bool skipped = false;
       for (const std::string& m : modules_to_not_convert) {
         if (!m.empty() && module.find(m) != std::string::npos) skipped = true;
       }
       if (skipped) continue;
-      if (in[i] % group_size != 0) {
+      if (l.in % group_size != 0) {
         return absl::FailedPreconditionError(
-            absl::StrCat("module ", module, ": in_features ", in[i],
+            absl::StrCat("module ", module, ": in_features ", l.in,
                          " is not divisible by group_size ", group_size,
                          "; choose a group size that divides it or list the module in "
                          "modules_to_not_convert"));
       }
-      if (out[i] % 8 != 0) {
+      if (l.out % 8 != 0) {
         return absl::FailedPreconditionError(
-            absl::StrCat("module ", module, ": out_features ", out[i],
+            absl::StrCat("module ", LayerTensorName(layer, l.name), ": out_features ", l.out,
                          " is not a multiple of 8, which the GEMM packing needs"));
       }
     }

@@ -48,12 +48,16 @@ class CheckpointReader {
   // lm_head.weight; for tied models the embedding.
   absl::StatusOr<Tensor> LoadLmHead(const ModelConfig& config) const;
 
- private:
-  CheckpointReader() = default;
+  // A float tensor that must exist with `spec`'s shape: InvalidArgument naming the tensor, the
+  // file, the expected and the found shape (or dtype) otherwise. `file` / `entry` may be null.
   absl::Status CheckTensor(const TensorSpec& spec, const SafetensorsFile** file,
                            const SafetensorsEntry** entry) const;
+  // CheckTensor, then its values as float32.
   absl::StatusOr<Tensor> ReadExpected(std::string_view name,
                                       const std::vector<int64_t>& shape) const;
+
+ private:
+  CheckpointReader() = default;
 
   std::string model_dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

@@ -13,13 +13,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "io/sha256.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
 
 absl::Status ErrnoError(std::string_view what, const std::string& path) {
   int err = errno;
-  std::string message = absl::StrCat(std::string(what), " ", path, ": ", std::strerror(err));
+  std::string message =
+      absl::StrCat(std::string(what), " ", path, ": ", path_guard::ErrorText(err));
   if (err == ENOENT) return absl::NotFoundError(message);
   if (err == ENOSPC) return absl::ResourceExhaustedError(message);
   return absl::InternalError(message);
@@ -42,7 +44,7 @@ class FdCloser {
 }  // namespace
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = path_guard::Open(path, O_RDONLY);
   if (fd < 0) return ErrnoError("cannot open", path);
   FdCloser closer(fd);
   struct stat st;
@@ -74,7 +76,8 @@ bool IsTemporaryName(std::string_view name) {
 }
 
 absl::Status WriteFileAndSync(const std::string& path, std::string_view content) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted at a temporary name must not redirect the write.
+  int fd = path_guard::Open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
   if (fd < 0) return ErrnoError("cannot create", path);
   absl::Status status;
   size_t done = 0;
@@ -95,11 +98,11 @@ absl::Status WriteFileAndSync(const std::string& path, std::string_view content)
 absl::Status WriteFileAtomically(const std::string& path, std::string_view content) {
   std::string tmp = TemporaryPathFor(path);
   absl::Status status = WriteFileAndSync(tmp, content);
-  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (status.ok() && path_guard::Rename(tmp, path) != 0) {
     status = ErrnoError(absl::StrCat("cannot rename ", tmp, " to"), path);
   }
   if (!status.ok()) {
-    ::unlink(tmp.c_str());
+    path_guard::Unlink(tmp);
     return status;
   }
   return SyncDirectory(std::filesystem::path(path).parent_path().string());
@@ -107,7 +110,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 
 absl::Status SyncDirectory(const std::string& dir) {
   std::string d = dir.empty() ? "." : dir;
-  int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = path_guard::Open(d, O_RDONLY | O_DIRECTORY);
   if (fd < 0) return ErrnoError("cannot open directory", d);
   FdCloser closer(fd);
   if (::fsync(fd) != 0 && errno != EINVAL) return ErrnoError("cannot fsync directory", d);
@@ -115,24 +118,26 @@ absl::Status SyncDirectory(const std::string& dir) {
 }
 
 absl::Status EnsureDirectory(const std::string& dir, std::string_view what) {
-  std::error_code ec;
-  if (std::filesystem::exists(dir, ec)) {
-    if (!std::filesystem::is_directory(dir, ec)) {
+  const int fd = path_guard::Open(dir, O_PATH);
+  if (fd >= 0) {
+    struct stat st;
+    const bool is_dir = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    ::close(fd);
+    if (!is_dir) {
       return absl::InvalidArgumentError(
           absl::StrCat(std::string(what), " ", dir, " exists and is not a directory"));
     }
     return absl::OkStatus();
   }
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot create ", std::string(what), " ", dir, ": ", ec.message()));
+  if (path_guard::MakeDirectories(dir) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot create ", std::string(what), " ", dir,
+                                                   ": ", path_guard::ErrorText(errno)));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<Artifact> DescribeArtifact(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = path_guard::Open(path, O_RDONLY);
   if (fd < 0) return ErrnoError("cannot open", path);
   FdCloser closer(fd);
   Sha256 sha;

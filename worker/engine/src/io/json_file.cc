@@ -29,6 +29,16 @@ bool JsonFields::Has(const char* key) const {
 
 std::string JsonFields::FieldName(const char* key) const { return absl::StrCat(prefix_, key); }
 
+const nlohmann::json* JsonFields::Find(const char* key) const {
+  auto it = object_.find(key);
+  return it == object_.end() || it->is_null() ? nullptr : &*it;
+}
+
+absl::Status JsonFields::Unsupported(const char* key, std::string_view what) const {
+  return absl::FailedPreconditionError(
+      absl::StrCat(origin_, ": field '", FieldName(key), "': ", std::string(what)));
+}
+
 absl::Status JsonFields::Error(const char* key, std::string_view what) const {
   return absl::InvalidArgumentError(
       absl::StrCat(origin_, ": field '", FieldName(key), "': ", std::string(what)));

@@ -28,14 +28,20 @@ class JsonFields {
       : object_(object), origin_(origin), prefix_(prefix) {}
 
   bool Has(const char* key) const;
+  const std::string& origin() const { return origin_; }
   absl::StatusOr<std::optional<int64_t>> OptionalInt(const char* key) const;
   absl::StatusOr<int64_t> RequiredInt(const char* key) const;
   absl::StatusOr<std::optional<double>> OptionalNumber(const char* key) const;
   absl::StatusOr<std::optional<bool>> OptionalBool(const char* key) const;
   absl::StatusOr<std::optional<std::string>> OptionalString(const char* key) const;
 
-  // "<origin>: field '<prefix><key>': <what>".
+  // The field's value, or nullptr when missing or null.
+  const nlohmann::json* Find(const char* key) const;
+
+  // "<origin>: field '<prefix><key>': <what>": InvalidArgument for malformed values, and
+  // FailedPrecondition (Unsupported) for well-formed ones the engine does not implement.
   absl::Status Error(const char* key, std::string_view what) const;
+  absl::Status Unsupported(const char* key, std::string_view what) const;
   std::string FieldName(const char* key) const;
 
  private:

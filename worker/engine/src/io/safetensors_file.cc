@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "io/json_file.h"
 #include "io/status_macros.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -34,9 +36,10 @@ std::optional<DType> ParseSafetensorsDType(std::string_view name) {
 }
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = path_guard::Open(path, O_RDONLY);
   if (fd < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot open ", path, ": ", path_guard::ErrorText(errno)));
   }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -172,7 +175,20 @@ absl::StatusOr<Tensor> SafetensorsFile::ReadFloat(const SafetensorsEntry& e) con
   Tensor t(e.shape);
   ToFloat32(e.dtype, Bytes(e).data(), t.data.size(), t.ptr());
   ReleasePages(Bytes(e));
+  QUANTD_RETURN_IF_ERROR(CheckFiniteWeights(path_, e.name, t.ptr(), t.data.size()));
   return t;
+}
+
+absl::Status CheckFiniteWeights(std::string_view file, std::string_view tensor, const float* values,
+                                size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (std::isfinite(values[i])) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(file), ": tensor \"", std::string(tensor), "\" holds ",
+        std::isnan(values[i]) ? "NaN" : (values[i] > 0 ? "+inf" : "-inf"), " at element ", i,
+        " (non-finite weights cannot be quantized; the checkpoint is corrupt or diverged)"));
+  }
+  return absl::OkStatus();
 }
 
 void SafetensorsFile::ReleasePages(absl::Span<const uint8_t> bytes) const {
@@ -192,7 +208,7 @@ absl::StatusOr<std::vector<int32_t>> SafetensorsFile::ReadInt32(const Safetensor
                                                    ", expected I32"));
   }
   std::vector<int32_t> values(static_cast<size_t>(e.numel()));
-  std::memcpy(values.data(), Bytes(e).data(), values.size() * 4);
+  if (!values.empty()) std::memcpy(values.data(), Bytes(e).data(), values.size() * 4);
   return values;
 }
 

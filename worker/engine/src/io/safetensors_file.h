@@ -31,6 +31,11 @@ struct SafetensorsEntry {
   int64_t numel() const { return Tensor::NumElements(shape); }
 };
 
+// InvalidArgument naming the tensor and file when `values` holds a NaN or an infinity: such a
+// checkpoint cannot be quantized, and found at load it fails the job before any work on it.
+absl::Status CheckFiniteWeights(std::string_view file, std::string_view tensor, const float* values,
+                                size_t count);
+
 // Parses DTypeName() spellings; anything else is nullopt.
 std::optional<DType> ParseSafetensorsDType(std::string_view name);
 

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -99,14 +100,15 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   for (int i = 0; i < 8; ++i) prefix[i] = static_cast<uint8_t>(n >> (8 * i));
   w->data_start_ = 8 + n;
   if (reuse_existing) {
-    w->fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    w->fd_ = path_guard::Open(path, O_RDWR | O_NOFOLLOW);
     if (w->fd_ >= 0 && HasLayout(w->fd_, w->layout_.file_size(), prefix, w->layout_.header)) {
       w->reused_ = true;
       return w;
     }
     if (w->fd_ >= 0) ::close(w->fd_);
   }
-  w->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted at the temporary name must not redirect the write.
+  w->fd_ = path_guard::Open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
   if (w->fd_ < 0) return ErrnoStatus("cannot create", path);
   if (::ftruncate(w->fd_, static_cast<off_t>(w->layout_.file_size())) != 0) {
     return ErrnoStatus("cannot size", path);

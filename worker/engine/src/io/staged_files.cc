@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "io/file_util.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 
@@ -42,11 +43,11 @@ absl::Status StagedFiles::Commit() {
   for (size_t i = 0; i < names_.size(); ++i) {
     std::string final_path = FinalPath(names_[i]);
     std::string tmp = TemporaryPathFor(final_path);
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-      absl::Status error = absl::InternalError(
-          absl::StrCat("cannot rename ", tmp, " to ", final_path, ": ", std::strerror(errno)));
+    if (path_guard::Rename(tmp, final_path) != 0) {
+      absl::Status error = absl::InternalError(absl::StrCat(
+          "cannot rename ", tmp, " to ", final_path, ": ", path_guard::ErrorText(errno)));
       // Leave nothing half-committed under a final name.
-      for (size_t j = 0; j < i; ++j) ::unlink(FinalPath(names_[j]).c_str());
+      for (size_t j = 0; j < i; ++j) path_guard::Unlink(FinalPath(names_[j]));
       Abort();
       return error;
     }
@@ -57,7 +58,7 @@ absl::Status StagedFiles::Commit() {
 
 void StagedFiles::Abort() {
   if (done_) return;
-  for (const std::string& name : names_) ::unlink(TemporaryPathFor(FinalPath(name)).c_str());
+  for (const std::string& name : names_) path_guard::Unlink(TemporaryPathFor(FinalPath(name)));
   done_ = true;
 }
 

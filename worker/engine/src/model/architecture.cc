@@ -1,78 +1,58 @@
 #include "model/architecture.h"
 
 #include "absl/strings/str_cat.h"
-#include "model/layer_weights.h"
 
 namespace quantd::engine {
-namespace {
 
-constexpr ArchitectureInfo kArchitectures[] = {
-    {Architecture::kLlama, "LlamaForCausalLM", "llama", /*qkv_bias=*/false, /*qk_norm=*/false},
-    {Architecture::kQwen2, "Qwen2ForCausalLM", "qwen2", /*qkv_bias=*/true, /*qk_norm=*/false},
-    {Architecture::kMistral, "MistralForCausalLM", "mistral", /*qkv_bias=*/false,
-     /*qk_norm=*/false},
-    {Architecture::kQwen3, "Qwen3ForCausalLM", "qwen3", /*qkv_bias=*/false, /*qk_norm=*/true},
-};
-
-}  // namespace
-
-absl::Span<const ArchitectureInfo> SupportedArchitectures() { return kArchitectures; }
-
-const ArchitectureInfo* FindArchitecture(std::string_view hf_class) {
-  for (const ArchitectureInfo& info : kArchitectures) {
-    if (hf_class == info.hf_class) return &info;
+std::vector<LinearSpec> LayerLinears(const ModelConfig& c) {
+  std::vector<LinearSpec> out;
+  for (const LayerTensorSpec& t : c.arch->layer_tensors(c)) {
+    if (!t.linear) continue;
+    const bool clip = AutoAwqClips(t.name);
+    if (t.parts.empty()) {
+      out.push_back({t.name, t.name, t.shape[0], t.shape[1], t.bias, clip});
+      continue;
+    }
+    for (const LinearPart& p : t.parts) {
+      out.push_back({p.name, t.name, p.rows, t.shape[1], t.bias, clip});
+    }
   }
-  return nullptr;
+  return out;
 }
 
-const ArchitectureInfo& InfoOf(Architecture architecture) {
-  for (const ArchitectureInfo& info : kArchitectures) {
-    if (info.architecture == architecture) return info;
+std::vector<LayerTensorSpec> LayerFloatTensors(const ModelConfig& c) {
+  std::vector<LayerTensorSpec> out;
+  for (LayerTensorSpec& t : c.arch->layer_tensors(c)) {
+    if (!t.linear) out.push_back(std::move(t));
   }
-  return kArchitectures[0];
+  return out;
 }
 
-std::string SupportedArchitectureList() {
-  std::string list;
-  for (const ArchitectureInfo& info : kArchitectures) {
-    absl::StrAppend(&list, list.empty() ? "" : ", ", info.hf_class);
+std::vector<NamedTensor> TakeFloatTensors(const ModelConfig& c, LayerWeights* layer) {
+  std::vector<NamedTensor> out;
+  for (const LayerTensorSpec& t : LayerFloatTensors(c)) {
+    out.push_back({t.name, std::move(*FindFloatTensor(layer, t.name))});
   }
-  return list;
+  return out;
+}
+
+bool AutoAwqClips(std::string_view name) {
+  for (std::string_view avoid : {"q_", "k_", "query", "key", "Wqkv"}) {
+    if (name.find(avoid) != std::string_view::npos) return false;
+  }
+  return true;
 }
 
 std::string LayerTensorName(int layer, std::string_view suffix) {
   return absl::StrCat("model.layers.", layer, ".", std::string(suffix));
 }
 
-std::vector<int64_t> LinearOutFeatures(const ModelConfig& c) {
-  int64_t q = int64_t{c.num_attention_heads} * c.head_dim;
-  int64_t kv = int64_t{c.num_key_value_heads} * c.head_dim;
-  return {q, kv, kv, c.hidden_size, c.intermediate_size, c.intermediate_size, c.hidden_size};
-}
-
-std::vector<int64_t> LinearInFeatures(const ModelConfig& c) {
-  int64_t q = int64_t{c.num_attention_heads} * c.head_dim;
-  return {c.hidden_size, c.hidden_size, c.hidden_size,      q,
-          c.hidden_size, c.hidden_size, c.intermediate_size};
-}
-
 std::vector<TensorSpec> SourceLayerTensors(const ModelConfig& c, int layer) {
-  std::vector<int64_t> out = LinearOutFeatures(c);
-  std::vector<int64_t> in = LinearInFeatures(c);
   std::vector<TensorSpec> specs;
-  for (size_t i = 0; i < 7; ++i) {
-    std::string linear = kLayerLinearNames[i];
-    specs.push_back({LayerTensorName(layer, linear + ".weight"), {out[i], in[i]}});
-    if (c.attention_bias && i < 3) {
-      specs.push_back({LayerTensorName(layer, linear + ".bias"), {out[i]}});
-    }
-    if (c.qk_norm && i == 3) {
-      specs.push_back({LayerTensorName(layer, "self_attn.q_norm.weight"), {c.head_dim}});
-      specs.push_back({LayerTensorName(layer, "self_attn.k_norm.weight"), {c.head_dim}});
-    }
+  for (const LayerTensorSpec& t : c.arch->layer_tensors(c)) {
+    specs.push_back({LayerTensorName(layer, t.name + ".weight"), t.shape});
+    if (t.bias) specs.push_back({LayerTensorName(layer, t.name + ".bias"), {t.shape[0]}});
   }
-  specs.push_back({LayerTensorName(layer, "input_layernorm.weight"), {c.hidden_size}});
-  specs.push_back({LayerTensorName(layer, "post_attention_layernorm.weight"), {c.hidden_size}});
   return specs;
 }
 

@@ -1,7 +1,9 @@
-// One record per supported decoder architecture: everything that differs between them (the
-// Hugging Face class name, q/k/v bias, q/k norms), so no other file needs a switch over
-// architectures. The tensor names of the source checkpoint are derived from the record and the
-// geometry of a ModelConfig.
+// ArchitectureSpec: one record per supported decoder family, defined in its own file under
+// model/families/ and listed in model/registry.cc. A record is everything that differs between
+// families: how its config.json is read (its forward-pass features go into ModelConfig), which
+// tensors a decoder layer holds (fused source Linears included), and AutoAWQ's scaling groups for
+// it. The rest of the engine reads the record and the ModelConfig features; no other file switches
+// over families. This header also derives the checkpoint's tensor names and shapes from a record.
 #ifndef QUANTD_ENGINE_MODEL_ARCHITECTURE_H_
 #define QUANTD_ENGINE_MODEL_ARCHITECTURE_H_
 
@@ -10,28 +12,73 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/types/span.h"
+#include "absl/status/status.h"
+#include "io/json_file.h"
+#include "model/layer_weights.h"
 #include "model/model_config.h"
+#include "model/scaling_group.h"
 
 namespace quantd::engine {
 
-struct ArchitectureInfo {
-  Architecture architecture;
-  const char* hf_class;    // config.json "architectures"[0], e.g. "Qwen2ForCausalLM"
-  const char* model_type;  // config.json "model_type", e.g. "qwen2"
-  bool qkv_bias;           // q/k/v_proj always carry a bias
-  bool qk_norm;            // self_attn.q_norm / k_norm (RMSNorm over head_dim)
+// A canonical Linear that a fused source Linear holds, stacked by output rows.
+struct LinearPart {
+  std::string name;  // canonical, relative to the layer: "self_attn.q_proj"
+  int64_t rows = 0;
 };
 
-// All supported architectures, in a fixed order.
-absl::Span<const ArchitectureInfo> SupportedArchitectures();
+// One source tensor of a decoder layer (a Linear's weight, with its bias, or a float tensor),
+// named relative to the layer without ".weight".
+struct LayerTensorSpec {
+  std::string name;               // "self_attn.q_proj", "self_attn.qkv_proj", "input_layernorm"
+  std::vector<int64_t> shape;     // of name + ".weight"
+  bool linear = false;            // a quantized Linear (else a float tensor, written as is)
+  bool bias = false;              // name + ".bias" [out] too
+  std::vector<LinearPart> parts;  // a fused Linear: the canonical Linears it stacks; else empty
+};
 
-// The record for a Hugging Face class name, or nullptr.
-const ArchitectureInfo* FindArchitecture(std::string_view hf_class);
-const ArchitectureInfo& InfoOf(Architecture architecture);
+struct ArchitectureSpec {
+  const char* name;                      // short key for docs and tests: "llama", "gemma2", ...
+  const char* hf_class;                  // config.json "architectures"[0]: "Gemma2ForCausalLM"
+  std::vector<std::string> model_types;  // config.json "model_type" values it accepts
+  const char* autoawq_class;             // AutoAWQ 0.2.9's class for it ("" where AutoAWQ has none)
+  bool tied_embeddings_by_default;       // transformers' default of tie_word_embeddings
+  // Its activations exceed float16's range (Gemma): computed in float32 when the checkpoint is
+  // float16, exported in bfloat16 unless float16 is asked for.
+  bool float16_overflows;
+  // The auto_map "AutoModelForCausalLM" entry of checkpoints that predate the family's
+  // integration into transformers (whose remote code is the native class), or "" (auto_map
+  // refused).
+  const char* native_remote_code;
+  // Reads the family's fields of config.json into `config`, after the common ones (geometry,
+  // dtype, RoPE; layer_attention holds one full-attention entry per layer).
+  absl::Status (*parse)(const JsonFields& fields, ModelConfig* config);
+  // The decoder layer's source tensors, in Hugging Face state-dict order.
+  std::vector<LayerTensorSpec> (*layer_tensors)(const ModelConfig& config);
+  // AutoAWQ's scaling groups of a layer, in its order.
+  std::vector<ScalingGroup> (*scaling_groups)(const ModelConfig& config);
+};
 
-// "LlamaForCausalLM, Qwen2ForCausalLM, ..." for error messages.
-std::string SupportedArchitectureList();
+// A quantized Linear of a layer in the engine's (canonical, unfused) form.
+struct LinearSpec {
+  std::string name;    // canonical: "self_attn.q_proj"
+  std::string source;  // the checkpoint's Linear holding it: itself or a fused one
+  int64_t out = 0, in = 0;
+  bool bias = false;
+  bool clip = false;  // AutoAWQ's clip search covers it (decided on the source name)
+};
+
+// The quantized Linears of a layer, canonical, in state-dict order.
+std::vector<LinearSpec> LayerLinears(const ModelConfig& config);
+
+// The float tensors of a layer (norms), in state-dict order.
+std::vector<LayerTensorSpec> LayerFloatTensors(const ModelConfig& config);
+
+// Moves the layer's float tensors (LayerFloatTensors order) out of `layer`.
+std::vector<NamedTensor> TakeFloatTensors(const ModelConfig& config, LayerWeights* layer);
+
+// AutoAWQ skips the clip search for Linears whose name contains "q_", "k_", "query", "key" or
+// "Wqkv" ("due to qk bmm"); a fused qkv_proj matches none, so it is clipped whole.
+bool AutoAwqClips(std::string_view linear_name);
 
 // A named tensor with its expected shape.
 struct TensorSpec {
@@ -41,10 +88,6 @@ struct TensorSpec {
 
 // "model.layers.<layer>.<suffix>".
 std::string LayerTensorName(int layer, std::string_view suffix);
-
-// Output features of each of the seven Linears of kLayerLinearNames, in that order.
-std::vector<int64_t> LinearOutFeatures(const ModelConfig& config);
-std::vector<int64_t> LinearInFeatures(const ModelConfig& config);
 
 // The float tensors one layer of the source checkpoint holds, in Hugging Face state-dict order.
 std::vector<TensorSpec> SourceLayerTensors(const ModelConfig& config, int layer);

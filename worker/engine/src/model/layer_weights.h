@@ -1,34 +1,81 @@
 // The float weights of one decoder layer, as loaded from the checkpoint (exact float32 copies of
-// the stored values) and as modified in place by AWQ scaling and clipping.
+// the stored values) and as modified in place by AWQ scaling and clipping. A layer holds the union
+// of what the supported families' layers can have; which of it a family uses is described by its
+// record (model/architecture.h), and every tensor is reachable by its name relative to the layer
+// ("self_attn.q_proj", "input_layernorm"), so scaling groups and tensor lists stay data.
 #ifndef QUANTD_ENGINE_MODEL_LAYER_WEIGHTS_H_
 #define QUANTD_ENGINE_MODEL_LAYER_WEIGHTS_H_
 
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/tensor.h"
 
 namespace quantd::engine {
 
 struct LinearWeights {
-  Tensor weight;              // [out_features, in_features], PyTorch nn.Linear layout.
+  Tensor weight;               // [out_features, in_features], PyTorch nn.Linear layout.
   std::optional<Tensor> bias;  // [out_features]
   int64_t out_features() const { return weight.dim(0); }
   int64_t in_features() const { return weight.dim(1); }
 };
 
-struct LayerWeights {
-  Tensor input_layernorm;           // [hidden]
-  Tensor post_attention_layernorm;  // [hidden]
-  LinearWeights q_proj, k_proj, v_proj, o_proj;
+// One SiLU-gated MLP of a sparse MoE block: down(silu(gate(x)) · up(x)). Mixtral's w1 / w3 / w2.
+struct ExpertWeights {
   LinearWeights gate_proj, up_proj, down_proj;
-  std::optional<Tensor> q_norm, k_norm;  // Qwen3: [head_dim]
 };
 
-// The seven quantized Linears of a layer, in state-dict order, with their names relative to the
-// layer ("self_attn.q_proj", ...).
-inline constexpr const char* kLayerLinearNames[] = {
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+// A sparse MoE block (model/moe_layout.h names its tensors).
+struct MoeWeights {
+  LinearWeights router;  // [num_experts, hidden]; float, never quantized
+  std::vector<ExpertWeights> experts;
+  std::optional<ExpertWeights> shared_expert;       // Qwen2-MoE
+  std::optional<LinearWeights> shared_expert_gate;  // Qwen2-MoE: [1, hidden]; float
+};
+
+// Canonical names, relative to the layer. Fused source Linears (Phi-3's qkv_proj, gate_up_proj)
+// are split into these on load and joined again on export.
+inline constexpr char kQProj[] = "self_attn.q_proj";
+inline constexpr char kKProj[] = "self_attn.k_proj";
+inline constexpr char kVProj[] = "self_attn.v_proj";
+inline constexpr char kOProj[] = "self_attn.o_proj";
+inline constexpr char kGateProj[] = "mlp.gate_proj";
+inline constexpr char kUpProj[] = "mlp.up_proj";
+inline constexpr char kDownProj[] = "mlp.down_proj";
+inline constexpr char kInputNorm[] = "input_layernorm";
+inline constexpr char kPostAttentionNorm[] = "post_attention_layernorm";
+inline constexpr char kPreFeedforwardNorm[] = "pre_feedforward_layernorm";
+inline constexpr char kPostFeedforwardNorm[] = "post_feedforward_layernorm";
+inline constexpr char kQNorm[] = "self_attn.q_norm";
+inline constexpr char kKNorm[] = "self_attn.k_norm";
+
+struct LayerWeights {
+  int index = 0;           // the layer's number in the model (per-layer attention settings)
+  Tensor input_layernorm;  // [hidden]
+  Tensor post_attention_layernorm;  // [hidden]; Gemma 2/3: the norm of the attention output
+  LinearWeights q_proj, k_proj, v_proj, o_proj;
+  LinearWeights gate_proj, up_proj, down_proj;
+  std::optional<Tensor> q_norm, k_norm;  // Qwen3, Gemma 3: [head_dim]
+  // Gemma 2/3: the norms before and after the MLP.
+  std::optional<Tensor> pre_feedforward_layernorm, post_feedforward_layernorm;
+  // MoE families: the sparse block in the MLP's place (gate/up/down_proj stay empty).
+  std::optional<MoeWeights> moe;
+};
+
+// A Linear or float tensor of a layer by its name relative to the layer; nullptr for names the
+// layer has no slot for (a float tensor's slot is returned even when the family leaves it empty).
+LinearWeights* FindLinear(LayerWeights* layer, std::string_view name);
+const LinearWeights* FindLinear(const LayerWeights& layer, std::string_view name);
+Tensor* FindFloatTensor(LayerWeights* layer, std::string_view name);
+const Tensor* FindFloatTensor(const LayerWeights& layer, std::string_view name);
+
+// A float tensor of a layer with its name relative to the layer ("input_layernorm").
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
 
 }  // namespace quantd::engine
 

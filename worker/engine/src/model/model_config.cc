@@ -1,5 +1,6 @@
 #include "model/model_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -8,6 +9,8 @@
 #include "io/json_file.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/families/family_parsing.h"
+#include "model/registry.h"
 
 namespace quantd::engine {
 namespace {
@@ -89,7 +92,68 @@ absl::Status ParseRope(const nlohmann::json& rope, const std::string& field, std
   return absl::OkStatus();
 }
 
+// Multimodal checkpoints (a vision tower beside a language model) are refused: the reason, and
+// what the language model is when quantd knows its family.
+std::string MultimodalHint(const nlohmann::json& json) {
+  auto text = json.find("text_config");
+  if (text == json.end() || !text->is_object()) return "";
+  std::string family;
+  if (auto t = text->find("model_type"); t != text->end() && t->is_string()) {
+    if (const ArchitectureSpec* a = FindArchitectureByModelType(t->get<std::string>())) {
+      family = absl::StrCat(" (its language model, model_type \"", t->get<std::string>(), "\", is ",
+                            a->hf_class, ", which is supported)");
+    }
+  }
+  return absl::StrCat(
+      ": it is a multimodal checkpoint", family,
+      ". quantd quantizes text-only checkpoints; save the language model alone as a *ForCausalLM "
+      "checkpoint and quantize that (docs/architectures.md, \"Multimodal checkpoints\")");
+}
+
+// The family's record: from "architectures" when present, else from "model_type" (configs written
+// by hand or by tools that drop "architectures").
+absl::StatusOr<const ArchitectureSpec*> FindFamily(const nlohmann::json& json, const JsonFields& f,
+                                                   std::string_view path, std::string* hf_class) {
+  auto arch_it = json.find("architectures");
+  if (arch_it != json.end() && !arch_it->is_null()) {
+    if (!arch_it->is_array() || arch_it->empty() || !(*arch_it)[0].is_string()) {
+      return f.Error("architectures", absl::StrCat("expected a list with the model class, one of ",
+                                                   SupportedArchitectureList()));
+    }
+    *hf_class = (*arch_it)[0].get<std::string>();
+    const ArchitectureSpec* spec = FindArchitecture(*hf_class);
+    if (spec == nullptr || arch_it->size() != 1) {
+      return Unsupported(
+          path, "architectures",
+          absl::StrCat("model class ", arch_it->dump(), " is not supported", MultimodalHint(json),
+                       "; supported: ", SupportedArchitectureList()));
+    }
+    return spec;
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::optional<std::string> model_type, f.OptionalString("model_type"));
+  if (!model_type.has_value()) {
+    return f.Error("architectures",
+                   absl::StrCat("missing, and there is no model_type either; expected one of ",
+                                SupportedArchitectureList()));
+  }
+  const ArchitectureSpec* spec = FindArchitectureByModelType(*model_type);
+  if (spec == nullptr) {
+    return Unsupported(
+        path, "model_type",
+        absl::StrCat("model_type \"", *model_type, "\" is not supported", MultimodalHint(json),
+                     "; supported: ", SupportedArchitectureList()));
+  }
+  *hf_class = spec->hf_class;
+  return spec;
+}
+
 }  // namespace
+
+int ModelConfig::max_sliding_window() const {
+  int w = 0;
+  for (const LayerAttention& a : layer_attention) w = std::max(w, a.sliding_window);
+  return w;
+}
 
 absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json, std::string_view path) {
   if (!json.is_object()) {
@@ -99,30 +163,21 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json, std::st
   JsonFields f(json, path);
   ModelConfig config;
   config.raw = json;
+  QUANTD_ASSIGN_OR_RETURN(config.arch, FindFamily(json, f, path, &config.architecture_name));
+  const ArchitectureSpec& arch = *config.arch;
 
-  auto arch_it = json.find("architectures");
-  if (arch_it == json.end() || !arch_it->is_array() || arch_it->empty() ||
-      !(*arch_it)[0].is_string()) {
-    return f.Error("architectures", absl::StrCat("expected a list with the model class, one of ",
-                                                 SupportedArchitectureList()));
-  }
-  config.architecture_name = (*arch_it)[0].get<std::string>();
-  const ArchitectureInfo* info = FindArchitecture(config.architecture_name);
-  if (info == nullptr || arch_it->size() != 1) {
-    return Unsupported(path, "architectures",
-                       absl::StrCat("model class ", arch_it->dump(),
-                                    " is not supported; supported: ", SupportedArchitectureList()));
-  }
-  config.architecture = info->architecture;
-  config.qk_norm = info->qk_norm;
-  config.attention_bias = info->qkv_bias;
-
-  // Remote code cannot run here; a model whose config asks for it is another architecture.
-  if (f.Has("auto_map")) {
-    return Unsupported(
-        path, "auto_map",
-        "the model needs custom (remote) code, which quantd cannot run; supported: " +
-            SupportedArchitectureList());
+  // Remote code cannot run here; a model whose config asks for it is another architecture —
+  // unless it is the code of a family transformers has since integrated (Phi-3's first
+  // checkpoints), which transformers itself loads natively.
+  if (const nlohmann::json* remote = f.Find("auto_map")) {
+    const bool native = remote->is_object() && arch.native_remote_code[0] != '\0' &&
+                        remote->value("AutoModelForCausalLM", "") == arch.native_remote_code;
+    if (!native) {
+      return Unsupported(
+          path, "auto_map",
+          "the model needs custom (remote) code, which quantd cannot run; supported: " +
+              SupportedArchitectureList());
+    }
   }
 
   QUANTD_ASSIGN_OR_RETURN(config.hidden_size, PositiveInt(f, "hidden_size"));
@@ -164,41 +219,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json, std::st
     config.rms_norm_eps = *eps;
   }
   QUANTD_ASSIGN_OR_RETURN(std::optional<bool> tied, f.OptionalBool("tie_word_embeddings"));
-  config.tie_word_embeddings = tied.value_or(false);  // The default of all four config classes.
-
-  // Biases and features the four classes only have in variants we do not implement.
-  QUANTD_ASSIGN_OR_RETURN(std::optional<bool> attention_bias, f.OptionalBool("attention_bias"));
-  if (attention_bias.value_or(false) && !info->qkv_bias) {
-    return Unsupported(path, "attention_bias",
-                       absl::StrCat("attention_bias: true (biased q/k/v/o projections) is not "
-                                    "supported for ",
-                                    info->hf_class));
-  }
+  config.tie_word_embeddings = tied.value_or(arch.tied_embeddings_by_default);
   QUANTD_ASSIGN_OR_RETURN(std::optional<bool> mlp_bias, f.OptionalBool("mlp_bias"));
   if (mlp_bias.value_or(false)) {
     return Unsupported(path, "mlp_bias", "mlp_bias: true is not supported");
-  }
-  QUANTD_ASSIGN_OR_RETURN(std::optional<std::string> act, f.OptionalString("hidden_act"));
-  if (act.has_value() && *act != "silu") {
-    return Unsupported(path, "hidden_act",
-                       absl::StrCat("activation \"", *act, "\" is not supported (expected silu)"));
-  }
-  QUANTD_ASSIGN_OR_RETURN(std::optional<bool> sliding, f.OptionalBool("use_sliding_window"));
-  if (sliding.value_or(false)) {
-    return Unsupported(path, "use_sliding_window", "sliding-window attention is not supported");
-  }
-  // Mistral: a window applies to every layer (Qwen2's is switched by use_sliding_window above).
-  if (config.architecture == Architecture::kMistral && f.Has("sliding_window")) {
-    QUANTD_ASSIGN_OR_RETURN(config.sliding_window, PositiveInt(f, "sliding_window"));
-  }
-  if (auto lt = json.find("layer_types"); lt != json.end() && lt->is_array()) {
-    for (const nlohmann::json& t : *lt) {
-      if (t != "full_attention") {
-        return Unsupported(
-            path, "layer_types",
-            absl::StrCat("layer type ", t.dump(), " is not supported (only full_attention)"));
-      }
-    }
   }
 
   // Load dtype: transformers 5.x "dtype", 4.x "torch_dtype"; none means float32, as
@@ -211,24 +235,32 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json, std::st
   }
 
   // RoPE: 4.x top-level rope_theta + rope_scaling; 5.x rope_parameters (which carries rope_theta).
+  // A family with per-layer-type parameters (Gemma 3 under transformers 5) reads its own.
   QUANTD_ASSIGN_OR_RETURN(std::optional<double> theta, f.OptionalNumber("rope_theta"));
   if (theta.has_value()) config.rope_theta = *theta;
-  if (f.Has("rope_parameters")) {
+  const bool per_type_rope =
+      f.Has("rope_parameters") && json.at("rope_parameters").contains("full_attention");
+  if (f.Has("rope_parameters") && !per_type_rope) {
     QUANTD_RETURN_IF_ERROR(ParseRope(json.at("rope_parameters"), "rope_parameters", path, config));
-  } else if (f.Has("rope_scaling")) {
+  } else if (f.Has("rope_scaling") && !per_type_rope) {
     QUANTD_RETURN_IF_ERROR(ParseRope(json.at("rope_scaling"), "rope_scaling", path, config));
   }
   if (!(config.rope_theta > 0)) return f.Error("rope_theta", "expected a positive number");
+  config.layer_attention.assign(static_cast<size_t>(config.num_hidden_layers),
+                                LayerAttention{0, config.rope_theta, config.rope_scaling});
+  QUANTD_RETURN_IF_ERROR(arch.parse(f, &config));
+  config.compute_dtype =
+      arch.float16_overflows && config.dtype == DType::kF16 ? DType::kF32 : config.dtype;
   return config;
 }
 
-absl::Status CheckSequenceLength(const ModelConfig& config, int max_seq_len) {
-  if (config.sliding_window > 0 && max_seq_len > config.sliding_window) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "max_seq_len ", max_seq_len, " exceeds the model's sliding_window ", config.sliding_window,
-        ", and sliding-window attention is not implemented; use --max_seq_len <= ",
-        config.sliding_window));
-  }
+absl::Status ParseRopeParameters(const nlohmann::json& rope, const std::string& field,
+                                 std::string_view path, double* theta, RopeScaling* scaling) {
+  ModelConfig scratch;
+  scratch.rope_theta = *theta;
+  QUANTD_RETURN_IF_ERROR(ParseRope(rope, field, path, scratch));
+  *theta = scratch.rope_theta;
+  *scaling = scratch.rope_scaling;
   return absl::OkStatus();
 }
 

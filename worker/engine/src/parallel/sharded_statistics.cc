@@ -8,17 +8,32 @@
 
 namespace quantd::engine {
 
+absl::StatusOr<std::vector<std::vector<int64_t>>> AllRanksCounts(
+    Communicator* comm, const std::vector<int64_t>& local) {
+  if (comm == nullptr || comm->size() == 1) return std::vector<std::vector<int64_t>>{local};
+  // Every rank's counts in its own slot; the sum is the table (counts are exact in a double).
+  const size_t n = local.size();
+  std::vector<double> table(static_cast<size_t>(comm->size()) * n, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    table[static_cast<size_t>(comm->rank()) * n + i] = static_cast<double>(local[i]);
+  }
+  if (absl::Status s = comm->AllReduceSum(absl::MakeSpan(table)); !s.ok()) return s;
+  std::vector<std::vector<int64_t>> counts(static_cast<size_t>(comm->size()),
+                                           std::vector<int64_t>(n));
+  for (size_t r = 0; r < counts.size(); ++r) {
+    for (size_t i = 0; i < n; ++i) counts[r][i] = static_cast<int64_t>(table[r * n + i]);
+  }
+  return counts;
+}
+
 absl::StatusOr<RowShard> ShardRows(Communicator* comm, int64_t local_rows) {
-  if (comm == nullptr || comm->size() == 1) return RowShard{0, local_rows, local_rows};
-  // Every rank's row count in its own slot; the sum is the list.
-  std::vector<double> counts(static_cast<size_t>(comm->size()), 0.0);
-  counts[static_cast<size_t>(comm->rank())] = static_cast<double>(local_rows);
-  if (absl::Status s = comm->AllReduceSum(absl::MakeSpan(counts)); !s.ok()) return s;
-  RowShard shard{0, local_rows, 0};
-  for (int r = 0; r < comm->size(); ++r) {
-    const int64_t rows = static_cast<int64_t>(counts[static_cast<size_t>(r)]);
-    if (r < comm->rank()) shard.first += rows;
-    shard.total += rows;
+  absl::StatusOr<std::vector<std::vector<int64_t>>> counts = AllRanksCounts(comm, {local_rows});
+  if (!counts.ok()) return counts.status();
+  const int rank = comm == nullptr ? 0 : comm->rank();
+  RowShard shard{0, local_rows, 0, {}};
+  for (size_t r = 0; r < counts->size(); ++r) {
+    if (static_cast<int>(r) < rank) shard.first += (*counts)[r][0];
+    shard.total += (*counts)[r][0];
   }
   return shard;
 }
@@ -44,9 +59,9 @@ absl::Status ReduceRowMeans(Communicator* comm, const RowShard& shard, std::vect
 absl::StatusOr<Tensor> ShardedClipTokens(Communicator* comm, const RowShard& shard,
                                          const Tensor& x) {
   if (comm == nullptr || comm->size() == 1) return SampleClipTokens(x);
-  if (x.dim(0) != shard.rows) {
-    return absl::InternalError(
-        absl::StrCat("clip sample: ", x.dim(0), " rows held, the shard says ", shard.rows));
+  if (x.shape.size() != 2 || x.dim(0) != shard.rows) {
+    return absl::InternalError(absl::StrCat("clip sample: ", x.shape.empty() ? 0 : x.dim(0),
+                                            " rows held, the shard says ", shard.rows));
   }
   const int64_t c = x.dim(1);
   const int64_t step = ClipSampleStep(shard.total);
@@ -54,9 +69,14 @@ absl::StatusOr<Tensor> ShardedClipTokens(Communicator* comm, const RowShard& sha
   // The rows of the single-rank sample this rank holds go to their places; the others stay 0
   // and adding zeros is exact, so the sum is the sample itself.
   Tensor sample({kept, c});
-  const int64_t begin = (shard.first + step - 1) / step;
-  for (int64_t t = begin; t < kept && t * step < shard.first + shard.rows; ++t) {
-    std::copy_n(x.ptr() + (t * step - shard.first) * c, c, sample.ptr() + t * c);
+  const std::vector<RowRun> runs =
+      shard.runs.empty() ? std::vector<RowRun>{{0, shard.first, shard.rows}} : shard.runs;
+  for (const RowRun& run : runs) {
+    const int64_t end = run.global_first + run.count;
+    for (int64_t t = (run.global_first + step - 1) / step; t < kept && t * step < end; ++t) {
+      const int64_t local = run.local_first + (t * step - run.global_first);
+      std::copy_n(x.ptr() + local * c, c, sample.ptr() + t * c);
+    }
   }
   if (absl::Status s = comm->AllReduceSum(absl::MakeSpan(sample.data)); !s.ok()) return s;
   return sample;

@@ -16,13 +16,30 @@
 
 namespace quantd::engine {
 
-// Where this rank's rows lie among all ranks' rows (rows in rank order: rank 0's first).
+// A run of this rank's rows (from its row local_first) that lies at rows [global_first,
+// global_first + count) of the rows a single rank holding every row would have.
+struct RowRun {
+  int64_t local_first = 0;
+  int64_t global_first = 0;
+  int64_t count = 0;
+};
+
+// Where this rank's rows lie among all ranks' rows.
 struct RowShard {
-  int64_t first = 0;  // global index of this rank's first row
+  int64_t first = 0;  // global index of this rank's first row (rows in rank order)
   int64_t rows = 0;   // rows this rank holds
   int64_t total = 0;  // rows of all ranks
+  // The single rank's order when it is not rank order, [first, first + rows): a routed expert's
+  // rows are every rank's top-1 choices, then every rank's top-2 choices, ... (RouteTokens).
+  // Empty: one run at `first`.
+  std::vector<RowRun> runs;
 };
 absl::StatusOr<RowShard> ShardRows(Communicator* comm, int64_t local_rows);
+
+// Every rank's `local` (the same length on all ranks): element [r][i] is rank r's local[i]. One
+// all-reduce; with no communicator (or a group of one), {local}.
+absl::StatusOr<std::vector<std::vector<int64_t>>> AllRanksCounts(
+    Communicator* comm, const std::vector<int64_t>& local);
 
 // x_mean [C] of InputMean (awq/scale_search.h) over every rank's rows of x [rows, C]: the sums of
 // |x| are added across ranks before the mean is taken and rounded to md.
@@ -34,9 +51,10 @@ absl::StatusOr<std::vector<float>> ShardedInputMean(Communicator* comm, const Ro
 // The loss of every grid point of the scale search is such a mean (an output MSE over tokens).
 absl::Status ReduceRowMeans(Communicator* comm, const RowShard& shard, std::vector<double>* means);
 
-// SampleClipTokens (awq/clip_search.h) of all ranks' rows stacked in rank order: every rank gets
-// the same [kept, C] sample a single rank holding all rows would take (the sampled rows are
-// gathered exactly, each rank contributing those it holds), so every rank searches the same clips.
+// SampleClipTokens (awq/clip_search.h) of all ranks' rows in the single rank's order (shard.runs):
+// every rank gets the same [kept, C] sample a single rank holding all rows would take (the sampled
+// rows are gathered exactly, each rank contributing those it holds), so every rank searches the
+// same clips. x is [shard.rows, C], zero rows included.
 absl::StatusOr<Tensor> ShardedClipTokens(Communicator* comm, const RowShard& shard,
                                          const Tensor& x);
 

@@ -313,8 +313,6 @@ int DurableProgress::layers_durable() const {
 
 absl::StatusOr<QuantizedLayer> DurableProgress::KeptLayer(const ModelConfig& config,
                                                           int layer) const {
-  const std::vector<int64_t> out = LinearOutFeatures(config);
-  const std::vector<int64_t> in = LinearInFeatures(config);
   auto find =
       [&](const std::string& name) -> std::pair<const SafetensorsFile*, const SafetensorsEntry*> {
     for (const auto& f : staged_files_) {
@@ -329,8 +327,9 @@ absl::StatusOr<QuantizedLayer> DurableProgress::KeptLayer(const ModelConfig& con
     return v;
   };
   QuantizedLayer q;
-  for (size_t i = 0; i < 7; ++i) {
-    const std::string base = LayerTensorName(layer, kLayerLinearNames[i]);
+  q.index = layer;
+  for (const LinearSpec& linear : LayerLinears(config)) {
+    const std::string base = LayerTensorName(layer, linear.name);
     auto [qf, qw] = find(base + ".qweight");
     auto [zf, qz] = find(base + ".qzeros");
     auto [sf, sc] = find(base + ".scales");
@@ -338,32 +337,26 @@ absl::StatusOr<QuantizedLayer> DurableProgress::KeptLayer(const ModelConfig& con
       return absl::InternalError(absl::StrCat("staged output has no packed ", base));
     }
     GemmPackedLinear p;
-    p.in_features = in[i];
-    p.out_features = out[i];
+    p.in_features = linear.in;
+    p.out_features = linear.out;
     p.group_size = options_.group_size;
     QUANTD_ASSIGN_OR_RETURN(p.qweight, qf->ReadInt32(*qw));
     QUANTD_ASSIGN_OR_RETURN(p.qzeros, zf->ReadInt32(*qz));
     p.scales = half(*sf, *sc);
     if (auto [bf, b] = find(base + ".bias"); b != nullptr) p.bias = half(*bf, *b);
-    q.linears.push_back({kLayerLinearNames[i], std::move(p)});
+    q.linears.push_back({linear.name, std::move(p)});
   }
   const std::map<std::string, std::vector<float>>& norms = kept_[layer].norms;
-  auto tensor = [&](const char* name) -> std::optional<Tensor> {
-    auto it = norms.find(name);
-    if (it == norms.end()) return std::nullopt;
+  for (const LayerTensorSpec& spec : LayerFloatTensors(config)) {
+    auto it = norms.find(spec.name);
+    if (it == norms.end()) {
+      return absl::InternalError(
+          absl::StrCat("resume journal: layer ", layer, " has no ", spec.name));
+    }
     Tensor t({static_cast<int64_t>(it->second.size())});
     t.data = it->second;
-    return t;
-  };
-  std::optional<Tensor> input = tensor("input_layernorm"),
-                        post = tensor("post_attention_layernorm");
-  if (!input || !post) {
-    return absl::InternalError(absl::StrCat("resume journal: layer ", layer, " has no norms"));
+    q.floats.push_back({spec.name, std::move(t)});
   }
-  q.input_layernorm = *std::move(input);
-  q.post_attention_layernorm = *std::move(post);
-  q.q_norm = tensor("q_norm");
-  q.k_norm = tensor("k_norm");
   return q;
 }
 

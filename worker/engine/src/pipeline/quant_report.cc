@@ -23,6 +23,7 @@ QuantReport::QuantReport(const QuantizeOptions& o) {
       {"scale_grid", 20},
       {"clip_shrink_steps", kClipShrinkSteps},
   };
+  router_inputs_scaled_ = !o.moe_router_unscaled_for_testing;
 }
 
 void QuantReport::SetBackend(std::string name) { settings_["backend"] = std::move(name); }
@@ -51,6 +52,10 @@ void QuantReport::SetCalibration(const CalibrationCounts& c, int seq_len) {
 nlohmann::json QuantReport::LayerEntry(int layer, const QuantizedLayer& q) {
   nlohmann::json groups = nlohmann::json::array();
   for (const ScalingDecision& d : q.scaling) {
+    if (d.ratio_index < 0) {  // not searched (an under-calibrated expert): identity scales
+      groups.push_back({{"group", d.label}, {"ratio", nullptr}, {"searched", false}});
+      continue;
+    }
     groups.push_back({{"group", d.label}, {"ratio", d.ratio}, {"loss", d.loss}});
   }
   nlohmann::json clips = nlohmann::json::object();
@@ -64,7 +69,23 @@ nlohmann::json QuantReport::LayerEntry(int layer, const QuantizedLayer& q) {
     const double n = static_cast<double>(c.shrink_index.size());
     clips[c.linear] = {{"mean_shrink", shrink_sum / n}, {"fraction_clipped", clipped / n}};
   }
-  return {{"layer", layer}, {"scaling_groups", groups}, {"clip", clips}};
+  nlohmann::json entry = {{"layer", layer}, {"scaling_groups", groups}, {"clip", clips}};
+  if (q.moe.has_value()) {
+    entry["moe"] = {{"tokens_per_expert", q.moe->tokens_per_expert},
+                    {"under_calibrated_experts", q.moe->under_calibrated},
+                    {"min_expert_tokens", q.moe->min_expert_tokens}};
+  }
+  return entry;
+}
+
+void QuantReport::AddLayerEntry(nlohmann::json entry) {
+  // A resumed run's kept layers come back as entries: the MoE totals are counted from them.
+  if (const auto moe = entry.find("moe"); moe != entry.end()) {
+    moe_under_calibrated_ += static_cast<int64_t>(moe->at("under_calibrated_experts").size());
+    moe_min_expert_tokens_ = moe->value("min_expert_tokens", int64_t{0});
+    ++moe_layers_;
+  }
+  layers_.push_back(std::move(entry));
 }
 
 void QuantReport::SetPhaseSeconds(Phase phase, double seconds) {
@@ -98,6 +119,14 @@ nlohmann::json QuantReport::ToJson() const {
   if (device_memory_.has_value()) j["device_memory"] = *device_memory_;
   if (evaluation_.has_value()) j["evaluation"] = *evaluation_;
   if (resume_.has_value()) j["resume"] = *resume_;
+  if (moe_layers_ > 0) {
+    // Experts routed fewer than min_expert_tokens tokens keep identity down_proj scales and get no
+    // clip search (docs/moe.md); the per-layer entries name them.
+    j["moe"] = {{"sparse_layers", moe_layers_},
+                {"min_expert_tokens", moe_min_expert_tokens_},
+                {"under_calibrated_experts", moe_under_calibrated_},
+                {"router_inputs_scaled", router_inputs_scaled_}};
+  }
   return j;
 }
 

@@ -30,7 +30,7 @@ class QuantReport {
   // The entry AddLayer records, and recording one (a resumed run's finished layers come back
   // from the resume journal this way).
   static nlohmann::json LayerEntry(int layer, const QuantizedLayer& quantized);
-  void AddLayerEntry(nlohmann::json entry) { layers_.push_back(std::move(entry)); }
+  void AddLayerEntry(nlohmann::json entry);
   // How a resumed run continued an interrupted one ("resume").
   void SetResume(nlohmann::json resume) { resume_ = std::move(resume); }
   void SetPhaseSeconds(Phase phase, double seconds);
@@ -52,6 +52,10 @@ class QuantReport {
   std::optional<nlohmann::json> device_memory_;
   std::optional<nlohmann::json> resume_;
   std::map<std::string, double> overlap_seconds_;
+  int moe_layers_ = 0;  // sparse layers recorded
+  int64_t moe_under_calibrated_ = 0;
+  int64_t moe_min_expert_tokens_ = 0;
+  bool router_inputs_scaled_ = true;
 };
 
 }  // namespace quantd::engine

@@ -58,8 +58,8 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // What the exporter needs of a quantized layer.
 struct LayerOutput {
   int layer = 0;
-  LayerWeights norms;
-  std::vector<QuantizedLinear> linears;
+  std::vector<NamedTensor> floats;
+  std::vector<QuantizedLinear> linears;  // canonical (LayerLinears order)
 };
 
 PackedLinear ToExportLinear(GemmPackedLinear g) {
@@ -77,11 +77,24 @@ PackedLinear ToExportLinear(GemmPackedLinear g) {
   return p;
 }
 
-absl::Status WriteLayer(AwqExporter* exporter, LayerOutput& out) {
-  QUANTD_RETURN_IF_ERROR(exporter->WriteLayerNorms(out.layer, out.norms));
-  for (QuantizedLinear& l : out.linears) {
-    QUANTD_RETURN_IF_ERROR(
-        exporter->WriteLinear(out.layer, l.name, ToExportLinear(std::move(l.packed))));
+absl::Status WriteLayer(const ModelConfig& config, AwqExporter* exporter, LayerOutput& out) {
+  QUANTD_RETURN_IF_ERROR(exporter->WriteLayerFloats(out.layer, out.floats));
+  // Canonical Linears go out under their checkpoint names; the parts of a fused one (Phi-3's
+  // qkv_proj) are joined first.
+  const std::vector<LinearSpec> specs = LayerLinears(config);
+  for (size_t i = 0; i < specs.size();) {
+    size_t end = i + 1;
+    while (end < specs.size() && specs[end].source == specs[i].source) ++end;
+    if (end - i == 1 && specs[i].source == specs[i].name) {
+      QUANTD_RETURN_IF_ERROR(exporter->WriteLinear(
+          out.layer, specs[i].source, ToExportLinear(std::move(out.linears[i].packed))));
+    } else {
+      std::vector<const GemmPackedLinear*> parts;
+      for (size_t j = i; j < end; ++j) parts.push_back(&out.linears[j].packed);
+      QUANTD_RETURN_IF_ERROR(
+          exporter->WriteLinear(out.layer, specs[i].source, ToExportLinear(ConcatOutputs(parts))));
+    }
+    i = end;
   }
   exporter->StartWriteback();  // the disk works while the GPU does: little is left for fsync
   return absl::OkStatus();
@@ -139,6 +152,10 @@ class PipelineRun {
   // Queues a write for the writer thread (the only one that touches the exporter until Export).
   absl::Status Write(ExportQueue::Task task) { return writes_->Submit(std::move(task)); }
   void LogDeviceMemory(const char* when);
+  // The float dtype of the output (kAuto resolved), in which the quantized model is evaluated.
+  DType QuantizedModelDtype() const {
+    return FloatDTypeOf(ResolveOutputDtype(source_.config, options_.output_dtype));
+  }
 
   const QuantizeOptions& options_;
   EngineObserver* observer_;
@@ -190,9 +207,10 @@ absl::Status PipelineRun::ValidateOptions() const {
     return absl::InvalidArgumentError(
         absl::StrCat("max_seq_len: expected a positive number, got ", options_.max_seq_len));
   }
-  if (options_.gpus <= 0) {
+  // At most 64: the CUDA backend keeps its per-device figures in arrays of that size.
+  if (options_.gpus <= 0 || options_.gpus > 64) {
     return absl::InvalidArgumentError(
-        absl::StrCat("gpus: expected a positive number, got ", options_.gpus));
+        absl::StrCat("gpus: expected a number of GPUs in 1..64, got ", options_.gpus));
   }
   if (options_.output_dir.empty()) return absl::InvalidArgumentError("output_dir: not set");
   return absl::OkStatus();
@@ -215,8 +233,8 @@ absl::Status PipelineRun::Load() {
   // AutoAWQ cannot leave a Linear inside a decoder layer in float (its scaling groups would miss
   // the input cache); only modules outside the layers (lm_head) may be excluded.
   for (int i = 0; i < config.num_hidden_layers; ++i) {
-    for (const char* linear : kLayerLinearNames) {
-      const std::string name = LayerTensorName(i, linear);
+    for (const LinearSpec& linear : LayerLinears(config)) {
+      const std::string name = LayerTensorName(i, linear.source);
       if (IsNotConverted(name, options_.modules_to_not_convert)) {
         return absl::FailedPreconditionError(absl::StrCat(
             "modules_to_not_convert excludes ", name,
@@ -225,7 +243,6 @@ absl::Status PipelineRun::Load() {
       }
     }
   }
-  QUANTD_RETURN_IF_ERROR(CheckSequenceLength(config, options_.max_seq_len));
   // A model directory without tokenizer files works with pre-tokenized calibration (the parity
   // fixture); text rows or --eval_text then report why the tokenizer is missing.
   absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tok =
@@ -236,11 +253,19 @@ absl::Status PipelineRun::Load() {
     tokenizer_status_ = tok.status();
     if (!options_.eval_text.empty()) return tok.status();
   }
-  report_ = std::make_unique<QuantReport>(options_);
+  QuantizeOptions reported = options_;  // the report names the dtype actually written
+  reported.output_dtype = ResolveOutputDtype(config, options_.output_dtype);
+  report_ = std::make_unique<QuantReport>(reported);
   Log(LogLevel::kInfo,
-      absl::StrCat("model: ", config.architecture_name, ", ", config.num_hidden_layers,
-                   " layers, hidden ", config.hidden_size, ", dtype ",
-                   std::string(DTypeName(config.dtype))));
+      absl::StrCat(
+          "model: ", config.architecture_name, ", ", config.num_hidden_layers, " layers, hidden ",
+          config.hidden_size, ", dtype ", std::string(DTypeName(config.dtype)),
+          config.compute_dtype != config.dtype
+              ? absl::StrCat(" (computed in ", std::string(DTypeName(config.compute_dtype)),
+                             ": this family's activations overflow float16)")
+              : "",
+          "; output dtype ",
+          std::string(DTypeName(FloatDTypeOf(ResolveOutputDtype(config, options_.output_dtype))))));
   EndPhase(Phase::kLoading);
   return CheckCancel();
 }
@@ -294,7 +319,7 @@ absl::Status PipelineRun::Calibrate() {
 void PipelineRun::LogDeviceMemory(const char* when) {
   const int64_t tokens = calib_.counts.blocks * calib_.seq_len;
   std::optional<DeviceMemoryReport> m =
-      backend_->DeviceMemory(source_.config, source_.config.dtype, tokens);
+      backend_->DeviceMemory(source_.config, source_.config.compute_dtype, tokens);
   if (!m.has_value()) return;
   report_->SetDeviceMemory(*m);
   if (std::string_view(when).empty()) {
@@ -314,13 +339,15 @@ absl::Status PipelineRun::ReplayLayer(int layer, LayerWeights weights) {
   const ModelConfig& config = source_.config;
   if (eval_float_ != nullptr) {
     QUANTD_RETURN_IF_ERROR(
-        backend_->ForwardLayer(config, config.dtype, weights, eval_float_.get()));
+        backend_->ForwardLayer(config, config.compute_dtype, weights, eval_float_.get()));
   }
-  QUANTD_RETURN_IF_ERROR(backend_->ForwardLayer(config, config.dtype, weights, hidden_.get()));
+  QUANTD_RETURN_IF_ERROR(
+      backend_->ForwardLayer(config, config.compute_dtype, weights, hidden_.get()));
   if (eval_quantized_ != nullptr) {
     QUANTD_ASSIGN_OR_RETURN(QuantizedLayer q, progress_->KeptLayer(config, layer));
     QUANTD_RETURN_IF_ERROR(
-        backend_->ForwardLayer(config, DType::kF16, DequantizedLayer(q), eval_quantized_.get()));
+        backend_->ForwardLayer(config, QuantizedModelDtype(), DequantizedLayer(q),
+                               eval_quantized_.get()));
   }
   report_->AddLayerEntry(progress_->KeptReportEntry(layer));
   return CheckCancel();
@@ -336,7 +363,7 @@ absl::Status PipelineRun::QuantizeLayers() {
       DurableProgress::Prepare(options_, source_, BackendNameFor(options_.backend), blocks_,
                                [this](LogLevel level, const std::string& m) { Log(level, m); }));
   const int resume = progress_->resume_layer();
-  ExportOptions export_options = ExportOptions::From(options_);
+  ExportOptions export_options = ExportOptions::From(options_, config);
   export_options.reuse_staged = resume > 0;
   QUANTD_ASSIGN_OR_RETURN(exporter_, AwqExporter::Create(config, export_options));
   QUANTD_RETURN_IF_ERROR(progress_->Begin(*exporter_));
@@ -352,7 +379,7 @@ absl::Status PipelineRun::QuantizeLayers() {
       &reader, &config, [&stage_on, &config, this, first, read = 0](const LayerWeights& w) mutable {
         const int layer = read++;
         if (Backend* b = stage_on.load(); b != nullptr && layer >= first) {
-          b->StageLayer(config, config.dtype, w);
+          b->StageLayer(config, config.compute_dtype, w);
         }
         progress_->NoteSourceLayer(layer);
       });
@@ -368,6 +395,7 @@ absl::Status PipelineRun::QuantizeLayers() {
     std::vector<const std::vector<std::vector<int32_t>>*> sets = {&blocks_};
     if (eval_.has_value()) sets.push_back(&eval_->inputs);
     QUANTD_ASSIGN_OR_RETURN(EmbeddingRows embedding, ReadEmbeddingRows(reader, sets));
+    ScaleEmbeddingRows(config, config.compute_dtype, &embedding.rows);
     blocks_ = {};                            // the renumbered copy is what the backend embeds
     QUANTD_RETURN_IF_ERROR(AwaitBackend());  // everything above overlapped its start
     stage_on.store(backend_.get());
@@ -407,15 +435,17 @@ absl::Status PipelineRun::QuantizeLayers() {
            kQuantizeStart + (kQuantizeEnd - kQuantizeStart) * first / n);
   }
 
-  const LayerQuantSettings settings{options_.group_size, config.dtype, /*apply_clip=*/true};
-  const DType quantized_md = DType::kF16;  // GEMM checkpoints run in float16
+  LayerQuantSettings settings{options_.group_size, config.compute_dtype, /*apply_clip=*/true};
+  settings.scale_router_inputs = !options_.moe_router_unscaled_for_testing;
+  // The quantized model is evaluated in the dtype it is exported for (the serving engine's).
+  const DType quantized_md = QuantizedModelDtype();
   const absl::Time start = absl::Now();
   for (int i = first; i < n; ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancel());
     QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
     if (eval_float_ != nullptr) {
       QUANTD_RETURN_IF_ERROR(
-          backend_->ForwardLayer(config, config.dtype, weights, eval_float_.get()));
+          backend_->ForwardLayer(config, config.compute_dtype, weights, eval_float_.get()));
     }
     QUANTD_ASSIGN_OR_RETURN(
         QuantizedLayer q,
@@ -427,22 +457,27 @@ absl::Status PipelineRun::QuantizeLayers() {
     if (i == first) LogDeviceMemory("after the first layer");
     nlohmann::json entry = QuantReport::LayerEntry(i, q);
     report_->AddLayerEntry(entry);
+    if (q.moe.has_value() && !q.moe->under_calibrated.empty()) {
+      std::string experts;
+      for (int e : q.moe->under_calibrated) {
+        absl::StrAppend(&experts, experts.empty() ? "" : ", ", e, " (",
+                        q.moe->tokens_per_expert[static_cast<size_t>(e)], " tokens)");
+      }
+      Log(LogLevel::kWarning,
+          absl::StrFormat("layer %d: %d experts were routed fewer than %d calibration tokens and "
+                          "keep identity down_proj scales and unclipped weights: %s",
+                          i, q.moe->under_calibrated.size(), q.moe->min_expert_tokens, experts));
+    }
     auto out = std::make_shared<LayerOutput>();
     out->layer = i;
-    std::map<std::string, std::vector<float>> norms = {
-        {"input_layernorm", q.input_layernorm.data},
-        {"post_attention_layernorm", q.post_attention_layernorm.data}};
-    if (q.q_norm) norms["q_norm"] = q.q_norm->data;
-    if (q.k_norm) norms["k_norm"] = q.k_norm->data;
-    out->norms.input_layernorm = std::move(q.input_layernorm);
-    out->norms.post_attention_layernorm = std::move(q.post_attention_layernorm);
-    out->norms.q_norm = std::move(q.q_norm);
-    out->norms.k_norm = std::move(q.k_norm);
+    std::map<std::string, std::vector<float>> floats;
+    for (const NamedTensor& f : q.floats) floats[f.name] = f.tensor.data;
+    out->floats = std::move(q.floats);
     out->linears = std::move(q.linears);
     QUANTD_RETURN_IF_ERROR(
-        Write([this, out, entry = std::move(entry), norms = std::move(norms)]() mutable {
-          QUANTD_RETURN_IF_ERROR(WriteLayer(exporter_.get(), *out));
-          return progress_->CommitLayer(out->layer, std::move(entry), std::move(norms));
+        Write([this, out, entry = std::move(entry), floats = std::move(floats)]() mutable {
+          QUANTD_RETURN_IF_ERROR(WriteLayer(source_.config, exporter_.get(), *out));
+          return progress_->CommitLayer(out->layer, std::move(entry), std::move(floats));
         }));
     const absl::Duration elapsed = absl::Now() - start;
     const int done = i + 1 - first;
@@ -471,11 +506,11 @@ absl::Status PipelineRun::Evaluate() {
     QUANTD_ASSIGN_OR_RETURN(Tensor lm_head, source_.weights->LoadLmHead(config));
     Report(Phase::kEvaluating, config.num_hidden_layers, config.num_hidden_layers, kQuantizeEnd);
     QUANTD_ASSIGN_OR_RETURN(const double nll_float,
-                            backend_->NextTokenNll(config, config.dtype, final_norm, lm_head,
-                                                   *eval_float_, eval_->targets));
+                            backend_->NextTokenNll(config, config.compute_dtype, final_norm,
+                                                   lm_head, *eval_float_, eval_->targets));
     QUANTD_ASSIGN_OR_RETURN(const double nll_quant,
-                            backend_->NextTokenNll(config, DType::kF16, final_norm, lm_head,
-                                                   *eval_quantized_, eval_->targets));
+                            backend_->NextTokenNll(config, QuantizedModelDtype(), final_norm,
+                                                   lm_head, *eval_quantized_, eval_->targets));
     const int64_t tokens = static_cast<int64_t>(eval_->targets.size()) * kEvalWindowTokens;
     const double ppl_float = std::exp(nll_float / static_cast<double>(tokens));
     const double ppl_quant = std::exp(nll_quant / static_cast<double>(tokens));

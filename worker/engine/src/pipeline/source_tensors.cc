@@ -66,6 +66,8 @@ absl::StatusOr<EmbeddingRows> ReadEmbeddingRows(
               out.rows.ptr() + static_cast<int64_t>(r) * hidden);
   }
   file->ReleasePages(file->Bytes(e));
+  QUANTD_RETURN_IF_ERROR(
+      CheckFiniteWeights(file->path(), kEmbedTokensName, out.rows.ptr(), out.rows.data.size()));
   return out;
 }
 

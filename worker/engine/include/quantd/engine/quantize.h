@@ -32,8 +32,10 @@ inline constexpr char kCalibJsonlFormatHint[] =
     "they are); `quantize-awq make-calib TEXT_FILE > calib.jsonl` makes one from a plain text "
     "file, one row per paragraph";
 
-// Float type of the non-quantized tensors in the output.
-enum class OutputDtype { kFloat16, kBFloat16 };
+// Float type of the non-quantized tensors in the output (and config.json's dtype, which the
+// serving engine computes in). kAuto: float16, except for families whose activations overflow
+// float16 (Gemma 2/3), which get bfloat16 (docs/architectures.md, "Export dtype").
+enum class OutputDtype { kAuto, kFloat16, kBFloat16 };
 
 // Which implementation runs the layer math. kAuto = CUDA when a GPU is present, else CPU.
 enum class BackendKind { kAuto, kCpu, kCuda };
@@ -51,9 +53,12 @@ struct QuantizeOptions {
   std::string version = "gemm";  // The only layout written: AutoAWQ GEMM.
   std::vector<std::string> modules_to_not_convert = {"lm_head"};
   bool apply_chat_template = true;
+  // A model whose chat template cannot be loaded or parsed fails the run (as the seed's
+  // transformers call would raise) unless this opts in to wrapping the texts as ChatML instead.
+  bool chat_template_fallback = false;
   std::string system_prompt = kSeedSystemPrompt;  // "" = no system message.
   uint64_t seed = 42;
-  OutputDtype output_dtype = OutputDtype::kFloat16;
+  OutputDtype output_dtype = OutputDtype::kAuto;
   std::string eval_text;   // Optional held-out text for perplexity in quant_report.json.
   std::string dump_calib;  // Optional: write the calibration blocks here as JSON.
   BackendKind backend = BackendKind::kAuto;
@@ -69,6 +74,10 @@ struct QuantizeOptions {
   // from it when it is the same computation (docs/engine.md, "Resume"). `restart` discards such
   // progress instead.
   bool restart = false;
+  // Testing only (no flag): MoE models keep AutoAWQ's behaviour of leaving the router's (and
+  // shared_expert_gate's) input columns unscaled, so the quality test can measure what quantd's
+  // correction is worth. Off, they follow the norm's scales and routing is unchanged by scaling.
+  bool moe_router_unscaled_for_testing = false;
 };
 
 // Phases of a run, in order.

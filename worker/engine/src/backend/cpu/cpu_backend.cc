@@ -12,40 +12,24 @@
 #include "awq/scaling_groups.h"
 #include "backend/cpu/decoder_layer.h"
 #include "core/matmul.h"
+#include "backend/cpu/capture_shards.h"
 #include "io/status_macros.h"
+#include "model/architecture.h"
+#include "model/moe_layout.h"
 #include "parallel/sharded_statistics.h"
 
 namespace quantd::engine {
 namespace {
 
-LayerContext MakeContext(const ModelConfig& config, DType md, int64_t len) {
-  return LayerContext{&config, md, len, MakeRopeTable(config, len, md)};
-}
-
-// The cached input of a group's Linears (AutoAWQ's input_feat entry).
-const Tensor& GroupInput(ScalingGroupKind kind, const LayerCapture& cap) {
-  switch (kind) {
-    case ScalingGroupKind::kAttentionInput:
-      return cap.attn_input;
-    case ScalingGroupKind::kValueOutput:
-      return cap.o_input;
-    case ScalingGroupKind::kMlpInput:
-      return cap.mlp_input;
-    case ScalingGroupKind::kMlpDown:
-      return cap.down_input;
-  }
-  return cap.attn_input;
-}
-
 // Loss of one trial scale vector for a group: rerun the inspected module with Q(W·s)/s.
 class TrialLoss {
  public:
   TrialLoss(const LayerContext& ctx, const LayerQuantSettings& settings, const LayerWeights& layer,
-            const LayerCapture& cap, ScalingGroupKind kind)
-      : ctx_(ctx), settings_(settings), layer_(layer), cap_(cap), kind_(kind) {
-    if (kind == ScalingGroupKind::kValueOutput || kind == ScalingGroupKind::kMlpDown) {
+            const LayerCapture& cap, const ScalingGroup& group)
+      : ctx_(ctx), settings_(settings), layer_(layer), cap_(cap), group_(group) {
+    if (group.inspect == InspectedModule::kLinear) {
       // The inspected module is the Linear itself: the output MSE is a quadratic form in xᵀx.
-      const Tensor& x = GroupInput(kind, cap);
+      const Tensor& x = *CapturedInput(cap, group.input);
       gram_.resize(static_cast<size_t>(x.dim(1) * x.dim(1)));
       Gram(x.ptr(), x.dim(0), x.dim(1), x.dim(1), gram_.data());
     }
@@ -53,28 +37,51 @@ class TrialLoss {
 
   double operator()(const std::vector<float>& s) const {
     std::vector<LinearWeights> trial;
-    for (const LinearWeights* l : GroupLinears(kind_, layer_)) {
+    for (const LinearWeights* l : GroupLinears(group_, layer_)) {
       LinearWeights t{Tensor(), l->bias};
       ScaleQuantizeUnscale(l->weight, s, settings_.group_size, ctx_.md, &t.weight);
       trial.push_back(std::move(t));
     }
-    switch (kind_) {
-      case ScalingGroupKind::kAttentionInput: {
+    // A Linear of the layer, or its trial where the group has one.
+    auto pick = [&](std::string_view name) -> const LinearWeights& {
+      for (size_t i = 0; i < group_.linears.size(); ++i) {
+        if (group_.linears[i] == name) return trial[i];
+      }
+      return *FindLinear(layer_, name);
+    };
+    switch (group_.inspect) {
+      case InspectedModule::kSelfAttention: {
         const bool float_kv = settings_.attention_trials_use_float_kv;
-        Tensor out = SelfAttention(ctx_, trial[0], float_kv ? layer_.k_proj : trial[1],
-                                   float_kv ? layer_.v_proj : trial[2], layer_.o_proj, layer_,
+        Tensor out = SelfAttention(ctx_, pick(kQProj), float_kv ? layer_.k_proj : pick(kKProj),
+                                   float_kv ? layer_.v_proj : pick(kVProj), pick(kOProj), layer_,
                                    cap_.attn_input, nullptr);
         return OutputMse(cap_.attn_output, out, ctx_.md);
       }
-      case ScalingGroupKind::kMlpInput: {
-        Tensor out = Mlp(ctx_, trial[0], trial[1], layer_.down_proj, cap_.mlp_input, nullptr);
+      case InspectedModule::kMlp: {
+        Tensor out =
+            Mlp(ctx_, pick(kGateProj), pick(kUpProj), pick(kDownProj), cap_.mlp_input, nullptr);
         return OutputMse(cap_.mlp_output, out, ctx_.md);
       }
-      case ScalingGroupKind::kValueOutput:
-        return LinearOutputMse(gram_, layer_.o_proj.weight, trial[0].weight, cap_.o_input.dim(0));
-      case ScalingGroupKind::kMlpDown:
-        return LinearOutputMse(gram_, layer_.down_proj.weight, trial[0].weight,
-                               cap_.down_input.dim(0));
+      case InspectedModule::kLinear:
+        return LinearOutputMse(gram_, FindLinear(layer_, group_.linears[0])->weight,
+                               trial[0].weight, CapturedInput(cap_, group_.input)->dim(0));
+      case InspectedModule::kMoe: {
+        // The whole block on the same input with the float routing: AutoAWQ reruns the block, whose
+        // router (not in the group) sees the same input and routes the same way.
+        MoeView view = ViewOf(*layer_.moe);
+        const MoeStyle style = ctx_.config->moe.style;
+        for (size_t e = 0; e < view.experts.size(); ++e) {
+          const int ei = static_cast<int>(e);
+          view.experts[e].gate = &pick(ExpertLinearName(style, ei, ExpertProj::kGate));
+          view.experts[e].up = &pick(ExpertLinearName(style, ei, ExpertProj::kUp));
+        }
+        if (view.shared_expert.has_value()) {
+          view.shared_expert->gate = &pick(SharedExpertLinearName(ExpertProj::kGate));
+          view.shared_expert->up = &pick(SharedExpertLinearName(ExpertProj::kUp));
+        }
+        Tensor out = MoeBlockForward(view, cap_.moe->routing, cap_.mlp_input, ctx_.md, nullptr);
+        return OutputMse(cap_.mlp_output, out, ctx_.md);
+      }
     }
     return 0.0;
   }
@@ -84,9 +91,18 @@ class TrialLoss {
   const LayerQuantSettings& settings_;
   const LayerWeights& layer_;
   const LayerCapture& cap_;
-  ScalingGroupKind kind_;
+  const ScalingGroup& group_;
   std::vector<float> gram_;
 };
+
+// A routed expert's Linear whose expert saw fewer than `min_tokens` calibration tokens (over all
+// data-parallel ranks): its statistics are noise, so it keeps identity scales and no clip
+// (docs/moe.md).
+bool UnderCalibrated(const CaptureShards& shards, std::string_view linear, int64_t min_tokens) {
+  if (!ExpertOfLinear(linear).has_value()) return false;
+  const int64_t rows = shards.ForLinear(linear).total;
+  return rows == 0 || rows < min_tokens;
+}
 
 absl::Status CheckCancel(const CancellationToken* cancel) {
   if (cancel != nullptr && cancel->cancelled())
@@ -94,34 +110,30 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
   return absl::OkStatus();
 }
 
-// AutoAWQ clips every Linear except q/k projections — o_proj too when no scaling group feeds it
-// (GQA) — on the scaled weights, with its cached input divided by the scales of the group that
-// scaled that input. Dividing the sampled tokens equals sampling the divided cache.
-// Data-parallel ranks sample all ranks' rows (ShardedClipTokens) and so search the same clips.
-absl::Status ClipLinears(Communicator* comm, const RowShard& shard,
-                         const std::vector<ScalingGroup>& groups,
+// AutoAWQ clips every Linear whose name passes AutoAwqClips (not q/k) — o_proj too when no
+// scaling group feeds it (GQA) — on the scaled weights, with its cached input divided by the scales
+// of the group that scaled that input. Dividing the sampled tokens equals sampling the divided
+// cache. Data-parallel ranks sample all ranks' rows (ShardedClipTokens) and so search the same
+// clips.
+absl::Status ClipLinears(const ModelConfig& config, Communicator* comm,
+                         const CaptureShards& shards, const std::vector<ScalingGroup>& groups,
                          const std::vector<ScalingDecision>& scaling, const LayerCapture& cap,
-                         DType md, int64_t group_size, LayerWeights* w,
+                         DType md, int64_t group_size, int64_t min_expert_tokens, LayerWeights* w,
                          std::vector<ClipDecision>* clips) {
-  struct Target {
-    const char* name;
-    LinearWeights* linear;
-    ScalingGroupKind input_group;
-  };
-  const Target targets[] = {{"self_attn.v_proj", &w->v_proj, ScalingGroupKind::kAttentionInput},
-                            {"self_attn.o_proj", &w->o_proj, ScalingGroupKind::kValueOutput},
-                            {"mlp.gate_proj", &w->gate_proj, ScalingGroupKind::kMlpInput},
-                            {"mlp.up_proj", &w->up_proj, ScalingGroupKind::kMlpInput},
-                            {"mlp.down_proj", &w->down_proj, ScalingGroupKind::kMlpDown}};
-  for (const Target& t : targets) {
-    QUANTD_ASSIGN_OR_RETURN(Tensor sampled,
-                            ShardedClipTokens(comm, shard, GroupInput(t.input_group, cap)));
+  for (const LinearSpec& spec : LayerLinears(config)) {
+    if (!spec.clip || UnderCalibrated(shards, spec.name, min_expert_tokens)) continue;
+    QUANTD_ASSIGN_OR_RETURN(
+        Tensor sampled,
+        ShardedClipTokens(comm, shards.ForLinear(spec.name), *CapturedInput(cap, spec.name)));
     for (size_t i = 0; i < groups.size(); ++i) {
-      if (groups[i].kind == t.input_group) DivideInputs(scaling[i].scales, md, &sampled);
+      if (GroupScalesInputOf(groups[i], spec.name)) {
+        DivideInputs(scaling[i].scales, md, &sampled);
+      }
     }
-    ClipResult r = SearchBestClip(t.linear->weight, sampled, group_size, md);
-    ApplyClip(r.max_val, group_size, &t.linear->weight);
-    clips->push_back({t.name, std::move(r.max_val), std::move(r.shrink_index)});
+    LinearWeights* linear = FindLinear(w, spec.name);
+    ClipResult r = SearchBestClip(linear->weight, sampled, group_size, md);
+    ApplyClip(r.max_val, group_size, &linear->weight);
+    clips->push_back({spec.name, std::move(r.max_val), std::move(r.shrink_index)});
   }
   return absl::OkStatus();
 }
@@ -154,61 +166,76 @@ class CpuBackend : public Backend {
     auto* act = static_cast<CpuActivations*>(hidden);
     const DType md = settings.md;
     const int64_t gs = settings.group_size;
-    const LayerContext ctx = MakeContext(config, md, act->block_len());
+    const LayerContext ctx = MakeLayerContext(config, w.index, md, act->block_len());
     LayerCapture cap;
     ForwardDecoderLayer(ctx, w, &act->hidden(), &cap);
-    // This rank's calibration rows among all data-parallel ranks' (all of them on one rank).
-    QUANTD_ASSIGN_OR_RETURN(const RowShard shard, ShardRows(comm_, act->hidden().dim(0)));
+    if (cap.moe.has_value()) ShapeEmptyExpertInputs(*w.moe, &*cap.moe);
+    // Where this rank's rows of every captured input lie among all data-parallel ranks' (all of
+    // them on one rank).
+    QUANTD_ASSIGN_OR_RETURN(const CaptureShards shards,
+                            CaptureShards::Gather(comm_, cap, act->hidden().dim(0)));
 
     QuantizedLayer out;
-    const std::vector<ScalingGroup> groups = ScalingGroupsOf(w);
+    out.index = w.index;
+    const std::vector<ScalingGroup> groups = ScalingGroupsOf(config);
     for (const ScalingGroup& group : groups) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
+      if (UnderCalibrated(shards, group.input, settings.min_expert_tokens)) {
+        out.scaling.push_back(
+            UnsearchedDecision(group, FindLinear(w, group.linears[0])->in_features()));
+        continue;
+      }
       std::vector<const Tensor*> ws;
-      for (const LinearWeights* l : GroupLinears(group.kind, std::as_const(w))) {
+      for (const LinearWeights* l : GroupLinears(group, std::as_const(w))) {
         ws.push_back(&l->weight);
       }
       const std::vector<float> w_mean = WeightMean(ws, gs, md);
-      QUANTD_ASSIGN_OR_RETURN(const std::vector<float> x_mean,
-                              ShardedInputMean(comm_, shard, GroupInput(group.kind, cap), md));
-      const TrialLoss loss(ctx, settings, w, cap, group.kind);
-      // Every grid point's loss over this rank's rows, then over all ranks' rows.
+      const RowShard& shard = shards.ForLinear(group.input);
+      QUANTD_ASSIGN_OR_RETURN(
+          const std::vector<float> x_mean,
+          ShardedInputMean(comm_, shard, *CapturedInput(cap, group.input), md));
+      // Every grid point's loss over this rank's rows, then over all ranks' rows (a rank that
+      // holds none of an expert's rows adds nothing).
       std::vector<std::vector<float>> grid = GridScales(x_mean, w_mean, md);
-      std::vector<double> losses;
-      for (const std::vector<float>& s : grid) losses.push_back(loss(s));
+      std::vector<double> losses(grid.size(), 0.0);
+      if (shard.rows > 0) {
+        const TrialLoss loss(ctx, settings, w, cap, group);
+        for (size_t k = 0; k < grid.size(); ++k) losses[k] = loss(grid[k]);
+      }
       QUANTD_RETURN_IF_ERROR(ReduceRowMeans(comm_, shard, &losses));
       absl::StatusOr<ScaleSearchResult> best = PickBestScale(std::move(grid), std::move(losses));
       if (!best.ok()) {
         return absl::Status(best.status().code(),
-                            absl::StrCat(GroupLabel(group), ": ", best.status().message()));
+                            absl::StrCat(group.label, ": ", best.status().message()));
       }
-      out.scaling.push_back({GroupLabel(group), best->best_index, best->best_ratio, best->best_loss,
+      out.scaling.push_back({group.label, best->best_index, best->best_ratio, best->best_loss,
                              best->losses, best->scales, x_mean, w_mean});
     }
     // Apply all scales in group order (each search above saw the original weights).
     for (size_t i = 0; i < groups.size(); ++i) {
-      ApplyGroupScales(groups[i].kind, out.scaling[i].scales, md, &w);
+      ApplyGroupScales(FoldedGroup(groups[i], settings), out.scaling[i].scales, md, config.norm,
+                       &w);
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      QUANTD_RETURN_IF_ERROR(
-          ClipLinears(comm_, shard, groups, out.scaling, cap, md, gs, &w, &out.clips));
+      QUANTD_RETURN_IF_ERROR(ClipLinears(config, comm_, shards, groups, out.scaling, cap, md, gs,
+                                         settings.min_expert_tokens, &w, &out.clips));
     }
-    for (const char* name : kLayerLinearNames) {
-      out.linears.push_back({name, QuantizeLinearGemm(*LinearByName(&w, name), gs)});
+    if (cap.moe.has_value()) {
+      out.moe = MoeStatsOf(shards.ExpertTokens(), settings.min_expert_tokens);
     }
-    out.input_layernorm = std::move(w.input_layernorm);
-    out.post_attention_layernorm = std::move(w.post_attention_layernorm);
-    out.q_norm = std::move(w.q_norm);
-    out.k_norm = std::move(w.k_norm);
+    for (const LinearSpec& spec : LayerLinears(config)) {
+      out.linears.push_back({spec.name, QuantizeLinearGemm(*FindLinear(&w, spec.name), gs)});
+    }
+    out.floats = TakeFloatTensors(config, &w);
     return out;
   }
 
   absl::Status ForwardLayer(const ModelConfig& config, DType md, const LayerWeights& weights,
                             Activations* hidden) override {
     auto* act = static_cast<CpuActivations*>(hidden);
-    ForwardDecoderLayer(MakeContext(config, md, act->block_len()), weights, &act->hidden(),
-                        nullptr);
+    ForwardDecoderLayer(MakeLayerContext(config, weights.index, md, act->block_len()), weights,
+                        &act->hidden(), nullptr);
     return absl::OkStatus();
   }
 
@@ -239,15 +266,6 @@ class CpuBackend : public Backend {
 
  private:
   Communicator* comm_;  // null: one rank
-
-  static LinearWeights* LinearByName(LayerWeights* w, const std::string& name) {
-    LinearWeights* all[] = {&w->q_proj,    &w->k_proj,  &w->v_proj,   &w->o_proj,
-                            &w->gate_proj, &w->up_proj, &w->down_proj};
-    for (size_t i = 0; i < 7; ++i) {
-      if (name == kLayerLinearNames[i]) return all[i];
-    }
-    return nullptr;
-  }
 };
 
 }  // namespace
@@ -258,8 +276,13 @@ std::unique_ptr<Backend> CreateCpuBackend(Communicator* comm) {
 
 Tensor CpuLogits(const ModelConfig& config, DType md, const Tensor& final_norm,
                  const Tensor& lm_head, const Tensor& hidden) {
-  const Tensor normed = RmsNorm(hidden, final_norm, static_cast<float>(config.rms_norm_eps), md);
-  return Linear(normed, LinearWeights{lm_head, std::nullopt}, md);
+  const Tensor normed =
+      RmsNorm(hidden, final_norm, static_cast<float>(config.rms_norm_eps), md, config.norm);
+  Tensor logits = Linear(normed, LinearWeights{lm_head, std::nullopt}, md);
+  if (config.final_logit_softcapping > 0) {
+    SoftCap(static_cast<float>(config.final_logit_softcapping), md, &logits);
+  }
+  return logits;
 }
 
 }  // namespace quantd::engine

@@ -35,6 +35,11 @@ struct LayerGeometry {
   int64_t num_key_value_heads = 0;
   int64_t head_dim = 0;
   int dtype_bytes = 2;
+  // Mixtures of experts (0 experts: a dense layer; intermediate_size is then unused).
+  int64_t num_experts = 0;
+  int64_t experts_per_token = 0;
+  int64_t expert_intermediate_size = 0;
+  int64_t shared_expert_intermediate_size = 0;  // Qwen2-MoE's shared expert, else 0
 };
 
 // Device memory of a layer by parts (bytes), estimated from the geometry.
