@@ -88,8 +88,8 @@ TEST(CaptureShardsTest, ExpertClipSamplesOfRanksAreTheSingleRankSample) {
         const std::string name = ExpertLinearName(MoeStyle::kQwen3, e, ExpertProj::kDown);
         const RowShard& shard = shards->ForLinear(name);
         EXPECT_EQ(shard.total, whole.moe->down_input[static_cast<size_t>(e)].dim(0));
-        absl::StatusOr<Tensor> got = ShardedClipTokens(comms[rr].get(), shard,
-                                                       cap.moe->down_input[static_cast<size_t>(e)]);
+        absl::StatusOr<Tensor> got =
+            ShardedClipTokens(comms[rr].get(), shard, cap.moe->down_input[static_cast<size_t>(e)]);
         ASSERT_TRUE(got.ok()) << got.status();
         const Tensor want = SampleClipTokens(whole.moe->down_input[static_cast<size_t>(e)]);
         EXPECT_EQ(got->shape, want.shape) << "expert " << e;

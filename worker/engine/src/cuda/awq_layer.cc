@@ -732,10 +732,11 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   if (c.moe.enabled() && DataParallel(run)) {
     // The per-expert statistics, routing counts and clip samples of a sparse layer are reduced
     // across ranks by the CPU backend only (docs/engine.md, "Multi-GPU").
-    return absl::FailedPreconditionError(absl::StrCat(
-        "gpus: layer ", w.index, " is a sparse MoE layer, and the CUDA backend does not split a "
-        "MoE model's calibration across GPUs (", run.comm->size(),
-        " asked for); run it with gpus 1"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("gpus: layer ", w.index,
+                     " is a sparse MoE layer, and the CUDA backend does not split a "
+                     "MoE model's calibration across GPUs (",
+                     run.comm->size(), " asked for); run it with gpus 1"));
   }
   if (ws->grams.size() < groups.size()) ws->grams.resize(groups.size());
   std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, run, chunk, ws);
@@ -753,7 +754,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     // Each rank fills the sampled rows it holds; the others stay 0 until the ranks' samples are
     // summed (exact: every row comes from one rank).
     for (int i = 0; i < kClipInputs; ++i) {
-      const int64_t n = ClipSampleRows(run) * CapturedInputOf(kClipInputNames[i], run, ws->capture).cols;
+      const int64_t n =
+          ClipSampleRows(run) * CapturedInputOf(kClipInputNames[i], run, ws->capture).cols;
       QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples[i], n, sizeof(float)));
       QUANTD_CUDA_RETURN_IF_ERROR(
           cudaMemsetAsync(ws->samples[i].f32(), 0, n * sizeof(float), run.stream));
@@ -781,9 +783,10 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   if (DataParallel(run)) {  // every rank's column sums and clip samples
     QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(run, sums, 2 * all_cols, "data-parallel sums"));
     for (int i = 0; run.settings.apply_clip && i < kClipInputs; ++i) {
-      QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(run, ws->samples[i].f32(),
-                                               ClipSampleRows(run) * CapturedInputOf(kClipInputNames[i], run, ws->capture).cols,
-                                               "data-parallel clip samples"));
+      QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(
+          run, ws->samples[i].f32(),
+          ClipSampleRows(run) * CapturedInputOf(kClipInputNames[i], run, ws->capture).cols,
+          "data-parallel clip samples"));
     }
   }
   for (size_t i = 0; i < dgroups.size(); ++i) {

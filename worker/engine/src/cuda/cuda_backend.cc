@@ -323,8 +323,9 @@ class CudaBackend : public Backend {
     const int64_t blocks = std::max<int64_t>(1, tokens / std::max<int64_t>(1, len));
     // The states are embedded already: what the plan may use is what is free now plus what the
     // backend holds (the states among it), as when the first layer planned its chunks.
-    const memory_plan::RunPlan p = memory_plan::PlanRun(MemoryGeometryOf(c, md), blocks, len, Available(),
-                                                        {options_.chunk_blocks, embedded_.on_host});
+    const memory_plan::RunPlan p =
+        memory_plan::PlanRun(MemoryGeometryOf(c, md), blocks, len, Available(),
+                             {options_.chunk_blocks, embedded_.on_host});
     std::string where;
     if (p.in_place) {
       where = absl::StrFormat("%lld calibration tokens resident on the GPU (hidden states %.2f GiB",

@@ -38,8 +38,8 @@ absl::StatusOr<RowShard> ShardRows(Communicator* comm, int64_t local_rows);
 
 // Every rank's `local` (the same length on all ranks): element [r][i] is rank r's local[i]. One
 // all-reduce; with no communicator (or a group of one), {local}.
-absl::StatusOr<std::vector<std::vector<int64_t>>> AllRanksCounts(
-    Communicator* comm, const std::vector<int64_t>& local);
+absl::StatusOr<std::vector<std::vector<int64_t>>> AllRanksCounts(Communicator* comm,
+                                                                 const std::vector<int64_t>& local);
 
 // x_mean [C] of InputMean (awq/scale_search.h) over every rank's rows of x [rows, C]: the sums of
 // |x| are added across ranks before the mean is taken and rounded to md.

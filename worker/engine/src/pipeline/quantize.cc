@@ -345,9 +345,8 @@ absl::Status PipelineRun::ReplayLayer(int layer, LayerWeights weights) {
       backend_->ForwardLayer(config, config.compute_dtype, weights, hidden_.get()));
   if (eval_quantized_ != nullptr) {
     QUANTD_ASSIGN_OR_RETURN(QuantizedLayer q, progress_->KeptLayer(config, layer));
-    QUANTD_RETURN_IF_ERROR(
-        backend_->ForwardLayer(config, QuantizedModelDtype(), DequantizedLayer(q),
-                               eval_quantized_.get()));
+    QUANTD_RETURN_IF_ERROR(backend_->ForwardLayer(config, QuantizedModelDtype(),
+                                                  DequantizedLayer(q), eval_quantized_.get()));
   }
   report_->AddLayerEntry(progress_->KeptReportEntry(layer));
   return CheckCancel();

@@ -10,9 +10,9 @@
 #include "awq/quantize_linear.h"
 #include "awq/scale_search.h"
 #include "awq/scaling_groups.h"
+#include "backend/cpu/capture_shards.h"
 #include "backend/cpu/decoder_layer.h"
 #include "core/matmul.h"
-#include "backend/cpu/capture_shards.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
 #include "model/moe_layout.h"
@@ -115,16 +115,15 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
 // of the group that scaled that input. Dividing the sampled tokens equals sampling the divided
 // cache. Data-parallel ranks sample all ranks' rows (ShardedClipTokens) and so search the same
 // clips.
-absl::Status ClipLinears(const ModelConfig& config, Communicator* comm,
-                         const CaptureShards& shards, const std::vector<ScalingGroup>& groups,
+absl::Status ClipLinears(const ModelConfig& config, Communicator* comm, const CaptureShards& shards,
+                         const std::vector<ScalingGroup>& groups,
                          const std::vector<ScalingDecision>& scaling, const LayerCapture& cap,
                          DType md, int64_t group_size, int64_t min_expert_tokens, LayerWeights* w,
                          std::vector<ClipDecision>* clips) {
   for (const LinearSpec& spec : LayerLinears(config)) {
     if (!spec.clip || UnderCalibrated(shards, spec.name, min_expert_tokens)) continue;
-    QUANTD_ASSIGN_OR_RETURN(
-        Tensor sampled,
-        ShardedClipTokens(comm, shards.ForLinear(spec.name), *CapturedInput(cap, spec.name)));
+    QUANTD_ASSIGN_OR_RETURN(Tensor sampled, ShardedClipTokens(comm, shards.ForLinear(spec.name),
+                                                              *CapturedInput(cap, spec.name)));
     for (size_t i = 0; i < groups.size(); ++i) {
       if (GroupScalesInputOf(groups[i], spec.name)) {
         DivideInputs(scaling[i].scales, md, &sampled);
@@ -191,9 +190,8 @@ class CpuBackend : public Backend {
       }
       const std::vector<float> w_mean = WeightMean(ws, gs, md);
       const RowShard& shard = shards.ForLinear(group.input);
-      QUANTD_ASSIGN_OR_RETURN(
-          const std::vector<float> x_mean,
-          ShardedInputMean(comm_, shard, *CapturedInput(cap, group.input), md));
+      QUANTD_ASSIGN_OR_RETURN(const std::vector<float> x_mean,
+                              ShardedInputMean(comm_, shard, *CapturedInput(cap, group.input), md));
       // Every grid point's loss over this rank's rows, then over all ranks' rows (a rank that
       // holds none of an expert's rows adds nothing).
       std::vector<std::vector<float>> grid = GridScales(x_mean, w_mean, md);
