@@ -17,6 +17,7 @@
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -36,7 +37,7 @@ std::vector<const SafetensorsFile*> Raw(const std::vector<std::unique_ptr<Safete
 // The staged weight temporaries a run of `options` on `config` writes (the exporter's plan).
 std::vector<std::string> PlannedStagedPaths(const QuantizeOptions& options,
                                             const ModelConfig& config) {
-  const ExportOptions eo = ExportOptions::From(options);
+  const ExportOptions eo = ExportOptions::From(options, config);
   std::vector<std::string> paths;
   for (const ShardPlan& shard : PlanShards(PlanAwqStateDict(config, eo), eo.max_shard_bytes)) {
     paths.push_back(TemporaryPathFor((fs::path(options.output_dir) / shard.file_name).string()));
@@ -145,7 +146,7 @@ DurableProgress::~DurableProgress() {
 absl::Status DurableProgress::Lock() {
   const std::string& dir = options_.output_dir;
   if (lock_fd_ >= 0) return absl::OkStatus();
-  lock_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  lock_fd_ = path_guard::Open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   if (lock_fd_ < 0 && errno == ENOENT) return absl::OkStatus();  // locked once created
   if (lock_fd_ < 0) {
     return absl::InternalError(
@@ -188,7 +189,7 @@ absl::Status DurableProgress::OpenStaged(const std::vector<std::string>& paths) 
   for (const std::string& path : paths) {
     QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(path));
     staged_files_.push_back(std::move(file));
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = path_guard::Open(path, O_RDONLY | O_NOFOLLOW);
     if (fd < 0) {
       return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
     }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "io/file_util.h"
+#include "path_guard/confined_io.h"
 
 namespace quantd::engine {
 namespace {
@@ -103,7 +104,7 @@ absl::StatusOr<JournalContents> ResumeJournal::Read(const std::string& output_di
 absl::StatusOr<std::unique_ptr<ResumeJournal>> ResumeJournal::Create(
     const std::string& output_dir, const RunFingerprint& fingerprint, int layers_total) {
   const std::string path = PathFor(output_dir);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = path_guard::Open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW, 0644);
   if (fd < 0) return ErrnoStatus("cannot create", path);
   std::unique_ptr<ResumeJournal> journal(new ResumeJournal(path, fd));
   nlohmann::json header = {{"quantd_resume", kFormat},
@@ -128,11 +129,12 @@ absl::StatusOr<std::unique_ptr<ResumeJournal>> ResumeJournal::Continue(
     }
     keep = newline + 1;
   }
-  if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
+  const int fd = path_guard::Open(path, O_WRONLY | O_APPEND | O_NOFOLLOW);
+  if (fd < 0) return ErrnoStatus("cannot open", path);
+  if (::ftruncate(fd, static_cast<off_t>(keep)) != 0) {
+    ::close(fd);
     return ErrnoStatus("cannot truncate", path);
   }
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("cannot open", path);
   if (::fdatasync(fd) != 0) {
     ::close(fd);
     return ErrnoStatus("cannot sync", path);

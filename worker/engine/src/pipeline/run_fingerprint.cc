@@ -11,6 +11,7 @@
 #include "io/file_util.h"
 #include "io/sha256.h"
 #include "model/architecture.h"
+#include "path_guard/confined_io.h"
 
 #ifndef QUANTD_ENGINE_VERSION
 #define QUANTD_ENGINE_VERSION "unknown"
@@ -23,8 +24,9 @@ namespace fs = std::filesystem;
 
 // The safetensors header of `path`: its 8-byte length prefix and the JSON.
 absl::StatusOr<std::string> ReadSafetensorsHeader(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::unique_ptr<std::istream> stream = path_guard::OpenInputStream(path);
+  if (stream == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::istream& in = *stream;
   unsigned char prefix[8];
   if (!in.read(reinterpret_cast<char*>(prefix), 8)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": shorter than a safetensors header"));
