@@ -71,14 +71,19 @@ class JobManagerTest : public ::testing::Test {
     if (reply_out) *reply_out = reply;
     return session.ok() ? *session : WorkerSession{};
   }
+  WorkerSession ConnectHello(const v1::WorkerHello& hello) {
+    v1::ServerHello reply;
+    absl::StatusOr<WorkerSession> session = manager_->ConnectWorker(hello, &reply);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? *session : WorkerSession{};
+  }
   // A worker with one GPU of `gpu_bytes`.
   WorkerSession ConnectGpu(const std::string& id, int64_t gpu_bytes) {
     v1::WorkerHello hello;
     hello.set_worker_id(id);
     hello.set_capacity(1);
     hello.add_gpus()->set_memory_bytes(gpu_bytes);
-    v1::ServerHello reply;
-    return manager_->ConnectWorker(hello, &reply);
+    return ConnectHello(hello);
   }
   // A worker with `gpus` GPUs of 80 GiB that runs one job on all of them (as quantd-worker does).
   WorkerSession ConnectGpus(const std::string& id, int gpus) {
@@ -91,8 +96,7 @@ class JobManagerTest : public ::testing::Test {
       gpu->set_index(i);
       gpu->set_memory_bytes(int64_t{80} << 30);
     }
-    v1::ServerHello reply;
-    return manager_->ConnectWorker(hello, &reply);
+    return ConnectHello(hello);
   }
   v1::Job SubmitGpus(const std::string& out, int gpus) {
     v1::SubmitJobRequest request = Request(out);
