@@ -5,7 +5,7 @@ include(GoogleTest)
 # Tests find their data through QUANTD_TEST_DATA_DIR (tests/testing/test_data.h; QuantdTestData.cmake)
 # and files beside them through QUANTD_SOURCE_DIR.
 function(quantd_add_test)
-  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS;ENVIRONMENT" ${ARGN})
   if(NOT T_LABELS)
     message(FATAL_ERROR "quantd_add_test(${T_NAME}): LABELS is required (unit, integration or gpu)")
   endif()
@@ -21,6 +21,6 @@ function(quantd_add_test)
   set_target_properties(${T_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/tests")
   quantd_set_warnings(${T_NAME})
   gtest_discover_tests(${T_NAME} DISCOVERY_MODE PRE_TEST
-    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT} ENVIRONMENT "${T_ENVIRONMENT}"
     WORKING_DIRECTORY "${CMAKE_BINARY_DIR}")
 endfunction()

@@ -110,8 +110,12 @@ void PrintJob(const v1::Job& job, const Output& out) {
             << "state:    " << StateName(job.state()) << " (attempt " << job.attempt() << ")\n"
             << "model:    " << job.spec().model_dir() << "\n"
             << "output:   " << job.spec().output_dir() << "\n";
-  if (!job.worker().empty())
-    std::cout << "worker:   " << job.worker() << " gpu " << job.gpu_index() << "\n";
+  if (!job.worker().empty()) {
+    std::cout << "worker:   " << job.worker() << (job.gpu_indices_size() > 1 ? " gpus " : " gpu ")
+              << (job.gpu_indices_size() > 1 ? absl::StrJoin(job.gpu_indices(), ",")
+                                             : std::to_string(job.gpu_index()))
+              << "\n";
+  }
   if (job.has_progress()) std::cout << "progress: " << ProgressText(job.progress()) << "\n";
   if (job.queue_reason() != v1::QUEUE_REASON_UNSPECIFIED) {
     std::string reason = v1::QueueReason_Name(job.queue_reason());

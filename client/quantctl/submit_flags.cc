@@ -71,6 +71,9 @@ void AddSubmitFlags(CLI::App* submit, SubmitFlags* f) {
                      "Comma-separated module paths or re:<regex> kept in float (default lm_head; "
                      "\"\" = none)");
   submit->add_option("--priority", f->priority, "Higher runs first (-1000..1000)");
+  submit->add_option("--gpus", f->gpus,
+                     "GPUs of one worker the job runs on, calibration split across them "
+                     "(default 1; 1..16)");
   submit->add_option("--label", f->labels, "key=value label (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   submit->add_option("--request-id", f->request_id, "Idempotency key: retries return the same job");
@@ -112,6 +115,7 @@ absl::Status BuildSubmitRequest(const SubmitFlags& f, v1::SubmitJobRequest* requ
     }
   }
   if (f.priority) spec->set_priority(*f.priority);
+  if (f.gpus) spec->set_gpus(*f.gpus);
   request->set_request_id(f.request_id);
   return ParseLabels(f.labels, "--label", spec->mutable_labels());
 }

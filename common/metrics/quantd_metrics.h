@@ -20,7 +20,7 @@ std::string_view JobOutcomeName(JobOutcome outcome);
 
 // Label values of quantd_queued_jobs{reason} (the scheduler's wait reasons).
 inline constexpr std::string_view kQueueReasonLabels[] = {"no_worker", "waiting_for_capacity",
-                                                          "gpu_too_small"};
+                                                          "gpu_too_small", "too_few_gpus"};
 
 // Metrics of the quantd server process.
 struct ServerMetrics {
@@ -37,7 +37,7 @@ struct ServerMetrics {
   Gauge& jobs_queued;
   Gauge& jobs_running;
   // Queued jobs by why they wait (Job.queue_reason): "no_worker", "waiting_for_capacity",
-  // "gpu_too_small" (kQueueReasonLabels).
+  // "gpu_too_small", "too_few_gpus" (kQueueReasonLabels).
   Family<Gauge>& queued_jobs;
   // GPU memory the scheduler reserved for the jobs it placed, by worker and GPU index.
   Family<Gauge>& gpu_memory_reserved_bytes;

@@ -145,7 +145,7 @@ class JobManager {
     std::shared_ptr<WorkerOutbox> outbox;  // Null while disconnected.
     uint64_t session_id = 0;
     absl::Time lease_expiry;
-    std::map<std::string, int32_t> jobs;  // Job id -> GPU index (-1: CPU slot).
+    std::map<std::string, int32_t> jobs;  // Job id -> (first) GPU index (-1: CPU slots).
     // Device memory in use per GPU index (every process on it), from the latest heartbeat of this
     // session; empty when the worker reports none (no GPU, or no NVML).
     std::map<int32_t, int64_t> gpu_memory_used_bytes;
@@ -171,6 +171,9 @@ class JobManager {
   void ObserveTransitionLocked(const std::string& job_id, v1::JobState state,
                                const std::optional<JobClock>& clock);
   void RequeueOrFailLocked(JobRecord& record, const std::string& reason);
+  // The GPU indices a job on a worker holds (Job.gpu_indices), or its CPU slots (JobSpec.gpus
+  // times -1); `first` (WorkerEntry::jobs) alone when its record is gone.
+  std::vector<int32_t> HeldSlotsLocked(const std::string& job_id, int32_t first) const;
   void ReleaseLocked(const JobRecord& record);
   void ScheduleLocked();
   // Records why a queued job waits (a log event when it changes).

@@ -1,5 +1,7 @@
 // JobManager, the metrics side: job transitions into counters and histograms as they happen, and
 // jobs, workers and GPUs by state into gauges at scrape time (docs/metrics.md).
+#include <algorithm>
+
 #include "job_manager.h"
 
 namespace quantd::server {
@@ -60,6 +62,9 @@ void JobManager::CollectMetrics() {
       case v1::QUEUE_REASON_GPU_TOO_SMALL:
         ++by_reason[std::string(WaitReasonName(WaitReason::kGpuTooSmall))];
         break;
+      case v1::QUEUE_REASON_TOO_FEW_GPUS:
+        ++by_reason[std::string(WaitReasonName(WaitReason::kTooFewGpus))];
+        break;
       default:
         break;
     }
@@ -87,7 +92,10 @@ void JobManager::CollectMetrics() {
       memory_free += std::max<int64_t>(0, gpu.memory_bytes() - used->second);
     }
     if (entry.info.gpus().empty()) {  // A CPU-only worker: its slots stand in for GPUs.
-      const int64_t used = static_cast<int64_t>(entry.jobs.size());
+      int64_t used = 0;
+      for (const auto& [job_id, gpu_index] : entry.jobs) {
+        used += static_cast<int64_t>(HeldSlotsLocked(job_id, gpu_index).size());
+      }
       busy_slots += used;
       free_slots += std::max<int64_t>(0, entry.info.capacity() - used);
       continue;
@@ -96,7 +104,8 @@ void JobManager::CollectMetrics() {
       bool used = false;
       int64_t reserved = 0;
       for (const auto& [job_id, gpu_index] : entry.jobs) {
-        if (gpu_index != gpu.index()) continue;
+        const std::vector<int32_t> held = HeldSlotsLocked(job_id, gpu_index);
+        if (std::find(held.begin(), held.end(), gpu.index()) == held.end()) continue;
         used = true;
         if (auto job = active_.find(job_id); job != active_.end()) {
           reserved += job->second.job.estimated_gpu_memory_bytes();

@@ -34,6 +34,7 @@ v1::ServerMessage JobManager::AssignmentFor(const v1::Job& job) const {
   assignment->set_attempt(job.attempt());
   *assignment->mutable_spec() = job.spec();
   assignment->set_gpu_index(job.gpu_index());
+  *assignment->mutable_gpu_indices() = job.gpu_indices();
   for (const std::string& root : RootsForTenant(options_.paths.allowed_roots, job.tenant())) {
     assignment->add_allowed_roots(root);
   }
@@ -74,6 +75,7 @@ void JobManager::RequeueOrFailLocked(JobRecord& record, const std::string& reaso
   job.set_attempt(job.attempt() + 1);
   job.clear_worker();
   job.set_gpu_index(-1);
+  job.clear_gpu_indices();
   job.clear_progress();
   job.clear_artifacts();
   job.clear_start_time();
@@ -121,6 +123,7 @@ absl::StatusOr<WorkerSession> JobManager::ConnectWorker(const v1::WorkerHello& h
   info.set_version(hello.version());
   *info.mutable_gpus() = hello.gpus();
   info.set_capacity(hello.capacity() > 0 ? hello.capacity() : 1);
+  info.set_max_job_gpus(hello.max_job_gpus() > 0 ? hello.max_job_gpus() : 1);
   info.set_state(v1::WORKER_STATE_CONNECTED);
   *info.mutable_connect_time() = TimeUtil::GetCurrentTime();
   *info.mutable_last_heartbeat_time() = info.connect_time();
@@ -296,6 +299,17 @@ void JobManager::HandleFinishedLocked(JobRecord& record, const v1::JobFinished& 
   (void)TransitionLocked(record, state, state == v1::JOB_STATE_FAILED ? &error : nullptr);
 }
 
+std::vector<int32_t> JobManager::HeldSlotsLocked(const std::string& job_id, int32_t first) const {
+  auto it = active_.find(job_id);
+  if (it == active_.end()) return {first};
+  const v1::Job& job = it->second.job;
+  if (first >= 0) {
+    if (job.gpu_indices().empty()) return {first};
+    return {job.gpu_indices().begin(), job.gpu_indices().end()};
+  }
+  return std::vector<int32_t>(static_cast<size_t>(std::max(1, job.spec().gpus())), -1);
+}
+
 const JobMemoryShape& JobManager::ShapeLocked(const v1::Job& job) {
   auto it = shapes_.find(job.job_id());
   if (it != shapes_.end()) return it->second;
@@ -317,7 +331,7 @@ void JobManager::ScheduleLocked() {
     if (record.job.state() != v1::JOB_STATE_QUEUED) continue;
     const JobMemoryShape& shape = ShapeLocked(record.job);
     queue.push_back({id, record.job.spec().priority(), CreateMicros(record.job), shape.geometry,
-                     shape.blocks, shape.len});
+                     shape.blocks, shape.len, std::max(1, record.job.spec().gpus())});
   }
   if (queue.empty()) return;
   std::vector<WorkerView> views;
@@ -327,6 +341,7 @@ void JobManager::ScheduleLocked() {
     view.worker_id = id;
     view.cpu_slots = entry.info.capacity();
     view.slots_per_gpu = entry.info.capacity();
+    view.max_job_gpus = entry.info.max_job_gpus();
     for (const v1::Gpu& gpu : entry.info.gpus()) {
       auto used = entry.gpu_memory_used_bytes.find(gpu.index());
       view.gpus.push_back({gpu.index(), gpu.memory_bytes(), 0, 0,
@@ -336,11 +351,13 @@ void JobManager::ScheduleLocked() {
       auto job = active_.find(job_id);
       const int64_t reserved =
           job == active_.end() ? 0 : job->second.job.estimated_gpu_memory_bytes();
-      if (gpu_index < 0) ++view.cpu_running;
-      for (GpuSlotView& gpu : view.gpus) {
-        if (gpu.index == gpu_index) {
-          ++gpu.running_jobs;
-          gpu.reserved_bytes += reserved;
+      for (const int32_t held : HeldSlotsLocked(job_id, gpu_index)) {
+        if (held < 0) ++view.cpu_running;
+        for (GpuSlotView& gpu : view.gpus) {
+          if (gpu.index == held) {
+            ++gpu.running_jobs;
+            gpu.reserved_bytes += reserved;
+          }
         }
       }
     }
@@ -352,6 +369,8 @@ void JobManager::ScheduleLocked() {
     record.job.set_worker("workers/" + placement.worker_id);
     record.job.set_worker_principal(workers_.at(placement.worker_id).principal);
     record.job.set_gpu_index(placement.gpu_index);
+    *record.job.mutable_gpu_indices() = {placement.gpu_indices.begin(),
+                                         placement.gpu_indices.end()};
     if (placement.gpu_index >= 0)
       record.job.set_estimated_gpu_memory_bytes(placement.reserved_bytes);
     if (!TransitionLocked(record, v1::JOB_STATE_ASSIGNED).ok()) continue;
@@ -380,9 +399,21 @@ void JobManager::SetQueueReasonLocked(JobRecord& record, const Waiting& waiting)
     case WaitReason::kWaitingForCapacity:
       reason = v1::QUEUE_REASON_WAITING_FOR_CAPACITY;
       message = absl::StrFormat(
-          "waiting for room: every worker that can run it is busy (it needs a GPU slot with "
-          "about %.1f GiB free, or a CPU slot)",
-          GiB(job.min_gpu_memory_bytes()));
+          "waiting for room: every worker that can run it is busy (it needs %s)",
+          job.spec().gpus() > 1
+              ? absl::StrFormat("%d GPU slots of one worker with about %.1f GiB free each, or %d "
+                                "CPU slots",
+                                job.spec().gpus(), GiB(job.min_gpu_memory_bytes()),
+                                job.spec().gpus())
+              : absl::StrFormat("a GPU slot with about %.1f GiB free, or a CPU slot",
+                                GiB(job.min_gpu_memory_bytes())));
+      break;
+    case WaitReason::kTooFewGpus:
+      reason = v1::QUEUE_REASON_TOO_FEW_GPUS;
+      message = absl::StrFormat(
+          "no connected worker runs a job on %d GPUs (spec.gpus): the most one connected worker "
+          "gives one job is %d",
+          std::max(1, job.spec().gpus()), waiting.most_job_gpus);
       break;
     case WaitReason::kGpuTooSmall:
       reason = v1::QUEUE_REASON_GPU_TOO_SMALL;
@@ -404,7 +435,7 @@ void JobManager::SetQueueReasonLocked(JobRecord& record, const Waiting& waiting)
   job.set_queue_message(message);
   // A job that no worker can hold is news for whoever watches it; waiting for a worker or for
   // room is what a queue is (stored for GetJob and ListJobs, not an event each time it changes).
-  if (reason == v1::QUEUE_REASON_GPU_TOO_SMALL) {
+  if (reason == v1::QUEUE_REASON_GPU_TOO_SMALL || reason == v1::QUEUE_REASON_TOO_FEW_GPUS) {
     LogToJobLocked(record, absl::StrCat("queued: ", message));
   } else {
     (void)CommitLocked(record, {});
@@ -418,7 +449,8 @@ void JobManager::FailUnplaceableLocked(absl::Time now) {
   for (const auto& [id, record] : active_) {
     const v1::Job& job = record.job;
     if (job.state() != v1::JOB_STATE_QUEUED ||
-        job.queue_reason() != v1::QUEUE_REASON_GPU_TOO_SMALL) {
+        (job.queue_reason() != v1::QUEUE_REASON_GPU_TOO_SMALL &&
+         job.queue_reason() != v1::QUEUE_REASON_TOO_FEW_GPUS)) {
       continue;
     }
     const absl::Time since =

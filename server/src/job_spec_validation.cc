@@ -169,6 +169,11 @@ absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec) {
   if (!spec.has_apply_chat_template()) spec.set_apply_chat_template(true);
   if (!spec.has_seed()) spec.set_seed(42);
   if (auto s = CheckRange("priority", spec.priority(), -1000, 1000); !s.ok()) return s;
+  if (!spec.has_gpus()) spec.set_gpus(1);
+  if (spec.gpus() < 1 || spec.gpus() > kMaxJobGpus) {
+    return FieldError("gpus", absl::StrCat(spec.gpus(), " is out of range 1..", kMaxJobGpus,
+                                           " (GPUs of one worker the job runs on)"));
+  }
   for (const auto& [key, value] : spec.labels()) {
     if (!ValidLabelKey(key)) {
       return FieldError("labels", absl::StrCat("key ", Quoted(key), " is not 1-63 of [a-z0-9_.-]"));
@@ -211,7 +216,8 @@ absl::StatusOr<JobMemoryShape> JobMemoryShapeOf(const v1::JobSpec& spec) {
     tokens = std::min(tokens, calib_bytes / 2 + per_text * spec.num_calib());
   }
   shape.len = len;
-  shape.blocks = std::max<int64_t>(1, tokens / std::max<int64_t>(1, len));
+  shape.blocks = memory_plan::BlocksPerRank(
+      std::max<int64_t>(1, tokens / std::max<int64_t>(1, len)), std::max(1, spec.gpus()));
   return shape;
 }
 

@@ -25,14 +25,19 @@ struct PathPolicy {
 // name the field ("spec.group_size: 96 is not one of 32, 64, 128").
 absl::Status ValidateAndFillSpec(const PathPolicy& policy, v1::JobSpec& spec);
 
+// The most GPUs one job may ask for (JobSpec.gpus): the most one machine holds (16 in the largest
+// single-host systems), so that a typo is an error instead of a job that waits forever.
+inline constexpr int32_t kMaxJobGpus = 16;
+
 // What the engine's memory plan (quantd/memory_plan/memory_plan.h, the code the CUDA backend
 // chooses its token chunks with) needs of a job: the decoder layer's geometry from the model's
 // config.json, and its calibration as blocks of max_seq_len tokens — an upper bound before the
 // texts are tokenized: num_calib full blocks at most, and no more tokens than the calibration
-// file's bytes / 2 plus, with the chat template, kChatTemplateTokensPerText per text.
+// file's bytes / 2 plus, with the chat template, kChatTemplateTokensPerText per text. A job on
+// several GPUs splits its blocks across them: `blocks` is the largest share one GPU holds.
 struct JobMemoryShape {
   memory_plan::LayerGeometry geometry;
-  int64_t blocks = 0;
+  int64_t blocks = 0;  // per GPU
   int64_t len = 0;
   std::string model;  // "Qwen2ForCausalLM (hidden 896, intermediate 4864)", for messages
 };

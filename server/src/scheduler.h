@@ -13,6 +13,13 @@
 // `cpu_slots` slots and no memory check. A job that fits nowhere now is skipped, so it does not
 // block smaller jobs behind it, and comes back with the reason it waits.
 //
+// A job for N GPUs (JobSpec.gpus, data-parallel calibration) takes one slot on each of N distinct
+// GPUs of one worker, each fitting the plan for the job's largest per-GPU share of the calibration
+// (the blocks are split across its GPUs), the N least loaded of the worker's GPUs that have room;
+// only workers that run a job on that many GPUs (WorkerHello.max_job_gpus) qualify. So a worker
+// with N GPUs runs one N-GPU job, N one-GPU jobs, or any mix. On a CPU-only worker a job takes
+// N CPU slots. A job for one GPU is placed exactly as above.
+//
 // Thread-safety: stateless; safe from any thread.
 #ifndef QUANTD_SERVER_SCHEDULER_H_
 #define QUANTD_SERVER_SCHEDULER_H_
@@ -30,10 +37,12 @@ struct QueuedJob {
   std::string job_id;
   int32_t priority = 0;
   int64_t create_micros = 0;
-  // The memory plan's inputs: the model's layer geometry and the calibration's blocks.
+  // The memory plan's inputs: the model's layer geometry and the calibration's blocks (those one
+  // GPU holds: the job's blocks split across its GPUs).
   memory_plan::LayerGeometry geometry;
   int64_t blocks = 1;
   int64_t len = 1;
+  int32_t gpus = 1;  // GPUs (CPU slots on a CPU-only worker) of one worker it runs on at once
 };
 
 struct GpuSlotView {
@@ -49,14 +58,16 @@ struct WorkerView {
   std::vector<GpuSlotView> gpus;  // Empty: a CPU-only worker.
   int32_t slots_per_gpu = 1;      // Jobs one GPU takes at once, as the worker advertises.
   int32_t cpu_slots = 1;          // CPU-only workers: jobs at once.
-  int32_t cpu_running = 0;
+  int32_t cpu_running = 0;        // CPU slots taken
+  int32_t max_job_gpus = 1;       // the most GPUs (CPU slots) it runs one job on
 };
 
 struct Placement {
   std::string job_id;
   std::string worker_id;
-  int32_t gpu_index = -1;      // -1: a CPU slot.
-  int64_t reserved_bytes = 0;  // The plan's GPU memory on that GPU (0 on a CPU slot).
+  int32_t gpu_index = -1;            // -1: CPU slots.
+  int64_t reserved_bytes = 0;        // The plan's GPU memory on each of its GPUs (0 on CPU).
+  std::vector<int32_t> gpu_indices;  // Every GPU, in rank order (gpu_index first); empty on CPU.
 };
 
 // Why a job was not placed.
@@ -64,6 +75,7 @@ enum class WaitReason {
   kNoWorker,            // no worker is connected
   kWaitingForCapacity,  // some connected worker can run it once it has room
   kGpuTooSmall,         // every connected worker has only GPUs too small for it, even idle
+  kTooFewGpus,          // no connected worker runs one job on as many GPUs as it asks for
 };
 std::string_view WaitReasonName(WaitReason reason);  // "no_worker", ... (metric label values)
 
@@ -71,6 +83,7 @@ struct Waiting {
   std::string job_id;
   WaitReason reason = WaitReason::kNoWorker;
   int64_t largest_gpu_bytes = 0;  // the largest GPU of the connected workers (kGpuTooSmall)
+  int32_t most_job_gpus = 0;      // the most GPUs a connected worker gives one job (kTooFewGpus)
 };
 
 struct ScheduleResult {

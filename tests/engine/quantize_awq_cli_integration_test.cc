@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -152,6 +153,9 @@ TEST(QuantizeAwqCliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(RunCli("--num_calib abc").exit_code, 2);
   EXPECT_EQ(RunCli("--dtype float8").exit_code, 2);
   EXPECT_EQ(RunCli("--events=xml").exit_code, 2);
+  const RunResult no_gpu = RunCli("--gpus 0");
+  EXPECT_EQ(no_gpu.exit_code, 2);
+  EXPECT_NE(no_gpu.output.find("--gpus"), std::string::npos) << no_gpu.output;
   const RunResult help = RunCli("--help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("--no_trust_remote_code"), std::string::npos);
@@ -239,6 +243,48 @@ TEST(QuantizeAwqCliTest, EventsReportEachLayerWithItsTimeAndTokens) {
     EXPECT_FALSE(layers[i].contains("gpu_memory_bytes"));
     EXPECT_FALSE(layers[i].contains("gpu_memory_peak_bytes"));
   }
+}
+
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Data-parallel calibration through the whole pipeline (CPU ranks): the checkpoint of a run on
+// 2 and on 3 "GPUs" is byte for byte the checkpoint of a run on one — the same decisions, rank 0's
+// layers written once. The 3-rank run takes its options as quantd-worker passes them: JSON on
+// stdin, "gpus" among them. OpenBLAS's Sandybridge kernels give each row the same bits whatever
+// the number of rows in a call (its Haswell/Zen ones do not: tests/engine/CMakeLists.txt).
+TEST(QuantizeAwqCliTest, ARunOnSeveralRanksWritesTheOneRankCheckpoint) {
+  const std::string dir = TempDir("ranks");
+  std::vector<std::string> weights;
+  for (int gpus : {1, 2, 3}) {
+    const std::string out = absl::StrCat(dir, "/out", gpus);
+    std::string args = absl::StrCat("--model_dir ", kFixture, "/model --output_dir ", out,
+                                    " --calib_jsonl ", kFixture,
+                                    "/calib.jsonl --num_calib 16 --max_seq_len 128 "
+                                    "--no_chat_template --backend cpu --gpus ",
+                                    gpus);
+    if (gpus == 3) {
+      const std::string json = nlohmann::json({{"model_dir", kFixture + "/model"},
+                                               {"output_dir", out},
+                                               {"calib_jsonl", kFixture + "/calib.jsonl"},
+                                               {"num_calib", 16},
+                                               {"max_seq_len", 128},
+                                               {"no_chat_template", true},
+                                               {"backend", "cpu"},
+                                               {"gpus", gpus}})
+                                   .dump();
+      std::ofstream(dir + "/options.json") << json;
+      args = "--options_json=- < " + dir + "/options.json";
+    }
+    const RunResult r = RunCli(args, "OPENBLAS_CORETYPE=Sandybridge");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    weights.push_back(FileBytes(out + "/model.safetensors"));
+    ASSERT_FALSE(weights.back().empty());
+  }
+  EXPECT_TRUE(weights[1] == weights[0]) << "2 ranks wrote another checkpoint than 1";
+  EXPECT_TRUE(weights[2] == weights[0]) << "3 ranks wrote another checkpoint than 1";
 }
 
 // SIGTERM during quantization: the engine stops at the next scaling group, exits 3 with a

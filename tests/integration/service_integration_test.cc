@@ -247,6 +247,41 @@ TEST(ServiceIntegrationTest, TwoWorkersFourJobsRunInParallelEachExactlyOnce) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(h.RunsOf(h.dir() / ("out" + std::to_string(i))), 1);
 }
 
+// A job for several GPUs through every process: quantctl's --gpus, the server's placement on a
+// worker with that many slots (a CPU worker's slots stand in for GPUs), the engine told --gpus;
+// one asking for more than any worker has says why in `quantctl get`.
+TEST(ServiceIntegrationTest, AMultiGpuJobRunsOnAWorkerWithThatManySlotsOrSaysWhyItWaits) {
+  ServiceHarness h(TestName());
+  auto server = h.StartServer();
+  auto worker = h.StartWorker("w1", {"--capacity=2"});
+  const std::string model = h.MakeModel("m", R"({"steps": 2, "step_ms": 10})");
+  CommandResult two =
+      h.Quantctl({"submit", "--model-dir", model, "--output-dir", (h.dir() / "two").string(),
+                  "--calib-jsonl", h.calib(), "--gpus", "2", "--follow"});
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  EXPECT_NE(two.out.find("fake engine: --gpus 2"), std::string::npos) << two.out;
+
+  CommandResult three =
+      h.Quantctl({"submit", "--model-dir", model, "--output-dir", (h.dir() / "three").string(),
+                  "--calib-jsonl", h.calib(), "--gpus", "3", "-o", "json"});
+  ASSERT_EQ(three.exit_code, 0) << three.out << three.err;
+  const size_t at = three.out.find("jobs/");
+  ASSERT_NE(at, std::string::npos) << three.out;
+  const std::string name = three.out.substr(at, three.out.find('"', at) - at);
+  std::string waiting;
+  for (int i = 0; i < 100 && waiting.find("too_few_gpus") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    waiting = h.Quantctl({"get", name}).out;
+  }
+  EXPECT_NE(waiting.find("waiting:  too_few_gpus"), std::string::npos) << waiting;
+  EXPECT_NE(waiting.find("the most one connected worker gives one job is 2"), std::string::npos)
+      << waiting;
+  EXPECT_EQ(h.Quantctl({"submit", "--model-dir", model, "--output-dir",
+                        (h.dir() / "none").string(), "--calib-jsonl", h.calib(), "--gpus", "0"})
+                .exit_code,
+            2);
+}
+
 TEST(ServiceIntegrationTest, LateAndReconnectingWatchersGetEveryEventExactlyOnceInOrder) {
   ServiceHarness h(TestName());
   auto server = h.StartServer();

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -71,16 +72,50 @@ class JobManagerTest : public ::testing::Test {
     if (reply_out) *reply_out = reply;
     return session.ok() ? *session : WorkerSession{};
   }
+  WorkerSession ConnectHello(const v1::WorkerHello& hello) {
+    v1::ServerHello reply;
+    absl::StatusOr<WorkerSession> session = manager_->ConnectWorker(hello, &reply);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? *session : WorkerSession{};
+  }
   // A worker with one GPU of `gpu_bytes`.
   WorkerSession ConnectGpu(const std::string& id, int64_t gpu_bytes) {
     v1::WorkerHello hello;
     hello.set_worker_id(id);
     hello.set_capacity(1);
     hello.add_gpus()->set_memory_bytes(gpu_bytes);
-    v1::ServerHello reply;
-    absl::StatusOr<WorkerSession> session = manager_->ConnectWorker(hello, &reply);
-    EXPECT_TRUE(session.ok()) << session.status();
-    return session.ok() ? *session : WorkerSession{};
+    return ConnectHello(hello);
+  }
+  // A worker with `gpus` GPUs of 80 GiB that runs one job on all of them (as quantd-worker does).
+  WorkerSession ConnectGpus(const std::string& id, int gpus) {
+    v1::WorkerHello hello;
+    hello.set_worker_id(id);
+    hello.set_capacity(1);
+    hello.set_max_job_gpus(gpus);
+    for (int i = 0; i < gpus; ++i) {
+      v1::Gpu* gpu = hello.add_gpus();
+      gpu->set_index(i);
+      gpu->set_memory_bytes(int64_t{80} << 30);
+    }
+    return ConnectHello(hello);
+  }
+  v1::Job SubmitGpus(const std::string& out, int gpus) {
+    v1::SubmitJobRequest request = Request(out);
+    request.mutable_spec()->set_gpus(gpus);
+    auto job = manager_->Submit(request);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return *job;
+  }
+  // The job once the scheduler has given it `reason`.
+  v1::Job WaitForReason(const std::string& name, v1::QueueReason reason) {
+    v1::Job job;
+    for (int i = 0; i < 200; ++i) {
+      job = *manager_->Get(name);
+      if (job.queue_reason() == reason) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(v1::QueueReason_Name(job.queue_reason()), v1::QueueReason_Name(reason));
+    return job;
   }
   // A model directory holding only a real model's config.json (tests/data/configs).
   std::string ModelOf(const std::string& config) {
@@ -176,6 +211,8 @@ TEST_F(JobManagerTest, InvalidSpecsNameTheField) {
       {[](v1::JobSpec* s) { s->set_max_seq_len(8); }, "spec.max_seq_len"},
       {[](v1::JobSpec* s) { s->set_bits(8); }, "spec.bits"},
       {[](v1::JobSpec* s) { s->set_priority(5000); }, "spec.priority"},
+      {[](v1::JobSpec* s) { s->set_gpus(0); }, "spec.gpus"},
+      {[](v1::JobSpec* s) { s->set_gpus(17); }, "spec.gpus"},
       {[](v1::JobSpec* s) { (*s->mutable_labels())["Bad Key"] = "x"; }, "spec.labels"},
       {[this](v1::JobSpec* s) { s->set_output_dir((root_ / "model").string()); },
        "spec.output_dir"},
@@ -761,6 +798,79 @@ TEST_F(JobManagerTest, SlowWatcherFallsBehindTheWindowReadsTheStoreAndDoesNotSlo
   const int64_t last = manager_->Get(job.name())->last_event_sequence();
   ASSERT_EQ(static_cast<int64_t>(seen.size()), last);
   for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], static_cast<int64_t>(i) + 1);
+}
+
+// ---- Jobs on several GPUs (JobSpec.gpus) ----
+
+TEST_F(JobManagerTest, ATwoGpuJobWaitsForTwoFreeGpusSaysWhyAndIsToldWhichItGot) {
+  v1::Job one = SubmitGpus("one", 1);
+  EXPECT_EQ(one.spec().gpus(), 1);  // the default, filled in
+  WorkerSession w = ConnectGpus("w", 2);
+  v1::ServerMessage first = Next(w);
+  ASSERT_TRUE(first.has_assignment());
+  EXPECT_EQ(first.assignment().gpu_indices_size(), 1);
+
+  v1::Job two = SubmitGpus("two", 2);
+  // Queued while one GPU is taken; the reason says what it waits for.
+  v1::Job waiting = WaitForReason(two.name(), v1::QUEUE_REASON_WAITING_FOR_CAPACITY);
+  EXPECT_NE(waiting.queue_message().find("2 GPU slots of one worker"), std::string::npos)
+      << waiting.queue_message();
+  // Each GPU is planned for half the calibration (the 18-byte file's 1024 blocks split in two).
+  const memory_plan::LayerGeometry geometry{64, 128, 4, 4, 16, 4};
+  EXPECT_EQ(two.min_gpu_memory_bytes(), memory_plan::SmallestGpuBytes(geometry, 512, 2048));
+  EXPECT_EQ(two.estimated_gpu_memory_bytes(),
+            static_cast<int64_t>(memory_plan::PlanRun(geometry, 512, 2048, 1e18).planned_bytes));
+  manager_->CollectMetrics();
+  EXPECT_EQ((*metrics_->queued_jobs.Add({{"reason", "waiting_for_capacity"}}))->Value(), 1);
+
+  manager_->HandleWorkerMessage(w, Finished(one.job_id(), 1, v1::JOB_STATE_SUCCEEDED));
+  v1::ServerMessage second = Next(w);
+  ASSERT_TRUE(second.has_assignment());
+  EXPECT_EQ(second.assignment().job_id(), two.job_id());
+  EXPECT_EQ(std::vector<int32_t>(second.assignment().gpu_indices().begin(),
+                                 second.assignment().gpu_indices().end()),
+            (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(second.assignment().spec().gpus(), 2);
+  v1::Job placed = *manager_->Get(two.name());
+  EXPECT_EQ(placed.gpu_indices_size(), 2);
+  EXPECT_EQ(placed.queue_reason(), v1::QUEUE_REASON_UNSPECIFIED);
+  manager_->CollectMetrics();
+  EXPECT_EQ(metrics_->gpus_busy.Value(), 2);
+  EXPECT_EQ(metrics_->gpus_free.Value(), 0);
+}
+
+TEST_F(JobManagerTest, AFourGpuWorkerRunsFourOneGpuJobsAtOnce) {
+  std::vector<v1::Job> jobs;
+  for (int i = 0; i < 5; ++i) jobs.push_back(SubmitGpus("out" + std::to_string(i), 1));
+  WorkerSession w = ConnectGpus("w", 4);
+  std::set<int32_t> gpus;
+  for (int i = 0; i < 4; ++i) {
+    v1::ServerMessage m = Next(w);
+    ASSERT_TRUE(m.has_assignment());
+    gpus.insert(m.assignment().gpu_index());
+  }
+  EXPECT_EQ(gpus, (std::set<int32_t>{0, 1, 2, 3}));
+  int assigned = 0;
+  for (const v1::Job& job : jobs) assigned += StateOf(job.name()) == v1::JOB_STATE_ASSIGNED;
+  EXPECT_EQ(assigned, 4);
+  WaitForReason(jobs[4].name(), v1::QUEUE_REASON_WAITING_FOR_CAPACITY);
+}
+
+TEST_F(JobManagerTest, AJobForMoreGpusThanAnyWorkerHasSaysWhyThenFails) {
+  options_.unplaceable_timeout = absl::Milliseconds(300);
+  Restart();
+  WorkerSession w = ConnectGpus("w", 2);
+  v1::Job four = SubmitGpus("four", 4);
+  v1::Job waiting = WaitForReason(four.name(), v1::QUEUE_REASON_TOO_FEW_GPUS);
+  EXPECT_NE(waiting.queue_message().find("runs a job on 4 GPUs"), std::string::npos)
+      << waiting.queue_message();
+  EXPECT_NE(waiting.queue_message().find("gives one job is 2"), std::string::npos)
+      << waiting.queue_message();
+  manager_->CollectMetrics();
+  EXPECT_EQ((*metrics_->queued_jobs.Add({{"reason", "too_few_gpus"}}))->Value(), 1);
+  WaitFor(four.name(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(manager_->Get(four.name())->error().code(),
+            static_cast<int>(absl::StatusCode::kResourceExhausted));
 }
 
 }  // namespace

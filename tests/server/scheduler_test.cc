@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace quantd::server {
 namespace {
 
@@ -137,6 +139,128 @@ TEST(SchedulerTest, SpreadsOverWorkers) {
       Scheduler(1).Schedule({Job("1", 0, 1, kQwen05b), Job("2", 0, 2, kQwen05b)}, {a, b});
   ASSERT_EQ(r.placements.size(), 2u);
   EXPECT_NE(r.placements[0].worker_id, r.placements[1].worker_id);
+}
+
+// ---- Jobs on several GPUs (JobSpec.gpus, data-parallel calibration) ----
+
+QueuedJob GpusJob(std::string id, int64_t age, int32_t gpus) {
+  QueuedJob job = Job(std::move(id), 0, age, kQwen05b);
+  job.gpus = gpus;
+  return job;
+}
+
+WorkerView MultiGpuWorker(const std::string& id, int gpus) {
+  WorkerView w = GpuWorker(id, std::vector<int64_t>(static_cast<size_t>(gpus), 80 * kGiB));
+  w.max_job_gpus = gpus;  // as quantd-worker advertises: every GPU for one job
+  return w;
+}
+
+TEST(SchedulerTest, ATwoGpuJobWaitsForAWorkerWithTwoFreeGpus) {
+  WorkerView w = MultiGpuWorker("w", 2);
+  w.gpus[1].running_jobs = 1;  // one GPU busy: not enough for the job
+  w.gpus[1].reserved_bytes = 10 * kGiB;
+  ScheduleResult r = Scheduler(0).Schedule({GpusJob("two", 1, 2)}, {w});
+  EXPECT_TRUE(r.placements.empty());
+  ASSERT_EQ(r.waiting.size(), 1u);
+  EXPECT_EQ(r.waiting[0].reason, WaitReason::kWaitingForCapacity);
+
+  w.gpus[1].running_jobs = 0;  // the other job ended
+  w.gpus[1].reserved_bytes = 0;
+  r = Scheduler(0).Schedule({GpusJob("two", 1, 2), GpusJob("one", 2, 1)}, {w});
+  ASSERT_EQ(r.placements.size(), 1u);
+  EXPECT_EQ(r.placements[0].job_id, "two");
+  EXPECT_EQ(r.placements[0].gpu_indices, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(r.placements[0].gpu_index, 0);
+  // Reserved on each GPU: the plan of the share of blocks one GPU holds (QueuedJob.blocks).
+  EXPECT_EQ(r.placements[0].reserved_bytes,
+            static_cast<int64_t>(memory_plan::PlanRun(kQwen05b, 128, 512,
+                                                      memory_plan::AvailableOnGpu(80.0 * kGiB, 0))
+                                     .planned_bytes));
+  ASSERT_EQ(r.waiting.size(), 1u);  // the one-GPU job behind it finds both GPUs taken
+  EXPECT_EQ(r.waiting[0].job_id, "one");
+  EXPECT_EQ(r.waiting[0].reason, WaitReason::kWaitingForCapacity);
+}
+
+TEST(SchedulerTest, AFourGpuWorkerRunsFourOneGpuJobsAtOnce) {
+  ScheduleResult r =
+      Scheduler(0).Schedule({GpusJob("a", 1, 1), GpusJob("b", 2, 1), GpusJob("c", 3, 1),
+                             GpusJob("d", 4, 1), GpusJob("e", 5, 1)},
+                            {MultiGpuWorker("w", 4)});
+  ASSERT_EQ(r.placements.size(), 4u);
+  std::vector<int32_t> gpus;
+  for (const Placement& p : r.placements) {
+    ASSERT_EQ(p.gpu_indices.size(), 1u);
+    EXPECT_EQ(p.gpu_indices[0], p.gpu_index);
+    gpus.push_back(p.gpu_index);
+  }
+  std::sort(gpus.begin(), gpus.end());
+  EXPECT_EQ(gpus, (std::vector<int32_t>{0, 1, 2, 3}));  // one each
+  ASSERT_EQ(r.waiting.size(), 1u);
+  EXPECT_EQ(r.waiting[0].job_id, "e");
+  EXPECT_EQ(r.waiting[0].reason, WaitReason::kWaitingForCapacity);
+}
+
+TEST(SchedulerTest, AFourGpuWorkerRunsAMixOrOneFourGpuJob) {
+  // A 2-GPU job and two 1-GPU jobs share the worker; the 4-GPU job behind them waits for all.
+  ScheduleResult r = Scheduler(0).Schedule(
+      {GpusJob("two", 1, 2), GpusJob("one-a", 2, 1), GpusJob("four", 3, 4), GpusJob("one-b", 4, 1)},
+      {MultiGpuWorker("w", 4)});
+  ASSERT_EQ(r.placements.size(), 3u);
+  EXPECT_EQ(r.placements[0].gpu_indices, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(r.placements[1].gpu_indices, (std::vector<int32_t>{2}));
+  EXPECT_EQ(r.placements[2].job_id, "one-b");
+  EXPECT_EQ(r.placements[2].gpu_indices, (std::vector<int32_t>{3}));
+  ASSERT_EQ(r.waiting.size(), 1u);
+  EXPECT_EQ(r.waiting[0].job_id, "four");
+  EXPECT_EQ(r.waiting[0].reason, WaitReason::kWaitingForCapacity);
+  // Alone, it takes every GPU.
+  r = Scheduler(0).Schedule({GpusJob("four", 3, 4)}, {MultiGpuWorker("w", 4)});
+  ASSERT_EQ(r.placements.size(), 1u);
+  EXPECT_EQ(r.placements[0].gpu_indices, (std::vector<int32_t>{0, 1, 2, 3}));
+}
+
+TEST(SchedulerTest, GpusAreNeverTakenFromTwoWorkers) {
+  // Two one-GPU workers do not make a two-GPU worker; nor does one that runs jobs on one GPU only
+  // (a worker from before multi-GPU jobs).
+  WorkerView old = GpuWorker("old", {80 * kGiB, 80 * kGiB});
+  ScheduleResult r = Scheduler(0).Schedule({GpusJob("two", 1, 2)},
+                                           {MultiGpuWorker("a", 1), MultiGpuWorker("b", 1), old});
+  EXPECT_TRUE(r.placements.empty());
+  ASSERT_EQ(r.waiting.size(), 1u);
+  EXPECT_EQ(r.waiting[0].reason, WaitReason::kTooFewGpus);
+  EXPECT_EQ(r.waiting[0].most_job_gpus, 1);
+  EXPECT_EQ(WaitReasonName(WaitReason::kTooFewGpus), "too_few_gpus");
+}
+
+TEST(SchedulerTest, EachOfAJobsGpusMustHoldItsShare) {
+  // A 2-GPU job whose share fits 80 GiB GPUs: not placed on a worker where one GPU is 8 GiB.
+  WorkerView mixed = GpuWorker("mixed", {80 * kGiB, 8 * kGiB});
+  mixed.max_job_gpus = 2;
+  QueuedJob job = GpusJob("two", 1, 2);
+  job.geometry = kQwen7b;
+  job.blocks = 128;
+  job.len = 2048;
+  ScheduleResult r = Scheduler(0).Schedule({job}, {mixed});
+  EXPECT_TRUE(r.placements.empty());
+  ASSERT_EQ(r.waiting.size(), 1u);
+  EXPECT_EQ(r.waiting[0].reason, WaitReason::kGpuTooSmall);
+  r = Scheduler(0).Schedule({job}, {MultiGpuWorker("big", 2)});
+  ASSERT_EQ(r.placements.size(), 1u);
+}
+
+TEST(SchedulerTest, AMultiGpuJobTakesAsManyCpuSlots) {
+  WorkerView cpu;
+  cpu.worker_id = "cpu";
+  cpu.cpu_slots = 3;
+  cpu.max_job_gpus = 3;
+  ScheduleResult r = Scheduler(0).Schedule(
+      {GpusJob("two", 1, 2), GpusJob("two-more", 2, 2), GpusJob("one", 3, 1)}, {cpu});
+  ASSERT_EQ(r.placements.size(), 2u);
+  EXPECT_EQ(r.placements[0].job_id, "two");
+  EXPECT_TRUE(r.placements[0].gpu_indices.empty());
+  EXPECT_EQ(r.placements[1].job_id, "one");
+  ASSERT_EQ(r.waiting.size(), 1u);
+  EXPECT_EQ(r.waiting[0].reason, WaitReason::kWaitingForCapacity);
 }
 
 }  // namespace

@@ -51,6 +51,8 @@ TEST(EngineProcessTest, OptionsJsonCarriesTheSpecAndTheRoots) {
   EXPECT_EQ(nlohmann::json::parse(EngineProcess::OptionsJson(a)), expected);
   a.set_gpu_index(-1);
   EXPECT_EQ(nlohmann::json::parse(EngineProcess::OptionsJson(a))["backend"], "cpu");
+  s->set_gpus(2);  // data-parallel: the engine is told how many GPUs it has
+  EXPECT_EQ(nlohmann::json::parse(EngineProcess::OptionsJson(a))["gpus"], 2);
 }
 
 // The format options of issue 17 as the engine's flags take them (booleans and numbers as JSON's).
@@ -115,6 +117,13 @@ class EngineRun {
     std::lock_guard<std::mutex> l(mu_);
     return layers_;
   }
+  bool Logged(const std::string& message) {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const v1::JobReport& r : reports_) {
+      if (r.has_log() && r.log().message() == message) return true;
+    }
+    return false;
+  }
 
  private:
   std::mutex mu_;
@@ -147,6 +156,17 @@ class EngineProcessRunTest : public ::testing::Test {
   fs::path dir_;
   v1::JobAssignment assignment_;
 };
+
+TEST_F(EngineProcessRunTest, AMultiGpuJobSeesExactlyItsGpusInRankOrder) {
+  Behave(R"({"steps": 1, "step_ms": 1})");
+  assignment_.set_gpu_index(3);
+  assignment_.add_gpu_indices(3);
+  assignment_.add_gpu_indices(1);
+  assignment_.mutable_spec()->set_gpus(2);
+  EngineRun run(assignment_);
+  EXPECT_EQ(run.Finished().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_TRUE(run.Logged("fake engine: --gpus 2 on CUDA_VISIBLE_DEVICES=3,1"));
+}
 
 TEST_F(EngineProcessRunTest, SuccessReportsEveryEventAndTheArtifacts) {
   Behave(R"({"steps": 3, "step_ms": 10})");

@@ -50,6 +50,9 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"modules_to_not_convert",
        {Kind::kString, "comma-separated module names or re:<regex> patterns (lm_head)"}},
       {"backend", {Kind::kString, "auto|cpu|cuda (auto)"}},
+      {"gpus",
+       {Kind::kInt,
+        "GPUs the calibration is split across, devices 0..N-1 (1); on the CPU backend, threads"}},
       {"events", {Kind::kString, "jsonl: machine-readable events on stdout"}},
       {"no_chat_template", {Kind::kSwitch, "use calibration texts without chat wrapping"}},
       {"restart",
@@ -176,6 +179,7 @@ absl::Status Apply(const std::string& flag, const std::string& value, CliConfig&
     if (flag == "max_seq_len") o.max_seq_len = static_cast<int>(*v);
     if (flag == "group_size") o.group_size = static_cast<int>(*v);
     if (flag == "seed") o.seed = static_cast<uint64_t>(*v);
+    if (flag == "gpus") o.gpus = static_cast<int>(*v);
   }
   return absl::OkStatus();
 }

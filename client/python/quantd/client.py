@@ -154,13 +154,14 @@ class Client:
                system_prompt: Optional[str] = None, seed: Optional[int] = None,
                output_dtype: Union[None, str, int] = None, eval_text: Optional[str] = None,
                modules_to_not_convert: Optional[Sequence[str]] = None, priority: int = 0,
-               labels: Optional[Mapping[str, str]] = None,
+               gpus: Optional[int] = None, labels: Optional[Mapping[str, str]] = None,
                request_id: Optional[str] = None) -> job_pb2.Job:
         """Submits a job and returns it (QUEUED, defaults filled in). Paths are made absolute.
 
         Unset options take the server's defaults (proto/quantd/v1/job.proto). output_dtype:
         "float16" or "bfloat16". modules_to_not_convert: [] means none (not the default
-        ["lm_head"]). request_id makes the submit idempotent: repeating it returns the first job,
+        ["lm_head"]). gpus: GPUs of one worker the job runs on, its calibration split across them
+        (default 1). request_id makes the submit idempotent: repeating it returns the first job,
         so a pipeline that retries a task should derive it from the task's identity; by default a
         fresh UUID (retries of this call reuse it).
         """
@@ -170,7 +171,7 @@ class Client:
                                priority=priority, labels=dict(labels or {}))
         optional = {"num_calib": num_calib, "max_seq_len": max_seq_len, "group_size": group_size,
                     "apply_chat_template": apply_chat_template, "system_prompt": system_prompt,
-                    "seed": seed}
+                    "seed": seed, "gpus": gpus}
         for field, value in optional.items():
             if value is not None:
                 setattr(spec, field, value)

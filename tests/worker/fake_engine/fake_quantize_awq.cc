@@ -165,6 +165,13 @@ int main(int argc, char** argv) {
         {"level", "info"},
         {"message", "fake engine: " + std::to_string(steps) + " layers of " +
                         std::to_string(step_ms) + " ms"}});
+  if (!flags["gpus"].empty()) {  // what a multi-GPU job was given (worker tests read it back)
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    Emit({{"event", "log"},
+          {"level", "info"},
+          {"message", "fake engine: --gpus " + flags["gpus"] +
+                          " on CUDA_VISIBLE_DEVICES=" + (visible != nullptr ? visible : "")}});
+  }
   if (quantd::path_guard::MakeDirectories(out.string()) != 0) {
     Fail("cannot create " + out.string() + ": " + quantd::path_guard::ErrorText(errno));
     return 1;

@@ -62,6 +62,7 @@ std::string EngineProcess::OptionsJson(const v1::JobAssignment& assignment) {
     o["modules_to_not_convert"] = absl::StrJoin(spec.modules_to_not_convert().names(), ",");
   }
   o["backend"] = assignment.gpu_index() >= 0 ? "cuda" : "cpu";
+  if (spec.gpus() > 1) o["gpus"] = spec.gpus();
   if (assignment.allowed_roots_size() > 0) {
     o["allowed_roots"] = std::vector<std::string>(assignment.allowed_roots().begin(),
                                                   assignment.allowed_roots().end());
@@ -141,8 +142,11 @@ absl::StatusOr<std::unique_ptr<EngineProcess>> EngineProcess::Start(
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const std::string visible =
-      assignment.gpu_index() >= 0 ? std::to_string(assignment.gpu_index()) : std::string();
+  // The engine sees exactly the job's GPUs, as devices 0..n-1 in rank order.
+  const std::string visible = !assignment.gpu_indices().empty()
+                                  ? absl::StrJoin(assignment.gpu_indices(), ",")
+                              : assignment.gpu_index() >= 0 ? std::to_string(assignment.gpu_index())
+                                                            : std::string();
 
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {

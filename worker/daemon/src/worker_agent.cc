@@ -3,12 +3,14 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
 #include "logging/logging.h"
 #include "quantd/v1/worker_service.grpc.pb.h"
@@ -78,6 +80,9 @@ v1::WorkerHello WorkerAgent::MakeHello() {
   hello.set_version(QUANTD_VERSION);
   *hello.mutable_gpus() = {options_.gpus.begin(), options_.gpus.end()};
   hello.set_capacity(options_.capacity);
+  // One job may take every GPU (data-parallel calibration), or every CPU slot of a CPU worker.
+  hello.set_max_job_gpus(options_.gpus.empty() ? std::max(1, options_.capacity)
+                                               : static_cast<int32_t>(options_.gpus.size()));
   for (const auto& [id, job] : jobs_) {
     v1::RunningJob* running = hello.add_running_jobs();
     running->set_job_id(id);
@@ -272,8 +277,10 @@ void WorkerAgent::StartJob(const v1::JobAssignment& assignment) {
   replaced.reset();
   logging::Info(
       absl::StrCat("starting attempt ", attempt, " on ",
-                   assignment.gpu_index() >= 0 ? absl::StrCat("GPU ", assignment.gpu_index())
-                                               : std::string("a CPU slot")),
+                   assignment.gpu_indices_size() > 1
+                       ? absl::StrCat("GPUs ", absl::StrJoin(assignment.gpu_indices(), ","))
+                   : assignment.gpu_index() >= 0 ? absl::StrCat("GPU ", assignment.gpu_index())
+                                                 : std::string("a CPU slot")),
       {id, options_.worker_id});
   EngineCallbacks callbacks{
       [this, id, attempt](v1::JobReport r) { OnReport(id, attempt, std::move(r)); },

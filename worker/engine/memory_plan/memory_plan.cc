@@ -109,4 +109,17 @@ int64_t SmallestGpuBytes(const LayerGeometry& g, int64_t blocks, int64_t len) {
   return static_cast<int64_t>(std::ceil(best + kContextBytes));
 }
 
+int64_t RankFirstBlock(int64_t blocks, int ranks, int rank) {
+  ranks = std::max(1, ranks);
+  const int64_t base = blocks / ranks;
+  const int64_t extra = blocks % ranks;
+  return rank * base + std::min<int64_t>(rank, extra);
+}
+
+int64_t RankBlocks(int64_t blocks, int ranks, int rank) {
+  return RankFirstBlock(blocks, ranks, rank + 1) - RankFirstBlock(blocks, ranks, rank);
+}
+
+int64_t BlocksPerRank(int64_t blocks, int ranks) { return RankBlocks(blocks, ranks, 0); }
+
 }  // namespace quantd::memory_plan

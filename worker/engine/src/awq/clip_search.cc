@@ -9,10 +9,12 @@
 
 namespace quantd::engine {
 
+int64_t ClipSampleStep(int64_t rows) { return std::max<int64_t>(1, rows / kClipSampleTokens); }
+
 Tensor SampleClipTokens(const Tensor& x) {
   const int64_t n = x.dim(0);
   const int64_t c = x.dim(1);
-  const int64_t step = std::max<int64_t>(1, n / kClipSampleTokens);
+  const int64_t step = ClipSampleStep(n);
   const int64_t kept = (n + step - 1) / step;
   Tensor out({kept, c});
   for (int64_t t = 0; t < kept; ++t) {

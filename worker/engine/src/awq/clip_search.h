@@ -27,6 +27,8 @@ struct ClipResult {
 
 // The calibration rows the clip search uses: 0, step, 2·step, … with step = max(1, N / 512).
 Tensor SampleClipTokens(const Tensor& x);
+// That step for N rows (data-parallel ranks sample all ranks' rows with it).
+int64_t ClipSampleStep(int64_t rows);
 
 // Searches the clip bound of every (row, group) of w [out, in] given sampled inputs [n_tok, in];
 // the trials quantize with `scheme` (per-channel: one group per row, as AutoAWQ's ci).

@@ -61,7 +61,7 @@ std::vector<float> WeightMean(const std::vector<const Tensor*>& weights, int64_t
   return mean;
 }
 
-std::vector<float> InputMean(const Tensor& x, DType md) {
+std::vector<double> InputAbsSums(const Tensor& x) {
   const int64_t n = x.dim(0);
   const int64_t c = x.dim(1);
   std::vector<double> sum(static_cast<size_t>(c), 0.0);
@@ -69,13 +69,20 @@ std::vector<float> InputMean(const Tensor& x, DType md) {
     const float* row = x.ptr() + i * c;
     for (int64_t j = 0; j < c; ++j) sum[static_cast<size_t>(j)] += std::fabs(row[j]);
   }
-  std::vector<float> mean(static_cast<size_t>(c));
-  const float inv = 1.0f / static_cast<float>(n);
-  for (int64_t j = 0; j < c; ++j) {
-    mean[static_cast<size_t>(j)] =
-        FastRoundTo(md, static_cast<float>(sum[static_cast<size_t>(j)]) * inv);
+  return sum;
+}
+
+std::vector<float> InputMeanFromSums(const std::vector<double>& sums, int64_t rows, DType md) {
+  std::vector<float> mean(sums.size());
+  const float inv = 1.0f / static_cast<float>(rows);
+  for (size_t j = 0; j < sums.size(); ++j) {
+    mean[j] = FastRoundTo(md, static_cast<float>(sums[j]) * inv);
   }
   return mean;
+}
+
+std::vector<float> InputMean(const Tensor& x, DType md) {
+  return InputMeanFromSums(InputAbsSums(x), x.dim(0), md);
 }
 
 std::vector<float> ScalesForRatio(const std::vector<float>& x_mean,

@@ -22,6 +22,10 @@ std::vector<float> WeightMean(const std::vector<const Tensor*>& weights, int64_t
 
 // x_mean [C]: mean of |x| over all rows of x [N, C], accumulated in (at least) float32.
 std::vector<float> InputMean(const Tensor& x, DType md);
+// Its two steps (data-parallel ranks add their sums between them): the sums of |x| per column,
+// and the mean of `rows` rows from such sums, rounded to md.
+std::vector<double> InputAbsSums(const Tensor& x);
+std::vector<float> InputMeanFromSums(const std::vector<double>& sums, int64_t rows, DType md);
 
 // The normalised scale vector of grid point `ratio`: clamp_min(x^r / (w^(1-r) + 1e-4), 1e-4),
 // divided by sqrt(max · min), inf/nan → 1.

@@ -19,6 +19,12 @@
 namespace quantd::engine::cuda {
 namespace {
 
+// All data-parallel ranks' calibration tokens (this rank's own without data parallelism).
+int64_t AllTokens(const AwqLayerRun& run) {
+  return run.total_tokens > 0 ? run.total_tokens : run.tokens;
+}
+bool DataParallel(const AwqLayerRun& run) { return run.comm != nullptr && run.comm->size() > 1; }
+
 struct GroupOnDevice {
   const ScalingGroup* group;
   std::vector<DeviceLinear*> linears;
@@ -97,8 +103,10 @@ std::vector<GroupOnDevice> DeviceGroups(const std::vector<ScalingGroup>& groups,
     std::vector<DeviceLinear*> linears;
     for (const std::string& name : g.linears) linears.push_back(ws->layer.linear(name));
     const CapturedInput in = CapturedInputOf(g.input, run, ws->capture);
+    // Every token's input averages over all data-parallel ranks' tokens (sparse layers run on
+    // one rank: their experts' rows are this rank's).
     out.push_back({&g, std::move(linears), in.data, in.cols, in.type, in.rows < 0 ? m : in.rows,
-                   in.rows < 0 ? run.tokens : in.rows});
+                   in.rows < 0 ? AllTokens(run) : in.rows});
   }
   return out;
 }
@@ -119,6 +127,21 @@ absl::Status Upload(const void* src, size_t bytes, DeviceBuffer* dst, cudaStream
 absl::Status Sync(cudaStream_t stream, const char* what) {
   QUANTD_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return CudaStatus(cudaStreamSynchronize(stream), what);
+}
+
+// Sums `count` elements of a device buffer across the data-parallel ranks through host memory
+// (the Communicator's buffers are host buffers). Synchronises the stream.
+template <typename T>
+absl::Status AllReduceOnDevice(const AwqLayerRun& run, T* device, int64_t count, const char* what) {
+  std::vector<T> host(static_cast<size_t>(count));
+  const size_t bytes = host.size() * sizeof(T);
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(host.data(), device, bytes, cudaMemcpyDeviceToHost, run.stream));
+  QUANTD_RETURN_IF_ERROR(Sync(run.stream, what));
+  QUANTD_RETURN_IF_ERROR(run.comm->AllReduceSum(absl::MakeSpan(host)));
+  QUANTD_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(device, host.data(), bytes, cudaMemcpyHostToDevice, run.stream));
+  return Sync(run.stream, what);  // `host` goes out of scope
 }
 
 absl::Status PrepareRope(const AwqLayerRun& run, int layer, AwqWorkspace* ws) {
@@ -375,7 +398,7 @@ absl::StatusOr<double> TrialLosses(const AwqLayerRun& run, const GroupOnDevice& 
                       run.stream);
     }
   }
-  return static_cast<double>(run.tokens) * static_cast<double>(h);
+  return static_cast<double>(AllTokens(run)) * static_cast<double>(h);
 }
 
 // The quality report's comparison for a Gram-form group (one Linear, o_proj or down_proj): adds
@@ -516,15 +539,14 @@ int ClipInputSlot(std::string_view linear) {
 
 // The clip search's token sample: every step-th row of all calibration tokens (AutoAWQ's
 // n_sample_token), `kept` rows in all.
-int64_t ClipSampleStep(const AwqLayerRun& run) {
-  return std::max<int64_t>(1, run.tokens / kClipSampleTokens);
-}
+int64_t ClipSampleStep(const AwqLayerRun& run) { return engine::ClipSampleStep(AllTokens(run)); }
 int64_t ClipSampleRows(const AwqLayerRun& run) {
   const int64_t step = ClipSampleStep(run);
-  return (run.tokens + step - 1) / step;
+  return (AllTokens(run) + step - 1) / step;
 }
 
-// Copies the sampled rows among [t0, t0 + m) of every clip input into ws->samples.
+// Copies the sampled rows among [t0, t0 + m) (all ranks' numbering) of every clip input, whose
+// captures hold rows t0.. of the chunk, into ws->samples.
 absl::Status GatherClipSamples(const AwqLayerRun& run, int64_t t0, int64_t m, AwqWorkspace* ws) {
   const int64_t step = ClipSampleStep(run);
   const int64_t kept = ClipSampleRows(run);
@@ -749,8 +771,11 @@ class DeviceSpans {
 }  // namespace
 
 CudaPhaseSeconds& GlobalPhaseTotals() {
-  static CudaPhaseSeconds totals;
-  return totals;
+  // Per device, like the memory figures: data-parallel ranks run on threads of their own.
+  static std::array<CudaPhaseSeconds, 64> totals;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) device = 0;
+  return totals[static_cast<size_t>(std::clamp(device, 0, 63))];
 }
 
 namespace {
@@ -831,6 +856,15 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
         "over their routed tokens), and they do not fit beside the layer; use fewer calibration "
         "tokens or a GPU with more memory"));
   }
+  if (c.moe.enabled() && DataParallel(run)) {
+    // The per-expert statistics, routing counts and clip samples of a sparse layer are reduced
+    // across ranks by the CPU backend only (docs/engine.md, "Multi-GPU").
+    return absl::FailedPreconditionError(
+        absl::StrCat("gpus: layer ", w.index,
+                     " is a sparse MoE layer, and the CUDA backend does not split a "
+                     "MoE model's calibration across GPUs (",
+                     run.comm->size(), " asked for); run it with gpus 1"));
+  }
   if (ws->grams.size() < groups.size()) ws->grams.resize(groups.size());
   std::vector<GroupOnDevice> dgroups = DeviceGroups(groups, run, chunk, ws);
   std::vector<int64_t> first_col(dgroups.size() + 1, 0);  // group i's columns in the layer slots
@@ -843,6 +877,17 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
       Ensure(&ws->losses, kGrid * static_cast<int64_t>(dgroups.size()), sizeof(double)));
   double* sums = ws->sums.as<double>();
   QUANTD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * all_cols * sizeof(double), run.stream));
+  if (DataParallel(run) && run.settings.apply_clip) {
+    // Each rank fills the sampled rows it holds; the others stay 0 until the ranks' samples are
+    // summed (exact: every row comes from one rank).
+    for (int i = 0; i < kClipInputs; ++i) {
+      const int64_t n =
+          ClipSampleRows(run) * CapturedInputOf(kClipInputNames[i], run, ws->capture).cols;
+      QUANTD_RETURN_IF_ERROR(Ensure(&ws->samples[i], n, sizeof(float)));
+      QUANTD_CUDA_RETURN_IF_ERROR(
+          cudaMemsetAsync(ws->samples[i].f32(), 0, n * sizeof(float), run.stream));
+    }
+  }
   for (int64_t t0 = 0; t0 < run.tokens; t0 += chunk) {
     const int64_t m = std::min(chunk, run.tokens - t0);
     QUANTD_ASSIGN_OR_RETURN(float* x, ChunkIn(run, t0, m, ws));
@@ -857,7 +902,9 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
         QUANTD_RETURN_IF_ERROR(AccumulateGram(run, g, g.rows, t0 > 0, &ws->grams[i], ws));
       }
     }
-    if (run.settings.apply_clip) QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, t0, m, ws));
+    if (run.settings.apply_clip) {
+      QUANTD_RETURN_IF_ERROR(GatherClipSamples(run, run.token_offset + t0, m, ws));
+    }
     QUANTD_RETURN_IF_ERROR(ChunkOut(run, t0, m, ws));
   }
   DeviceSpans held_out_spans(run.stream), compare_spans(run.stream);
@@ -867,6 +914,15 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
     // back to the calibration blocks' tables
     QUANTD_RETURN_IF_ERROR(PrepareRope(run, w.index, ws));
     held_out_spans.Stop();
+  }
+  if (DataParallel(run)) {  // every rank's column sums and clip samples
+    QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(run, sums, 2 * all_cols, "data-parallel sums"));
+    for (int i = 0; run.settings.apply_clip && i < kClipInputs; ++i) {
+      QUANTD_RETURN_IF_ERROR(AllReduceOnDevice(
+          run, ws->samples[i].f32(),
+          ClipSampleRows(run) * CapturedInputOf(kClipInputNames[i], run, ws->capture).cols,
+          "data-parallel clip samples"));
+    }
   }
   for (size_t i = 0; i < dgroups.size(); ++i) {
     if (Unsearched(run, dgroups[i])) continue;
@@ -937,6 +993,8 @@ absl::StatusOr<QuantizedLayer> QuantizeLayerOnDevice(const AwqLayerRun& run, Lay
   device_lap.Mark();
   QUANTD_RETURN_IF_ERROR(Sync(run.stream, "scale search"));
   ws->host.FinishDownloads();
+  // Every rank's loss sums (the divisors count all ranks' tokens).
+  if (DataParallel(run)) QUANTD_RETURN_IF_ERROR(run.comm->AllReduceSum(absl::MakeSpan(loss_sums)));
 
   QuantizedLayer out;
   std::vector<const float*> chosen(dgroups.size());  // the chosen scale vectors on the device

@@ -19,6 +19,7 @@
 #include "cuda/device_layer.h"
 #include "cuda/gemm.h"
 #include "cuda/pinned_arena.h"
+#include "parallel/communicator.h"
 
 namespace quantd::engine::cuda {
 
@@ -37,6 +38,12 @@ struct AwqLayerRun {
   bool in_place = true;
   float* hidden_out = nullptr;  // [tokens, hidden_size] when not in place
   int64_t chunk_tokens = 0;     // rows per chunk (a multiple of len) when not in place
+  // Data-parallel calibration (parallel/communicator.h): this rank's tokens are the rows
+  // [token_offset, token_offset + tokens) of all ranks' total_tokens; the statistics, grid losses
+  // and clip samples are summed across the ranks. Null: one rank (total_tokens = tokens).
+  Communicator* comm = nullptr;
+  int64_t token_offset = 0;
+  int64_t total_tokens = 0;
 };
 
 // Trial buffers of one batch of grid points are kept under this size; the rest of the grid runs
@@ -70,7 +77,7 @@ struct AwqWorkspace {
   PinnedArena host;  // staging of the layer's uploads and downloads
 };
 
-// Per-phase wall time of QuantizeLayerOnDevice, accumulated.
+// Per-phase wall time of QuantizeLayerOnDevice on the calling thread's current device, accumulated.
 CudaPhaseSeconds& GlobalPhaseTotals();
 
 // Held-out states a layer also forwards (Backend::SetHeldOut): the float model's through the

@@ -3,8 +3,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -21,14 +23,18 @@
 #include "cuda/pinned_buffer.h"
 #include "io/status_macros.h"
 #include "model/memory_geometry.h"
+#include "parallel/sharded_statistics.h"
 #include "quantd/memory_plan/memory_plan.h"
 
 namespace quantd::engine {
 namespace cuda {
 
 DeviceMemoryStats& GlobalDeviceMemoryStats() {
-  static DeviceMemoryStats stats;
-  return stats;
+  // Per device: data-parallel ranks of one process each plan with their own GPU's figures.
+  static std::array<DeviceMemoryStats, 64> stats;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) device = 0;
+  return stats[static_cast<size_t>(std::clamp(device, 0, 63))];
 }
 
 }  // namespace cuda
@@ -93,7 +99,7 @@ class CudaBackend : public Backend {
   }
 
   absl::Status Init() {
-    QUANTD_CUDA_RETURN_IF_ERROR(cudaSetDevice(0));
+    QUANTD_RETURN_IF_ERROR(UseDevice());
     QUANTD_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     QUANTD_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     QUANTD_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&staged_event_, cudaEventDisableTiming));
@@ -107,7 +113,7 @@ class CudaBackend : public Backend {
     (void)config;
     std::lock_guard<std::mutex> lock(stage_mu_);
     if (staged_.has_value()) return;
-    cudaSetDevice(0);  // the calling thread may not have made the device current
+    if (!UseDevice().ok()) return;  // QuantizeLayer reports it
     if (!cuda::UploadLayer(weights, md, copy_stream_, &staged_layer_).ok() ||
         cudaEventRecord(staged_event_, copy_stream_) != cudaSuccess) {
       return;  // QuantizeLayer uploads it again and reports a real failure
@@ -119,6 +125,7 @@ class CudaBackend : public Backend {
 
   absl::StatusOr<std::unique_ptr<Activations>> Embed(
       const Tensor& embedding, const std::vector<std::vector<int32_t>>& blocks) override {
+    QUANTD_RETURN_IF_ERROR(UseDevice());
     absl::StatusOr<int64_t> block_len = UniformBlockLength(blocks);
     if (!block_len.ok()) return block_len.status();
     const int64_t len = *block_len;
@@ -167,6 +174,7 @@ class CudaBackend : public Backend {
                                                const LayerQuantSettings& settings,
                                                LayerWeights weights, Activations* hidden,
                                                const CancellationToken* cancel) override {
+    QUANTD_RETURN_IF_ERROR(UseDevice());
     auto* act = static_cast<CudaActivations*>(hidden);
     QUANTD_RETURN_IF_ERROR(Plan(config, settings.md, act));
     if (!plan_logged_) {
@@ -174,6 +182,11 @@ class CudaBackend : public Backend {
       plan_logged_ = true;
     }
     QUANTD_ASSIGN_OR_RETURN(cuda::AwqLayerRun run, RunOn(config, settings, act));
+    // Data-parallel: where this rank's tokens lie among all ranks' (parallel/communicator.h).
+    QUANTD_ASSIGN_OR_RETURN(const RowShard shard, ShardRows(options_.comm, run.tokens));
+    run.comm = options_.comm;
+    run.token_offset = shard.first;
+    run.total_tokens = shard.total;
     bool uploaded = false;
     {
       std::lock_guard<std::mutex> lock(stage_mu_);
@@ -218,6 +231,7 @@ class CudaBackend : public Backend {
 
   absl::Status ForwardLayer(const ModelConfig& config, DType md, const LayerWeights& weights,
                             Activations* hidden) override {
+    QUANTD_RETURN_IF_ERROR(UseDevice());
     auto* act = static_cast<CudaActivations*>(hidden);
     QUANTD_RETURN_IF_ERROR(Plan(config, md, act));
     QUANTD_ASSIGN_OR_RETURN(cuda::AwqLayerRun run, RunOn(config, {128, md, false}, act));
@@ -230,6 +244,7 @@ class CudaBackend : public Backend {
                                       const Tensor& lm_head, const Activations& hidden,
                                       const std::vector<std::vector<int32_t>>& targets) override {
     // Reads the states only: no output buffer (chunked, the chunks are copied in).
+    QUANTD_RETURN_IF_ERROR(UseDevice());
     const auto& act = static_cast<const CudaActivations&>(hidden);
     QUANTD_ASSIGN_OR_RETURN(const int64_t chunk_blocks, PlannedChunkBlocks(config, md, act));
     return cuda::NextTokenNllOnDevice(ReadRun(config, {128, md, false}, act, chunk_blocks),
@@ -240,10 +255,17 @@ class CudaBackend : public Backend {
                                                  int64_t tokens) override {
     plan_logged_ = true;  // the caller logs the plan and the use
     use_logged_ = true;
+    if (!UseDevice().ok()) return std::nullopt;
     return PlanMemory(config, md, tokens);
   }
 
  private:
+  // Makes the backend's device current on the calling thread: data-parallel ranks are driven by
+  // threads that may have another one current (and the pipeline stages from its reader thread).
+  absl::Status UseDevice() const {
+    return cuda::CudaStatus(cudaSetDevice(options_.device), "cudaSetDevice");
+  }
+
   // A run reading `act`'s current states in chunks of `chunk_blocks` blocks.
   cuda::AwqLayerRun ReadRun(const ModelConfig& config, const LayerQuantSettings& settings,
                             const CudaActivations& act, int64_t chunk_blocks) {
@@ -322,8 +344,9 @@ class CudaBackend : public Backend {
     const int64_t blocks = std::max<int64_t>(1, tokens / std::max<int64_t>(1, len));
     // The states are embedded already: what the plan may use is what is free now plus what the
     // backend holds (the states among it), as when the first layer planned its chunks.
-    const memory_plan::RunPlan p = memory_plan::PlanRun(MemoryGeometryOf(c, md), blocks, len, Available(),
-                                                        {options_.chunk_blocks, embedded_.on_host});
+    const memory_plan::RunPlan p =
+        memory_plan::PlanRun(MemoryGeometryOf(c, md), blocks, len, Available(),
+                             {options_.chunk_blocks, embedded_.on_host});
     std::string where;
     if (p.in_place) {
       where = absl::StrFormat("%lld calibration tokens resident on the GPU (hidden states %.2f GiB",
@@ -421,6 +444,14 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOpti
     return absl::FailedPreconditionError(
         absl::StrCat("backend 'cuda': no usable CUDA device (",
                      err != cudaSuccess ? cudaGetErrorString(err) : "device count is 0", ")"));
+  }
+  if (options.device < 0 || options.device >= n) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "backend 'cuda': device ", options.device, " asked for, ", n,
+        " visible (CUDA_VISIBLE_DEVICES=",
+        std::getenv("CUDA_VISIBLE_DEVICES") != nullptr ? std::getenv("CUDA_VISIBLE_DEVICES")
+                                                       : "unset",
+        ")"));
   }
   auto backend = std::make_unique<CudaBackend>(options);
   if (absl::Status s = backend->Init(); !s.ok()) return s;

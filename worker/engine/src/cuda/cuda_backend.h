@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "backend/backend.h"
+#include "parallel/communicator.h"
 
 namespace quantd::engine {
 
@@ -26,12 +27,17 @@ bool CudaDeviceAvailable();
 struct CudaBackendOptions {
   int64_t chunk_blocks = 0;            // calibration blocks per chunk; 0: from the memory plan
   bool hidden_states_on_host = false;  // pinned host memory even when the GPU has room
+  int device = 0;                      // CUDA device ordinal
+  // The data-parallel group this backend is one rank of (parallel/communicator.h; outlives the
+  // backend); null: one GPU holding every calibration row.
+  Communicator* comm = nullptr;
 };
 
-// The backend on device 0; fails (naming the cause) when no usable GPU is present.
+// The backend on options.device; fails (naming the cause) when that GPU is not usable.
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options = {});
 
-// Seconds spent in QuantizeLayer per phase, summed over all calls of this process. Phases end at
+// Seconds spent in QuantizeLayer per phase, summed over all calls of this process on the calling
+// thread's current device (one per data-parallel rank). Phases end at
 // the layer's host synchronisations: `upload` (waiting for the staged weights, or uploading them),
 // `forward` (captured forward and group statistics), `scale_search` (every group's grid losses),
 // `finish` (scale folding, clip search, quantization, packing and the copies to the host).
@@ -46,6 +52,7 @@ struct CudaPhaseSeconds {
 };
 CudaPhaseSeconds CudaPhaseTotals();
 
+// The figures below are of the calling thread's current device.
 // High-water mark of the device memory this process allocated through the backend, in bytes.
 size_t CudaPeakDeviceBytes();
 // Device memory this process holds through the backend now, in bytes.

@@ -43,6 +43,7 @@
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "parallel/data_parallel_backend.h"
 #include "pipeline/durable_progress.h"
 #include "pipeline/eval_windows.h"
 #include "pipeline/export_queue.h"
@@ -223,6 +224,11 @@ absl::Status PipelineRun::ValidateOptions() const {
     return absl::InvalidArgumentError(
         absl::StrCat("max_seq_len: expected a positive number, got ", options_.max_seq_len));
   }
+  // At most 64: the CUDA backend keeps its per-device figures in arrays of that size.
+  if (options_.gpus <= 0 || options_.gpus > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gpus: expected a number of GPUs in 1..64, got ", options_.gpus));
+  }
   if (options_.output_dir.empty()) return absl::InvalidArgumentError("output_dir: not set");
   return absl::OkStatus();
 }
@@ -231,9 +237,10 @@ absl::Status PipelineRun::Load() {
   Report(Phase::kLoading, 0, 0, 0.0);
   QUANTD_RETURN_IF_ERROR(ValidateOptions());
   // The backend starts (CUDA context, cuBLAS) while the model is opened and calibration is read.
-  backend_start_ = std::async(std::launch::async, [kind = options_.backend] {
+  // One GPU or several, the same data-parallel backend (a group of one for one GPU).
+  backend_start_ = std::async(std::launch::async, [kind = options_.backend, gpus = options_.gpus] {
     const absl::Time start = absl::Now();
-    StartedBackend b{CreateBackend(kind)};
+    StartedBackend b{CreateDataParallelBackend(kind, gpus)};
     b.seconds = absl::ToDoubleSeconds(absl::Now() - start);
     return b;
   });

@@ -73,6 +73,9 @@ struct QuantizeOptions {
   bool attention_trials_use_float_kv = false;
   std::string dump_calib;  // Optional: write the calibration blocks here as JSON.
   BackendKind backend = BackendKind::kAuto;
+  // GPUs the calibration is split across (data-parallel: every GPU takes the same decisions;
+  // docs/engine.md, "Multi-GPU"): devices 0..gpus-1, or as many threads on the CPU backend.
+  int gpus = 1;
   // SHA-256 of every output file in the artifacts (one more read of the whole output after the
   // last file is written); off, Artifact::sha256 stays empty. quantize-awq turns it off unless
   // it emits events (the daemon's mode).

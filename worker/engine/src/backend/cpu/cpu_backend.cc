@@ -10,10 +10,13 @@
 #include "awq/quantize_linear.h"
 #include "awq/scale_search.h"
 #include "awq/scaling_groups.h"
+#include "backend/cpu/capture_shards.h"
 #include "backend/cpu/decoder_layer.h"
 #include "core/matmul.h"
+#include "io/status_macros.h"
 #include "model/architecture.h"
 #include "model/moe_layout.h"
+#include "parallel/sharded_statistics.h"
 
 namespace quantd::engine {
 namespace {
@@ -114,12 +117,13 @@ LayerCapture QualitySlice(const LayerCapture& cap, int64_t rows) {
   return s;
 }
 
-// A routed expert's Linear whose expert saw fewer than `min_tokens` calibration tokens: its
-// statistics are noise, so it keeps identity scales and no clip (docs/moe.md).
-bool UnderCalibrated(const LayerCapture& cap, std::string_view linear, int64_t min_tokens) {
+// A routed expert's Linear whose expert saw fewer than `min_tokens` calibration tokens (over all
+// data-parallel ranks): its statistics are noise, so it keeps identity scales and no clip
+// (docs/moe.md).
+bool UnderCalibrated(const CaptureShards& shards, std::string_view linear, int64_t min_tokens) {
   if (!ExpertOfLinear(linear).has_value()) return false;
-  const Tensor* x = CapturedInput(cap, linear);
-  return x == nullptr || x->data.empty() || x->dim(0) < min_tokens;
+  const int64_t rows = shards.ForLinear(linear).total;
+  return rows == 0 || rows < min_tokens;
 }
 
 absl::Status CheckCancel(const CancellationToken* cancel) {
@@ -131,14 +135,18 @@ absl::Status CheckCancel(const CancellationToken* cancel) {
 // AutoAWQ clips every Linear whose name passes AutoAwqClips (not q/k) — o_proj too when no
 // scaling group feeds it (GQA) — on the scaled weights, with its cached input divided by the scales
 // of the group that scaled that input. Dividing the sampled tokens equals sampling the divided
-// cache.
-void ClipLinears(const ModelConfig& config, const std::vector<ScalingGroup>& groups,
-                 const std::vector<ScalingDecision>& scaling, const LayerCapture& cap, DType md,
-                 const QuantScheme& scheme, int64_t min_expert_tokens, LayerWeights* w,
-                 std::vector<ClipDecision>* clips) {
+// cache. Data-parallel ranks sample all ranks' rows (ShardedClipTokens) and so search the same
+// clips.
+absl::Status ClipLinears(const ModelConfig& config, Communicator* comm, const CaptureShards& shards,
+                         const std::vector<ScalingGroup>& groups,
+                         const std::vector<ScalingDecision>& scaling, const LayerCapture& cap,
+                         DType md, const QuantScheme& scheme, int64_t min_expert_tokens,
+                         LayerWeights* w,
+                         std::vector<ClipDecision>* clips) {
   for (const LinearSpec& spec : LayerLinears(config)) {
-    if (!spec.clip || UnderCalibrated(cap, spec.name, min_expert_tokens)) continue;
-    Tensor sampled = SampleClipTokens(*CapturedInput(cap, spec.name));
+    if (!spec.clip || UnderCalibrated(shards, spec.name, min_expert_tokens)) continue;
+    QUANTD_ASSIGN_OR_RETURN(Tensor sampled, ShardedClipTokens(comm, shards.ForLinear(spec.name),
+                                                              *CapturedInput(cap, spec.name)));
     for (size_t i = 0; i < groups.size(); ++i) {
       if (GroupScalesInputOf(groups[i], spec.name)) {
         DivideInputs(scaling[i].scales, md, &sampled);
@@ -149,10 +157,13 @@ void ClipLinears(const ModelConfig& config, const std::vector<ScalingGroup>& gro
     ApplyClip(r.max_val, scheme.GroupFor(linear->in_features()), &linear->weight);
     clips->push_back({spec.name, std::move(r.max_val), std::move(r.shrink_index)});
   }
+  return absl::OkStatus();
 }
 
 class CpuBackend : public Backend {
  public:
+  explicit CpuBackend(Communicator* comm) : comm_(comm) {}
+
   std::string_view name() const override { return "cpu"; }
 
   absl::StatusOr<std::unique_ptr<Activations>> Embed(
@@ -180,6 +191,11 @@ class CpuBackend : public Backend {
     const LayerContext ctx = MakeLayerContext(config, w.index, md, act->block_len());
     LayerCapture cap;
     ForwardDecoderLayer(ctx, w, &act->hidden(), &cap);
+    if (cap.moe.has_value()) ShapeEmptyExpertInputs(*w.moe, &*cap.moe);
+    // Where this rank's rows of every captured input lie among all data-parallel ranks' (all of
+    // them on one rank).
+    QUANTD_ASSIGN_OR_RETURN(const CaptureShards shards,
+                            CaptureShards::Gather(comm_, cap, act->hidden().dim(0)));
     if (held_out().float_hidden != nullptr) {
       auto* h = static_cast<CpuActivations*>(held_out().float_hidden);
       ForwardDecoderLayer(MakeLayerContext(config, w.index, md, h->block_len()), w, &h->hidden(),
@@ -197,7 +213,7 @@ class CpuBackend : public Backend {
     const std::vector<ScalingGroup> groups = ScalingGroupsOf(config);
     for (const ScalingGroup& group : groups) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      if (UnderCalibrated(cap, group.input, settings.min_expert_tokens)) {
+      if (UnderCalibrated(shards, group.input, settings.min_expert_tokens)) {
         out.scaling.push_back(
             UnsearchedDecision(group, FindLinear(w, group.linears[0])->in_features()));
         continue;
@@ -207,11 +223,19 @@ class CpuBackend : public Backend {
         ws.push_back(&l->weight);
       }
       const std::vector<float> w_mean = WeightMean(ws, scheme.GroupFor(ws.front()->dim(1)), md);
-      const std::vector<float> x_mean = InputMean(*CapturedInput(cap, group.input), md);
-      const TrialLoss loss(ctx, settings, w, cap, group);
-      absl::StatusOr<ScaleSearchResult> best = SearchBestScale(
-          x_mean, w_mean, md,
-          [&loss](const std::vector<float>& s) -> absl::StatusOr<double> { return loss(s); });
+      const RowShard& shard = shards.ForLinear(group.input);
+      QUANTD_ASSIGN_OR_RETURN(const std::vector<float> x_mean,
+                              ShardedInputMean(comm_, shard, *CapturedInput(cap, group.input), md));
+      // Every grid point's loss over this rank's rows, then over all ranks' rows (a rank that
+      // holds none of an expert's rows adds nothing).
+      std::vector<std::vector<float>> grid = GridScales(x_mean, w_mean, md);
+      std::vector<double> losses(grid.size(), 0.0);
+      if (shard.rows > 0) {
+        const TrialLoss loss(ctx, settings, w, cap, group);
+        for (size_t k = 0; k < grid.size(); ++k) losses[k] = loss(grid[k]);
+      }
+      QUANTD_RETURN_IF_ERROR(ReduceRowMeans(comm_, shard, &losses));
+      absl::StatusOr<ScaleSearchResult> best = PickBestScale(std::move(grid), std::move(losses));
       if (!best.ok()) {
         return absl::Status(best.status().code(),
                             absl::StrCat(group.label, ": ", best.status().message()));
@@ -234,14 +258,11 @@ class CpuBackend : public Backend {
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      ClipLinears(config, groups, out.scaling, cap, md, scheme, settings.min_expert_tokens, &w,
-                  &out.clips);
+      QUANTD_RETURN_IF_ERROR(ClipLinears(config, comm_, shards, groups, out.scaling, cap, md, scheme,
+                                         settings.min_expert_tokens, &w, &out.clips));
     }
     if (cap.moe.has_value()) {
-      std::vector<int64_t> tokens;
-      for (const auto& t : cap.moe->routing.tokens_of)
-        tokens.push_back(static_cast<int64_t>(t.size()));
-      out.moe = MoeStatsOf(std::move(tokens), settings.min_expert_tokens);
+      out.moe = MoeStatsOf(shards.ExpertTokens(), settings.min_expert_tokens);
     }
     for (const LinearSpec& spec : LayerLinears(config)) {
       out.linears.push_back({spec.name, QuantizeLinearGemm(*FindLinear(&w, spec.name), scheme,
@@ -289,11 +310,16 @@ class CpuBackend : public Backend {
     }
     return nll;
   }
+
+ private:
+  Communicator* comm_;  // null: one rank
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> CreateCpuBackend(Communicator* comm) {
+  return std::make_unique<CpuBackend>(comm);
+}
 
 Tensor CpuLogits(const ModelConfig& config, DType md, const Tensor& final_norm,
                  const Tensor& lm_head, const Tensor& hidden) {

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "parallel/communicator.h"
 
 namespace quantd::engine {
 
@@ -24,7 +25,9 @@ class CpuActivations : public Activations {
   int64_t len_;
 };
 
-std::unique_ptr<Backend> CreateCpuBackend();
+// `comm`: the data-parallel group this backend is one rank of (parallel/communicator.h; must
+// outlive it); null = a single rank holding every calibration row.
+std::unique_ptr<Backend> CreateCpuBackend(Communicator* comm = nullptr);
 
 // Final norm and lm_head logits [tokens, vocab] of host activations (tests and evaluation).
 Tensor CpuLogits(const ModelConfig& config, DType md, const Tensor& final_norm,

@@ -102,6 +102,14 @@ int64_t SmallestGpuBytes(const LayerGeometry& geometry, int64_t blocks, int64_t 
 // What the engine will see as available on a GPU of `total_bytes` of which `used_bytes` are taken.
 double AvailableOnGpu(double total_bytes, double used_bytes);
 
+// Data-parallel calibration (a job on several GPUs): `blocks` calibration blocks are split into
+// `ranks` contiguous runs, the first blocks % ranks of them one block longer. The first block of
+// `rank` and how many it holds; RankBlocks(b, r, r + 1) = b. The engine splits with this and the
+// scheduler plans each GPU of a job for its largest share (BlocksPerRank).
+int64_t RankFirstBlock(int64_t blocks, int ranks, int rank);
+int64_t RankBlocks(int64_t blocks, int ranks, int rank);
+int64_t BlocksPerRank(int64_t blocks, int ranks);
+
 }  // namespace quantd::memory_plan
 
 #endif  // QUANTD_MEMORY_PLAN_MEMORY_PLAN_H_
