@@ -20,7 +20,7 @@ nice cmake --build "$build" -j2 --target cuda_backend_gpu_test cuda_attention_gp
   cuda_kernels_gpu_test cuda_checkpoint_gpu_test quantd-awq-cuda-bench
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage"/{bin,lib,tools,data/fixtures/autoawq-parity,data/configs}
+mkdir -p "$stage"/{bin,lib,tools,data/configs}
 cp "$build"/tests/cuda_backend_gpu_test "$build"/tests/cuda_attention_gpu_test \
   "$build"/tests/cuda_kernels_gpu_test "$build"/tests/cuda_checkpoint_gpu_test \
   "$build"/bin/quantd-awq-cuda-bench "$stage/bin/"
@@ -36,9 +36,6 @@ ldd "$stage"/bin/* | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
   esac
 done
 data=$build/tests/data
-cp -r "$data/fixtures/autoawq-parity/llama-mha" "$stage/data/fixtures/autoawq-parity/"
-# The trained MoE model (14 MB; main's tree does not have it until the MoE branch lands).
-mkdir -p "$stage/data/models" && cp -r "$data/models/tiny-qwen3-moe-wp" "$stage/data/models/"
 # Every config: the benchmarks' Qwen2.5 and Llama 3.1, the families' gpu tests' real geometries.
 cp "$data"/configs/*.config.json "$stage/data/configs/"
 mkdir -p "$dest"

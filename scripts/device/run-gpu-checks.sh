@@ -21,6 +21,12 @@ export LD_LIBRARY_PATH="$b/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 # The gpu tests' data (tests/testing/test_data.h): the bundle's copy, plus the demo model of the
 # checkout the device tool sent (this script runs from its root).
 mkdir -p "$b/data/models" && ln -s "$PWD/demo/models/tiny-qwen2-wp" "$b/data/models/tiny-qwen2-wp"
+# The checkout's test data (models, fixtures) travels with it: linked in, not packed (the call's
+# working tree and carried bundle share one size limit).
+# Extracted as cmake/QuantdTestData.cmake does: tests/data/<dir>/<name>.tar.xz into <dir>/.
+(cd tests/data && find . -name '*.tar.xz') | while read -r f; do
+  mkdir -p "$b/data/$(dirname "$f")" && tar -C "$b/data/$(dirname "$f")" -xJf "tests/data/$f"
+done
 [ -f "$b/data/models/tiny-qwen2-wp/model/config.json" ] || { echo "no demo model under $PWD" >&2; exit 1; }
 export QUANTD_TEST_DATA_DIR="$b/data"
 # The checkpoint test's reader needs numpy: the python3 on PATH has it there, /usr/bin's may not.
