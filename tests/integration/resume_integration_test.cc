@@ -91,7 +91,12 @@ class ResumeHarness : public ServiceHarness {
   }
   std::string calib8() const { return (dir() / "calib8.jsonl").string(); }
   std::string model() const { return fs::canonical(kTinyModel / "model").string(); }
-  std::string roots() const { return "--allowed-roots=" + fs::canonical(kTinyModel).string(); }
+  // The model's directory and the test's own (calibration file, outputs): every path of a job
+  // must lie beneath the roots (issue 15), the output directory too.
+  std::string roots() const {
+    return "--allowed-roots=" + fs::canonical(kTinyModel).string() + "," +
+           fs::canonical(dir()).string();
+  }
   v1::SubmitJobRequest TinyRequest(const std::string& output_name) {
     v1::SubmitJobRequest r;
     r.mutable_spec()->set_model_dir(model());

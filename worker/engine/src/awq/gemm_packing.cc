@@ -73,6 +73,7 @@ GemmPackedLinear ConcatOutputs(const std::vector<const GemmPackedLinear*>& parts
   GemmPackedLinear out;
   out.in_features = parts.front()->in_features;
   out.group_size = parts.front()->group_size;
+  out.scale_dtype = parts.front()->scale_dtype;
   for (const GemmPackedLinear* p : parts) out.out_features += p->out_features;
   const int64_t groups = out.in_features / out.group_size;
   // Appends rows [rows, part_cols] of every part side by side into [rows, total_cols].

@@ -1,5 +1,6 @@
 #include "calib/calibration.h"
 
+#include <algorithm>
 #include <fstream>
 #include <utility>
 #include <variant>
@@ -254,8 +255,11 @@ absl::StatusOr<CalibrationSet> BuildCalibration(const CalibrationOptions& option
   for (const Row& row : held_out) {
     absl::StatusOr<std::vector<int32_t>> encoded = encode(row, &held_out_fallbacks);
     if (!encoded.ok()) return encoded.status();
-    if (encoded->empty() || static_cast<int64_t>(encoded->size()) > options.max_seq_len) continue;
-    set.held_out_ids.insert(set.held_out_ids.end(), encoded->begin(), encoded->end());
+    // A held-out row longer than a block is scored on its first block's worth of tokens (the
+    // windows are block-sized anyway): dropping it, as calibration drops such rows, could leave a
+    // small file with nothing to score.
+    const size_t keep = std::min(encoded->size(), static_cast<size_t>(options.max_seq_len));
+    set.held_out_ids.insert(set.held_out_ids.end(), encoded->begin(), encoded->begin() + keep);
   }
   counts.held_out_tokens = static_cast<int64_t>(set.held_out_ids.size());
   counts.tokens = static_cast<int64_t>(all.size());

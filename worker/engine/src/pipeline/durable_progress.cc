@@ -47,6 +47,31 @@ std::vector<std::string> PlannedStagedPaths(const QuantizeOptions& options,
   return paths;
 }
 
+// Output columns [first, first + count) of a GEMM-packed Linear (a part of a fused one; first and
+// count are multiples of 8, so no packed word straddles two parts): ConcatOutputs' inverse.
+GemmPackedLinear OutputSlice(const GemmPackedLinear& whole, int64_t first, int64_t count) {
+  GemmPackedLinear p;
+  p.in_features = whole.in_features;
+  p.out_features = count;
+  p.group_size = whole.group_size;
+  p.scale_dtype = whole.scale_dtype;
+  const int64_t groups = whole.in_features / whole.group_size;
+  auto cut = [&](const auto& src, int64_t rows, int64_t divisor, auto* dst) {
+    const int64_t cols = whole.out_features / divisor;
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto row = src.begin() + r * cols + first / divisor;
+      dst->insert(dst->end(), row, row + count / divisor);
+    }
+  };
+  cut(whole.qweight, whole.in_features, 8, &p.qweight);
+  cut(whole.qzeros, groups, 8, &p.qzeros);
+  cut(whole.scales, groups, 1, &p.scales);
+  if (whole.bias.has_value()) {
+    p.bias.emplace(whole.bias->begin() + first, whole.bias->begin() + first + count);
+  }
+  return p;
+}
+
 std::string LayerRange(int k) { return k == 1 ? "layer 0" : absl::StrCat("layers 0-", k - 1); }
 
 }  // namespace
@@ -337,8 +362,15 @@ absl::StatusOr<QuantizedLayer> DurableProgress::KeptLayer(const ModelConfig& con
   const bool compressed = format.format == CheckpointFormat::kCompressedTensors;
   QuantizedLayer q;
   q.index = layer;
-  for (const LinearSpec& linear : LayerLinears(config)) {
-    const std::string base = LayerTensorName(layer, linear.name);
+  const std::vector<LinearSpec> specs = LayerLinears(config);
+  for (size_t i = 0; i < specs.size();) {
+    // A fused source (Phi-3's qkv_proj) holds consecutive canonical Linears stacked along the
+    // output: read it whole, then hand out each part's columns.
+    size_t end = i + 1;
+    int64_t out = specs[i].out;
+    while (end < specs.size() && specs[end].source == specs[i].source) out += specs[end++].out;
+    const int64_t in = specs[i].in;
+    const std::string base = LayerTensorName(layer, specs[i].source);
     GemmPackedLinear p;
     if (compressed) {
       auto [pf, pw] = find(base + ".weight_packed");
@@ -348,10 +380,9 @@ absl::StatusOr<QuantizedLayer> DurableProgress::KeptLayer(const ModelConfig& con
         return absl::InternalError(absl::StrCat("staged output has no packed ", base));
       }
       CompressedTensorsLinear c;
-      c.out_features = linear.out;
-      c.in_features = linear.in;
-      c.groups =
-          linear.in / QuantScheme{options_.group_size, format.zero_point}.GroupFor(linear.in);
+      c.out_features = out;
+      c.in_features = in;
+      c.groups = in / QuantScheme{options_.group_size, format.zero_point}.GroupFor(in);
       QUANTD_ASSIGN_OR_RETURN(c.weight_packed, pf->ReadInt32(*pw));
       if (format.zero_point) {
         QUANTD_ASSIGN_OR_RETURN(c.weight_zero_point, zf->ReadInt32(*zp));
@@ -364,16 +395,23 @@ absl::StatusOr<QuantizedLayer> DurableProgress::KeptLayer(const ModelConfig& con
       if (qw == nullptr || qz == nullptr || sc == nullptr) {
         return absl::InternalError(absl::StrCat("staged output has no packed ", base));
       }
-      p.in_features = linear.in;
-      p.out_features = linear.out;
-      p.group_size = QuantScheme{options_.group_size, format.zero_point}.GroupFor(linear.in);
+      p.in_features = in;
+      p.out_features = out;
+      p.group_size = QuantScheme{options_.group_size, format.zero_point}.GroupFor(in);
       p.scale_dtype = scale_dtype;
       QUANTD_ASSIGN_OR_RETURN(p.qweight, qf->ReadInt32(*qw));
       QUANTD_ASSIGN_OR_RETURN(p.qzeros, zf->ReadInt32(*qz));
       p.scales = half(*sf, *sc);
     }
     if (auto [bf, b] = find(base + ".bias"); b != nullptr) p.bias = half(*bf, *b);
-    q.linears.push_back({linear.name, std::move(p)});
+    if (end - i == 1) {
+      q.linears.push_back({specs[i].name, std::move(p)});
+    } else {
+      for (int64_t first = 0; i < end; first += specs[i++].out) {
+        q.linears.push_back({specs[i].name, OutputSlice(p, first, specs[i].out)});
+      }
+    }
+    i = end;
   }
   const std::map<std::string, std::vector<float>>& norms = kept_[layer].norms;
   for (const LayerTensorSpec& spec : LayerFloatTensors(config)) {
