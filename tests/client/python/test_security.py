@@ -72,7 +72,8 @@ def _paths(server, name):
     base = server.root / name
     (base / "model").mkdir(parents=True, exist_ok=True)
     (base / "model" / "config.json").write_text(json.dumps(
-        {"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100, "num_attention_heads": 4}))
+        {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_hidden_layers": 2,
+         "vocab_size": 100, "intermediate_size": 128, "num_attention_heads": 4}))
     (base / "model" / "fake_engine.json").write_text(json.dumps({"steps": 2, "step_ms": 10}))
     (base / "calib.jsonl").write_text('{"text": "hello"}\n')
     return str(base / "model"), str(base / "out"), str(base / "calib.jsonl")
