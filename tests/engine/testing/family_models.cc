@@ -14,8 +14,10 @@ nlohmann::json Base(const char* hf_class) {
           {"hidden_size", 128},
           {"intermediate_size", 256},
           {"num_hidden_layers", 2},
-          {"num_attention_heads", 4},
-          {"num_key_value_heads", 2},
+          // head_dim 64: the smallest the CUDA attention takes (the CUDA checkpoint test runs
+          // every miniature on both backends).
+          {"num_attention_heads", 2},
+          {"num_key_value_heads", 1},
           {"vocab_size", 256},
           {"max_position_embeddings", 1024},
           {"rms_norm_eps", 1e-6},
@@ -71,6 +73,8 @@ nlohmann::json MiniatureConfig(const std::string& family) {
   }
   if (family == "qwen3") {
     nlohmann::json c = Base("Qwen3ForCausalLM");
+    c["num_attention_heads"] = 4;
+    c["num_key_value_heads"] = 2;
     c["head_dim"] = 64;  // != hidden / heads, as Qwen3-0.6B
     c["tie_word_embeddings"] = true;
     return c;
@@ -92,13 +96,15 @@ nlohmann::json MiniatureConfig(const std::string& family) {
   }
   if (family == "phi3") {
     nlohmann::json c = Base("Phi3ForCausalLM");
-    c["num_key_value_heads"] = 4;  // plain MHA, as Phi-3-mini
+    c["num_key_value_heads"] = 2;  // plain MHA, as Phi-3-mini
     c["sliding_window"] = 40;
     return c;
   }
   if (family == "qwen3_moe") {  // Qwen3-MoE: q/k norms, renormalised top-k
     nlohmann::json c = Base("Qwen3MoeForCausalLM");
     c.update({{"head_dim", 64},
+              {"num_attention_heads", 4},
+              {"num_key_value_heads", 2},
               {"num_experts", 4},
               {"num_experts_per_tok", 2},
               {"moe_intermediate_size", 128},
