@@ -78,6 +78,17 @@ class DataParallelBackend : public Backend {
             " GPUs it is split across (each needs at least one block)"));
       }
     }
+    // The held-out states set on this backend (Backend::SetHeldOut) reach the ranks as their
+    // shares: each rank forwards, and compares on, its own held-out blocks (none: no states).
+    for (int r = 0; r < size(); ++r) {
+      auto shard = [r](Activations* a) -> Activations* {
+        return a == nullptr ? nullptr : static_cast<ShardedActivations*>(a)->shard(r);
+      };
+      HeldOutStates mine = held_out();
+      mine.float_hidden = shard(mine.float_hidden);
+      mine.quantized_hidden = shard(mine.quantized_hidden);
+      Rank(r).SetHeldOut(mine.float_hidden == nullptr ? HeldOutStates{} : mine);
+    }
     // Each rank owns (and scales, clips) its copy of the layer: read once from disk, copied here.
     std::vector<LayerWeights> per_rank(ranks_.size());
     for (size_t r = per_rank.size(); r-- > 1;) per_rank[r] = weights;
