@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "awq/scaling_groups.h"
 #include "model/architecture.h"
 #include "model/model_config.h"
 #include "nlohmann/json.hpp"
@@ -15,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!config.ok()) return 0;
   (void)quantd::engine::SourceGlobalTensors(*config);
   if (config->num_hidden_layers > 0) (void)quantd::engine::SourceLayerTensors(*config, 0);
-  (void)quantd::engine::LinearOutFeatures(*config);
-  (void)quantd::engine::LinearInFeatures(*config);
+  (void)quantd::engine::LayerLinears(*config);
+  (void)quantd::engine::LayerFloatTensors(*config);
+  (void)quantd::engine::ScalingGroupsOf(*config);
   return 0;
 }

@@ -80,16 +80,19 @@ std::string Describe(const std::string& name, const std::string& was, const std:
 }  // namespace
 
 std::string RunFingerprint::DifferenceFrom(const RunFingerprint& now) const {
-  for (const auto& [name, value] : parts) {
+  // Plain pairs, not structured bindings: clang 14 (the fuzz build) cannot capture a binding.
+  for (const auto& part : parts) {
+    const std::string& name = part.first;
     auto it = std::find_if(now.parts.begin(), now.parts.end(),
                            [&](const auto& p) { return p.first == name; });
     const std::string current = it == now.parts.end() ? "" : it->second;
-    if (current != value) return Describe(name, value, current);
+    if (current != part.second) return Describe(name, part.second, current);
   }
-  for (const auto& [name, value] : now.parts) {
+  for (const auto& part : now.parts) {
+    const std::string& name = part.first;
     auto it =
         std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.first == name; });
-    if (it == parts.end()) return Describe(name, "", value);
+    if (it == parts.end()) return Describe(name, "", part.second);
   }
   return "";
 }
