@@ -15,6 +15,7 @@
 #include "quantd/engine/quantize.h"
 #include "testing/io_output_format_checker.h"
 #include "testing/io_temp_dir.h"
+#include "testing/trained_model_protocol.h"
 #include "tests/testing/test_data.h"
 
 namespace quantd::engine {
@@ -50,16 +51,7 @@ nlohmann::json ReadJson(const std::string& path) {
 
 TEST(PipelineTinyQwen2Test, HeldOutPerplexityWithinAutoAwq) {
   const std::string dir = WorkDir("plain");
-  QuantizeOptions o;
-  o.model_dir = kModel + "/model";
-  o.output_dir = dir + "/out";
-  o.calib_jsonl =
-      testing::WriteFirstLines(kModel + "/calib.jsonl", 128, dir + "/calib_first.jsonl");
-  o.num_calib = 128;
-  o.max_seq_len = 512;
-  o.apply_chat_template = false;
-  o.eval_text = kModel + "/heldout.txt";
-  o.backend = BackendKind::kCpu;
+  QuantizeOptions o = testing::TrainedModelProtocol(kModel, dir);
   RecordingObserver observer;
   absl::StatusOr<QuantizeResult> result = Quantize(o, &observer, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -91,18 +83,11 @@ TEST(PipelineTinyQwen2Test, HeldOutPerplexityWithinAutoAwq) {
 
 TEST(PipelineTinyQwen2Test, ChatTemplateWith2048TokenBlocksWorks) {
   const std::string dir = WorkDir("chat");
-  QuantizeOptions o;
-  o.model_dir = kModel + "/model";
-  o.output_dir = dir + "/out";
-  o.calib_jsonl =
-      testing::WriteFirstLines(kModel + "/calib.jsonl", 128, dir + "/calib_first.jsonl");
-  o.num_calib = 128;
+  QuantizeOptions o = testing::TrainedModelProtocol(kModel, dir);
   o.max_seq_len = 2048;
   o.apply_chat_template = true;
   o.system_prompt = "You are a helpful assistant.";  // as the AutoAWQ reference (67.94)
-  o.eval_text = kModel + "/heldout.txt";
   o.dump_calib = dir + "/calib_dump.json";
-  o.backend = BackendKind::kCpu;
   absl::StatusOr<QuantizeResult> result = Quantize(o, nullptr, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   const nlohmann::json report = ReadJson(result->report_path);

@@ -22,6 +22,7 @@
 #include "quantd/engine/quantize.h"
 #include "testing/io_output_format_checker.h"
 #include "testing/io_temp_dir.h"
+#include "testing/trained_model_protocol.h"
 #include "tests/testing/test_data.h"
 
 namespace quantd::engine {
@@ -38,17 +39,7 @@ std::string WorkDir(const std::string& name) {
 }
 
 QuantizeOptions Options(const std::string& dir) {
-  QuantizeOptions o;
-  o.model_dir = kModel + "/model";
-  o.output_dir = dir + "/out";
-  o.calib_jsonl =
-      testing::WriteFirstLines(kModel + "/calib.jsonl", 128, dir + "/calib_first.jsonl");
-  o.num_calib = 128;
-  o.max_seq_len = 512;
-  o.apply_chat_template = false;
-  o.eval_text = kModel + "/heldout.txt";
-  o.backend = BackendKind::kCpu;
-  return o;
+  return testing::TrainedModelProtocol(kModel, dir);
 }
 
 // Runs `o` and returns the report; the float perplexity must match SOURCES.
