@@ -6,6 +6,7 @@
 #include "awq/pseudo_quantize.h"
 #include "core/fast_round.h"
 #include "core/matmul.h"
+#include "core/parallel_for.h"
 
 namespace quantd::engine {
 
@@ -56,37 +57,46 @@ ClipResult SearchBestClip(const Tensor& w, const Tensor& sampled_x, const QuantS
     // Partial dot products of the group, [n_tok, rows], stored in md as AutoAWQ's are.
     MatMulStrided(sampled_x.ptr() + g * group, cols, w_group.data(), ref.data(), n_tok, rows,
                   group);
-    for (float& v : ref) v = FastRoundTo(md, v);
+    ParallelFor(n_tok, RowGrain(rows), [&](int64_t begin, int64_t end) {
+      for (float* v = ref.data() + begin * rows; v != ref.data() + end * rows; ++v) {
+        *v = FastRoundTo(md, *v);
+      }
+    });
     for (int i = 0; i < kClipShrinkSteps; ++i) {
       const float shrink = static_cast<float>(1.0 - static_cast<double>(i) / 20.0);
-      for (int64_t o = 0; o < rows; ++o) {
-        const float m = FastRoundTo(md, m0[static_cast<size_t>(o)] * shrink);
-        float* t = trial.data() + o * group;
-        const float* src = w_group.data() + o * group;
-        for (int64_t j = 0; j < group; ++j) t[j] = std::clamp(src[j], -m, m);
-        PseudoQuantizeGroup(t, group, md, scheme.zero_point, nullptr, nullptr, nullptr);
-      }
+      ParallelFor(rows, RowGrain(group), [&](int64_t begin, int64_t end) {
+        for (int64_t o = begin; o < end; ++o) {
+          const float m = FastRoundTo(md, m0[static_cast<size_t>(o)] * shrink);
+          float* t = trial.data() + o * group;
+          const float* src = w_group.data() + o * group;
+          for (int64_t j = 0; j < group; ++j) t[j] = std::clamp(src[j], -m, m);
+          PseudoQuantizeGroup(t, group, md, scheme.zero_point, nullptr, nullptr, nullptr);
+        }
+      });
       MatMulStrided(sampled_x.ptr() + g * group, cols, trial.data(), cur.data(), n_tok, rows,
                     group);
-      // err = mean over tokens of (cur − ref)², each step rounded to md like AutoAWQ's tensors.
-      std::fill(err_sum.begin(), err_sum.end(), 0.0f);
-      for (int64_t t = 0; t < n_tok; ++t) {
-        const float* c = cur.data() + t * rows;
-        const float* r = ref.data() + t * rows;
-        for (int64_t o = 0; o < rows; ++o) {
-          const float d = FastRoundTo(md, FastRoundTo(md, c[o]) - r[o]);
-          err_sum[static_cast<size_t>(o)] += FastRoundTo(md, d * d);
+      // err = mean over tokens of (cur − ref)², each step rounded to md like AutoAWQ's tensors;
+      // each row's sum runs over the tokens in order, whatever the threads.
+      ParallelFor(rows, RowGrain(n_tok), [&](int64_t begin, int64_t end) {
+        for (int64_t o = begin; o < end; ++o) err_sum[static_cast<size_t>(o)] = 0.0f;
+        for (int64_t t = 0; t < n_tok; ++t) {
+          const float* c = cur.data() + t * rows;
+          const float* r = ref.data() + t * rows;
+          for (int64_t o = begin; o < end; ++o) {
+            const float d = FastRoundTo(md, FastRoundTo(md, c[o]) - r[o]);
+            err_sum[static_cast<size_t>(o)] += FastRoundTo(md, d * d);
+          }
         }
-      }
-      for (int64_t o = 0; o < rows; ++o) {
-        const float err = FastRoundTo(md, err_sum[static_cast<size_t>(o)] * inv_tok);
-        if (err < min_err[static_cast<size_t>(o)]) {  // strict: ties keep the larger bound
-          min_err[static_cast<size_t>(o)] = err;
-          result.max_val.data[static_cast<size_t>(o * groups + g)] =
-              FastRoundTo(md, m0[static_cast<size_t>(o)] * shrink);
-          result.shrink_index[static_cast<size_t>(o * groups + g)] = static_cast<uint8_t>(i);
+        for (int64_t o = begin; o < end; ++o) {
+          const float err = FastRoundTo(md, err_sum[static_cast<size_t>(o)] * inv_tok);
+          if (err < min_err[static_cast<size_t>(o)]) {  // strict: ties keep the larger bound
+            min_err[static_cast<size_t>(o)] = err;
+            result.max_val.data[static_cast<size_t>(o * groups + g)] =
+                FastRoundTo(md, m0[static_cast<size_t>(o)] * shrink);
+            result.shrink_index[static_cast<size_t>(o * groups + g)] = static_cast<uint8_t>(i);
+          }
         }
-      }
+      });
     }
   }
   return result;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/fast_round.h"
+#include "core/parallel_for.h"
 
 namespace quantd::engine {
 namespace {
@@ -70,15 +71,17 @@ void PseudoQuantize(float* w, int64_t rows, int64_t cols, const QuantScheme& sch
                     const GroupQuantization& out) {
   const int64_t group = scheme.GroupFor(cols);
   const int64_t groups_per_row = cols / group;
-  for (int64_t row = 0; row < rows; ++row) {
-    for (int64_t g = 0; g < groups_per_row; ++g) {
-      const int64_t offset = row * cols + g * group;
-      const int64_t param = row * groups_per_row + g;
-      PseudoQuantizeGroup(
-          w + offset, group, md, scheme.zero_point, out.codes ? out.codes + offset : nullptr,
-          out.scales ? out.scales + param : nullptr, out.zeros ? out.zeros + param : nullptr);
+  ParallelFor(rows, RowGrain(cols), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      for (int64_t g = 0; g < groups_per_row; ++g) {
+        const int64_t offset = row * cols + g * group;
+        const int64_t param = row * groups_per_row + g;
+        PseudoQuantizeGroup(
+            w + offset, group, md, scheme.zero_point, out.codes ? out.codes + offset : nullptr,
+            out.scales ? out.scales + param : nullptr, out.zeros ? out.zeros + param : nullptr);
+      }
     }
-  }
+  });
 }
 
 }  // namespace quantd::engine

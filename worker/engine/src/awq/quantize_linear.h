@@ -19,11 +19,20 @@ namespace quantd::engine {
 GemmPackedLinear QuantizeLinearGemm(const LinearWeights& linear, const QuantScheme& scheme,
                                     DType scale_dtype = DType::kF16);
 
-// Mean squared error over all tokens and outputs of x · (W_trial − W)ᵀ, from gram = xᵀx [C, C]
-// of the n_tokens inputs x: the loss of a group whose inspected module is the Linear itself,
-// without rerunning the product over every token.
-double LinearOutputMse(const std::vector<float>& gram, const Tensor& w, const Tensor& w_trial,
-                       int64_t n_tokens);
+// Mean squared error over all tokens and outputs of x · (W_trial − W)ᵀ for the n inputs x [n, C]:
+// the loss of a group whose inspected module is the Linear itself, without rerunning the Linear.
+// With at least as many tokens as columns it is the quadratic form in xᵀx (computed once, each
+// trial costs out · C²); with fewer the direct product costs n / C of that (a 7B down_proj on a
+// few hundred calibration tokens: 1/50).
+class LinearOutputMse {
+ public:
+  explicit LinearOutputMse(const Tensor& x);  // x outlives this
+  double operator()(const Tensor& w, const Tensor& w_trial) const;
+
+ private:
+  const Tensor& x_;
+  std::vector<float> gram_;  // [C, C]; empty: the direct product
+};
 
 }  // namespace quantd::engine
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "awq/pseudo_quantize.h"
 #include "core/fast_round.h"
+#include "core/parallel_for.h"
 
 namespace quantd::engine {
 namespace {
@@ -111,16 +112,19 @@ void ScaleQuantizeUnscale(const Tensor& w, const std::vector<float>& s, const Qu
   const int64_t cols = w.dim(1);
   out->shape = w.shape;
   out->data.resize(w.data.size());
-  for (int64_t i = 0; i < rows; ++i) {
-    const float* src = w.ptr() + i * cols;
-    float* dst = out->ptr() + i * cols;
-    for (int64_t j = 0; j < cols; ++j) dst[j] = FastRoundTo(md, src[j] * s[static_cast<size_t>(j)]);
-  }
-  PseudoQuantize(out->ptr(), rows, cols, scheme, md);
-  for (int64_t i = 0; i < rows; ++i) {
-    float* dst = out->ptr() + i * cols;
-    for (int64_t j = 0; j < cols; ++j) dst[j] = FastRoundTo(md, dst[j] / s[static_cast<size_t>(j)]);
-  }
+  ParallelFor(rows, RowGrain(cols), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* src = w.ptr() + i * cols;
+      float* dst = out->ptr() + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        dst[j] = FastRoundTo(md, src[j] * s[static_cast<size_t>(j)]);
+      }
+      PseudoQuantize(dst, 1, cols, scheme, md);  // one row: no nested threads
+      for (int64_t j = 0; j < cols; ++j) {
+        dst[j] = FastRoundTo(md, dst[j] / s[static_cast<size_t>(j)]);
+      }
+    }
+  });
 }
 
 std::vector<std::vector<float>> GridScales(const std::vector<float>& x_mean,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +13,6 @@
 #include "awq/scaling_groups.h"
 #include "backend/cpu/capture_shards.h"
 #include "backend/cpu/decoder_layer.h"
-#include "core/matmul.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
 #include "model/moe_layout.h"
@@ -28,19 +28,17 @@ class TrialLoss {
             const LayerCapture& cap, const ScalingGroup& group)
       : ctx_(ctx), settings_(settings), layer_(layer), cap_(cap), group_(group) {
     if (group.inspect == InspectedModule::kLinear) {
-      // The inspected module is the Linear itself: the output MSE is a quadratic form in xᵀx.
-      const Tensor& x = *CapturedInput(cap, group.input);
-      gram_.resize(static_cast<size_t>(x.dim(1) * x.dim(1)));
-      Gram(x.ptr(), x.dim(0), x.dim(1), x.dim(1), gram_.data());
+      linear_mse_.emplace(*CapturedInput(cap, group.input));
     }
   }
 
   double operator()(const std::vector<float>& s) const {
-    std::vector<LinearWeights> trial;
-    for (const LinearWeights* l : GroupLinears(group_, layer_)) {
-      LinearWeights t{Tensor(), l->bias};
-      ScaleQuantizeUnscale(l->weight, s, settings_.scheme(), ctx_.md, &t.weight);
-      trial.push_back(std::move(t));
+    const std::vector<const LinearWeights*> linears = GroupLinears(group_, layer_);
+    std::vector<LinearWeights>& trial = trial_;
+    trial.resize(linears.size());
+    for (size_t i = 0; i < linears.size(); ++i) {
+      trial[i].bias = linears[i]->bias;
+      ScaleQuantizeUnscale(linears[i]->weight, s, settings_.scheme(), ctx_.md, &trial[i].weight);
     }
     // A Linear of the layer, or its trial where the group has one.
     auto pick = [&](std::string_view name) -> const LinearWeights& {
@@ -63,8 +61,7 @@ class TrialLoss {
         return OutputMse(cap_.mlp_output, out, ctx_.md);
       }
       case InspectedModule::kLinear:
-        return LinearOutputMse(gram_, FindLinear(layer_, group_.linears[0])->weight,
-                               trial[0].weight, CapturedInput(cap_, group_.input)->dim(0));
+        return (*linear_mse_)(FindLinear(layer_, group_.linears[0])->weight, trial[0].weight);
       case InspectedModule::kMoe: {
         // The whole block on the same input with the float routing: AutoAWQ reruns the block, whose
         // router (not in the group) sees the same input and routes the same way.
@@ -92,7 +89,10 @@ class TrialLoss {
   const LayerWeights& layer_;
   const LayerCapture& cap_;
   const ScalingGroup& group_;
-  std::vector<float> gram_;
+  std::optional<LinearOutputMse> linear_mse_;  // kLinear groups
+  // The trial weights, kept between calls: a fresh 7B MLP's worth of trials per grid point made the
+  // allocator map and fault in gigabytes each time.
+  mutable std::vector<LinearWeights> trial_;
 };
 
 // The first `rows` rows of t (all of them when it has fewer).
@@ -141,8 +141,7 @@ absl::Status ClipLinears(const ModelConfig& config, Communicator* comm, const Ca
                          const std::vector<ScalingGroup>& groups,
                          const std::vector<ScalingDecision>& scaling, const LayerCapture& cap,
                          DType md, const QuantScheme& scheme, int64_t min_expert_tokens,
-                         LayerWeights* w,
-                         std::vector<ClipDecision>* clips) {
+                         LayerWeights* w, std::vector<ClipDecision>* clips) {
   for (const LinearSpec& spec : LayerLinears(config)) {
     if (!spec.clip || UnderCalibrated(shards, spec.name, min_expert_tokens)) continue;
     QUANTD_ASSIGN_OR_RETURN(Tensor sampled, ShardedClipTokens(comm, shards.ForLinear(spec.name),
@@ -258,8 +257,8 @@ class CpuBackend : public Backend {
     }
     if (settings.apply_clip) {
       if (absl::Status s = CheckCancel(cancel); !s.ok()) return s;
-      QUANTD_RETURN_IF_ERROR(ClipLinears(config, comm_, shards, groups, out.scaling, cap, md, scheme,
-                                         settings.min_expert_tokens, &w, &out.clips));
+      QUANTD_RETURN_IF_ERROR(ClipLinears(config, comm_, shards, groups, out.scaling, cap, md,
+                                         scheme, settings.min_expert_tokens, &w, &out.clips));
     }
     if (cap.moe.has_value()) {
       out.moe = MoeStatsOf(shards.ExpertTokens(), settings.min_expert_tokens);

@@ -1,0 +1,33 @@
+#include "core/parallel_for.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+namespace quantd::engine {
+
+int CpuThreads() { return std::max(1, openblas_get_num_threads()); }
+
+void ParallelFor(int64_t n, int64_t grain, absl::FunctionRef<void(int64_t, int64_t)> fn) {
+  if (n <= 0) return;
+  const int64_t chunks =
+      std::clamp<int64_t>(n / std::max<int64_t>(grain, 1), 1, static_cast<int64_t>(CpuThreads()));
+  if (chunks == 1) {
+    fn(0, n);
+    return;
+  }
+  const int64_t per = (n + chunks - 1) / chunks;
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(chunks - 1));
+  for (int64_t c = 1; c < chunks; ++c) {
+    const int64_t begin = c * per;
+    const int64_t end = std::min(n, begin + per);
+    if (begin < end) threads.emplace_back([&fn, begin, end] { fn(begin, end); });
+  }
+  fn(0, std::min(n, per));
+  for (std::thread& t : threads) t.join();
+}
+
+}  // namespace quantd::engine
