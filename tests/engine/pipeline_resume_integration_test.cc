@@ -87,6 +87,15 @@ class PipelineResumeTest : public ::testing::Test {
     o.backend = BackendKind::kCpu;
     return o;
   }
+
+ public:
+  // Interrupt() and the number of layers it left kept.
+  int InterruptAfter(const QuantizeOptions& o, int layers) {
+    Interrupt(o, layers);
+    return kept_;
+  }
+
+ protected:
   // Runs until `layers` layers are done, then stops it as SIGTERM would; checks what is kept.
   void Interrupt(const QuantizeOptions& o, int layers) {
     CancellationToken cancel;
@@ -104,30 +113,24 @@ class PipelineResumeTest : public ::testing::Test {
   int kept_ = 0;
 };
 
-TEST_F(PipelineResumeTest, AResumedRunWritesTheUninterruptedCheckpointByteForByte) {
-  const std::string dir = WorkDir("identical");
-  const std::string calib = CalibLines(dir, 0, 8);
-  QuantizeOptions whole = Options(dir + "/whole", calib);
-  {  // a few evaluation windows of held-out text: the replay must rebuild them too
-    std::ifstream in(kModel + "/heldout.txt");
-    std::string text(6000, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    std::ofstream(dir + "/heldout.txt") << text.substr(0, static_cast<size_t>(in.gcount()));
-    whole.eval_text = dir + "/heldout.txt";
-  }
+// Runs `whole` uninterrupted, then into another output_dir stopped after two layers and resumed:
+// the resumed run starts at the kept layer, says so, and writes the uninterrupted run's bytes and
+// report (the replay rebuilt the held-out states exactly), leaving no journal or staged file.
+void ExpectResumedRunMatchesUninterrupted(PipelineResumeTest* t, const QuantizeOptions& whole) {
   Observer plain;
   absl::StatusOr<QuantizeResult> reference = Quantize(whole, &plain, nullptr);
   ASSERT_TRUE(reference.ok()) << reference.status();
   EXPECT_FALSE(fs::exists(ResumeJournal::PathFor(whole.output_dir)));  // gone once committed
 
   QuantizeOptions o = whole;
-  o.output_dir = dir + "/resumed/out";
-  Interrupt(o, 2);
+  o.output_dir = fs::path(whole.output_dir).parent_path().parent_path().string() + "/resumed/out";
+  const int kept = t->InterruptAfter(o, 2);
+  if (::testing::Test::HasFatalFailure()) return;
   Observer observer;
   absl::StatusOr<QuantizeResult> resumed = Quantize(o, &observer, nullptr);
   ASSERT_TRUE(resumed.ok()) << resumed.status();
-  EXPECT_EQ(observer.resumed_at, kept_);
-  EXPECT_NE(observer.log.find("resumed at layer " + std::to_string(kept_) + " of 4"),
+  EXPECT_EQ(observer.resumed_at, kept);
+  EXPECT_NE(observer.log.find("resumed at layer " + std::to_string(kept) + " of 4"),
             std::string::npos)
       << observer.log;
   EXPECT_EQ(ReadBytes(o.output_dir + "/model.safetensors"),
@@ -135,42 +138,39 @@ TEST_F(PipelineResumeTest, AResumedRunWritesTheUninterruptedCheckpointByteForByt
   const nlohmann::json a = ReadJson(reference->report_path), b = ReadJson(resumed->report_path);
   EXPECT_EQ(a["layers"], b["layers"]);
   EXPECT_EQ(a["calibration"], b["calibration"]);
-  EXPECT_EQ(a["evaluation"], b["evaluation"]);  // replay rebuilt the evaluation states exactly
-  EXPECT_EQ(b["resume"]["resumed_at_layer"], kept_);
+  ASSERT_TRUE(a["evaluation"].is_object());
+  EXPECT_EQ(a["evaluation"], b["evaluation"]);
+  EXPECT_EQ(a["quality"]["awq_to_rtn_error_ratio"], b["quality"]["awq_to_rtn_error_ratio"]);
+  EXPECT_EQ(b["resume"]["resumed_at_layer"], kept);
   EXPECT_FALSE(fs::exists(ResumeJournal::PathFor(o.output_dir)));
   for (const fs::directory_entry& e : fs::directory_iterator(o.output_dir)) {
     EXPECT_FALSE(absl::EndsWith(e.path().string(), ".quantd-tmp")) << e.path();
   }
 }
 
-// compressed-tensors (symmetric, per-channel, bfloat16 scales): the kept layers are read back from
-// the staged weight_packed / weight_scale tensors for the quality report's quantized held-out
-// states, which come out the same as the uninterrupted run's.
+// AutoAWQ GEMM, with a few evaluation windows of held-out text given: the replay must rebuild them.
+TEST_F(PipelineResumeTest, AResumedRunWritesTheUninterruptedCheckpointByteForByte) {
+  const std::string dir = WorkDir("identical");
+  QuantizeOptions whole = Options(dir + "/whole", CalibLines(dir, 0, 8));
+  std::ifstream in(kModel + "/heldout.txt");
+  std::string text(6000, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  std::ofstream(dir + "/heldout.txt") << text.substr(0, static_cast<size_t>(in.gcount()));
+  whole.eval_text = dir + "/heldout.txt";
+  ExpectResumedRunMatchesUninterrupted(this, whole);
+}
+
+// compressed-tensors (symmetric, per-channel, bfloat16 scales), the default held-out slice: the
+// kept layers are read back from the staged weight_packed / weight_scale tensors for the quality
+// report's quantized held-out states.
 TEST_F(PipelineResumeTest, AResumedCompressedTensorsRunWritesTheUninterruptedCheckpoint) {
   const std::string dir = WorkDir("compressed_tensors");
-  const std::string calib = CalibLines(dir, 0, 8);
-  QuantizeOptions whole = Options(dir + "/whole", calib);
+  QuantizeOptions whole = Options(dir + "/whole", CalibLines(dir, 0, 8));
   whole.format = CheckpointFormat::kCompressedTensors;
   whole.zero_point = false;
   whole.group_size = kPerChannelGroup;
   whole.output_dtype = OutputDtype::kBFloat16;
-  absl::StatusOr<QuantizeResult> reference = Quantize(whole, nullptr, nullptr);
-  ASSERT_TRUE(reference.ok()) << reference.status();
-
-  QuantizeOptions o = whole;
-  o.output_dir = dir + "/resumed/out";
-  Interrupt(o, 2);
-  Observer observer;
-  absl::StatusOr<QuantizeResult> resumed = Quantize(o, &observer, nullptr);
-  ASSERT_TRUE(resumed.ok()) << resumed.status();
-  EXPECT_EQ(observer.resumed_at, kept_);
-  EXPECT_EQ(ReadBytes(o.output_dir + "/model.safetensors"),
-            ReadBytes(whole.output_dir + "/model.safetensors"));
-  const nlohmann::json a = ReadJson(reference->report_path), b = ReadJson(resumed->report_path);
-  EXPECT_EQ(a["layers"], b["layers"]);
-  ASSERT_TRUE(a["evaluation"].is_object());  // the default held-out slice
-  EXPECT_EQ(a["evaluation"], b["evaluation"]);
-  EXPECT_EQ(a["quality"]["awq_to_rtn_error_ratio"], b["quality"]["awq_to_rtn_error_ratio"]);
+  ExpectResumedRunMatchesUninterrupted(this, whole);
 }
 
 // Another format is another computation: its kept layers are not reused.
