@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/parallel_for.h"
 #include "io/json_file.h"
 #include "io/moe_checkpoint.h"
 #include "io/status_macros.h"
@@ -25,6 +26,8 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 }  // namespace
+
+int LayerReadThreads() { return HostThreads(16); }
 
 absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(
     const std::string& model_dir) {
@@ -186,13 +189,30 @@ absl::StatusOr<LayerWeights> CheckpointReader::LoadLayer(const ModelConfig& conf
   if (experts == ExpertLayout::kFused) {
     QUANTD_RETURN_IF_ERROR(LoadFusedExperts(*this, config, layer, &w));
   }
+  // The layer's tensors are read and converted in parallel (a Mixtral-8x7B layer is 2.8 GB of
+  // bfloat16, 5.6 GB of float32: on one thread that was most of a layer's time on an H200), then
+  // placed in order; each tensor holds exactly what a serial read gives, and the first tensor (in
+  // the family's order) that fails to read is the error, as serially.
+  std::vector<LayerTensorSpec> specs;
+  std::vector<TensorSpec> reads;
   for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
     if (experts == ExpertLayout::kFused && FromFusedExperts(config, t.name)) continue;
     const std::string base = LayerTensorName(layer, t.name);
-    QUANTD_ASSIGN_OR_RETURN(Tensor weight, ReadExpected(base + ".weight", t.shape));
+    specs.push_back(t);
+    reads.push_back({base + ".weight", t.shape});
+    if (t.bias) reads.push_back({base + ".bias", {t.shape[0]}});
+  }
+  std::vector<absl::StatusOr<Tensor>> read(reads.size());
+  ParallelFor(static_cast<int64_t>(reads.size()), LayerReadThreads(), [&](int64_t i) {
+    const TensorSpec& r = reads[static_cast<size_t>(i)];
+    read[static_cast<size_t>(i)] = ReadExpected(r.name, r.shape);
+  });
+  size_t next = 0;
+  for (const LayerTensorSpec& t : specs) {
+    QUANTD_ASSIGN_OR_RETURN(Tensor weight, std::move(read[next++]));
     std::optional<Tensor> bias;
     if (t.bias) {
-      QUANTD_ASSIGN_OR_RETURN(bias, ReadExpected(base + ".bias", {t.shape[0]}));
+      QUANTD_ASSIGN_OR_RETURN(bias, std::move(read[next++]));
     }
     if (!t.linear) {
       *FindFloatTensor(&w, t.name) = std::move(weight);

@@ -64,6 +64,10 @@ class CheckpointReader {
   std::map<std::string, const SafetensorsFile*, std::less<>> location_;
 };
 
+// Threads a decoder layer's tensors are read and converted with (LoadLayer): reading is
+// memory-bound, and 16 threads (an H200 machine's cores) are about what the memory takes.
+int LayerReadThreads();
+
 // Every Linear that will be quantized (not matched by modules_to_not_convert as a substring of
 // its full name, as vLLM matches) must have in_features % group_size == 0 and
 // out_features % 8 == 0 (GEMM packing). FailedPrecondition names the module and the numbers.

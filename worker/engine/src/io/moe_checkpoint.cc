@@ -1,6 +1,9 @@
 #include "io/moe_checkpoint.h"
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "core/parallel_for.h"
 #include "io/checkpoint_reader.h"
 #include "io/status_macros.h"
 #include "model/moe_layout.h"
@@ -15,8 +18,9 @@ Tensor FusedSlice(const SafetensorsFile& file, const SafetensorsEntry& entry, in
   const auto width = static_cast<size_t>(DTypeSize(entry.dtype));
   const absl::Span<const uint8_t> bytes = file.Bytes(entry);
   Tensor t({rows, c});
-  ToFloat32(entry.dtype, bytes.data() + static_cast<size_t>((e * r + first) * c) * width,
-            static_cast<size_t>(rows * c), t.ptr());
+  const absl::Span<const uint8_t> slice = bytes.subspan(
+      static_cast<size_t>((e * r + first) * c) * width, static_cast<size_t>(rows * c) * width);
+  file.ConvertReleasing(entry.dtype, slice, t.ptr());
   return t;
 }
 
@@ -57,16 +61,26 @@ absl::Status LoadFusedExperts(const CheckpointReader& reader, const ModelConfig&
   QUANTD_RETURN_IF_ERROR(reader.CheckTensor(specs[1], &gu_file, &gu));
   QUANTD_RETURN_IF_ERROR(reader.CheckTensor(specs[2], &down_file, &down));
   const int64_t inter = c.moe.expert_intermediate_size;
+  // Every expert's three slices in parallel (LoadLayer's reason); each drops its source pages.
+  std::vector<LinearWeights*> slots;
   for (int e = 0; e < c.moe.num_experts; ++e) {
-    FindLinear(w, ExpertLinearName(style, e, ExpertProj::kGate))->weight =
-        FusedSlice(*gu_file, *gu, e, 0, inter);  // gate rows first
-    FindLinear(w, ExpertLinearName(style, e, ExpertProj::kUp))->weight =
-        FusedSlice(*gu_file, *gu, e, inter, inter);
-    FindLinear(w, ExpertLinearName(style, e, ExpertProj::kDown))->weight =
-        FusedSlice(*down_file, *down, e, 0, c.hidden_size);
+    for (ExpertProj p : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
+      slots.push_back(FindLinear(w, ExpertLinearName(style, e, p)));
+    }
   }
-  gu_file->ReleasePages(gu_file->Bytes(*gu));
-  down_file->ReleasePages(down_file->Bytes(*down));
+  ParallelFor(static_cast<int64_t>(slots.size()), LayerReadThreads(), [&](int64_t i) {
+    const int64_t e = i / 3;
+    switch (i % 3) {
+      case 0:  // gate rows first
+        slots[static_cast<size_t>(i)]->weight = FusedSlice(*gu_file, *gu, e, 0, inter);
+        break;
+      case 1:
+        slots[static_cast<size_t>(i)]->weight = FusedSlice(*gu_file, *gu, e, inter, inter);
+        break;
+      default:
+        slots[static_cast<size_t>(i)]->weight = FusedSlice(*down_file, *down, e, 0, c.hidden_size);
+    }
+  });
   return absl::OkStatus();
 }
 

@@ -22,6 +22,9 @@ namespace {
 // safetensors' own limit on the header size.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
+// Source bytes ReadFloat converts before it drops their pages.
+constexpr size_t kReadSliceBytes = size_t{16} << 20;
+
 std::string ShapeString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
@@ -173,8 +176,7 @@ absl::StatusOr<Tensor> SafetensorsFile::ReadFloat(const SafetensorsEntry& e) con
         path_, ": tensor \"", e.name, "\" has an integer dtype, expected F32, F16 or BF16"));
   }
   Tensor t(e.shape);
-  ToFloat32(e.dtype, Bytes(e).data(), t.data.size(), t.ptr());
-  ReleasePages(Bytes(e));
+  ConvertReleasing(e.dtype, Bytes(e), t.ptr());
   QUANTD_RETURN_IF_ERROR(CheckFiniteWeights(path_, e.name, t.ptr(), t.data.size()));
   return t;
 }
@@ -199,6 +201,18 @@ void SafetensorsFile::ReleasePages(absl::Span<const uint8_t> bytes) const {
   const uintptr_t first = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
   const uintptr_t last = reinterpret_cast<uintptr_t>(bytes.data() + bytes.size());
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+void SafetensorsFile::ConvertReleasing(DType dtype, absl::Span<const uint8_t> bytes,
+                                       float* out) const {
+  const auto width = static_cast<size_t>(DTypeSize(dtype));
+  const size_t n = bytes.size() / width;
+  const size_t per_slice = kReadSliceBytes / width;
+  for (size_t i = 0; i < n; i += per_slice) {
+    const size_t m = std::min(per_slice, n - i);
+    ToFloat32(dtype, bytes.data() + i * width, m, out + i);
+    ReleasePages(bytes.subspan(i * width, m * width));
+  }
 }
 
 absl::StatusOr<std::vector<int32_t>> SafetensorsFile::ReadInt32(const SafetensorsEntry& e) const {

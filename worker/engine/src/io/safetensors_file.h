@@ -61,6 +61,11 @@ class SafetensorsFile {
   // memory.
   void ReleasePages(absl::Span<const uint8_t> bytes) const;
 
+  // `bytes` (a range of Bytes(), values of `dtype`: F32, F16 or BF16) as float32 into `out`,
+  // exactly; the pages are released slice by slice as they are read, so that several threads
+  // reading a layer (CheckpointReader::LoadLayer) hold a slice of the file each, not a tensor.
+  void ConvertReleasing(DType dtype, absl::Span<const uint8_t> bytes, float* out) const;
+
   // A float tensor as float32 (exact for F16/BF16/F32); other dtypes are InvalidArgument. Its
   // pages are released afterwards.
   absl::StatusOr<Tensor> ReadFloat(const SafetensorsEntry& entry) const;

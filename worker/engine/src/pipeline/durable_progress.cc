@@ -5,15 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/parallel_for.h"
 #include "export/awq_export.h"
 #include "export/compressed_tensors_export.h"
 #include "io/file_util.h"
@@ -229,20 +228,11 @@ int DurableProgress::VerifyKeptLayers(const std::vector<JournalLayer>& layers, s
   const int k = static_cast<int>(layers.size());
   std::vector<std::string> source(k), output(k);
   const std::vector<const SafetensorsFile*> src = Raw(source_files_), staged = Raw(staged_files_);
-  std::atomic<int> next{0};
-  auto work = [&] {
-    for (int i = next++; i < k; i = next++) {
-      source[i] = LayerTensorsDigest(src, i);
-      output[i] = LayerTensorsDigest(staged, i);
-    }
-  };
   // Digesting is memory- and disk-bound: a few threads at most.
-  const int threads =
-      std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, std::min(8, k));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+  ParallelFor(k, HostThreads(8), [&](int64_t i) {
+    source[static_cast<size_t>(i)] = LayerTensorsDigest(src, static_cast<int>(i));
+    output[static_cast<size_t>(i)] = LayerTensorsDigest(staged, static_cast<int>(i));
+  });
   for (int i = 0; i < k; ++i) {
     if (source[i] != layers[i].source_digest) {
       *why = absl::StrCat("layer ", i, "'s tensors in the model changed");
