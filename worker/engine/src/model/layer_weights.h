@@ -6,6 +6,7 @@
 #ifndef QUANTD_ENGINE_MODEL_LAYER_WEIGHTS_H_
 #define QUANTD_ENGINE_MODEL_LAYER_WEIGHTS_H_
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,7 +63,17 @@ struct LayerWeights {
   std::optional<Tensor> pre_feedforward_layernorm, post_feedforward_layernorm;
   // MoE families: the sparse block in the MLP's place (gate/up/down_proj stay empty).
   std::optional<MoeWeights> moe;
+  // Set by a LayerPrefetcher that reads layers one at a time (memory_plan::LayersInFlight): the
+  // next layer's read waits until this is released — with the last copy of the layer, or early by
+  // ReleaseLinearWeights.
+  std::shared_ptr<void> host_lease;
 };
+
+// Frees the host values of every Linear of `layer` (weights and biases; their shapes stay, so
+// the layer's geometry can still be checked) and releases its host_lease. For a backend that has
+// its own copy of the layer (the CUDA backend once it is uploaded): the next layer's read can
+// start without two layers' float32 weights on the host.
+void ReleaseLinearWeights(LayerWeights* layer);
 
 // A Linear or float tensor of a layer by its name relative to the layer; nullptr for names the
 // layer has no slot for (a float tensor's slot is returned even when the family leaves it empty).

@@ -19,8 +19,9 @@
 //
 // Around the backend everything overlaps its work: a LayerPrefetcher reads layer i+1 from the
 // memory-mapped checkpoint while the backend quantizes layer i (two layers of weights on the host
-// at most), and an ExportQueue converts and writes layer i (and the embedding / lm_head copies)
-// while the backend works on the next ones.
+// at most; one for layers too large for two, memory_plan::LayersInFlight), and an ExportQueue
+// converts and writes layer i (and the embedding / lm_head copies) while the backend works on the
+// next ones.
 #include "quantd/engine/quantize.h"
 
 #include <algorithm>
@@ -43,6 +44,7 @@
 #include "io/file_util.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/memory_geometry.h"
 #include "parallel/data_parallel_backend.h"
 #include "pipeline/durable_progress.h"
 #include "pipeline/eval_windows.h"
@@ -407,15 +409,29 @@ absl::Status PipelineRun::QuantizeLayers() {
   // Each layer read is staged on the backend's device (the copy overlaps the current layer's
   // work) once the backend is up; layer 0 is read during its start and uploaded when quantized.
   // Replayed layers are not staged (their forward uploads them): the first one to quantize is.
+  // Layers too large to hold two of (Mixtral-8x7B) are read, and held on the device, one at a
+  // time (memory_plan::LayersInFlight): the backend drops its host copy once uploaded, and the
+  // next read starts then.
+  const memory_plan::MemoryEstimate layer_memory =
+      memory_plan::EstimateMemory(MemoryGeometryOf(config, config.compute_dtype));
+  const int in_flight = memory_plan::LayersInFlight(layer_memory);
+  if (in_flight < 2) {
+    Log(LogLevel::kInfo,
+        absl::StrFormat("a layer's weights take %.1f GiB (float32 and %s): layers are read and "
+                        "held one at a time, the next read once the current one is uploaded",
+                        layer_memory.weights / kGiB, std::string(DTypeName(config.compute_dtype))));
+  }
   std::atomic<Backend*> stage_on{nullptr};
   LayerPrefetcher layers(
-      &reader, &config, [&stage_on, &config, this, first, read = 0](const LayerWeights& w) mutable {
+      &reader, &config,
+      [&stage_on, &config, this, first, read = 0](const LayerWeights& w) mutable {
         const int layer = read++;
         if (Backend* b = stage_on.load(); b != nullptr && layer >= first) {
           b->StageLayer(config, config.compute_dtype, w);
         }
         progress_->NoteSourceLayer(layer);
-      });
+      },
+      in_flight);
   for (const char* name : {kEmbedTokensName, kLmHeadName}) {
     if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
     QUANTD_RETURN_IF_ERROR(Write([this, &reader, name] {
