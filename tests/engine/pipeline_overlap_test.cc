@@ -17,6 +17,7 @@
 #include "backend/backend.h"
 #include "export/checkpoint_writer.h"
 #include "io/checkpoint_reader.h"
+#include "io/source_values.h"
 #include "io/staged_files.h"
 #include "model/architecture.h"
 #include "pipeline/export_queue.h"
@@ -173,7 +174,11 @@ TEST(LayerPrefetcherTest, OneLayerInFlightReadsTheNextOnceTheCurrentIsReleased) 
   ASSERT_GE(m.config.num_hidden_layers, 2);
   std::atomic<int> reads{0};
   LayerPrefetcher layers(
-      m.weights.get(), &m.config, [&reads](const LayerWeights&) { ++reads; },
+      m.weights.get(), &m.config,
+      [&reads](LayerWeights* w) {
+        ++reads;
+        return MaterializeLayer(w);
+      },
       /*layers_in_flight=*/1);
   absl::StatusOr<LayerWeights> first = layers.Next();
   ASSERT_TRUE(first.ok()) << first.status();
@@ -208,7 +213,11 @@ TEST(LayerPrefetcherTest, APrefetcherDestroyedWhileItsNextReadWaitsDoesNotHang) 
   absl::StatusOr<LayerWeights> held;
   {
     LayerPrefetcher layers(
-        m.weights.get(), &m.config, [&reads](const LayerWeights&) { ++reads; },
+        m.weights.get(), &m.config,
+        [&reads](LayerWeights* w) {
+          ++reads;
+          return MaterializeLayer(w);
+        },
         /*layers_in_flight=*/1);
     held = layers.Next();
     ASSERT_TRUE(held.ok());

@@ -9,6 +9,7 @@
 #include "core/parallel_for.h"
 #include "io/json_file.h"
 #include "io/moe_checkpoint.h"
+#include "io/source_values.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
 #include "quantd/engine/format_options.h"
@@ -178,8 +179,27 @@ absl::Status CheckpointReader::CheckAgainstConfig(const ModelConfig& config) con
   return absl::OkStatus();
 }
 
+absl::StatusOr<SourceValues> CheckpointReader::Source(const TensorSpec& spec) const {
+  const SafetensorsFile* file = nullptr;
+  const SafetensorsEntry* e = nullptr;
+  QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, &e));
+  if (IsIntegerDType(e->dtype)) {  // as SafetensorsFile::ReadFloat refuses them
+    return absl::InvalidArgumentError(
+        absl::StrCat(file->path(), ": tensor \"", e->name,
+                     "\" has an integer dtype, expected F32, F16 or BF16"));
+  }
+  return SourceValues{file, e->name, e->dtype, file->Bytes(*e).data(), 0, e->numel()};
+}
+
 absl::StatusOr<LayerWeights> CheckpointReader::LoadLayer(const ModelConfig& config,
                                                          int layer) const {
+  QUANTD_ASSIGN_OR_RETURN(LayerWeights w, LoadLayerSources(config, layer));
+  QUANTD_RETURN_IF_ERROR(MaterializeLayer(&w));
+  return w;
+}
+
+absl::StatusOr<LayerWeights> CheckpointReader::LoadLayerSources(const ModelConfig& config,
+                                                                int layer) const {
   if (layer < 0 || layer >= config.num_hidden_layers) {
     return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " out of range"));
   }
@@ -189,46 +209,37 @@ absl::StatusOr<LayerWeights> CheckpointReader::LoadLayer(const ModelConfig& conf
   if (experts == ExpertLayout::kFused) {
     QUANTD_RETURN_IF_ERROR(LoadFusedExperts(*this, config, layer, &w));
   }
-  // The layer's tensors are read and converted in parallel (a Mixtral-8x7B layer is 2.8 GB of
-  // bfloat16, 5.6 GB of float32: on one thread that was most of a layer's time on an H200), then
-  // placed in order; each tensor holds exactly what a serial read gives, and the first tensor (in
-  // the family's order) that fails to read is the error, as serially.
-  std::vector<LayerTensorSpec> specs;
-  std::vector<TensorSpec> reads;
   for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
     if (experts == ExpertLayout::kFused && FromFusedExperts(config, t.name)) continue;
     const std::string base = LayerTensorName(layer, t.name);
-    specs.push_back(t);
-    reads.push_back({base + ".weight", t.shape});
-    if (t.bias) reads.push_back({base + ".bias", {t.shape[0]}});
-  }
-  std::vector<absl::StatusOr<Tensor>> read(reads.size());
-  ParallelFor(static_cast<int64_t>(reads.size()), LayerReadThreads(), [&](int64_t i) {
-    const TensorSpec& r = reads[static_cast<size_t>(i)];
-    read[static_cast<size_t>(i)] = ReadExpected(r.name, r.shape);
-  });
-  size_t next = 0;
-  for (const LayerTensorSpec& t : specs) {
-    QUANTD_ASSIGN_OR_RETURN(Tensor weight, std::move(read[next++]));
-    std::optional<Tensor> bias;
-    if (t.bias) {
-      QUANTD_ASSIGN_OR_RETURN(bias, std::move(read[next++]));
-    }
-    if (!t.linear) {
-      *FindFloatTensor(&w, t.name) = std::move(weight);
+    if (!t.linear) {  // norms and the router: small, read now
+      QUANTD_ASSIGN_OR_RETURN(*FindFloatTensor(&w, t.name),
+                              ReadExpected(base + ".weight", t.shape));
       continue;
     }
+    QUANTD_ASSIGN_OR_RETURN(SourceValues source, Source({base + ".weight", t.shape}));
+    std::optional<Tensor> bias;
+    if (t.bias) {
+      QUANTD_ASSIGN_OR_RETURN(bias, ReadExpected(base + ".bias", {t.shape[0]}));
+    }
     if (t.parts.empty()) {
-      *FindLinear(&w, t.name) = {std::move(weight), std::move(bias)};
+      LinearWeights* l = FindLinear(&w, t.name);
+      l->weight.shape = t.shape;
+      l->source = std::move(source);
+      l->bias = std::move(bias);
       continue;
     }
     // A fused Linear: its canonical parts are consecutive row blocks.
     const int64_t cols = t.shape[1];
+    const auto width = static_cast<size_t>(DTypeSize(source.dtype));
     int64_t row = 0;
     for (const LinearPart& p : t.parts) {
       LinearWeights* part = FindLinear(&w, p.name);
-      part->weight = Tensor({p.rows, cols});
-      std::copy_n(weight.ptr() + row * cols, p.rows * cols, part->weight.ptr());
+      part->weight.shape = {p.rows, cols};
+      part->source = source;
+      part->source->bytes += static_cast<size_t>(row * cols) * width;
+      part->source->first = row * cols;
+      part->source->count = p.rows * cols;
       if (bias.has_value()) {
         part->bias = Tensor({p.rows});
         std::copy_n(bias->ptr() + row, p.rows, part->bias->ptr());

@@ -182,12 +182,13 @@ absl::StatusOr<Tensor> SafetensorsFile::ReadFloat(const SafetensorsEntry& e) con
 }
 
 absl::Status CheckFiniteWeights(std::string_view file, std::string_view tensor, const float* values,
-                                size_t count) {
+                                size_t count, size_t first_element) {
   for (size_t i = 0; i < count; ++i) {
     if (std::isfinite(values[i])) continue;
     return absl::InvalidArgumentError(absl::StrCat(
         std::string(file), ": tensor \"", std::string(tensor), "\" holds ",
-        std::isnan(values[i]) ? "NaN" : (values[i] > 0 ? "+inf" : "-inf"), " at element ", i,
+        std::isnan(values[i]) ? "NaN" : (values[i] > 0 ? "+inf" : "-inf"), " at element ",
+        first_element + i,
         " (non-finite weights cannot be quantized; the checkpoint is corrupt or diverged)"));
   }
   return absl::OkStatus();

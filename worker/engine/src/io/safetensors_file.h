@@ -33,8 +33,10 @@ struct SafetensorsEntry {
 
 // InvalidArgument naming the tensor and file when `values` holds a NaN or an infinity: such a
 // checkpoint cannot be quantized, and found at load it fails the job before any work on it.
+// `values` may be a part of the tensor starting at its element `first_element` (errors name the
+// tensor's element).
 absl::Status CheckFiniteWeights(std::string_view file, std::string_view tensor, const float* values,
-                                size_t count);
+                                size_t count, size_t first_element = 0);
 
 // Parses DTypeName() spellings; anything else is nullopt.
 std::optional<DType> ParseSafetensorsDType(std::string_view name);

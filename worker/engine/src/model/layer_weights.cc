@@ -65,26 +65,30 @@ const Tensor* FindFloatTensor(const LayerWeights& w, std::string_view name) {
   return nullptr;
 }
 
-void ReleaseLinearWeights(LayerWeights* w) {
-  auto release = [](LinearWeights& l) {
-    std::vector<float>().swap(l.weight.data);
-    if (l.bias.has_value()) std::vector<float>().swap(l.bias->data);
-  };
+void ForEachLinear(LayerWeights* w, const std::function<void(LinearWeights&)>& fn) {
   auto expert = [&](ExpertWeights& e) {
-    release(e.gate_proj);
-    release(e.up_proj);
-    release(e.down_proj);
+    fn(e.gate_proj);
+    fn(e.up_proj);
+    fn(e.down_proj);
   };
   for (LinearWeights* l : {&w->q_proj, &w->k_proj, &w->v_proj, &w->o_proj, &w->gate_proj,
                            &w->up_proj, &w->down_proj}) {
-    release(*l);
+    fn(*l);
   }
   if (w->moe.has_value()) {
-    release(w->moe->router);
+    fn(w->moe->router);
     for (ExpertWeights& e : w->moe->experts) expert(e);
     if (w->moe->shared_expert.has_value()) expert(*w->moe->shared_expert);
-    if (w->moe->shared_expert_gate.has_value()) release(*w->moe->shared_expert_gate);
+    if (w->moe->shared_expert_gate.has_value()) fn(*w->moe->shared_expert_gate);
   }
+}
+
+void ReleaseLinearWeights(LayerWeights* w) {
+  ForEachLinear(w, [](LinearWeights& l) {
+    std::vector<float>().swap(l.weight.data);
+    if (l.bias.has_value()) std::vector<float>().swap(l.bias->data);
+    l.source.reset();
+  });
   w->host_lease.reset();
 }
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "io/source_values.h"
 
 namespace quantd::engine {
 
@@ -36,7 +37,7 @@ class LayerPrefetcher::Gate {
 };
 
 LayerPrefetcher::LayerPrefetcher(const CheckpointReader* reader, const ModelConfig* config,
-                                 std::function<void(const LayerWeights&)> on_read,
+                                 std::function<absl::Status(LayerWeights*)> on_read,
                                  int layers_in_flight)
     : reader_(reader),
       config_(config),
@@ -58,9 +59,12 @@ void LayerPrefetcher::Start(int layer, std::shared_ptr<Gate> after) {
       return Read{absl::CancelledError(absl::StrCat("layer ", layer, " was not read"))};
     }
     const absl::Time start = absl::Now();
-    Read r{reader_->LoadLayer(*config_, layer)};
+    Read r{reader_->LoadLayerSources(*config_, layer)};
+    if (r.weights.ok()) {
+      absl::Status s = on_read_ != nullptr ? on_read_(&*r.weights) : MaterializeLayer(&*r.weights);
+      if (!s.ok()) r.weights = std::move(s);
+    }
     r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    if (r.weights.ok() && on_read_ != nullptr) on_read_(*r.weights);
     return r;
   });
 }

@@ -42,6 +42,7 @@
 #include "export/serving_compat.h"
 #include "io/checkpoint_reader.h"
 #include "io/file_util.h"
+#include "io/source_values.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
 #include "model/memory_geometry.h"
@@ -421,17 +422,28 @@ absl::Status PipelineRun::QuantizeLayers() {
                         "held one at a time, the next read once the current one is uploaded",
                         layer_memory.weights / kGiB, std::string(DTypeName(config.compute_dtype))));
   }
+  // Layers come with their Linears still in the checkpoint: a backend that reads them itself
+  // (the CUDA backend streams them to the GPU) gets them so, the others read, here while the
+  // backend works (or on this thread for layers read before the backend was up).
   std::atomic<Backend*> stage_on{nullptr};
   LayerPrefetcher layers(
       &reader, &config,
-      [&stage_on, &config, this, first, read = 0](const LayerWeights& w) mutable {
+      [&stage_on, &config, this, first, read = 0](LayerWeights* w) mutable -> absl::Status {
         const int layer = read++;
-        if (Backend* b = stage_on.load(); b != nullptr && layer >= first) {
-          b->StageLayer(config, config.compute_dtype, w);
-        }
         progress_->NoteSourceLayer(layer);
+        Backend* b = stage_on.load();
+        if (b == nullptr) return absl::OkStatus();
+        if (!b->ReadsLayerSources()) return MaterializeLayer(w);
+        if (layer >= first) b->StageLayer(config, config.compute_dtype, *w);
+        return absl::OkStatus();
       },
       in_flight);
+  // The next layer as the backend takes it.
+  auto next_layer = [&layers, this]() -> absl::StatusOr<LayerWeights> {
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights w, layers.Next());
+    if (!backend_->ReadsLayerSources()) QUANTD_RETURN_IF_ERROR(MaterializeLayer(&w));
+    return w;
+  };
   for (const char* name : {kEmbedTokensName, kLmHeadName}) {
     if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
     QUANTD_RETURN_IF_ERROR(Write([this, &reader, name] {
@@ -466,7 +478,7 @@ absl::Status PipelineRun::QuantizeLayers() {
   const absl::Time replay_start = absl::Now();
   const int replay = eval_.has_value() || first < n ? first : 0;
   for (int i = 0; i < first; ++i) {
-    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, next_layer());
     if (i < replay) {
       QUANTD_RETURN_IF_ERROR(ReplayLayer(i, std::move(weights)));
     } else {
@@ -500,7 +512,7 @@ absl::Status PipelineRun::QuantizeLayers() {
   const absl::Time start = absl::Now();
   for (int i = first; i < n; ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancel());
-    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, next_layer());
     QUANTD_ASSIGN_OR_RETURN(
         QuantizedLayer q,
         backend_->QuantizeLayer(config, settings, std::move(weights), hidden_.get(), cancel_));
