@@ -119,7 +119,7 @@ class CudaBackend : public Backend {
     std::lock_guard<std::mutex> lock(stage_mu_);
     if (staged_.has_value()) return;
     if (!UseDevice().ok()) return;  // QuantizeLayer reports it
-    if (!cuda::UploadLayer(weights, md, copy_stream_, &staged_layer_).ok() ||
+    if (!cuda::UploadLayer(weights, md, copy_stream_, &staged_layer_, &stage_source_).ok() ||
         cudaEventRecord(staged_event_, copy_stream_) != cudaSuccess) {
       return;  // QuantizeLayer uploads it again and reports a real failure
     }
@@ -127,6 +127,9 @@ class CudaBackend : public Backend {
   }
 
   std::string_view name() const override { return "cuda"; }
+
+  // Linears still in the checkpoint are streamed to the GPU (cuda/source_upload.h).
+  bool ReadsLayerSources() const override { return true; }
 
   absl::StatusOr<std::unique_ptr<Activations>> Embed(
       const Tensor& embedding, const std::vector<std::vector<int32_t>>& blocks) override {
@@ -205,7 +208,8 @@ class CudaBackend : public Backend {
     }
     if (!uploaded) {  // on the backend's stream, after whatever it still runs
       const auto start = std::chrono::steady_clock::now();
-      QUANTD_RETURN_IF_ERROR(cuda::UploadLayer(weights, settings.md, stream_, &workspace_.layer));
+      QUANTD_RETURN_IF_ERROR(
+          cuda::UploadLayer(weights, settings.md, stream_, &workspace_.layer, &upload_source_));
       cuda::GlobalPhaseTotals().upload +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       uploaded = true;
@@ -416,8 +420,12 @@ class CudaBackend : public Backend {
       for (const ExpertWeights& e : w.moe->experts) all.push_back(&e.down_proj);
     }
     for (const LinearWeights* l : all) {
-      const std::vector<float>& d = l->weight.data;
-      f.push_back(static_cast<float>(d.size()));
+      const std::vector<float>& d = l->weight.data;  // empty while in the checkpoint
+      f.push_back(static_cast<float>(Tensor::NumElements(l->weight.shape)));
+      if (l->source.has_value()) {  // where in the checkpoint, instead of values
+        f.push_back(static_cast<float>(l->source->first));
+        f.push_back(static_cast<float>(reinterpret_cast<uintptr_t>(l->source->bytes) % 16777213));
+      }
       for (size_t i : {size_t{0}, d.size() / 3, d.size() / 2, d.size() - 1}) {
         if (i < d.size()) f.push_back(d[i]);
       }
@@ -434,8 +442,10 @@ class CudaBackend : public Backend {
   cudaStream_t copy_stream_ = nullptr;
   cudaEvent_t staged_event_ = nullptr;
   std::mutex stage_mu_;
-  cuda::DeviceLayer staged_layer_;  // guarded by stage_mu_
-  std::optional<Staged> staged_;    // guarded by stage_mu_
+  cuda::DeviceLayer staged_layer_;     // guarded by stage_mu_
+  cuda::SourceStaging stage_source_;   // guarded by stage_mu_ (uploads on copy_stream_)
+  cuda::SourceStaging upload_source_;  // QuantizeLayer's own uploads (on stream_)
+  std::optional<Staged> staged_;       // guarded by stage_mu_
   CudaBackendOptions options_;
   struct Embedded {
     int64_t tokens = 0, len = 0;
