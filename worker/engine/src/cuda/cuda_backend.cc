@@ -22,6 +22,7 @@
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
 #include "cuda/pinned_buffer.h"
+#include "io/checkpoint_reader.h"
 #include "io/status_macros.h"
 #include "model/memory_geometry.h"
 #include "parallel/sharded_statistics.h"
@@ -442,8 +443,10 @@ class CudaBackend : public Backend {
   cudaStream_t copy_stream_ = nullptr;
   cudaEvent_t staged_event_ = nullptr;
   std::mutex stage_mu_;
-  cuda::DeviceLayer staged_layer_;     // guarded by stage_mu_
-  cuda::SourceStaging stage_source_;   // guarded by stage_mu_ (uploads on copy_stream_)
+  cuda::DeviceLayer staged_layer_;  // guarded by stage_mu_
+  // Guarded by stage_mu_ (uploads on copy_stream_); half the reading threads: it runs beside the
+  // current layer's host work.
+  cuda::SourceStaging stage_source_{std::max(1, LayerReadThreads() / 2)};
   cuda::SourceStaging upload_source_;  // QuantizeLayer's own uploads (on stream_)
   std::optional<Staged> staged_;       // guarded by stage_mu_
   CudaBackendOptions options_;

@@ -38,7 +38,8 @@ absl::Status SourceStaging::Upload(const SourceValues& src, float* device_dst,
       QUANTD_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(copied_[b]));
     }
     QUANTD_RETURN_IF_ERROR(buffers_[b].Reserve(static_cast<size_t>(kSliceValues) * sizeof(float)));
-    QUANTD_RETURN_IF_ERROR(ReadSourceValues(src, done, n, buffers_[b].f32(), LayerReadThreads()));
+    QUANTD_RETURN_IF_ERROR(ReadSourceValues(src, done, n, buffers_[b].f32(),
+                                            threads_ > 0 ? threads_ : LayerReadThreads()));
     QUANTD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(device_dst + done, buffers_[b].f32(),
                                                 static_cast<size_t>(n) * sizeof(float),
                                                 cudaMemcpyHostToDevice, stream));

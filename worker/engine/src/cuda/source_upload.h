@@ -19,7 +19,8 @@ namespace quantd::engine::cuda {
 // One uploader per stream that uploads (its buffers are reused across calls). Not thread-safe.
 class SourceStaging {
  public:
-  SourceStaging() = default;
+  // `threads` that read each slice (0: LayerReadThreads()).
+  explicit SourceStaging(int threads = 0) : threads_(threads) {}
   ~SourceStaging();
   SourceStaging(const SourceStaging&) = delete;
   SourceStaging& operator=(const SourceStaging&) = delete;
@@ -32,6 +33,7 @@ class SourceStaging {
   std::array<PinnedBuffer, 2> buffers_;
   std::array<cudaEvent_t, 2> copied_ = {nullptr, nullptr};  // the last copy out of each buffer
   int next_ = 0;
+  int threads_;
 };
 
 }  // namespace quantd::engine::cuda
