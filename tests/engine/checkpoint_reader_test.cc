@@ -6,9 +6,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <utility>
+#include <vector>
 
 #include "io/json_file.h"
+#include "io/source_values.h"
 #include "model/architecture.h"
 #include "model/registry.h"
 #include "testing/io_random_model.h"
@@ -115,6 +120,64 @@ TEST(CheckpointReaderTest, EveryArchitectureRoundTripsThroughTheRandomGenerator)
       auto head = model->weights->LoadLmHead(model->config);
       ASSERT_TRUE(head.ok());
       EXPECT_EQ(head->shape, (std::vector<int64_t>{96, 64}));
+    }
+  }
+}
+
+// LoadLayerSources leaves every Linear in the checkpoint, pointing at its values: read, a fused
+// source tensor's parts (Phi-3's qkv_proj, transformers 5's 3-D experts) together are exactly
+// that tensor as ReadFloat reads it whole, in order.
+TEST(CheckpointReaderTest, LayerSourcesReadBackAsTheirWholeTensors) {
+  for (const ArchitectureSpec* arch : SupportedArchitectures()) {
+    for (bool fused_experts : {false, true}) {
+      RandomModelOptions o;
+      o.config = TinyConfig(arch->hf_class, /*tied=*/true);
+      IoTempDir dir;
+      o.output_dir = dir.Sub("model");
+      o.dtype = DType::kBF16;
+      o.seed = 3;
+      o.fused_experts = fused_experts;
+      ASSERT_TRUE(WriteRandomModel(o).ok());
+      auto model = OpenSourceModel(o.output_dir, 32, {"lm_head"});
+      ASSERT_TRUE(model.ok()) << arch->hf_class << ": " << model.status();
+      auto layer = model->weights->LoadLayerSources(model->config, 1);
+      ASSERT_TRUE(layer.ok()) << arch->hf_class << ": " << layer.status();
+      // Each source tensor's values, gathered from the Linears that point into it.
+      std::map<std::string, std::vector<std::pair<int64_t, std::vector<float>>>> parts;
+      for (const LinearSpec& spec : LayerLinears(model->config)) {
+        const LinearWeights* l = FindLinear(*layer, spec.name);
+        ASSERT_NE(l, nullptr) << spec.name;
+        ASSERT_TRUE(l->source.has_value()) << arch->hf_class << " " << spec.name;
+        EXPECT_TRUE(l->weight.data.empty());
+        EXPECT_EQ(l->weight.shape, (std::vector<int64_t>{spec.out, spec.in})) << spec.name;
+        ASSERT_EQ(l->source->count, spec.out * spec.in);
+        std::vector<float> values(static_cast<size_t>(l->source->count));
+        ASSERT_TRUE(ReadSourceValues(*l->source, 0, l->source->count, values.data(), 2).ok());
+        parts[l->source->tensor].emplace_back(l->source->first, std::move(values));
+      }
+      for (auto& [tensor, pieces] : parts) {
+        std::sort(pieces.begin(), pieces.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::vector<float> joined;
+        for (const auto& [first, values] : pieces) {
+          EXPECT_EQ(first, static_cast<int64_t>(joined.size())) << tensor;
+          joined.insert(joined.end(), values.begin(), values.end());
+        }
+        auto whole = model->weights->ReadFloat(tensor);
+        ASSERT_TRUE(whole.ok()) << whole.status();
+        EXPECT_TRUE(joined == whole->data) << arch->hf_class << " " << tensor;
+      }
+      // Read, the layer is what LoadLayer gives.
+      ASSERT_TRUE(MaterializeLayer(&*layer).ok());
+      auto read = model->weights->LoadLayer(model->config, 1);
+      ASSERT_TRUE(read.ok());
+      for (const LinearSpec& spec : LayerLinears(model->config)) {
+        EXPECT_FALSE(FindLinear(*layer, spec.name)->source.has_value());
+        EXPECT_EQ(FindLinear(*layer, spec.name)->weight.data,
+                  FindLinear(*read, spec.name)->weight.data)
+            << spec.name;
+      }
+      if (!model->config.moe.enabled()) break;  // one expert layout only
     }
   }
 }

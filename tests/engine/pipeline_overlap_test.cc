@@ -17,6 +17,7 @@
 #include "backend/backend.h"
 #include "export/checkpoint_writer.h"
 #include "io/checkpoint_reader.h"
+#include "io/source_values.h"
 #include "io/staged_files.h"
 #include "model/architecture.h"
 #include "pipeline/export_queue.h"
@@ -165,6 +166,64 @@ TEST(LayerPrefetcherTest, ReturnsEveryLayerInOrderAsADirectReadDoes) {
   }
   EXPECT_EQ(layers.Next().status().code(), absl::StatusCode::kOutOfRange);
   EXPECT_GT(layers.read_seconds(), 0.0);
+}
+
+TEST(LayerPrefetcherTest, OneLayerInFlightReadsTheNextOnceTheCurrentIsReleased) {
+  testing::IoTempDir dir;
+  SourceModel m = RandomSource(dir, /*tied=*/true);
+  ASSERT_GE(m.config.num_hidden_layers, 2);
+  std::atomic<int> reads{0};
+  LayerPrefetcher layers(
+      m.weights.get(), &m.config,
+      [&reads](LayerWeights* w) {
+        ++reads;
+        return MaterializeLayer(w);
+      },
+      /*layers_in_flight=*/1);
+  absl::StatusOr<LayerWeights> first = layers.Next();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_NE(first->host_lease, nullptr);
+  // Layer 0 is held: layer 1 is not read, however long it waits.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(reads.load(), 1);
+  const std::vector<int64_t> q_shape = first->q_proj.weight.shape;
+  ReleaseLinearWeights(&*first);  // what the CUDA backend does once the layer is uploaded
+  EXPECT_TRUE(first->q_proj.weight.data.empty());
+  EXPECT_EQ(first->q_proj.weight.shape, q_shape);  // the geometry stays checkable
+  EXPECT_EQ(first->host_lease, nullptr);
+  for (int i = 0; i < 100 && reads.load() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(reads.load(), 2);  // read while layer 0 is still worked on (its object lives)
+  absl::StatusOr<LayerWeights> second = layers.Next();
+  ASSERT_TRUE(second.ok()) << second.status();
+  absl::StatusOr<LayerWeights> direct = m.weights->LoadLayer(m.config, 1);
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(second->q_proj.weight.data, direct->q_proj.weight.data);
+  EXPECT_EQ(second->down_proj.weight.data, direct->down_proj.weight.data);
+  // A caller that still holds a layer when it asks for the next one is not left waiting.
+  absl::StatusOr<LayerWeights> third = layers.Next();
+  EXPECT_TRUE(third.ok() || third.status().code() == absl::StatusCode::kOutOfRange);
+}
+
+TEST(LayerPrefetcherTest, APrefetcherDestroyedWhileItsNextReadWaitsDoesNotHang) {
+  testing::IoTempDir dir;
+  SourceModel m = RandomSource(dir, /*tied=*/true);
+  std::atomic<int> reads{0};
+  absl::StatusOr<LayerWeights> held;
+  {
+    LayerPrefetcher layers(
+        m.weights.get(), &m.config,
+        [&reads](LayerWeights* w) {
+          ++reads;
+          return MaterializeLayer(w);
+        },
+        /*layers_in_flight=*/1);
+    held = layers.Next();
+    ASSERT_TRUE(held.ok());
+  }  // layer 0 still held: the waiting read is dropped, not made
+  EXPECT_EQ(reads.load(), 1);
+  held->host_lease.reset();  // releasing after the prefetcher is gone is harmless
 }
 
 TEST(SourceTensorsTest, EmbeddingRowsGiveTheSameHiddenStatesAsTheWholeMatrix) {

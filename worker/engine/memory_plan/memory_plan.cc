@@ -27,7 +27,8 @@ MemoryEstimate EstimateMemory(const LayerGeometry& g) {
     const double ne = static_cast<double>(g.num_experts);
     const double k = static_cast<double>(g.experts_per_token);
     m.weights = (h * (qd + 2 * kvd) + qd * h + (ne * 3 * ie + 3 * is + ne + 1) * h) * (4 + e);
-    m.fixed = 2.0 * kGiB + 2 * qd * qd * 4 + (ne * ie * ie + is * is) * 4 + 2 * (ne * ie + is) * h * e;
+    m.fixed =
+        2.0 * kGiB + 2 * qd * qd * 4 + (ne * ie * ie + is * is) * 4 + 2 * (ne * ie + is) * h * e;
     m.capture_per_token = 4 * h * 4 + 2 * h * e + qd * 4 + k * (h + ie) * e + is * e;
     m.per_token = m.capture_per_token + (2 * qd + 2 * kvd) * 4 + qd * e + h * (12 + e) + ne * 4 +
                   3 * is * e + 2 * k * 4;
@@ -35,13 +36,15 @@ MemoryEstimate EstimateMemory(const LayerGeometry& g) {
   return m;
 }
 
+int LayersInFlight(const MemoryEstimate& m) { return m.weights > kStageAheadMaxBytes ? 1 : 2; }
+
 bool HiddenStatesOnHost(double hidden_bytes, double available_bytes) {
   return 2 * hidden_bytes > 0.25 * available_bytes;
 }
 
 int64_t ChunkBlocks(const MemoryEstimate& m, int64_t blocks, int64_t len, bool on_host,
                     double budget) {
-  const double base = m.fixed + 2 * m.weights;  // the current and the staged layer
+  const double base = m.fixed + LayersInFlight(m) * m.weights;  // the current and staged layer
   const double tokens = static_cast<double>(blocks * len);
   if (!on_host && base + tokens * m.per_token <= budget) return blocks;
   const double other = on_host ? 0.0 : tokens * m.hidden_per_token;
@@ -74,11 +77,13 @@ RunPlan PlanRun(const LayerGeometry& g, int64_t blocks, int64_t len, double avai
   p.capture_bytes = t * m.capture_per_token;
   p.scratch_bytes = t * (m.per_token - m.capture_per_token) + m.fixed;
   p.weights_bytes = m.weights;
+  p.layers_in_flight = LayersInFlight(m);
   p.hidden_device_bytes =
       p.hidden_on_host
           ? 0.0
           : (p.in_place ? p.hidden_bytes : 2 * p.hidden_bytes + t * m.hidden_per_token);
-  p.planned_bytes = p.hidden_device_bytes + p.capture_bytes + p.scratch_bytes + 2 * p.weights_bytes;
+  p.planned_bytes = p.hidden_device_bytes + p.capture_bytes + p.scratch_bytes +
+                    p.layers_in_flight * p.weights_bytes;
   return p;
 }
 
@@ -90,7 +95,7 @@ int64_t SmallestGpuBytes(const LayerGeometry& g, int64_t blocks, int64_t len) {
   const MemoryEstimate m = EstimateMemory(g);
   blocks = std::max<int64_t>(1, blocks);
   len = std::max<int64_t>(1, len);
-  const double base = m.fixed + 2 * m.weights;
+  const double base = m.fixed + LayersInFlight(m) * m.weights;
   const double hidden = static_cast<double>(blocks * len) * m.hidden_per_token;
   const double per_block = static_cast<double>(len) * (m.per_token + m.hidden_per_token);
   // Hidden states on the host (available < 8 × hidden) with one block per chunk, or on the device

@@ -176,6 +176,11 @@ class Backend {
                                                        LayerWeights weights, Activations* hidden,
                                                        const CancellationToken* cancel) = 0;
 
+  // Whether QuantizeLayer, StageLayer and ForwardLayer take layers whose Linears are still in the
+  // checkpoint (LinearWeights::source, CheckpointReader::LoadLayerSources) and read them
+  // themselves; otherwise they are given read layers (MaterializeLayer).
+  virtual bool ReadsLayerSources() const { return false; }
+
   // May start moving `weights` — the layer the next QuantizeLayer call will receive — to the
   // device, so that the copy overlaps the work on the current layer. Called from another thread
   // while QuantizeLayer runs; `weights` need to stay valid only during the call. Best effort: a

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -28,6 +29,23 @@ void ParallelFor(int64_t n, int64_t grain, absl::FunctionRef<void(int64_t, int64
   }
   fn(0, std::min(n, per));
   for (std::thread& t : threads) t.join();
+}
+
+void ParallelForEach(int64_t n, int max_threads, const std::function<void(int64_t)>& fn) {
+  std::atomic<int64_t> next{0};
+  auto work = [&] {
+    for (int64_t i = next++; i < n; i = next++) fn(i);
+  };
+  const int64_t threads = std::clamp<int64_t>(n, 1, std::max(1, max_threads));
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads - 1));
+  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+}
+
+int HostThreads(int cap) {
+  return std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, std::max(1, cap));
 }
 
 }  // namespace quantd::engine

@@ -1,10 +1,13 @@
-// Row-parallel loops of the CPU reference: the elementwise steps around BLAS (trial quantization,
-// clip trials, rounding) were single-threaded and took most of a large layer's time.
+// Host loops on several threads. ParallelFor: row ranges of the CPU reference's elementwise steps
+// around BLAS (trial quantization, clip trials, rounding), which on one thread took most of a
+// large layer's time. ParallelForEach: independent, memory-bound items of unequal size (reading a
+// decoder layer's tensors, digesting kept layers), taken one at a time by the next free thread.
 #ifndef QUANTD_ENGINE_CORE_PARALLEL_FOR_H_
 #define QUANTD_ENGINE_CORE_PARALLEL_FOR_H_
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 
 #include "absl/functional/function_ref.h"
 
@@ -21,6 +24,14 @@ void ParallelFor(int64_t n, int64_t grain, absl::FunctionRef<void(int64_t, int64
 
 // A grain for loops over rows of `cols` elements: a thread gets at least 64 Ki elements, below
 // which starting it costs more than it saves.
+// Runs fn(i) once for every i in [0, n), on at most `max_threads` threads (the caller's among
+// them), in no particular order; returns when all have run. Each item computes exactly what it
+// would on one thread.
+void ParallelForEach(int64_t n, int max_threads, const std::function<void(int64_t)>& fn);
+
+// The machine's hardware threads, at least 1 and at most `cap`.
+int HostThreads(int cap);
+
 inline int64_t RowGrain(int64_t cols) { return std::max<int64_t>(1, (int64_t{1} << 16) / cols); }
 
 }  // namespace quantd::engine

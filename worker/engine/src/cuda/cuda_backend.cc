@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
 #include "cuda/pinned_buffer.h"
+#include "io/checkpoint_reader.h"
 #include "io/status_macros.h"
 #include "model/memory_geometry.h"
 #include "parallel/sharded_statistics.h"
@@ -108,13 +110,17 @@ class CudaBackend : public Backend {
 
   // Uploads the next layer on a copy stream into a second DeviceLayer while the current one is
   // worked on; QuantizeLayer swaps it in. One layer is staged at a time: if the last one was not
-  // taken yet, this one is not staged (QuantizeLayer then uploads it itself).
+  // taken yet, this one is not staged (QuantizeLayer then uploads it itself). Layers the memory
+  // plan holds one at a time (memory_plan::LayersInFlight) are never staged.
   void StageLayer(const ModelConfig& config, DType md, const LayerWeights& weights) override {
-    (void)config;
+    if (memory_plan::LayersInFlight(memory_plan::EstimateMemory(MemoryGeometryOf(config, md))) <
+        2) {
+      return;
+    }
     std::lock_guard<std::mutex> lock(stage_mu_);
     if (staged_.has_value()) return;
     if (!UseDevice().ok()) return;  // QuantizeLayer reports it
-    if (!cuda::UploadLayer(weights, md, copy_stream_, &staged_layer_).ok() ||
+    if (!cuda::UploadLayer(weights, md, copy_stream_, &staged_layer_, &stage_source_).ok() ||
         cudaEventRecord(staged_event_, copy_stream_) != cudaSuccess) {
       return;  // QuantizeLayer uploads it again and reports a real failure
     }
@@ -122,6 +128,9 @@ class CudaBackend : public Backend {
   }
 
   std::string_view name() const override { return "cuda"; }
+
+  // Linears still in the checkpoint are streamed to the GPU (cuda/source_upload.h).
+  bool ReadsLayerSources() const override { return true; }
 
   absl::StatusOr<std::unique_ptr<Activations>> Embed(
       const Tensor& embedding, const std::vector<std::vector<int32_t>>& blocks) override {
@@ -198,6 +207,17 @@ class CudaBackend : public Backend {
       }
       staged_.reset();
     }
+    if (!uploaded) {  // on the backend's stream, after whatever it still runs
+      const auto start = std::chrono::steady_clock::now();
+      QUANTD_RETURN_IF_ERROR(
+          cuda::UploadLayer(weights, settings.md, stream_, &workspace_.layer, &upload_source_));
+      cuda::GlobalPhaseTotals().upload +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      uploaded = true;
+    }
+    // The device has the layer (a copy from pageable memory is staged before the call returns):
+    // the host copy goes now, and with it the prefetcher's hold on the next layer's read.
+    ReleaseLinearWeights(&weights);
     // Held-out states advance through the same resident weights (Backend::SetHeldOut).
     auto* float_held = static_cast<CudaActivations*>(held_out().float_hidden);
     auto* quant_held = static_cast<CudaActivations*>(held_out().quantized_hidden);
@@ -316,8 +336,8 @@ class CudaBackend : public Backend {
           "(and, on the GPU, a second copy of the hidden states); about %.1f GiB are available",
           config.architecture_name, config.hidden_size, config.intermediate_size,
           static_cast<double>(act.block_len()) * (m.per_token + m.hidden_per_token) / kGiB,
-          static_cast<long long>(act.block_len()), (m.fixed + 2 * m.weights) / kGiB,
-          budget / kGiB));
+          static_cast<long long>(act.block_len()),
+          (m.fixed + memory_plan::LayersInFlight(m) * m.weights) / kGiB, budget / kGiB));
     }
     return chunk;
   }
@@ -364,10 +384,11 @@ class CudaBackend : public Backend {
     DeviceMemoryReport r;
     r.plan = absl::StrFormat(
         "memory plan: %s, captured module inputs/outputs %.2f GiB, forward and search scratch "
-        "%.2f GiB), two layers' weights at a time (%.2f GiB each): about %.1f GiB; the GPU has "
-        "%.1f of %.1f GiB free",
-        where, p.capture_bytes / kGiB, p.scratch_bytes / kGiB, p.weights_bytes / kGiB,
-        p.planned_bytes / kGiB, static_cast<double>(free_b) / kGiB,
+        "%.2f GiB), %s (%.2f GiB each): about %.1f GiB; the GPU has %.1f of %.1f GiB free",
+        where, p.capture_bytes / kGiB, p.scratch_bytes / kGiB,
+        p.layers_in_flight > 1 ? "two layers' weights at a time"
+                               : "one layer's weights at a time (too large to stage the next)",
+        p.weights_bytes / kGiB, p.planned_bytes / kGiB, static_cast<double>(free_b) / kGiB,
         static_cast<double>(total_b) / kGiB);
     if (!p.fits()) r.plan += " (does not fit: the first layer will fail)";
     r.planned_bytes = static_cast<int64_t>(p.planned_bytes);
@@ -400,8 +421,12 @@ class CudaBackend : public Backend {
       for (const ExpertWeights& e : w.moe->experts) all.push_back(&e.down_proj);
     }
     for (const LinearWeights* l : all) {
-      const std::vector<float>& d = l->weight.data;
-      f.push_back(static_cast<float>(d.size()));
+      const std::vector<float>& d = l->weight.data;  // empty while in the checkpoint
+      f.push_back(static_cast<float>(Tensor::NumElements(l->weight.shape)));
+      if (l->source.has_value()) {  // where in the checkpoint, instead of values
+        f.push_back(static_cast<float>(l->source->first));
+        f.push_back(static_cast<float>(reinterpret_cast<uintptr_t>(l->source->bytes) % 16777213));
+      }
       for (size_t i : {size_t{0}, d.size() / 3, d.size() / 2, d.size() - 1}) {
         if (i < d.size()) f.push_back(d[i]);
       }
@@ -419,7 +444,11 @@ class CudaBackend : public Backend {
   cudaEvent_t staged_event_ = nullptr;
   std::mutex stage_mu_;
   cuda::DeviceLayer staged_layer_;  // guarded by stage_mu_
-  std::optional<Staged> staged_;    // guarded by stage_mu_
+  // Guarded by stage_mu_ (uploads on copy_stream_); half the reading threads: it runs beside the
+  // current layer's host work.
+  cuda::SourceStaging stage_source_{std::max(1, LayerReadThreads() / 2)};
+  cuda::SourceStaging upload_source_;  // QuantizeLayer's own uploads (on stream_)
+  std::optional<Staged> staged_;       // guarded by stage_mu_
   CudaBackendOptions options_;
   struct Embedded {
     int64_t tokens = 0, len = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "backend/cpu/layer_ops.h"
@@ -31,10 +32,16 @@ absl::Status UploadTensor(const Tensor& t, DeviceBuffer* buf, cudaStream_t strea
   return absl::OkStatus();
 }
 
-absl::Status UploadLinear(const LinearWeights& w, DType md, cudaStream_t stream, DeviceLinear* l) {
+absl::Status UploadLinear(const LinearWeights& w, DType md, cudaStream_t stream,
+                          SourceStaging* staging, DeviceLinear* l) {
   l->out = w.out_features();
   l->in = w.in_features();
-  if (absl::Status s = UploadTensor(w.weight, &l->weight, stream); !s.ok()) return s;
+  if (w.source.has_value()) {  // still in the checkpoint: streamed from it
+    QUANTD_RETURN_IF_ERROR(l->weight.Reserve(static_cast<size_t>(l->out * l->in) * sizeof(float)));
+    QUANTD_RETURN_IF_ERROR(staging->Upload(*w.source, l->weight.f32(), stream));
+  } else if (absl::Status s = UploadTensor(w.weight, &l->weight, stream); !s.ok()) {
+    return s;
+  }
   l->has_bias = w.bias.has_value();
   if (l->has_bias) {
     if (absl::Status s = UploadTensor(*w.bias, &l->bias, stream); !s.ok()) return s;
@@ -124,13 +131,14 @@ DeviceBuffer* DeviceLayer::norm(std::string_view name) {
 namespace {
 
 // A sparse block's Linears; the device keeps the expert slots of earlier layers (same shapes).
-absl::Status UploadMoe(const MoeWeights& w, DType md, cudaStream_t stream, DeviceMoe* out) {
+absl::Status UploadMoe(const MoeWeights& w, DType md, cudaStream_t stream, SourceStaging* staging,
+                       DeviceMoe* out) {
   auto expert = [&](const ExpertWeights& e, DeviceExpert* d) -> absl::Status {
-    QUANTD_RETURN_IF_ERROR(UploadLinear(e.gate_proj, md, stream, &d->gate));
-    QUANTD_RETURN_IF_ERROR(UploadLinear(e.up_proj, md, stream, &d->up));
-    return UploadLinear(e.down_proj, md, stream, &d->down);
+    QUANTD_RETURN_IF_ERROR(UploadLinear(e.gate_proj, md, stream, staging, &d->gate));
+    QUANTD_RETURN_IF_ERROR(UploadLinear(e.up_proj, md, stream, staging, &d->up));
+    return UploadLinear(e.down_proj, md, stream, staging, &d->down);
   };
-  QUANTD_RETURN_IF_ERROR(UploadLinear(w.router, md, stream, &out->router));
+  QUANTD_RETURN_IF_ERROR(UploadLinear(w.router, md, stream, staging, &out->router));
   if (out->experts.size() != w.experts.size()) out->experts.resize(w.experts.size());
   for (size_t e = 0; e < w.experts.size(); ++e) {
     QUANTD_RETURN_IF_ERROR(expert(w.experts[e], &out->experts[e]));
@@ -139,20 +147,24 @@ absl::Status UploadMoe(const MoeWeights& w, DType md, cudaStream_t stream, Devic
   if (out->has_shared_expert) {
     QUANTD_RETURN_IF_ERROR(expert(*w.shared_expert, &out->shared_expert));
     QUANTD_RETURN_IF_ERROR(
-        UploadLinear(*w.shared_expert_gate, md, stream, &out->shared_expert_gate));
+        UploadLinear(*w.shared_expert_gate, md, stream, staging, &out->shared_expert_gate));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out) {
+absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out,
+                         SourceStaging* staging) {
+  std::optional<SourceStaging> own;  // for this call only (a replayed layer's forward)
+  if (staging == nullptr) staging = &own.emplace();
   out->sparse = w.moe.has_value();
   for (const char* name : {kQProj, kKProj, kVProj, kOProj, kGateProj, kUpProj, kDownProj}) {
     if (out->sparse && out->linear(name) == &out->gate) break;  // gate/up/down: dense only
-    QUANTD_RETURN_IF_ERROR(UploadLinear(*FindLinear(w, name), md, stream, out->linear(name)));
+    QUANTD_RETURN_IF_ERROR(
+        UploadLinear(*FindLinear(w, name), md, stream, staging, out->linear(name)));
   }
-  if (out->sparse) QUANTD_RETURN_IF_ERROR(UploadMoe(*w.moe, md, stream, &out->moe));
+  if (out->sparse) QUANTD_RETURN_IF_ERROR(UploadMoe(*w.moe, md, stream, staging, &out->moe));
   out->has_qk_norm = w.q_norm.has_value() && w.k_norm.has_value();
   out->has_ff_norms =
       w.pre_feedforward_layernorm.has_value() && w.post_feedforward_layernorm.has_value();

@@ -15,6 +15,7 @@
 #include "cuda/device_buffer.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
+#include "cuda/source_upload.h"
 #include "model/layer_weights.h"
 #include "model/model_config.h"
 
@@ -67,8 +68,11 @@ struct DeviceLayer {
 // needs that it lacks.
 absl::Status CheckCudaSupports(const ModelConfig& config);
 
-// Copies host weights to the device (float32 masters) and builds the md operands.
-absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out);
+// Copies host weights to the device (float32 masters) and builds the md operands; Linears still
+// in the checkpoint (LinearWeights::source) are streamed from it through `staging` (null: pinned
+// buffers of this call's own).
+absl::Status UploadLayer(const LayerWeights& w, DType md, cudaStream_t stream, DeviceLayer* out,
+                         SourceStaging* staging = nullptr);
 
 // Rebuilds a Linear's md operand (and bias copy) from its float32 master.
 void RefreshOperand(DeviceLinear* l, DType md, cudaStream_t stream);

@@ -6,8 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/parallel_for.h"
 #include "io/json_file.h"
 #include "io/moe_checkpoint.h"
+#include "io/source_values.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
 #include "quantd/engine/format_options.h"
@@ -25,6 +27,8 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 }  // namespace
+
+int LayerReadThreads() { return HostThreads(16); }
 
 absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(
     const std::string& model_dir) {
@@ -175,8 +179,27 @@ absl::Status CheckpointReader::CheckAgainstConfig(const ModelConfig& config) con
   return absl::OkStatus();
 }
 
+absl::StatusOr<SourceValues> CheckpointReader::Source(const TensorSpec& spec) const {
+  const SafetensorsFile* file = nullptr;
+  const SafetensorsEntry* e = nullptr;
+  QUANTD_RETURN_IF_ERROR(CheckTensor(spec, &file, &e));
+  if (IsIntegerDType(e->dtype)) {  // as SafetensorsFile::ReadFloat refuses them
+    return absl::InvalidArgumentError(
+        absl::StrCat(file->path(), ": tensor \"", e->name,
+                     "\" has an integer dtype, expected F32, F16 or BF16"));
+  }
+  return SourceValues{file, e->name, e->dtype, file->Bytes(*e).data(), 0, e->numel()};
+}
+
 absl::StatusOr<LayerWeights> CheckpointReader::LoadLayer(const ModelConfig& config,
                                                          int layer) const {
+  QUANTD_ASSIGN_OR_RETURN(LayerWeights w, LoadLayerSources(config, layer));
+  QUANTD_RETURN_IF_ERROR(MaterializeLayer(&w));
+  return w;
+}
+
+absl::StatusOr<LayerWeights> CheckpointReader::LoadLayerSources(const ModelConfig& config,
+                                                                int layer) const {
   if (layer < 0 || layer >= config.num_hidden_layers) {
     return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " out of range"));
   }
@@ -189,26 +212,34 @@ absl::StatusOr<LayerWeights> CheckpointReader::LoadLayer(const ModelConfig& conf
   for (const LayerTensorSpec& t : config.arch->layer_tensors(config)) {
     if (experts == ExpertLayout::kFused && FromFusedExperts(config, t.name)) continue;
     const std::string base = LayerTensorName(layer, t.name);
-    QUANTD_ASSIGN_OR_RETURN(Tensor weight, ReadExpected(base + ".weight", t.shape));
+    if (!t.linear) {  // norms and the router: small, read now
+      QUANTD_ASSIGN_OR_RETURN(*FindFloatTensor(&w, t.name),
+                              ReadExpected(base + ".weight", t.shape));
+      continue;
+    }
+    QUANTD_ASSIGN_OR_RETURN(SourceValues source, Source({base + ".weight", t.shape}));
     std::optional<Tensor> bias;
     if (t.bias) {
       QUANTD_ASSIGN_OR_RETURN(bias, ReadExpected(base + ".bias", {t.shape[0]}));
     }
-    if (!t.linear) {
-      *FindFloatTensor(&w, t.name) = std::move(weight);
-      continue;
-    }
     if (t.parts.empty()) {
-      *FindLinear(&w, t.name) = {std::move(weight), std::move(bias)};
+      LinearWeights* l = FindLinear(&w, t.name);
+      l->weight.shape = t.shape;
+      l->source = std::move(source);
+      l->bias = std::move(bias);
       continue;
     }
     // A fused Linear: its canonical parts are consecutive row blocks.
     const int64_t cols = t.shape[1];
+    const auto width = static_cast<size_t>(DTypeSize(source.dtype));
     int64_t row = 0;
     for (const LinearPart& p : t.parts) {
       LinearWeights* part = FindLinear(&w, p.name);
-      part->weight = Tensor({p.rows, cols});
-      std::copy_n(weight.ptr() + row * cols, p.rows * cols, part->weight.ptr());
+      part->weight.shape = {p.rows, cols};
+      part->source = source;
+      part->source->bytes += static_cast<size_t>(row * cols) * width;
+      part->source->first = row * cols;
+      part->source->count = p.rows * cols;
       if (bias.has_value()) {
         part->bias = Tensor({p.rows});
         std::copy_n(bias->ptr() + row, p.rows, part->bias->ptr());

@@ -41,8 +41,13 @@ class CheckpointReader {
   // found.
   absl::Status CheckAgainstConfig(const ModelConfig& config) const;
 
-  // One decoder layer's weights (only that layer's tensors are read).
+  // One decoder layer's weights (only that layer's tensors are read; the Linears in parallel).
   absl::StatusOr<LayerWeights> LoadLayer(const ModelConfig& config, int layer) const;
+  // The same with the Linears' weights left in the checkpoint (LinearWeights::source: checked,
+  // not read; io/source_values.h reads them); norms, biases and the router are read.
+  absl::StatusOr<LayerWeights> LoadLayerSources(const ModelConfig& config, int layer) const;
+  // A tensor that must exist with `spec`'s shape and a float dtype, as values to read later.
+  absl::StatusOr<SourceValues> Source(const TensorSpec& spec) const;
   absl::StatusOr<Tensor> LoadEmbedding() const;
   absl::StatusOr<Tensor> LoadFinalNorm() const;
   // lm_head.weight; for tied models the embedding.
@@ -63,6 +68,11 @@ class CheckpointReader {
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*, std::less<>> location_;
 };
+
+// Threads a decoder layer's tensors are read and converted with (MaterializeLayer, the CUDA
+// backend's uploads): memory-bound work, for which 16 threads (an H200 machine's cores) are
+// about what the memory takes.
+int LayerReadThreads();
 
 // Every Linear that will be quantized (not matched by modules_to_not_convert as a substring of
 // its full name, as vLLM matches) must have in_features % group_size == 0 and

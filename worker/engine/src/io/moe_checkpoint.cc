@@ -1,5 +1,7 @@
 #include "io/moe_checkpoint.h"
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "io/checkpoint_reader.h"
 #include "io/status_macros.h"
@@ -8,16 +10,17 @@
 namespace quantd::engine {
 namespace {
 
-// Expert `e`'s rows [first, first + rows) of a fused [E, R, C] parameter as a [rows, C] weight.
-Tensor FusedSlice(const SafetensorsFile& file, const SafetensorsEntry& entry, int64_t e,
-                  int64_t first, int64_t rows) {
-  const int64_t r = entry.shape[1], c = entry.shape[2];
-  const auto width = static_cast<size_t>(DTypeSize(entry.dtype));
-  const absl::Span<const uint8_t> bytes = file.Bytes(entry);
-  Tensor t({rows, c});
-  ToFloat32(entry.dtype, bytes.data() + static_cast<size_t>((e * r + first) * c) * width,
-            static_cast<size_t>(rows * c), t.ptr());
-  return t;
+// Expert `e`'s rows [first, first + rows) of a fused [E, R, C] parameter (`all`, the whole
+// tensor) as a [rows, C] weight left in the checkpoint.
+void FusedSlice(const SourceValues& all, const std::vector<int64_t>& shape, int64_t e,
+                int64_t first, int64_t rows, LinearWeights* out) {
+  const int64_t r = shape[1], c = shape[2];
+  const int64_t at = (e * r + first) * c;
+  out->weight.shape = {rows, c};
+  out->source = all;
+  out->source->bytes += static_cast<size_t>(at) * static_cast<size_t>(DTypeSize(all.dtype));
+  out->source->first = at;
+  out->source->count = rows * c;
 }
 
 }  // namespace
@@ -52,21 +55,17 @@ absl::Status LoadFusedExperts(const CheckpointReader& reader, const ModelConfig&
   const MoeStyle style = c.moe.style;
   const std::vector<TensorSpec> specs = FusedExpertTensors(c, layer);
   QUANTD_ASSIGN_OR_RETURN(*FindFloatTensor(w, RouterName(style)), reader.ReadFloat(specs[0].name));
-  const SafetensorsFile *gu_file = nullptr, *down_file = nullptr;
-  const SafetensorsEntry *gu = nullptr, *down = nullptr;
-  QUANTD_RETURN_IF_ERROR(reader.CheckTensor(specs[1], &gu_file, &gu));
-  QUANTD_RETURN_IF_ERROR(reader.CheckTensor(specs[2], &down_file, &down));
+  QUANTD_ASSIGN_OR_RETURN(const SourceValues gate_up, reader.Source(specs[1]));
+  QUANTD_ASSIGN_OR_RETURN(const SourceValues down, reader.Source(specs[2]));
   const int64_t inter = c.moe.expert_intermediate_size;
   for (int e = 0; e < c.moe.num_experts; ++e) {
-    FindLinear(w, ExpertLinearName(style, e, ExpertProj::kGate))->weight =
-        FusedSlice(*gu_file, *gu, e, 0, inter);  // gate rows first
-    FindLinear(w, ExpertLinearName(style, e, ExpertProj::kUp))->weight =
-        FusedSlice(*gu_file, *gu, e, inter, inter);
-    FindLinear(w, ExpertLinearName(style, e, ExpertProj::kDown))->weight =
-        FusedSlice(*down_file, *down, e, 0, c.hidden_size);
+    FusedSlice(gate_up, specs[1].shape, e, 0, inter,  // gate rows first
+               FindLinear(w, ExpertLinearName(style, e, ExpertProj::kGate)));
+    FusedSlice(gate_up, specs[1].shape, e, inter, inter,
+               FindLinear(w, ExpertLinearName(style, e, ExpertProj::kUp)));
+    FusedSlice(down, specs[2].shape, e, 0, c.hidden_size,
+               FindLinear(w, ExpertLinearName(style, e, ExpertProj::kDown)));
   }
-  gu_file->ReleasePages(gu_file->Bytes(*gu));
-  down_file->ReleasePages(down_file->Bytes(*down));
   return absl::OkStatus();
 }
 

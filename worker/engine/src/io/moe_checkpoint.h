@@ -38,7 +38,8 @@ bool FromFusedExperts(const ModelConfig& config, std::string_view name);
 // The fused layout's source tensors of layer `layer`, with full names and shapes.
 std::vector<TensorSpec> FusedExpertTensors(const ModelConfig& config, int layer);
 
-// Reads layer `layer`'s router and experts from the fused parameters into `w`.
+// Reads layer `layer`'s router from the fused parameters into `w`, and points its experts'
+// Linears at their slices of them (LinearWeights::source).
 absl::Status LoadFusedExperts(const CheckpointReader& reader, const ModelConfig& config, int layer,
                               LayerWeights* w);
 

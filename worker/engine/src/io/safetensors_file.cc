@@ -22,6 +22,9 @@ namespace {
 // safetensors' own limit on the header size.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
+// Source bytes ReadFloat converts before it drops their pages.
+constexpr size_t kReadSliceBytes = size_t{16} << 20;
+
 std::string ShapeString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
@@ -173,19 +176,19 @@ absl::StatusOr<Tensor> SafetensorsFile::ReadFloat(const SafetensorsEntry& e) con
         path_, ": tensor \"", e.name, "\" has an integer dtype, expected F32, F16 or BF16"));
   }
   Tensor t(e.shape);
-  ToFloat32(e.dtype, Bytes(e).data(), t.data.size(), t.ptr());
-  ReleasePages(Bytes(e));
+  ConvertReleasing(e.dtype, Bytes(e), t.ptr());
   QUANTD_RETURN_IF_ERROR(CheckFiniteWeights(path_, e.name, t.ptr(), t.data.size()));
   return t;
 }
 
 absl::Status CheckFiniteWeights(std::string_view file, std::string_view tensor, const float* values,
-                                size_t count) {
+                                size_t count, size_t first_element) {
   for (size_t i = 0; i < count; ++i) {
     if (std::isfinite(values[i])) continue;
     return absl::InvalidArgumentError(absl::StrCat(
         std::string(file), ": tensor \"", std::string(tensor), "\" holds ",
-        std::isnan(values[i]) ? "NaN" : (values[i] > 0 ? "+inf" : "-inf"), " at element ", i,
+        std::isnan(values[i]) ? "NaN" : (values[i] > 0 ? "+inf" : "-inf"), " at element ",
+        first_element + i,
         " (non-finite weights cannot be quantized; the checkpoint is corrupt or diverged)"));
   }
   return absl::OkStatus();
@@ -199,6 +202,18 @@ void SafetensorsFile::ReleasePages(absl::Span<const uint8_t> bytes) const {
   const uintptr_t first = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
   const uintptr_t last = reinterpret_cast<uintptr_t>(bytes.data() + bytes.size());
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+void SafetensorsFile::ConvertReleasing(DType dtype, absl::Span<const uint8_t> bytes,
+                                       float* out) const {
+  const auto width = static_cast<size_t>(DTypeSize(dtype));
+  const size_t n = bytes.size() / width;
+  const size_t per_slice = kReadSliceBytes / width;
+  for (size_t i = 0; i < n; i += per_slice) {
+    const size_t m = std::min(per_slice, n - i);
+    ToFloat32(dtype, bytes.data() + i * width, m, out + i);
+    ReleasePages(bytes.subspan(i * width, m * width));
+  }
 }
 
 absl::StatusOr<std::vector<int32_t>> SafetensorsFile::ReadInt32(const SafetensorsEntry& e) const {

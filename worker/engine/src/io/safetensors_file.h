@@ -33,8 +33,10 @@ struct SafetensorsEntry {
 
 // InvalidArgument naming the tensor and file when `values` holds a NaN or an infinity: such a
 // checkpoint cannot be quantized, and found at load it fails the job before any work on it.
+// `values` may be a part of the tensor starting at its element `first_element` (errors name the
+// tensor's element).
 absl::Status CheckFiniteWeights(std::string_view file, std::string_view tensor, const float* values,
-                                size_t count);
+                                size_t count, size_t first_element = 0);
 
 // Parses DTypeName() spellings; anything else is nullopt.
 std::optional<DType> ParseSafetensorsDType(std::string_view name);
@@ -60,6 +62,11 @@ class SafetensorsFile {
   // from the page cache, so a model streamed through the mapping does not pile up in resident
   // memory.
   void ReleasePages(absl::Span<const uint8_t> bytes) const;
+
+  // `bytes` (a range of Bytes(), values of `dtype`: F32, F16 or BF16) as float32 into `out`,
+  // exactly; the pages are released slice by slice as they are read, so that several threads
+  // reading a layer (CheckpointReader::LoadLayer) hold a slice of the file each, not a tensor.
+  void ConvertReleasing(DType dtype, absl::Span<const uint8_t> bytes, float* out) const;
 
   // A float tensor as float32 (exact for F16/BF16/F32); other dtypes are InvalidArgument. Its
   // pages are released afterwards.

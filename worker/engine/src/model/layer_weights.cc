@@ -65,4 +65,31 @@ const Tensor* FindFloatTensor(const LayerWeights& w, std::string_view name) {
   return nullptr;
 }
 
+void ForEachLinear(LayerWeights* w, const std::function<void(LinearWeights&)>& fn) {
+  auto expert = [&](ExpertWeights& e) {
+    fn(e.gate_proj);
+    fn(e.up_proj);
+    fn(e.down_proj);
+  };
+  for (LinearWeights* l : {&w->q_proj, &w->k_proj, &w->v_proj, &w->o_proj, &w->gate_proj,
+                           &w->up_proj, &w->down_proj}) {
+    fn(*l);
+  }
+  if (w->moe.has_value()) {
+    fn(w->moe->router);
+    for (ExpertWeights& e : w->moe->experts) expert(e);
+    if (w->moe->shared_expert.has_value()) expert(*w->moe->shared_expert);
+    if (w->moe->shared_expert_gate.has_value()) fn(*w->moe->shared_expert_gate);
+  }
+}
+
+void ReleaseLinearWeights(LayerWeights* w) {
+  ForEachLinear(w, [](LinearWeights& l) {
+    std::vector<float>().swap(l.weight.data);
+    if (l.bias.has_value()) std::vector<float>().swap(l.bias->data);
+    l.source.reset();
+  });
+  w->host_lease.reset();
+}
+
 }  // namespace quantd::engine

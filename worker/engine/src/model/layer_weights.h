@@ -6,18 +6,41 @@
 #ifndef QUANTD_ENGINE_MODEL_LAYER_WEIGHTS_H_
 #define QUANTD_ENGINE_MODEL_LAYER_WEIGHTS_H_
 
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/tensor.h"
 
 namespace quantd::engine {
 
+class SafetensorsFile;  // io/safetensors_file.h
+
+// A Linear's weight still in the checkpoint: `count` values of `dtype` at `bytes`, inside `file`'s
+// memory mapping — elements [first, first + count) of its tensor `tensor` (a fused parameter holds
+// several Linears). CheckpointReader::LoadLayerSources leaves the Linears there: the CUDA backend
+// streams them to the GPU without a float32 copy of the layer on the host; io/source_values.h
+// reads them into float32 (MaterializeLayer: the CPU backend's layers).
+struct SourceValues {
+  const SafetensorsFile* file = nullptr;
+  std::string tensor;
+  DType dtype = DType::kF32;
+  const uint8_t* bytes = nullptr;
+  int64_t first = 0;
+  int64_t count = 0;
+};
+
 struct LinearWeights {
   Tensor weight;               // [out_features, in_features], PyTorch nn.Linear layout.
   std::optional<Tensor> bias;  // [out_features]
+  // Set while the weight's values are still in the checkpoint (weight.shape set, weight.data
+  // empty); the bias, small, is always read.
+  std::optional<SourceValues> source = std::nullopt;
   int64_t out_features() const { return weight.dim(0); }
   int64_t in_features() const { return weight.dim(1); }
 };
@@ -62,7 +85,20 @@ struct LayerWeights {
   std::optional<Tensor> pre_feedforward_layernorm, post_feedforward_layernorm;
   // MoE families: the sparse block in the MLP's place (gate/up/down_proj stay empty).
   std::optional<MoeWeights> moe;
+  // Set by a LayerPrefetcher that reads layers one at a time (memory_plan::LayersInFlight): the
+  // next layer's read waits until this is released — with the last copy of the layer, or early by
+  // ReleaseLinearWeights.
+  std::shared_ptr<void> host_lease;
 };
+
+// Calls fn on every Linear of `layer` (the sparse block's router and shared-expert gate included).
+void ForEachLinear(LayerWeights* layer, const std::function<void(LinearWeights&)>& fn);
+
+// Frees the host values of every Linear of `layer` (weights and biases, or their sources; the
+// shapes stay, so the layer's geometry can still be checked) and releases its host_lease. For a
+// backend that has its own copy of the layer (the CUDA backend once it is uploaded): the next
+// layer's read can start without two layers' float32 weights on the host.
+void ReleaseLinearWeights(LayerWeights* layer);
 
 // A Linear or float tensor of a layer by its name relative to the layer; nullptr for names the
 // layer has no slot for (a float tensor's slot is returned even when the family leaves it empty).

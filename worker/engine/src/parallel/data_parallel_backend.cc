@@ -107,6 +107,11 @@ class DataParallelBackend : public Backend {
     return std::move(*layers[0]);
   }
 
+  bool ReadsLayerSources() const override {
+    return std::all_of(ranks_.begin(), ranks_.end(),
+                       [](const auto& rank) { return rank->ReadsLayerSources(); });
+  }
+
   void StageLayer(const ModelConfig& config, DType md, const LayerWeights& weights) override {
     for (auto& rank : ranks_) rank->StageLayer(config, md, weights);
   }

@@ -67,7 +67,8 @@ class DurableProgress {
   // layers as written, opens the staged weight files and the journal.
   absl::Status Begin(AwqExporter& exporter);
 
-  // The layer-reading thread read `layer`: fingerprints its source tensors for the journal.
+  // The layer-reading thread read `layer`: fingerprints its source tensors for the journal, in
+  // the background (CommitLayer waits for it).
   void NoteSourceLayer(int layer);
 
   // The writer thread wrote `layer`'s tensors: makes them durable and records the layer.
@@ -112,6 +113,9 @@ class DurableProgress {
   std::condition_variable source_ready_;
   std::map<int, std::string> source_digests_;  // guarded by mu_
   int durable_ = 0;                            // guarded by mu_
+  // Digests of source layers being computed (NoteSourceLayer); guarded by mu_. Last: destroyed
+  // (waited for) first.
+  std::vector<std::future<void>> source_digesting_;
 };
 
 }  // namespace quantd::engine

@@ -19,8 +19,9 @@
 //
 // Around the backend everything overlaps its work: a LayerPrefetcher reads layer i+1 from the
 // memory-mapped checkpoint while the backend quantizes layer i (two layers of weights on the host
-// at most), and an ExportQueue converts and writes layer i (and the embedding / lm_head copies)
-// while the backend works on the next ones.
+// at most; one for layers too large for two, memory_plan::LayersInFlight), and an ExportQueue
+// converts and writes layer i (and the embedding / lm_head copies) while the backend works on the
+// next ones.
 #include "quantd/engine/quantize.h"
 
 #include <algorithm>
@@ -41,8 +42,10 @@
 #include "export/serving_compat.h"
 #include "io/checkpoint_reader.h"
 #include "io/file_util.h"
+#include "io/source_values.h"
 #include "io/status_macros.h"
 #include "model/architecture.h"
+#include "model/memory_geometry.h"
 #include "parallel/data_parallel_backend.h"
 #include "pipeline/durable_progress.h"
 #include "pipeline/eval_windows.h"
@@ -407,15 +410,40 @@ absl::Status PipelineRun::QuantizeLayers() {
   // Each layer read is staged on the backend's device (the copy overlaps the current layer's
   // work) once the backend is up; layer 0 is read during its start and uploaded when quantized.
   // Replayed layers are not staged (their forward uploads them): the first one to quantize is.
+  // Layers too large to hold two of (Mixtral-8x7B) are read, and held on the device, one at a
+  // time (memory_plan::LayersInFlight): the backend drops its host copy once uploaded, and the
+  // next read starts then.
+  const memory_plan::MemoryEstimate layer_memory =
+      memory_plan::EstimateMemory(MemoryGeometryOf(config, config.compute_dtype));
+  const int in_flight = memory_plan::LayersInFlight(layer_memory);
+  if (in_flight < 2) {
+    Log(LogLevel::kInfo,
+        absl::StrFormat("a layer's weights take %.1f GiB (float32 and %s): layers are read and "
+                        "held one at a time, the next read once the current one is uploaded",
+                        layer_memory.weights / kGiB, std::string(DTypeName(config.compute_dtype))));
+  }
+  // Layers come with their Linears still in the checkpoint: a backend that reads them itself
+  // (the CUDA backend streams them to the GPU) gets them so, the others read, here while the
+  // backend works (or on this thread for layers read before the backend was up).
   std::atomic<Backend*> stage_on{nullptr};
   LayerPrefetcher layers(
-      &reader, &config, [&stage_on, &config, this, first, read = 0](const LayerWeights& w) mutable {
+      &reader, &config,
+      [&stage_on, &config, this, first, read = 0](LayerWeights* w) mutable -> absl::Status {
         const int layer = read++;
-        if (Backend* b = stage_on.load(); b != nullptr && layer >= first) {
-          b->StageLayer(config, config.compute_dtype, w);
-        }
         progress_->NoteSourceLayer(layer);
-      });
+        Backend* b = stage_on.load();
+        if (b == nullptr) return absl::OkStatus();
+        if (!b->ReadsLayerSources()) return MaterializeLayer(w);
+        if (layer >= first) b->StageLayer(config, config.compute_dtype, *w);
+        return absl::OkStatus();
+      },
+      in_flight);
+  // The next layer as the backend takes it.
+  auto next_layer = [&layers, this]() -> absl::StatusOr<LayerWeights> {
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights w, layers.Next());
+    if (!backend_->ReadsLayerSources()) QUANTD_RETURN_IF_ERROR(MaterializeLayer(&w));
+    return w;
+  };
   for (const char* name : {kEmbedTokensName, kLmHeadName}) {
     if (std::string_view(name) == kLmHeadName && config.tie_word_embeddings) continue;
     QUANTD_RETURN_IF_ERROR(Write([this, &reader, name] {
@@ -450,7 +478,7 @@ absl::Status PipelineRun::QuantizeLayers() {
   const absl::Time replay_start = absl::Now();
   const int replay = eval_.has_value() || first < n ? first : 0;
   for (int i = 0; i < first; ++i) {
-    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, next_layer());
     if (i < replay) {
       QUANTD_RETURN_IF_ERROR(ReplayLayer(i, std::move(weights)));
     } else {
@@ -484,7 +512,7 @@ absl::Status PipelineRun::QuantizeLayers() {
   const absl::Time start = absl::Now();
   for (int i = first; i < n; ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancel());
-    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, layers.Next());
+    QUANTD_ASSIGN_OR_RETURN(LayerWeights weights, next_layer());
     QUANTD_ASSIGN_OR_RETURN(
         QuantizedLayer q,
         backend_->QuantizeLayer(config, settings, std::move(weights), hidden_.get(), cancel_));

@@ -52,6 +52,16 @@ struct MemoryEstimate {
 };
 MemoryEstimate EstimateMemory(const LayerGeometry& geometry);
 
+// Layers whose weights the engine holds at once, on the GPU and on the host: the one being
+// quantized and the next (read, and staged on the GPU, while it is), or only the one being
+// quantized when a layer's weights (MemoryEstimate::weights) exceed kStageAheadMaxBytes. A second
+// layer that large (Mixtral-8x7B: 8.1 GiB on the GPU, 5.4 GiB of float32 on the host) costs more
+// memory than its upload costs time; the next layer is then read once the current one's host copy
+// is on the GPU and dropped, and uploaded when its turn comes (docs/perf.md, "Mixtures of
+// experts").
+inline constexpr double kStageAheadMaxBytes = 4.0 * kGiB;
+int LayersInFlight(const MemoryEstimate& m);
+
 // Whether hidden states of `hidden_bytes` (one float32 copy) go to pinned host memory: two copies
 // of them would take more than a quarter of `available_bytes`.
 bool HiddenStatesOnHost(double hidden_bytes, double available_bytes);
@@ -79,6 +89,7 @@ struct RunPlan {
   double capture_bytes = 0;        // per chunk
   double scratch_bytes = 0;        // per chunk, fixed buffers included
   double weights_bytes = 0;        // one layer
+  int layers_in_flight = 2;        // LayersInFlight
   double planned_bytes = 0;        // the total on the GPU
   bool fits() const { return chunk_blocks > 0; }
 };
